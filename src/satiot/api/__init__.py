@@ -1,0 +1,1 @@
+"""The REST API (FastAPI) under /api/v1: one router module per area, schemas beside it."""

@@ -1,0 +1,76 @@
+"""The REST API application: routers, error handling, limits and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from satiot import __version__
+from satiot.api import api_keys, audit, auth, health, problems, tenants, users
+from satiot.api.context import AppContext
+from satiot.api.middleware import BodySizeLimit, RequestMetrics
+from satiot.core.errors import NotFound
+
+API_PREFIX = "/api/v1"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {problems.MEDIA_TYPE: {}}, "description": text}
+    for code, text in {
+        400: "Malformed request", 401: "Missing, unknown or expired credential",
+        403: "Scope or tenant does not allow this", 404: "Not found",
+        413: "Body too large", 422: "Validation failed",
+    }.items()
+}
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
+    for module in (auth, tenants, users, api_keys, audit):
+        router.include_router(module.router)
+    return router
+
+
+def create_api(ctx: AppContext) -> FastAPI:
+    """Build the API application around one :class:`AppContext` (the console mounts on it)."""
+    app = FastAPI(
+        title="satiot",
+        version=__version__,
+        summary="Satellite IoT operator platform: network, BSS, OSS and MSS.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(api_router())
+
+    @app.get("/problems/{slug}", tags=["health"], summary="What a problem type means")
+    def problem_type(slug: str) -> JSONResponse:
+        if slug not in problems.CATALOG:
+            raise NotFound(f"no problem type {slug!r}")
+        title, text = problems.CATALOG[slug]
+        return JSONResponse({"type": f"/problems/{slug}", "title": title, "description": text})
+
+    health.register_collectors(ctx)
+    return app
+
+
+def add_middleware(app: FastAPI, ctx: AppContext) -> None:
+    """Outermost layers, added once everything else is mounted."""
+    app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, registry=ctx.registry)

@@ -1,0 +1,103 @@
+"""Schemas and helpers shared by every router: strict input, pages, idempotent creation."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from satiot.api.deps import Call
+from satiot.core import idempotency
+from satiot.core.pagination import Page as CorePage
+
+T = TypeVar("T")
+
+
+class Input(BaseModel):
+    """Base of every request body: unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list. Pass ``next_cursor`` back as ``?cursor=`` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+CursorParam = Annotated[str | None, Query(description="Opaque cursor from a previous page")]
+LimitParam = Annotated[int, Query(ge=1, le=500, description="Items per page (1-500)")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key",
+           description="Repeat a POST safely: the same key and body return the first answer."),
+]
+
+
+def page_response(
+    request: Request, response: Response, page: CorePage[Any], convert: Callable[[Any], T]
+) -> Page[T]:
+    """Build a page and add an RFC 8288 ``Link: rel="next"`` header when there is more."""
+    if page.next_cursor:
+        url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return Page[T](items=[convert(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+def create_idempotently(
+    call: Call,
+    request: Request,
+    key: str | None,
+    body: BaseModel,
+    create: Callable[[Session], BaseModel],
+    *,
+    status_code: int = 201,
+    redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> JSONResponse:
+    """Run ``create`` once per (caller, Idempotency-Key); replay its stored answer afterwards.
+
+    ``redact`` removes secrets from what is stored, so a replay never reveals them again.
+    """
+    if key is None:
+        with call.write() as session:
+            out = create(session)
+            return JSONResponse(jsonable_encoder(out), status_code=status_code)
+    idempotency.check_key(key)
+    who = call.principal.identity
+    fp = idempotency.fingerprint(request.method, request.url.path, body.model_dump_json())
+    for attempt in range(2):
+        try:
+            with call.write() as session:
+                now = call.now()
+                stored = idempotency.lookup(session, principal=who, key=key, request_hash=fp,
+                                            now=now)
+                if stored is not None:
+                    return JSONResponse(json.loads(stored.body), status_code=stored.status_code,
+                                        headers={"Idempotent-Replayed": "true"})
+                content = jsonable_encoder(create(session))
+                kept = redact(dict(content)) if redact else content
+                idempotency.remember(
+                    session, principal=who, key=key, method=request.method,
+                    path=request.url.path, request_hash=fp, status_code=status_code,
+                    body=json.dumps(kept), now=now,
+                    ttl=timedelta(seconds=call.ctx.settings.idempotency_ttl_s),
+                )
+                return JSONResponse(content, status_code=status_code)
+        except IntegrityError:
+            # A concurrent request with the same key committed first: replay its answer.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,23 @@
+"""What the running application holds: settings, database, clock and metrics registry.
+
+It lives on ``app.state.ctx``; handlers reach it through dependencies, never a module global,
+so tests can run several apps side by side with their own databases and clocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from satiot.core.clock import Clock
+from satiot.core.config import Settings
+from satiot.core.db import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)

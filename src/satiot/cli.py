@@ -1,0 +1,296 @@
+"""The ``satiot`` command: everything an operator does from a shell."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from satiot.core import audit, events, migrate
+from satiot.core.auth.credentials import issue_api_key
+from satiot.core.auth.principal import Principal, system_principal
+from satiot.core.auth.roles import ROLES, SCOPES, Role
+from satiot.core.auth.users import create_tenant, create_user
+from satiot.core.bootstrap import operator_tenant, seed_operator
+from satiot.core.clock import SystemClock
+from satiot.core.config import Settings
+from satiot.core.db import Database
+from satiot.core.errors import DomainError
+from satiot.core.models import Tenant
+
+app = typer.Typer(
+    help="satiot: run a satellite IoT operator's network, BSS, OSS and MSS.\n\n"
+    "Start with `satiot up`. Configuration comes from SATIOT_* environment variables "
+    "(see README).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Create console and API users.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Create and list tenants (the operator's customers).",
+                          no_args_is_help=True)
+keys_app = typer.Typer(help="Issue API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.",
+                        no_args_is_help=True)
+events_app = typer.Typer(help="Inspect the event log and run its consumers.",
+                         no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(events_app, name="events")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: how every CLI error ends."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@contextmanager
+def _database(settings: Settings | None = None) -> Iterator[Database]:
+    settings = settings or _settings()
+    database = Database.connect(settings.resolved_database_url())
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _operator_principal(database: Database) -> Principal:
+    with database.read() as s:
+        tenant = operator_tenant(s)
+        if tenant is None:
+            fail("no operator yet: run `satiot migrate` and `satiot up` (or `satiot seed`) first")
+        return system_principal(tenant.id)
+
+
+def _tenant_by_slug(database: Database, slug: str) -> Tenant:
+    from sqlalchemy import select
+
+    with database.read() as s:
+        tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        fail(f"no tenant with slug {slug!r}")
+    return tenant
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    try:
+        yield
+    except DomainError as exc:
+        fail(exc.detail)
+
+
+@app.command(name="migrate")
+def migrate_db() -> None:
+    """Create or upgrade the database schema to the newest version."""
+    with _database() as database:
+        before = migrate.current_revision(database.engine)
+        migrate.upgrade(database.engine)
+        after = migrate.current_revision(database.engine)
+    out.print(f"database at revision {after}" + (" (unchanged)" if before == after else
+                                                  f" (was {before or 'empty'})"))
+
+
+
+@app.command()
+def seed() -> None:
+    """Create the operator tenant and its `admin` user if they do not exist yet."""
+    settings = _settings()
+    with _database(settings) as database:
+        migrate.upgrade(database.engine)
+        with database.write() as s:
+            seeded = seed_operator(s, at=SystemClock().now(),
+                                   admin_password=settings.admin_password)
+    _announce_admin(seeded.generated_password)
+
+
+def _announce_admin(generated: str | None) -> None:
+    if generated:
+        out.print(f"created user [bold]admin[/] with password [bold]{generated}[/] "
+                  "(shown once; set SATIOT_ADMIN_PASSWORD to choose it)", highlight=False)
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 and ::1")] = 8000,
+    host: Annotated[str, typer.Option(help="IPv4 address to listen on")] = "127.0.0.1",
+    host6: Annotated[str, typer.Option(help="IPv6 address to listen on ('' for none)")] = "::1",
+) -> None:
+    """Run the whole platform: migrate, seed the demo operator, serve API and console.
+
+    Listens on both IPv4 and IPv6 loopback. Stop with Ctrl-C.
+    """
+    from satiot.server import BACKGROUND_SERVICES, bind_sockets, build_context, serve
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ctx = build_context(settings)
+    migrate.upgrade(ctx.db.engine)
+    with ctx.db.write() as s:
+        seeded = seed_operator(s, at=ctx.clock.now(), admin_password=settings.admin_password)
+    try:
+        sockets = bind_sockets(host, host6 or None, port)
+    except OSError as exc:
+        fail(f"cannot listen on port {port}: {exc.strerror}")
+    out.print(f"[bold]satiot[/] is up — database {ctx.db.engine.url.render_as_string()}")
+    for sock in sockets:
+        addr = sock.getsockname()
+        shown = f"[{addr[0]}]" if sock.family.name == "AF_INET6" else addr[0]
+        out.print(f"  console  http://{shown}:{addr[1]}/    API  http://{shown}:{addr[1]}/docs",
+                  highlight=False)
+    out.print("  log in as [bold]admin[/]" + ("" if seeded.generated_password else
+              " with the password you set (SATIOT_ADMIN_PASSWORD) or chose earlier"))
+    _announce_admin(seeded.generated_password)
+    out.print("  press Ctrl-C to stop")
+    serve(ctx, sockets, BACKGROUND_SERVICES)
+    out.print("satiot stopped")
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Argument(help="Short unique name, e.g. sinotrans-logistics")],
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+) -> None:
+    """Create a customer tenant."""
+    with _database() as database, _domain_errors():
+        actor = _operator_principal(database)
+        with database.write() as s:
+            tenant = create_tenant(s, actor, slug=slug, name=name or slug, at=SystemClock().now())
+        out.print(f"tenant {tenant.slug} created: {tenant.id}")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List every tenant."""
+    from sqlalchemy import select
+
+    with _database() as database, database.read() as s:
+        table = Table("slug", "name", "kind", "status", "id")
+        for t in s.scalars(select(Tenant).order_by(Tenant.id)):
+            table.add_row(t.slug, t.name, t.kind, t.status, str(t.id))
+    out.print(table)
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="One of the roles in the README")],
+    tenant: Annotated[str, typer.Option(help="Tenant slug")] = "operator",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Create a user in a tenant (prompts for the password)."""
+    with _database() as database, _domain_errors():
+        actor = _operator_principal(database)
+        target = _tenant_by_slug(database, tenant)
+        with database.write() as s:
+            user = create_user(s, actor, tenant_id=target.id, username=username,
+                               password=password, role=role, at=SystemClock().now())
+        out.print(f"user {user.username} ({user.role}) created in {target.slug}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    role: Annotated[Role, typer.Option(help="Machine role of the key")] = Role.CUSTOMER_USER,
+    scope: Annotated[list[str] | None, typer.Option(help="Repeat for each scope")] = None,
+    expires: Annotated[datetime | None, typer.Option(help="Expiry (ISO-8601, UTC)")] = None,
+) -> None:
+    """Issue a machine API key (not tied to a user); prints the secret once."""
+    with _database() as database, _domain_errors():
+        actor = _operator_principal(database)
+        target = _tenant_by_slug(database, tenant)
+        now = SystemClock().now()
+        expiry = expires.replace(tzinfo=now.tzinfo) if expires and not expires.tzinfo else expires
+        with database.write() as s:
+            issued = issue_api_key(s, actor, name=name, scopes=scope, at=now, expires_at=expiry,
+                                   machine_role=role, tenant_id=target.id)
+        out.print(f"key {issued.key.prefix} scopes {', '.join(issued.key.scopes) or '(none)'}")
+        out.print(issued.secret, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("scopes")
+def keys_scopes() -> None:
+    """List every scope and which roles hold it."""
+    table = Table("scope", "meaning", "roles")
+    for scope, meaning in SCOPES.items():
+        holders = ", ".join(r.value for r, spec in ROLES.items() if scope in spec.scopes)
+        table.add_row(scope, meaning, holders)
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; name the first altered, reordered or deleted row (exit 1)."""
+    with _database() as database, database.read() as s:
+        verdict = audit.verify(s)
+    if verdict.ok:
+        out.print(f"audit log intact: {verdict.checked} rows, last seq {verdict.last_seq}")
+        return
+    fail(f"audit log broken at seq {verdict.seq}: {verdict.problem}", code=1)
+
+
+@events_app.command("status")
+def events_status() -> None:
+    """Show the event log head and each consumer's position and lag."""
+    with _database() as database, database.read() as s:
+        head = events.head(s)
+        rows = events.status(s)
+    table = Table("consumer", "position", "lag", "updated")
+    for r in rows:
+        table.add_row(r.name, str(r.position), str(r.lag),
+                      r.updated_at.isoformat() if r.updated_at else "")
+    out.print(f"event log head: {head}")
+    out.print(table)
+
+
+@events_app.command("rewind")
+def events_rewind(
+    consumer: str,
+    position: Annotated[int, typer.Option(min=0, help="Sequence number to resume after")],
+    forget: Annotated[bool, typer.Option(help="Also re-apply events already processed")] = False,
+) -> None:
+    """Move a consumer back so it reads events again (skipped unless --forget)."""
+    with _database() as database, database.write() as s:
+        events.rewind(s, consumer, position, forget=forget, at=SystemClock().now())
+    out.print(f"{consumer} will resume after event {position}")
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="Benchmark script in benchmarks/ (without .py)")],
+) -> None:
+    """Run a benchmark from benchmarks/ and print its figures and ratio to its anchor."""
+    import runpy
+    from pathlib import Path
+
+    script = Path.cwd() / "benchmarks" / f"{name}.py"
+    if not script.exists():
+        found = sorted(p.stem for p in (Path.cwd() / "benchmarks").glob("*.py"))
+        fail(f"no benchmark {name!r} (have: {', '.join(found) or 'none'}; run from the checkout)")
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

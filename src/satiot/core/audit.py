@@ -1,0 +1,148 @@
+"""The audit log: append-only and hash-chained.
+
+Each entry's hash covers its own fields and the previous entry's hash, and the log head keeps
+the last sequence number and hash. Changing a row breaks its hash; deleting or reordering rows
+breaks the chain or leaves a gap; deleting the newest rows leaves the head pointing past the
+end. :func:`verify` walks the chain and names the first row where any of that happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.core.clock import as_utc
+from satiot.core.logs import queue, register_log
+from satiot.core.models import AuditEntry, LogHead
+
+LOG_NAME = "audit"
+GENESIS = "0" * 64
+
+
+def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Store exactly what is hashed: round-trip through JSON so types cannot drift."""
+    if value is None:
+        return None
+    result: dict[str, Any] = json.loads(json.dumps(value, default=str, sort_keys=True))
+    return result
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """The hash of an entry's content chained to its predecessor."""
+    body = [
+        entry.seq,
+        entry.at.isoformat(timespec="microseconds"),
+        entry.actor,
+        str(entry.tenant_id) if entry.tenant_id else None,
+        entry.action,
+        entry.target_type,
+        entry.target_id,
+        entry.before,
+        entry.after,
+        entry.reason,
+        entry.prev_hash,
+    ]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _write_audit(session: Session, entries: Sequence[Any], first: int, prev_hash: str) -> str:
+    for offset, entry in enumerate(entries):
+        entry.seq = first + offset
+        entry.prev_hash = prev_hash
+        entry.hash = prev_hash = entry_hash(entry)
+    session.add_all(entries)
+    return prev_hash
+
+
+register_log(LOG_NAME, _write_audit)
+
+
+def record(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | uuid.UUID,
+    tenant_id: uuid.UUID | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """Queue an audit entry; it commits with (and only with) the change it describes."""
+    queue(
+        session,
+        LOG_NAME,
+        AuditEntry(
+            at=as_utc(at),
+            actor=actor,
+            tenant_id=tenant_id,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            before=_jsonable(before),
+            after=_jsonable(after),
+            reason=reason,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a verification: ``problem`` is None when the chain is intact."""
+
+    checked: int
+    last_seq: int
+    problem: str | None = None
+    seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify(session: Session, *, chunk: int = 5000) -> Verdict:
+    """Walk the whole chain in sequence order and report the first inconsistency."""
+    expected_seq = 1
+    prev = GENESIS
+    checked = 0
+    rows = session.execute(
+        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=chunk)
+    ).scalars()
+    for entry in rows:
+        checked += 1
+        if entry.seq != expected_seq:
+            missing = f"{expected_seq}" if entry.seq == expected_seq + 1 else (
+                f"{expected_seq}..{entry.seq - 1}"
+            )
+            return Verdict(checked, entry.seq, f"row(s) {missing} deleted", expected_seq)
+        if entry_hash(entry) != entry.hash:
+            return Verdict(checked, entry.seq, f"row {entry.seq} altered (hash mismatch)",
+                           entry.seq)
+        if entry.prev_hash != prev:
+            return Verdict(
+                checked,
+                entry.seq,
+                f"row {entry.seq} does not follow row {entry.seq - 1} "
+                "(rows reordered or rewritten)",
+                entry.seq,
+            )
+        prev = entry.hash
+        expected_seq += 1
+    head = session.get(LogHead, LOG_NAME)
+    last = expected_seq - 1
+    if head is not None and (head.last_seq != last or (last and head.last_hash != prev)):
+        if head.last_seq > last:
+            return Verdict(checked, last, f"row(s) {last + 1}..{head.last_seq} deleted", last + 1)
+        return Verdict(checked, last, "log head does not match the last row", last)
+    return Verdict(checked, last)

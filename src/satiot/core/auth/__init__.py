@@ -1,0 +1,1 @@
+"""Users, roles, tenants, credentials, and the single point where tenancy is enforced."""

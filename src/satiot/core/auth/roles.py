@@ -1,0 +1,94 @@
+"""Roles and scopes, declared as data.
+
+A scope names one permission on one area (``users:write``). A role is a set of scopes plus
+whether it sees every tenant (the operator's staff and the regulator) or only its own (the
+customers). An API key carries a subset of its owner's scopes, never more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OPERATOR_ADMIN = "operator-admin"
+    NOC = "noc"
+    BUSINESS = "business"
+    BILLING = "billing"
+    COMPLIANCE = "compliance"
+    CUSTOMER_ADMIN = "customer-admin"
+    CUSTOMER_USER = "customer-user"
+    REGULATOR = "regulator"
+    GROUND_STATION = "ground-station"
+
+
+SCOPES: dict[str, str] = {
+    "tenants:read": "See tenants",
+    "tenants:write": "Create and change tenants",
+    "users:read": "See users",
+    "users:write": "Create, change and disable users",
+    "api-keys:read": "See API keys",
+    "api-keys:write": "Create and revoke API keys",
+    "audit:read": "Read the audit log",
+    "events:read": "Read the event log and consumer positions",
+}
+
+ALL_SCOPES = frozenset(SCOPES)
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """What a role may do and how far it sees."""
+
+    role: Role
+    label: str
+    scopes: frozenset[str]
+    all_tenants: bool
+    operator_staff: bool
+
+
+def _spec(role: Role, label: str, scopes: set[str], *, all_tenants: bool) -> RoleSpec:
+    unknown = scopes - ALL_SCOPES
+    if unknown:
+        raise ValueError(f"role {role} names unknown scopes {sorted(unknown)}")
+    staff = all_tenants and role is not Role.REGULATOR
+    return RoleSpec(role, label, frozenset(scopes), all_tenants, staff)
+
+
+ROLES: dict[Role, RoleSpec] = {
+    spec.role: spec
+    for spec in (
+        _spec(Role.OPERATOR_ADMIN, "Operator administrator", set(ALL_SCOPES), all_tenants=True),
+        _spec(Role.NOC, "Network operations", {"tenants:read", "events:read"}, all_tenants=True),
+        _spec(
+            Role.BUSINESS,
+            "Business operations",
+            {"tenants:read", "tenants:write", "users:read", "users:write"},
+            all_tenants=True,
+        ),
+        _spec(Role.BILLING, "Billing", {"tenants:read"}, all_tenants=True),
+        _spec(
+            Role.COMPLIANCE,
+            "Compliance",
+            {"tenants:read", "users:read", "audit:read", "events:read"},
+            all_tenants=True,
+        ),
+        _spec(
+            Role.CUSTOMER_ADMIN,
+            "Customer administrator",
+            {"tenants:read", "users:read", "users:write", "api-keys:read", "api-keys:write"},
+            all_tenants=False,
+        ),
+        _spec(Role.CUSTOMER_USER, "Customer user", {"tenants:read"}, all_tenants=False),
+        _spec(Role.REGULATOR, "Regulator (read-only)", {"tenants:read", "audit:read"},
+              all_tenants=True),
+        _spec(Role.GROUND_STATION, "Ground station", set(), all_tenants=False),
+    )
+}
+
+#: Roles a user in the operator's own tenant may hold, and roles a customer's user may hold.
+OPERATOR_ROLES = frozenset(
+    r for r, s in ROLES.items() if s.all_tenants and r is not Role.GROUND_STATION
+)
+CUSTOMER_ROLES = frozenset({Role.CUSTOMER_ADMIN, Role.CUSTOMER_USER})

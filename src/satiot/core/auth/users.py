@@ -1,0 +1,163 @@
+"""Users and tenants: creation, status changes and password login, each change audited."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.core import audit, events, states
+from satiot.core.auth.passwords import hash_password, verify_password
+from satiot.core.auth.principal import Principal
+from satiot.core.auth.roles import CUSTOMER_ROLES, OPERATOR_ROLES, Role
+from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from satiot.core.models import Tenant, User
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def user_view(user: User) -> dict[str, Any]:
+    """The fields of a user that the audit log records (never the password hash)."""
+    return {"username": user.username, "role": user.role, "status": user.status,
+            "display_name": user.display_name, "email": user.email}
+
+
+def tenant_view(tenant: Tenant) -> dict[str, Any]:
+    return {"slug": tenant.slug, "name": tenant.name, "kind": tenant.kind, "status": tenant.status}
+
+
+def create_tenant(
+    session: Session, principal: Principal, *, slug: str, name: str, at: datetime,
+    kind: str = "customer",
+) -> Tenant:
+    if kind not in ("operator", "customer"):
+        raise InvalidInput("kind must be 'operator' or 'customer'", field="kind")
+    if not SLUG_RE.match(slug):
+        raise InvalidInput("slug: lowercase letters, digits and hyphens, 1-63 characters",
+                           field="slug")
+    if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise Conflict(f"tenant slug {slug!r} is taken", field="slug")
+    if kind == "operator" and session.scalar(
+        select(Tenant.id).where(Tenant.kind == "operator")
+    ) is not None:
+        raise Conflict("there is already an operator tenant", field="kind")
+    tenant = Tenant(slug=slug, name=name.strip(), kind=kind, status=states.TENANT.initial,
+                    created_at=at)
+    if not tenant.name:
+        raise InvalidInput("name must not be empty", field="name")
+    session.add(tenant)
+    session.flush()
+    audit.record(session, at=at, actor=principal.actor, action="tenant.created",
+                 target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
+                 after=tenant_view(tenant))
+    events.emit(session, "tenant.created", at=at, tenant_id=tenant.id,
+                subject=("tenant", str(tenant.id)), payload=tenant_view(tenant))
+    return tenant
+
+
+def set_tenant_status(
+    session: Session, principal: Principal, tenant_id: uuid.UUID, status: str, *, at: datetime,
+    reason: str | None,
+) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    if tenant.kind == "operator":
+        raise Conflict("the operator's own tenant cannot change status")
+    states.TENANT.check(tenant.status, status, principal.role)
+    before = tenant_view(tenant)
+    tenant.status = status
+    audit.record(session, at=at, actor=principal.actor, action="tenant.status-changed",
+                 target_type="tenant", target_id=tenant.id, tenant_id=tenant.id, before=before,
+                 after=tenant_view(tenant), reason=reason)
+    events.emit(session, "tenant.status-changed", at=at, tenant_id=tenant.id,
+                subject=("tenant", str(tenant.id)), payload={"status": status})
+    return tenant
+
+
+def _check_role_for(principal: Principal, tenant: Tenant, role: Role) -> None:
+    allowed = OPERATOR_ROLES if tenant.kind == "operator" else CUSTOMER_ROLES
+    if role not in allowed:
+        raise InvalidInput(
+            f"role {role.value!r} cannot be held in a {tenant.kind} tenant "
+            f"(allowed: {', '.join(sorted(r.value for r in allowed))})",
+            field="role",
+        )
+    if role in OPERATOR_ROLES and principal.role is not Role.OPERATOR_ADMIN:
+        raise PermissionDenied("only an operator administrator grants operator roles")
+
+
+def create_user(
+    session: Session,
+    principal: Principal,
+    *,
+    tenant_id: uuid.UUID,
+    username: str,
+    password: str,
+    role: Role,
+    at: datetime,
+    display_name: str = "",
+    email: str | None = None,
+) -> User:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "username: 2-64 lowercase letters, digits, '.', '_' or '-'", field="username"
+        )
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    _check_role_for(principal, tenant, role)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"username {username!r} is taken", field="username")
+    try:
+        pw_hash = hash_password(password)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="password") from exc
+    user = User(tenant_id=tenant.id, username=username, display_name=display_name,
+                email=email, role=role.value, password_hash=pw_hash,
+                status=states.USER.initial, created_at=at)
+    session.add(user)
+    session.flush()
+    audit.record(session, at=at, actor=principal.actor, action="user.created",
+                 target_type="user", target_id=user.id, tenant_id=user.tenant_id,
+                 after=user_view(user))
+    events.emit(session, "user.created", at=at, tenant_id=user.tenant_id,
+                subject=("user", str(user.id)), payload={"username": username, "role": user.role})
+    return user
+
+
+def set_user_status(
+    session: Session, principal: Principal, user_id: uuid.UUID, status: str, *, at: datetime,
+    reason: str | None,
+) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    if user.id == principal.user_id:
+        raise Conflict("you cannot change your own status")
+    states.USER.check(user.status, status, principal.role)
+    before = user_view(user)
+    user.status = status
+    audit.record(session, at=at, actor=principal.actor, action="user.status-changed",
+                 target_type="user", target_id=user.id, tenant_id=user.tenant_id,
+                 before=before, after=user_view(user), reason=reason)
+    events.emit(session, "user.status-changed", at=at, tenant_id=user.tenant_id,
+                subject=("user", str(user.id)), payload={"status": status})
+    return user
+
+
+def authenticate_password(session: Session, username: str, password: str) -> User | None:
+    """The active user with these credentials, or None. Takes the same time either way."""
+    user = session.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or user.status != "active":
+        return None
+    tenant = session.get(Tenant, user.tenant_id)
+    if tenant is None or tenant.status != "active":
+        return None
+    return user

@@ -1,0 +1,50 @@
+"""Runtime configuration, read once from the environment (``SATIOT_*``).
+
+Settings are passed explicitly to whatever needs them rather than read from a global, so that
+tests and the CLI can run several differently configured instances in one process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_prefix="SATIOT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("var"), description="Where the embedded database and other state live."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; empty means SQLite (WAL) at <data_dir>/satiot.db.",
+    )
+    admin_password: str | None = Field(
+        default=None,
+        description="Password of the seeded `admin` user; generated and printed once if unset.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, description="Largest request body the API accepts (413 above)."
+    )
+    access_token_ttl_s: int = Field(
+        default=3600, description="Lifetime of bearer tokens from /api/v1/auth/token."
+    )
+    session_ttl_s: int = Field(default=8 * 3600, description="Lifetime of a console login.")
+    idempotency_ttl_s: int = Field(
+        default=24 * 3600, description="How long an Idempotency-Key is remembered."
+    )
+    page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
+    cookie_secure: bool = Field(
+        default=False, description="Mark console cookies Secure (set when served over HTTPS)."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to: the configured one, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'satiot.db').resolve()}"

@@ -1,0 +1,195 @@
+"""The event log (transactional outbox) and its consumers.
+
+A change and the event that describes it commit together: :func:`emit` queues the event on the
+caller's session and it is numbered and inserted by that session's commit (see
+:mod:`satiot.core.logs`). Consumers read the log in sequence order. Each batch runs in one
+transaction that applies the handler's database effects, marks every event processed and moves
+the consumer's cursor, so a consumer killed at any instant resumes exactly where its last commit
+left it: nothing lost, nothing applied twice. Effects outside the database (an HTTP call, an
+MQTT publish) are at-least-once; they carry the event id so the receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from satiot.core.clock import Clock
+from satiot.core.db import Database
+from satiot.core.ids import new_id
+from satiot.core.logs import queue, register_log
+from satiot.core.models import ConsumerCursor, Event, LogHead, ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "events"
+
+
+def _write_events(session: Session, entries: Sequence[Any], first: int, prev_hash: str) -> str:
+    for offset, ev in enumerate(entries):
+        ev.seq = first + offset
+    session.add_all(entries)
+    return prev_hash  # the event log is ordered, not chained
+
+
+register_log(LOG_NAME, _write_events)
+
+
+def emit(
+    session: Session,
+    type: str,  # noqa: A002 - the event's type is its name in the log
+    *,
+    at: datetime,
+    payload: dict[str, Any],
+    tenant_id: uuid.UUID | None = None,
+    subject: tuple[str, str] | None = None,
+) -> uuid.UUID:
+    """Queue an event in ``session``'s transaction and return its id (its seq comes at commit)."""
+    event_id = new_id()
+    queue(
+        session,
+        LOG_NAME,
+        Event(
+            id=event_id,
+            type=type,
+            tenant_id=tenant_id,
+            subject_type=subject[0] if subject else None,
+            subject_id=subject[1] if subject else None,
+            payload=payload,
+            occurred_at=at,
+        ),
+    )
+    return event_id
+
+
+Handler = Callable[[Session, Event], None]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A named reader of the event log. ``types`` limits which events reach the handler."""
+
+    name: str
+    handler: Handler
+    types: frozenset[str] | None = None
+    batch_size: int = 200
+
+
+@dataclass
+class ConsumerStatus:
+    name: str
+    position: int
+    head: int
+    updated_at: datetime | None = field(default=None)
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+
+def consume_batch(db: Database, consumer: Consumer, clock: Clock) -> int:
+    """Apply the next batch of events to ``consumer``; return how many events it read."""
+    with db.write() as session:
+        cursor = session.get(ConsumerCursor, consumer.name, with_for_update=True)
+        if cursor is None:
+            cursor = ConsumerCursor(name=consumer.name, position=0, updated_at=clock.now())
+            session.add(cursor)
+            session.flush()
+        events = session.scalars(
+            select(Event)
+            .where(Event.seq > cursor.position)
+            .order_by(Event.seq)
+            .limit(consumer.batch_size)
+        ).all()
+        if not events:
+            return 0
+        done = set(
+            session.scalars(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer == consumer.name,
+                    ProcessedEvent.event_id.in_([e.id for e in events]),
+                )
+            )
+        )
+        now = clock.now()
+        for ev in events:
+            if ev.id in done or (consumer.types is not None and ev.type not in consumer.types):
+                continue
+            consumer.handler(session, ev)
+            session.add(
+                ProcessedEvent(
+                    consumer=consumer.name, event_id=ev.id, event_seq=ev.seq, processed_at=now
+                )
+            )
+        cursor.position = events[-1].seq
+        cursor.updated_at = now
+        return len(events)
+
+
+def run_consumer(
+    db: Database,
+    consumer: Consumer,
+    clock: Clock,
+    stop: threading.Event,
+    *,
+    idle_wait_s: float = 0.5,
+    error_wait_s: float = 5.0,
+) -> None:
+    """Consume until ``stop`` is set. A failing batch is rolled back and retried after a pause;
+    the consumer's lag (``satiot events status``) shows when it is stuck."""
+    while not stop.is_set():
+        try:
+            n = consume_batch(db, consumer, clock)
+        except Exception:
+            log.exception("consumer %s failed; retrying in %.0fs", consumer.name, error_wait_s)
+            stop.wait(error_wait_s)
+            continue
+        if n == 0:
+            stop.wait(idle_wait_s)
+
+
+def head(session: Session) -> int:
+    """The sequence number of the newest committed event."""
+    return int(session.scalar(select(LogHead.last_seq).where(LogHead.name == LOG_NAME)) or 0)
+
+
+def status(session: Session) -> list[ConsumerStatus]:
+    """Every known consumer with its position and how far behind the log head it is."""
+    head_seq = head(session)
+    return [
+        ConsumerStatus(c.name, c.position, head_seq, c.updated_at)
+        for c in session.scalars(select(ConsumerCursor).order_by(ConsumerCursor.name))
+    ]
+
+
+def rewind(session: Session, consumer: str, position: int, *, forget: bool, at: datetime) -> None:
+    """Move a consumer's cursor back to ``position``. With ``forget`` the processed marks after
+    it are dropped too, so the events are applied again; without, they are re-read and skipped."""
+    cursor = session.get(ConsumerCursor, consumer, with_for_update=True)
+    if cursor is None:
+        cursor = ConsumerCursor(name=consumer, position=position, updated_at=at)
+        session.add(cursor)
+    cursor.position = position
+    cursor.updated_at = at
+    if forget:
+        session.execute(
+            delete(ProcessedEvent).where(
+                ProcessedEvent.consumer == consumer, ProcessedEvent.event_seq > position
+            )
+        )
+
+
+def prune_processed(session: Session, before: datetime) -> int:
+    """Forget processed marks older than ``before`` (the retention window for replays); the
+    cursors alone keep normal consumption exactly-once."""
+    result = session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+

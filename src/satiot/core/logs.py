@@ -1,0 +1,73 @@
+"""Append-only logs written at commit time, in the committing transaction.
+
+The event log and the audit log both need a gap-free sequence whose order equals commit order
+(a consumer that reads ``seq > cursor`` must never miss a row that commits late, and a hash chain
+needs a single predecessor). Callers therefore only *queue* entries on the session; when the
+session commits, :func:`_append_pending` takes the log's head row lock, numbers the entries,
+and inserts them. The lock is held only for the commit itself, not for the whole transaction.
+If the transaction rolls back, the queued entries vanish with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from satiot.core.models import LogHead
+
+_PENDING: Final = "satiot.pending_logs"
+
+#: log name -> function(session, entries, first_seq, prev_hash) -> new last hash
+Writer = Callable[[Session, Sequence[Any], int, str], str]
+_WRITERS: dict[str, Writer] = {}
+
+
+def register_log(name: str, writer: Writer) -> None:
+    """Declare a log and the function that inserts its numbered entries."""
+    _WRITERS[name] = writer
+
+
+def queue(session: Session, log: str, entry: Any) -> None:
+    """Queue ``entry`` for ``log``; it is written if and when ``session`` commits."""
+    if log not in _WRITERS:
+        raise KeyError(f"unknown log {log!r}")
+    session.info.setdefault(_PENDING, {}).setdefault(log, []).append(entry)
+
+
+def pending(session: Session, log: str) -> list[Any]:
+    """Entries queued on ``session`` for ``log`` and not yet committed."""
+    return list(session.info.get(_PENDING, {}).get(log, []))
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _append_pending(session: Session) -> None:
+    queued: dict[str, list[Any]] = session.info.pop(_PENDING, None) or {}
+    for name in sorted(queued):  # one fixed lock order for every transaction: no deadlock
+        entries = queued[name]
+        if not entries:
+            continue
+        row = session.execute(
+            update(LogHead)
+            .where(LogHead.name == name)
+            .values(last_seq=LogHead.last_seq + len(entries))
+            .returning(LogHead.last_seq, LogHead.last_hash)
+            .execution_options(synchronize_session=False)
+        ).one()
+        first = row.last_seq - len(entries) + 1
+        new_hash = _WRITERS[name](session, entries, first, row.last_hash)
+        if new_hash != row.last_hash:
+            session.execute(
+                update(LogHead)
+                .where(LogHead.name == name)
+                .values(last_hash=new_hash)
+                .execution_options(synchronize_session=False)
+            )
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)

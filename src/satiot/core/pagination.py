@@ -1,0 +1,68 @@
+"""Cursor pagination: stable under inserts, O(page) per request, opaque to clients.
+
+A cursor encodes the sort key of the last row returned; the next page is ``key > last``. With
+time-ordered ids (UUIDv7) or sequence numbers as keys, no offset scan is ever needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from satiot.core.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None
+
+
+def encode_cursor(value: Any) -> str:
+    raw = json.dumps({"k": str(value) if isinstance(value, uuid.UUID) else value})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))["k"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
+
+
+def paginate(
+    session: Session,
+    stmt: Select[Any],
+    key: InstrumentedAttribute[Any],
+    *,
+    cursor: str | None,
+    limit: int,
+    descending: bool = False,
+) -> Page[Any]:
+    """Run ``stmt`` (a SELECT of one entity) one page at a time, ordered by ``key``."""
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1", field="limit")
+    if cursor:
+        last = decode_cursor(cursor)
+        if key.type.python_type is uuid.UUID:
+            try:
+                last = uuid.UUID(str(last))
+            except ValueError as exc:
+                raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
+        stmt = stmt.where(key < last if descending else key > last)
+    stmt = stmt.order_by(key.desc() if descending else key.asc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(getattr(rows[-1], key.key)) if more and rows else None
+    return Page(rows, next_cursor)

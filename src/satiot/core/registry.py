@@ -1,0 +1,22 @@
+"""Which model modules make up the schema.
+
+Alembic and the test fixtures need every table registered on the metadata; each subsystem adds
+its ``models`` module here as it is built, so the list is the one place to look.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import MetaData
+
+MODEL_MODULES: tuple[str, ...] = ("satiot.core.models",)
+
+
+def metadata() -> MetaData:
+    """The metadata with every model module imported."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    from satiot.core.db import Base
+
+    return Base.metadata

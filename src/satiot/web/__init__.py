@@ -1,0 +1,1 @@
+"""The operator, customer and regulator console: server-rendered pages, no external assets."""

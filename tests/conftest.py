@@ -1,0 +1,116 @@
+"""Fixtures shared by the whole suite.
+
+The backend is chosen with ``--db=sqlite|postgresql`` or ``SATIOT_TEST_DB``; on PostgreSQL the
+suite creates a database of its own on the server named by ``SATIOT_TEST_PG_URL`` (default: the
+local trust-auth server's ``test`` database) and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from satiot.api.context import AppContext
+from satiot.core import migrate
+from satiot.core.clock import ManualClock
+from satiot.core.config import Settings
+from satiot.core.db import Database
+from satiot.core.registry import metadata
+from satiot.server import build_app
+from tests.factories import World
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db", choices=["sqlite", "postgresql"], default=os.environ.get("SATIOT_TEST_DB",
+                                                                          "sqlite"),
+        help="database backend for the suite (default: $SATIOT_TEST_DB or sqlite)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"satiot database backend: {config.getoption('--db')}"
+
+
+@pytest.fixture(scope="session")
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[str]:
+    backend = request.config.getoption("--db")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'satiot.db'}"
+        return
+    server = make_url(os.environ.get("SATIOT_TEST_PG_URL", PG_DEFAULT))
+    name = f"satiot_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_db(db_url: str) -> Iterator[Database]:
+    database = Database.connect(db_url)
+    migrate.upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+def _truncate(database: Database) -> None:
+    tables = [t.name for t in reversed(metadata().sorted_tables) if t.name != "log_heads"]
+    with database.engine.begin() as conn:
+        if database.is_sqlite:
+            for name in tables:
+                conn.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " CASCADE"))
+        conn.execute(text("UPDATE log_heads SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
+
+
+@pytest.fixture
+def db(migrated_db: Database) -> Database:
+    """A migrated, empty database."""
+    _truncate(migrated_db)
+    return migrated_db
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=db_url, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture
+def ctx(settings: Settings, db: Database, clock: ManualClock) -> AppContext:
+    return AppContext(settings=settings, db=db, clock=clock)
+
+
+@pytest.fixture
+def client(ctx: AppContext) -> Iterator[TestClient]:
+    with TestClient(build_app(ctx)) as c:
+        yield c
+
+
+@pytest.fixture
+def world(ctx: AppContext) -> World:
+    """The seeded operator plus helpers to add tenants, users and keys."""
+    return World.seed(ctx)
