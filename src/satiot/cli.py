@@ -274,11 +274,15 @@ def events_rewind(
     out.print(f"{consumer} will resume after event {position}")
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Benchmark script in benchmarks/ (without .py)")],
 ) -> None:
-    """Run a benchmark from benchmarks/ and print its figures and ratio to its anchor."""
+    """Run a benchmark from benchmarks/ and print its figures and ratio to its anchor.
+
+    Options after the name go to the benchmark, e.g. `satiot bench events --events 50000`.
+    """
     import runpy
     from pathlib import Path
 
@@ -286,6 +290,7 @@ def bench(
     if not script.exists():
         found = sorted(p.stem for p in (Path.cwd() / "benchmarks").glob("*.py"))
         fail(f"no benchmark {name!r} (have: {', '.join(found) or 'none'}; run from the checkout)")
+    sys.argv = [str(script), *ctx.args]
     runpy.run_path(str(script), run_name="__main__")
 
 
