@@ -52,8 +52,9 @@ def _consume(db: Database, expected: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="events in the batched run")
-    parser.add_argument("--anchor-events", type=int, default=2_000,
-                        help="events in the commit-per-event run")
+    parser.add_argument(
+        "--anchor-events", type=int, default=2_000, help="events in the commit-per-event run"
+    )
     args = parser.parse_args()
     url = os.environ.get("SATIOT_DATABASE_URL")
     tmp = None

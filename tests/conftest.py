@@ -33,8 +33,9 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--db", choices=["sqlite", "postgresql"], default=os.environ.get("SATIOT_TEST_DB",
-                                                                          "sqlite"),
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default=os.environ.get("SATIOT_TEST_DB", "sqlite"),
         help="database backend for the suite (default: $SATIOT_TEST_DB or sqlite)",
     )
 
@@ -44,8 +45,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     backend = request.config.getoption("--db")
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'satiot.db'}"

@@ -38,27 +38,46 @@ class World:
     def tenant(self, slug: str | None = None, name: str | None = None) -> Tenant:
         slug = slug or f"customer-{self._next()}"
         with self.ctx.db.write() as s:
-            return create_tenant(s, self.system, slug=slug, name=name or slug.title(),
-                                 at=self.ctx.clock.now())
+            return create_tenant(
+                s, self.system, slug=slug, name=name or slug.title(), at=self.ctx.clock.now()
+            )
 
     def user(self, tenant: Tenant | uuid.UUID, role: Role, username: str | None = None) -> User:
         tenant_id = tenant if isinstance(tenant, uuid.UUID) else tenant.id
         with self.ctx.db.write() as s:
-            return create_user(s, self.system, tenant_id=tenant_id,
-                               username=username or f"user{self._next()}", password=PASSWORD,
-                               role=role, at=self.ctx.clock.now())
+            return create_user(
+                s,
+                self.system,
+                tenant_id=tenant_id,
+                username=username or f"user{self._next()}",
+                password=PASSWORD,
+                role=role,
+                at=self.ctx.clock.now(),
+            )
 
-    def key(self, user: User, scopes: list[str] | None = None,
-            expires_at: datetime | None = None) -> str:
+    def key(
+        self, user: User, scopes: list[str] | None = None, expires_at: datetime | None = None
+    ) -> str:
         """A plain-text API key owned by ``user``, with all its role's scopes by default."""
         with self.ctx.db.write() as s:
             owner = s.get(User, user.id)
             assert owner is not None
-            principal = Principal(tenant_id=owner.tenant_id, role=Role(owner.role),
-                                  scopes=frozenset(_role_scopes(owner.role)), user_id=owner.id,
-                                  username=owner.username, via="system")
-            return issue_api_key(s, principal, name="test", scopes=scopes,
-                                 at=self.ctx.clock.now(), expires_at=expires_at).secret
+            principal = Principal(
+                tenant_id=owner.tenant_id,
+                role=Role(owner.role),
+                scopes=frozenset(_role_scopes(owner.role)),
+                user_id=owner.id,
+                username=owner.username,
+                via="system",
+            )
+            return issue_api_key(
+                s,
+                principal,
+                name="test",
+                scopes=scopes,
+                at=self.ctx.clock.now(),
+                expires_at=expires_at,
+            ).secret
 
     def headers(self, user: User, scopes: list[str] | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key(user, scopes)}"}

@@ -28,7 +28,8 @@ def _wait_up(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"satiot up exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"satiot up exited early:\n{output}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -47,7 +48,10 @@ def test_up_serves_console_openapi_and_metrics_on_ipv4_and_ipv6(tmp_path: Path, 
     }
     proc = subprocess.Popen(
         [sys.executable, "-c", "from satiot.cli import main; main()", "up", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_up(f"http://127.0.0.1:{port}/healthz", proc)
@@ -61,8 +65,9 @@ def test_up_serves_console_openapi_and_metrics_on_ipv4_and_ipv6(tmp_path: Path, 
             metrics = httpx.get(f"{base}/metrics")
             assert metrics.status_code == 200
             assert "satiot_http_requests_total" in metrics.text
-            token = httpx.post(f"{base}/api/v1/auth/token",
-                               data={"username": "admin", "password": PASSWORD})
+            token = httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
+            )
             assert token.status_code == 200, token.text
     finally:
         proc.send_signal(signal.SIGINT)

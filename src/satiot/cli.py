@@ -34,13 +34,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 users_app = typer.Typer(help="Create console and API users.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Create and list tenants (the operator's customers).",
-                          no_args_is_help=True)
+tenants_app = typer.Typer(
+    help="Create and list tenants (the operator's customers).", no_args_is_help=True
+)
 keys_app = typer.Typer(help="Issue API keys.", no_args_is_help=True)
-audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.",
-                        no_args_is_help=True)
-events_app = typer.Typer(help="Inspect the event log and run its consumers.",
-                         no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.", no_args_is_help=True)
+events_app = typer.Typer(help="Inspect the event log and run its consumers.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="api-keys")
@@ -104,9 +103,10 @@ def migrate_db() -> None:
         before = migrate.current_revision(database.engine)
         migrate.upgrade(database.engine)
         after = migrate.current_revision(database.engine)
-    out.print(f"database at revision {after}" + (" (unchanged)" if before == after else
-                                                  f" (was {before or 'empty'})"))
-
+    out.print(
+        f"database at revision {after}"
+        + (" (unchanged)" if before == after else f" (was {before or 'empty'})")
+    )
 
 
 @app.command()
@@ -116,15 +116,19 @@ def seed() -> None:
     with _database(settings) as database:
         migrate.upgrade(database.engine)
         with database.write() as s:
-            seeded = seed_operator(s, at=SystemClock().now(),
-                                   admin_password=settings.admin_password)
+            seeded = seed_operator(
+                s, at=SystemClock().now(), admin_password=settings.admin_password
+            )
     _announce_admin(seeded.generated_password)
 
 
 def _announce_admin(generated: str | None) -> None:
     if generated:
-        out.print(f"created user [bold]admin[/] with password [bold]{generated}[/] "
-                  "(shown once; set SATIOT_ADMIN_PASSWORD to choose it)", highlight=False)
+        out.print(
+            f"created user [bold]admin[/] with password [bold]{generated}[/] "
+            "(shown once; set SATIOT_ADMIN_PASSWORD to choose it)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -153,10 +157,18 @@ def up(
     for sock in sockets:
         addr = sock.getsockname()
         shown = f"[{addr[0]}]" if sock.family.name == "AF_INET6" else addr[0]
-        out.print(f"  console  http://{shown}:{addr[1]}/    API  http://{shown}:{addr[1]}/docs",
-                  highlight=False)
-    out.print("  log in as [bold]admin[/]" + ("" if seeded.generated_password else
-              " with the password you set (SATIOT_ADMIN_PASSWORD) or chose earlier"))
+        out.print(
+            f"  console  http://{shown}:{addr[1]}/    API  http://{shown}:{addr[1]}/docs",
+            highlight=False,
+        )
+    out.print(
+        "  log in as [bold]admin[/]"
+        + (
+            ""
+            if seeded.generated_password
+            else " with the password you set (SATIOT_ADMIN_PASSWORD) or chose earlier"
+        )
+    )
     _announce_admin(seeded.generated_password)
     out.print("  press Ctrl-C to stop")
     serve(ctx, sockets, BACKGROUND_SERVICES)
@@ -193,16 +205,24 @@ def users_create(
     username: str,
     role: Annotated[Role, typer.Option(help="One of the roles in the README")],
     tenant: Annotated[str, typer.Option(help="Tenant slug")] = "operator",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)] = "",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
 ) -> None:
     """Create a user in a tenant (prompts for the password)."""
     with _database() as database, _domain_errors():
         actor = _operator_principal(database)
         target = _tenant_by_slug(database, tenant)
         with database.write() as s:
-            user = create_user(s, actor, tenant_id=target.id, username=username,
-                               password=password, role=role, at=SystemClock().now())
+            user = create_user(
+                s,
+                actor,
+                tenant_id=target.id,
+                username=username,
+                password=password,
+                role=role,
+                at=SystemClock().now(),
+            )
         out.print(f"user {user.username} ({user.role}) created in {target.slug}")
 
 
@@ -221,8 +241,16 @@ def keys_create(
         now = SystemClock().now()
         expiry = expires.replace(tzinfo=now.tzinfo) if expires and not expires.tzinfo else expires
         with database.write() as s:
-            issued = issue_api_key(s, actor, name=name, scopes=scope, at=now, expires_at=expiry,
-                                   machine_role=role, tenant_id=target.id)
+            issued = issue_api_key(
+                s,
+                actor,
+                name=name,
+                scopes=scope,
+                at=now,
+                expires_at=expiry,
+                machine_role=role,
+                tenant_id=target.id,
+            )
         out.print(f"key {issued.key.prefix} scopes {', '.join(issued.key.scopes) or '(none)'}")
         out.print(issued.secret, highlight=False, soft_wrap=True)
 
@@ -256,8 +284,9 @@ def events_status() -> None:
         rows = events.status(s)
     table = Table("consumer", "position", "lag", "updated")
     for r in rows:
-        table.add_row(r.name, str(r.position), str(r.lag),
-                      r.updated_at.isoformat() if r.updated_at else "")
+        table.add_row(
+            r.name, str(r.position), str(r.lag), r.updated_at.isoformat() if r.updated_at else ""
+        )
     out.print(f"event log head: {head}")
     out.print(table)
 

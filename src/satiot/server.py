@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
-    return AppContext(settings=settings, db=Database.connect(settings.resolved_database_url()),
-                      clock=clock or SystemClock())
+    return AppContext(
+        settings=settings,
+        db=Database.connect(settings.resolved_database_url()),
+        clock=clock or SystemClock(),
+    )
 
 
 def build_app(ctx: AppContext) -> FastAPI:
@@ -71,7 +74,8 @@ def bind_sockets(host_v4: str, host_v6: str | None, port: int) -> list[socket.so
 
 
 def serve(
-    ctx: AppContext, sockets: Sequence[socket.socket],
+    ctx: AppContext,
+    sockets: Sequence[socket.socket],
     services: Sequence[BackgroundService] = (),
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM), then stop background services cleanly."""

@@ -63,7 +63,10 @@ class ApiKeyCreated(ApiKeyOut):
 
 @router.get("", response_model=Page[ApiKeyOut], summary="List API keys, oldest first")
 def list_keys(
-    call: Reader, request: Request, response: Response, cursor: CursorParam = None,
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
     limit: LimitParam = 50,
     include_revoked: Annotated[bool, Query()] = False,
 ) -> Page[ApiKeyOut]:
@@ -84,8 +87,15 @@ def post_key(
     call: Writer, request: Request, body: ApiKeyIn, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     def create(session: Session) -> ApiKeyCreated:
-        issued = issue_api_key(session, call.principal, name=body.name, scopes=body.scopes,
-                               at=call.now(), expires_at=body.expires_at, user_id=body.user_id)
+        issued = issue_api_key(
+            session,
+            call.principal,
+            name=body.name,
+            scopes=body.scopes,
+            at=call.now(),
+            expires_at=body.expires_at,
+            user_id=body.user_id,
+        )
         out = ApiKeyOut.model_validate(issued.key).model_dump()
         return ApiKeyCreated(**out, secret=issued.secret)
 

@@ -30,9 +30,12 @@ class Problem(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {problems.MEDIA_TYPE: {}}, "description": text}
     for code, text in {
-        400: "Malformed request", 401: "Missing, unknown or expired credential",
-        403: "Scope or tenant does not allow this", 404: "Not found",
-        413: "Body too large", 422: "Validation failed",
+        400: "Malformed request",
+        401: "Missing, unknown or expired credential",
+        403: "Scope or tenant does not allow this",
+        404: "Not found",
+        413: "Body too large",
+        422: "Validation failed",
     }.items()
 }
 

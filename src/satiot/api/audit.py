@@ -53,7 +53,10 @@ class ConsumerOut(BaseModel):
 
 @router.get("/audit", response_model=Page[AuditOut], summary="Audit entries, newest first")
 def list_audit(
-    call: AuditReader, request: Request, response: Response, cursor: CursorParam = None,
+    call: AuditReader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
     limit: LimitParam = 50,
     target_type: Annotated[str | None, Query(max_length=64)] = None,
     target_id: Annotated[str | None, Query(max_length=100)] = None,
@@ -67,23 +70,31 @@ def list_audit(
     if tenant_id:
         stmt = stmt.where(AuditEntry.tenant_id == tenant_id)
     with call.read() as session:
-        page = paginate(session, stmt, AuditEntry.seq, cursor=cursor, limit=limit,
-                        descending=True)
+        page = paginate(session, stmt, AuditEntry.seq, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, AuditOut.model_validate)
 
 
-@router.get("/audit/verification", response_model=VerifyOut,
-            summary="Walk the hash chain and report the first broken row")
+@router.get(
+    "/audit/verification",
+    response_model=VerifyOut,
+    summary="Walk the hash chain and report the first broken row",
+)
 def verify_audit(call: AuditReader) -> VerifyOut:
     with call.read() as session:
         v = audit.verify(session)
-    return VerifyOut(ok=v.ok, checked=v.checked, last_seq=v.last_seq, problem=v.problem,
-                     seq=v.seq)
+    return VerifyOut(ok=v.ok, checked=v.checked, last_seq=v.last_seq, problem=v.problem, seq=v.seq)
 
 
-@router.get("/events/consumers", response_model=list[ConsumerOut],
-            summary="Event-log consumers, their positions and lag")
+@router.get(
+    "/events/consumers",
+    response_model=list[ConsumerOut],
+    summary="Event-log consumers, their positions and lag",
+)
 def list_consumers(call: EventReader) -> list[ConsumerOut]:
     with call.read() as session:
-        return [ConsumerOut(name=s.name, position=s.position, head=s.head, lag=s.lag,
-                            updated_at=s.updated_at) for s in events.status(session)]
+        return [
+            ConsumerOut(
+                name=s.name, position=s.position, head=s.head, lag=s.lag, updated_at=s.updated_at
+            )
+            for s in events.status(session)
+        ]

@@ -24,7 +24,7 @@ class InvalidGrant(DomainError):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
 
 
@@ -62,5 +62,10 @@ def token(
 @router.get("/me", response_model=MeOut, summary="The caller's identity, tenant and scopes")
 def me(call: Annotated[Call, Depends(requires(None))]) -> MeOut:
     p = call.principal
-    return MeOut(tenant_id=str(p.tenant_id), role=p.role.value, scopes=sorted(p.scopes),
-                 username=p.username, via=p.via)
+    return MeOut(
+        tenant_id=str(p.tenant_id),
+        role=p.role.value,
+        scopes=sorted(p.scopes),
+        username=p.username,
+        via=p.via,
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Header, Query, Request, Response
@@ -42,8 +42,10 @@ CursorParam = Annotated[str | None, Query(description="Opaque cursor from a prev
 LimitParam = Annotated[int, Query(ge=1, le=500, description="Items per page (1-500)")]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key",
-           description="Repeat a POST safely: the same key and body return the first answer."),
+    Header(
+        alias="Idempotency-Key",
+        description="Repeat a POST safely: the same key and body return the first answer.",
+    ),
 ]
 
 
@@ -82,17 +84,27 @@ def create_idempotently(
         try:
             with call.write() as session:
                 now = call.now()
-                stored = idempotency.lookup(session, principal=who, key=key, request_hash=fp,
-                                            now=now)
+                stored = idempotency.lookup(
+                    session, principal=who, key=key, request_hash=fp, now=now
+                )
                 if stored is not None:
-                    return JSONResponse(json.loads(stored.body), status_code=stored.status_code,
-                                        headers={"Idempotent-Replayed": "true"})
+                    return JSONResponse(
+                        json.loads(stored.body),
+                        status_code=stored.status_code,
+                        headers={"Idempotent-Replayed": "true"},
+                    )
                 content = jsonable_encoder(create(session))
                 kept = redact(dict(content)) if redact else content
                 idempotency.remember(
-                    session, principal=who, key=key, method=request.method,
-                    path=request.url.path, request_hash=fp, status_code=status_code,
-                    body=json.dumps(kept), now=now,
+                    session,
+                    principal=who,
+                    key=key,
+                    method=request.method,
+                    path=request.url.path,
+                    request_hash=fp,
+                    status_code=status_code,
+                    body=json.dumps(kept),
+                    now=now,
                     ttl=timedelta(seconds=call.ctx.settings.idempotency_ttl_s),
                 )
                 return JSONResponse(content, status_code=status_code)

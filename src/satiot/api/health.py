@@ -37,8 +37,10 @@ def readyz(ctx: Ctx) -> JSONResponse:
     except Exception as exc:  # readiness reports any failure instead of raising it
         checks["database"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 class EventLogCollector(Collector):
@@ -49,8 +51,9 @@ class EventLogCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         head = GaugeMetricFamily("satiot_event_log_head", "Sequence number of the newest event")
-        lag = GaugeMetricFamily("satiot_consumer_lag_events", "Events a consumer has not read",
-                                labels=["consumer"])
+        lag = GaugeMetricFamily(
+            "satiot_consumer_lag_events", "Events a consumer has not read", labels=["consumer"]
+        )
         with self.db.read() as session:
             statuses = events.status(session)
             head.add_metric([], events.head(session))

@@ -46,17 +46,27 @@ class BodySizeLimit:
         return f"the request body exceeds {self.max_bytes} bytes"
 
     async def _reject(self, send: Send, scope: Scope) -> None:
-        body = json.dumps({
-            "type": "/problems/payload-too-large",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": self._detail(),
-            "instance": scope.get("path", ""),
-            "max_bytes": self.max_bytes,
-        }).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]})
+        body = json.dumps(
+            {
+                "type": "/problems/payload-too-large",
+                "title": "Request body too large",
+                "status": 413,
+                "detail": self._detail(),
+                "instance": scope.get("path", ""),
+                "max_bytes": self.max_bytes,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -66,12 +76,16 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
         self.app = app
         self.requests = Counter(
-            "satiot_http_requests", "HTTP requests handled", ["method", "route", "status"],
+            "satiot_http_requests",
+            "HTTP requests handled",
+            ["method", "route", "status"],
             registry=registry,
         )
         self.latency = Histogram(
-            "satiot_http_request_duration_seconds", "Time to answer an HTTP request",
-            ["method", "route"], registry=registry,
+            "satiot_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=registry,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -64,8 +64,14 @@ _BY_STATUS = {
 
 
 def problem(
-    status: int, slug: str, detail: str, *, title: str | None = None,
-    headers: dict[str, str] | None = None, instance: str | None = None, **extensions: Any,
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+    **extensions: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"/problems/{slug}",
@@ -86,30 +92,49 @@ def _auth_headers(status: int) -> dict[str, str] | None:
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     cleaned = []
     for err in errors:
-        cleaned.append({
-            "loc": [str(p) for p in err.get("loc", ())],
-            "msg": err.get("msg", ""),
-            "type": err.get("type", ""),
-        })
+        cleaned.append(
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+        )
     return cleaned
 
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem(exc.status, exc.slug, exc.detail, title=exc.title,
-                   headers=_auth_headers(exc.status), instance=request.url.path, **exc.extensions)
+    return problem(
+        exc.status,
+        exc.slug,
+        exc.detail,
+        title=exc.title,
+        headers=_auth_headers(exc.status),
+        instance=request.url.path,
+        **exc.extensions,
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _clean_errors(exc.errors())
     if any(e["type"] == "json_invalid" for e in errors):
-        return problem(400, "malformed-json", "The request body is not valid JSON.",
-                       instance=request.url.path, errors=errors)
+        return problem(
+            400,
+            "malformed-json",
+            "The request body is not valid JSON.",
+            instance=request.url.path,
+            errors=errors,
+        )
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(p for p in first["loc"] if p != "body") or "request"
-    return problem(422, "validation-error", f"{where}: {first['msg']}",
-                   instance=request.url.path, errors=errors)
+    return problem(
+        422,
+        "validation-error",
+        f"{where}: {first['msg']}",
+        instance=request.url.path,
+        errors=errors,
+    )
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -117,14 +142,19 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     slug = _BY_STATUS.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {}) | (_auth_headers(exc.status_code) or {})
-    return problem(exc.status_code, slug, detail, headers=headers or None,
-                   instance=request.url.path)
+    return problem(
+        exc.status_code, slug, detail, headers=headers or None, instance=request.url.path
+    )
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "internal-error", "The server failed to handle this request.",
-                   instance=request.url.path)
+    return problem(
+        500,
+        "internal-error",
+        "The server failed to handle this request.",
+        instance=request.url.path,
+    )
 
 
 def install(app: FastAPI) -> None:

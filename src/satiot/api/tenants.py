@@ -54,7 +54,10 @@ class TenantOut(Output):
 
 @router.get("", response_model=Page[TenantOut], summary="List tenants visible to the caller")
 def list_tenants(
-    call: Reader, request: Request, response: Response, cursor: CursorParam = None,
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
     limit: LimitParam = 50,
 ) -> Page[TenantOut]:
     with call.read() as session:
@@ -67,8 +70,9 @@ def post_tenant(
     call: Writer, request: Request, body: TenantIn, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     def create(session: Session) -> TenantOut:
-        tenant = create_tenant(session, call.principal, slug=body.slug, name=body.name,
-                               at=call.now())
+        tenant = create_tenant(
+            session, call.principal, slug=body.slug, name=body.name, at=call.now()
+        )
         return TenantOut.model_validate(tenant)
 
     return create_idempotently(call, request, idempotency_key, body, create)
@@ -86,6 +90,7 @@ def get_tenant(call: Reader, tenant_id: uuid.UUID) -> TenantOut:
 @router.patch("/{tenant_id}", response_model=TenantOut, summary="Suspend, restore or close")
 def patch_tenant(call: Writer, tenant_id: uuid.UUID, body: TenantStatusIn) -> TenantOut:
     with call.write() as session:
-        tenant = set_tenant_status(session, call.principal, tenant_id, body.status,
-                                   at=call.now(), reason=body.reason)
+        tenant = set_tenant_status(
+            session, call.principal, tenant_id, body.status, at=call.now(), reason=body.reason
+        )
         return TenantOut.model_validate(tenant)

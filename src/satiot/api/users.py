@@ -64,7 +64,10 @@ class UserOut(Output):
 
 @router.get("", response_model=Page[UserOut], summary="List users, oldest first")
 def list_users(
-    call: Reader, request: Request, response: Response, cursor: CursorParam = None,
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
     limit: LimitParam = 50,
     tenant_id: Annotated[uuid.UUID | None, Query(description="Only this tenant")] = None,
     status: Annotated[Literal["active", "disabled"] | None, Query()] = None,
@@ -85,9 +88,15 @@ def post_user(
 ) -> JSONResponse:
     def create(session: Session) -> UserOut:
         user = create_user(
-            session, call.principal, tenant_id=body.tenant_id or call.principal.tenant_id,
-            username=body.username, password=body.password, role=body.role, at=call.now(),
-            display_name=body.display_name, email=body.email,
+            session,
+            call.principal,
+            tenant_id=body.tenant_id or call.principal.tenant_id,
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            at=call.now(),
+            display_name=body.display_name,
+            email=body.email,
         )
         return UserOut.model_validate(user)
 
@@ -106,6 +115,7 @@ def get_user(call: Reader, user_id: uuid.UUID) -> UserOut:
 @router.patch("/{user_id}", response_model=UserOut, summary="Disable or re-enable a user")
 def patch_user(call: Writer, user_id: uuid.UUID, body: UserStatusIn) -> UserOut:
     with call.write() as session:
-        user = set_user_status(session, call.principal, user_id, body.status, at=call.now(),
-                               reason=body.reason)
+        user = set_user_status(
+            session, call.principal, user_id, body.status, at=call.now(), reason=body.reason
+        )
         return UserOut.model_validate(user)

@@ -122,13 +122,16 @@ def verify(session: Session, *, chunk: int = 5000) -> Verdict:
     for entry in rows:
         checked += 1
         if entry.seq != expected_seq:
-            missing = f"{expected_seq}" if entry.seq == expected_seq + 1 else (
-                f"{expected_seq}..{entry.seq - 1}"
+            missing = (
+                f"{expected_seq}"
+                if entry.seq == expected_seq + 1
+                else (f"{expected_seq}..{entry.seq - 1}")
             )
             return Verdict(checked, entry.seq, f"row(s) {missing} deleted", expected_seq)
         if entry_hash(entry) != entry.hash:
-            return Verdict(checked, entry.seq, f"row {entry.seq} altered (hash mismatch)",
-                           entry.seq)
+            return Verdict(
+                checked, entry.seq, f"row {entry.seq} altered (hash mismatch)", entry.seq
+            )
         if entry.prev_hash != prev:
             return Verdict(
                 checked,

@@ -31,7 +31,10 @@ def operator_tenant(session: Session) -> Tenant | None:
 
 
 def seed_operator(
-    session: Session, *, at: datetime, admin_password: str | None,
+    session: Session,
+    *,
+    at: datetime,
+    admin_password: str | None,
     operator_name: str = "Demo Satellite IoT Operator",
 ) -> Seeded:
     """Create the operator tenant and `admin` if missing; idempotent, never resets a password."""
@@ -39,8 +42,9 @@ def seed_operator(
     if tenant is None:
         # No tenant exists yet to act from; the nil UUID stands for "before the operator".
         bootstrap = system_principal(tenant_id=uuid.UUID(int=0), name="bootstrap")
-        tenant = create_tenant(session, bootstrap, slug=OPERATOR_SLUG, name=operator_name,
-                               kind="operator", at=at)
+        tenant = create_tenant(
+            session, bootstrap, slug=OPERATOR_SLUG, name=operator_name, kind="operator", at=at
+        )
     actor = system_principal(tenant.id, name="bootstrap")
     admin = session.scalar(select(User).where(User.username == ADMIN_USERNAME))
     generated = None
@@ -48,8 +52,14 @@ def seed_operator(
         password = admin_password
         if not password:
             password = generated = secrets.token_urlsafe(15)
-        admin = create_user(session, actor, tenant_id=tenant.id, username=ADMIN_USERNAME,
-                            password=password, role=Role.OPERATOR_ADMIN, at=at,
-                            display_name="Operator administrator")
+        admin = create_user(
+            session,
+            actor,
+            tenant_id=tenant.id,
+            username=ADMIN_USERNAME,
+            password=password,
+            role=Role.OPERATOR_ADMIN,
+            at=at,
+            display_name="Operator administrator",
+        )
     return Seeded(tenant, admin, generated)
-

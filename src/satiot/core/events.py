@@ -45,7 +45,7 @@ register_log(LOG_NAME, _write_events)
 
 def emit(
     session: Session,
-    type: str,  # noqa: A002 - the event's type is its name in the log
+    type: str,
     *,
     at: datetime,
     payload: dict[str, Any],
@@ -192,4 +192,3 @@ def prune_processed(session: Session, before: datetime) -> int:
     cursors alone keep normal consumption exactly-once."""
     result = session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
     return int(getattr(result, "rowcount", 0) or 0)
-

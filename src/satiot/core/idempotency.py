@@ -60,8 +60,17 @@ def lookup(
 
 
 def remember(
-    session: Session, *, principal: str, key: str, method: str, path: str, request_hash: str,
-    status_code: int, body: str, now: datetime, ttl: timedelta,
+    session: Session,
+    *,
+    principal: str,
+    key: str,
+    method: str,
+    path: str,
+    request_hash: str,
+    status_code: int,
+    body: str,
+    now: datetime,
+    ttl: timedelta,
 ) -> None:
     # An expired record with the same key would collide with the unique constraint.
     session.execute(
@@ -72,9 +81,17 @@ def remember(
         )
     )
     session.add(
-        IdempotencyRecord(principal=principal, key=key, method=method, path=path,
-                          request_hash=request_hash, status_code=status_code, response_body=body,
-                          created_at=now, expires_at=now + ttl)
+        IdempotencyRecord(
+            principal=principal,
+            key=key,
+            method=method,
+            path=path,
+            request_hash=request_hash,
+            status_code=status_code,
+            response_body=body,
+            created_at=now,
+            expires_at=now + ttl,
+        )
     )
 
 

@@ -11,8 +11,12 @@ TENANT = Lifecycle(
     states=("active", "suspended", "closed"),
     initial="active",
     transitions=transitions(
-        [("active", "suspended"), ("suspended", "active"), ("active", "closed"),
-         ("suspended", "closed")],
+        [
+            ("active", "suspended"),
+            ("suspended", "active"),
+            ("active", "closed"),
+            ("suspended", "closed"),
+        ],
         _ADMINS,
     ),
 )

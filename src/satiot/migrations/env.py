@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -12,7 +14,7 @@ config = context.config
 target_metadata = metadata()
 
 
-def _render_item(type_: str, obj: object, _ctx: object) -> str | bool:
+def _render_item(type_: str, obj: object, _ctx: object) -> str | Literal[False]:
     # Migrations stay plain SQLAlchemy: the UTC wrapper is an application concern.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
@@ -43,8 +45,11 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -24,7 +24,7 @@ from satiot.core.errors import AuthenticationFailed, InvalidInput, NotFound, Per
 from satiot.core.models import AccessToken, ApiKey, Tenant, User
 
 API_KEY_PREFIX = "sk"
-TOKEN_PREFIX = "at"
+TOKEN_PREFIX = "at"  # noqa: S105 - a public marker, not a secret
 
 
 def _digest(secret: str) -> bytes:
@@ -97,12 +97,31 @@ def issue_api_key(
     )
     session.add(key)
     session.flush()
-    summary = {"name": name, "prefix": prefix, "scopes": key.scopes, "user_id": str(owner_id),
-               "expires_at": expires_at}
-    audit.record(session, at=at, actor=principal.actor, action="api-key.created",
-                 target_type="api-key", target_id=key.id, tenant_id=key.tenant_id, after=summary)
-    events.emit(session, "api-key.created", at=at, tenant_id=key.tenant_id,
-                subject=("api-key", str(key.id)), payload={"prefix": prefix})
+    summary = {
+        "name": name,
+        "prefix": prefix,
+        "scopes": key.scopes,
+        "user_id": str(owner_id),
+        "expires_at": expires_at,
+    }
+    audit.record(
+        session,
+        at=at,
+        actor=principal.actor,
+        action="api-key.created",
+        target_type="api-key",
+        target_id=key.id,
+        tenant_id=key.tenant_id,
+        after=summary,
+    )
+    events.emit(
+        session,
+        "api-key.created",
+        at=at,
+        tenant_id=key.tenant_id,
+        subject=("api-key", str(key.id)),
+        payload={"prefix": prefix},
+    )
     return IssuedKey(key, secret)
 
 
@@ -114,11 +133,26 @@ def revoke_api_key(
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = at
-        audit.record(session, at=at, actor=principal.actor, action="api-key.revoked",
-                     target_type="api-key", target_id=key.id, tenant_id=key.tenant_id,
-                     before={"revoked_at": None}, after={"revoked_at": at}, reason=reason)
-        events.emit(session, "api-key.revoked", at=at, tenant_id=key.tenant_id,
-                    subject=("api-key", str(key.id)), payload={"prefix": key.prefix})
+        audit.record(
+            session,
+            at=at,
+            actor=principal.actor,
+            action="api-key.revoked",
+            target_type="api-key",
+            target_id=key.id,
+            tenant_id=key.tenant_id,
+            before={"revoked_at": None},
+            after={"revoked_at": at},
+            reason=reason,
+        )
+        events.emit(
+            session,
+            "api-key.revoked",
+            at=at,
+            tenant_id=key.tenant_id,
+            subject=("api-key", str(key.id)),
+            payload={"prefix": key.prefix},
+        )
     return key
 
 

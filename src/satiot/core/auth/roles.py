@@ -81,8 +81,12 @@ ROLES: dict[Role, RoleSpec] = {
             all_tenants=False,
         ),
         _spec(Role.CUSTOMER_USER, "Customer user", {"tenants:read"}, all_tenants=False),
-        _spec(Role.REGULATOR, "Regulator (read-only)", {"tenants:read", "audit:read"},
-              all_tenants=True),
+        _spec(
+            Role.REGULATOR,
+            "Regulator (read-only)",
+            {"tenants:read", "audit:read"},
+            all_tenants=True,
+        ),
         _spec(Role.GROUND_STATION, "Ground station", set(), all_tenants=False),
     )
 }

@@ -23,8 +23,13 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 def user_view(user: User) -> dict[str, Any]:
     """The fields of a user that the audit log records (never the password hash)."""
-    return {"username": user.username, "role": user.role, "status": user.status,
-            "display_name": user.display_name, "email": user.email}
+    return {
+        "username": user.username,
+        "role": user.role,
+        "status": user.status,
+        "display_name": user.display_name,
+        "email": user.email,
+    }
 
 
 def tenant_view(tenant: Tenant) -> dict[str, Any]:
@@ -32,36 +37,62 @@ def tenant_view(tenant: Tenant) -> dict[str, Any]:
 
 
 def create_tenant(
-    session: Session, principal: Principal, *, slug: str, name: str, at: datetime,
+    session: Session,
+    principal: Principal,
+    *,
+    slug: str,
+    name: str,
+    at: datetime,
     kind: str = "customer",
 ) -> Tenant:
     if kind not in ("operator", "customer"):
         raise InvalidInput("kind must be 'operator' or 'customer'", field="kind")
     if not SLUG_RE.match(slug):
-        raise InvalidInput("slug: lowercase letters, digits and hyphens, 1-63 characters",
-                           field="slug")
+        raise InvalidInput(
+            "slug: lowercase letters, digits and hyphens, 1-63 characters", field="slug"
+        )
     if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
         raise Conflict(f"tenant slug {slug!r} is taken", field="slug")
-    if kind == "operator" and session.scalar(
-        select(Tenant.id).where(Tenant.kind == "operator")
-    ) is not None:
+    if (
+        kind == "operator"
+        and session.scalar(select(Tenant.id).where(Tenant.kind == "operator")) is not None
+    ):
         raise Conflict("there is already an operator tenant", field="kind")
-    tenant = Tenant(slug=slug, name=name.strip(), kind=kind, status=states.TENANT.initial,
-                    created_at=at)
+    tenant = Tenant(
+        slug=slug, name=name.strip(), kind=kind, status=states.TENANT.initial, created_at=at
+    )
     if not tenant.name:
         raise InvalidInput("name must not be empty", field="name")
     session.add(tenant)
     session.flush()
-    audit.record(session, at=at, actor=principal.actor, action="tenant.created",
-                 target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
-                 after=tenant_view(tenant))
-    events.emit(session, "tenant.created", at=at, tenant_id=tenant.id,
-                subject=("tenant", str(tenant.id)), payload=tenant_view(tenant))
+    audit.record(
+        session,
+        at=at,
+        actor=principal.actor,
+        action="tenant.created",
+        target_type="tenant",
+        target_id=tenant.id,
+        tenant_id=tenant.id,
+        after=tenant_view(tenant),
+    )
+    events.emit(
+        session,
+        "tenant.created",
+        at=at,
+        tenant_id=tenant.id,
+        subject=("tenant", str(tenant.id)),
+        payload=tenant_view(tenant),
+    )
     return tenant
 
 
 def set_tenant_status(
-    session: Session, principal: Principal, tenant_id: uuid.UUID, status: str, *, at: datetime,
+    session: Session,
+    principal: Principal,
+    tenant_id: uuid.UUID,
+    status: str,
+    *,
+    at: datetime,
     reason: str | None,
 ) -> Tenant:
     tenant = session.get(Tenant, tenant_id)
@@ -72,11 +103,26 @@ def set_tenant_status(
     states.TENANT.check(tenant.status, status, principal.role)
     before = tenant_view(tenant)
     tenant.status = status
-    audit.record(session, at=at, actor=principal.actor, action="tenant.status-changed",
-                 target_type="tenant", target_id=tenant.id, tenant_id=tenant.id, before=before,
-                 after=tenant_view(tenant), reason=reason)
-    events.emit(session, "tenant.status-changed", at=at, tenant_id=tenant.id,
-                subject=("tenant", str(tenant.id)), payload={"status": status})
+    audit.record(
+        session,
+        at=at,
+        actor=principal.actor,
+        action="tenant.status-changed",
+        target_type="tenant",
+        target_id=tenant.id,
+        tenant_id=tenant.id,
+        before=before,
+        after=tenant_view(tenant),
+        reason=reason,
+    )
+    events.emit(
+        session,
+        "tenant.status-changed",
+        at=at,
+        tenant_id=tenant.id,
+        subject=("tenant", str(tenant.id)),
+        payload={"status": status},
+    )
     return tenant
 
 
@@ -118,21 +164,46 @@ def create_user(
         pw_hash = hash_password(password)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="password") from exc
-    user = User(tenant_id=tenant.id, username=username, display_name=display_name,
-                email=email, role=role.value, password_hash=pw_hash,
-                status=states.USER.initial, created_at=at)
+    user = User(
+        tenant_id=tenant.id,
+        username=username,
+        display_name=display_name,
+        email=email,
+        role=role.value,
+        password_hash=pw_hash,
+        status=states.USER.initial,
+        created_at=at,
+    )
     session.add(user)
     session.flush()
-    audit.record(session, at=at, actor=principal.actor, action="user.created",
-                 target_type="user", target_id=user.id, tenant_id=user.tenant_id,
-                 after=user_view(user))
-    events.emit(session, "user.created", at=at, tenant_id=user.tenant_id,
-                subject=("user", str(user.id)), payload={"username": username, "role": user.role})
+    audit.record(
+        session,
+        at=at,
+        actor=principal.actor,
+        action="user.created",
+        target_type="user",
+        target_id=user.id,
+        tenant_id=user.tenant_id,
+        after=user_view(user),
+    )
+    events.emit(
+        session,
+        "user.created",
+        at=at,
+        tenant_id=user.tenant_id,
+        subject=("user", str(user.id)),
+        payload={"username": username, "role": user.role},
+    )
     return user
 
 
 def set_user_status(
-    session: Session, principal: Principal, user_id: uuid.UUID, status: str, *, at: datetime,
+    session: Session,
+    principal: Principal,
+    user_id: uuid.UUID,
+    status: str,
+    *,
+    at: datetime,
     reason: str | None,
 ) -> User:
     user = session.get(User, user_id)
@@ -143,11 +214,26 @@ def set_user_status(
     states.USER.check(user.status, status, principal.role)
     before = user_view(user)
     user.status = status
-    audit.record(session, at=at, actor=principal.actor, action="user.status-changed",
-                 target_type="user", target_id=user.id, tenant_id=user.tenant_id,
-                 before=before, after=user_view(user), reason=reason)
-    events.emit(session, "user.status-changed", at=at, tenant_id=user.tenant_id,
-                subject=("user", str(user.id)), payload={"status": status})
+    audit.record(
+        session,
+        at=at,
+        actor=principal.actor,
+        action="user.status-changed",
+        target_type="user",
+        target_id=user.id,
+        tenant_id=user.tenant_id,
+        before=before,
+        after=user_view(user),
+        reason=reason,
+    )
+    events.emit(
+        session,
+        "user.status-changed",
+        at=at,
+        tenant_id=user.tenant_id,
+        subject=("user", str(user.id)),
+        payload={"status": status},
+    )
     return user
 
 
