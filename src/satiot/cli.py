@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, NoReturn
@@ -141,7 +142,13 @@ def up(
 
     Listens on both IPv4 and IPv6 loopback. Stop with Ctrl-C.
     """
-    from satiot.server import BACKGROUND_SERVICES, bind_sockets, build_context, serve
+    from satiot.server import (
+        BACKGROUND_SERVICES,
+        bind_sockets,
+        build_context,
+        consumer_services,
+        serve,
+    )
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -171,7 +178,7 @@ def up(
     )
     _announce_admin(seeded.generated_password)
     out.print("  press Ctrl-C to stop")
-    serve(ctx, sockets, BACKGROUND_SERVICES)
+    serve(ctx, sockets, [*consumer_services(ctx), *BACKGROUND_SERVICES])
     out.print("satiot stopped")
 
 
@@ -301,6 +308,48 @@ def events_rewind(
     with _database() as database, database.write() as s:
         events.rewind(s, consumer, position, forget=forget, at=SystemClock().now())
     out.print(f"{consumer} will resume after event {position}")
+
+
+def _until_interrupted(run: Callable[[threading.Event], None]) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+    except KeyboardInterrupt:
+        stop.set()
+        worker.join(30)
+
+
+@events_app.command("consume")
+def events_consume(name: Annotated[str, typer.Argument(help="A registered consumer")]) -> None:
+    """Run one registered consumer until Ctrl-C (several processes may run the same one
+    when SATIOT_BUS_URL is set; otherwise they take turns on the database cursor)."""
+    from satiot.core import consumers
+    from satiot.server import build_context, consumer_services
+
+    known = consumers.registered()
+    if name not in known:
+        fail(f"no consumer {name!r} (registered: {', '.join(sorted(known)) or 'none'})")
+    ctx = build_context(_settings())
+    service = next(s for s in consumer_services(ctx) if s.name == name)
+    out.print(f"consuming as {name}; Ctrl-C to stop")
+    _until_interrupted(lambda stop: service.run(ctx, stop))
+
+
+@events_app.command("relay")
+def events_relay() -> None:
+    """Relay the event log to NATS JetStream (SATIOT_BUS_URL) until Ctrl-C."""
+    from satiot.server import build_context, consumer_services
+
+    settings = _settings()
+    if not settings.bus_url:
+        fail("set SATIOT_BUS_URL (e.g. nats://127.0.0.1:4222) to relay events")
+    ctx = build_context(settings)
+    service = next(s for s in consumer_services(ctx) if s.name == "bus-relay")
+    out.print(f"relaying events to {settings.bus_url} stream {settings.bus_stream}; Ctrl-C to stop")
+    _until_interrupted(lambda stop: service.run(ctx, stop))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

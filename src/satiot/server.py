@@ -8,17 +8,21 @@ generator once it exists) are registered in :data:`BACKGROUND_SERVICES` and star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from satiot.api.app import add_middleware, create_api
 from satiot.api.context import AppContext
+from satiot.core import bus, consumers, events
+from satiot.core.bus import BusConfig
 from satiot.core.clock import Clock, SystemClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
@@ -50,8 +54,65 @@ class BackgroundService:
     run: Callable[[AppContext, threading.Event], None]
 
 
-#: Services started by ``satiot up``. The digital twin registers itself here.
+#: Services started by ``satiot up`` besides the event consumers: the digital twin's traffic
+#: generator registers itself here.
 BACKGROUND_SERVICES: list[BackgroundService] = []
+
+
+def _bus_config(settings: Settings) -> BusConfig | None:
+    if not settings.bus_url:
+        return None
+    return BusConfig(url=settings.bus_url, stream=settings.bus_stream)
+
+
+def _run_async(
+    make: Callable[[asyncio.Event], Coroutine[Any, Any, object]],
+) -> Callable[[AppContext, threading.Event], None]:
+    """Adapt an asyncio service to a thread stopped by a threading.Event."""
+
+    def run(_ctx: AppContext, stop: threading.Event) -> None:
+        async def main() -> None:
+            astop = asyncio.Event()
+            task = asyncio.create_task(make(astop))
+            while not stop.is_set() and not task.done():
+                await asyncio.sleep(0.2)
+            astop.set()
+            await task
+
+        asyncio.run(main())
+
+    return run
+
+
+def _db_consumer(consumer: events.Consumer) -> BackgroundService:
+    def run(ctx: AppContext, stop: threading.Event) -> None:
+        events.run_consumer(ctx.db, consumer, ctx.clock, stop)
+
+    return BackgroundService(consumer.name, run)
+
+
+def _bus_worker(ctx: AppContext, cfg: BusConfig, consumer: events.Consumer) -> BackgroundService:
+    async def work(stop: asyncio.Event) -> None:
+        await bus.work(ctx.db, cfg, consumer, ctx.clock, stop)
+
+    return BackgroundService(consumer.name, _run_async(work))
+
+
+def _relay(ctx: AppContext, cfg: BusConfig) -> BackgroundService:
+    async def relay(stop: asyncio.Event) -> None:
+        await bus.run_relay(ctx.db, cfg, ctx.clock, stop)
+
+    return BackgroundService("bus-relay", _run_async(relay))
+
+
+def consumer_services(ctx: AppContext) -> list[BackgroundService]:
+    """The event-log machinery: every registered consumer, plus the NATS relay when
+    ``SATIOT_BUS_URL`` is set (consumers then read from JetStream instead of the table)."""
+    cfg = _bus_config(ctx.settings)
+    found = consumers.registered().values()
+    if cfg is None:
+        return [_db_consumer(c) for c in found]
+    return [_relay(ctx, cfg), *(_bus_worker(ctx, cfg, c) for c in found)]
 
 
 def bind_sockets(host_v4: str, host_v6: str | None, port: int) -> list[socket.socket]:

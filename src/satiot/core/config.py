@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default=24 * 3600, description="How long an Idempotency-Key is remembered."
     )
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
+    bus_url: str | None = Field(
+        default=None,
+        description="nats://host:port to relay the event log to NATS JetStream; empty: off.",
+    )
+    bus_stream: str = Field(default="satiot-events", description="JetStream stream name.")
     cookie_secure: bool = Field(
         default=False, description="Mark console cookies Secure (set when served over HTTPS)."
     )

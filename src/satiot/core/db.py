@@ -114,10 +114,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only unit of work."""
+        """A read-only unit of work. Closing (not rolling back) ends its transaction, so the
+        objects it loaded stay readable after the block."""
         with self.reader() as session:
             yield session
-            session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()
