@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ class ApiKeyIn(Input):
     scopes: list[str] | None = Field(
         default=None, description="Defaults to every scope the owner holds."
     )
-    expires_at: datetime | None = Field(default=None, description="ISO-8601 with a zone")
+    expires_at: AwareDatetime | None = Field(default=None, description="ISO-8601 with a zone")
     user_id: uuid.UUID | None = Field(default=None, description="Owner; defaults to the caller")
 
 

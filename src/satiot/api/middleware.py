@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,6 +88,23 @@ class RequestMetrics:
             ["method", "route"],
             registry=registry,
         )
+        self._templates: dict[int, str] = {}
+
+    def _template(self, scope: Scope) -> str:
+        """The matched route's full path template (``scope["route"]`` lacks router prefixes)."""
+        route: Any = scope.get("route")
+        if route is None:
+            return "unmatched"
+        template = self._templates.get(id(route))
+        if template is None:
+            app = scope.get("app")
+            template = next(
+                (rc.path for rc in iter_route_contexts(getattr(app, "routes", []))
+                 if rc.original_route is route and rc.path),
+                getattr(route, "path", None) or "unmatched",
+            )
+            self._templates[id(route)] = template
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,8 +122,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._template(scope)
             method = scope.get("method", "GET")
             self.requests.labels(method, template, str(status)).inc()
             self.latency.labels(method, template).observe(time.perf_counter() - started)

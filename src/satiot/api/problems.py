@@ -14,7 +14,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from satiot.core.errors import DomainError
 
@@ -137,11 +140,23 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = _BY_STATUS.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {}) | (_auth_headers(exc.status_code) or {})
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods; list every one of them.
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     return problem(
         exc.status_code, slug, detail, headers=headers or None, instance=request.url.path
     )
@@ -157,8 +172,16 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the request carried (PostgreSQL: a NUL character in text).
+    log.info("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    return problem(422, "invalid-input", "a value in the request cannot be stored or compared "
+                   "(for example, it contains a NUL character)", instance=request.url.path)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(Exception, _on_unhandled)

@@ -1,11 +1,65 @@
-"""Console routes (filled in by the console module)."""
+"""Mounts the console on the application: its pages, its static files and its error pages.
+
+The console is server-rendered HTML with one stylesheet of its own and no scripts, so it works
+without internet access and under ``Content-Security-Policy: default-src 'self'``. Its routes
+stay out of the OpenAPI document, which describes the REST API only.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from satiot.api.context import AppContext
+from satiot.web.rendering import STATIC_DIR, bare_page, page
+from satiot.web.security import SecurityHeaders
+from satiot.web.session import (
+    ConsoleForbidden,
+    LoginRequired,
+    login_url,
+)
+from satiot.web.views import access, access_actions, auth, dashboard
+
+STATIC_PATH = "/static"
+
+
+def console_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    for module in (auth, dashboard, access, access_actions):
+        router.include_router(module.router)
+    return router
+
+
+async def _on_login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(login_url(exc.next_path), status_code=303)
+
+
+async def _on_forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleForbidden)
+    context = {"message": exc.message, "title": "Not allowed"}
+    if exc.signed_in is None:
+        return bare_page(request, "forbidden.html", context, status_code=403)
+    return page(request, exc.signed_in, "forbidden.html", context, status_code=403)
 
 
 def mount(app: FastAPI, ctx: AppContext) -> None:
     """Attach the console's pages and static files to ``app``."""
+    router = console_router()
+    app.include_router(router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(LoginRequired, _on_login_required)
+    app.add_exception_handler(ConsoleForbidden, _on_forbidden)
+    routes = list(router.routes)
+
+    def is_console(scope: Scope) -> bool:
+        path = str(scope.get("path", ""))
+        if path == STATIC_PATH or path.startswith(STATIC_PATH + "/"):
+            return True
+        return any(route.matches(scope)[0] is not Match.NONE for route in routes)
+
+    app.add_middleware(SecurityHeaders, applies=is_console, static_prefix=STATIC_PATH + "/")

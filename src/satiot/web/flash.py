@@ -31,12 +31,11 @@ def set_flash(response: Response, flash: Flash, *, secure: bool) -> None:
     )
 
 
-def pop_flash(request: Request, response: Response) -> Flash | None:
-    """The pending message, if any; ``response`` is told to forget it."""
+def read_flash(request: Request) -> Flash | None:
+    """The pending message, if any (the page that shows it calls :func:`forget_flash`)."""
     raw = request.cookies.get(COOKIE_NAME)
     if raw is None:
         return None
-    response.delete_cookie(COOKIE_NAME, path="/")
     try:
         data = json.loads(unquote(raw))
         level, message = data["level"], str(data["message"])
@@ -45,3 +44,8 @@ def pop_flash(request: Request, response: Response) -> Flash | None:
     if level not in ("success", "error", "info"):
         return None
     return Flash(level, message)
+
+
+def forget_flash(request: Request, response: Response) -> None:
+    if COOKIE_NAME in request.cookies:
+        response.delete_cookie(COOKIE_NAME, path="/")

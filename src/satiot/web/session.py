@@ -39,11 +39,12 @@ class LoginRequired(Exception):
 
 
 class ConsoleForbidden(Exception):
-    """Signed in, but not allowed: the console answers with a 403 page."""
+    """Signed in, but not allowed (or a POST without its CSRF token): a 403 page."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, signed_in: ConsoleSession | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.signed_in = signed_in
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class ConsoleSession:
         """Refuse (403 page) unless the person holds at least one of ``scopes``."""
         if not set(scopes) & self.principal.scopes:
             raise ConsoleForbidden(
-                f"Your role ({self.role_label}) does not include {' or '.join(scopes)}."
+                f"Your role ({self.role_label}) does not include {' or '.join(scopes)}.", self
             )
 
 
@@ -127,14 +128,16 @@ def current_session(
 SignedIn = Annotated[ConsoleSession, Depends(current_session)]
 
 
-class CsrfRejected(Exception):
-    """A POST without the session's CSRF token: refused with a 403 page, nothing changes."""
+CSRF_MESSAGE = (
+    "The form was missing its security token, or the token did not match your session, so "
+    "nothing was changed. Reload the page and try again."
+)
 
 
 def checked_post(signed_in: SignedIn, csrf_token: Annotated[str, Form()] = "") -> ConsoleSession:
     """Dependency for every console POST: a signed-in person whose form carries the token."""
     if not csrf_token or not hmac.compare_digest(csrf_token, signed_in.csrf_token):
-        raise CsrfRejected
+        raise ConsoleForbidden(CSRF_MESSAGE, signed_in)
     return signed_in
 
 

@@ -1,0 +1,81 @@
+"""Liveness, readiness, metrics, the OpenAPI document and the problem-type pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.openapi.models import OpenAPI
+
+from satiot.api import problems
+from satiot.core import events
+from tests.api.conftest import assert_problem
+
+
+def test_healthz_needs_no_credential(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_and_migrations(client, world):
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+
+
+def test_metrics_count_requests_by_route_template(client, ctx, world):
+    headers = world.admin_headers()
+    user_path = f"/api/v1/users/{world.admin.id}"
+    for _ in range(2):
+        assert client.get(user_path, headers=headers).status_code == 200
+    client.get("/api/v1/nowhere", headers=headers)
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    body = r.text
+    line = re.search(r'^satiot_http_requests_total\{method="GET",route="/api/v1/users/\{user_id\}",'
+                     r'status="200"\} (\S+)$', body, re.M)
+    assert line and float(line.group(1)) == 2.0, body
+    assert str(world.admin.id) not in body  # never the raw path
+    assert "/api/v1/nowhere" not in body
+    assert 'route="unmatched"' in body or 'status="404"' in body
+    assert "satiot_http_request_duration_seconds_bucket" in body
+    with ctx.db.read() as s:
+        head = events.head(s)
+    assert head > 0
+    assert re.search(rf"^satiot_event_log_head {float(head)}$", body, re.M), body
+
+
+def test_openapi_is_valid_and_documents_problems(client):
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    OpenAPI.model_validate(spec)
+    assert spec["openapi"].startswith("3.")
+    ops = [(p, m, op) for p, item in spec["paths"].items() if p.startswith("/api/v1")
+           for m, op in item.items()]
+    assert len(ops) >= 16
+    for path, method, op in ops:
+        for code in ("401", "422"):
+            assert code in op["responses"], f"{method} {path} lacks {code}"
+            assert "application/problem+json" in op["responses"][code]["content"], (
+                f"{method} {path} {code} is not documented as problem+json")
+    assert all(p.startswith(("/api/v1", "/healthz", "/readyz", "/metrics", "/problems"))
+               for p in spec["paths"]), "console pages must stay out of the API document"
+
+
+def test_docs_page_is_served(client):
+    r = client.get("/docs")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+
+
+@pytest.mark.parametrize("slug", sorted(problems.CATALOG))
+def test_every_problem_type_is_documented(client, slug):
+    r = client.get(f"/problems/{slug}")
+    assert r.status_code == 200
+    assert r.json()["type"] == f"/problems/{slug}"
+    assert r.json()["title"] and r.json()["description"]
+
+
+def test_unknown_problem_type_is_404(client):
+    assert_problem(client.get("/problems/no-such-thing"), 404, "not-found")
