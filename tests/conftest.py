@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from satiot.api.context import AppContext
 from satiot.core import migrate
+from satiot.core.auth import passwords
 from satiot.core.clock import ManualClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
@@ -116,3 +118,25 @@ def client(ctx: AppContext) -> Iterator[TestClient]:
 def world(ctx: AppContext) -> World:
     """The seeded operator plus helpers to add tenants, users and keys."""
     return World.seed(ctx)
+
+
+_CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+_CHEAP_DUMMY = _CHEAP.hash("satiot-timing-equaliser")
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with small parameters, so that creating users does not dominate the run.
+
+    The hashes are still real Argon2id; a test that needs the production parameters asks for
+    the ``real_argon2`` fixture.
+    """
+    if "real_argon2" in request.fixturenames:
+        return
+    monkeypatch.setattr(passwords, "_HASHER", _CHEAP)
+    monkeypatch.setattr(passwords, "_DUMMY", _CHEAP_DUMMY)
+
+
+@pytest.fixture
+def real_argon2() -> None:
+    """Keep the production Argon2 parameters for this test."""

@@ -152,6 +152,8 @@ def serve(
     server = uvicorn.Server(config)
     try:
         server.run(sockets=list(sockets))
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping is the intent
     finally:
         stop.set()
         for t in threads:

@@ -13,14 +13,22 @@ from sqlalchemy import text
 from satiot.api.context import AppContext
 
 #: The tables whose row counts tell whether a request changed anything.
-COUNTED = ("tenants", "users", "api_keys", "access_tokens", "audit_log", "events",
-           "idempotency_records")
+COUNTED = (
+    "tenants",
+    "users",
+    "api_keys",
+    "access_tokens",
+    "audit_log",
+    "events",
+    "idempotency_records",
+)
 
 
 def row_counts(ctx: AppContext) -> dict[str, int]:
     with ctx.db.engine.connect() as conn:
-        return {t: int(conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one())
-                for t in COUNTED}
+        return {
+            t: int(conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one()) for t in COUNTED
+        }
 
 
 @contextmanager

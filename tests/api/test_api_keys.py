@@ -25,8 +25,9 @@ def test_created_key_shows_its_secret_once_and_stores_only_a_hash(client, ctx, w
     created = r.json()
     secret = created["secret"]
     assert secret.startswith(f"sk_{created['prefix']}_")
-    assert set(created["scopes"]) == set(client.get("/api/v1/me", headers=world.admin_headers()
-                                                    ).json()["scopes"])
+    assert set(created["scopes"]) == set(
+        client.get("/api/v1/me", headers=world.admin_headers()).json()["scopes"]
+    )
     me = client.get("/api/v1/me", headers=bearer(secret))
     assert me.status_code == 200 and me.json()["via"] == "api-key"
 
@@ -48,8 +49,9 @@ def test_created_key_shows_its_secret_once_and_stores_only_a_hash(client, ctx, w
 
 
 def test_key_with_fewer_scopes_is_limited_to_them(client, world):
-    r = client.post(KEYS, json={"name": "reader", "scopes": ["users:read"]},
-                    headers=world.admin_headers())
+    r = client.post(
+        KEYS, json={"name": "reader", "scopes": ["users:read"]}, headers=world.admin_headers()
+    )
     secret = r.json()["secret"]
     assert client.get("/api/v1/users", headers=bearer(secret)).status_code == 200
     body = assert_problem(client.get("/api/v1/tenants", headers=bearer(secret)), 403, "forbidden")
@@ -60,8 +62,9 @@ def test_scopes_beyond_the_callers_are_403(client, ctx, world):
     user = world.user(world.tenant(), Role.CUSTOMER_ADMIN)
     headers = world.headers(user)
     with unchanged(ctx):
-        r = client.post(KEYS, json={"name": "greedy", "scopes": ["users:read", "audit:read"]},
-                        headers=headers)
+        r = client.post(
+            KEYS, json={"name": "greedy", "scopes": ["users:read", "audit:read"]}, headers=headers
+        )
         body = assert_problem(r, 403, "forbidden")
     assert "audit:read" in body["detail"]
 
@@ -69,8 +72,9 @@ def test_scopes_beyond_the_callers_are_403(client, ctx, world):
 def test_a_key_cannot_mint_a_key_with_more_scopes_than_itself(client, ctx, world):
     narrow = world.key(world.admin, scopes=["api-keys:write", "api-keys:read"])
     with unchanged(ctx):
-        r = client.post(KEYS, json={"name": "wider", "scopes": ["users:write"]},
-                        headers=bearer(narrow))
+        r = client.post(
+            KEYS, json={"name": "wider", "scopes": ["users:write"]}, headers=bearer(narrow)
+        )
         assert_problem(r, 403, "forbidden")
 
 
@@ -86,17 +90,20 @@ def test_expiry_in_the_past_or_without_zone(client, ctx, world, clock):
     headers = world.admin_headers()
     with unchanged(ctx):
         past = (clock.now() - timedelta(seconds=1)).isoformat()
-        assert_problem(client.post(KEYS, json={"name": "x", "expires_at": past},
-                                   headers=headers), 422)
+        assert_problem(
+            client.post(KEYS, json={"name": "x", "expires_at": past}, headers=headers), 422
+        )
         naive = (clock.now() + timedelta(days=1)).replace(tzinfo=None).isoformat()
-        assert_problem(client.post(KEYS, json={"name": "x", "expires_at": naive},
-                                   headers=headers), 422)
+        assert_problem(
+            client.post(KEYS, json={"name": "x", "expires_at": naive}, headers=headers), 422
+        )
 
 
 def test_key_with_expiry_expires(client, world, clock):
     until = clock.now() + timedelta(days=1)
-    r = client.post(KEYS, json={"name": "temp", "expires_at": until.isoformat()},
-                    headers=world.admin_headers())
+    r = client.post(
+        KEYS, json={"name": "temp", "expires_at": until.isoformat()}, headers=world.admin_headers()
+    )
     assert r.status_code == 201, r.text
     secret = r.json()["secret"]
     assert client.get("/api/v1/me", headers=bearer(secret)).status_code == 200
@@ -108,8 +115,9 @@ def test_customer_admin_issues_a_key_for_a_user_of_its_tenant(client, world):
     tenant = world.tenant()
     admin = world.user(tenant, Role.CUSTOMER_ADMIN)
     member = world.user(tenant, Role.CUSTOMER_USER)
-    r = client.post(KEYS, json={"name": "member", "user_id": str(member.id)},
-                    headers=world.headers(admin))
+    r = client.post(
+        KEYS, json={"name": "member", "user_id": str(member.id)}, headers=world.headers(admin)
+    )
     assert r.status_code == 201, r.text
     assert r.json()["role"] == "customer-user"
     assert r.json()["scopes"] == ["tenants:read"]

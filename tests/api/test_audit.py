@@ -17,12 +17,18 @@ def history(client, world):
     made = []
     for slug in ("north", "south"):
         t = client.post("/api/v1/tenants", json={"slug": slug, "name": slug}, headers=headers)
-        u = client.post("/api/v1/users", headers=headers, json={
-            "username": f"{slug}-admin", "password": "correct-horse-battery",
-            "role": "customer-admin", "tenant_id": t.json()["id"]})
+        u = client.post(
+            "/api/v1/users",
+            headers=headers,
+            json={
+                "username": f"{slug}-admin",
+                "password": "correct-horse-battery",
+                "role": "customer-admin",
+                "tenant_id": t.json()["id"],
+            },
+        )
         made.append((t.json(), u.json()))
-    client.patch(f"/api/v1/users/{made[0][1]['id']}", json={"status": "disabled"},
-                 headers=headers)
+    client.patch(f"/api/v1/users/{made[0][1]['id']}", json={"status": "disabled"}, headers=headers)
     return made
 
 
@@ -44,8 +50,9 @@ def test_audit_is_newest_first_and_pages(client, world, history):
 def test_audit_filters(client, world, history):
     headers = world.admin_headers()
     (north, north_admin), (south, _) = history
-    by_target = client.get(f"/api/v1/audit?target_type=user&target_id={north_admin['id']}",
-                           headers=headers).json()["items"]
+    by_target = client.get(
+        f"/api/v1/audit?target_type=user&target_id={north_admin['id']}", headers=headers
+    ).json()["items"]
     assert [e["action"] for e in by_target] == ["user.status-changed", "user.created"]
     by_tenant = client.get(f"/api/v1/audit?tenant_id={south['id']}", headers=headers).json()
     assert {e["tenant_id"] for e in by_tenant["items"]} == {south["id"]}
@@ -54,12 +61,15 @@ def test_audit_filters(client, world, history):
     assert {e["target_id"] for e in tenants} >= {north["id"], south["id"]}
     assert all(e["target_type"] == "tenant" for e in tenants)
     assert client.get("/api/v1/audit?target_type=nothing", headers=headers).json() == {
-        "items": [], "next_cursor": None}
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 def test_audit_entries_name_the_actor(client, world, history):
-    entry = client.get(f"/api/v1/audit?target_id={history[1][0]['id']}",
-                       headers=world.admin_headers()).json()["items"][0]
+    entry = client.get(
+        f"/api/v1/audit?target_id={history[1][0]['id']}", headers=world.admin_headers()
+    ).json()["items"][0]
     assert entry["action"] == "tenant.created"
     assert world.admin.username in entry["actor"]
     assert entry["actor"].startswith("api-key:")
@@ -79,14 +89,25 @@ def test_verification_is_ok_and_detects_tampering(client, ctx, world, history):
     assert v["ok"] is False and v["seq"] == 3 and v["problem"]
 
 
-@pytest.mark.parametrize("role,status", [
-    (Role.OPERATOR_ADMIN, 200), (Role.COMPLIANCE, 200), (Role.REGULATOR, 200),
-    (Role.NOC, 403), (Role.BUSINESS, 403), (Role.BILLING, 403),
-    (Role.CUSTOMER_ADMIN, 403), (Role.CUSTOMER_USER, 403),
-])
+@pytest.mark.parametrize(
+    "role,status",
+    [
+        (Role.OPERATOR_ADMIN, 200),
+        (Role.COMPLIANCE, 200),
+        (Role.REGULATOR, 200),
+        (Role.NOC, 403),
+        (Role.BUSINESS, 403),
+        (Role.BILLING, 403),
+        (Role.CUSTOMER_ADMIN, 403),
+        (Role.CUSTOMER_USER, 403),
+    ],
+)
 def test_only_audit_readers_read_the_audit(client, world, role, status):
-    tenant = world.operator if role.value not in ("customer-admin", "customer-user") else (
-        world.tenant())
+    tenant = (
+        world.operator
+        if role.value not in ("customer-admin", "customer-user")
+        else (world.tenant())
+    )
     headers = world.headers(world.user(tenant, role))
     for path in ("/api/v1/audit", "/api/v1/audit/verification"):
         r = client.get(path, headers=headers)
@@ -100,16 +121,20 @@ def test_event_consumers_show_position_and_lag(client, ctx, world, clock, histor
     headers = world.headers(world.user(world.operator, Role.NOC))
     assert client.get("/api/v1/events/consumers", headers=headers).json() == []
     seen = []
-    consumer = events.Consumer("test-counter", lambda s, ev: seen.append(ev.seq),
-                               batch_size=3)
+    consumer = events.Consumer("test-counter", lambda s, ev: seen.append(ev.seq), batch_size=3)
     events.consume_batch(ctx.db, consumer, clock)
     r = client.get("/api/v1/events/consumers", headers=headers)
     assert r.status_code == 200
     [status] = r.json()
     with ctx.db.read() as s:
         head = events.head(s)
-    assert status == {"name": "test-counter", "position": 3, "head": head, "lag": head - 3,
-                      "updated_at": status["updated_at"]}
+    assert status == {
+        "name": "test-counter",
+        "position": 3,
+        "head": head,
+        "lag": head - 3,
+        "updated_at": status["updated_at"],
+    }
     assert status["updated_at"] is not None
     while events.consume_batch(ctx.db, consumer, clock):
         pass

@@ -13,8 +13,10 @@ TOKEN = "/api/v1/auth/token"
 
 def test_password_grant_returns_a_working_bearer_token(client, world, settings, counts):
     before = counts()["access_tokens"]
-    r = client.post(TOKEN, data={"username": world.admin.username, "password": PASSWORD,
-                                 "grant_type": "password"})
+    r = client.post(
+        TOKEN,
+        data={"username": world.admin.username, "password": PASSWORD, "grant_type": "password"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "bearer"
@@ -23,21 +25,28 @@ def test_password_grant_returns_a_working_bearer_token(client, world, settings, 
     me = client.get("/api/v1/me", headers=bearer(body["access_token"]))
     assert me.status_code == 200, me.text
     assert me.json() | {"scopes": None} == {
-        "tenant_id": str(world.operator.id), "role": "operator-admin", "scopes": None,
-        "username": world.admin.username, "via": "bearer"}
+        "tenant_id": str(world.operator.id),
+        "role": "operator-admin",
+        "scopes": None,
+        "username": world.admin.username,
+        "via": "bearer",
+    }
     got = client.get(f"/api/v1/users/{world.admin.id}", headers=bearer(body["access_token"]))
     assert got.json()["last_login_at"] is not None
 
 
-@pytest.mark.parametrize("who,password", [("admin", "wrong-password-123"), ("nobody", PASSWORD),
-                                          ("disabled", PASSWORD)])
+@pytest.mark.parametrize(
+    "who,password", [("admin", "wrong-password-123"), ("nobody", PASSWORD), ("disabled", PASSWORD)]
+)
 def test_bad_credentials_are_400_invalid_grant_without_token(client, ctx, world, who, password):
     user = world.user(world.tenant(), Role.CUSTOMER_USER)
     if who == "disabled":
-        client.patch(f"/api/v1/users/{user.id}", json={"status": "disabled"},
-                     headers=world.admin_headers())
-    username = {"admin": world.admin.username, "nobody": "no-such-user",
-                "disabled": user.username}[who]
+        client.patch(
+            f"/api/v1/users/{user.id}", json={"status": "disabled"}, headers=world.admin_headers()
+        )
+    username = {"admin": world.admin.username, "nobody": "no-such-user", "disabled": user.username}[
+        who
+    ]
     with unchanged(ctx):
         r = client.post(TOKEN, data={"username": username, "password": password})
         body = assert_problem(r, 400, "invalid-grant")
@@ -49,15 +58,21 @@ def test_bad_credentials_are_400_invalid_grant_without_token(client, ctx, world,
 def test_suspended_tenant_cannot_log_in(client, world):
     tenant = world.tenant()
     user = world.user(tenant, Role.CUSTOMER_ADMIN)
-    client.patch(f"/api/v1/tenants/{tenant.id}", json={"status": "suspended"},
-                 headers=world.admin_headers())
+    client.patch(
+        f"/api/v1/tenants/{tenant.id}", json={"status": "suspended"}, headers=world.admin_headers()
+    )
     r = client.post(TOKEN, data={"username": user.username, "password": PASSWORD})
     assert_problem(r, 400, "invalid-grant")
 
 
-@pytest.mark.parametrize("form", [{"username": "admin"}, {"password": PASSWORD},
-                                  {"username": "admin", "password": PASSWORD,
-                                   "grant_type": "client_credentials"}])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"username": "admin"},
+        {"password": PASSWORD},
+        {"username": "admin", "password": PASSWORD, "grant_type": "client_credentials"},
+    ],
+)
 def test_incomplete_or_wrong_grant_is_422(client, ctx, world, form):
     with unchanged(ctx):
         assert_problem(client.post(TOKEN, data=form), 422, "validation-error")

@@ -23,6 +23,7 @@ def admin(world):
 
 # -- bodies -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("raw", ['{"username": "bob",', "{'single': 'quotes'}", "nul\x00l", "[1,]"])
 def test_malformed_json_is_400(client, ctx, admin, raw):
     with unchanged(ctx):
@@ -53,8 +54,9 @@ def test_wrong_enum_value_is_422(client, ctx, admin, world):
 
 def test_unknown_field_is_422(client, ctx, admin):
     with unchanged(ctx):
-        r = client.post("/api/v1/tenants", json={"slug": "acme", "name": "Acme", "plan": "gold"},
-                        headers=admin)
+        r = client.post(
+            "/api/v1/tenants", json={"slug": "acme", "name": "Acme", "plan": "gold"}, headers=admin
+        )
         problem = assert_problem(r, 422, "validation-error")
     assert "body.plan" in _field_errors(problem)
 
@@ -95,7 +97,7 @@ def test_streamed_oversized_body_is_413(client, ctx, admin, settings):
 
     def chunks():
         for i in range(0, len(raw), 4096):
-            yield raw[i:i + 4096]
+            yield raw[i : i + 4096]
 
     with unchanged(ctx):
         r = client.post("/api/v1/tenants", content=chunks(), headers=admin | JSON)
@@ -114,23 +116,39 @@ def test_streamed_body_under_the_limit_is_accepted(client, admin, counts):
 
 # -- credentials --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/v1/me"), ("GET", "/api/v1/users"), ("POST", "/api/v1/tenants"),
-    ("DELETE", "/api/v1/api-keys/018f0000-0000-7000-8000-000000000000"), ("GET", "/api/v1/audit"),
-])
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/users"),
+        ("POST", "/api/v1/tenants"),
+        ("DELETE", "/api/v1/api-keys/018f0000-0000-7000-8000-000000000000"),
+        ("GET", "/api/v1/audit"),
+    ],
+)
 def test_missing_authorization_is_401(client, ctx, world, method, path):
     with unchanged(ctx):
-        r = client.request(method, path, json={"slug": "x", "name": "X"} if method == "POST"
-                           else None)
+        r = client.request(
+            method, path, json={"slug": "x", "name": "X"} if method == "POST" else None
+        )
         assert_problem(r, 401, "unauthenticated")
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("header", [
-    "Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "sk_abc_def", "Bearer garbage",
-    "Bearer sk_nounderscores", "Bearer sk_abcdef123456_unknownsecretvalue",
-    "Bearer at_unknowntokenvalue",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer ",
+        "sk_abc_def",
+        "Bearer garbage",
+        "Bearer sk_nounderscores",
+        "Bearer sk_abcdef123456_unknownsecretvalue",
+        "Bearer at_unknowntokenvalue",
+    ],
+)
 def test_malformed_or_unknown_credential_is_401(client, ctx, world, header):
     with unchanged(ctx):
         r = client.get("/api/v1/me", headers={"Authorization": header})
@@ -150,8 +168,12 @@ def test_revoked_key_is_401(client, ctx, world):
     key_id = client.get("/api/v1/me", headers=bearer(key)).json()
     listed = client.get("/api/v1/api-keys", headers=bearer(key)).json()["items"]
     assert key_id and len(listed) == 1
-    assert client.delete(f"/api/v1/api-keys/{listed[0]['id']}",
-                         headers=world.admin_headers()).status_code == 204
+    assert (
+        client.delete(
+            f"/api/v1/api-keys/{listed[0]['id']}", headers=world.admin_headers()
+        ).status_code
+        == 204
+    )
     with unchanged(ctx):
         assert_problem(client.get("/api/v1/me", headers=bearer(key)), 401, "unauthenticated")
 
@@ -163,14 +185,14 @@ def test_expired_key_is_401(client, ctx, world, clock):
     assert client.get("/api/v1/me", headers=bearer(key)).status_code == 200
     clock.advance(timedelta(minutes=1, seconds=1))
     with unchanged(ctx):
-        body = assert_problem(client.get("/api/v1/me", headers=bearer(key)), 401,
-                              "unauthenticated")
+        body = assert_problem(client.get("/api/v1/me", headers=bearer(key)), 401, "unauthenticated")
     assert "expired" in body["detail"]
 
 
 def test_expired_bearer_token_is_401(client, ctx, world, clock, settings):
-    r = client.post("/api/v1/auth/token",
-                    data={"username": world.admin.username, "password": PASSWORD})
+    r = client.post(
+        "/api/v1/auth/token", data={"username": world.admin.username, "password": PASSWORD}
+    )
     token = r.json()["access_token"]
     clock.advance(settings.access_token_ttl_s - 1)
     assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
@@ -183,25 +205,26 @@ def test_disabled_users_key_and_token_are_401(client, ctx, world):
     tenant = world.tenant()
     user = world.user(tenant, Role.CUSTOMER_ADMIN)
     key = world.key(user)
-    token = client.post("/api/v1/auth/token",
-                        data={"username": user.username, "password": PASSWORD}
-                        ).json()["access_token"]
+    token = client.post(
+        "/api/v1/auth/token", data={"username": user.username, "password": PASSWORD}
+    ).json()["access_token"]
     for cred in (key, token):
         assert client.get("/api/v1/me", headers=bearer(cred)).status_code == 200
-    r = client.patch(f"/api/v1/users/{user.id}", json={"status": "disabled"},
-                     headers=world.admin_headers())
+    r = client.patch(
+        f"/api/v1/users/{user.id}", json={"status": "disabled"}, headers=world.admin_headers()
+    )
     assert r.status_code == 200, r.text
     with unchanged(ctx):
         for cred in (key, token):
-            assert_problem(client.get("/api/v1/me", headers=bearer(cred)), 401,
-                           "unauthenticated")
+            assert_problem(client.get("/api/v1/me", headers=bearer(cred)), 401, "unauthenticated")
 
 
 def test_suspended_tenants_key_is_401(client, ctx, world):
     tenant = world.tenant()
     key = world.key(world.user(tenant, Role.CUSTOMER_ADMIN))
-    r = client.patch(f"/api/v1/tenants/{tenant.id}", json={"status": "suspended"},
-                     headers=world.admin_headers())
+    r = client.patch(
+        f"/api/v1/tenants/{tenant.id}", json={"status": "suspended"}, headers=world.admin_headers()
+    )
     assert r.status_code == 200, r.text
     assert_problem(client.get("/api/v1/me", headers=bearer(key)), 401, "unauthenticated")
 
@@ -210,14 +233,18 @@ def test_scope_not_covering_the_call_is_403_naming_the_scope(client, ctx, world)
     key = world.key(world.admin, scopes=["users:read"])
     assert client.get("/api/v1/users", headers=bearer(key)).status_code == 200
     with unchanged(ctx):
-        r = client.post("/api/v1/users", headers=bearer(key), json={
-            "username": "newbie", "password": PASSWORD, "role": "noc"})
+        r = client.post(
+            "/api/v1/users",
+            headers=bearer(key),
+            json={"username": "newbie", "password": PASSWORD, "role": "noc"},
+        )
         body = assert_problem(r, 403, "forbidden")
     assert body["required_scope"] == "users:write"
     assert "users:write" in body["detail"]
 
 
 # -- routing ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v2/users", "/nothing/here"])
 def test_unknown_route_is_404_problem(client, world, path):
@@ -231,19 +258,21 @@ def test_wrong_method_is_405_problem(client, ctx, admin):
     assert {"GET", "POST"} <= {m.strip() for m in r.headers["allow"].split(",")}
 
 
-@pytest.mark.parametrize("path", ["/api/v1/users/not-a-uuid", "/api/v1/api-keys/123",
-                                  "/api/v1/tenants/%20"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/users/not-a-uuid", "/api/v1/api-keys/123", "/api/v1/tenants/%20"]
+)
 def test_non_uuid_path_parameter_is_422(client, world, path):
-    body = assert_problem(client.get(path, headers=world.admin_headers()), 422,
-                          "validation-error")
+    body = assert_problem(client.get(path, headers=world.admin_headers()), 422, "validation-error")
     assert body["errors"][0]["loc"][0] == "path"
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=ten", "status=sleeping",
-                                   "tenant_id=nope"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "limit=ten", "status=sleeping", "tenant_id=nope"]
+)
 def test_bad_query_parameter_is_422(client, world, query):
-    body = assert_problem(client.get(f"/api/v1/users?{query}", headers=world.admin_headers()),
-                          422, "validation-error")
+    body = assert_problem(
+        client.get(f"/api/v1/users?{query}", headers=world.admin_headers()), 422, "validation-error"
+    )
     assert body["errors"][0]["loc"][0] == "query"
 
 
@@ -270,11 +299,21 @@ def test_unhandled_error_is_500_problem_without_traceback(ctx, world, caplog):
     assert any("secret-internal-detail" in str(rec.exc_info) for rec in caplog.records)
 
 
-@pytest.mark.parametrize("path,body", [
-    ("/api/v1/tenants", {"slug": "nul", "name": "Nul\u0000Co"}),
-    ("/api/v1/users", {"username": "nul-user", "password": "correct-horse\u0000battery",
-                       "role": "noc", "display_name": "a\u0000b"}),
-])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/v1/tenants", {"slug": "nul", "name": "Nul\u0000Co"}),
+        (
+            "/api/v1/users",
+            {
+                "username": "nul-user",
+                "password": "correct-horse\u0000battery",
+                "role": "noc",
+                "display_name": "a\u0000b",
+            },
+        ),
+    ],
+)
 def test_nul_characters_are_refused_not_a_server_error(client, ctx, admin, path, body):
     """PostgreSQL cannot store NUL in text; the answer must be a 422, the same on SQLite."""
     with unchanged(ctx):

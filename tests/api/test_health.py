@@ -33,8 +33,12 @@ def test_metrics_count_requests_by_route_template(client, ctx, world):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     body = r.text
-    line = re.search(r'^satiot_http_requests_total\{method="GET",route="/api/v1/users/\{user_id\}",'
-                     r'status="200"\} (\S+)$', body, re.M)
+    line = re.search(
+        r'^satiot_http_requests_total\{method="GET",route="/api/v1/users/\{user_id\}",'
+        r'status="200"\} (\S+)$',
+        body,
+        re.M,
+    )
     assert line and float(line.group(1)) == 2.0, body
     assert str(world.admin.id) not in body  # never the raw path
     assert "/api/v1/nowhere" not in body
@@ -52,16 +56,23 @@ def test_openapi_is_valid_and_documents_problems(client):
     spec = r.json()
     OpenAPI.model_validate(spec)
     assert spec["openapi"].startswith("3.")
-    ops = [(p, m, op) for p, item in spec["paths"].items() if p.startswith("/api/v1")
-           for m, op in item.items()]
+    ops = [
+        (p, m, op)
+        for p, item in spec["paths"].items()
+        if p.startswith("/api/v1")
+        for m, op in item.items()
+    ]
     assert len(ops) >= 16
     for path, method, op in ops:
         for code in ("401", "422"):
             assert code in op["responses"], f"{method} {path} lacks {code}"
             assert "application/problem+json" in op["responses"][code]["content"], (
-                f"{method} {path} {code} is not documented as problem+json")
-    assert all(p.startswith(("/api/v1", "/healthz", "/readyz", "/metrics", "/problems"))
-               for p in spec["paths"]), "console pages must stay out of the API document"
+                f"{method} {path} {code} is not documented as problem+json"
+            )
+    assert all(
+        p.startswith(("/api/v1", "/healthz", "/readyz", "/metrics", "/problems"))
+        for p in spec["paths"]
+    ), "console pages must stay out of the API document"
 
 
 def test_docs_page_is_served(client):

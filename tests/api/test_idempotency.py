@@ -12,12 +12,16 @@ from tests.factories import PASSWORD
 
 #: route -> (table that grows, a body, a different body)
 CASES = {
-    "/api/v1/users": ("users", {"username": "idem-user", "password": PASSWORD,
-                                "role": "customer-user"},
-                      {"username": "idem-other", "password": PASSWORD,
-                       "role": "customer-user"}),
-    "/api/v1/tenants": ("tenants", {"slug": "idem-co", "name": "Idem Co"},
-                        {"slug": "idem-co", "name": "Idem Co Ltd"}),
+    "/api/v1/users": (
+        "users",
+        {"username": "idem-user", "password": PASSWORD, "role": "customer-user"},
+        {"username": "idem-other", "password": PASSWORD, "role": "customer-user"},
+    ),
+    "/api/v1/tenants": (
+        "tenants",
+        {"slug": "idem-co", "name": "Idem Co"},
+        {"slug": "idem-co", "name": "Idem Co Ltd"},
+    ),
     "/api/v1/api-keys": ("api_keys", {"name": "idem-key"}, {"name": "idem-key-2"}),
 }
 
@@ -67,10 +71,16 @@ def test_different_callers_use_the_same_key_independently(client, world, counts)
     one = world.headers(world.user(tenant, Role.CUSTOMER_ADMIN)) | {"Idempotency-Key": "same"}
     two = world.headers(world.user(tenant, Role.CUSTOMER_ADMIN)) | {"Idempotency-Key": "same"}
     before = counts()["users"]
-    a = client.post("/api/v1/users", headers=one, json={
-        "username": "made-by-one", "password": PASSWORD, "role": "customer-user"})
-    b = client.post("/api/v1/users", headers=two, json={
-        "username": "made-by-two", "password": PASSWORD, "role": "customer-user"})
+    a = client.post(
+        "/api/v1/users",
+        headers=one,
+        json={"username": "made-by-one", "password": PASSWORD, "role": "customer-user"},
+    )
+    b = client.post(
+        "/api/v1/users",
+        headers=two,
+        json={"username": "made-by-two", "password": PASSWORD, "role": "customer-user"},
+    )
     assert (a.status_code, b.status_code) == (201, 201), (a.text, b.text)
     assert "idempotent-replayed" not in b.headers
     assert a.json()["id"] != b.json()["id"]
@@ -96,8 +106,7 @@ def test_replayed_api_key_creation_never_reveals_the_secret(client, ctx, world):
 def test_a_failed_request_is_not_remembered(client, world, counts):
     headers = world.admin_headers() | {"Idempotency-Key": "retry-me"}
     tenant = world.tenant()
-    body = {"username": "later", "password": PASSWORD, "role": "noc",
-            "tenant_id": str(tenant.id)}
+    body = {"username": "later", "password": PASSWORD, "role": "noc", "tenant_id": str(tenant.id)}
     before = counts()
     assert_problem(client.post("/api/v1/users", json=body, headers=headers), 422)
     assert counts() == before
@@ -115,8 +124,12 @@ def test_unusable_idempotency_key_is_422(client, ctx, world, key):
 
 def test_key_expires_after_its_ttl(client, world, clock, settings, counts):
     headers = world.admin_headers() | {"Idempotency-Key": "old"}
-    assert client.post("/api/v1/tenants", json={"slug": "ttl-1", "name": "T"},
-                       headers=headers).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/tenants", json={"slug": "ttl-1", "name": "T"}, headers=headers
+        ).status_code
+        == 201
+    )
     clock.advance(settings.idempotency_ttl_s + 1)
     r = client.post("/api/v1/tenants", json={"slug": "ttl-2", "name": "T"}, headers=headers)
     assert r.status_code == 201, r.text

@@ -36,8 +36,14 @@ MARKER = "zebra-marker-5e1f"
 
 #: Public routes: no credential, no tenant data. Everything else is walked.
 PUBLIC = {
-    "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-    "/problems/{slug}", f"{API}/auth/token",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/problems/{slug}",
+    f"{API}/auth/token",
 }
 
 
@@ -59,19 +65,34 @@ class TenantB:
 
     def path_values(self) -> dict[str, str]:
         """Path parameter name -> a value naming one of B's things."""
-        return {"tenant_id": str(self.tenant_id), "user_id": str(self.user_ids[0]),
-                "key_id": str(self.key_ids[0])}
+        return {
+            "tenant_id": str(self.tenant_id),
+            "user_id": str(self.user_ids[0]),
+            "key_id": str(self.key_ids[0]),
+        }
 
     def markers(self) -> set[str]:
-        return ({str(self.tenant_id), MARKER, *self.usernames, *self.key_prefixes, *self.secrets,
-                 *self.extra}
-                | {str(u) for u in self.user_ids} | {str(k) for k in self.key_ids})
+        return (
+            {
+                str(self.tenant_id),
+                MARKER,
+                *self.usernames,
+                *self.key_prefixes,
+                *self.secrets,
+                *self.extra,
+            }
+            | {str(u) for u in self.user_ids}
+            | {str(k) for k in self.key_ids}
+        )
 
 
 #: Body fields and query parameters that name a tenant's things get B's values.
 def field_values(b: TenantB) -> dict[str, str]:
-    return {"tenant_id": str(b.tenant_id), "user_id": str(b.user_ids[0]),
-            "key_id": str(b.key_ids[0])}
+    return {
+        "tenant_id": str(b.tenant_id),
+        "user_id": str(b.user_ids[0]),
+        "key_id": str(b.key_ids[0]),
+    }
 
 
 def random_values(values: dict[str, str]) -> dict[str, str]:
@@ -107,33 +128,45 @@ def two_tenants(client, world, ctx):
     bh = bearer(b_key)
     # B's own activity through the API: a user (with an idempotency record), keys, a revoked
     # key, a disabled user, a bearer token. All of it leaves audit entries and events in B.
-    r = client.post(f"{API}/users", headers=bh | {"Idempotency-Key": "b-1"}, json={
-        "username": "b-made-zebra", "password": PASSWORD, "role": "customer-user"})
+    r = client.post(
+        f"{API}/users",
+        headers=bh | {"Idempotency-Key": "b-1"},
+        json={"username": "b-made-zebra", "password": PASSWORD, "role": "customer-user"},
+    )
     assert r.status_code == 201, r.text
     made = r.json()["id"]
-    r = client.post(f"{API}/api-keys", headers=bh, json={"name": f"b key {MARKER}",
-                                                          "user_id": str(b_user.id)})
+    r = client.post(
+        f"{API}/api-keys", headers=bh, json={"name": f"b key {MARKER}", "user_id": str(b_user.id)}
+    )
     assert r.status_code == 201, r.text
     second = r.json()
     r = client.post(f"{API}/api-keys", headers=bh, json={"name": "doomed"})
     doomed = r.json()
     assert client.delete(f"{API}/api-keys/{doomed['id']}", headers=bh).status_code == 204
-    assert client.patch(f"{API}/users/{made}", headers=bh,
-                        json={"status": "disabled", "reason": MARKER}).status_code == 200
-    token = client.post(f"{API}/auth/token", data={"username": b_admin.username,
-                                                   "password": PASSWORD}).json()["access_token"]
+    assert (
+        client.patch(
+            f"{API}/users/{made}", headers=bh, json={"status": "disabled", "reason": MARKER}
+        ).status_code
+        == 200
+    )
+    token = client.post(
+        f"{API}/auth/token", data={"username": b_admin.username, "password": PASSWORD}
+    ).json()["access_token"]
     keys = client.get(f"{API}/api-keys?include_revoked=true", headers=bh).json()["items"]
     assert len(keys) == 3
     first_key = next(k for k in keys if k["id"] not in (second["id"], doomed["id"]))
     tb = TenantB(
-        tenant_id=b.id, user_ids=[b_user.id, b_admin.id, uuid.UUID(made)],
+        tenant_id=b.id,
+        user_ids=[b_user.id, b_admin.id, uuid.UUID(made)],
         usernames=[b_admin.username, b_user.username, "b-made-zebra"],
         key_ids=[uuid.UUID(k["id"]) for k in (first_key, second, doomed)],
-        key_prefixes=[k["prefix"] for k in keys], secrets=[b_key, second["secret"], token],
+        key_prefixes=[k["prefix"] for k in keys],
+        secrets=[b_key, second["secret"], token],
         extra=["bravo"],
     )
-    a_token = client.post(f"{API}/auth/token", data={"username": a_admin.username,
-                                                     "password": PASSWORD}).json()["access_token"]
+    a_token = client.post(
+        f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
+    ).json()["access_token"]
     callers = {
         "customer-admin key": bearer(world.key(a_admin)),
         "customer-user key": bearer(world.key(a_user)),
@@ -144,6 +177,7 @@ def two_tenants(client, world, ctx):
 
 # -- request synthesis --------------------------------------------------------------------------
 
+
 def _resolve(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -151,8 +185,9 @@ def _resolve(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def minimal(schema: dict[str, Any], spec: dict[str, Any], ids: dict[str, str],
-            name: str = "") -> Any:
+def minimal(
+    schema: dict[str, Any], spec: dict[str, Any], ids: dict[str, str], name: str = ""
+) -> Any:
     """A minimal value valid for ``schema``, with ``ids`` in fields of those names."""
     schema = _resolve(schema, spec)
     if name in ids:
@@ -172,8 +207,9 @@ def minimal(schema: dict[str, Any], spec: dict[str, Any], ids: dict[str, str],
         body |= {k: ids[k] for k in props if k in ids}
         return body
     if kind == "array":
-        return [minimal(schema.get("items", {}), spec, ids)
-                for _ in range(schema.get("minItems", 0))]
+        return [
+            minimal(schema.get("items", {}), spec, ids) for _ in range(schema.get("minItems", 0))
+        ]
     if kind == "string":
         fmt = schema.get("format")
         if fmt == "uuid":
@@ -183,7 +219,7 @@ def minimal(schema: dict[str, Any], spec: dict[str, Any], ids: dict[str, str],
         if fmt == "email" or "@" in schema.get("pattern", ""):
             return "walker@example.org"
         low, high = schema.get("minLength", 1), schema.get("maxLength", 64)
-        return ("walker" + "x" * low)[:max(low, min(high, 12))]
+        return ("walker" + "x" * low)[: max(low, min(high, 12))]
     if kind == "integer":
         return max(schema.get("minimum", 1), 1)
     if kind == "number":
@@ -208,7 +244,8 @@ def discover(app: Any) -> tuple[list[tuple[str, str, Any]], list[str]]:
         route = rc.original_route
         if isinstance(route, Mount):
             assert isinstance(route.app, StaticFiles), (
-                f"mount {route.path} is not static files: extend the walker to reach inside it")
+                f"mount {route.path} is not static files: extend the walker to reach inside it"
+            )
             skipped.append(route.path)
             continue
         if rc.path in PUBLIC or is_console(rc):
@@ -216,7 +253,8 @@ def discover(app: Any) -> tuple[list[tuple[str, str, Any]], list[str]]:
             continue
         assert isinstance(route, APIRoute), (
             f"route {rc.path} is a {type(route).__name__}: is it public (add it to PUBLIC, "
-            f"with a reason) or should it be an API route?")
+            f"with a reason) or should it be an API route?"
+        )
         walk.extend((m, rc.path, rc) for m in sorted(rc.methods or ()))
     return walk, skipped
 
@@ -226,15 +264,20 @@ def fill_path(path: str, values: dict[str, str]) -> str:
     unknown = [p for p in params if p not in values]
     assert not unknown, (
         f"route {path} has path parameter(s) {unknown} that the isolation walker cannot fill "
-        f"with a tenant-B value: extend TenantB.path_values() in {__file__}")
+        f"with a tenant-B value: extend TenantB.path_values() in {__file__}"
+    )
     return re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], path)
 
 
-def request_for(spec: dict[str, Any], method: str, path: str, path_values: dict[str, str],
-                ids: dict[str, str]) -> tuple[str, dict[str, str], Any]:
+def request_for(
+    spec: dict[str, Any], method: str, path: str, path_values: dict[str, str], ids: dict[str, str]
+) -> tuple[str, dict[str, str], Any]:
     op = spec["paths"].get(path, {}).get(method.lower(), {})
-    params = {p["name"]: ids[p["name"]] for p in op.get("parameters", [])
-              if p.get("in") == "query" and p["name"] in ids}
+    params = {
+        p["name"]: ids[p["name"]]
+        for p in op.get("parameters", [])
+        if p.get("in") == "query" and p["name"] in ids
+    }
     body = None
     content = op.get("requestBody", {}).get("content", {})
     if "application/json" in content:
@@ -248,8 +291,9 @@ def _scrub(text: str, values: list[str]) -> str:
     return text
 
 
-def walk(app: Any, headers: dict[str, str], b: TenantB
-         ) -> tuple[list[Walked], list[str], list[str]]:
+def walk(
+    app: Any, headers: dict[str, str], b: TenantB
+) -> tuple[list[Walked], list[str], list[str]]:
     """Call every route as ``headers`` aimed at B; return the calls, failures and skips."""
     spec = app.openapi()
     routes, skipped = discover(app)
@@ -278,37 +322,48 @@ def walk(app: Any, headers: dict[str, str], b: TenantB
                 url2, params2, body2 = request_for(spec, method, path, fake_path, fake_ids)
                 r2 = client.request(method, url2, params=params2, json=body2, headers=headers)
                 if r.status_code != r2.status_code:
-                    failures.append(f"{where}: tells B's thing from a missing one "
-                                    f"({r.status_code} vs {r2.status_code} for random ids)")
+                    failures.append(
+                        f"{where}: tells B's thing from a missing one "
+                        f"({r.status_code} vs {r2.status_code} for random ids)"
+                    )
                 elif r.status_code >= 400:
                     one = _scrub(r.text, [*path_values.values(), *ids.values()])
                     two = _scrub(r2.text, [*fake_path.values(), *fake_ids.values()])
                     if one != two:
-                        failures.append(f"{where}: answers differ for B's and random ids: "
-                                        f"{one} vs {two}")
+                        failures.append(
+                            f"{where}: answers differ for B's and random ids: {one} vs {two}"
+                        )
             walked.append(Walked(method, path, r.status_code, targets_b))
     return walked, failures, skipped
 
 
-@pytest.mark.parametrize("caller", ["customer-admin key", "customer-user key",
-                                    "customer-admin token"])
+@pytest.mark.parametrize(
+    "caller", ["customer-admin key", "customer-user key", "customer-admin token"]
+)
 def test_no_route_reveals_or_changes_another_tenants_data(ctx, client, two_tenants, caller):
     b, callers = two_tenants
     before = tenant_rows(ctx, b.tenant_id)
-    assert all(before[t] for t in ("tenants", "users", "api_keys", "access_tokens", "audit_log",
-                                   "events")), "tenant B must hold data in every kernel table"
+    assert all(
+        before[t] for t in ("tenants", "users", "api_keys", "access_tokens", "audit_log", "events")
+    ), "tenant B must hold data in every kernel table"
     walked, failures, skipped = walk(client.app, callers[caller], b)
 
     summary = "\n".join(f"  {w.method:6} {w.path:40} {w.status}" for w in walked)
-    print(f"\nisolation walk as {caller}: {len(walked)} calls; skipped {sorted(set(skipped))}\n"
-          f"{summary}")
+    print(
+        f"\nisolation walk as {caller}: {len(walked)} calls; skipped {sorted(set(skipped))}\n"
+        f"{summary}"
+    )
     assert not failures, f"as {caller}:\n" + "\n".join(failures)
     assert tenant_rows(ctx, b.tenant_id) == before, "tenant B's rows changed"
 
     # The walk cannot silently walk nothing: it covers every operation the API documents.
     spec = client.app.openapi()
-    documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops
-                  if p.startswith(API) and p not in PUBLIC}
+    documented = {
+        (m.upper(), p)
+        for p, ops in spec["paths"].items()
+        for m in ops
+        if p.startswith(API) and p not in PUBLIC
+    }
     walked_ops = {(w.method, w.path) for w in walked}
     assert documented <= walked_ops, f"not walked: {sorted(documented - walked_ops)}"
     assert len(walked) >= len(documented) >= 16
@@ -332,7 +387,8 @@ def test_walker_catches_a_leaky_route(ctx, client, two_tenants):
     client.app.add_api_route(f"{API}/leaky", leaky_list, methods=["GET"])
     walked, failures, _ = walk(client.app, callers["customer-admin key"], b)
     assert {("GET", f"{API}/leaky/{{user_id}}"), ("GET", f"{API}/leaky")} <= {
-        (w.method, w.path) for w in walked}
+        (w.method, w.path) for w in walked
+    }
     text = "\n".join(failures)
     assert f"GET {API}/leaky/{b.user_ids[0]}" in text and "succeeded on tenant B" in text
     assert "reveals tenant B's ['b-user-zebra']" in text
@@ -348,10 +404,14 @@ def test_walker_synthesises_valid_bodies(ctx, world):
     app = build_app(ctx)
     spec = app.openapi()
     ids = {"tenant_id": str(world.operator.id), "user_id": str(world.admin.id)}
-    body = minimal(spec["paths"][f"{API}/users"]["post"]["requestBody"]["content"]
-                   ["application/json"]["schema"], spec, ids)
+    body = minimal(
+        spec["paths"][f"{API}/users"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ],
+        spec,
+        ids,
+    )
     assert set(body) >= {"username", "password", "role", "tenant_id"}
     with TestClient(app) as client:
-        r = client.post(f"{API}/users", json=body | {"role": "noc"},
-                        headers=world.admin_headers())
+        r = client.post(f"{API}/users", json=body | {"role": "noc"}, headers=world.admin_headers())
     assert r.status_code == 201, r.text

@@ -12,13 +12,19 @@ TENANTS = "/api/v1/tenants"
 
 def test_operator_creates_a_customer(client, world, counts):
     before = counts()
-    r = client.post(TENANTS, json={"slug": "sinotrans", "name": "  Sinotrans Logistics "},
-                    headers=world.admin_headers())
+    r = client.post(
+        TENANTS,
+        json={"slug": "sinotrans", "name": "  Sinotrans Logistics "},
+        headers=world.admin_headers(),
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert {k: body[k] for k in ("slug", "name", "kind", "status")} == {
-        "slug": "sinotrans", "name": "Sinotrans Logistics", "kind": "customer",
-        "status": "active"}
+        "slug": "sinotrans",
+        "name": "Sinotrans Logistics",
+        "kind": "customer",
+        "status": "active",
+    }
     assert counts()["tenants"] == before["tenants"] + 1
     assert client.get(f"{TENANTS}/{body['id']}", headers=world.admin_headers()).json() == body
 
@@ -27,16 +33,18 @@ def test_operator_creates_a_customer(client, world, counts):
 def test_bad_slug_is_422(client, ctx, world, slug):
     headers = world.admin_headers()
     with unchanged(ctx):
-        assert_problem(client.post(TENANTS, json={"slug": slug, "name": "X"}, headers=headers),
-                       422)
+        assert_problem(client.post(TENANTS, json={"slug": slug, "name": "X"}, headers=headers), 422)
 
 
 def test_duplicate_slug_is_409(client, ctx, world):
     headers = world.admin_headers()
     world.tenant("taken")
     with unchanged(ctx):
-        assert_problem(client.post(TENANTS, json={"slug": "taken", "name": "X"},
-                                   headers=headers), 409, "conflict")
+        assert_problem(
+            client.post(TENANTS, json={"slug": "taken", "name": "X"}, headers=headers),
+            409,
+            "conflict",
+        )
 
 
 def test_customer_lists_only_itself(client, world):
@@ -56,10 +64,16 @@ def test_customer_cannot_create_or_change_tenants(client, ctx, world):
     mine = world.tenant()
     headers = world.headers(world.user(mine, Role.CUSTOMER_ADMIN))
     with unchanged(ctx):
-        assert_problem(client.post(TENANTS, json={"slug": "mine-2", "name": "X"},
-                                   headers=headers), 403, "forbidden")
-        assert_problem(client.patch(f"{TENANTS}/{mine.id}", json={"status": "closed"},
-                                    headers=headers), 403, "forbidden")
+        assert_problem(
+            client.post(TENANTS, json={"slug": "mine-2", "name": "X"}, headers=headers),
+            403,
+            "forbidden",
+        )
+        assert_problem(
+            client.patch(f"{TENANTS}/{mine.id}", json={"status": "closed"}, headers=headers),
+            403,
+            "forbidden",
+        )
 
 
 def test_status_lifecycle(client, ctx, world):
@@ -75,11 +89,15 @@ def test_status_lifecycle(client, ctx, world):
     assert client.get("/api/v1/me", headers=customer).status_code == 200
     assert client.patch(url, json={"status": "closed"}, headers=business).status_code == 200
     with unchanged(ctx):
-        body = assert_problem(client.patch(url, json={"status": "active"}, headers=business),
-                              409, "illegal-transition")
+        body = assert_problem(
+            client.patch(url, json={"status": "active"}, headers=business),
+            409,
+            "illegal-transition",
+        )
     assert "closed" in body["detail"]
-    audit = client.get(f"/api/v1/audit?target_type=tenant&target_id={tenant.id}",
-                       headers=world.admin_headers()).json()["items"]
+    audit = client.get(
+        f"/api/v1/audit?target_type=tenant&target_id={tenant.id}", headers=world.admin_headers()
+    ).json()["items"]
     assert [e["after"]["status"] for e in audit] == ["closed", "active", "suspended", "active"]
 
 
@@ -87,8 +105,11 @@ def test_noc_cannot_change_tenants(client, ctx, world):
     tenant = world.tenant()
     noc = world.headers(world.user(world.operator, Role.NOC))
     with unchanged(ctx):
-        body = assert_problem(client.patch(f"{TENANTS}/{tenant.id}", json={"status": "closed"},
-                                           headers=noc), 403, "forbidden")
+        body = assert_problem(
+            client.patch(f"{TENANTS}/{tenant.id}", json={"status": "closed"}, headers=noc),
+            403,
+            "forbidden",
+        )
     assert body["required_scope"] == "tenants:write"
 
 
@@ -96,8 +117,13 @@ def test_noc_cannot_change_tenants(client, ctx, world):
 def test_operator_tenant_cannot_change(client, ctx, world, status):
     headers = world.admin_headers()
     with unchanged(ctx):
-        assert_problem(client.patch(f"{TENANTS}/{world.operator.id}", json={"status": status},
-                                    headers=headers), 409, "conflict")
+        assert_problem(
+            client.patch(
+                f"{TENANTS}/{world.operator.id}", json={"status": status}, headers=headers
+            ),
+            409,
+            "conflict",
+        )
     assert client.get("/api/v1/me", headers=headers).status_code == 200
 
 

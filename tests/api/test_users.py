@@ -33,7 +33,7 @@ def test_list_pages_through_every_user_with_link_headers(client, world):
             assert len(body["items"]) == 3
             link = r.headers["link"]
             assert link.endswith('>; rel="next"')
-            url = link[1:link.index(">")]
+            url = link[1 : link.index(">")]
             assert f"cursor={body['next_cursor']}" in url and "limit=3" in url
         else:
             assert "link" not in r.headers
@@ -47,14 +47,26 @@ def test_create_then_get_then_log_in(client, world, counts):
     tenant = world.tenant()
     headers = world.admin_headers()
     before = counts()
-    r = client.post(USERS, headers=headers, json=_new(
-        "carol", "customer-admin", tenant_id=str(tenant.id), display_name="Carol",
-        email="carol@example.org"))
+    r = client.post(
+        USERS,
+        headers=headers,
+        json=_new(
+            "carol",
+            "customer-admin",
+            tenant_id=str(tenant.id),
+            display_name="Carol",
+            email="carol@example.org",
+        ),
+    )
     assert r.status_code == 201, r.text
     user = r.json()
     assert {k: user[k] for k in ("username", "role", "status", "tenant_id", "email")} == {
-        "username": "carol", "role": "customer-admin", "status": "active",
-        "tenant_id": str(tenant.id), "email": "carol@example.org"}
+        "username": "carol",
+        "role": "customer-admin",
+        "status": "active",
+        "tenant_id": str(tenant.id),
+        "email": "carol@example.org",
+    }
     assert "password" not in r.text and PASSWORD not in r.text
     after = counts()
     assert after["users"] == before["users"] + 1
@@ -85,16 +97,20 @@ def test_customer_admin_cannot_create_operator_roles(client, ctx, world, role):
 def test_customer_admin_cannot_create_users_in_the_operator_tenant(client, ctx, world):
     headers = world.headers(world.user(world.tenant(), Role.CUSTOMER_ADMIN))
     with unchanged(ctx):
-        r = client.post(USERS, headers=headers,
-                        json=_new("mallory", "customer-user", tenant_id=str(world.operator.id)))
+        r = client.post(
+            USERS,
+            headers=headers,
+            json=_new("mallory", "customer-user", tenant_id=str(world.operator.id)),
+        )
         assert_problem(r, 404, "not-found")
 
 
 def test_only_operator_admin_grants_operator_roles(client, ctx, world):
     business = world.headers(world.user(world.operator, Role.BUSINESS))
     with unchanged(ctx):
-        assert_problem(client.post(USERS, headers=business, json=_new("eve", "noc")), 403,
-                       "forbidden")
+        assert_problem(
+            client.post(USERS, headers=business, json=_new("eve", "noc")), 403, "forbidden"
+        )
     r = client.post(USERS, headers=world.admin_headers(), json=_new("eve", "noc"))
     assert r.status_code == 201, r.text
 
@@ -102,26 +118,36 @@ def test_only_operator_admin_grants_operator_roles(client, ctx, world):
 def test_role_must_fit_the_tenant_kind(client, ctx, world):
     headers = world.admin_headers()
     with unchanged(ctx):
-        body = assert_problem(client.post(USERS, headers=headers, json=_new("x1")), 422,
-                              "invalid-input")
+        body = assert_problem(
+            client.post(USERS, headers=headers, json=_new("x1")), 422, "invalid-input"
+        )
     assert body["field"] == "role"
 
 
-@pytest.mark.parametrize("patch", [{"username": "Bad Name!"}, {"username": "x"},
-                                   {"password": "short"}, {"email": "not-an-email"},
-                                   {"role": "superuser"}])
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"username": "Bad Name!"},
+        {"username": "x"},
+        {"password": "short"},
+        {"email": "not-an-email"},
+        {"role": "superuser"},
+    ],
+)
 def test_invalid_user_fields_are_422(client, ctx, world, patch):
     headers = world.admin_headers()
     with unchanged(ctx):
-        assert_problem(client.post(USERS, headers=headers, json=_new("okname", "noc") | patch),
-                       422)
+        assert_problem(client.post(USERS, headers=headers, json=_new("okname", "noc") | patch), 422)
 
 
 def test_duplicate_username_is_409(client, ctx, world):
     headers = world.admin_headers()
     with unchanged(ctx):
-        body = assert_problem(client.post(USERS, headers=headers,
-                                          json=_new(world.admin.username, "noc")), 409, "conflict")
+        body = assert_problem(
+            client.post(USERS, headers=headers, json=_new(world.admin.username, "noc")),
+            409,
+            "conflict",
+        )
     assert body["field"] == "username"
 
 
@@ -131,26 +157,35 @@ def test_disable_and_enable(client, ctx, world, counts):
     member = world.user(tenant, Role.CUSTOMER_USER)
     member_key = world.key(member)
     headers = world.headers(admin)
-    r = client.patch(f"{USERS}/{member.id}", headers=headers,
-                     json={"status": "disabled", "reason": "left the company"})
+    r = client.patch(
+        f"{USERS}/{member.id}",
+        headers=headers,
+        json={"status": "disabled", "reason": "left the company"},
+    )
     assert r.status_code == 200 and r.json()["status"] == "disabled"
     assert client.get("/api/v1/me", headers=bearer(member_key)).status_code == 401
     listed = client.get(f"{USERS}?status=disabled", headers=headers).json()["items"]
     assert [u["id"] for u in listed] == [str(member.id)]
 
     with unchanged(ctx):
-        body = assert_problem(client.patch(f"{USERS}/{member.id}", headers=headers,
-                                           json={"status": "disabled"}), 409,
-                              "illegal-transition")
+        body = assert_problem(
+            client.patch(f"{USERS}/{member.id}", headers=headers, json={"status": "disabled"}),
+            409,
+            "illegal-transition",
+        )
     assert body["current"] == "disabled"
 
     r = client.patch(f"{USERS}/{member.id}", headers=headers, json={"status": "active"})
     assert r.status_code == 200 and r.json()["status"] == "active"
     assert client.get("/api/v1/me", headers=bearer(member_key)).status_code == 200
-    entries = client.get(f"/api/v1/audit?target_id={member.id}",
-                         headers=world.admin_headers()).json()["items"]
-    assert [e["action"] for e in entries] == ["user.status-changed", "user.status-changed",
-                                              "user.created"]
+    entries = client.get(
+        f"/api/v1/audit?target_id={member.id}", headers=world.admin_headers()
+    ).json()["items"]
+    assert [e["action"] for e in entries] == [
+        "user.status-changed",
+        "user.status-changed",
+        "user.created",
+    ]
     assert entries[1]["reason"] == "left the company"
     assert entries[1]["before"]["status"] == "active"
     assert entries[1]["after"]["status"] == "disabled"
@@ -159,8 +194,11 @@ def test_disable_and_enable(client, ctx, world, counts):
 def test_cannot_disable_yourself(client, ctx, world):
     headers = world.admin_headers()
     with unchanged(ctx):
-        assert_problem(client.patch(f"{USERS}/{world.admin.id}", headers=headers,
-                                    json={"status": "disabled"}), 409, "conflict")
+        assert_problem(
+            client.patch(f"{USERS}/{world.admin.id}", headers=headers, json={"status": "disabled"}),
+            409,
+            "conflict",
+        )
     assert client.get("/api/v1/me", headers=headers).status_code == 200
 
 
@@ -169,8 +207,11 @@ def test_unknown_user_is_404(client, ctx, world):
     missing = "018f0000-0000-7000-8000-000000000000"
     with unchanged(ctx):
         assert_problem(client.get(f"{USERS}/{missing}", headers=headers), 404, "not-found")
-        assert_problem(client.patch(f"{USERS}/{missing}", headers=headers,
-                                    json={"status": "disabled"}), 404, "not-found")
+        assert_problem(
+            client.patch(f"{USERS}/{missing}", headers=headers, json={"status": "disabled"}),
+            404,
+            "not-found",
+        )
 
 
 def test_customer_sees_only_its_own_users(client, world):

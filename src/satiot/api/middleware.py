@@ -99,8 +99,11 @@ class RequestMetrics:
         if template is None:
             app = scope.get("app")
             template = next(
-                (rc.path for rc in iter_route_contexts(getattr(app, "routes", []))
-                 if rc.original_route is route and rc.path),
+                (
+                    rc.path
+                    for rc in iter_route_contexts(getattr(app, "routes", []))
+                    if rc.original_route is route and rc.path
+                ),
                 getattr(route, "path", None) or "unmatched",
             )
             self._templates[id(route)] = template

@@ -175,8 +175,13 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
 async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     # The database refused a value the request carried (PostgreSQL: a NUL character in text).
     log.info("database refused a value on %s %s: %s", request.method, request.url.path, exc)
-    return problem(422, "invalid-input", "a value in the request cannot be stored or compared "
-                   "(for example, it contains a NUL character)", instance=request.url.path)
+    return problem(
+        422,
+        "invalid-input",
+        "a value in the request cannot be stored or compared "
+        "(for example, it contains a NUL character)",
+        instance=request.url.path,
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -128,10 +128,8 @@ def verify(session: Session, *, chunk: int = 5000) -> Verdict:
                 else (f"{expected_seq}..{entry.seq - 1}")
             )
             return Verdict(checked, entry.seq, f"row(s) {missing} deleted", expected_seq)
-        if entry_hash(entry) != entry.hash:
-            return Verdict(
-                checked, entry.seq, f"row {entry.seq} altered (hash mismatch)", entry.seq
-            )
+        # The link first: a moved row still carries its old predecessor's hash, so a reordering
+        # is reported as one rather than as an alteration (its own hash covers its seq too).
         if entry.prev_hash != prev:
             return Verdict(
                 checked,
@@ -140,12 +138,17 @@ def verify(session: Session, *, chunk: int = 5000) -> Verdict:
                 "(rows reordered or rewritten)",
                 entry.seq,
             )
+        if entry_hash(entry) != entry.hash:
+            return Verdict(
+                checked, entry.seq, f"row {entry.seq} altered (hash mismatch)", entry.seq
+            )
         prev = entry.hash
         expected_seq += 1
     head = session.get(LogHead, LOG_NAME)
     last = expected_seq - 1
     if head is not None and (head.last_seq != last or (last and head.last_hash != prev)):
         if head.last_seq > last:
-            return Verdict(checked, last, f"row(s) {last + 1}..{head.last_seq} deleted", last + 1)
+            gone = f"{last + 1}" if head.last_seq == last + 1 else f"{last + 1}..{head.last_seq}"
+            return Verdict(checked, last, f"row(s) {gone} deleted", last + 1)
         return Verdict(checked, last, "log head does not match the last row", last)
     return Verdict(checked, last)

@@ -15,11 +15,12 @@ from typing import Any, Final
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from satiot.core.models import LogHead
 
 _PENDING: Final = "satiot.pending_logs"
+_MARKS: Final = "satiot.pending_log_marks"  # per SAVEPOINT: queue lengths at its start
 
 #: log name -> function(session, entries, first_seq, prev_hash) -> new last hash
 Writer = Callable[[Session, Sequence[Any], int, str], str]
@@ -35,6 +36,10 @@ def queue(session: Session, log: str, entry: Any) -> None:
     """Queue ``entry`` for ``log``; it is written if and when ``session`` commits."""
     if log not in _WRITERS:
         raise KeyError(f"unknown log {log!r}")
+    if session.get_transaction() is None:
+        # Tie the entry to a transaction, as Session.add() does, so that a rollback issued
+        # before any SQL ran still discards it.
+        session.begin()
     session.info.setdefault(_PENDING, {}).setdefault(log, []).append(entry)
 
 
@@ -45,6 +50,9 @@ def pending(session: Session, log: str) -> list[Any]:
 
 @sa_event.listens_for(Session, "before_commit")
 def _append_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # releasing a SAVEPOINT: the entries wait for the outermost commit
+    session.info.pop(_MARKS, None)
     queued: dict[str, list[Any]] = session.info.pop(_PENDING, None) or {}
     for name in sorted(queued):  # one fixed lock order for every transaction: no deadlock
         entries = queued[name]
@@ -68,6 +76,21 @@ def _append_pending(session: Session) -> None:
             )
 
 
+@sa_event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        queued = session.info.get(_PENDING, {})
+        marks = session.info.setdefault(_MARKS, {})
+        marks[transaction] = {name: len(entries) for name, entries in queued.items()}
+
+
 @sa_event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, _previous: Any) -> None:
-    session.info.pop(_PENDING, None)
+def _drop_pending(session: Session, previous: SessionTransaction) -> None:
+    mark = session.info.get(_MARKS, {}).pop(previous, None) if previous.nested else None
+    if mark is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
+        return
+    # A SAVEPOINT rolled back: drop only what was queued inside it.
+    for name, entries in session.info.get(_PENDING, {}).items():
+        del entries[mark.get(name, 0) :]

@@ -59,6 +59,9 @@ def paginate(
                 last = uuid.UUID(str(last))
             except ValueError as exc:
                 raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
+        elif not isinstance(last, key.type.python_type) or isinstance(last, bool):
+            # A forged cursor of the wrong type would otherwise reach the database as an error.
+            raise InvalidInput("cursor is not one this server issued", field="cursor")
         stmt = stmt.where(key < last if descending else key > last)
     stmt = stmt.order_by(key.desc() if descending else key.asc()).limit(limit + 1)
     rows = list(session.scalars(stmt))

@@ -15,10 +15,12 @@ a session scoped to ``ALL_TENANTS`` is restricted only by its scopes.
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any, Final, cast
 
-from sqlalchemy import ForeignKey, Uuid, event
+from sqlalchemy import ClauseElement, ForeignKey, Uuid, event
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -53,7 +55,11 @@ class TenantTagged:
     """Marker for logs whose rows may name a tenant (or none): a scoped session sees only the
     rows of its own tenant. The model declares its own nullable ``tenant_id`` column."""
 
-    tenant_id: Mapped[uuid.UUID | None]
+    # A class attribute (the models' own column overrides it): ``with_loader_criteria`` calls
+    # the scoping lambda with this mixin itself, which fails if ``tenant_id`` is only annotated.
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID | None]:  # noqa: N805 - see TenantScoped
+        return mapped_column(Uuid, nullable=True)
 
 
 def scope_session(session: Session, tenant: uuid.UUID | _AllTenants) -> None:
@@ -80,9 +86,11 @@ def _scope_statements(state: ORMExecuteState) -> None:
     tenant = session_tenant(state.session)
     if not isinstance(tenant, uuid.UUID):
         return
+    tenant_cls = _tenant_model()
+    if state.is_insert or state.is_update:
+        _guard_bulk_writes(state, tenant, tenant_cls)
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    tenant_cls = _tenant_model()
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantScoped,
@@ -98,6 +106,32 @@ def _scope_statements(state: ORMExecuteState) -> None:
         ),
         with_loader_criteria(tenant_cls, tenant_cls.id == tenant, include_aliases=True),
     )
+
+
+def _guard_bulk_writes(state: ORMExecuteState, tenant: uuid.UUID, tenant_cls: Any) -> None:
+    """ORM INSERT/UPDATE statements bypass the flush: refuse those that would write a row into
+    another tenant (or, for UPDATE by primary key, that no WHERE criteria can confine)."""
+    mapper = state.bind_mapper
+    cls = mapper.class_ if mapper is not None else None
+    if cls is None or not (issubclass(cls, TenantScoped) or cls is tenant_cls):
+        return
+    if cls is tenant_cls and state.is_insert:
+        raise TenantViolation("a customer cannot create or change other tenants")
+    params = state.parameters
+    rows: list[Mapping[str, Any]] = (
+        list(params) if isinstance(params, list) else [cast(Mapping[str, Any], params or {})]
+    )
+    if state.is_update and isinstance(params, list):
+        raise TenantViolation("UPDATE by primary key is not allowed in a tenant-scoped session")
+    written = [row["tenant_id"] for row in rows if "tenant_id" in row]
+    if not isinstance(params, list):  # values given in the statement itself
+        written += [
+            value
+            for key, value in cast(ClauseElement, state.statement).compile().params.items()
+            if key == "tenant_id" or re.fullmatch(r"tenant_id_m\d+", key)
+        ]
+    if cls is not tenant_cls and any(value != tenant for value in written):
+        raise TenantViolation("the row belongs to another tenant")
 
 
 @event.listens_for(Session, "before_flush")

@@ -1,0 +1,41 @@
+"""Identifiers are UUIDv7: time-ordered, RFC 9562 layout, unique."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from satiot.core.ids import new_id
+
+
+def test_new_id_is_version_7_rfc_variant():
+    for _ in range(100):
+        u = new_id()
+        assert isinstance(u, uuid.UUID)
+        assert u.version == 7
+        assert u.variant == uuid.RFC_4122
+
+
+def test_new_id_carries_the_current_unix_milliseconds():
+    before = time.time_ns() // 1_000_000
+    u = new_id()
+    after = time.time_ns() // 1_000_000
+    assert before <= u.int >> 80 <= after
+
+
+def test_new_ids_sort_by_creation_time_across_milliseconds():
+    ids = []
+    for _ in range(5):
+        ids.append(new_id())
+        time.sleep(0.002)
+    assert ids == sorted(ids)
+    assert [str(i) for i in ids] == sorted(str(i) for i in ids)  # text order agrees too
+
+
+def test_new_ids_are_unique_and_monotonic_by_millisecond():
+    ids = [new_id() for _ in range(10_000)]
+    assert len(set(ids)) == 10_000
+    ms = [u.int >> 80 for u in ids]
+    assert ms == sorted(ms)
+    # Random bits vary within one millisecond.
+    assert len({u.int & ((1 << 62) - 1) for u in ids}) == 10_000

@@ -1,0 +1,301 @@
+"""The `satiot` command, run as an operator runs it: a separate process, reading SATIOT_*."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from satiot.core import events
+from satiot.core.auth.credentials import authenticate_api_key
+from satiot.core.auth.roles import SCOPES
+from satiot.core.auth.users import authenticate_password
+from satiot.core.db import Database
+from satiot.core.events import Consumer, consume_batch
+from satiot.core.models import Tenant, User
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def _start(args: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SATIOT_") and k not in ("COLUMNS", "FORCE_COLOR")
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", "from satiot.cli import main; main()", *args],
+        env=base | env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> Run:
+    out, err = proc.communicate(timeout=120)
+    return Run(proc.returncode, out, err)
+
+
+def satiot(*args: str, env: dict[str, str]) -> Run:
+    return _finish(_start(args, env))
+
+
+def satiot_each(*commands: tuple[str, ...], env: dict[str, str]) -> list[Run]:
+    """Run independent commands side by side (each is still its own process)."""
+    procs = [_start(args, env) for args in commands]
+    return [_finish(p) for p in procs]
+
+
+def _one_error_line(run: Run) -> str:
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("error: "), run.err
+    assert "Traceback" not in run.err
+    return lines[0]
+
+
+@pytest.fixture
+def fresh(tmp_path) -> dict[str, str]:
+    """A brand-new embedded (SQLite) installation in a temporary data directory."""
+    return {"SATIOT_DATA_DIR": str(tmp_path)}
+
+
+@pytest.fixture
+def shared(db, db_url, world) -> dict[str, str]:
+    """The suite's database (SQLite or PostgreSQL), seeded with the operator."""
+    return {"SATIOT_DATABASE_URL": db_url}
+
+
+def _sqlite_db(env: dict[str, str]) -> Database:
+    return Database.connect(f"sqlite:///{Path(env['SATIOT_DATA_DIR']) / 'satiot.db'}")
+
+
+def test_migrate_twice_then_seed_with_chosen_password(fresh):
+    first = satiot("migrate", env=fresh)
+    assert first.code == 0, first.err
+    assert re.search(r"database at revision \w+ \(was empty\)", first.out)
+    assert (Path(fresh["SATIOT_DATA_DIR"]) / "satiot.db").exists()
+    second = satiot("migrate", env=fresh)
+    assert second.code == 0, second.err
+    assert "(unchanged)" in second.out
+    # Nothing to act as yet: the error says what to do.
+    early = satiot("tenants", "create", "acme", env=fresh)
+    assert early.code == 1
+    assert "satiot migrate" in _one_error_line(early)
+    seeded = satiot("seed", env=fresh | {"SATIOT_ADMIN_PASSWORD": "chosen-password-1"})
+    assert seeded.code == 0, seeded.err
+    assert "chosen-password-1" not in seeded.out and "password" not in seeded.out
+    database = _sqlite_db(fresh)
+    try:
+        with database.read() as s:
+            assert authenticate_password(s, "admin", "chosen-password-1") is not None
+    finally:
+        database.dispose()
+
+
+def test_seed_prints_a_generated_password_once(fresh):
+    first = satiot("seed", env=fresh)
+    assert first.code == 0, first.err
+    m = re.search(r"created user admin with password (\S+)", first.out)
+    assert m, first.out
+    password = m.group(1)
+    second = satiot("seed", env=fresh)
+    assert second.code == 0, second.err
+    assert "password" not in second.out
+    assert password not in second.out
+    database = _sqlite_db(fresh)
+    try:
+        with database.read() as s:
+            # The printed password is the admin's, and the second run did not reset it.
+            admin = authenticate_password(s, "admin", password)
+            assert admin is not None and admin.role == "operator-admin"
+            assert s.scalar(select(Tenant.kind).where(Tenant.slug == "operator")) == "operator"
+    finally:
+        database.dispose()
+
+
+def test_tenants_create_and_duplicate(shared, db):
+    ok = satiot("tenants", "create", "acme", "--name", "Acme Logistics", env=shared)
+    assert ok.code == 0, ok.err
+    assert ok.out.startswith("tenant acme created: ")
+    with db.read() as s:
+        assert s.scalar(select(Tenant.name).where(Tenant.slug == "acme")) == "Acme Logistics"
+    dup, bad, listed = satiot_each(
+        ("tenants", "create", "acme"),
+        ("tenants", "create", "Not A Slug"),
+        ("tenants", "list"),
+        env=shared,
+    )
+    assert dup.code == 1
+    assert _one_error_line(dup) == "error: tenant slug 'acme' is taken"
+    assert bad.code == 1
+    assert "slug" in _one_error_line(bad)
+    assert listed.code == 0 and "acme" in listed.out and "operator" in listed.out
+
+
+def test_users_create(shared, db, world):
+    world.tenant("acme")
+    ok = satiot(
+        "users",
+        "create",
+        "carol",
+        "--role",
+        "customer-admin",
+        "--tenant",
+        "acme",
+        "--password",
+        "a-long-password",
+        env=shared,
+    )
+    assert ok.code == 0, ok.err
+    assert "user carol (customer-admin) created in acme" in ok.out
+    with db.read() as s:
+        assert authenticate_password(s, "carol", "a-long-password") is not None
+
+
+def test_users_create_refusals(shared, db, world):
+    world.tenant("acme")
+    create = ("users", "create", "dave")
+    bad_role, short, wrong_tenant, missing = satiot_each(
+        (*create, "--role", "wizard", "--password", "a-long-password"),
+        (*create, "--role", "noc", "--password", "short"),
+        (*create, "--role", "noc", "--tenant", "acme", "--password", "a-long-password"),
+        (*create, "--role", "noc", "--tenant", "nope", "--password", "a-long-password"),
+        env=shared,
+    )
+    assert bad_role.code != 0
+    assert "wizard" in bad_role.err and "Traceback" not in bad_role.err
+    assert short.code == 1
+    assert "at least 10" in _one_error_line(short)
+    assert wrong_tenant.code == 1
+    assert "customer tenant" in _one_error_line(wrong_tenant)
+    assert missing.code == 1
+    assert "nope" in _one_error_line(missing)
+    with db.read() as s:
+        assert s.scalar(select(User).where(User.username == "dave")) is None
+
+
+def test_api_keys_scopes_lists_every_scope(fresh):
+    run = satiot("api-keys", "scopes", env=fresh)
+    assert run.code == 0, run.err
+    for scope in SCOPES:
+        assert scope in run.out
+    assert "operator-admin" in run.out
+
+
+def test_api_keys_create_prints_a_working_secret_once(shared, db, world, clock):
+    world.tenant("acme")
+    run = satiot(
+        "api-keys",
+        "create",
+        "collector",
+        "--tenant",
+        "acme",
+        "--role",
+        "customer-admin",
+        "--scope",
+        "users:read",
+        env=shared,
+    )
+    assert run.code == 0, run.err
+    secret = run.out.strip().splitlines()[-1]
+    assert secret.startswith("sk_")
+    with db.read() as s:
+        p = authenticate_api_key(s, secret, clock.now())
+    assert p.scopes == {"users:read"}
+    with db.engine.connect() as conn:
+        assert secret not in repr(conn.execute(text("SELECT * FROM api_keys")).all())
+    too_much = satiot(
+        "api-keys",
+        "create",
+        "x",
+        "--tenant",
+        "acme",
+        "--role",
+        "customer-user",
+        "--scope",
+        "users:write",
+        env=shared,
+    )
+    assert too_much.code == 1
+    assert "users:write" in _one_error_line(too_much)
+
+
+def test_audit_verify_on_intact_chain(shared, db):
+    run, migrated = satiot_each(("audit", "verify"), ("migrate",), env=shared)
+    assert migrated.code == 0, migrated.err
+    assert "(unchanged)" in migrated.out
+    assert run.code == 0, run.err
+    with db.read() as s:
+        from satiot.core import audit
+
+        n = audit.verify(s).checked
+    assert n >= 2
+    assert f"audit log intact: {n} rows, last seq {n}" in run.out
+
+
+TAMPER = {
+    "altered": (["UPDATE audit_log SET reason = 'edited' WHERE seq = 2"], 2, "altered"),
+    "middle-deleted": (["DELETE FROM audit_log WHERE seq = 3"], 3, "deleted"),
+    "newest-deleted": (["DELETE FROM audit_log WHERE seq >= 5"], 5, "deleted"),
+    "reordered": (
+        [
+            "UPDATE audit_log SET seq = -1 WHERE seq = 2",
+            "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+            "UPDATE audit_log SET seq = 3 WHERE seq = -1",
+        ],
+        2,
+        "reordered",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPER))
+def test_audit_verify_names_the_tampered_seq(shared, db, world, case):
+    for _ in range(5):  # seven entries in all
+        world.tenant()
+    statements, seq, word = TAMPER[case]
+    with db.engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() >= 6
+        for sql in statements:
+            conn.execute(text(sql))
+    run = satiot("audit", "verify", env=shared)
+    assert run.code == 1
+    line = _one_error_line(run)
+    assert line.startswith(f"error: audit log broken at seq {seq}: ")
+    assert word in line
+
+
+def test_events_status_and_rewind(shared, db, clock):
+    with db.write() as s:
+        for i in range(4):
+            events.emit(s, "test.ping", at=clock.now(), payload={"i": i})
+    with db.read() as s:
+        head = events.head(s)
+    consume_batch(db, Consumer("billing", lambda s, e: None, batch_size=head - 2), clock)
+    run = satiot("events", "status", env=shared)
+    assert run.code == 0, run.err
+    assert f"event log head: {head}" in run.out
+    row = next(line for line in run.out.splitlines() if "billing" in line)
+    assert re.search(rf"billing\s*│\s*{head - 2}\s*│\s*2\s*│\s*2026-", row), row
+
+    rewind = satiot("events", "rewind", "billing", "--position", "0", env=shared)
+    assert rewind.code == 0, rewind.err
+    run = satiot("events", "status", env=shared)
+    row = next(line for line in run.out.splitlines() if "billing" in line)
+    assert re.search(rf"billing\s*│\s*0\s*│\s*{head}\s*│", row), row
