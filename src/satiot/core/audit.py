@@ -27,7 +27,7 @@ LOG_NAME = "audit"
 GENESIS = "0" * 64
 
 
-def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Store exactly what is hashed: round-trip through JSON so types cannot drift."""
     if value is None:
         return None
@@ -90,8 +90,8 @@ def record(
             action=action,
             target_type=target_type,
             target_id=str(target_id),
-            before=_jsonable(before),
-            after=_jsonable(after),
+            before=jsonable(before),
+            after=jsonable(after),
             reason=reason,
         ),
     )

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from satiot.core import audit, events
 from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import ROLES, Role
+from satiot.core.changes import record_change
 from satiot.core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from satiot.core.models import AccessToken, ApiKey, Tenant, User
 
@@ -104,22 +104,14 @@ def issue_api_key(
         "user_id": str(owner_id),
         "expires_at": expires_at,
     }
-    audit.record(
+    record_change(
         session,
+        principal,
         at=at,
-        actor=principal.actor,
         action="api-key.created",
-        target_type="api-key",
-        target_id=key.id,
+        target=("api-key", key.id),
         tenant_id=key.tenant_id,
         after=summary,
-    )
-    events.emit(
-        session,
-        "api-key.created",
-        at=at,
-        tenant_id=key.tenant_id,
-        subject=("api-key", str(key.id)),
         payload={"prefix": prefix},
     )
     return IssuedKey(key, secret)
@@ -133,24 +125,16 @@ def revoke_api_key(
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = at
-        audit.record(
+        record_change(
             session,
+            principal,
             at=at,
-            actor=principal.actor,
             action="api-key.revoked",
-            target_type="api-key",
-            target_id=key.id,
+            target=("api-key", key.id),
             tenant_id=key.tenant_id,
             before={"revoked_at": None},
             after={"revoked_at": at},
             reason=reason,
-        )
-        events.emit(
-            session,
-            "api-key.revoked",
-            at=at,
-            tenant_id=key.tenant_id,
-            subject=("api-key", str(key.id)),
             payload={"prefix": key.prefix},
         )
     return key

@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from satiot.core import audit, events, states
+from satiot.core import states
 from satiot.core.auth.passwords import hash_password, verify_password
 from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import CUSTOMER_ROLES, OPERATOR_ROLES, Role
+from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from satiot.core.models import Tenant, User
 
@@ -65,22 +66,14 @@ def create_tenant(
         raise InvalidInput("name must not be empty", field="name")
     session.add(tenant)
     session.flush()
-    audit.record(
+    record_change(
         session,
+        principal,
         at=at,
-        actor=principal.actor,
         action="tenant.created",
-        target_type="tenant",
-        target_id=tenant.id,
+        target=("tenant", tenant.id),
         tenant_id=tenant.id,
         after=tenant_view(tenant),
-    )
-    events.emit(
-        session,
-        "tenant.created",
-        at=at,
-        tenant_id=tenant.id,
-        subject=("tenant", str(tenant.id)),
         payload=tenant_view(tenant),
     )
     return tenant
@@ -103,24 +96,16 @@ def set_tenant_status(
     states.TENANT.check(tenant.status, status, principal.role)
     before = tenant_view(tenant)
     tenant.status = status
-    audit.record(
+    record_change(
         session,
+        principal,
         at=at,
-        actor=principal.actor,
         action="tenant.status-changed",
-        target_type="tenant",
-        target_id=tenant.id,
+        target=("tenant", tenant.id),
         tenant_id=tenant.id,
         before=before,
         after=tenant_view(tenant),
         reason=reason,
-    )
-    events.emit(
-        session,
-        "tenant.status-changed",
-        at=at,
-        tenant_id=tenant.id,
-        subject=("tenant", str(tenant.id)),
         payload={"status": status},
     )
     return tenant
@@ -176,22 +161,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(
+    record_change(
         session,
+        principal,
         at=at,
-        actor=principal.actor,
         action="user.created",
-        target_type="user",
-        target_id=user.id,
+        target=("user", user.id),
         tenant_id=user.tenant_id,
         after=user_view(user),
-    )
-    events.emit(
-        session,
-        "user.created",
-        at=at,
-        tenant_id=user.tenant_id,
-        subject=("user", str(user.id)),
         payload={"username": username, "role": user.role},
     )
     return user
@@ -214,24 +191,16 @@ def set_user_status(
     states.USER.check(user.status, status, principal.role)
     before = user_view(user)
     user.status = status
-    audit.record(
+    record_change(
         session,
+        principal,
         at=at,
-        actor=principal.actor,
         action="user.status-changed",
-        target_type="user",
-        target_id=user.id,
+        target=("user", user.id),
         tenant_id=user.tenant_id,
         before=before,
         after=user_view(user),
         reason=reason,
-    )
-    events.emit(
-        session,
-        "user.status-changed",
-        at=at,
-        tenant_id=user.tenant_id,
-        subject=("user", str(user.id)),
         payload={"status": status},
     )
     return user
