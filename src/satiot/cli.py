@@ -129,6 +129,7 @@ def _announce_admin(generated: str | None) -> None:
             f"created user [bold]admin[/] with password [bold]{generated}[/] "
             "(shown once; set SATIOT_ADMIN_PASSWORD to choose it)",
             highlight=False,
+            soft_wrap=True,
         )
 
 

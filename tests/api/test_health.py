@@ -75,9 +75,13 @@ def test_openapi_is_valid_and_documents_problems(client):
     ), "console pages must stay out of the API document"
 
 
-def test_docs_page_is_served(client):
+def test_docs_page_is_served_with_no_asset_from_another_host(client):
     r = client.get("/docs")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "http://" not in r.text and "https://" not in r.text
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert asset in r.text
+        assert client.get(asset).status_code == 200
 
 
 @pytest.mark.parametrize("slug", sorted(problems.CATALOG))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from satiot import __version__
 from satiot.api import api_keys, audit, auth, health, problems, tenants, users
@@ -47,6 +50,21 @@ def api_router() -> APIRouter:
     return router
 
 
+def _serve_docs_offline(app: FastAPI) -> None:
+    """Swagger UI from files shipped in a package: the API docs work with no internet."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="satiot API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_api(ctx: AppContext) -> FastAPI:
     """Build the API application around one :class:`AppContext` (the console mounts on it)."""
     app = FastAPI(
@@ -54,12 +72,13 @@ def create_api(ctx: AppContext) -> FastAPI:
         version=__version__,
         summary="Satellite IoT operator platform: network, BSS, OSS and MSS.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
     problems.install(app)
     app.include_router(health.router)
+    _serve_docs_offline(app)
     app.include_router(api_router())
 
     @app.get("/problems/{slug}", tags=["health"], summary="What a problem type means")
