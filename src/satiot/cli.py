@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from satiot.cli_twin import twin_app
 from satiot.core import audit, events, migrate
 from satiot.core.auth.credentials import issue_api_key
 from satiot.core.auth.principal import Principal, system_principal
@@ -46,6 +47,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
+app.add_typer(twin_app, name="twin")
 
 out = Console()
 err = Console(stderr=True)
