@@ -25,7 +25,7 @@ from satiot.core.auth import passwords
 from satiot.core.clock import ManualClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
-from satiot.core.registry import metadata
+from satiot.schema import metadata
 from satiot.server import build_app
 from tests.factories import World
 

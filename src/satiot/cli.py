@@ -8,12 +8,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from satiot.cli_common import fail, out
 from satiot.cli_twin import twin_app
 from satiot.core import audit, events, migrate
 from satiot.core.auth.credentials import issue_api_key
@@ -48,15 +48,6 @@ app.add_typer(keys_app, name="api-keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
 app.add_typer(twin_app, name="twin")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr and a non-zero exit: how every CLI error ends."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _settings() -> Settings:

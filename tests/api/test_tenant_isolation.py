@@ -26,7 +26,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from satiot.core.auth.roles import Role
-from satiot.core.registry import metadata
+from satiot.schema import metadata
 from satiot.server import build_app
 from tests.api.conftest import bearer
 from tests.factories import PASSWORD

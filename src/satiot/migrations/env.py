@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from satiot.core.db import UTCDateTime, make_engine
-from satiot.core.registry import metadata
+from satiot.schema import metadata
 
 config = context.config
 target_metadata = metadata()

@@ -1,7 +1,8 @@
 """Which model modules make up the schema.
 
 Alembic and the test fixtures need every table registered on the metadata; each subsystem adds
-its ``models`` module here as it is built, so the list is the one place to look.
+its ``models`` module here as it is built, so the list is the one place to look. It sits at
+the top of the package because it names every layer, and no layer may import those above it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 
 from sqlalchemy import MetaData
 
-MODEL_MODULES: tuple[str, ...] = ("satiot.core.models",)
+MODEL_MODULES: tuple[str, ...] = ("satiot.core.models", "satiot.network.models")
 
 
 def metadata() -> MetaData:

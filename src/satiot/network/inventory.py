@@ -1,0 +1,163 @@
+"""The satellite and ground-station inventory: import from a scenario or TLE file, list.
+
+Element sets change every few days while a satellite's identity and payload do not, so an
+import updates a satellite in place (by name) instead of adding a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.core.auth.principal import Principal
+from satiot.core.changes import record_change
+from satiot.network.models import GroundStation, Satellite
+from satiot.network.orbits import Tle
+from satiot.network.scenario import Payload, Station
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+    unchanged: int
+
+
+def _payload_fields(payload: Payload) -> dict[str, int | float]:
+    return {
+        "channels": payload.channels,
+        "uplink_frequency_hz": payload.uplink_frequency_hz,
+        "channel_spacing_hz": payload.channel_spacing_hz,
+        "g_over_t_db_k": payload.g_over_t_db_k,
+        "eirp_dbw": payload.eirp_dbw,
+        "storage_bytes": payload.storage_bytes,
+        "downlink_rate_bps": payload.downlink_rate_bps,
+    }
+
+
+def import_satellites(
+    session: Session,
+    principal: Principal,
+    tles: Sequence[Tle],
+    payload: Payload,
+    *,
+    at: datetime,
+) -> ImportResult:
+    """Add new satellites and refresh the element sets and payloads of known ones."""
+    known = {
+        s.name: s
+        for s in session.scalars(
+            select(Satellite).where(Satellite.name.in_([t.name for t in tles]))
+        )
+    }
+    created = updated = 0
+    fields = _payload_fields(payload)
+    for tle in tles:
+        sat = known.get(tle.name)
+        if sat is None:
+            sat = Satellite(
+                name=tle.name,
+                norad_id=tle.norad_id,
+                tle_line1=tle.line1,
+                tle_line2=tle.line2,
+                status="active",
+                created_at=at,
+                updated_at=at,
+                **fields,
+            )
+            session.add(sat)
+            session.flush()
+            created += 1
+            record_change(
+                session,
+                principal,
+                at=at,
+                action="satellite.added",
+                target=("satellite", sat.id),
+                tenant_id=None,
+                after={"name": sat.name, "norad_id": sat.norad_id, **fields},
+            )
+            continue
+        before = {
+            "tle_line1": sat.tle_line1,
+            "tle_line2": sat.tle_line2,
+            **{k: getattr(sat, k) for k in fields},
+        }
+        after = {"tle_line1": tle.line1, "tle_line2": tle.line2, **fields}
+        if before == after:
+            continue
+        for key, value in after.items():
+            setattr(sat, key, value)
+        sat.updated_at = at
+        updated += 1
+        record_change(
+            session,
+            principal,
+            at=at,
+            action="satellite.updated",
+            target=("satellite", sat.id),
+            tenant_id=None,
+            before=before,
+            after=after,
+        )
+    return ImportResult(created, updated, len(tles) - created - updated)
+
+
+def import_ground_stations(
+    session: Session, principal: Principal, stations: Sequence[Station], *, at: datetime
+) -> ImportResult:
+    """Add new ground stations and update the siting of known ones (by name)."""
+    created = updated = 0
+    for spec in stations:
+        gs = session.scalar(select(GroundStation).where(GroundStation.name == spec.name))
+        after = {
+            "lat": spec.lat,
+            "lon": spec.lon,
+            "alt_m": spec.alt_m,
+            "min_elevation_deg": spec.min_elevation_deg,
+            "antennas": spec.antennas,
+        }
+        if gs is None:
+            gs = GroundStation(name=spec.name, status="active", created_at=at, **after)
+            session.add(gs)
+            session.flush()
+            created += 1
+            record_change(
+                session,
+                principal,
+                at=at,
+                action="ground-station.added",
+                target=("ground-station", gs.id),
+                tenant_id=None,
+                after={"name": spec.name, **after},
+            )
+            continue
+        before = {k: getattr(gs, k) for k in after}
+        if before == after:
+            continue
+        for key, value in after.items():
+            setattr(gs, key, value)
+        updated += 1
+        record_change(
+            session,
+            principal,
+            at=at,
+            action="ground-station.updated",
+            target=("ground-station", gs.id),
+            tenant_id=None,
+            before=before,
+            after=after,
+        )
+    return ImportResult(created, updated, len(stations) - created - updated)
+
+
+def satellites_as_tles(session: Session) -> list[Tle]:
+    """The active satellites' element sets, for contact plans and the twin."""
+    rows = session.scalars(
+        select(Satellite).where(Satellite.status == "active").order_by(Satellite.name)
+    )
+    return [Tle(s.name, s.tle_line1, s.tle_line2) for s in rows]
