@@ -252,9 +252,14 @@ def _print_report(report: TwinReport, top: int) -> None:
         ("not heard by any satellite", f"{report.not_heard:,}"),
         ("collided (lost at every satellite)", f"{report.collided:,}"),
         ("dropped frames (full stores)", f"{report.dropped_frames:,}"),
+        ("messages lost to full stores", f"{report.lost_to_drops:,}"),
         ("delivered to the ground", f"{report.delivered:,}"),
         ("duplicate receptions", f"{report.duplicates:,}"),
-        ("still on satellites / waiting", f"{report.stored_at_end:,} / {report.pending_at_end:,}"),
+        (
+            "still on satellites (frames / undelivered messages) / waiting",
+            f"{report.stored_at_end:,} / {report.undelivered_on_satellites:,} / "
+            f"{report.pending_at_end:,}",
+        ),
         (
             "latency tx→ground p50 / p95 / max",
             f"{_minutes(s['latency_p50_s'])} / {_minutes(s['latency_p95_s'])} / "
@@ -315,6 +320,8 @@ def run(
         fail(f"--hours must be positive, not {hours}")
     if terminals is not None and terminals <= 0:
         fail(f"--terminals must be positive, not {terminals}")
+    if latency_plot is not None:
+        _check_image(latency_plot)
     spec, tles = _scenario(scenario)
     if terminals is not None:
         spec = spec.scaled(terminals)
@@ -418,9 +425,11 @@ def plot_passes(
         try:
             lat_s, lon_s = site.split(",")
             place = Site(site, float(lat_s), float(lon_s), 0.0)
+            if not (-90.0 <= place.lat <= 90.0 and -180.0 <= place.lon <= 360.0):
+                raise ValueError(site)
         except ValueError:
             names = ", ".join(g.name for g in spec.ground_stations)
-            fail(f"--site: not a ground station ({names}) nor lat,lon")
+            fail(f"--site: not a ground station ({names}) nor lat,lon in degrees")
     passes = compute_contacts(tles, [place], spec.start, hours, min_elevation)
     end = spec.start + timedelta(hours=hours)
     path = plot_pass_timeline(
@@ -455,3 +464,35 @@ def plot_latency(
         title=f"{spec.name}: transmission to ground receipt, {report.delivered:,} messages",
     )
     out.print(f"wrote {path}")
+
+
+@twin_app.command("import")
+def import_inventory(
+    scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
+) -> None:
+    """Write the scenario's satellites and ground stations into the inventory.
+
+    Known satellites (by name) get the new element set and payload, known ground stations
+    their new siting; every change is audited. The database must already be migrated.
+    """
+    # Imported here: satiot.cli imports this module.
+    from satiot.cli import _database, _operator_principal
+    from satiot.core import migrate
+    from satiot.core.clock import SystemClock
+    from satiot.network.inventory import import_ground_stations, import_satellites
+
+    spec, tles = _scenario(scenario)
+    with _database() as database:
+        if migrate.current_revision(database.engine) is None:
+            fail("the database is not migrated: run `satiot migrate` first")
+        principal = _operator_principal(database)
+        at = SystemClock().now()
+        with database.write() as s:
+            sats = import_satellites(s, principal, tles, spec.payload, at=at)
+            stations = import_ground_stations(s, principal, spec.ground_stations, at=at)
+    for what, result in (("satellites", sats), ("ground stations", stations)):
+        out.print(
+            f"{what}: {result.created} created, {result.updated} updated, "
+            f"{result.unchanged} unchanged",
+            highlight=False,
+        )

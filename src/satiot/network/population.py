@@ -17,14 +17,12 @@ from numpy.typing import NDArray
 from satiot.network import frames
 from satiot.network.geometry import Array, geodetic_to_ecef
 from satiot.network.mobility import Fleet, TerminalClass, make_fleet
-from satiot.network.scenario import FleetSpec
+from satiot.network.scenario import FRAME_OVERHEAD, FleetSpec
 
 #: The twin's terminals use addresses from this block (NetID-style prefix 0x26…).
 DEV_ADDR_BASE = 0x26_00_00_00
 #: Uplink frames carry application data on port 1 (the LoRaWAN convention for sensor data).
 APP_PORT = 1
-#: Bytes a LoRaWAN data frame adds to the application payload: MHDR, FHDR, FPort, MIC.
-FRAME_OVERHEAD = 13
 
 IntArray = NDArray[np.int64]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -27,10 +27,17 @@ class Reception:
         """The record as a ground station posts it."""
         return {
             "satellite": self.satellite,
-            "received_at": self.received_at.isoformat().replace("+00:00", "Z"),
+            "received_at": _utc_z(self.received_at),
             "frequency_hz": self.frequency_hz,
             "rssi_dbm": round(self.rssi_dbm, 1),
             "snr_db": round(self.snr_db, 1),
             "doppler_hz": None if self.doppler_hz is None else round(self.doppler_hz, 1),
             "phy_payload": base64.b64encode(self.phy_payload).decode(),
         }
+
+
+def _utc_z(when: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z``, whatever zone the instant was given in."""
+    if when.tzinfo is None:
+        raise ValueError("received_at must carry a time zone")
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")

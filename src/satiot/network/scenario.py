@@ -11,9 +11,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from satiot.network.mobility import make_fleet, region_named
 from satiot.network.orbits import Tle, TleError, load_tles, walker
+
+#: Bytes a LoRaWAN data frame adds to the application payload: MHDR, FHDR, FPort, MIC.
+FRAME_OVERHEAD = 13
 
 
 class ScenarioError(ValueError):
@@ -72,6 +84,12 @@ class Access(_Strict):
     slot_s: float | None = Field(default=None, gt=0)
     capture_db: float | None = Field(default=6.0, ge=0)
 
+    @model_validator(mode="after")
+    def _slot_given(self) -> Self:
+        if self.mode == "slotted" and self.slot_s is None:
+            raise ValueError("slotted access needs slot_s (seconds, at least one frame long)")
+        return self
+
 
 class Station(_Strict):
     name: str = Field(min_length=1, max_length=64)
@@ -106,6 +124,24 @@ class FleetSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region_named(value)  # ValueError listing the known regions
+        return value
+
+    @model_validator(mode="after")
+    def _class_fits_region(self) -> Self:
+        # Build one terminal now, so that a car at sea or a ship without ports is refused
+        # when the scenario is read rather than when a run starts.
+        make_fleet(self.terminal_class, 1, self.region, np.random.default_rng(0))
+        return self
+
+    @property
+    def airtime_s(self) -> float:
+        """Time on air of one of this fleet's frames."""
+        return (self.payload_bytes + FRAME_OVERHEAD) * 8.0 / self.bit_rate_bps
+
 
 class Scenario(_Strict):
     name: str
@@ -126,6 +162,14 @@ class Scenario(_Strict):
         names = [s.name for s in self.ground_stations]
         if len(set(names)) != len(names):
             raise ValueError("ground station names must be unique")
+        slot = self.access.slot_s
+        if self.access.mode == "slotted" and slot is not None:
+            for i, fleet in enumerate(self.fleets):
+                if fleet.airtime_s > slot:
+                    raise ValueError(
+                        f"access.slot_s {slot:g} s is shorter than a frame of fleets[{i}] "
+                        f"({fleet.airtime_s:.3f} s on air)"
+                    )
         return self
 
     @property

@@ -17,6 +17,7 @@ Invariants, at every moment:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -100,6 +101,13 @@ class SatelliteStore(Generic[T]):
 
     def __len__(self) -> int:
         return self.held_items
+
+    def __iter__(self) -> Iterator[T]:
+        """The frames held now, in dump order (emergency lane first, each oldest first)."""
+        for item, _ in self._emergency:
+            yield item
+        for item, _ in self._routine:
+            yield item
 
     @property
     def high_water_bytes(self) -> int:

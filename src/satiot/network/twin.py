@@ -95,6 +95,10 @@ class TwinReport:
     duplicates: int = 0
     pending_at_end: int = 0
     stored_at_end: int = 0
+    #: Messages received by a satellite, not delivered, with a copy still on board at the end.
+    undelivered_on_satellites: int = 0
+    #: Messages received by a satellite whose every copy was dropped from a full store.
+    lost_to_drops: int = 0
     latencies_s: list[float] = field(default_factory=list)
     wait_s: list[float] = field(default_factory=list)
     per_satellite: list[SatelliteStats] = field(default_factory=list)
@@ -111,6 +115,12 @@ class TwinReport:
         return float(np.percentile(self.latencies_s, q)) if self.latencies_s else None
 
     def summary(self) -> dict[str, Any]:
+        """The run in figures. Every transmitted message is counted exactly once:
+        ``transmitted == not_heard + collided + delivered + undelivered_on_satellites_at_end
+        + lost_to_drops`` and ``generated == transmitted + pending_at_end``; per frame copy,
+        ``sum(received per satellite) == delivered + duplicate_receptions + dropped_frames
+        + stored_on_satellites_at_end``.
+        """
         lat = self.latencies_s
         return {
             "scenario": self.scenario,
@@ -127,6 +137,8 @@ class TwinReport:
             "duplicate_receptions": self.duplicates,
             "pending_at_end": self.pending_at_end,
             "stored_on_satellites_at_end": self.stored_at_end,
+            "undelivered_on_satellites_at_end": self.undelivered_on_satellites,
+            "lost_to_drops": self.lost_to_drops,
             "latency_p50_s": self.latency(50),
             "latency_p95_s": self.latency(95),
             "latency_max_s": max(lat) if lat else None,
@@ -199,6 +211,7 @@ class TwinRun:
         self._jd0, self._fr0 = julian_date(scenario.start)
         self._frames: dict[int, bytes] = {}
         self._first_receipt: dict[int, float] = {}
+        self._received: set[int] = set()
         self._tx_time: list[float] = []
         self._gen_time: list[float] = []
         self._emergency: list[bool] = []
@@ -367,6 +380,7 @@ class TwinRun:
         got = np.unique(msgs[ok])
         report.collided += len(heard) - len(got)
         report.received += len(got)
+        self._received.update(got.tolist())
         return ok
 
     def _store_and_dump(
@@ -465,6 +479,10 @@ class TwinRun:
             report.dropped_frames += store.dropped
             report.stored_at_end += len(store)
             loads.append(stat.airtime_s / (duration * self.payload.channels))
+        held = {item.message for store in self.stores for item in store}
+        undelivered = self._received - self._first_receipt.keys()
+        report.undelivered_on_satellites = len(undelivered & held)
+        report.lost_to_drops = len(undelivered - held)
         report.per_satellite = self.stats
         report.channel_load_mean = float(np.mean(loads)) if loads else 0.0
         report.channel_load_peak = max((s.peak_window_load for s in self.stats), default=0.0)
