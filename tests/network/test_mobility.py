@@ -10,16 +10,13 @@ from global_land_mask import globe
 
 from satiot.network.geometry import great_circle_km
 from satiot.network.mobility import (
-    AIRPORTS,
     CRUISE_ALT_M,
-    PORTS,
-    SEA_POINTS,
     SPEED_KMH,
     Fleet,
     TerminalClass,
     make_fleet,
-    region_named,
 )
+from satiot.network.places import AIRPORTS, PORTS, SEA_POINTS, region_named
 
 CASES = [
     (TerminalClass.WEARABLE, "china"),

@@ -21,8 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from satiot.network.mobility import make_fleet, region_named
+from satiot.network.mobility import make_fleet
 from satiot.network.orbits import Tle, TleError, load_tles, walker
+from satiot.network.places import region_named
 
 #: Bytes a LoRaWAN data frame adds to the application payload: MHDR, FHDR, FPort, MIC.
 FRAME_OVERHEAD = 13
