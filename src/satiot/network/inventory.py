@@ -6,7 +6,7 @@ import updates a satellite in place (by name) instead of adding a new one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,6 +37,34 @@ def _payload_fields(payload: Payload) -> dict[str, int | float]:
         "storage_bytes": payload.storage_bytes,
         "downlink_rate_bps": payload.downlink_rate_bps,
     }
+
+
+def _update_if_changed(
+    session: Session,
+    principal: Principal,
+    row: Satellite | GroundStation,
+    after: Mapping[str, object],
+    *,
+    kind: str,
+    at: datetime,
+) -> bool:
+    """Set ``after`` on ``row`` if anything differs, auditing before and after; True if it did."""
+    before = {key: getattr(row, key) for key in after}
+    if before == after:
+        return False
+    for key, value in after.items():
+        setattr(row, key, value)
+    record_change(
+        session,
+        principal,
+        at=at,
+        action=f"{kind}.updated",
+        target=(kind, row.id),
+        tenant_id=None,
+        before=before,
+        after=dict(after),
+    )
+    return True
 
 
 def import_satellites(
@@ -82,28 +110,10 @@ def import_satellites(
                 after={"name": sat.name, "norad_id": sat.norad_id, **fields},
             )
             continue
-        before = {
-            "tle_line1": sat.tle_line1,
-            "tle_line2": sat.tle_line2,
-            **{k: getattr(sat, k) for k in fields},
-        }
         after = {"tle_line1": tle.line1, "tle_line2": tle.line2, **fields}
-        if before == after:
-            continue
-        for key, value in after.items():
-            setattr(sat, key, value)
-        sat.updated_at = at
-        updated += 1
-        record_change(
-            session,
-            principal,
-            at=at,
-            action="satellite.updated",
-            target=("satellite", sat.id),
-            tenant_id=None,
-            before=before,
-            after=after,
-        )
+        if _update_if_changed(session, principal, sat, after, kind="satellite", at=at):
+            sat.updated_at = at
+            updated += 1
     return ImportResult(created, updated, len(tles) - created - updated)
 
 
@@ -111,9 +121,15 @@ def import_ground_stations(
     session: Session, principal: Principal, stations: Sequence[Station], *, at: datetime
 ) -> ImportResult:
     """Add new ground stations and update the siting of known ones (by name)."""
+    known = {
+        g.name: g
+        for g in session.scalars(
+            select(GroundStation).where(GroundStation.name.in_([s.name for s in stations]))
+        )
+    }
     created = updated = 0
     for spec in stations:
-        gs = session.scalar(select(GroundStation).where(GroundStation.name == spec.name))
+        gs = known.get(spec.name)
         after = {
             "lat": spec.lat,
             "lon": spec.lon,
@@ -136,22 +152,8 @@ def import_ground_stations(
                 after={"name": spec.name, **after},
             )
             continue
-        before = {k: getattr(gs, k) for k in after}
-        if before == after:
-            continue
-        for key, value in after.items():
-            setattr(gs, key, value)
-        updated += 1
-        record_change(
-            session,
-            principal,
-            at=at,
-            action="ground-station.updated",
-            target=("ground-station", gs.id),
-            tenant_id=None,
-            before=before,
-            after=after,
-        )
+        if _update_if_changed(session, principal, gs, after, kind="ground-station", at=at):
+            updated += 1
     return ImportResult(created, updated, len(stations) - created - updated)
 
 
