@@ -7,12 +7,14 @@ so tests can run several apps side by side with their own databases and clocks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from prometheus_client import CollectorRegistry
 
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
+from satiot.network.keys import Kek, load_kek
 
 
 @dataclass
@@ -21,3 +23,8 @@ class AppContext:
     db: Database
     clock: Clock
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    @cached_property
+    def kek(self) -> Kek:
+        """The key-encryption key, loaded (or, embedded, created) on first use."""
+        return load_kek(self.settings)

@@ -48,6 +48,42 @@ class Settings(BaseSettings):
         default=False, description="Mark console cookies Secure (set when served over HTTPS)."
     )
 
+    kek: str | None = Field(
+        default=None,
+        description=(
+            "Key-encryption key for device session keys and integration secrets: 32 bytes, "
+            "base64. Unset: generated once into <data_dir>/kek (mode 0600)."
+        ),
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description=(
+            "mqtt://host:port of the broker for ground-station ingest (satiot/gs/+/up) and "
+            "customer delivery; empty: MQTT off."
+        ),
+    )
+    fcnt_window: int = Field(
+        default=16384,
+        description="How far below a device's newest frame counter a late copy is still taken.",
+    )
+    downlink_queue_cap: int = Field(
+        default=16, description="Most downlinks one device may have waiting (409 above)."
+    )
+    webhook_max_attempts: int = Field(
+        default=12, description="Attempts before a delivery becomes a dead letter."
+    )
+    webhook_timeout_s: float = Field(default=10.0, description="Timeout of one webhook call.")
+    twin: bool = Field(
+        default=True, description="`satiot up` runs the default twin scenario as live traffic."
+    )
+    twin_scenario: Path | None = Field(
+        default=None,
+        description="Scenario the live twin runs; empty: the packaged tianqi-like scenario.",
+    )
+    twin_speed: float = Field(
+        default=1.0, description="Simulated seconds per wall-clock second for the live twin."
+    )
+
     def resolved_database_url(self) -> str:
         """The URL to connect to: the configured one, or the embedded SQLite file."""
         if self.database_url:

@@ -8,10 +8,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
+from satiot.core.auth.tenancy import TenantScoped
 from satiot.core.db import Base, UTCDateTime
 from satiot.core.ids import new_id
 
@@ -51,4 +66,188 @@ class GroundStation(Base):
     min_elevation_deg: Mapped[float] = mapped_column(Float)
     antennas: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("api_keys.id"))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Device(TenantScoped, Base):
+    """A terminal's network-side session (ABP): its addresses, sealed keys and counters.
+
+    The session keys are sealed under the key-encryption key (``network.keys``) and never leave
+    the network server in clear. ``f_cnt_up`` is the highest 32-bit uplink counter accepted;
+    ``f_cnt_down`` the next downlink counter to use.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    dev_eui: Mapped[str] = mapped_column(String(16), unique=True)
+    dev_addr: Mapped[int] = mapped_column(BigInteger, index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(24))
+    nwk_s_key_sealed: Mapped[bytes] = mapped_column(LargeBinary(64))
+    app_s_key_sealed: Mapped[bytes] = mapped_column(LargeBinary(64))
+    kek_id: Mapped[str] = mapped_column(String(16))
+    f_cnt_up: Mapped[int | None] = mapped_column(BigInteger)
+    f_cnt_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Uplink(TenantScoped, Base):
+    """One verified, de-duplicated message from a device: the first copy's content, once.
+
+    ``(device_id, f_cnt)`` is unique and ``mic`` is kept with it, so a later copy with the same
+    MIC is a duplicate (its reception is attached) and one with another MIC is a replay.
+    ``id`` is the message id customers see on every channel.
+    """
+
+    __tablename__ = "uplinks"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    device_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("devices.id"))
+    dev_eui: Mapped[str] = mapped_column(String(16))
+    f_cnt: Mapped[int] = mapped_column(BigInteger)
+    f_port: Mapped[int | None] = mapped_column(Integer)
+    mic: Mapped[int] = mapped_column(BigInteger)
+    confirmed: Mapped[bool] = mapped_column(Boolean)
+    ack: Mapped[bool] = mapped_column(Boolean)
+    adr: Mapped[bool] = mapped_column(Boolean)
+    f_opts: Mapped[bytes] = mapped_column(LargeBinary(15))
+    payload: Mapped[bytes] = mapped_column(LargeBinary(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reception_count: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        UniqueConstraint("device_id", "f_cnt", name="uq_uplinks_device_fcnt"),
+        Index("ix_uplinks_device_id_id", "device_id", "id"),
+    )
+
+
+class UplinkReception(TenantScoped, Base):
+    """One copy of an uplink as one ground station downloaded it from one satellite.
+
+    The unique key makes a ground station's retried post (same copy, same instant) a duplicate
+    instead of a second row.
+    """
+
+    __tablename__ = "uplink_receptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    uplink_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("uplinks.id"))
+    ground_station_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ground_stations.id"))
+    satellite: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    frequency_hz: Mapped[int] = mapped_column(BigInteger)
+    rssi_dbm: Mapped[float] = mapped_column(Float)
+    snr_db: Mapped[float] = mapped_column(Float)
+    doppler_hz: Mapped[float | None] = mapped_column(Float)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "uplink_id",
+            "ground_station_id",
+            "satellite",
+            "received_at",
+            name="uq_uplink_receptions_copy",
+        ),
+    )
+
+
+class Downlink(TenantScoped, Base):
+    """A command queued for a device, with its plan (which satellite, loaded where, when) and
+    its progress through the downlink lifecycle (``network.states.DOWNLINK``)."""
+
+    __tablename__ = "downlinks"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    device_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("devices.id"))
+    dev_eui: Mapped[str] = mapped_column(String(16))
+    f_port: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary(255))
+    confirmed: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satellite: Mapped[str | None] = mapped_column(String(64))
+    ground_station_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("ground_stations.id")
+    )
+    load_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    estimated_delivery_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    f_cnt_down: Mapped[int | None] = mapped_column(BigInteger)
+    loaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_downlinks_device_status", "device_id", "status"),)
+
+
+class Integration(TenantScoped, Base):
+    """Where a tenant's messages go: a signed webhook or an MQTT topic tree."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    url: Mapped[str | None] = mapped_column(String(2000))
+    secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary(512))
+    kek_id: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(TenantScoped, Base):
+    """One event owed to one integration: its body, attempts so far and state.
+
+    ``(integration_id, event_id)`` is unique, so the fan-out can be replayed without owing a
+    message twice; ``event_seq`` orders a device's messages for in-order delivery.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    integration_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("integrations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(64))
+    dev_eui: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("integration_id", "event_id", name="uq_deliveries_integration_event"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_order", "integration_id", "dev_eui", "event_seq"),
+    )
+
+
+class DeliveryAttempt(TenantScoped, Base):
+    """One try at a delivery: the delivery log a customer reads when messages go missing."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float)

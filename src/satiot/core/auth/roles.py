@@ -32,9 +32,35 @@ SCOPES: dict[str, str] = {
     "api-keys:write": "Create and revoke API keys",
     "audit:read": "Read the audit log",
     "events:read": "Read the event log and consumer positions",
+    "devices:read": "See devices and their sessions (never their keys)",
+    "devices:write": "Create devices and change their state",
+    "uplinks:read": "Read devices' messages",
+    "downlinks:read": "See downlink queues",
+    "downlinks:write": "Queue, cancel and flush downlinks",
+    "integrations:read": "See integrations and their delivery logs",
+    "integrations:write": "Create and change integrations; replay dead letters",
+    "ground-stations:read": "See ground stations",
+    "ground-stations:write": "Register ground stations and issue their keys",
+    "receptions:write": "Post receptions and downlink receipts as a ground station",
 }
 
 ALL_SCOPES = frozenset(SCOPES)
+
+_NETWORK_READ = {
+    "devices:read",
+    "uplinks:read",
+    "downlinks:read",
+    "integrations:read",
+    "ground-stations:read",
+}
+#: What every customer user may do with its own tenant's devices and messages.
+_CUSTOMER_NETWORK = {
+    "devices:read",
+    "uplinks:read",
+    "downlinks:read",
+    "downlinks:write",
+    "integrations:read",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +86,12 @@ ROLES: dict[Role, RoleSpec] = {
     spec.role: spec
     for spec in (
         _spec(Role.OPERATOR_ADMIN, "Operator administrator", set(ALL_SCOPES), all_tenants=True),
-        _spec(Role.NOC, "Network operations", {"tenants:read", "events:read"}, all_tenants=True),
+        _spec(
+            Role.NOC,
+            "Network operations",
+            {"tenants:read", "events:read", *_NETWORK_READ, "ground-stations:write"},
+            all_tenants=True,
+        ),
         _spec(
             Role.BUSINESS,
             "Business operations",
@@ -71,23 +102,37 @@ ROLES: dict[Role, RoleSpec] = {
         _spec(
             Role.COMPLIANCE,
             "Compliance",
-            {"tenants:read", "users:read", "audit:read", "events:read"},
+            {"tenants:read", "users:read", "audit:read", "events:read", "devices:read"},
             all_tenants=True,
         ),
         _spec(
             Role.CUSTOMER_ADMIN,
             "Customer administrator",
-            {"tenants:read", "users:read", "users:write", "api-keys:read", "api-keys:write"},
+            {
+                "tenants:read",
+                "users:read",
+                "users:write",
+                "api-keys:read",
+                "api-keys:write",
+                *_CUSTOMER_NETWORK,
+                "devices:write",
+                "integrations:write",
+            },
             all_tenants=False,
         ),
-        _spec(Role.CUSTOMER_USER, "Customer user", {"tenants:read"}, all_tenants=False),
+        _spec(
+            Role.CUSTOMER_USER,
+            "Customer user",
+            {"tenants:read", *_CUSTOMER_NETWORK},
+            all_tenants=False,
+        ),
         _spec(
             Role.REGULATOR,
             "Regulator (read-only)",
-            {"tenants:read", "audit:read"},
+            {"tenants:read", "audit:read", "devices:read", "ground-stations:read"},
             all_tenants=True,
         ),
-        _spec(Role.GROUND_STATION, "Ground station", set(), all_tenants=False),
+        _spec(Role.GROUND_STATION, "Ground station", {"receptions:write"}, all_tenants=False),
     )
 }
 
