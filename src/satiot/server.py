@@ -13,7 +13,6 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -26,6 +25,7 @@ from satiot.core.bus import BusConfig
 from satiot.core.clock import Clock, SystemClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
+from satiot.core.services import BackgroundService
 from satiot.web import console
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,6 @@ def build_app(ctx: AppContext) -> FastAPI:
     console.mount(app, ctx)
     add_middleware(app, ctx)
     return app
-
-
-@dataclass(frozen=True)
-class BackgroundService:
-    """Something that runs beside the web server until ``stop`` is set."""
-
-    name: str
-    run: Callable[[AppContext, threading.Event], None]
 
 
 #: Services started by ``satiot up`` besides the event consumers: the digital twin's traffic
