@@ -204,6 +204,9 @@ class Integration(TenantScoped, Base):
     kek_id: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     max_attempts: Mapped[int] = mapped_column(Integer)
+    #: The event-log head when the integration was created (or last enabled): only later
+    #: events are owed to it, even if the fan-out is rewound over older ones.
+    from_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -212,7 +215,8 @@ class Delivery(TenantScoped, Base):
     """One event owed to one integration: its body, attempts so far and state.
 
     ``(integration_id, event_id)`` is unique, so the fan-out can be replayed without owing a
-    message twice; ``event_seq`` orders a device's messages for in-order delivery.
+    message twice; ``event_seq`` orders a device's messages for in-order delivery. The
+    unique key also pages the delivery log (by event id) without another index.
     """
 
     __tablename__ = "deliveries"
@@ -235,7 +239,11 @@ class Delivery(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("integration_id", "event_id", name="uq_deliveries_integration_event"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
-        Index("ix_deliveries_order", "integration_id", "dev_eui", "event_seq"),
+        # A device's pending messages in order (the dispatcher's head-of-line check reads only
+        # pending rows, however long the delivered history grows).
+        Index("ix_deliveries_lane", "integration_id", "status", "dev_eui", "event_seq"),
+        # The delivery log by status, paged by event id.
+        Index("ix_deliveries_log", "integration_id", "status", "event_id"),
     )
 
 

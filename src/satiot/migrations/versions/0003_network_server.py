@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("kek_id", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("from_seq", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
@@ -98,7 +99,12 @@ def upgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index("ix_deliveries_due", ["status", "next_attempt_at"], unique=False)
         batch_op.create_index(
-            "ix_deliveries_order", ["integration_id", "dev_eui", "event_seq"], unique=False
+            "ix_deliveries_lane",
+            ["integration_id", "status", "dev_eui", "event_seq"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_deliveries_log", ["integration_id", "status", "event_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_deliveries_tenant_id"), ["tenant_id"], unique=False)
 
@@ -277,7 +283,8 @@ def downgrade() -> None:
     op.drop_table("uplinks")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_tenant_id"))
-        batch_op.drop_index("ix_deliveries_order")
+        batch_op.drop_index("ix_deliveries_log")
+        batch_op.drop_index("ix_deliveries_lane")
         batch_op.drop_index("ix_deliveries_due")
 
     op.drop_table("deliveries")
