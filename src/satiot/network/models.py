@@ -179,6 +179,7 @@ class Downlink(TenantScoped, Base):
         Uuid, ForeignKey("ground_stations.id")
     )
     load_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    load_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     estimated_delivery_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     f_cnt_down: Mapped[int | None] = mapped_column(BigInteger)
     loaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -188,7 +189,11 @@ class Downlink(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_downlinks_device_status", "device_id", "status"),)
+    __table_args__ = (
+        Index("ix_downlinks_device_status", "device_id", "status"),
+        Index("ix_downlinks_station_status", "ground_station_id", "status"),
+        Index("ix_downlinks_status_expires", "status", "expires_at"),
+    )
 
 
 class Integration(TenantScoped, Base):

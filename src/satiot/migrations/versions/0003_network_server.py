@@ -179,6 +179,7 @@ def upgrade() -> None:
         sa.Column("satellite", sa.String(length=64), nullable=True),
         sa.Column("ground_station_id", sa.Uuid(), nullable=True),
         sa.Column("load_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("load_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("estimated_delivery_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("f_cnt_down", sa.BigInteger(), nullable=True),
         sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=True),
@@ -203,6 +204,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("downlinks", schema=None) as batch_op:
         batch_op.create_index("ix_downlinks_device_status", ["device_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_downlinks_station_status", ["ground_station_id", "status"], unique=False
+        )
+        batch_op.create_index("ix_downlinks_status_expires", ["status", "expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_downlinks_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
@@ -268,6 +273,8 @@ def downgrade() -> None:
     op.drop_table("uplink_receptions")
     with op.batch_alter_table("downlinks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_downlinks_tenant_id"))
+        batch_op.drop_index("ix_downlinks_status_expires")
+        batch_op.drop_index("ix_downlinks_station_status")
         batch_op.drop_index("ix_downlinks_device_status")
 
     op.drop_table("downlinks")
