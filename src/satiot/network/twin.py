@@ -215,6 +215,11 @@ class TwinRun:
         self._tx_time: list[float] = []
         self._gen_time: list[float] = []
         self._emergency: list[bool] = []
+        # Where the run stands, so that it can be advanced a window at a time (live traffic).
+        self.report = TwinReport(scenario.name, hours, self.population.size, len(self.tles), 0.0)
+        self._step = 0
+        self._pending = _Pending()
+        self._carry: dict[str, Any] | None = None
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -225,7 +230,20 @@ class TwinRun:
         r[~ok] = np.nan  # a decayed satellite is never in view
         return r, v
 
+    def elevations_deg(self, t_s: float) -> Array:
+        """Elevation of every satellite above every ground station's horizon ``t_s`` simulated
+        seconds in, shape (stations, satellites); −90 where SGP4 lost a satellite. A live
+        ground station uses it to know which satellites it can load a downlink onto."""
+        r, _ = self._propagate(t_s, 0)
+        el = elevation_deg(r[None, :, 0, :], self.gs_ecef[:, None, :], self.gs_up[:, None, :])
+        return np.nan_to_num(el, nan=-90.0)
+
     # -- the run ----------------------------------------------------------------------------
+
+    @property
+    def simulated_s(self) -> float:
+        """Simulated seconds since the scenario's start that the run has covered so far."""
+        return self._step * self.scenario.step_s
 
     def run(
         self, sink: Sink | None = None, progress: Callable[[float, float], None] | None = None
@@ -233,30 +251,40 @@ class TwinRun:
         started = time.perf_counter()
         dt = self.scenario.step_s
         total_steps = round(self.hours * 3600.0 / dt)
-        report = TwinReport(
-            self.scenario.name, self.hours, self.population.size, len(self.tles), 0.0
-        )
-        pending = _Pending()
-        carry: dict[str, Any] | None = None
-        for w0 in range(0, total_steps, WINDOW_STEPS):
-            steps = min(WINDOW_STEPS, total_steps - w0)
-            r, v = self._propagate(w0 * dt, steps)
-            attempts = _Attempts()
-            for k in range(steps):
-                t = (w0 + k) * dt
-                pending = self._transmit(
-                    t, dt, r[:, k], r[:, k + 1], v[:, k], pending, attempts, report
-                )
-            window = attempts.arrays()
-            ok = self._resolve(window, carry, report, w0 * dt, steps * dt)
-            carry = {key: val for key, val in window.items()} | {"ok": ok}
-            self._store_and_dump(window, ok, w0, steps, r, sink, report)
-            self._frames.clear()  # every frame of the window now sits in a store or is lost
+        while self._step < total_steps:
+            self.advance(sink, min(WINDOW_STEPS, total_steps - self._step))
             if progress is not None:
-                progress((w0 + steps) * dt / 3600.0, self.hours)
-        self._finish(report, pending)
-        report.wall_s = time.perf_counter() - started
-        return report
+                progress(self._step * dt / 3600.0, self.hours)
+        self._finish(self.report, self._pending)
+        self.report.wall_s = time.perf_counter() - started
+        return self.report
+
+    def advance(self, sink: Sink | None = None, steps: int = WINDOW_STEPS) -> float:
+        """Simulate the next ``steps`` steps (one collision window) and return
+        :attr:`simulated_s`. The run keeps its state between calls, so a live feed can
+        advance it window by window, as far ahead of the wall clock as it likes; ``hours``
+        then only bounds :meth:`run`. Windows shorter than :data:`WINDOW_STEPS` resolve
+        collisions exactly as well, they only cost more calls."""
+        if not 0 < steps <= WINDOW_STEPS:
+            raise ValueError(f"steps must be in 1..{WINDOW_STEPS}")
+        dt = self.scenario.step_s
+        w0, report = self._step, self.report
+        r, v = self._propagate(w0 * dt, steps)
+        attempts = _Attempts()
+        pending = self._pending
+        for k in range(steps):
+            t = (w0 + k) * dt
+            pending = self._transmit(
+                t, dt, r[:, k], r[:, k + 1], v[:, k], pending, attempts, report
+            )
+        self._pending = pending
+        window = attempts.arrays()
+        ok = self._resolve(window, self._carry, report, w0 * dt, steps * dt)
+        self._carry = {key: val for key, val in window.items()} | {"ok": ok}
+        self._store_and_dump(window, ok, w0, steps, r, sink, report)
+        self._frames.clear()  # every frame of the window now sits in a store or is lost
+        self._step = w0 + steps
+        return self.simulated_s
 
     def _transmit(
         self,
