@@ -11,7 +11,11 @@ import importlib
 
 from sqlalchemy import MetaData
 
-MODEL_MODULES: tuple[str, ...] = ("satiot.core.models", "satiot.network.models")
+MODEL_MODULES: tuple[str, ...] = (
+    "satiot.core.models",
+    "satiot.network.models",
+    "satiot.oss.models",
+)
 
 
 def metadata() -> MetaData:

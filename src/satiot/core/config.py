@@ -84,6 +84,35 @@ class Settings(BaseSettings):
         default=1.0, description="Simulated seconds per wall-clock second for the live twin."
     )
 
+    handle_prefix: str | None = Field(
+        default=None,
+        pattern=r"^(?:86|88)(?:\.[0-9A-Za-z]+)+$",
+        description=(
+            "The operator's industrial-internet identifier prefix (e.g. 88.608.8899); device "
+            "handles are <prefix>/<suffix>. Empty: no handles are minted."
+        ),
+    )
+    handle_node_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the identification node (secondary node) where handles are "
+            "registered, e.g. https://node.example.cn; empty: handles stay local."
+        ),
+    )
+    handle_node_token: str | None = Field(
+        default=None,
+        description="Credential sent to the identification node as 'Authorization: Bearer …'.",
+    )
+    number_blocks_file: Path | None = Field(
+        default=None,
+        description="TOML file of the IoT number blocks MIIT assigned (see docs/oss.md).",
+    )
+    number_quarantine_days: int = Field(
+        default=90,
+        ge=90,
+        description="Days a cancelled IoT number rests before reuse (at least 90).",
+    )
+
     def resolved_database_url(self) -> str:
         """The URL to connect to: the configured one, or the embedded SQLite file."""
         if self.database_url:

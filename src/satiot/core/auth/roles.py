@@ -42,7 +42,16 @@ SCOPES: dict[str, str] = {
     "ground-stations:read": "See ground stations",
     "ground-stations:write": "Register ground stations and issue their keys",
     "receptions:write": "Post receptions and downlink receipts as a ground station",
+    "terminal-models:read": "See licensed terminal models",
+    "terminal-models:write": "Record, renew and withdraw terminal models and their licences",
+    "numbers:read": "See IoT number blocks, numbers and the numbering report",
+    "numbers:write": "Configure number blocks; allocate numbers and move them along their life",
+    "identifiers:read": "Resolve every value of a device handle, not only the public ones",
+    "identifiers:write": "Create, change and retire device handles",
 }
+
+_OSS_READ = {"terminal-models:read", "numbers:read", "identifiers:read"}
+_OSS_WRITE = {"terminal-models:write", "numbers:write", "identifiers:write"}
 
 ALL_SCOPES = frozenset(SCOPES)
 
@@ -89,20 +98,20 @@ ROLES: dict[Role, RoleSpec] = {
         _spec(
             Role.NOC,
             "Network operations",
-            {"tenants:read", "events:read", *_NETWORK_READ, "ground-stations:write"},
+            {"tenants:read", "events:read", *_NETWORK_READ, "ground-stations:write", *_OSS_READ},
             all_tenants=True,
         ),
         _spec(
             Role.BUSINESS,
             "Business operations",
-            {"tenants:read", "tenants:write", "users:read", "users:write"},
+            {"tenants:read", "tenants:write", "users:read", "users:write", *_OSS_READ, *_OSS_WRITE},
             all_tenants=True,
         ),
         _spec(Role.BILLING, "Billing", {"tenants:read"}, all_tenants=True),
         _spec(
             Role.COMPLIANCE,
             "Compliance",
-            {"tenants:read", "users:read", "audit:read", "events:read", "devices:read"},
+            {"tenants:read", "users:read", "audit:read", "events:read", "devices:read", *_OSS_READ},
             all_tenants=True,
         ),
         _spec(
@@ -129,7 +138,7 @@ ROLES: dict[Role, RoleSpec] = {
         _spec(
             Role.REGULATOR,
             "Regulator (read-only)",
-            {"tenants:read", "audit:read", "devices:read", "ground-stations:read"},
+            {"tenants:read", "audit:read", "devices:read", "ground-stations:read", *_OSS_READ},
             all_tenants=True,
         ),
         _spec(Role.GROUND_STATION, "Ground station", {"receptions:write"}, all_tenants=False),
