@@ -1,0 +1,241 @@
+"""Devices: the network server's ABP sessions, provisioned, changed and moved through their
+lifecycle.
+
+A device's session keys are accepted once, in hex, sealed under the KEK with the device's
+DevEUI and the key's purpose bound in as associated data (a sealed key copied onto another row
+or into the other column fails to open), and never returned by any function here. Every change
+is audited with who made it and why (``record_change``); status moves only through the
+``network.states.DEVICE`` table.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from satiot.core.auth.principal import Principal
+from satiot.core.changes import record_change
+from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.models import Tenant
+from satiot.network.keys import Kek
+from satiot.network.models import Device
+from satiot.network.states import DEVICE
+
+_HEX16 = re.compile(r"^[0-9A-Fa-f]{16}$")
+_HEX8 = re.compile(r"^[0-9A-Fa-f]{8}$")
+_HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
+
+NWK_S_KEY = "nwk_s_key"
+APP_S_KEY = "app_s_key"
+
+
+def key_aad(dev_eui: str, purpose: str) -> bytes:
+    """Associated data binding a sealed session key to its device and its role."""
+    return f"satiot/device/{dev_eui.upper()}/{purpose}".encode()
+
+
+def parse_dev_eui(text: str) -> str:
+    """A DevEUI as stored: 16 hex digits, upper case."""
+    if not isinstance(text, str) or not _HEX16.match(text):
+        raise InvalidInput("dev_eui must be 16 hex digits", field="dev_eui")
+    return text.upper()
+
+
+def parse_dev_addr(text: str) -> int:
+    if not isinstance(text, str) or not _HEX8.match(text):
+        raise InvalidInput("dev_addr must be 8 hex digits", field="dev_addr")
+    return int(text, 16)
+
+
+def parse_key(text: str, field: str) -> bytes:
+    if not isinstance(text, str) or not _HEX32.match(text):
+        raise InvalidInput(f"{field} must be 32 hex digits (16 bytes)", field=field)
+    return bytes.fromhex(text)
+
+
+def dev_addr_hex(dev_addr: int) -> str:
+    return f"{dev_addr:08X}"
+
+
+def device_view(device: Device) -> dict[str, Any]:
+    """What the audit log and events record of a device: never its keys."""
+    return {
+        "dev_eui": device.dev_eui,
+        "dev_addr": dev_addr_hex(device.dev_addr),
+        "name": device.name,
+        "status": device.status,
+        "lat": device.lat,
+        "lon": device.lon,
+    }
+
+
+def _check_position(lat: float | None, lon: float | None) -> None:
+    if lat is not None and not -90.0 <= lat <= 90.0:
+        raise InvalidInput("lat must be within -90..90", field="lat")
+    if lon is not None and not -180.0 <= lon <= 180.0:
+        raise InvalidInput("lon must be within -180..180", field="lon")
+
+
+def create_device(
+    session: Session,
+    principal: Principal,
+    *,
+    kek: Kek,
+    tenant_id: uuid.UUID,
+    dev_eui: str,
+    dev_addr: str,
+    nwk_s_key: str,
+    app_s_key: str,
+    at: datetime,
+    name: str = "",
+    lat: float | None = None,
+    lon: float | None = None,
+    status: str | None = None,
+) -> Device:
+    """Provision an ABP session in ``tenant_id``; a DevEUI already known anywhere is a 409.
+
+    The initial status defaults to the lifecycle's initial state (``active``: an ABP device
+    can talk at once); any lifecycle state may be named, e.g. ``inventory`` for stock.
+    """
+    eui = parse_dev_eui(dev_eui)
+    addr = parse_dev_addr(dev_addr)
+    nwk = parse_key(nwk_s_key, NWK_S_KEY)
+    app = parse_key(app_s_key, APP_S_KEY)
+    _check_position(lat, lon)
+    initial = status or DEVICE.initial
+    if initial not in DEVICE.states:
+        raise InvalidInput(f"status must be one of: {', '.join(DEVICE.states)}", field="status")
+    # In a customer's session another tenant is invisible, so naming one is "not found".
+    if session.get(Tenant, tenant_id) is None:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    if session.scalar(select(Device.id).where(Device.dev_eui == eui)) is not None:
+        raise Conflict(f"device {eui} already exists", field="dev_eui")
+    device = Device(
+        tenant_id=tenant_id,
+        dev_eui=eui,
+        dev_addr=addr,
+        name=name.strip(),
+        status=initial,
+        nwk_s_key_sealed=kek.seal(nwk, key_aad(eui, NWK_S_KEY)),
+        app_s_key_sealed=kek.seal(app, key_aad(eui, APP_S_KEY)),
+        kek_id=kek.id,
+        f_cnt_up=None,
+        f_cnt_down=0,
+        lat=lat,
+        lon=lon,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(device)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Another tenant's device (invisible to a customer's session) holds the DevEUI, or a
+        # concurrent request created it first: DevEUIs are unique network-wide.
+        raise Conflict(f"device {eui} already exists", field="dev_eui") from exc
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="device.created",
+        target=("device", device.id),
+        tenant_id=device.tenant_id,
+        after=device_view(device),
+    )
+    return device
+
+
+def get_device(session: Session, dev_eui: str) -> Device:
+    """The device (within the session's tenant scope) or 404; a malformed DevEUI is 404 too,
+    so an answer never tells a well-formed foreign DevEUI from a typo."""
+    eui = dev_eui.upper() if isinstance(dev_eui, str) and _HEX16.match(dev_eui) else None
+    device = None
+    if eui is not None:
+        device = session.scalar(select(Device).where(Device.dev_eui == eui))
+    if device is None:
+        raise NotFound(f"device {dev_eui} not found")
+    return device
+
+
+def update_device(
+    session: Session,
+    principal: Principal,
+    dev_eui: str,
+    changes: dict[str, Any],
+    *,
+    at: datetime,
+) -> Device:
+    """Change ``name``, ``lat`` and/or ``lon`` (the keys of ``changes``); audited if anything
+    differs. A ``None`` position clears it."""
+    unknown = set(changes) - {"name", "lat", "lon"}
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", field=min(unknown))
+    device = get_device(session, dev_eui)
+    if "name" in changes:
+        if changes["name"] is None:
+            raise InvalidInput("name must be a string", field="name")
+        changes = changes | {"name": str(changes["name"]).strip()}
+    _check_position(changes.get("lat"), changes.get("lon"))
+    before = device_view(device)
+    for key, value in changes.items():
+        setattr(device, key, value)
+    after = device_view(device)
+    if after != before:
+        device.updated_at = at
+        record_change(
+            session,
+            principal,
+            at=at,
+            action="device.updated",
+            target=("device", device.id),
+            tenant_id=device.tenant_id,
+            before=before,
+            after=after,
+        )
+    return device
+
+
+def set_device_status(
+    session: Session,
+    principal: Principal,
+    dev_eui: str,
+    status: str,
+    *,
+    at: datetime,
+    reason: str | None,
+) -> Device:
+    """Move a device through its lifecycle: 409 for a move the table does not have, 403 for
+    one the caller's role may not make. The network stops taking its frames outside
+    ``active`` from the next batch on."""
+    device = get_device(session, dev_eui)
+    DEVICE.check(device.status, status, principal.role)
+    before = device_view(device)
+    device.status = status
+    device.updated_at = at
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="device.status-changed",
+        target=("device", device.id),
+        tenant_id=device.tenant_id,
+        before=before,
+        after=device_view(device),
+        reason=reason,
+        payload={"dev_eui": device.dev_eui, "from": before["status"], "to": status},
+    )
+    return device
+
+
+def open_keys(kek: Kek, device: Device) -> tuple[bytes, bytes]:
+    """The device's (NwkSKey, AppSKey) in clear, for the network server's own use only."""
+    return (
+        kek.open(device.nwk_s_key_sealed, key_aad(device.dev_eui, NWK_S_KEY)),
+        kek.open(device.app_s_key_sealed, key_aad(device.dev_eui, APP_S_KEY)),
+    )

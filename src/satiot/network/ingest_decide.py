@@ -1,0 +1,448 @@
+"""Deciding a batch: which records are new uplinks, which are copies, which are refused and why.
+
+Everything here works in memory on what two queries loaded (the candidate devices, the stored
+uplinks among the batch's counters); ``ingest`` writes the outcome. Records are decided in
+batch order, so a batch decides exactly as its records posted one by one would, only without
+a transaction each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from satiot.core.ids import new_id
+from satiot.network import frames
+from satiot.network.devices import APP_S_KEY, NWK_S_KEY, key_aad
+from satiot.network.frames import DataFrame, FrameError, MType
+from satiot.network.ingest_keys import SessionCipher, session_cipher
+from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks
+from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
+from satiot.network.keys import Kek, KekError
+from satiot.network.messages import AcceptedUplink, reception_json, uplink_message
+from satiot.network.models import GroundStation
+from satiot.network.states import DEVICE_TRAFFIC_STATES
+
+_UPLINK_TYPES = frozenset({MType.UNCONFIRMED_UP, MType.CONFIRMED_UP})
+_RAND_MASK = (1 << 62) - 1
+
+
+@dataclass
+class IngestResult:
+    """The answer to a station: counts and, per refused record, its index and reason."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+    uplink_ids: list[uuid.UUID] = field(default_factory=list)  # new uplinks, for callers
+
+    def to_json(self, batch_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.to_json() for r in self.rejected],
+        }
+        if batch_id is not None:
+            body["batch_id"] = batch_id
+        return body
+
+
+class _Ids:
+    """Ids for one batch's rows: one UUIDv7, then counting up in its random bits (RFC 9562
+    §6.2, method 2), so a batch's uplinks sort in the order they were accepted."""
+
+    def __init__(self, needed: int) -> None:
+        base = new_id().int
+        while (base & _RAND_MASK) > _RAND_MASK - needed:
+            base = new_id().int
+        self._next = base
+
+    def __call__(self) -> uuid.UUID:
+        value = self._next
+        self._next += 1
+        return uuid.UUID(int=value)
+
+
+class _Device:
+    __slots__ = (
+        "_cipher",
+        "app_sealed",
+        "dev_eui",
+        "f_cnt",
+        "f_cnt_stored",
+        "id",
+        "kek_id",
+        "last_seen",
+        "nwk_sealed",
+        "status",
+        "tenant_id",
+    )
+
+    def __init__(self, row: Any) -> None:
+        self.id: uuid.UUID = row.id
+        self.tenant_id: uuid.UUID = row.tenant_id
+        self.dev_eui: str = row.dev_eui
+        self.status: str = row.status
+        self.nwk_sealed: bytes = row.nwk_s_key_sealed
+        self.app_sealed: bytes = row.app_s_key_sealed
+        self.kek_id: str = row.kek_id
+        self.f_cnt_stored: int | None = row.f_cnt_up
+        self.f_cnt: int | None = row.f_cnt_up  # highest counter, moving as the batch is decided
+        self.last_seen: datetime | None = None
+        self._cipher: SessionCipher | None = None
+
+    def cipher(self, kek: Kek) -> SessionCipher | None:
+        """The session's cipher, or None when its keys do not open under ``kek``."""
+        if self._cipher is None:
+            if self.kek_id != kek.id:
+                return None
+
+            def open_keys() -> tuple[bytes, bytes]:
+                return (
+                    kek.open(self.nwk_sealed, key_aad(self.dev_eui, NWK_S_KEY)),
+                    kek.open(self.app_sealed, key_aad(self.dev_eui, APP_S_KEY)),
+                )
+
+            key = (kek.id, self.id, self.nwk_sealed, self.app_sealed)
+            try:
+                self._cipher = session_cipher(key, open_keys)
+            except KekError:
+                return None
+        return self._cipher
+
+
+class _Uplink:
+    """One frame of the batch: new (to insert) or already stored (gaining copies)."""
+
+    __slots__ = ("copies", "device", "f_cnt", "frame", "id", "items", "mic", "payload")
+
+    def __init__(
+        self, id: uuid.UUID, device: _Device, f_cnt: int, mic: int, frame: DataFrame | None
+    ) -> None:
+        self.id = id
+        self.device = device
+        self.f_cnt = f_cnt
+        self.mic = mic
+        self.frame = frame  # set for a new uplink: its first copy's content
+        self.payload = b""
+        self.items: list[int] = []  # batch indices of the records that are copies of it
+        self.copies: dict[tuple[str, datetime], ReceptionIn] = {}
+
+    def add(self, index: int, rec: ReceptionIn) -> None:
+        self.items.append(index)
+        self.copies.setdefault((rec.satellite, rec.received_at), rec)
+
+    @property
+    def received_at(self) -> datetime:
+        return min(when for _, when in self.copies)
+
+
+_Matched = tuple[int, ReceptionIn, DataFrame, _Device, int]
+
+
+def _parse(phy: bytes) -> DataFrame | tuple[str, str]:
+    if not phy:
+        return ("malformed-frame", "phy_payload is empty")
+    mtype = phy[0] >> 5
+    if mtype not in _UPLINK_TYPES:
+        name = MType(mtype).name.lower() if mtype < 6 else "proprietary or RFU"
+        return ("not-data-uplink", f"message type {mtype} ({name}) is not a data uplink")
+    try:
+        return frames.parse(phy)
+    except FrameError as exc:
+        return ("malformed-frame", str(exc))
+
+
+def _match(
+    frame: DataFrame, candidates: list[_Device], kek: Kek
+) -> tuple[_Device, int] | tuple[str, str]:
+    """The device and full counter this frame authenticates under, or why none does."""
+    exhausted = unavailable = False
+    for dev in candidates:
+        try:
+            f_cnt = frames.recover_fcnt32(dev.f_cnt_stored, frame.f_cnt16)
+        except FrameError:
+            exhausted = True
+            continue
+        cipher = dev.cipher(kek)
+        if cipher is None:
+            unavailable = True
+            continue
+        if cipher.verify(frame, f_cnt):
+            return dev, f_cnt
+    addr = f"{frame.dev_addr:08X}"
+    if exhausted:
+        return ("counter-exhausted", f"the frame counter of DevAddr {addr} is exhausted")
+    if unavailable:
+        return ("session-unavailable", f"a session of DevAddr {addr} cannot be opened")
+    return ("mic-failure", f"the MIC verifies under no session of DevAddr {addr}")
+
+
+class Batch:
+    """The decisions for one batch and the rows and events they turn into."""
+
+    def __init__(self, station: GroundStation, size: int) -> None:
+        self.station = station
+        self.rejected: list[Rejection] = []
+        self.duplicates = 0
+        self.new: list[_Uplink] = []
+        self.known: dict[tuple[uuid.UUID, int], _Uplink] = {}
+        self.ids = _Ids(2 * size + 1)
+
+    def reject(self, index: int, reason: str, detail: str) -> None:
+        self.rejected.append(Rejection(index, reason, detail))
+
+    def parse(self, items: Sequence[Any]) -> list[tuple[int, ReceptionIn, DataFrame]]:
+        parsed: dict[bytes, DataFrame | tuple[str, str]] = {}
+        out = []
+        for index, item in enumerate(items):
+            rec = validate_item(index, item)
+            if isinstance(rec, Rejection):
+                self.rejected.append(rec)
+                continue
+            frame = parsed.get(rec.phy)
+            if frame is None:
+                frame = parsed[rec.phy] = _parse(rec.phy)
+            if isinstance(frame, tuple):
+                self.reject(index, *frame)
+            else:
+                out.append((index, rec, frame))
+        return out
+
+    def match(
+        self, parsed: list[tuple[int, ReceptionIn, DataFrame]], rows: Sequence[Any], kek: Kek
+    ) -> list[_Matched]:
+        by_addr: dict[int, list[_Device]] = {}
+        for row in rows:
+            by_addr.setdefault(row.dev_addr, []).append(_Device(row))
+        for devs in by_addr.values():  # try active sessions first, then the others
+            devs.sort(key=lambda d: d.status not in DEVICE_TRAFFIC_STATES)
+        seen: dict[bytes, tuple[_Device, int] | tuple[str, str]] = {}
+        out: list[_Matched] = []
+        for index, rec, frame in parsed:
+            found = seen.get(rec.phy)
+            if found is None:
+                candidates = by_addr.get(frame.dev_addr)
+                if not candidates:
+                    found = ("unknown-dev-addr", f"no device has DevAddr {frame.dev_addr:08X}")
+                else:
+                    found = _match(frame, candidates, kek)
+                seen[rec.phy] = found
+            if isinstance(found[0], str):
+                self.reject(index, found[0], str(found[1]))
+            else:
+                dev, f_cnt = found
+                assert isinstance(dev, _Device) and isinstance(f_cnt, int)
+                out.append((index, rec, frame, dev, f_cnt))
+        return out
+
+    def assign(self, matched: list[_Matched], stored: list[KnownUplink], window: int) -> None:
+        """Decide each authentic record in batch order: new, duplicate, replay or stale."""
+        devices = {m[3].id: m[3] for m in matched}
+        state = self.known
+        for k in stored:
+            state[(k.device_id, k.f_cnt)] = _Uplink(
+                k.id, devices[k.device_id], k.f_cnt, k.mic, None
+            )
+        for index, rec, frame, dev, f_cnt in matched:
+            if dev.status not in DEVICE_TRAFFIC_STATES:
+                self.reject(index, "device-inactive", f"device {dev.dev_eui} is {dev.status}")
+                continue
+            mic = int.from_bytes(frame.mic, "big")
+            up = state.get((dev.id, f_cnt))
+            if up is not None:
+                if up.mic != mic:
+                    self.reject(
+                        index,
+                        "replayed-counter",
+                        f"device {dev.dev_eui} already sent another frame with FCnt {f_cnt}",
+                    )
+                else:
+                    up.add(index, rec)
+                    self.duplicates += 1
+                continue
+            if dev.f_cnt is not None and f_cnt < dev.f_cnt - window:
+                self.reject(
+                    index,
+                    "stale-counter",
+                    f"FCnt {f_cnt} is more than {window} below device {dev.dev_eui}'s {dev.f_cnt}",
+                )
+                continue
+            up = state[(dev.id, f_cnt)] = _Uplink(self.ids(), dev, f_cnt, mic, frame)
+            up.add(index, rec)
+            self.new.append(up)
+            dev.f_cnt = f_cnt if dev.f_cnt is None else max(dev.f_cnt, f_cnt)
+            if dev.last_seen is None or rec.received_at > dev.last_seen:
+                dev.last_seen = rec.received_at
+
+    def lost_race(self, lost: list[_Uplink], winners: list[KnownUplink]) -> None:
+        """Turn new uplinks that a concurrent transaction stored first into copies of its
+        uplinks (same MIC) or into replays (another MIC)."""
+        by_key = {(w.device_id, w.f_cnt): w for w in winners}
+        gone = {id(up) for up in lost}
+        self.new = [up for up in self.new if id(up) not in gone]
+        for up in lost:
+            winner = by_key.get((up.device.id, up.f_cnt))
+            if winner is None:
+                raise RuntimeError("an uplink lost its insert but no winner is visible")
+            if winner.mic == up.mic:
+                stored = _Uplink(winner.id, up.device, up.f_cnt, winner.mic, None)
+                stored.items, stored.copies = up.items, up.copies
+                self.known[(up.device.id, up.f_cnt)] = stored
+                self.duplicates += 1  # its first record was counted as accepted
+                continue
+            del self.known[(up.device.id, up.f_cnt)]
+            self.duplicates -= len(up.items) - 1
+            for index in up.items:
+                self.reject(
+                    index,
+                    "replayed-counter",
+                    f"device {up.device.dev_eui} already sent another frame with FCnt {up.f_cnt}",
+                )
+
+    @property
+    def new_ids(self) -> set[uuid.UUID]:
+        return {up.id for up in self.new}
+
+    def uplink_rows(self, at: datetime, kek: Kek) -> list[dict[str, Any]]:
+        """Rows of the new uplinks (their payloads decrypted here, once per frame)."""
+        rows = []
+        for up in self.new:
+            frame, dev = up.frame, up.device
+            cipher = dev.cipher(kek)
+            assert frame is not None and cipher is not None  # it verified under this cipher
+            up.payload = cipher.decrypt(frame, up.f_cnt)
+            rows.append(
+                {
+                    "id": up.id,
+                    "tenant_id": dev.tenant_id,
+                    "device_id": dev.id,
+                    "dev_eui": dev.dev_eui,
+                    "f_cnt": up.f_cnt,
+                    "f_port": frame.f_port,
+                    "mic": up.mic,
+                    "confirmed": frame.mtype is MType.CONFIRMED_UP,
+                    "ack": frame.ack,
+                    "adr": frame.adr,
+                    "f_opts": frame.f_opts,
+                    "payload": up.payload,
+                    "received_at": up.received_at,
+                    "accepted_at": at,
+                    "reception_count": len(up.copies),
+                }
+            )
+        return rows
+
+    def reception_rows(self, at: datetime) -> list[dict[str, Any]]:
+        """One row per distinct copy (station, satellite, time) of every frame in the batch."""
+        station_id = self.station.id
+        rows = []
+        for up in self.known.values():
+            tenant_id = up.device.tenant_id
+            for rec in up.copies.values():
+                rows.append(
+                    {
+                        "id": self.ids(),
+                        "tenant_id": tenant_id,
+                        "uplink_id": up.id,
+                        "ground_station_id": station_id,
+                        "satellite": rec.satellite,
+                        "received_at": rec.received_at,
+                        "frequency_hz": rec.frequency_hz,
+                        "rssi_dbm": rec.rssi_dbm,
+                        "snr_db": rec.snr_db,
+                        "doppler_hz": rec.doppler_hz,
+                        "ingested_at": at,
+                    }
+                )
+        return rows
+
+    def device_progress(self) -> dict[uuid.UUID, tuple[int, datetime]]:
+        """Per device with new uplinks: its highest counter and latest reception time."""
+        out: dict[uuid.UUID, tuple[int, datetime]] = {}
+        for up in self.new:
+            dev = up.device
+            if dev.f_cnt is not None and dev.last_seen is not None:
+                out[dev.id] = (dev.f_cnt, dev.last_seen)
+        return out
+
+    def message(self, up: _Uplink, at: datetime) -> dict[str, Any]:
+        """The ``uplink.accepted`` payload: the one shape every channel delivers."""
+        frame, dev, station = up.frame, up.device, self.station
+        assert frame is not None
+        return uplink_message(
+            id=up.id,
+            tenant_id=dev.tenant_id,
+            dev_eui=dev.dev_eui,
+            f_cnt=up.f_cnt,
+            f_port=frame.f_port,
+            payload=up.payload,
+            confirmed=frame.mtype is MType.CONFIRMED_UP,
+            ack=frame.ack,
+            received_at=up.received_at,
+            accepted_at=at,
+            receptions=[
+                reception_json(
+                    ground_station_id=station.id,
+                    ground_station=station.name,
+                    satellite=rec.satellite,
+                    received_at=rec.received_at,
+                    frequency_hz=rec.frequency_hz,
+                    rssi_dbm=rec.rssi_dbm,
+                    snr_db=rec.snr_db,
+                    doppler_hz=rec.doppler_hz,
+                )
+                for rec in up.copies.values()
+            ],
+        )
+
+    def accepted_uplinks(self) -> list[AcceptedUplink]:
+        out = []
+        for up in self.new:
+            frame = up.frame
+            assert frame is not None
+            out.append(
+                AcceptedUplink(
+                    uplink_id=up.id,
+                    device_id=up.device.id,
+                    tenant_id=up.device.tenant_id,
+                    dev_eui=up.device.dev_eui,
+                    f_cnt=up.f_cnt,
+                    ack=frame.ack,
+                    confirmed=frame.mtype is MType.CONFIRMED_UP,
+                    received_at=up.received_at,
+                    satellites=tuple(sorted({sat for sat, _ in up.copies})),
+                )
+            )
+        return out
+
+    def result(self) -> IngestResult:
+        return IngestResult(
+            accepted=len(self.new),
+            duplicates=self.duplicates,
+            rejected=sorted(self.rejected, key=lambda r: r.index),
+            uplink_ids=[up.id for up in self.new],
+        )
+
+
+def decide(
+    session: Session,
+    station: GroundStation,
+    items: Sequence[Any],
+    *,
+    kek: Kek,
+    fcnt_window: int,
+) -> Batch:
+    """Validate, authenticate and classify ``items`` (two queries); nothing is written."""
+    batch = Batch(station, len(items))
+    parsed = batch.parse(items)
+    rows = load_devices(session, {frame.dev_addr for _, _, frame in parsed})
+    matched = batch.match(parsed, rows, kek)
+    stored = load_uplinks(session, {(m[3].id, m[4]) for m in matched})
+    batch.assign(matched, stored, fcnt_window)
+    return batch
