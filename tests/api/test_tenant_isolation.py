@@ -44,6 +44,10 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/problems/{slug}",
     f"{API}/auth/token",
+    # Handle resolution is public like a Handle proxy; without identifiers:read it serves only
+    # public values (model, licence, status). tests/api/test_handle_api.py checks that a
+    # customer of another tenant learns nothing more.
+    "/api/handles/{handle}",
 }
 
 
@@ -62,6 +66,8 @@ class TenantB:
     key_prefixes: list[str]
     secrets: list[str]
     extra: list[str] = field(default_factory=list)
+    #: More path parameters naming B's things (or the operator's, for operator-only routes).
+    more_paths: dict[str, str] = field(default_factory=dict)
 
     def path_values(self) -> dict[str, str]:
         """Path parameter name -> a value naming one of B's things."""
@@ -69,7 +75,7 @@ class TenantB:
             "tenant_id": str(self.tenant_id),
             "user_id": str(self.user_ids[0]),
             "key_id": str(self.key_ids[0]),
-        }
+        } | self.more_paths
 
     def markers(self) -> set[str]:
         return (
@@ -163,7 +169,9 @@ def two_tenants(client, world, ctx):
         key_prefixes=[k["prefix"] for k in keys],
         secrets=[b_key, second["secret"], token],
         extra=["bravo"],
+        more_paths=oss_inventory_of(world, b.id),
     )
+    tb.extra += [tb.more_paths["number"], tb.more_paths["handle"]]
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -173,6 +181,46 @@ def two_tenants(client, world, ctx):
         "customer-admin token": bearer(a_token),
     }
     return tb, callers
+
+
+def oss_inventory_of(world, tenant_id: uuid.UUID) -> dict[str, str]:
+    """A number allocated to the tenant and the handle binding it to a terminal; the
+    operator's terminal model and number block they come from."""
+    from datetime import date
+
+    from satiot.oss import identifiers, number_blocks, numbering, terminals
+
+    at = world.ctx.clock.now()
+    with world.ctx.db.write() as s:
+        model = terminals.create_model(
+            s,
+            world.system,
+            terminals.TerminalModelSpec(
+                "TQ-ZEBRA",
+                "Satellite IoT module",
+                "Maker",
+                "Maker",
+                "00-B182-228209",
+                date(2025, 1, 1),
+                date(2028, 1, 1),
+            ),
+            at=at,
+        )
+        spec = number_blocks.BlockSpec("walk", "141012345", "satellite IoT", "national")
+        block = number_blocks.create_block(s, world.system, spec, at=at)
+        number = numbering.allocate(s, world.system, tenant_id=tenant_id, at=at).number
+        record = identifiers.DeviceRecord(
+            "354178036859789", model.name, model.licence_number, number, "91110000600037341L"
+        )
+        handle = identifiers.create_handle(
+            s, world.system, prefix="88.608.8899", record=record, tenant_id=tenant_id, at=at
+        ).handle
+    return {
+        "model_id": str(model.id),
+        "block_id": str(block.id),
+        "number": number,
+        "handle": handle,
+    }
 
 
 # -- request synthesis --------------------------------------------------------------------------
@@ -248,14 +296,16 @@ def discover(app: Any) -> tuple[list[tuple[str, str, Any]], list[str]]:
             )
             skipped.append(route.path)
             continue
-        if rc.path in PUBLIC or is_console(rc):
-            skipped.append(rc.path)
+        # OpenAPI writes a {name:path} parameter as {name}: walk and report it that way.
+        path = re.sub(r"{(\w+):\w+}", r"{\1}", rc.path)
+        if path in PUBLIC or is_console(rc):
+            skipped.append(path)
             continue
         assert isinstance(route, APIRoute), (
             f"route {rc.path} is a {type(route).__name__}: is it public (add it to PUBLIC, "
             f"with a reason) or should it be an API route?"
         )
-        walk.extend((m, rc.path, rc) for m in sorted(rc.methods or ()))
+        walk.extend((m, path, rc) for m in sorted(rc.methods or ()))
     return walk, skipped
 
 

@@ -14,7 +14,11 @@ from swagger_ui_bundle import swagger_ui_path
 from satiot import __version__
 from satiot.api import api_keys, audit, auth, health, problems, tenants, users
 from satiot.api.context import AppContext
+from satiot.api.handle_api import resolution_router
+from satiot.api.handle_api import router as identifiers_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
+from satiot.api.numbers import blocks_router, numbers_router
+from satiot.api.terminal_models import router as terminal_models_router
 from satiot.core.errors import NotFound
 
 API_PREFIX = "/api/v1"
@@ -47,6 +51,8 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
     for module in (auth, tenants, users, api_keys, audit):
         router.include_router(module.router)
+    for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
+        router.include_router(oss)
     return router
 
 
@@ -80,6 +86,7 @@ def create_api(ctx: AppContext) -> FastAPI:
     app.include_router(health.router)
     _serve_docs_offline(app)
     app.include_router(api_router())
+    app.include_router(resolution_router)  # the Handle REST API path, outside /api/v1
 
     @app.get("/problems/{slug}", tags=["health"], summary="What a problem type means")
     def problem_type(slug: str) -> JSONResponse:

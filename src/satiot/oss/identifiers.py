@@ -185,7 +185,7 @@ def value_json(value: HandleValue) -> dict[str, Any]:
     }
 
 
-def _values_of(session: Session, handle_id: uuid.UUID) -> list[HandleValue]:
+def values_of(session: Session, handle_id: uuid.UUID) -> list[HandleValue]:
     return list(
         session.scalars(
             select(HandleValue).where(HandleValue.handle_id == handle_id).order_by(HandleValue.idx)
@@ -195,7 +195,7 @@ def _values_of(session: Session, handle_id: uuid.UUID) -> list[HandleValue]:
 
 def record_of(session: Session, handle: Handle) -> DeviceRecord:
     """The device record held in a handle's values."""
-    by_type = {v.type: v.value for v in _values_of(session, handle.id)}
+    by_type = {v.type: v.value for v in values_of(session, handle.id)}
     optional = ("iccid", "imsi")
     fields: dict[str, Any] = {
         f.attr: by_type.get(f.type, None if f.attr in optional else "")
@@ -211,7 +211,7 @@ def _write_values(
     """Make the handle's values match ``record`` and its status; keep unchanged values'
     timestamps (a resolver's cache sees what changed). The audit view of the record."""
     wanted = asdict(record) | {"status": handle.status}
-    current = {v.idx: v for v in _values_of(session, handle.id)}
+    current = {v.idx: v for v in values_of(session, handle.id)}
     for f in DEVICE_TEMPLATE:
         data = wanted[f.attr]
         old = current.get(f.index)
@@ -403,7 +403,7 @@ def resolve(
     publicly readable ones. InvalidHandle or HandleNotFound otherwise."""
     row = find_handle(session, handle)
     types, indexes = list(types), set(indexes)
-    values = [v for v in _values_of(session, row.id) if v.public or not public_only]
+    values = [v for v in values_of(session, row.id) if v.public or not public_only]
     if types or indexes:
         values = [
             v for v in values if v.idx in indexes or any(_type_matches(v.type, t) for t in types)
