@@ -15,6 +15,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "satiot.core.models",
     "satiot.network.models",
     "satiot.oss.models",
+    "satiot.bss.models",
 )
 
 

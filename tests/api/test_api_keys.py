@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from satiot.core.auth.roles import Role
+from satiot.core.auth.roles import ROLES, Role
 from satiot.core.models import ApiKey
 from tests.api.conftest import assert_problem, bearer, unchanged
 
@@ -120,7 +120,9 @@ def test_customer_admin_issues_a_key_for_a_user_of_its_tenant(client, world):
     )
     assert r.status_code == 201, r.text
     assert r.json()["role"] == "customer-user"
-    assert r.json()["scopes"] == ["tenants:read"]
+    # The member's key carries the member's own scopes, not the administrator's wider ones.
+    assert r.json()["scopes"] == sorted(ROLES[Role.CUSTOMER_USER].scopes)
+    assert "users:write" not in r.json()["scopes"]
     me = client.get("/api/v1/me", headers=bearer(r.json()["secret"])).json()
     assert me["username"] == member.username
 

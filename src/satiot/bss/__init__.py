@@ -1,0 +1,1 @@
+"""Business support: customers, contracts, catalog, orders, activation, rating and billing."""

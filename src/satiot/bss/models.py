@@ -1,0 +1,408 @@
+"""Tables of business support, named after the TM Forum resources they follow.
+
+Customers are enterprise tenants: a :class:`Customer` row holds the real-name record of the
+tenant it belongs to. Money columns are integers of micro-yuan (see :mod:`satiot.bss.money`).
+States come from :mod:`satiot.bss.states`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from satiot.core.auth.tenancy import TenantScoped
+from satiot.core.db import Base, UTCDateTime
+from satiot.core.ids import new_id
+
+Micros = BigInteger
+
+
+# -- customers (TMF629/632) ----------------------------------------------------------------
+
+
+class Customer(TenantScoped, Base):
+    """The real-name record of an enterprise or institution customer (its tenant's owner).
+
+    ``status`` follows TMF632 organisation states plus ``manual-review`` for a credit code that
+    is well formed but fails its check character (REFERENCE §1: real early codes do).
+    """
+
+    __tablename__ = "customers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    uscc_check_ok: Mapped[bool] = mapped_column(Boolean)
+    org_type: Mapped[str] = mapped_column(String(16))  # enterprise | institution
+    industry: Mapped[str] = mapped_column(String(1))  # GB/T 4754 section letter
+    province: Mapped[str] = mapped_column(String(2))  # GB/T 2260 province code
+    address: Mapped[str] = mapped_column(String(500), default="")
+    legal_rep_name: Mapped[str] = mapped_column(String(100))
+    legal_rep_id: Mapped[str] = mapped_column(String(18))
+    agent_name: Mapped[str] = mapped_column(String(100))
+    agent_id: Mapped[str] = mapped_column(String(18))
+    agent_phone: Mapped[str] = mapped_column(String(32), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    risk_status: Mapped[str] = mapped_column(String(16))  # pending | passed | failed
+    risk_score: Mapped[int | None] = mapped_column(Integer)
+    risk_findings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    risk_assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    risk_assessed_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("tenant_id", name="uq_customers_tenant"),)
+
+
+class CustomerDocument(TenantScoped, Base):
+    """A document filed for real-name verification (licence scan, ID copies, authorisation)."""
+
+    __tablename__ = "customer_documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+
+
+class BillingAccount(TenantScoped, Base):
+    """Who pays, how (postpaid or prepaid), and the prepaid balance."""
+
+    __tablename__ = "billing_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    payment_mode: Mapped[str] = mapped_column(String(16))  # postpaid | prepaid
+    balance_micros: Mapped[int] = mapped_column(Micros, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- contracts -----------------------------------------------------------------------------
+
+
+class Contract(TenantScoped, Base):
+    """One version of a customer's service contract.
+
+    A new version supersedes the previous (``supersedes_id``) and is signed again; the signed
+    text is kept (``rendered_text``) with its SHA-256, so what was signed can be shown again
+    and proven unchanged.
+    """
+
+    __tablename__ = "contracts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    number: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("contracts.id"))
+    scenario: Mapped[str] = mapped_column(String(64))  # application scenario code
+    scenario_description: Mapped[str] = mapped_column(Text, default="")
+    allowed_models: Mapped[list[str]] = mapped_column(JSON)  # terminal model names
+    max_devices: Mapped[int] = mapped_column(Integer)
+    monthly_messages_per_device: Mapped[int | None] = mapped_column(Integer)
+    monthly_bytes_per_device: Mapped[int | None] = mapped_column(BigInteger)
+    quota_action: Mapped[str] = mapped_column(String(16))  # suspend | throttle | notify
+    destination_allow_list: Mapped[list[str]] = mapped_column(JSON)
+    service_area: Mapped[list[str]] = mapped_column(JSON)  # province codes
+    offering_ids: Mapped[list[str]] = mapped_column(JSON)  # disclosed tariffs (offering ids)
+    stop_at_zero_balance: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))  # draft | signed | terminated
+    rendered_text: Mapped[str | None] = mapped_column(Text)
+    rendered_sha256: Mapped[str | None] = mapped_column(String(64))
+    signer_name: Mapped[str | None] = mapped_column(String(100))
+    signer_role: Mapped[str | None] = mapped_column(String(100))
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_by: Mapped[str | None] = mapped_column(String(200))  # the recording principal
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("number", "version", name="uq_contracts_number_version"),)
+
+
+# -- catalog (TMF620) ----------------------------------------------------------------------
+
+
+class ProductOffering(Base):
+    """A sellable offering, versioned: a change makes a new version and subscribers keep the
+    version they bought."""
+
+    __tablename__ = "product_offerings"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    lifecycle_status: Mapped[str] = mapped_column(String(16))  # In design | Active | Retired
+    is_add_on: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("code", "version", name="uq_offerings_code_version"),)
+
+
+class ProductOfferingPrice(Base):
+    """One price of an offering.
+
+    ``kind``: ``recurring`` (monthly, prorated), ``one-time``, ``per-message``, ``per-byte``
+    (with ``min_billable_bytes`` per message). A recurring price may carry allowances
+    (messages/bytes included per device per month), ``pooled`` across the customer's devices
+    on the same offering. ``priority`` marks the emergency-priority add-on.
+    """
+
+    __tablename__ = "product_offering_prices"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    offering_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("product_offerings.id"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_micros: Mapped[int] = mapped_column(Micros)
+    min_billable_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    allowance_messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    allowance_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    pooled: Mapped[bool] = mapped_column(Boolean, default=False)
+    applies_to: Mapped[str] = mapped_column(String(16), default="all")  # uplink|downlink|all
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# -- orders (TMF622) and product inventory (TMF637) ----------------------------------------
+
+
+class ProductOrder(TenantScoped, Base):
+    __tablename__ = "product_orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    contract_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("contracts.id"))
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("billing_accounts.id")
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # api | csv
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProductOrderItem(TenantScoped, Base):
+    """One line of an order: add a device on an offering, modify its offering, or delete it."""
+
+    __tablename__ = "product_order_items"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("product_orders.id"), index=True
+    )
+    line: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(8))  # add | modify | delete
+    offering_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("product_offerings.id")
+    )
+    add_on_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("subscriptions.id")
+    )
+    terminal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # imei, dev_eui, model…
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Subscription(TenantScoped, Base):
+    """A product in the customer's inventory (TMF637): one device on one offering version.
+
+    It carries the "one device, one code, one number" binding: terminal identity (IMEI and
+    DevEUI), the IoT number and the handle, each unique while the subscription holds them.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("billing_accounts.id"), index=True
+    )
+    contract_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("contracts.id"))
+    offering_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("product_offerings.id"))
+    add_on_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("devices.id"), unique=True
+    )
+    imei: Mapped[str | None] = mapped_column(String(16))
+    dev_eui: Mapped[str] = mapped_column(String(16))
+    terminal_model: Mapped[str] = mapped_column(String(100))
+    iot_number: Mapped[str | None] = mapped_column(String(13))
+    handle: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    throttled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_subscriptions_dev_eui", "dev_eui"),)
+
+
+# -- rating (TMF635) -----------------------------------------------------------------------
+
+
+class UsageRecord(TenantScoped, Base):
+    """One rated use of the network, keyed by the event it came from (rated once)."""
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("subscriptions.id"))
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("billing_accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # uplink | downlink
+    bytes: Mapped[int] = mapped_column(Integer)
+    billable_bytes: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM (UTC+8 business month)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    charge_micros: Mapped[int] = mapped_column(Micros)
+    state: Mapped[str] = mapped_column(String(16))  # rated | billed
+    bill_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("customer_bills.id"))
+
+    __table_args__ = (
+        Index("ix_usage_account_period", "billing_account_id", "period"),
+        Index("ix_usage_subscription_period", "subscription_id", "period"),
+    )
+
+
+class UsageCounter(TenantScoped, Base):
+    """Running totals for one allowance bucket in one month: a device's own, or a pool's.
+
+    ``bucket`` is ``sub:<subscription id>`` or ``pool:<billing account id>:<offering id>``;
+    ``notified_pct`` remembers the highest threshold (50/80/100) already announced.
+    """
+
+    __tablename__ = "usage_counters"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    bucket: Mapped[str] = mapped_column(String(120))
+    period: Mapped[str] = mapped_column(String(7))
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    allowance_messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    allowance_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    notified_pct: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("bucket", "period", name="uq_usage_counters_bucket"),)
+
+
+# -- billing (TMF678) ----------------------------------------------------------------------
+
+
+class BillRun(Base):
+    """One monthly run (or a dry run) over some or all billing accounts."""
+
+    __tablename__ = "bill_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    period: Mapped[str] = mapped_column(String(7))
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed
+    accounts: Mapped[int] = mapped_column(Integer, default=0)
+    bills: Mapped[int] = mapped_column(Integer, default=0)
+    total_micros: Mapped[int] = mapped_column(Micros, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CustomerBill(TenantScoped, Base):
+    """An invoice (TMF678 customerBill). Numbers are gap-free: taken from
+    :class:`InvoiceSequence` inside the transaction that issues the bill."""
+
+    __tablename__ = "customer_bills"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("billing_accounts.id"), index=True
+    )
+    bill_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("bill_runs.id"))
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    period: Mapped[str] = mapped_column(String(7))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+    recurring_micros: Mapped[int] = mapped_column(Micros)
+    usage_micros: Mapped[int] = mapped_column(Micros)
+    one_time_micros: Mapped[int] = mapped_column(Micros)
+    tax_rate_bp: Mapped[int] = mapped_column(Integer)  # basis points, 600 = 6 %
+    tax_micros: Mapped[int] = mapped_column(Micros)
+    total_micros: Mapped[int] = mapped_column(Micros)
+    paid_micros: Mapped[int] = mapped_column(Micros, default=0)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("billing_account_id", "period", name="uq_customer_bills_account_period"),
+    )
+
+
+class BillLine(TenantScoped, Base):
+    __tablename__ = "bill_lines"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    bill_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customer_bills.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # recurring | usage | one-time | adjustment
+    description: Mapped[str] = mapped_column(String(300))
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    unit: Mapped[str] = mapped_column(String(16))
+    amount_micros: Mapped[int] = mapped_column(Micros)
+
+
+class InvoiceSequence(Base):
+    """The next invoice number per series (e.g. per year): updated under a row lock in the
+    issuing transaction, so numbers have no gaps and no repeats."""
+
+    __tablename__ = "invoice_sequences"
+
+    series: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(TenantScoped, Base):
+    """Money received: against a bill (postpaid) or as a prepaid top-up."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("billing_accounts.id"), index=True
+    )
+    bill_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("customer_bills.id"))
+    amount_micros: Mapped[int] = mapped_column(Micros)
+    method: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (UniqueConstraint("billing_account_id", "reference", name="uq_payments_ref"),)

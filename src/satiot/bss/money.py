@@ -1,0 +1,36 @@
+"""Money as integers of micro-yuan (1 CNY = 1,000,000 µ¥).
+
+Per-byte and per-message prices are far below a fen, so rates and usage charges are kept in
+micro-yuan integers (exact, and the same on SQLite and PostgreSQL, which a float or an
+SQLite ``NUMERIC`` would not be). Amounts are rounded to the fen only on an invoice line.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+MICROS_PER_YUAN = 1_000_000
+MICROS_PER_FEN = 10_000
+
+
+def to_micros(yuan: Decimal | str | int) -> int:
+    """Micro-yuan from a yuan amount given as text or Decimal (never a float)."""
+    value = Decimal(yuan) * MICROS_PER_YUAN
+    if value != value.to_integral_value():
+        raise ValueError(f"{yuan} CNY has more precision than one micro-yuan")
+    return int(value)
+
+
+def to_yuan(micros: int) -> Decimal:
+    return Decimal(micros) / MICROS_PER_YUAN
+
+
+def round_to_fen(micros: int) -> int:
+    """Micro-yuan rounded half-up to a whole fen (still in micro-yuan)."""
+    fen = (Decimal(micros) / MICROS_PER_FEN).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return int(fen) * MICROS_PER_FEN
+
+
+def format_cny(micros: int) -> str:
+    """``¥1,234.56`` for people (amounts on invoices are whole fen)."""
+    return f"¥{to_yuan(round_to_fen(micros)):,.2f}"
