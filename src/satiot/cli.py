@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from satiot.cli_common import fail, out
+from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.core import audit, events, migrate
 from satiot.core.auth.credentials import issue_api_key
@@ -48,6 +49,8 @@ app.add_typer(keys_app, name="api-keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
 app.add_typer(twin_app, name="twin")
+app.add_typer(numbers_app, name="numbers")
+app.add_typer(terminals_app, name="terminals")
 
 
 def _settings() -> Settings:
