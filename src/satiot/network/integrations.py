@@ -1,0 +1,365 @@
+"""Integrations (where a tenant's messages go) and the operations on their delivery log.
+
+An integration is a signed webhook or an MQTT topic tree. Its webhook secret is sealed under
+the KEK with the integration's id bound in as associated data, so a sealed secret copied onto
+another integration's row does not open; the secret is never returned or audited. Every change
+is audited with :func:`~satiot.core.changes.record_change`, and so is every replay of a dead
+letter, because a replay re-sends data to a customer's system.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from satiot.core import events
+from satiot.core.auth.principal import Principal
+from satiot.core.changes import record_change
+from satiot.core.errors import InvalidInput, NotFound
+from satiot.core.ids import new_id
+from satiot.core.models import Tenant
+from satiot.network.keys import Kek
+from satiot.network.models import Delivery, Integration
+from satiot.network.states import DELIVERY, INTEGRATION
+
+KINDS = ("webhook", "mqtt")
+MIN_SECRET_CHARS = 16
+MAX_SECRET_CHARS = 256
+MQTT_DEFAULT_PORT = 1883
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """``mqtt://host[:port]`` as a broker address; anything else is refused."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"bad port in {url!r}", field="url") from exc
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise InvalidInput("an MQTT broker is named as mqtt://host:port", field="url")
+    if parts.username or parts.password or parts.path not in ("", "/") or parts.query:
+        raise InvalidInput("an MQTT url names only host and port", field="url")
+    return BrokerAddress(parts.hostname, port or MQTT_DEFAULT_PORT)
+
+
+def check_webhook_url(url: str) -> str:
+    """An absolute http(s) URL with a host; credentials in the URL are refused because the
+    URL is shown back in API answers and the console, where a password must never be."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("a webhook url must be an absolute http:// or https:// URL", field="url")
+    if parts.username or parts.password:
+        raise InvalidInput("put credentials in the secret, not in the url", field="url")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"bad port in {url!r}", field="url") from exc
+    if parts.fragment:
+        raise InvalidInput("a webhook url has no #fragment", field="url")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if any(not label for label in host.split(".")):
+            raise InvalidInput(f"{host!r} is not a host name", field="url") from None
+    return url
+
+
+def _check_secret(secret: str) -> bytes:
+    if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS:
+        raise InvalidInput(
+            f"the secret must be {MIN_SECRET_CHARS}-{MAX_SECRET_CHARS} characters",
+            field="secret",
+        )
+    return secret.encode()
+
+
+def _aad(integration_id: uuid.UUID) -> bytes:
+    return b"satiot:integration-secret:" + integration_id.bytes
+
+
+def seal_secret(kek: Kek, integration: Integration, secret: str) -> None:
+    integration.secret_sealed = kek.seal(_check_secret(secret), _aad(integration.id))
+    integration.kek_id = kek.id
+
+
+def open_secret(kek: Kek, integration_id: uuid.UUID, sealed: bytes) -> bytes:
+    """The webhook secret in clear, for signing; raises KekError if it does not open."""
+    return kek.open(sealed, _aad(integration_id))
+
+
+def integration_view(integration: Integration) -> dict[str, Any]:
+    """What the audit log records about an integration: never the secret itself."""
+    return {
+        "kind": integration.kind,
+        "name": integration.name,
+        "url": integration.url,
+        "status": integration.status,
+        "max_attempts": integration.max_attempts,
+        "has_secret": integration.secret_sealed is not None,
+    }
+
+
+def _check_target(
+    kind: str, url: str | None, secret: str | None, platform_mqtt: str | None
+) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    if kind == "webhook":
+        if not url:
+            raise InvalidInput("a webhook needs a url", field="url")
+        check_webhook_url(url)
+        if secret is None:
+            raise InvalidInput("a webhook needs a secret to sign with", field="secret")
+        return
+    if secret is not None:
+        raise InvalidInput("an MQTT integration takes no secret", field="secret")
+    if url:
+        parse_mqtt_url(url)
+    elif not platform_mqtt:
+        raise InvalidInput(
+            "this platform runs no MQTT broker (SATIOT_MQTT_URL); name your own broker's url",
+            field="url",
+        )
+
+
+def _check_attempts(max_attempts: int) -> None:
+    if not 1 <= max_attempts <= 100:
+        raise InvalidInput("max_attempts must be 1-100", field="max_attempts")
+
+
+def create_integration(
+    session: Session,
+    principal: Principal,
+    kek: Kek,
+    *,
+    tenant_id: uuid.UUID,
+    kind: str,
+    at: datetime,
+    url: str | None = None,
+    secret: str | None = None,
+    name: str = "",
+    max_attempts: int,
+    platform_mqtt_url: str | None = None,
+) -> Integration:
+    """Create an active integration; it is owed the events logged after this transaction."""
+    _check_target(kind, url, secret, platform_mqtt_url)
+    _check_attempts(max_attempts)
+    if session.get(Tenant, tenant_id) is None:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    integration = Integration(
+        id=new_id(),
+        tenant_id=tenant_id,
+        kind=kind,
+        name=name,
+        url=url or None,
+        status=INTEGRATION.initial,
+        max_attempts=max_attempts,
+        from_seq=events.head(session),
+        created_at=at,
+        updated_at=at,
+    )
+    if secret is not None:
+        seal_secret(kek, integration, secret)
+    session.add(integration)
+    session.flush()
+    view = integration_view(integration)
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="integration.created",
+        target=("integration", integration.id),
+        tenant_id=tenant_id,
+        after=view,
+        payload={"kind": kind, "name": name},
+    )
+    return integration
+
+
+def get_integration(session: Session, integration_id: uuid.UUID) -> Integration:
+    integration = session.get(Integration, integration_id)
+    if integration is None:
+        raise NotFound(f"integration {integration_id} not found")
+    return integration
+
+
+def update_integration(
+    session: Session,
+    principal: Principal,
+    kek: Kek,
+    integration_id: uuid.UUID,
+    *,
+    at: datetime,
+    changes: dict[str, Any],
+) -> Integration:
+    """Apply ``changes`` (any of url, secret, name, max_attempts); audit what changed (a new
+    secret is recorded only as "rotated")."""
+    integration = get_integration(session, integration_id)
+    before = integration_view(integration)
+    if "url" in changes:
+        url = changes["url"]
+        if integration.kind == "webhook":
+            if not url:
+                raise InvalidInput("a webhook needs a url", field="url")
+            check_webhook_url(url)
+        elif url:
+            parse_mqtt_url(url)
+        integration.url = url or None
+    if "secret" in changes:
+        if integration.kind != "webhook":
+            raise InvalidInput("an MQTT integration takes no secret", field="secret")
+        if changes["secret"] is None:
+            raise InvalidInput("a webhook needs a secret to sign with", field="secret")
+        seal_secret(kek, integration, changes["secret"])
+    if "name" in changes:
+        integration.name = changes["name"] or ""
+    if "max_attempts" in changes:
+        _check_attempts(changes["max_attempts"])
+        integration.max_attempts = changes["max_attempts"]
+    after = integration_view(integration)
+    if "secret" in changes:
+        after["secret_rotated"] = True
+    if after != before:
+        integration.updated_at = at
+        record_change(
+            session,
+            principal,
+            at=at,
+            action="integration.updated",
+            target=("integration", integration.id),
+            tenant_id=integration.tenant_id,
+            before=before,
+            after=after,
+            payload={"changed": sorted(k for k in after if after[k] != before.get(k))},
+        )
+    return integration
+
+
+def set_integration_status(
+    session: Session,
+    principal: Principal,
+    integration_id: uuid.UUID,
+    status: str,
+    *,
+    at: datetime,
+    reason: str | None,
+) -> Integration:
+    """Enable or disable through the lifecycle. A disabled integration is owed nothing new and
+    its pending deliveries wait; enabling starts it again from the current log head, so events
+    logged while it was disabled are not owed afterwards."""
+    integration = get_integration(session, integration_id)
+    if integration.status == status:
+        return integration
+    INTEGRATION.check(integration.status, status, principal.role)
+    before = integration_view(integration)
+    integration.status = status
+    integration.updated_at = at
+    if status == "active":
+        integration.from_seq = events.head(session)
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="integration.status-changed",
+        target=("integration", integration.id),
+        tenant_id=integration.tenant_id,
+        before=before,
+        after=integration_view(integration),
+        reason=reason,
+        payload={"status": status},
+    )
+    return integration
+
+
+def get_delivery(session: Session, integration_id: uuid.UUID, delivery_id: uuid.UUID) -> Delivery:
+    """A delivery of this integration (either missing reads the same: 'not found')."""
+    get_integration(session, integration_id)
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.integration_id != integration_id:
+        raise NotFound(f"delivery {delivery_id} not found")
+    return delivery
+
+
+def _reset(delivery: Delivery, at: datetime) -> None:
+    delivery.status = "pending"
+    delivery.attempts = 0
+    delivery.next_attempt_at = at
+    delivery.last_error = None
+
+
+def replay_delivery(
+    session: Session,
+    principal: Principal,
+    integration_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    *,
+    at: datetime,
+    reason: str | None = None,
+) -> Delivery:
+    """Put one dead letter back in the queue with its attempts reset. It keeps its id, body
+    and place in its device's order, so the customer receives the same message id again."""
+    delivery = get_delivery(session, integration_id, delivery_id)
+    DELIVERY.check(delivery.status, "pending", principal.role)
+    before = {"status": delivery.status, "attempts": delivery.attempts}
+    _reset(delivery, at)
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="delivery.replayed",
+        target=("delivery", delivery.id),
+        tenant_id=delivery.tenant_id,
+        before=before,
+        after={"status": "pending", "attempts": 0},
+        reason=reason,
+        payload={"integration_id": str(integration_id), "message_id": delivery.message_id},
+    )
+    return delivery
+
+
+def replay_dead_letters(
+    session: Session,
+    principal: Principal,
+    integration_id: uuid.UUID,
+    *,
+    at: datetime,
+    reason: str | None = None,
+) -> int:
+    """Put every dead letter of the integration back in the queue, in one statement and one
+    audit entry (a dead-letter queue can hold many thousands of messages)."""
+    integration = get_integration(session, integration_id)
+    DELIVERY.check("dead", "pending", principal.role)
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.integration_id == integration.id, Delivery.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=at, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        record_change(
+            session,
+            principal,
+            at=at,
+            action="integration.dead-letters-replayed",
+            target=("integration", integration.id),
+            tenant_id=integration.tenant_id,
+            after={"replayed": count},
+            reason=reason,
+            payload={"replayed": count},
+        )
+    return count

@@ -1,0 +1,145 @@
+"""MQTT delivery on the real local Mosquitto (127.0.0.1:1883), watched by a paho subscriber."""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from satiot.network.mqtt_publish import MqttPublisher, topic
+from tests.network.delivery_support import (
+    deliveries,
+    dispatch,
+    emit_downlink,
+    emit_uplink,
+    fan_out,
+    free_port,
+    integration,
+)
+
+BROKER = "mqtt://127.0.0.1:1883"
+DEV = "70b3d57ed0000001"
+
+
+def broker_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not broker_up(), reason="needs Mosquitto on 127.0.0.1:1883")
+
+
+class Subscriber:
+    """A paho client subscribed (QoS 1) to ``pattern``, collecting (topic, body)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.messages: queue.Queue[tuple[str, dict]] = queue.Queue()
+        ready = threading.Event()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"satiot-test-{uuid.uuid4().hex[:8]}",
+        )
+        self.client.on_message = lambda _c, _u, msg: self.messages.put(
+            (msg.topic, json.loads(msg.payload))
+        )
+        self.client.on_subscribe = lambda *_args: ready.set()
+        self.client.connect("127.0.0.1", 1883)
+        self.client.loop_start()
+        self.client.subscribe(pattern, qos=1)
+        assert ready.wait(5), "subscription not acknowledged"
+
+    def take(self, n: int, timeout_s: float = 5) -> list[tuple[str, dict]]:
+        return [self.messages.get(timeout=timeout_s) for _ in range(n)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def subscriber_for():
+    made: list[Subscriber] = []
+
+    def make(pattern: str) -> Subscriber:
+        made.append(Subscriber(pattern))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def test_topics_per_device_and_kind():
+    t = uuid.UUID(int=1)
+    assert topic(t, DEV, "uplink.accepted") == f"satiot/tenants/{t}/devices/{DEV}/up"
+    assert topic(t, DEV, "downlink.sent") == f"satiot/tenants/{t}/devices/{DEV}/downlinks"
+    assert topic(t, None, "downlink.sent") == f"satiot/tenants/{t}/events"
+
+
+def test_uplinks_and_downlink_statuses_reach_the_platform_broker(ctx, world, subscriber_for):
+    t = world.tenant()
+    sub = subscriber_for(f"satiot/tenants/{t.id}/#")
+    hook = integration(ctx, world, t.id, "mqtt", platform_mqtt_url=BROKER)
+    up = emit_uplink(ctx, t.id, DEV, 7)
+    down = emit_downlink(ctx, t.id, DEV, "queued")
+    fan_out(ctx)
+    stats = dispatch(ctx, platform_mqtt_url=BROKER)
+    assert stats.delivered == 2
+
+    got = sorted(sub.take(2), key=lambda m: m[0])
+    assert got[0][0] == f"satiot/tenants/{t.id}/devices/{DEV}/downlinks"
+    assert got[0][1]["type"] == "downlink.queued" and got[0][1]["status"] == "queued"
+    assert got[1][0] == f"satiot/tenants/{t.id}/devices/{DEV}/up"
+    assert got[1][1]["id"] == up and got[1][1]["f_cnt"] == 7
+    rows = deliveries(ctx, hook)
+    assert [(r.status, r.attempts) for r in rows] == [("delivered", 1)] * 2
+    assert rows[1].message_id == str(down)
+    assert sub.messages.empty()  # delivered once each
+
+
+def test_a_customer_broker_named_by_url_is_used(ctx, world, subscriber_for):
+    t = world.tenant()
+    sub = subscriber_for(f"satiot/tenants/{t.id}/devices/+/up")
+    integration(ctx, world, t.id, "mqtt", url=BROKER)
+    up = emit_uplink(ctx, t.id, DEV, 1)
+    fan_out(ctx)
+    assert dispatch(ctx, platform_mqtt_url=None).delivered == 1
+    ((where, body),) = sub.take(1)
+    assert where.endswith(f"/devices/{DEV}/up") and body["id"] == up
+
+
+def test_an_unreachable_broker_retries_then_dead_letters(ctx, world):
+    t = world.tenant()
+    hook = integration(
+        ctx, world, t.id, "mqtt", url=f"mqtt://127.0.0.1:{free_port()}", max_attempts=2
+    )
+    emit_uplink(ctx, t.id, DEV, 1)
+    fan_out(ctx)
+    assert dispatch(ctx).retrying == 1
+    (row,) = deliveries(ctx, hook)
+    assert row.last_error.startswith("connect:")
+    ctx.clock.advance(600)
+    assert dispatch(ctx).dead == 1
+    assert deliveries(ctx, hook)[0].status == "dead"
+
+
+def test_publisher_waits_for_the_puback_and_reuses_its_connection():
+    publisher = MqttPublisher(timeout_s=5, platform_url=BROKER)
+    try:
+        first = publisher.publish(None, "satiot/tests/puback", b"{}")
+        second = publisher.publish(None, "satiot/tests/puback", b"{}")
+        assert first.ok and second.ok, (first, second)
+        assert len(publisher._connections) == 1
+    finally:
+        publisher.close()
+    missing = MqttPublisher(timeout_s=1, platform_url=None).publish(None, "x", b"{}")
+    assert not missing.ok and "no MQTT broker" in (missing.error or "")
