@@ -30,6 +30,7 @@ from satiot.schema import metadata
 from satiot.server import build_app
 from tests.api.conftest import bearer
 from tests.factories import PASSWORD
+from tests.network.delivery_support import deliveries, emit_uplink, fan_out
 
 API = "/api/v1"
 MARKER = "zebra-marker-5e1f"
@@ -172,6 +173,7 @@ def two_tenants(client, world, ctx):
         more_paths=oss_inventory_of(world, b.id),
     )
     tb.extra += [tb.more_paths["number"], tb.more_paths["handle"]]
+    tb.more_paths |= _b_integration_with_a_delivery(client, ctx, tb, bh)
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -181,6 +183,24 @@ def two_tenants(client, world, ctx):
         "customer-admin token": bearer(a_token),
     }
     return tb, callers
+
+
+def _b_integration_with_a_delivery(client, ctx, tb, bh) -> dict[str, str]:
+    """B's webhook (its url carries the marker, its secret must never show) owed one message."""
+    hook_secret = f"b-hook-secret-{MARKER}"
+    r = client.post(
+        f"{API}/integrations",
+        headers=bh,
+        json={"kind": "webhook", "url": f"https://{MARKER}.example/hook", "secret": hook_secret},
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+    emit_uplink(ctx, tb.tenant_id, "70b3d57ed00b0001", 1)
+    fan_out(ctx)
+    (owed,) = deliveries(ctx, uuid.UUID(hook))
+    tb.secrets.append(hook_secret)
+    tb.extra += [hook, str(owed.id)]
+    return {"integration_id": hook, "delivery_id": str(owed.id)}
 
 
 def oss_inventory_of(world, tenant_id: uuid.UUID) -> dict[str, str]:

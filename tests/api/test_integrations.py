@@ -1,0 +1,259 @@
+"""The integrations API: create/read/change, the secret that never comes back, the delivery
+log, dead letters and replay, all within the caller's tenant."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from satiot.core.auth.roles import Role
+from satiot.core.models import AuditEntry
+from tests.api.conftest import assert_problem, bearer, unchanged
+from tests.network.delivery_support import (
+    Receiver,
+    dispatch,
+    emit_uplink,
+    fan_out,
+)
+
+API = "/api/v1/integrations"
+SECRET = "whsec-0123456789-abcdefghij"
+
+
+@pytest.fixture
+def customer(world):
+    tenant = world.tenant()
+    admin = world.user(tenant, Role.CUSTOMER_ADMIN)
+    user = world.user(tenant, Role.CUSTOMER_USER)
+    return tenant, bearer(world.key(admin)), bearer(world.key(user))
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _all_text(ctx, *tables: str) -> str:
+    with ctx.db.engine.connect() as conn:
+        return "".join(repr(conn.execute(text(f'SELECT * FROM "{t}"')).all()) for t in tables)
+
+
+def _create(client, headers, **body):
+    body = {"kind": "webhook", "url": "https://example.com/hook", "secret": SECRET} | body
+    r = client.post(API, json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_create_read_and_list_never_show_the_secret(client, ctx, customer):
+    tenant, admin, user = customer
+    r = client.post(
+        API,
+        json={"kind": "webhook", "url": "https://example.com/hook", "secret": SECRET,
+              "name": "ops"},
+        headers=admin | {"Idempotency-Key": "create-1"},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["tenant_id"] == str(tenant.id)
+    assert (made["kind"], made["status"], made["has_secret"]) == ("webhook", "active", True)
+    assert made["max_attempts"] == ctx.settings.webhook_max_attempts
+    again = client.post(
+        API,
+        json={"kind": "webhook", "url": "https://example.com/hook", "secret": SECRET,
+              "name": "ops"},
+        headers=admin | {"Idempotency-Key": "create-1"},
+    )  # fmt: skip
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == made
+    one = client.get(f"{API}/{made['id']}", headers=user)
+    listed = client.get(API, headers=user)
+    assert one.json() == made and [i["id"] for i in listed.json()["items"]] == [made["id"]]
+    patched = client.patch(
+        f"{API}/{made['id']}", json={"secret": SECRET + "-rotated"}, headers=admin
+    )
+    assert patched.status_code == 200
+    for resp in (r, again, one, listed, patched):
+        assert SECRET not in resp.text and '"secret"' not in resp.text
+    stored = _all_text(ctx, "integrations", "audit_log", "events", "idempotency_records")
+    assert SECRET not in stored
+    with ctx.db.read() as s:
+        actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)).all()
+    assert "integration.created" in actions and "integration.updated" in actions
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "webhook", "secret": SECRET}, "url"),
+        ({"kind": "webhook", "url": "ftp://example.com/x", "secret": SECRET}, "url"),
+        ({"kind": "webhook", "url": "example.com/hook", "secret": SECRET}, "url"),
+        ({"kind": "webhook", "url": "https://u:p@example.com/", "secret": SECRET}, "url"),
+        ({"kind": "webhook", "url": "https://example.com/hook"}, "secret"),
+        ({"kind": "webhook", "url": "https://example.com/hook", "secret": "short"}, "secret"),
+        ({"kind": "mqtt", "secret": SECRET, "url": "mqtt://broker:1883"}, "secret"),
+        ({"kind": "mqtt", "url": "http://broker:1883"}, "url"),
+        ({"kind": "mqtt"}, "url"),  # this platform runs no broker of its own
+    ],
+)
+def test_bad_integrations_are_refused_and_change_nothing(client, ctx, customer, body, field):
+    _, admin, _ = customer
+    with unchanged(ctx):
+        problem = assert_problem(client.post(API, json=body, headers=admin), 422, "invalid-input")
+    assert problem["field"] == field
+    assert SECRET not in str(problem)
+
+
+def test_unknown_fields_and_kinds_are_validation_errors(client, customer):
+    _, admin, _ = customer
+    assert_problem(client.post(API, json={"kind": "smtp"}, headers=admin), 422)
+    assert_problem(client.post(API, json={"kind": "mqtt", "topic": "x"}, headers=admin), 422)
+
+
+def test_mqtt_integration_on_the_platform_broker(client, ctx, customer):
+    _, admin, _ = customer
+    ctx.settings.mqtt_url = "mqtt://127.0.0.1:1883"
+    made = _create(client, admin, kind="mqtt", url=None, secret=None)
+    assert (made["url"], made["has_secret"]) == (None, False)
+    own = _create(client, admin, kind="mqtt", url="mqtt://broker.example:8883", secret=None)
+    assert own["url"] == "mqtt://broker.example:8883"
+
+
+def test_customer_users_read_but_do_not_write(client, ctx, customer):
+    _, admin, user = customer
+    made = _create(client, admin)
+    with unchanged(ctx):
+        assert_problem(client.post(API, json={"kind": "mqtt"}, headers=user), 403, "forbidden")
+        assert_problem(client.patch(f"{API}/{made['id']}", json={}, headers=user), 403)
+        assert_problem(
+            client.post(f"{API}/{made['id']}/status", json={"status": "disabled"}, headers=user),
+            403,
+        )
+    assert client.get(f"{API}/{made['id']}/deliveries", headers=user).status_code == 200
+
+
+def test_operator_staff_create_for_a_named_tenant(client, world, customer):
+    tenant, admin, _ = customer
+    made = _create(client, world.admin_headers(), tenant_id=str(tenant.id))
+    assert made["tenant_id"] == str(tenant.id)
+    listed = client.get(API, headers=admin).json()["items"]
+    assert [i["id"] for i in listed] == [made["id"]]
+    other = world.tenant()
+    assert_problem(
+        client.post(
+            API,
+            json={"kind": "webhook", "url": "https://x.example/", "secret": SECRET,
+                  "tenant_id": str(other.id)},
+            headers=admin,
+        ),
+        404,
+    )  # fmt: skip
+
+
+def test_patch_and_lifecycle(client, customer):
+    _, admin, _ = customer
+    made = _create(client, admin)
+    r = client.patch(
+        f"{API}/{made['id']}",
+        json={"url": "https://example.org/new", "name": "renamed", "max_attempts": 3},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["url"], r.json()["name"], r.json()["max_attempts"]) == (
+        "https://example.org/new",
+        "renamed",
+        3,
+    )
+    assert_problem(
+        client.patch(f"{API}/{made['id']}", json={"url": "gopher://x"}, headers=admin), 422
+    )
+    off = client.post(
+        f"{API}/{made['id']}/status", json={"status": "disabled", "reason": "x"}, headers=admin
+    )
+    assert off.json()["status"] == "disabled"
+    listed = client.get(API, params={"status": "disabled"}, headers=admin).json()["items"]
+    assert [i["id"] for i in listed] == [made["id"]]
+    on = client.post(f"{API}/{made['id']}/status", json={"status": "active"}, headers=admin)
+    assert on.json()["status"] == "active"
+    assert_problem(
+        client.post(f"{API}/{made['id']}/status", json={"status": "gone"}, headers=admin), 422
+    )
+
+
+def test_delivery_log_dead_letters_and_replay(client, ctx, customer, receiver):
+    tenant, admin, user = customer
+    receiver.status = 500
+    made = _create(client, admin, url=receiver.url, max_attempts=1)
+    ids = [emit_uplink(ctx, tenant.id, f"70b3d57ed000000{n}", n) for n in range(3)]
+    fan_out(ctx)
+    dispatch(ctx)
+    log = f"{API}/{made['id']}/deliveries"
+
+    page = client.get(log, params={"status": "dead", "limit": 2}, headers=user)
+    assert page.status_code == 200
+    first = page.json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    assert 'rel="next"' in page.headers["Link"]
+    rest = client.get(
+        log, params={"status": "dead", "cursor": first["next_cursor"]}, headers=user
+    ).json()
+    dead = first["items"] + rest["items"]
+    assert sorted(d["message_id"] for d in dead) == sorted(ids)
+    assert [d["message_id"] for d in dead] == ids[::-1]  # newest first
+    assert client.get(log, params={"status": "pending"}, headers=user).json()["items"] == []
+
+    one = client.get(f"{log}/{dead[0]['id']}", headers=user).json()
+    assert one["body"]["id"] == one["message_id"] and one["status"] == "dead"
+    assert [(h["outcome"], h["status_code"]) for h in one["history"]] == [("failed", 500)]
+    assert one["last_error"].startswith("HTTP 500")
+
+    receiver.status = 200
+    r = client.post(f"{log}/{dead[0]['id']}/replay", json={"reason": "fixed"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["attempts"]) == ("pending", 0)
+    assert_problem(client.post(f"{log}/{dead[0]['id']}/replay", headers=admin), 409)
+    assert_problem(client.post(f"{log}/{dead[1]['id']}/replay", headers=user), 403)
+    dispatch(ctx)
+    assert [x.headers["X-Satiot-Id"] for x in receiver.delivered()] == [dead[0]["message_id"]]
+
+    r = client.post(f"{API}/{made['id']}/dead-letters/replay", headers=admin)
+    assert r.json() == {"replayed": 2}
+    dispatch(ctx)
+    assert sorted(x.headers["X-Satiot-Id"] for x in receiver.delivered()) == sorted(ids)
+    delivered = client.get(log, params={"status": "delivered"}, headers=user).json()["items"]
+    assert len(delivered) == 3
+    history = client.get(f"{log}/{dead[0]['id']}", headers=user).json()["history"]
+    assert [h["outcome"] for h in history] == ["failed", "delivered"]
+    with ctx.db.read() as s:
+        actions = s.scalars(select(AuditEntry.action)).all()
+    assert "delivery.replayed" in actions and "integration.dead-letters-replayed" in actions
+
+
+def test_another_tenants_integrations_and_deliveries_are_not_found(client, ctx, world, customer):
+    tenant, admin, _ = customer
+    made = _create(client, admin)
+    emit_uplink(ctx, tenant.id, "70b3d57ed0000001", 1)
+    fan_out(ctx)
+    log = f"{API}/{made['id']}/deliveries"
+    delivery_id = client.get(log, headers=admin).json()["items"][0]["id"]
+
+    other = world.tenant()
+    stranger = bearer(world.key(world.user(other, Role.CUSTOMER_ADMIN)))
+    assert client.get(API, headers=stranger).json()["items"] == []
+    with unchanged(ctx):
+        for method, path in [
+            ("GET", f"{API}/{made['id']}"),
+            ("PATCH", f"{API}/{made['id']}"),
+            ("POST", f"{API}/{made['id']}/status"),
+            ("GET", log),
+            ("GET", f"{log}/{delivery_id}"),
+            ("POST", f"{log}/{delivery_id}/replay"),
+            ("POST", f"{API}/{made['id']}/dead-letters/replay"),
+        ]:
+            body = {"status": "disabled"} if path.endswith("/status") else {}
+            r = client.request(method, path, json=body, headers=stranger)
+            assert_problem(r, 404, "not-found")
+    # A delivery named under the wrong integration of the right tenant is not found either.
+    second = _create(client, admin)
+    assert_problem(client.get(f"{API}/{second['id']}/deliveries/{delivery_id}", headers=admin), 404)
