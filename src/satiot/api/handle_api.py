@@ -126,7 +126,9 @@ def resolve_handle(
             may_read_all = _may_read_all(request, ctx)
         except AuthenticationFailed as exc:
             return _answer(401, 402, handle, message=exc.detail)
-        wants_all = public_only is False or (public_only is None and may_read_all is not None)
+        # Like the Handle proxy, a caller who may read everything gets everything unless it
+        # asks for publicOnly; anyone else gets the public values unless it asks for more.
+        wants_all = public_only is False or (public_only is None and may_read_all is True)
         if wants_all and may_read_all is None:
             return _answer(401, 402, handle, message="Authentication needed for non-public values")
         if wants_all and not may_read_all:
@@ -141,6 +143,8 @@ def resolve_handle(
                 public_only=not wants_all,
             )
             values = [identifiers.value_json(v) for v in resolved.values]
+        if (types or indexes) and not (types or wanted_indexes):
+            values = []  # only indexes that are not numbers: nothing can match
     except identifiers.InvalidHandle:
         return _answer(400, 102, handle, message="Invalid handle")
     except identifiers.HandleNotFound:
