@@ -26,11 +26,13 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from satiot.core.auth.roles import Role
+from satiot.network import frames
 from satiot.schema import metadata
 from satiot.server import build_app
 from tests.api.conftest import bearer
 from tests.factories import PASSWORD
 from tests.network.delivery_support import deliveries, emit_uplink, fan_out
+from tests.network.ingest_helpers import rec
 
 API = "/api/v1"
 MARKER = "zebra-marker-5e1f"
@@ -174,6 +176,11 @@ def two_tenants(client, world, ctx):
     )
     tb.extra += [tb.more_paths["number"], tb.more_paths["handle"]]
     tb.more_paths |= _b_integration_with_a_delivery(client, ctx, tb, bh)
+    device, station_id, station_key = _b_device_with_an_uplink(client, world, bh)
+    # Stations are the operator's, not B's: customers must not reach their routes at all.
+    tb.more_paths |= {"dev_eui": device["dev_eui"], "station_id": station_id}
+    tb.secrets += [device["nwk_s_key"], device["app_s_key"], station_key]
+    tb.extra.append(device["dev_eui"])
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -201,6 +208,42 @@ def _b_integration_with_a_delivery(client, ctx, tb, bh) -> dict[str, str]:
     tb.secrets.append(hook_secret)
     tb.extra += [hook, str(owed.id)]
     return {"integration_id": hook, "delivery_id": str(owed.id)}
+
+
+def _b_device_with_an_uplink(client, world, bh):
+    """B's device, provisioned by B, with one message posted by an operator's ground station."""
+    device = {
+        "dev_eui": "70B3D57EBBBB0001",
+        "dev_addr": "26BBBB01",
+        "nwk_s_key": "B0" * 16,
+        "app_s_key": "B1" * 16,
+        "name": f"meter {MARKER}",
+    }
+    r = client.post(f"{API}/devices", headers=bh | {"Idempotency-Key": "b-dev"}, json=device)
+    assert r.status_code == 201, r.text
+    r = client.post(
+        f"{API}/ground-stations",
+        headers=world.admin_headers(),
+        json={"name": "Walker GS", "lat": 40.0, "lon": 116.0},
+    )
+    assert r.status_code == 201, r.text
+    station_id, station_key = r.json()["id"], r.json()["api_key"]
+    phy = frames.encode(
+        mtype=frames.MType.UNCONFIRMED_UP,
+        dev_addr=0x26BBBB01,
+        f_cnt32=1,
+        f_port=1,
+        payload=MARKER.encode(),
+        nwk_s_key=bytes.fromhex(device["nwk_s_key"]),
+        app_s_key=bytes.fromhex(device["app_s_key"]),
+    )
+    r = client.post(
+        f"{API}/ground-stations/{station_id}/receptions",
+        headers=bearer(station_key),
+        json={"receptions": [rec(phy)]},
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    return device, station_id, station_key
 
 
 def oss_inventory_of(world, tenant_id: uuid.UUID) -> dict[str, str]:

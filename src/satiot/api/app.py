@@ -12,7 +12,18 @@ from pydantic import BaseModel
 from swagger_ui_bundle import swagger_ui_path
 
 from satiot import __version__
-from satiot.api import api_keys, audit, auth, health, integrations, problems, tenants, users
+from satiot.api import (
+    api_keys,
+    audit,
+    auth,
+    devices,
+    ground_stations,
+    health,
+    integrations,
+    problems,
+    tenants,
+    users,
+)
 from satiot.api.context import AppContext
 from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
@@ -49,7 +60,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
-    for module in (auth, tenants, users, api_keys, audit, integrations):
+    for module in (auth, tenants, users, api_keys, audit, integrations, devices, ground_stations):
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
         router.include_router(oss)

@@ -1,0 +1,222 @@
+"""Devices (ABP sessions) and the pull API for their messages.
+
+Session keys go in once, in hex, and never come out: no answer, stored idempotent reply, audit
+entry or event carries them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.api.common import (
+    CursorParam,
+    IdempotencyKey,
+    Input,
+    LimitParam,
+    Output,
+    Page,
+    create_idempotently,
+    page_response,
+)
+from satiot.api.deps import Call, requires
+from satiot.core.pagination import paginate
+from satiot.network import devices, uplinks
+from satiot.network.models import Device
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+Reader = Annotated[Call, Depends(requires("devices:read"))]
+Writer = Annotated[Call, Depends(requires("devices:write"))]
+UplinkReader = Annotated[Call, Depends(requires("uplinks:read"))]
+
+DeviceState = Literal[
+    "test", "inventory", "activation-ready", "active", "suspended", "deactivated", "retired"
+]
+_HEX16 = r"^[0-9A-Fa-f]{16}$"
+_HEX8 = r"^[0-9A-Fa-f]{8}$"
+_HEX32 = r"^[0-9A-Fa-f]{32}$"
+
+
+class DeviceIn(Input):
+    dev_eui: str = Field(pattern=_HEX16, examples=["70B3D57ED0000001"])
+    dev_addr: str = Field(pattern=_HEX8, examples=["26000001"])
+    nwk_s_key: str = Field(pattern=_HEX32, description="NwkSKey, 32 hex digits; never returned")
+    app_s_key: str = Field(pattern=_HEX32, description="AppSKey, 32 hex digits; never returned")
+    name: str = Field(default="", max_length=100)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    status: DeviceState = Field(default="active", description="Initial lifecycle state")
+    tenant_id: uuid.UUID | None = Field(
+        default=None, description="Operator staff only: the customer's tenant (default: yours)"
+    )
+
+
+class DevicePatch(Input):
+    name: str | None = Field(default=None, max_length=100)
+    lat: float | None = Field(default=None, ge=-90, le=90, description="null clears it")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="null clears it")
+
+
+class DeviceStatusIn(Input):
+    status: DeviceState
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class DeviceOut(Output):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    dev_eui: str
+    dev_addr: str = Field(description="8 hex digits")
+    name: str
+    status: str
+    f_cnt_up: int | None = Field(description="Highest uplink frame counter accepted")
+    f_cnt_down: int = Field(description="Next downlink frame counter")
+    lat: float | None
+    lon: float | None
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceOut:
+        return cls(
+            id=device.id,
+            tenant_id=device.tenant_id,
+            dev_eui=device.dev_eui,
+            dev_addr=devices.dev_addr_hex(device.dev_addr),
+            name=device.name,
+            status=device.status,
+            f_cnt_up=device.f_cnt_up,
+            f_cnt_down=device.f_cnt_down,
+            lat=device.lat,
+            lon=device.lon,
+            last_seen_at=device.last_seen_at,
+            created_at=device.created_at,
+            updated_at=device.updated_at,
+        )
+
+
+class ReceptionOut(BaseModel):
+    ground_station_id: uuid.UUID
+    ground_station: str
+    satellite: str
+    received_at: str
+    frequency_hz: int
+    rssi_dbm: float
+    snr_db: float
+    doppler_hz: float | None
+
+
+class UplinkMessage(BaseModel):
+    """One message, exactly as the webhook and MQTT deliver it (``id`` is stable)."""
+
+    type: Literal["uplink.accepted"]
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    dev_eui: str
+    f_cnt: int
+    f_port: int | None
+    payload: str = Field(description="base64 of the decrypted FRMPayload")
+    confirmed: bool
+    ack: bool
+    received_at: str = Field(description="Earliest reception when the message was accepted")
+    accepted_at: str
+    receptions: list[ReceptionOut] = Field(description="Every copy known at the time of reading")
+
+
+@router.get("", response_model=Page[DeviceOut], summary="List devices, oldest first")
+def list_devices(
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+    status: Annotated[DeviceState | None, Query()] = None,
+    tenant_id: Annotated[uuid.UUID | None, Query(description="Only this tenant")] = None,
+) -> Page[DeviceOut]:
+    stmt = select(Device)
+    if status is not None:
+        stmt = stmt.where(Device.status == status)
+    if tenant_id is not None:
+        stmt = stmt.where(Device.tenant_id == tenant_id)
+    with call.read() as session:
+        page = paginate(session, stmt, Device.id, cursor=cursor, limit=limit)
+        return page_response(request, response, page, DeviceOut.of)
+
+
+@router.post("", status_code=201, response_model=DeviceOut, summary="Provision a device (ABP)")
+def post_device(
+    call: Writer, request: Request, body: DeviceIn, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    def create(session: Session) -> DeviceOut:
+        device = devices.create_device(
+            session,
+            call.principal,
+            kek=call.ctx.kek,
+            tenant_id=body.tenant_id or call.principal.tenant_id,
+            dev_eui=body.dev_eui,
+            dev_addr=body.dev_addr,
+            nwk_s_key=body.nwk_s_key,
+            app_s_key=body.app_s_key,
+            name=body.name,
+            lat=body.lat,
+            lon=body.lon,
+            status=body.status,
+            at=call.now(),
+        )
+        return DeviceOut.of(device)
+
+    return create_idempotently(call, request, idempotency_key, body, create)
+
+
+@router.get("/{dev_eui}", response_model=DeviceOut, summary="One device (never its keys)")
+def get_device(call: Reader, dev_eui: str) -> DeviceOut:
+    with call.read() as session:
+        return DeviceOut.of(devices.get_device(session, dev_eui))
+
+
+@router.patch("/{dev_eui}", response_model=DeviceOut, summary="Rename or move a device")
+def patch_device(call: Writer, dev_eui: str, body: DevicePatch) -> DeviceOut:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    with call.write() as session:
+        device = devices.update_device(session, call.principal, dev_eui, changes, at=call.now())
+        return DeviceOut.of(device)
+
+
+@router.post(
+    "/{dev_eui}/status",
+    response_model=DeviceOut,
+    summary="Move a device through its lifecycle",
+    responses={409: {"description": "Not an allowed transition from the current state"}},
+)
+def post_device_status(call: Writer, dev_eui: str, body: DeviceStatusIn) -> DeviceOut:
+    with call.write() as session:
+        device = devices.set_device_status(
+            session, call.principal, dev_eui, body.status, at=call.now(), reason=body.reason
+        )
+        return DeviceOut.of(device)
+
+
+@router.get(
+    "/{dev_eui}/uplinks",
+    response_model=Page[UplinkMessage],
+    summary="A device's messages in acceptance order (pull with a cursor)",
+)
+def list_device_uplinks(
+    call: UplinkReader,
+    request: Request,
+    response: Response,
+    dev_eui: str,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+) -> Page[Any]:
+    with call.read() as session:
+        page = uplinks.list_uplinks(session, dev_eui, cursor=cursor, limit=limit)
+    return page_response(request, response, page, lambda item: item)
