@@ -200,7 +200,13 @@ def patch_integration(
         changes["secret"] = body.secret.get_secret_value() if body.secret is not None else None
     with call.write() as session:
         integration = domain.update_integration(
-            session, call.principal, call.ctx.kek, integration_id, at=call.now(), changes=changes
+            session,
+            call.principal,
+            call.ctx.kek,
+            integration_id,
+            at=call.now(),
+            changes=changes,
+            platform_mqtt_url=call.ctx.settings.mqtt_url,
         )
         return _out(integration)
 

@@ -205,6 +205,7 @@ def update_integration(
     *,
     at: datetime,
     changes: dict[str, Any],
+    platform_mqtt_url: str | None = None,
 ) -> Integration:
     """Apply ``changes`` (any of url, secret, name, max_attempts); audit what changed (a new
     secret is recorded only as "rotated")."""
@@ -216,8 +217,8 @@ def update_integration(
             if not url:
                 raise InvalidInput("a webhook needs a url", field="url")
             check_webhook_url(url)
-        elif url:
-            parse_mqtt_url(url)
+        else:
+            _check_target("mqtt", url, None, platform_mqtt_url)
         integration.url = url or None
     if "secret" in changes:
         if integration.kind != "webhook":

@@ -52,7 +52,6 @@ HEADER_TIMESTAMP = "X-Satiot-Timestamp"
 HEADER_SIGNATURE = "X-Satiot-Signature"
 SIGNATURE_VERSION = "v1"
 DISPATCHER_NAME = "network.delivery-dispatcher"
-_ERROR_SNIPPET = 200
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -101,7 +100,9 @@ class WebhookSender:
                 code = r.status_code
                 if 200 <= code < 300:
                     return Outcome(True, code, duration_ms=_ms(started))
-                return Outcome(False, code, f"HTTP {code}{await _snippet(r)}", _ms(started))
+                # The answer's body is not kept: the delivery log would otherwise let a
+                # customer read what an internal address answers (server-side request forgery).
+                return Outcome(False, code, f"HTTP {code}", _ms(started))
         except TimeoutError:
             error = f"no answer within {self.timeout_s:g}s"
         except httpx.HTTPError as exc:
@@ -111,17 +112,6 @@ class WebhookSender:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-async def _snippet(response: httpx.Response) -> str:
-    """The start of an error answer, for the delivery log (customers debug with it)."""
-    data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= _ERROR_SNIPPET:
-            break
-    text = data[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
-    return f": {text}" if text else ""
 
 
 @dataclass
