@@ -1,0 +1,92 @@
+"""Terminal models through the API: record, renew, withdraw, the licence watch, roles."""
+
+from __future__ import annotations
+
+from satiot.core.auth.roles import Role
+from tests.api.conftest import assert_problem, unchanged
+
+MODEL = {
+    "name": "TQ-M100",
+    "equipment_name": "Satellite IoT module",
+    "manufacturer": "Example Devices Co.",
+    "applicant": "Example Devices Co.",
+    "licence_number": "00-B182-228209",
+    "issued_on": "2025-03-01",
+    "expires_on": "2026-12-01",
+    "tacs": ["35417803"],
+}
+
+
+def test_record_read_renew_withdraw(client, ctx, world):
+    admin = world.admin_headers()
+    r = client.post("/api/v1/terminal-models", json=MODEL, headers=admin)
+    assert r.status_code == 201, r.text
+    m = r.json()
+    assert m["status"] == "listed" and m["tacs"] == ["35417803"]
+    with unchanged(ctx):
+        dup = client.post(
+            "/api/v1/terminal-models",
+            json=MODEL | {"licence_number": "00-B182-000001"},
+            headers=admin,
+        )
+    assert assert_problem(dup, 409, "conflict")["field"] == "name"
+    bad = client.post(
+        "/api/v1/terminal-models",
+        json=MODEL | {"name": "x", "licence_number": "B182-228209"},
+        headers=admin,
+    )
+    assert_problem(bad, 422, "validation-error")
+    backwards = client.post(
+        "/api/v1/terminal-models",
+        json=MODEL | {"name": "x", "licence_number": "00-B182-000002", "expires_on": "2024-01-01"},
+        headers=admin,
+    )
+    assert assert_problem(backwards, 422, "invalid-input")["field"] == "expires_on"
+
+    watch = client.get("/api/v1/terminal-models/licence-watch?within_days=30", headers=admin).json()
+    assert [x["name"] for x in watch["expiring"]] == ["TQ-M100"] and watch["expired"] == []
+    r = client.patch(
+        f"/api/v1/terminal-models/{m['id']}",
+        json={"expires_on": "2029-12-01", "reason": "renewed"},
+        headers=admin,
+    )
+    assert r.json()["expires_on"] == "2029-12-01"
+    watch = client.get(
+        "/api/v1/terminal-models/licence-watch?within_days=30&on=2030-01-01", headers=admin
+    ).json()
+    assert [x["name"] for x in watch["expired"]] == ["TQ-M100"]
+
+    r = client.delete(f"/api/v1/terminal-models/{m['id']}", headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "withdrawn"
+    listed = client.get("/api/v1/terminal-models?status=listed", headers=admin).json()["items"]
+    assert listed == []
+    assert (
+        client.get(f"/api/v1/terminal-models/{m['id']}", headers=admin).json()["status"]
+        == "withdrawn"
+    )
+    r = client.patch(f"/api/v1/terminal-models/{m['id']}", json={"status": "listed"}, headers=admin)
+    assert r.json()["status"] == "listed"
+
+
+def test_roles(client, world):
+    admin = world.admin_headers()
+    client.post("/api/v1/terminal-models", json=MODEL, headers=admin)
+    for role in (Role.REGULATOR, Role.COMPLIANCE, Role.NOC):
+        h = world.headers(world.user(world.operator, role))
+        assert client.get("/api/v1/terminal-models", headers=h).status_code == 200
+        assert_problem(
+            client.post("/api/v1/terminal-models", json=MODEL | {"name": "y"}, headers=h), 403
+        )
+    business = world.headers(world.user(world.operator, Role.BUSINESS))
+    r = client.post(
+        "/api/v1/terminal-models",
+        json=MODEL | {"name": "y", "licence_number": "01-AAAA-000001"},
+        headers=business,
+    )
+    assert r.status_code == 201
+    customer = world.headers(world.user(world.tenant(), Role.CUSTOMER_USER))
+    assert_problem(client.get("/api/v1/terminal-models", headers=customer), 403)
+    assert_problem(
+        client.get("/api/v1/terminal-models/01234567-89ab-7def-8123-456789abcdef", headers=admin),
+        404,
+    )
