@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import socket
 import threading
+import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -16,6 +18,7 @@ from satiot.network.mqtt_publish import MqttPublisher, topic
 from tests.network.delivery_support import (
     deliveries,
     dispatch,
+    dispatcher,
     emit_downlink,
     emit_uplink,
     fan_out,
@@ -143,3 +146,36 @@ def test_publisher_waits_for_the_puback_and_reuses_its_connection():
         publisher.close()
     missing = MqttPublisher(timeout_s=1, platform_url=None).publish(None, "x", b"{}")
     assert not missing.ok and "no MQTT broker" in (missing.error or "")
+
+
+def test_a_hanging_customer_broker_does_not_hold_up_the_platform_broker(ctx, world, subscriber_for):
+    """A broker that accepts TCP and never answers CONNECT ties up only its own integration."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    hung, fine = world.tenant(), world.tenant()
+    sub = subscriber_for(f"satiot/tenants/{fine.id}/#")
+    integration(ctx, world, hung.id, "mqtt", url=f"mqtt://127.0.0.1:{silent.getsockname()[1]}")
+    integration(ctx, world, fine.id, "mqtt", platform_mqtt_url=BROKER)
+    for n in range(3):
+        emit_uplink(ctx, hung.id, f"70b3d57ed000000{n}", 1)
+    emit_uplink(ctx, fine.id, DEV, 1)
+    fan_out(ctx)
+    stop = threading.Event()
+
+    async def loop() -> None:
+        async with dispatcher(ctx, timeout_s=3, platform_mqtt_url=BROKER) as d:
+            await d.run(stop, poll_s=0.02)
+
+    worker = threading.Thread(target=asyncio.run, args=(loop(),))
+    started = time.monotonic()
+    worker.start()
+    try:
+        ((where, _body),) = sub.take(1, timeout_s=2)
+        assert where.endswith(f"/devices/{DEV}/up")
+        assert time.monotonic() - started < 1.5  # long before the silent broker times out
+    finally:
+        stop.set()
+        worker.join(15)
+        silent.close()
+    assert not worker.is_alive()

@@ -20,7 +20,7 @@ from satiot.network import delivery
 from satiot.network.delivery import RetryPolicy
 from satiot.network.integrations import replay_dead_letters, replay_delivery
 from satiot.network.models import DeliveryAttempt
-from satiot.network.webhooks import Dispatcher, sign
+from satiot.network.webhooks import DISPATCHER_NAME, Dispatcher, dispatcher_service, sign
 from tests.network.delivery_support import (
     SECRET,
     Receiver,
@@ -278,6 +278,25 @@ def test_a_slow_endpoint_does_not_delay_another_tenants_integration(ctx, world):
         worker.join(10)
         slow.close()
         fast.close()
+    assert not worker.is_alive()
+
+
+def test_the_dispatcher_service_runs_until_stopped(ctx, world, receiver):
+    """What ``satiot up`` runs: the service built from the application context."""
+    service = dispatcher_service(poll_s=0.02)
+    assert service.name == DISPATCHER_NAME == "network.delivery-dispatcher"
+    t = world.tenant()
+    webhook(ctx, world, t.id, receiver.url)
+    emit_uplink(ctx, t.id, DEV, 1)
+    fan_out(ctx)
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(ctx, stop))
+    worker.start()
+    try:
+        wait_for(lambda: len(receiver.delivered()) == 1, 5)
+    finally:
+        stop.set()
+        worker.join(10)
     assert not worker.is_alive()
 
 

@@ -251,6 +251,7 @@ def claim(
     *,
     limit: int,
     timeout_s: float,
+    concurrency: int = 8,
 ) -> tuple[Target | None, list[Claimed]]:
     """Lease up to ``limit`` sendable deliveries of one active integration, oldest first.
 
@@ -317,8 +318,7 @@ def claim(
             for r in rows
         ]
         if items:
-            longest = max(_lane_lengths(items).values())
-            lease = timedelta(seconds=timeout_s * (longest + 1) + 60)
+            lease = timedelta(seconds=lease_s(items, timeout_s, concurrency))
             session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_([i.id for i in items]))
@@ -328,11 +328,15 @@ def claim(
         return target, items
 
 
-def _lane_lengths(items: Sequence[Claimed]) -> dict[str | uuid.UUID, int]:
+def lease_s(items: Sequence[Claimed], timeout_s: float, concurrency: int) -> float:
+    """An upper bound on how long a round over ``items`` can take, plus a minute: every
+    attempt timing out (an MQTT attempt may wait three timeouts: connect, CONNACK, PUBACK),
+    ``concurrency`` at a time, and the longest lane one after another."""
     lengths: dict[str | uuid.UUID, int] = {}
     for item in items:
         lengths[item.lane] = lengths.get(item.lane, 0) + 1
-    return lengths
+    waves = -(-len(items) // max(1, concurrency)) + max(lengths.values(), default=0)
+    return 3 * timeout_s * waves + 60
 
 
 def lanes(items: Sequence[Claimed]) -> list[list[Claimed]]:

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -173,14 +174,36 @@ class MqttPublisher:
 
 
 class MqttSender:
-    """The dispatcher's sender for ``mqtt`` integrations (paho runs in worker threads)."""
+    """The dispatcher's sender for ``mqtt`` integrations.
 
-    def __init__(self, publisher: MqttPublisher) -> None:
+    paho blocks, so publishes run in threads: one small pool per broker, never the default
+    executor the dispatcher's database calls use. A customer's broker that hangs therefore
+    ties up only its own threads, not other brokers' publishes nor anyone's bookkeeping.
+    """
+
+    def __init__(self, publisher: MqttPublisher, *, threads_per_broker: int = 16) -> None:
         self.publisher = publisher
+        self.threads_per_broker = threads_per_broker
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+
+    def _pool(self, url: str | None) -> ThreadPoolExecutor:
+        key = url or ""
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = ThreadPoolExecutor(
+                self.threads_per_broker, thread_name_prefix="mqtt-delivery"
+            )
+        return pool
 
     async def send(self, target: Target, item: Claimed, *, at: datetime) -> Outcome:
         where = topic(item.tenant_id, item.dev_eui, item.event_type)
-        return await asyncio.to_thread(self.publisher.publish, target.url, where, encode(item.body))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool(target.url), self.publisher.publish, target.url, where, encode(item.body)
+        )
 
     async def aclose(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools.clear()
         await asyncio.to_thread(self.publisher.close)

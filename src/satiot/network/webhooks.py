@@ -224,6 +224,7 @@ class Dispatcher:
             now,
             limit=self.batch,
             timeout_s=self.timeout_s,
+            concurrency=self.concurrency,
         )
         stats = DispatchStats(integrations=1, claimed=len(items))
         if target is None or not items:
