@@ -272,21 +272,35 @@ class Subscription(TenantScoped, Base):
 
 
 class UsageRecord(TenantScoped, Base):
-    """One rated use of the network, keyed by the event it came from (rated once)."""
+    """One use of the network, keyed by the event it came from (rated once).
+
+    ``state`` is TMF635's: ``rated`` (charged, waiting for a bill), ``billed`` (on ``bill_id``)
+    or ``rejected`` (not charged; ``reason`` says why, e.g. no live subscription, or over a
+    contract's quota cap), in which case the subscription and account may be unknown.
+    ``offering_id`` is the subscription's offering, kept so that bills group usage by
+    offering without a join.
+    """
 
     __tablename__ = "usage_records"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
-    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("subscriptions.id"))
-    billing_account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("billing_accounts.id"))
+    dev_eui: Mapped[str] = mapped_column(String(16))
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("subscriptions.id")
+    )
+    billing_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("billing_accounts.id")
+    )
+    offering_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     kind: Mapped[str] = mapped_column(String(16))  # uplink | downlink
     bytes: Mapped[int] = mapped_column(Integer)
     billable_bytes: Mapped[int] = mapped_column(Integer)
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM (UTC+8 business month)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     charge_micros: Mapped[int] = mapped_column(Micros)
-    state: Mapped[str] = mapped_column(String(16))  # rated | billed
+    state: Mapped[str] = mapped_column(String(16))  # rated | billed | rejected
+    reason: Mapped[str | None] = mapped_column(String(32))
     bill_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("customer_bills.id"))
 
     __table_args__ = (
