@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from tests.factories import PASSWORD
 
@@ -80,3 +81,86 @@ def test_up_serves_console_openapi_and_metrics_on_ipv4_and_ipv6(tmp_path: Path, 
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output and f"http://[::1]:{port}/" in output
     assert "satiot stopped" in output
+
+
+def _uplinks_in(db_url: str) -> list[str]:
+    """DevEUIs of stored uplinks, read straight from the database the process writes."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT dev_eui FROM uplinks LIMIT 5")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_up_runs_the_twin_and_its_messages_arrive_through_the_api(tmp_path: Path, db_url: str):
+    port = _free_port()
+    env = os.environ | {
+        "SATIOT_DATA_DIR": str(tmp_path),
+        "SATIOT_DATABASE_URL": db_url,
+        "SATIOT_ADMIN_PASSWORD": PASSWORD,
+        "SATIOT_TWIN_SPEED": "600",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from satiot.cli import main; main()", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(f"{base}/healthz", proc)
+        # Provisioning 10,000 devices, then the first satellite passes over a ground station.
+        deadline = time.monotonic() + 180
+        found: list[str] = []
+        while not found and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1.0)
+            found = _uplinks_in(db_url)
+        assert found, "no uplink arrived from the twin's ground stations"
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
+        ).json()["access_token"]
+        pulled = httpx.get(
+            f"{base}/api/v1/devices/{found[0]}/uplinks",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert pulled.status_code == 200, pulled.text
+        assert pulled.json()["items"], "the pull API shows no message of a device with uplinks"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            raise AssertionError(f"satiot up did not stop on Ctrl-C:\n{output}") from None
+    assert proc.returncode == 0, output
+    assert "digital twin: scenario tianqi-like at 600× real time" in output
+    assert "satiot stopped" in output
+    assert "Traceback" not in output, output
+    assert "sk_" not in output  # the stations' keys are never printed
+
+
+def test_up_no_twin_runs_no_simulated_traffic(tmp_path: Path, db_url: str):
+    port = _free_port()
+    env = os.environ | {
+        "SATIOT_DATA_DIR": str(tmp_path),
+        "SATIOT_DATABASE_URL": db_url,
+        "SATIOT_ADMIN_PASSWORD": PASSWORD,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from satiot.cli import main; main()", "up", "--port", str(port),
+         "--no-twin", "--host6", ""],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        _wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "digital twin: off" in output and "live twin" not in output

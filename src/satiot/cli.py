@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
@@ -27,6 +27,7 @@ from satiot.core.config import Settings
 from satiot.core.db import Database
 from satiot.core.errors import DomainError
 from satiot.core.models import Tenant
+from satiot.core.services import BackgroundService
 
 app = typer.Typer(
     help="satiot: run a satellite IoT operator's network, BSS, OSS and MSS.\n\n"
@@ -134,8 +135,18 @@ def up(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 and ::1")] = 8000,
     host: Annotated[str, typer.Option(help="IPv4 address to listen on")] = "127.0.0.1",
     host6: Annotated[str, typer.Option(help="IPv6 address to listen on ('' for none)")] = "::1",
+    twin: Annotated[
+        bool | None,
+        typer.Option(
+            "--twin/--no-twin",
+            help="Run the digital twin as live traffic (default: SATIOT_TWIN, on)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the whole platform: migrate, seed the demo operator, serve API and console.
+    """Run the whole platform: migrate, seed the demo operator, serve API and console, and
+    run the network's workers (the digital twin's ground stations posting live traffic,
+    delivery, downlink planning, MQTT ingest when SATIOT_MQTT_URL is set).
 
     Listens on both IPv4 and IPv6 loopback. Stop with Ctrl-C.
     """
@@ -144,11 +155,15 @@ def up(
         bind_sockets,
         build_context,
         consumer_services,
+        network_services,
         serve,
     )
 
     settings = _settings()
+    if twin is not None:
+        settings = settings.model_copy(update={"twin": twin})
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the twin's stations post constantly
     ctx = build_context(settings)
     migrate.upgrade(ctx.db.engine)
     with ctx.db.write() as s:
@@ -174,9 +189,31 @@ def up(
         )
     )
     _announce_admin(seeded.generated_password)
+    network = network_services(ctx, port=port)
+    _announce_services(settings, network)
     out.print("  press Ctrl-C to stop")
-    serve(ctx, sockets, [*consumer_services(ctx), *BACKGROUND_SERVICES])
+    serve(ctx, sockets, [*consumer_services(ctx), *network, *BACKGROUND_SERVICES])
     out.print("satiot stopped")
+
+
+def _announce_services(settings: Settings, services: Sequence[BackgroundService]) -> None:
+    names = {s.name for s in services}
+    if "live-twin" in names:
+        from satiot.network.live import default_scenario
+
+        scenario = default_scenario(settings).stem
+        out.print(
+            f"  digital twin: scenario [bold]{scenario}[/] at {settings.twin_speed:g}× real time; "
+            "its ground stations post through the API (console → Messages; --no-twin to turn "
+            "it off)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print("  digital twin: off (no simulated traffic)")
+    others = sorted(names - {"live-twin"})
+    if others:
+        out.print(f"  network services: {', '.join(others)}", highlight=False)
 
 
 @tenants_app.command("create")

@@ -46,9 +46,28 @@ def build_app(ctx: AppContext) -> FastAPI:
     return app
 
 
-#: Services started by ``satiot up`` besides the event consumers: the digital twin's traffic
-#: generator registers itself here.
+#: Services started by ``satiot up`` besides the event consumers and the network's own
+#: (:func:`network_services`); extensions may register theirs here.
 BACKGROUND_SERVICES: list[BackgroundService] = []
+
+
+def network_services(
+    ctx: AppContext, *, port: int, twin: bool | None = None
+) -> list[BackgroundService]:
+    """The network server's workers for ``satiot up``, beside the event consumers:
+
+    - ``network.delivery-dispatcher``: delivers customers' messages by signed webhook and
+      MQTT, with retries, dead letters and replay (:mod:`satiot.network.webhooks`);
+    - ``live-twin``: the digital twin's ground stations posting live traffic to this server on
+      ``port`` (only when ``twin``, by default ``settings.twin``; :mod:`satiot.network.live`).
+    """
+    from satiot.network.live import live_service
+    from satiot.network.webhooks import dispatcher_service
+
+    services = [dispatcher_service()]
+    if ctx.settings.twin if twin is None else twin:
+        services.append(live_service(port))
+    return services
 
 
 def _bus_config(settings: Settings) -> BusConfig | None:
