@@ -113,6 +113,40 @@ class Settings(BaseSettings):
         description="Days a cancelled IoT number rests before reuse (at least 90).",
     )
 
+    business_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Time zone of the business calendar: billing months and invoice dates.",
+    )
+    tax_rate_bp: int = Field(
+        default=600,
+        ge=0,
+        le=10_000,
+        description=(
+            "VAT on invoices, in basis points (600 = 6 %: satellite data transmission is a "
+            "value-added telecom service; basic telecom services such as voice are 9 %)."
+        ),
+    )
+    invoice_series_prefix: str = Field(
+        default="SAT",
+        pattern=r"^[A-Z0-9]{1,8}$",
+        description="Invoice numbers are <prefix><year>-<8 digits>, gap-free per year.",
+    )
+    payment_terms_days: int = Field(
+        default=30, ge=0, le=365, description="Days from an invoice's issue to its due date."
+    )
+    operator_name: str = Field(
+        default="卫星物联网运营商（示例）有限公司",
+        description="The operator's legal name printed on invoices.",
+    )
+    operator_tax_id: str = Field(
+        default="91110000XXXXXXXXXX",
+        description="The operator's taxpayer id (its credit code) printed on invoices.",
+    )
+    payment_instructions: str = Field(
+        default="开户行 Bank: 示例银行北京分行 · 账号 Account: 0000 0000 0000 0000",
+        description="How customers pay, printed at the foot of every invoice.",
+    )
+
     def resolved_database_url(self) -> str:
         """The URL to connect to: the configured one, or the embedded SQLite file."""
         if self.database_url:

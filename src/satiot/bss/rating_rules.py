@@ -1,0 +1,167 @@
+"""Pricing rules of rating, in memory and free of SQL, so that a batch is rated in one pass.
+
+A :class:`Tariff` is everything an offering version (plus its add-ons) says about usage: the
+per-message and per-byte prices for uplinks and downlinks, the minimum billable size of a
+message, and the monthly allowance that a device's recurring fee includes (its own, or a share
+of a pool across the account's devices on the same offering). Offering versions never change
+once sold (a change makes a new version), so tariffs are cached for the life of the process.
+
+Rules (docs/bss.md, "Rating and usage"):
+
+- billable bytes of a message = ``max(bytes, min_billable_bytes)`` of the per-byte prices
+  that apply to its direction (its raw size when none applies);
+- the allowance covers all of a subscription's usage, uplink and downlink; while the bucket
+  has messages left a message costs no per-message price, and billable bytes are free up to
+  the bytes left; the rest (the overage) is charged at the usage prices;
+- all amounts are integer micro-yuan: nothing is rounded until an invoice line.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.bss.models import ProductOfferingPrice
+
+KINDS: Final = ("uplink", "downlink")
+THRESHOLDS: Final = (50, 80, 100)
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """Usage prices and allowance of one subscription's offering plus add-ons."""
+
+    per_message: Mapping[str, int]  # kind -> micro-yuan per message
+    per_byte: Mapping[str, int]  # kind -> micro-yuan per billable byte
+    min_bytes: Mapping[str, int]  # kind -> minimum billable bytes of one message
+    allowance_messages: int  # per device per month
+    allowance_bytes: int
+    pooled: bool
+
+    @property
+    def has_allowance(self) -> bool:
+        return self.allowance_messages > 0 or self.allowance_bytes > 0
+
+    def billable(self, kind: str, size: int) -> int:
+        return max(size, self.min_bytes.get(kind, 0))
+
+
+@dataclass
+class Bucket:
+    """A running monthly counter (a ``UsageCounter`` row while a batch works on it)."""
+
+    id: uuid.UUID
+    messages: int
+    bytes: int
+    allowance_messages: int
+    allowance_bytes: int
+    notified_pct: int
+    changed: bool = False
+
+    def percent(self) -> int:
+        """Highest share of the allowance used, in whole percent (0 without allowance)."""
+        shares = []
+        if self.allowance_messages > 0:
+            shares.append(self.messages * 100 // self.allowance_messages)
+        if self.allowance_bytes > 0:
+            shares.append(self.bytes * 100 // self.allowance_bytes)
+        return max(shares, default=0)
+
+    def crossed(self) -> list[int]:
+        """Thresholds newly reached since the last announcement (and remember them)."""
+        pct = self.percent()
+        new = [t for t in THRESHOLDS if self.notified_pct < t <= pct]
+        if new:
+            self.notified_pct = new[-1]
+            self.changed = True
+        return new
+
+
+def charge(tariff: Tariff, kind: str, billable: int, bucket: Bucket | None) -> int:
+    """Price one message of ``billable`` bytes, consuming the allowance left in ``bucket``.
+
+    ``bucket`` is the allowance bucket (the device's own or its pool), or ``None`` when the
+    tariff includes nothing. The bucket's totals move by the message either way.
+    """
+    msg_price = tariff.per_message.get(kind, 0)
+    byte_price = tariff.per_byte.get(kind, 0)
+    if bucket is None:
+        return msg_price + byte_price * billable
+    free_msg = bucket.messages < bucket.allowance_messages
+    free_bytes = min(billable, max(0, bucket.allowance_bytes - bucket.bytes))
+    bucket.messages += 1
+    bucket.bytes += billable
+    bucket.changed = True
+    return (0 if free_msg else msg_price) + byte_price * (billable - free_bytes)
+
+
+def _applies(applies_to: str, kind: str) -> bool:
+    return applies_to in ("all", kind)
+
+
+def build_tariff(prices: Iterable[ProductOfferingPrice]) -> Tariff:
+    """The tariff of a set of prices (an offering's and its add-ons')."""
+    per_message = dict.fromkeys(KINDS, 0)
+    per_byte = dict.fromkeys(KINDS, 0)
+    min_bytes = dict.fromkeys(KINDS, 0)
+    allowance_messages = allowance_bytes = 0
+    pooled = False
+    for p in prices:
+        if p.kind == "recurring":
+            allowance_messages += p.allowance_messages
+            allowance_bytes += p.allowance_bytes
+            pooled = pooled or (p.pooled and (p.allowance_messages > 0 or p.allowance_bytes > 0))
+            continue
+        for kind in KINDS:
+            if not _applies(p.applies_to, kind):
+                continue
+            if p.kind == "per-message":
+                per_message[kind] += p.amount_micros
+            elif p.kind == "per-byte":
+                per_byte[kind] += p.amount_micros
+                min_bytes[kind] = max(min_bytes[kind], p.min_billable_bytes)
+    return Tariff(per_message, per_byte, min_bytes, allowance_messages, allowance_bytes, pooled)
+
+
+class TariffCache:
+    """Tariffs by (offering, add-ons), loaded once: sold offering versions never change."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._prices: dict[uuid.UUID, list[ProductOfferingPrice]] = {}
+        self._tariffs: dict[tuple[uuid.UUID, tuple[str, ...]], Tariff] = {}
+        self._limit = limit
+
+    def load(self, session: Session, offering_ids: Iterable[uuid.UUID]) -> None:
+        """Fetch the prices of the offerings not seen yet, in one query."""
+        missing = {o for o in offering_ids if o not in self._prices}
+        if not missing:
+            return
+        if len(self._prices) + len(missing) > self._limit:
+            self._prices.clear()
+            self._tariffs.clear()
+        for oid in missing:
+            self._prices[oid] = []
+        for price in session.scalars(
+            select(ProductOfferingPrice).where(ProductOfferingPrice.offering_id.in_(missing))
+        ):
+            session.expunge(price)
+            self._prices[price.offering_id].append(price)
+
+    def tariff(self, offering_id: uuid.UUID, add_ons: Iterable[str]) -> Tariff:
+        key = (offering_id, tuple(sorted(add_ons)))
+        found = self._tariffs.get(key)
+        if found is None:
+            prices = list(self._prices[offering_id])
+            for add_on in key[1]:
+                prices.extend(self._prices.get(uuid.UUID(add_on), ()))
+            found = self._tariffs[key] = build_tariff(prices)
+        return found
+
+    def recurring(self, offering_id: uuid.UUID) -> list[ProductOfferingPrice]:
+        """The loaded prices of one offering (for billing and pool sizes)."""
+        return list(self._prices.get(offering_id, ()))

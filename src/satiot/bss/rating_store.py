@@ -1,0 +1,391 @@
+"""What a rating batch reads and writes: a fixed number of statements per batch.
+
+Reads: the batch's already-rated event ids, the live subscriptions of its devices, their
+contracts and accounts, tariffs (cached), pool sizes, and its counters (created if missing,
+then locked ``FOR UPDATE`` on PostgreSQL so competing workers serialise per bucket; SQLite
+writers are serialised already). Writes: usage records in bulk (:mod:`satiot.bss.bulk`),
+counters by primary key, prepaid debits, suspensions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from satiot.bss.bulk import insert_rows
+from satiot.bss.models import (
+    BillingAccount,
+    Contract,
+    Subscription,
+    UsageCounter,
+    UsageRecord,
+)
+from satiot.bss.periods import period_bounds
+from satiot.bss.rating_rules import Bucket, Tariff, TariffCache
+from satiot.bss.states import SUBSCRIPTION
+from satiot.core.auth.principal import system_principal
+from satiot.core.bootstrap import operator_tenant
+from satiot.core.changes import record_change
+from satiot.core.ids import new_id
+
+if TYPE_CHECKING:
+    from satiot.bss.rating import Usage
+
+#: Subscription states that no longer carry traffic (their identities are released).
+ENDED: Final = ("terminated", "cancelled", "aborted")
+
+USAGE_COLUMNS: Final = (
+    "id",
+    "event_id",
+    "tenant_id",
+    "dev_eui",
+    "subscription_id",
+    "billing_account_id",
+    "offering_id",
+    "kind",
+    "bytes",
+    "billable_bytes",
+    "period",
+    "occurred_at",
+    "charge_micros",
+    "state",
+    "reason",
+)
+
+
+@dataclass(frozen=True)
+class Sub:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    dev_eui: str
+    billing_account_id: uuid.UUID
+    contract_id: uuid.UUID
+    offering_id: uuid.UUID
+    add_on_ids: tuple[str, ...]
+    status: str
+    throttled: bool
+    activated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a contract says that rating needs."""
+
+    quota_messages: int
+    quota_bytes: int
+    quota_action: str
+    stop_at_zero_balance: bool
+
+
+@dataclass(frozen=True)
+class Account:
+    prepaid: bool
+
+
+@dataclass
+class Context:
+    """Everything one batch needs, loaded up front."""
+
+    session: Session
+    tariffs: TariffCache
+    subs: dict[str, Sub]
+    contracts: dict[uuid.UUID, Terms]
+    accounts: dict[uuid.UUID, Account]
+    buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
+    bucket_keys: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    def tariff(self, sub: Sub) -> Tariff:
+        return self.tariffs.tariff(sub.offering_id, sub.add_on_ids)
+
+
+def pool_key(sub: Sub) -> str:
+    return f"pool:{sub.billing_account_id}:{sub.offering_id}"
+
+
+def already_rated(session: Session, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Events of this batch that have a usage record already (e.g. after a forgetful rewind)."""
+    return set(
+        session.scalars(select(UsageRecord.event_id).where(UsageRecord.event_id.in_(event_ids)))
+    )
+
+
+def load_context(session: Session, tariffs: TariffCache, usages: Sequence[Usage]) -> Context:
+    dev_euis = {u.dev_eui for u in usages}
+    subs: dict[str, Sub] = {}
+    for row in session.execute(
+        select(
+            Subscription.id,
+            Subscription.tenant_id,
+            Subscription.dev_eui,
+            Subscription.billing_account_id,
+            Subscription.contract_id,
+            Subscription.offering_id,
+            Subscription.add_on_ids,
+            Subscription.status,
+            Subscription.throttled,
+            Subscription.activated_at,
+        ).where(Subscription.dev_eui.in_(dev_euis), Subscription.status.not_in(ENDED))
+    ):
+        subs[row.dev_eui] = Sub(
+            row.id,
+            row.tenant_id,
+            row.dev_eui,
+            row.billing_account_id,
+            row.contract_id,
+            row.offering_id,
+            tuple(row.add_on_ids or ()),
+            row.status,
+            row.throttled,
+            row.activated_at,
+        )
+    contracts = {
+        row.id: Terms(
+            row.monthly_messages_per_device or 0,
+            row.monthly_bytes_per_device or 0,
+            row.quota_action,
+            row.stop_at_zero_balance,
+        )
+        for row in session.execute(
+            select(
+                Contract.id,
+                Contract.monthly_messages_per_device,
+                Contract.monthly_bytes_per_device,
+                Contract.quota_action,
+                Contract.stop_at_zero_balance,
+            ).where(Contract.id.in_({s.contract_id for s in subs.values()}))
+        )
+    }
+    accounts = {
+        row.id: Account(row.payment_mode == "prepaid")
+        for row in session.execute(
+            select(BillingAccount.id, BillingAccount.payment_mode).where(
+                BillingAccount.id.in_({s.billing_account_id for s in subs.values()})
+            )
+        )
+    }
+    offerings: set[uuid.UUID] = set()
+    for s in subs.values():
+        offerings.add(s.offering_id)
+        offerings.update(uuid.UUID(a) for a in s.add_on_ids)
+    tariffs.load(session, offerings)
+    ctx = Context(session, tariffs, subs, contracts, accounts)
+    _load_buckets(ctx, usages)
+    return ctx
+
+
+def _load_buckets(ctx: Context, usages: Sequence[Usage]) -> None:
+    """Create and lock the counters the batch touches, with their current allowances."""
+    wanted: dict[tuple[str, str], tuple[uuid.UUID, int, int]] = {}
+    pools: dict[tuple[str, str], tuple[Sub, int, int]] = {}
+    for u in usages:
+        sub = ctx.subs.get(u.dev_eui)
+        if sub is None or sub.tenant_id != u.tenant_id:
+            continue
+        tariff = ctx.tariff(sub)
+        own = (0, 0) if tariff.pooled else (tariff.allowance_messages, tariff.allowance_bytes)
+        wanted[("sub:" + str(sub.id), u.period)] = (sub.tenant_id, *own)
+        if tariff.pooled:
+            pools[(pool_key(sub), u.period)] = (
+                sub,
+                tariff.allowance_messages,
+                tariff.allowance_bytes,
+            )
+        terms = ctx.contracts.get(sub.contract_id)
+        if terms is not None and (terms.quota_messages or terms.quota_bytes):
+            wanted[("quota:" + str(sub.id), u.period)] = (
+                sub.tenant_id,
+                terms.quota_messages,
+                terms.quota_bytes,
+            )
+    sizes = _pool_sizes(ctx.session, pools)
+    for key, (sub, per_msg, per_bytes) in pools.items():
+        n = max(1, sizes.get((sub.billing_account_id, sub.offering_id, key[1]), 1))
+        wanted[key] = (sub.tenant_id, per_msg * n, per_bytes * n)
+    if not wanted:
+        return
+    session = ctx.session
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = UsageCounter.__table__
+    assert isinstance(table, Table)
+    rows = [
+        {
+            "id": new_id(),
+            "tenant_id": tenant,
+            "bucket": bucket,
+            "period": period,
+            "messages": 0,
+            "bytes": 0,
+            "allowance_messages": am,
+            "allowance_bytes": ab,
+            "notified_pct": 0,
+        }
+        for (bucket, period), (tenant, am, ab) in sorted(wanted.items())
+    ]
+    session.execute(insert(table).on_conflict_do_nothing(index_elements=["bucket", "period"]), rows)
+    stmt = (
+        select(UsageCounter)
+        .where(UsageCounter.bucket.in_({b for b, _ in wanted}))
+        .order_by(UsageCounter.bucket, UsageCounter.period)
+    )
+    if dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    for c in session.scalars(stmt):
+        spec = wanted.get((c.bucket, c.period))
+        if spec is None:
+            continue
+        bucket = Bucket(c.id, c.messages, c.bytes, spec[1], spec[2], c.notified_pct, changed=False)
+        bucket.changed = (spec[1], spec[2]) != (c.allowance_messages, c.allowance_bytes)
+        ctx.buckets[(c.bucket, c.period)] = bucket
+        ctx.bucket_keys[c.id] = c.bucket
+
+
+def _pool_sizes(
+    session: Session, pools: dict[tuple[str, str], tuple[Sub, int, int]]
+) -> dict[tuple[uuid.UUID, uuid.UUID, str], int]:
+    """Devices sharing each pool: the account's subscriptions on the offering that were
+    active at some time in the period (one GROUP BY per period in the batch)."""
+    sizes: dict[tuple[uuid.UUID, uuid.UUID, str], int] = {}
+    for period in {p for _, p in pools}:
+        bounds = period_bounds(period)
+        accounts = {s.billing_account_id for (_, p), (s, _, _) in pools.items() if p == period}
+        rows = session.execute(
+            select(Subscription.billing_account_id, Subscription.offering_id, func.count())
+            .where(
+                Subscription.billing_account_id.in_(accounts),
+                Subscription.activated_at.is_not(None),
+                Subscription.activated_at < bounds.end,
+                (Subscription.terminated_at.is_(None))
+                | (Subscription.terminated_at >= bounds.start),
+            )
+            .group_by(Subscription.billing_account_id, Subscription.offering_id)
+        )
+        for account, offering, n in rows:
+            sizes[(account, offering, period)] = int(n)
+    return sizes
+
+
+def usage_row(
+    u: Usage, sub: Sub | None, amount: int, billable: int, state: str, reason: str | None
+) -> tuple[Any, ...]:
+    return (
+        new_id(),
+        u.event_id,
+        u.tenant_id,
+        u.dev_eui,
+        sub.id if sub is not None and reason != "tenant-mismatch" else None,
+        sub.billing_account_id if sub is not None and reason != "tenant-mismatch" else None,
+        sub.offering_id if sub is not None and reason != "tenant-mismatch" else None,
+        u.kind,
+        u.size,
+        billable,
+        u.period,
+        u.at,
+        amount,
+        state,
+        reason,
+    )
+
+
+def write_usage(session: Session, rows: Iterable[tuple[Any, ...]]) -> int:
+    return insert_rows(session, "usage_records", USAGE_COLUMNS, rows)
+
+
+def write_counters(session: Session, buckets: Iterable[Bucket]) -> None:
+    changed = [
+        {
+            "b_id": b.id,
+            "messages": b.messages,
+            "bytes": b.bytes,
+            "allowance_messages": b.allowance_messages,
+            "allowance_bytes": b.allowance_bytes,
+            "notified_pct": b.notified_pct,
+        }
+        for b in buckets
+        if b.changed
+    ]
+    if not changed:
+        return
+    table = UsageCounter.__table__
+    assert isinstance(table, Table)
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            messages=bindparam("messages"),
+            bytes=bindparam("bytes"),
+            allowance_messages=bindparam("allowance_messages"),
+            allowance_bytes=bindparam("allowance_bytes"),
+            notified_pct=bindparam("notified_pct"),
+        ),
+        changed,
+    )
+
+
+def debit_prepaid(
+    session: Session, ctx: Context, debits: dict[uuid.UUID, int], at: datetime
+) -> list[uuid.UUID]:
+    """Debit prepaid balances; suspend what the contract stops at zero. Return suspended ids."""
+    exhausted: list[uuid.UUID] = []
+    for account_id in sorted(debits):
+        balance = session.execute(
+            update(BillingAccount)
+            .where(BillingAccount.id == account_id)
+            .values(balance_micros=BillingAccount.balance_micros - debits[account_id])
+            .returning(BillingAccount.balance_micros)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        if balance <= 0:
+            exhausted.append(account_id)
+    if not exhausted:
+        return []
+    stopping = select(Contract.id).where(Contract.stop_at_zero_balance.is_(True))
+    ids = list(
+        session.scalars(
+            select(Subscription.id).where(
+                Subscription.billing_account_id.in_(exhausted),
+                Subscription.status == "active",
+                Subscription.contract_id.in_(stopping),
+            )
+        )
+    )
+    return suspend(session, ids, "prepaid balance exhausted", at) if ids else []
+
+
+def suspend(
+    session: Session, ids: Sequence[uuid.UUID], reason: str, at: datetime
+) -> list[uuid.UUID]:
+    """Suspend the active ones of ``ids`` through the subscription lifecycle (audited and
+    announced as ``subscription.suspended``, in this transaction); return those suspended."""
+    subs = session.scalars(
+        select(Subscription).where(Subscription.id.in_(ids), Subscription.status == "active")
+    ).all()
+    if not subs:
+        return []
+    operator = operator_tenant(session)
+    principal = system_principal(operator.id if operator else uuid.UUID(int=0), "rating")
+    done = []
+    for sub in subs:
+        SUBSCRIPTION.check(sub.status, "suspended")
+        sub.status = "suspended"
+        record_change(
+            session,
+            principal,
+            at=at,
+            action="subscription.suspended",
+            target=("subscription", sub.id),
+            tenant_id=sub.tenant_id,
+            before={"status": "active"},
+            after={"status": "suspended", "dev_eui": sub.dev_eui},
+            reason=reason,
+        )
+        done.append(sub.id)
+    session.flush()
+    return done

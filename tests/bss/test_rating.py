@@ -1,0 +1,285 @@
+"""Rating: prices, allowances, pools, quotas, prepaid debits, thresholds, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from satiot.bss.models import BillingAccount, Subscription, UsageCounter, UsageRecord
+from satiot.bss.periods import PeriodFinder
+from satiot.bss.rating import CONSUMER_NAME, Rater, read_usage
+from satiot.core import events
+from satiot.core.models import Event
+from tests.bss.billing_world import downlink_sent, offering, price, rate_all, shop, uplink
+
+T = datetime(2026, 11, 10, 4, 0, tzinfo=UTC)
+
+
+def _records(ctx):
+    with ctx.db.read() as s:
+        return list(s.scalars(select(UsageRecord).order_by(UsageRecord.occurred_at)))
+
+
+def _events(ctx, type_):
+    with ctx.db.read() as s:
+        return list(s.scalars(select(Event).where(Event.type == type_).order_by(Event.seq)))
+
+
+def _pay_per_use(ctx):
+    return offering(
+        ctx,
+        "Pay per use",
+        [
+            price("per-message", 20_000),  # ¥0.02 per message
+            price("per-byte", 100, min_billable_bytes=50, applies_to="uplink"),  # ¥0.0001 per B
+            price("per-byte", 300, applies_to="downlink"),
+        ],
+    )
+
+
+def test_per_message_and_per_byte_with_a_minimum_billable_size(world):
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    uplink(ctx, sub, 10, T)  # billed as 50 bytes
+    uplink(ctx, sub, 80, T + timedelta(minutes=1))
+    downlink_sent(ctx, sub, 8, T + timedelta(minutes=2))
+    rate_all(ctx)
+    recs = _records(ctx)
+    assert [(r.kind, r.bytes, r.billable_bytes, r.charge_micros) for r in recs] == [
+        ("uplink", 10, 50, 20_000 + 50 * 100),
+        ("uplink", 80, 80, 20_000 + 80 * 100),
+        ("downlink", 8, 8, 20_000 + 8 * 300),
+    ]
+    assert {r.state for r in recs} == {"rated"}
+    assert {r.period for r in recs} == {"2026-11"}
+    assert all(r.offering_id == sub.offering_id for r in recs)
+
+
+def test_usage_belongs_to_the_beijing_month(world):
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    uplink(ctx, sub, 1, datetime(2026, 11, 30, 15, 59, tzinfo=UTC))  # 23:59 in Beijing
+    uplink(ctx, sub, 1, datetime(2026, 11, 30, 16, 0, tzinfo=UTC))  # 00:00 on 1 December
+    rate_all(ctx)
+    assert [r.period for r in _records(ctx)] == ["2026-11", "2026-12"]
+
+
+def test_a_device_without_a_live_subscription_is_rejected_and_not_charged(world):
+    ctx = world.ctx
+    s = shop(world)
+    off = _pay_per_use(ctx)
+    ended = s.device(off, T - timedelta(days=40), status="terminated")
+    pending = s.device(off, None, status="pendingActive")
+    uplink(ctx, ended, 20, T)
+    uplink(ctx, pending, 20, T)
+    rate_all(ctx)
+    recs = _records(ctx)
+    assert [(r.state, r.reason, r.charge_micros) for r in recs] == [
+        ("rejected", "no-subscription", 0),
+        ("rejected", "not-active", 0),
+    ]
+    assert recs[0].subscription_id is None and recs[0].dev_eui == ended.dev_eui
+
+
+def test_rating_is_idempotent_by_event_id(world):
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    for i in range(5):
+        uplink(ctx, sub, 20, T + timedelta(minutes=i))
+    rate_all(ctx)
+    with ctx.db.write() as w:  # replay everything, forgetting the processed marks
+        events.rewind(w, CONSUMER_NAME, 0, forget=True, at=T)
+    rate_all(ctx)
+    assert len(_records(ctx)) == 5
+    with ctx.db.read() as r:
+        counter = r.scalar(select(UsageCounter).where(UsageCounter.bucket == f"sub:{sub.id}"))
+    assert counter is not None and counter.messages == 5
+
+
+def test_own_allowance_then_overage_at_the_usage_price_and_thresholds(world):
+    ctx = world.ctx
+    s = shop(world)
+    off = offering(
+        ctx,
+        "Bundle 4",
+        [
+            price("recurring", 5_000_000, allowance_messages=4, allowance_bytes=100),
+            price("per-message", 10_000),
+            price("per-byte", 1_000),
+        ],
+    )
+    sub = s.device(off, T - timedelta(days=5))
+    for i, size in enumerate([30, 30, 30, 30, 30]):
+        uplink(ctx, sub, size, T + timedelta(minutes=i))
+    rate_all(ctx)
+    charges = [r.charge_micros for r in _records(ctx)]
+    # messages 1-4 are included; bytes: 100 included (30+30+30+10), then 20 + 30 over
+    assert charges == [0, 0, 0, 20 * 1_000, 10_000 + 30 * 1_000]
+    thresholds = [e.payload["threshold_pct"] for e in _events(ctx, "usage.threshold")]
+    assert thresholds == [50, 80, 100]
+    ev = _events(ctx, "usage.threshold")[0]
+    assert ev.tenant_id == s.tenant.id and ev.payload["measure"] == "allowance"
+    assert ev.payload["subscription_id"] == str(sub.id)
+
+
+def test_a_pooled_allowance_is_shared_by_the_accounts_devices(world):
+    ctx = world.ctx
+    s = shop(world)
+    off = offering(
+        ctx,
+        "Pool 2",
+        [
+            price("recurring", 3_000_000, allowance_messages=2, pooled=True),
+            price("per-message", 50_000),
+        ],
+    )
+    a = s.device(off, T - timedelta(days=5))
+    b = s.device(off, T - timedelta(days=5))
+    for i in range(4):
+        uplink(ctx, a, 10, T + timedelta(minutes=i))
+    uplink(ctx, b, 10, T + timedelta(minutes=9))
+    rate_all(ctx)
+    assert [r.charge_micros for r in _records(ctx)] == [0, 0, 0, 0, 50_000]
+    with ctx.db.read() as r:
+        pool = r.scalar(
+            select(UsageCounter).where(UsageCounter.bucket == f"pool:{s.account_id}:{off}")
+        )
+    assert pool is not None and (pool.messages, pool.allowance_messages) == (5, 4)
+    pool_events = [
+        e for e in _events(ctx, "usage.threshold") if e.payload["bucket"].startswith("pool")
+    ]
+    assert [e.payload["threshold_pct"] for e in pool_events] == [50, 80, 100]
+    assert pool_events[0].payload["subscription_id"] is None
+
+
+def test_quota_cap_with_suspend_rejects_the_excess_and_suspends(world):
+    ctx = world.ctx
+    s = shop(world, quota_messages=3, quota_action="suspend")
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    for i in range(5):
+        uplink(ctx, sub, 10, T + timedelta(minutes=i))
+    rate_all(ctx, batch_size=2)  # the cap is reached across batches
+    recs = _records(ctx)
+    assert [r.state for r in recs] == ["rated", "rated", "rated", "rejected", "rejected"]
+    assert recs[-1].reason == "quota-exceeded" and recs[-1].charge_micros == 0
+    with ctx.db.read() as r:
+        got = r.get(Subscription, sub.id)
+        assert got is not None and got.status == "suspended"
+    assert len(_events(ctx, "subscription.suspended")) == 1
+    quota = [e.payload for e in _events(ctx, "usage.threshold") if e.payload["measure"] == "quota"]
+    assert [q["threshold_pct"] for q in quota] == [50, 80, 100]
+
+
+def test_quota_cap_with_throttle_rejects_until_the_month_ends(world):
+    ctx = world.ctx
+    s = shop(world, quota_bytes=100, quota_action="throttle")
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    for i, size in enumerate([60, 60, 10]):
+        uplink(ctx, sub, size, T + timedelta(minutes=i))
+    rate_all(ctx)
+    assert [r.state for r in _records(ctx)] == ["rated", "rejected", "rejected"]
+    with ctx.db.read() as r:
+        assert r.get(Subscription, sub.id).throttled is True
+    uplink(ctx, sub, 10, datetime(2026, 12, 2, tzinfo=UTC))
+    rate_all(ctx)
+    assert _records(ctx)[-1].state == "rated"
+    with ctx.db.read() as r:
+        assert r.get(Subscription, sub.id).throttled is False
+
+
+def test_quota_notify_only_announces(world):
+    ctx = world.ctx
+    s = shop(world, quota_messages=2, quota_action="notify")
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    for i in range(3):
+        uplink(ctx, sub, 10, T + timedelta(minutes=i))
+    rate_all(ctx)
+    assert {r.state for r in _records(ctx)} == {"rated"}
+    assert [e.payload["threshold_pct"] for e in _events(ctx, "usage.threshold")] == [50, 80, 100]
+
+
+def test_prepaid_balance_is_debited_and_zero_stops_the_service(world):
+    ctx = world.ctx
+    s = shop(world, payment_mode="prepaid", balance=50_000, stop_at_zero_balance=True)
+    off = offering(ctx, "Prepaid per message", [price("per-message", 20_000)])
+    a = s.device(off, T - timedelta(days=5))
+    b = s.device(off, T - timedelta(days=5))
+    uplink(ctx, a, 10, T)
+    uplink(ctx, a, 10, T + timedelta(minutes=1))
+    rate_all(ctx)
+    with ctx.db.read() as r:
+        assert r.get(BillingAccount, s.account_id).balance_micros == 10_000
+        assert r.get(Subscription, a.id).status == "active"
+    uplink(ctx, b, 10, T + timedelta(minutes=2))
+    rate_all(ctx)
+    with ctx.db.read() as r:
+        assert r.get(BillingAccount, s.account_id).balance_micros == -10_000
+        assert {r.get(Subscription, x.id).status for x in (a, b)} == {"suspended"}
+
+
+def test_prepaid_without_stop_keeps_running_below_zero(world):
+    ctx = world.ctx
+    s = shop(world, payment_mode="prepaid", balance=0)
+    sub = s.device(offering(ctx, "P", [price("per-message", 20_000)]), T - timedelta(days=5))
+    uplink(ctx, sub, 10, T)
+    rate_all(ctx)
+    with ctx.db.read() as r:
+        assert r.get(BillingAccount, s.account_id).balance_micros == -20_000
+        assert r.get(Subscription, sub.id).status == "active"
+
+
+def test_a_batch_costs_the_same_queries_whatever_its_size(world):
+    ctx = world.ctx
+    s = shop(world)
+    off = _pay_per_use(ctx)
+    subs = [s.device(off, T - timedelta(days=5)) for _ in range(20)]
+
+    def selects_for(n_events: int) -> int:
+        for i in range(n_events):
+            uplink(ctx, subs[i % len(subs)], 10, T + timedelta(seconds=i))
+        count = 0
+
+        def count_selects(conn, cursor, statement, *args):
+            nonlocal count
+            if statement.lstrip().upper().startswith("SELECT"):
+                count += 1
+
+        sa_event.listen(ctx.db.engine, "before_cursor_execute", count_selects)
+        try:
+            rate_all(ctx, batch_size=1000)
+        finally:
+            sa_event.remove(ctx.db.engine, "before_cursor_execute", count_selects)
+        return count
+
+    assert selects_for(5) == selects_for(200)
+
+
+def test_read_usage_ignores_other_downlink_states_and_sizes_base64():
+    ev = Event(
+        type="downlink.queued",
+        tenant_id=None,
+        payload={"dev_eui": "00", "payload": "AAAA"},
+        occurred_at=T,
+    )
+    assert read_usage(ev, PeriodFinder()) is None
+    import uuid
+
+    ev = Event(
+        id=uuid.uuid4(),
+        type="uplink.accepted",
+        tenant_id=uuid.uuid4(),
+        payload={"dev_eui": "a1", "payload": "AAE=", "received_at": "2026-11-10T04:00:00Z"},
+        occurred_at=T,
+    )
+    u = read_usage(ev, PeriodFinder())
+    assert u is not None and (u.size, u.dev_eui, u.period) == (2, "A1", "2026-11")
+
+
+def test_rater_skips_nothing_when_batch_is_empty(db):
+    with db.write() as s:
+        assert Rater().rate(s, []).rated == 0
