@@ -26,7 +26,7 @@ from sqlalchemy import select
 from satiot.core import events
 from satiot.core.events import consume_batch
 from satiot.network import delivery
-from satiot.network.delivery import RetryPolicy
+from satiot.network.delivery_queue import RetryPolicy
 from satiot.network.integrations import create_integration
 from satiot.network.messages import uplink_message
 from satiot.network.models import Delivery

@@ -12,8 +12,8 @@ from satiot.core import consumers, events
 from satiot.core.clock import ManualClock
 from satiot.core.events import consume_batch
 from satiot.core.models import Event
-from satiot.network import delivery
-from satiot.network.delivery import Outcome, Result, RetryPolicy
+from satiot.network import delivery, delivery_queue
+from satiot.network.delivery_queue import Outcome, Result, RetryPolicy
 from satiot.network.integrations import set_integration_status
 from satiot.network.models import Delivery, DeliveryAttempt
 from tests.network.delivery_support import (
@@ -184,15 +184,15 @@ def test_a_claim_leases_whole_lanes_and_a_settle_releases_what_was_not_tried(ctx
         emit_uplink(ctx, t.id, DEV_A, f_cnt)
     fan_out(ctx)
     now = ctx.clock.now()
-    target, items = delivery.claim(ctx.db, hook, now, limit=10, timeout_s=5)
+    target, items = delivery_queue.claim(ctx.db, hook, now, limit=10, timeout_s=5)
     assert target is not None and [i.body["f_cnt"] for i in items] == [1, 2, 3]
-    assert delivery.claim(ctx.db, hook, now, limit=10, timeout_s=5)[1] == []  # leased
-    assert delivery.due_integrations(ctx.db, now) == []
+    assert delivery_queue.claim(ctx.db, hook, now, limit=10, timeout_s=5)[1] == []  # leased
+    assert delivery_queue.due_integrations(ctx.db, now) == []
     leased = deliveries(ctx, hook)[0].next_attempt_at
     assert leased == now + timedelta(seconds=3 * 5 * (1 + 3) + 60)  # 1 wave of 8, lane of 3
 
     failed = Result(items[0], Outcome(False, error="boom"), now, now)
-    settled = delivery.settle(
+    settled = delivery_queue.settle(
         ctx.db, target, [failed], items[1:], policy=RetryPolicy(), rng=random.Random(1)
     )
     assert (settled.retrying, settled.released) == (1, 2)
@@ -200,7 +200,7 @@ def test_a_claim_leases_whole_lanes_and_a_settle_releases_what_was_not_tried(ctx
     assert now <= rows[0].next_attempt_at <= now + timedelta(seconds=10)
     assert [r.next_attempt_at for r in rows[1:]] == [now, now]
     # Due by their own time, but held behind the backed-off first message.
-    assert delivery.claim(ctx.db, hook, now, limit=10, timeout_s=5)[1] == []
+    assert delivery_queue.claim(ctx.db, hook, now, limit=10, timeout_s=5)[1] == []
     with ctx.db.read() as s:
         (attempt,) = s.scalars(select(DeliveryAttempt)).all()
     assert (attempt.outcome, attempt.error, attempt.delivery_id) == ("failed", "boom", items[0].id)
@@ -213,9 +213,9 @@ def test_a_lapsed_lease_is_claimed_again(ctx, world):
     hook = webhook(ctx, world, t.id, "https://a.example/hook")
     emit_uplink(ctx, t.id, DEV_A, 1)
     fan_out(ctx)
-    assert len(delivery.claim(ctx.db, hook, clock.now(), limit=10, timeout_s=5)[1]) == 1
+    assert len(delivery_queue.claim(ctx.db, hook, clock.now(), limit=10, timeout_s=5)[1]) == 1
     clock.advance(3 * 5 * 2 + 60)
-    assert len(delivery.claim(ctx.db, hook, clock.now(), limit=10, timeout_s=5)[1]) == 1
+    assert len(delivery_queue.claim(ctx.db, hook, clock.now(), limit=10, timeout_s=5)[1]) == 1
 
 
 def test_pending_deliveries_of_a_disabled_integration_wait(ctx, world):

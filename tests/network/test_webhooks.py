@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from satiot.core.models import Event
-from satiot.network import delivery
-from satiot.network.delivery import RetryPolicy
+from satiot.network import delivery_queue
+from satiot.network.delivery_queue import RetryPolicy
 from satiot.network.integrations import replay_dead_letters, replay_delivery
 from satiot.network.models import DeliveryAttempt
 from satiot.network.webhooks import DISPATCHER_NAME, Dispatcher, dispatcher_service, sign
@@ -128,7 +128,7 @@ def test_failures_back_off_with_full_jitter_then_dead_letter(ctx, world, receive
     assert row.last_error == "HTTP 503"  # never the answer's body (no SSRF read-back)
     with ctx.db.read() as s:
         attempts = s.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.at)).all()
-        dead = s.scalars(select(Event).where(Event.type == delivery.DEAD_EVENT)).one()
+        dead = s.scalars(select(Event).where(Event.type == delivery_queue.DEAD_EVENT)).one()
     assert [(a.outcome, a.status_code) for a in attempts] == [("failed", 503)] * 6
     assert all(a.duration_ms >= 0 for a in attempts)
     assert dead.tenant_id == t.id

@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from satiot.core.errors import InvalidInput
-from satiot.network.delivery import Claimed, Outcome, Target
+from satiot.network.delivery_queue import Claimed, Outcome, Target
 from satiot.network.integrations import BrokerAddress, parse_mqtt_url
 from satiot.network.messages import DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
 

@@ -38,8 +38,8 @@ from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
 from satiot.core.services import BackgroundService
-from satiot.network import delivery
-from satiot.network.delivery import Claimed, Outcome, Result, RetryPolicy, Target
+from satiot.network import delivery_queue
+from satiot.network.delivery_queue import Claimed, Outcome, Result, RetryPolicy, Target
 from satiot.network.integrations import open_secret
 from satiot.network.keys import Kek, KekError
 from satiot.network.mqtt_publish import MqttPublisher, MqttSender, encode
@@ -209,7 +209,7 @@ class Dispatcher:
     async def run_once(self, now: datetime | None = None) -> DispatchStats:
         """One round: every due integration served once, concurrently; wait for all."""
         now = now or self.clock.now()
-        ids = await asyncio.to_thread(delivery.due_integrations, self.db, now)
+        ids = await asyncio.to_thread(delivery_queue.due_integrations, self.db, now)
         total = DispatchStats()
         for stats in await asyncio.gather(*(self.serve(i, now) for i in ids)):
             total += stats
@@ -218,7 +218,7 @@ class Dispatcher:
     async def serve(self, integration_id: uuid.UUID, now: datetime) -> DispatchStats:
         """Claim one integration's sendable deliveries, send them lane by lane, settle."""
         target, items = await asyncio.to_thread(
-            delivery.claim,
+            delivery_queue.claim,
             self.db,
             integration_id,
             now,
@@ -244,9 +244,15 @@ class Dispatcher:
                     unsent.extend(lane[index + 1 :])  # the device's later messages wait
                     return
 
-        await asyncio.gather(*(run_lane(lane) for lane in delivery.lanes(items)))
+        await asyncio.gather(*(run_lane(lane) for lane in delivery_queue.lanes(items)))
         settled = await asyncio.to_thread(
-            delivery.settle, self.db, target, results, unsent, policy=self.policy, rng=self.rng
+            delivery_queue.settle,
+            self.db,
+            target,
+            results,
+            unsent,
+            policy=self.policy,
+            rng=self.rng,
         )
         stats.attempted = len(results)
         stats.delivered, stats.retrying, stats.dead = (
@@ -269,7 +275,7 @@ class Dispatcher:
             resting = {i: t for i, t in resting.items() if t > now}
             try:
                 ids = await asyncio.to_thread(
-                    delivery.due_integrations, self.db, now, exclude={*tasks, *resting}
+                    delivery_queue.due_integrations, self.db, now, exclude={*tasks, *resting}
                 )
             except Exception:
                 log.exception("delivery dispatcher: cannot read due integrations")
@@ -295,7 +301,7 @@ class Dispatcher:
     async def _rest_until(self, iid: uuid.UUID, now: datetime, idle_s: float) -> datetime:
         limit = now + timedelta(seconds=idle_s)
         try:
-            due = await asyncio.to_thread(delivery.next_due, self.db, iid, now)
+            due = await asyncio.to_thread(delivery_queue.next_due, self.db, iid, now)
         except Exception:
             log.exception("delivery dispatcher: cannot read when integration %s is due", iid)
             return limit
