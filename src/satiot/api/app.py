@@ -24,6 +24,7 @@ from satiot.api import (
     tenants,
     users,
 )
+from satiot.api.catalog import router as catalog_router
 from satiot.api.context import AppContext
 from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
@@ -64,6 +65,8 @@ def api_router() -> APIRouter:
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
         router.include_router(oss)
+    for bss in (catalog_router,):
+        router.include_router(bss)
     return router
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -180,6 +181,7 @@ class ProductOfferingPrice(Base):
     offering_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("product_offerings.id"), index=True
     )
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order within the offering
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     amount_micros: Mapped[int] = mapped_column(Micros)
@@ -200,13 +202,13 @@ class ProductOrder(TenantScoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
     contract_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("contracts.id"))
-    billing_account_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("billing_accounts.id")
-    )
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("billing_accounts.id"))
     state: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))  # api | csv
     external_id: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(200))  # the placing principal's actor
+    requested_start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -217,21 +219,24 @@ class ProductOrderItem(TenantScoped, Base):
     __tablename__ = "product_order_items"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("product_orders.id"), index=True
-    )
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("product_orders.id"), index=True)
     line: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(8))  # add | modify | delete
-    offering_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("product_offerings.id")
-    )
+    offering_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("product_offerings.id"))
     add_on_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("subscriptions.id")
-    )
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("subscriptions.id"))
     terminal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # imei, dev_eui, model…
+    reason: Mapped[str | None] = mapped_column(String(500))  # why (modify, delete)
     state: Mapped[str] = mapped_column(String(16))
+    error_field: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("order_id", "line", name="uq_order_items_order_line"),)
+
+
+#: Subscriptions that still hold their identities (not terminated, cancelled or aborted).
+LIVE_SUBSCRIPTION_SQL = "status NOT IN ('terminated', 'cancelled', 'aborted')"
 
 
 class Subscription(TenantScoped, Base):
@@ -251,21 +256,35 @@ class Subscription(TenantScoped, Base):
     contract_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("contracts.id"))
     offering_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("product_offerings.id"))
     add_on_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    device_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("devices.id"), unique=True
-    )
+    device_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("devices.id"))
     imei: Mapped[str | None] = mapped_column(String(16))
     dev_eui: Mapped[str] = mapped_column(String(16))
     terminal_model: Mapped[str] = mapped_column(String(100))
     iot_number: Mapped[str | None] = mapped_column(String(13))
     handle: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20))
+    status_reason: Mapped[str | None] = mapped_column(String(500))
     throttled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_subscriptions_dev_eui", "dev_eui"),)
+    __table_args__ = (
+        Index("ix_subscriptions_dev_eui", "dev_eui"),
+        # "One device, one code, one number": each identity is bound to one live
+        # subscription at most, whatever the tenant (partial unique indexes: an ended
+        # subscription keeps its record but releases the identity).
+        *(
+            Index(
+                f"uq_subscriptions_live_{column}",
+                column,
+                unique=True,
+                sqlite_where=text(LIVE_SUBSCRIPTION_SQL),
+                postgresql_where=text(LIVE_SUBSCRIPTION_SQL),
+            )
+            for column in ("device_id", "imei", "dev_eui", "iot_number", "handle")
+        ),
+    )
 
 
 # -- rating (TMF635) -----------------------------------------------------------------------
@@ -286,9 +305,7 @@ class UsageRecord(TenantScoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     dev_eui: Mapped[str] = mapped_column(String(16))
-    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("subscriptions.id")
-    )
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("subscriptions.id"))
     billing_account_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("billing_accounts.id")
     )

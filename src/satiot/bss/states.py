@@ -77,6 +77,23 @@ ORDER = Lifecycle(
     },
 )
 
+#: States of one order item (TMF622 productOrderItem states, the ones an item here takes):
+#: each item is fulfilled in its own transaction, so it is either done or failed, never half.
+ORDER_ITEM = Lifecycle(
+    name="product-order-item",
+    states=("acknowledged", "completed", "failed", "cancelled"),
+    initial="acknowledged",
+    transitions={
+        ("acknowledged", "completed"): _SYSTEM,
+        ("acknowledged", "failed"): _SYSTEM,
+        ("acknowledged", "cancelled"): _SYSTEM,
+    },
+)
+
+#: Orders whose items may still be fulfilled, and those no longer open to change.
+ORDER_OPEN_STATES = frozenset({"acknowledged", "pending", "held", "inProgress"})
+ORDER_FINAL_STATES = frozenset({"rejected", "cancelled", "completed", "failed", "partial"})
+
 #: TMF637 product (subscription) states.
 SUBSCRIPTION = Lifecycle(
     name="subscription",
@@ -102,6 +119,12 @@ SUBSCRIPTION = Lifecycle(
         ("suspended", "pendingTerminate"): _SALES | _COMPLIANCE | {"customer-admin"},
         ("pendingTerminate", "terminated"): _SYSTEM,
     },
+)
+
+#: Subscriptions that hold their identities (IMEI, DevEUI, number, handle) and count against
+#: the contract's device limit (see ``models.LIVE_SUBSCRIPTION_SQL``).
+SUBSCRIPTION_LIVE_STATES = frozenset(
+    {"created", "pendingActive", "active", "suspended", "pendingTerminate"}
 )
 
 #: TMF678 customerBill states.
