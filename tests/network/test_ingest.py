@@ -487,3 +487,40 @@ def test_an_unknown_station_is_not_found_and_a_foreign_key_is_refused(ctx, world
     with pytest.raises(PermissionDenied, match="another ground station"):
         ingest(ctx.db, station, [], kek=ctx.kek, at=T0, fcnt_window=10, principal=other)
     assert counts(ctx) == (0, 0, 0)
+
+
+def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, station):
+    """What a transaction that lost the race sees: its row for a stored (device, FCnt) is
+    skipped and left out of the ids it gets back (RETURNING on PostgreSQL, the row count and
+    one query on SQLite)."""
+    import uuid
+
+    from satiot.network.ingest_store import insert_uplinks
+
+    dev = add_device(ctx, world, tenant.id)
+    post(ctx, station, [rec(dev.frame(1))])
+    (stored,) = _uplinks(ctx, dev)
+
+    def row(f_cnt):
+        return {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant.id,
+            "device_id": dev.id,
+            "dev_eui": dev.dev_eui,
+            "f_cnt": f_cnt,
+            "f_port": 1,
+            "mic": 7,
+            "confirmed": False,
+            "ack": False,
+            "adr": False,
+            "f_opts": b"",
+            "payload": b"",
+            "received_at": T0,
+            "accepted_at": T0,
+            "reception_count": 1,
+        }
+
+    lost, won = row(1), row(2)
+    with ctx.db.write() as s:
+        assert insert_uplinks(s, [lost, won]) == {won["id"]}
+    assert [u.id for u in _uplinks(ctx, dev)] == [stored.id, won["id"]]

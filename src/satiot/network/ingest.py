@@ -84,11 +84,8 @@ def ingest_batch(
             # Another transaction stored these frames while this one decided: attach to its
             # uplinks (or reject as replays), as if they had been known from the start.
             batch.lost_race(lost, load_uplinks(session, [(u.device.id, u.f_cnt) for u in lost]))
-    added: dict[uuid.UUID, int] = {}
-    for uplink_id in insert_receptions(session, batch.reception_rows(at)):
-        if uplink_id not in batch.new_ids:
-            added[uplink_id] = added.get(uplink_id, 0) + 1
-    add_reception_counts(session, added)
+    # New uplinks were inserted with their count; stored ones gain what was really added.
+    add_reception_counts(session, insert_receptions(session, *batch.reception_rows(at)))
     advance_devices(session, batch.device_progress())
     touch_station(session, station.id, at)
     accepted = batch.accepted_uplinks()

@@ -305,10 +305,6 @@ class Batch:
                     f"device {up.device.dev_eui} already sent another frame with FCnt {up.f_cnt}",
                 )
 
-    @property
-    def new_ids(self) -> set[uuid.UUID]:
-        return {up.id for up in self.new}
-
     def uplink_rows(self, at: datetime, kek: Kek) -> list[dict[str, Any]]:
         """Rows of the new uplinks (their payloads decrypted here, once per frame)."""
         rows = []
@@ -338,11 +334,16 @@ class Batch:
             )
         return rows
 
-    def reception_rows(self, at: datetime) -> list[dict[str, Any]]:
-        """One row per distinct copy (station, satellite, time) of every frame in the batch."""
+    def reception_rows(self, at: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """One row per distinct copy (station, satellite, time) of every frame in the batch:
+        (copies of new uplinks, copies of stored ones)."""
         station_id = self.station.id
-        rows = []
+        fresh: list[dict[str, Any]] = []
+        more: list[dict[str, Any]] = []
         for up in self.known.values():
+            if not up.copies:
+                continue
+            rows = fresh if up.frame is not None else more
             tenant_id = up.device.tenant_id
             for rec in up.copies.values():
                 rows.append(
@@ -360,7 +361,7 @@ class Batch:
                         "ingested_at": at,
                     }
                 )
-        return rows
+        return fresh, more
 
     def device_progress(self) -> dict[uuid.UUID, tuple[int, datetime]]:
         """Per device with new uplinks: its highest counter and latest reception time."""

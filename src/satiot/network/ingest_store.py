@@ -1,7 +1,7 @@
 """The statements of one ingest batch: a fixed handful, whatever the batch holds.
 
-Each function is one SQL statement over the whole batch (a read by an IN list or a joined
-VALUES list, a multi-row INSERT … ON CONFLICT DO NOTHING … RETURNING, or an executemany
+Each function is one SQL statement over the whole batch (a read by an IN list or a list of pairs
+joined to an index, a multi-row INSERT … ON CONFLICT DO NOTHING … RETURNING, or an executemany
 UPDATE), issued on the session's connection through SQLAlchemy Core so that no ORM unit of work
 runs per row. ON CONFLICT is what makes concurrent posters safe on PostgreSQL: two transactions
 inserting the same uplink both reach the unique index, one wins, the other's row is skipped and
@@ -11,6 +11,7 @@ SQLite serialises writers (``BEGIN IMMEDIATE``), so there the loser case never a
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,16 +24,15 @@ from sqlalchemy import (
     Connection,
     Table,
     Uuid,
-    and_,
     bindparam,
     case,
-    column,
     select,
+    text,
     update,
 )
-from sqlalchemy import values as sql_values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from satiot.network.models import Device, GroundStation, Uplink, UplinkReception
 
@@ -81,56 +81,90 @@ def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
     return _connection(session).execute(stmt).all()
 
 
-def load_uplinks(session: Session, keys: Iterable[tuple[uuid.UUID, int]]) -> list[KnownUplink]:
-    """The stored uplinks among these (device, full FCnt) pairs (one query).
+#: The stored uplinks among a list of (device, FCnt) pairs, one index probe per pair. The SQL
+#: text is the same for any number of pairs (a JSON document on SQLite, two arrays on
+#: PostgreSQL), so it is compiled once, not per batch; a row-value IN list would make SQLite
+#: scan the whole table.
+_KNOWN_UPLINKS = {
+    "sqlite": text(
+        "SELECT u.id, u.device_id, u.f_cnt, u.mic FROM json_each(:pairs) AS w "
+        "CROSS JOIN uplinks AS u ON u.device_id = w.value ->> 0 AND u.f_cnt = w.value ->> 1"
+    ),
+    "postgresql": text(
+        "SELECT u.id, u.device_id, u.f_cnt, u.mic "
+        "FROM unnest(CAST(:devices AS uuid[]), CAST(:f_cnts AS bigint[])) AS w(device_id, f_cnt) "
+        "JOIN uplinks AS u ON u.device_id = w.device_id AND u.f_cnt = w.f_cnt"
+    ),
+}
+_KNOWN_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "id": Uuid(),
+    "device_id": Uuid(),
+    "f_cnt": BigInteger(),
+    "mic": BigInteger(),
+}
 
-    The pairs are joined as a VALUES list so each is one index probe: a row-value IN list
-    makes SQLite scan the whole table.
-    """
+
+def load_uplinks(session: Session, keys: Iterable[tuple[uuid.UUID, int]]) -> list[KnownUplink]:
+    """The stored uplinks among these (device, full FCnt) pairs (one query)."""
     pairs = sorted(set(keys))
     if not pairs:
         return []
-    wanted = (
-        sql_values(column("device_id", Uuid), column("f_cnt", BigInteger), name="wanted")
-        .data(pairs)
-        .cte("wanted")
-    )
-    c = _UPLINKS.c
-    stmt = select(c.id, c.device_id, c.f_cnt, c.mic).join_from(
-        wanted, _UPLINKS, and_(c.device_id == wanted.c.device_id, c.f_cnt == wanted.c.f_cnt)
-    )
-    rows = _connection(session).execute(stmt).all()
+    conn = _connection(session)
+    stmt = _KNOWN_UPLINKS[conn.dialect.name].columns(**_KNOWN_COLUMNS)
+    if conn.dialect.name == "sqlite":
+        params: dict[str, Any] = {"pairs": json.dumps([[d.hex, f] for d, f in pairs])}
+    else:
+        params = {"devices": [d for d, _ in pairs], "f_cnts": [f for _, f in pairs]}
+    rows = conn.execute(stmt, params).all()
     return [KnownUplink(r.id, r.device_id, r.f_cnt, r.mic) for r in rows]
 
 
 def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
     """Insert new uplinks, skipping any (device, FCnt) another transaction stored first;
-    return the ids actually inserted."""
+    return the ids actually inserted.
+
+    PostgreSQL says which rows it wrote with RETURNING (its batched multi-row INSERT reports
+    no row count). On SQLite, where RETURNING costs as much again per row, a plain executemany
+    counts the rows written: all of them, since writers there are serialised and the batch
+    read the stored uplinks under the write lock; should the count ever fall short, one query
+    finds which ids made it.
+    """
     if not rows:
         return set()
     conn = _connection(session)
-    stmt = (
-        _insert(conn, _UPLINKS)
-        .on_conflict_do_nothing(index_elements=["device_id", "f_cnt"])
-        .returning(_UPLINKS.c.id)
-    )
-    return {r[0] for r in conn.execute(stmt, list(rows))}
+    stmt = _insert(conn, _UPLINKS).on_conflict_do_nothing(index_elements=["device_id", "f_cnt"])
+    if conn.dialect.name == "postgresql":
+        return {r[0] for r in conn.execute(stmt.returning(_UPLINKS.c.id), list(rows))}
+    written = conn.execute(stmt, list(rows)).rowcount
+    ids = [row["id"] for row in rows]
+    if written == len(rows):
+        return set(ids)
+    found = conn.execute(select(_UPLINKS.c.id).where(_UPLINKS.c.id.in_(ids)))
+    return {r[0] for r in found}
 
 
-def insert_receptions(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
-    """Insert receptions, skipping copies already stored (a station's retried post); return
-    the uplink id of each row actually inserted."""
-    if not rows:
-        return []
+_RECEPTION_KEY = ["uplink_id", "ground_station_id", "satellite", "received_at"]
+
+
+def insert_receptions(
+    session: Session, fresh: Sequence[Mapping[str, Any]], more: Sequence[Mapping[str, Any]]
+) -> dict[uuid.UUID, int]:
+    """Insert receptions; return how many were added per uplink among ``more``.
+
+    ``fresh`` are copies of uplinks inserted by this transaction, so none can exist yet (a
+    plain executemany); ``more`` are copies of stored uplinks, where a station's retried post
+    meets its own earlier rows: those are skipped, and RETURNING tells what was added, for the
+    uplinks' ``reception_count``.
+    """
     conn = _connection(session)
-    stmt = (
-        _insert(conn, _RECEPTIONS)
-        .on_conflict_do_nothing(
-            index_elements=["uplink_id", "ground_station_id", "satellite", "received_at"]
-        )
-        .returning(_RECEPTIONS.c.uplink_id)
-    )
-    return [r[0] for r in conn.execute(stmt, list(rows))]
+    stmt = _insert(conn, _RECEPTIONS).on_conflict_do_nothing(index_elements=_RECEPTION_KEY)
+    if fresh:
+        conn.execute(stmt, list(fresh))
+    added: dict[uuid.UUID, int] = {}
+    if more:
+        for (uplink_id,) in conn.execute(stmt.returning(_RECEPTIONS.c.uplink_id), list(more)):
+            added[uplink_id] = added.get(uplink_id, 0) + 1
+    return added
 
 
 def add_reception_counts(session: Session, added: Mapping[uuid.UUID, int]) -> None:

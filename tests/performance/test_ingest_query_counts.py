@@ -1,0 +1,56 @@
+"""SQL statements per ingest batch, pinned: the same few whatever the batch holds."""
+
+from __future__ import annotations
+
+from satiot.core.auth.roles import Role
+from tests.network.ingest_helpers import T0, add_device, add_station, hours, post, rec
+from tests.performance.test_query_counts import count_queries
+
+
+def _batch(devs, first: int, n: int, copies: int):
+    """``n`` new frames spread over ``devs`` (counters from ``first``) plus ``copies`` copies,
+    via other satellites, of the devices' frames with counter 0."""
+    new = [rec(devs[i % len(devs)].frame(first + i // len(devs))) for i in range(n)]
+    old = [
+        rec(devs[i % len(devs)].frame(0), satellite=f"SAT-{i}", at=T0 + hours(1))
+        for i in range(copies)
+    ]
+    return new + old
+
+
+def _statements(ctx, station, items) -> list[str]:
+    with count_queries(ctx.db.engine) as seen:
+        result = post(ctx, station, items)
+    assert not result.rejected
+    return [" ".join(q.split()[:3]) for q in seen]
+
+
+def test_a_batch_costs_the_same_statements_for_10_or_400_receptions(ctx, world):
+    tenant = world.tenant()
+    devs = [add_device(ctx, world, tenant.id) for _ in range(40)]
+    station, _ = add_station(ctx, world)
+    post(ctx, station, _batch(devs, 0, 40, 0))  # counter 0 of every device
+    small = _statements(ctx, station, _batch(devs, 1, 8, 2))
+    large = _statements(ctx, station, _batch(devs, 100, 300, 100))
+    # station, devices by DevAddr, stored uplinks by (device, FCnt), INSERT uplinks, INSERT
+    # copies of new uplinks, INSERT copies of stored ones, UPDATE their counts, UPDATE
+    # devices, UPDATE station; at commit: the event log's head and the events
+    assert len(small) == len(large) == 11, large
+
+
+def test_an_authenticated_post_adds_only_the_credential_lookups(client, ctx, world):
+    tenant = world.tenant()
+    devs = [add_device(ctx, world, tenant.id) for _ in range(10)]
+    station, key = add_station(ctx, world)
+    assert world.user(tenant, Role.CUSTOMER_USER)  # not involved: stations post as themselves
+    with count_queries(ctx.db.engine) as seen:
+        r = client.post(
+            f"/api/v1/ground-stations/{station}/receptions",
+            json={"receptions": _batch(devs, 0, 50, 0)},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert r.status_code == 200 and r.json()["accepted"] == 50, r.text
+    # key by prefix, its tenant (a machine key has no user), then the batch: station, devices,
+    # stored uplinks, INSERT uplinks, INSERT receptions, UPDATE devices, UPDATE station, log
+    # head, events
+    assert len(seen) == 11, [" ".join(q.split()[:3]) for q in seen]
