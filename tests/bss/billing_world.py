@@ -57,7 +57,7 @@ class Shop:
         account_id: uuid.UUID | None = None,
     ) -> Subscription:
         self.n[0] += 1
-        dev_eui = f"{self.tenant.id.hex[:8]}{self.n[0]:08X}".upper()
+        dev_eui = f"{self.tenant.id.hex[-8:]}{self.n[0]:08X}".upper()
         with self.ctx.db.write() as s:
             sub = Subscription(
                 tenant_id=self.tenant.id,
@@ -94,7 +94,7 @@ class Shop:
 def offering(ctx: AppContext, name: str, prices: list[dict[str, Any]], *, add_on: bool = False):
     with ctx.db.write() as s:
         o = ProductOffering(
-            code=f"{name.lower().replace(' ', '-')}-{new_id().hex[:6]}",
+            code=f"{name.lower().replace(' ', '-')}-{new_id().hex[-10:]}",
             version=1,
             name=name,
             lifecycle_status="Active",
@@ -156,7 +156,7 @@ def shop(
         contract = Contract(
             tenant_id=tenant.id,
             customer_id=customer.id,
-            number=f"C-{new_id().hex[:8]}",
+            number=f"C-{new_id().hex[-12:]}",
             version=1,
             scenario="energy-monitoring",
             allowed_models=["TQ-100"],

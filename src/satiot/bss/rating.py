@@ -196,7 +196,7 @@ class Rater:
         store.write_usage(session, rows)
         store.write_counters(session, ctx.buckets.values())
         _throttle(session, capped, unthrottle, out)
-        out.suspended += store.debit_prepaid(session, ctx, debits, usages[-1].at)
+        out.suspended += store.debit_prepaid(session, debits, usages[-1].at)
         suspend = [sid for sid, (action, _) in capped.items() if action == "suspend"]
         if suspend:
             at = max(at for _, at in capped.values())

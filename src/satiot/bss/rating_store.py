@@ -329,9 +329,7 @@ def write_counters(session: Session, buckets: Iterable[Bucket]) -> None:
     )
 
 
-def debit_prepaid(
-    session: Session, ctx: Context, debits: dict[uuid.UUID, int], at: datetime
-) -> list[uuid.UUID]:
+def debit_prepaid(session: Session, debits: dict[uuid.UUID, int], at: datetime) -> list[uuid.UUID]:
     """Debit prepaid balances; suspend what the contract stops at zero. Return suspended ids."""
     exhausted: list[uuid.UUID] = []
     for account_id in sorted(debits):

@@ -1,0 +1,369 @@
+"""Billing (TMF678): monthly bill runs and dry runs over business months.
+
+A bill covers one billing account for one period (``YYYY-MM`` in the business time zone,
+Asia/Shanghai by default) and has three kinds of lines:
+
+- **recurring**: each recurring price of each subscribed offering (and add-on), prorated by
+  days for a device activated or terminated during the month: ``amount × days ÷ days in
+  month`` per device, rounded to the micro-yuan, one line per offering price;
+- **usage**: rated, unbilled usage of the period or earlier (late usage joins the next bill),
+  one line per offering and direction, with message and byte counts;
+- **one-time**: each one-time price (activation fee) of a device activated in the period.
+
+Each line is rounded to the fen; the subtotal is their sum; VAT is the subtotal × the rate
+(``SATIOT_TAX_RATE_BP``) rounded half-up to the fen; the total is subtotal + VAT.
+
+:func:`compute` prices bills without writing anything; the dry run is exactly that, and the
+real run (:func:`run_bills`) writes what the same function returns, so their numbers agree.
+A bill run skips accounts already billed for the period (the unique account + period), so
+re-running it bills nobody twice. On PostgreSQL the run holds a lock on the usage table so that
+no usage can be rated between summing it and marking it billed (rating waits those seconds);
+on SQLite the run's write transaction already excludes every other writer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from satiot.bss import billing_sql as q
+from satiot.bss.bulk import insert_rows
+from satiot.bss.invoices import invoice_series, take_numbers
+from satiot.bss.models import (
+    BillRun,
+    CustomerBill,
+    ProductOffering,
+    ProductOfferingPrice,
+    UsageRecord,
+)
+from satiot.bss.money import round_to_fen
+from satiot.bss.periods import Period, period_bounds
+from satiot.core.audit import record as audit_record
+from satiot.core.auth.principal import Principal
+from satiot.core.errors import InvalidInput
+from satiot.core.ids import new_id
+
+UNITS = {"uplink": "msg", "downlink": "msg"}
+DIRECTION = {"uplink": "Uplink messages 上行消息", "downlink": "Downlink messages 下行消息"}
+
+
+@dataclass
+class DraftLine:
+    kind: str  # recurring | usage | one-time
+    description: str
+    quantity: int
+    unit: str
+    amount_micros: int  # rounded to the fen
+
+
+@dataclass
+class Draft:
+    """One bill as computed (the dry run's answer, and what a real run writes)."""
+
+    account_id: uuid.UUID
+    tenant_id: uuid.UUID
+    period: str
+    lines: list[DraftLine] = field(default_factory=list)
+    usage_raw_micros: int = 0  # usage before rounding (what prepaid rating debited)
+    tax_rate_bp: int = 0
+
+    def _sum(self, kind: str) -> int:
+        return sum(line.amount_micros for line in self.lines if line.kind == kind)
+
+    @property
+    def recurring_micros(self) -> int:
+        return self._sum("recurring")
+
+    @property
+    def usage_micros(self) -> int:
+        return self._sum("usage")
+
+    @property
+    def one_time_micros(self) -> int:
+        return self._sum("one-time")
+
+    @property
+    def subtotal_micros(self) -> int:
+        return sum(line.amount_micros for line in self.lines)
+
+    @property
+    def tax_micros(self) -> int:
+        # The subtotal is whole fen, so subtotal × bp / 10,000 is an exact micro-yuan amount.
+        return round_to_fen(self.subtotal_micros * self.tax_rate_bp // 10_000)
+
+    @property
+    def total_micros(self) -> int:
+        return self.subtotal_micros + self.tax_micros
+
+
+def prorate(amount: int, days: int, days_in_month: int) -> int:
+    """``amount × days ÷ days_in_month`` rounded half-up to the micro-yuan."""
+    if days >= days_in_month:
+        return amount
+    return (2 * amount * days + days_in_month) // (2 * days_in_month)
+
+
+def _catalog(
+    session: Session, offering_ids: Collection[uuid.UUID]
+) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, list[ProductOfferingPrice]]]:
+    names = {
+        o.id: o.name
+        for o in session.scalars(
+            select(ProductOffering).where(ProductOffering.id.in_(offering_ids))
+        )
+    }
+    prices: dict[uuid.UUID, list[ProductOfferingPrice]] = defaultdict(list)
+    for p in session.scalars(
+        select(ProductOfferingPrice)
+        .where(ProductOfferingPrice.offering_id.in_(offering_ids))
+        .order_by(ProductOfferingPrice.offering_id, ProductOfferingPrice.id)
+    ):
+        prices[p.offering_id].append(p)
+    return names, prices
+
+
+def compute(
+    session: Session,
+    period: Period,
+    *,
+    tax_rate_bp: int,
+    accounts: Collection[uuid.UUID] | None = None,
+) -> list[Draft]:
+    """Price the bills of ``period`` for ``accounts`` (all, if None) not yet billed for it.
+
+    Reads only; returns drafts ordered by account id (the order invoice numbers follow).
+    """
+    subs = q.subscription_groups(session, period, accounts)
+    usage = q.usage_groups(session, period, accounts)
+    billed = q.billed_accounts(session, period, accounts)
+    offering_ids: set[uuid.UUID] = {g.offering_id for g in subs} | {g.offering_id for g in usage}
+    for g in subs:
+        offering_ids.update(uuid.UUID(a) for a in g.add_on_ids)
+    names, prices = _catalog(session, offering_ids) if offering_ids else ({}, {})
+    account_ids = ({g.account_id for g in subs} | {g.account_id for g in usage}) - billed
+    tenants = q.account_tenants(session, account_ids)
+    drafts = {a: Draft(a, tenants[a], period.name, tax_rate_bp=tax_rate_bp) for a in account_ids}
+
+    # recurring and one-time: (account, offering, price) -> [devices, device-days, micros]
+    fees: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], list[int]] = defaultdict(lambda: [0, 0, 0])
+    once: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], list[int]] = defaultdict(lambda: [0, 0])
+    for g in subs:
+        if g.account_id in billed:
+            continue
+        for oid in (g.offering_id, *(uuid.UUID(a) for a in g.add_on_ids)):
+            for p in prices.get(oid, ()):
+                key = (g.account_id, oid, p.id)
+                if p.kind == "recurring":
+                    acc = fees[key]
+                    acc[0] += g.count
+                    acc[1] += g.count * g.days
+                    acc[2] += g.count * prorate(p.amount_micros, g.days, period.days)
+                elif p.kind == "one-time" and g.new:
+                    once[key][0] += g.count
+                    once[key][1] += g.count * p.amount_micros
+    price_by_id = {p.id: p for ps in prices.values() for p in ps}
+    for (account, oid, pid), (devices, device_days, micros) in sorted(fees.items()):
+        note = ""
+        if device_days < devices * period.days:
+            note = f"; prorated 按天折算: {device_days} of {devices * period.days} device-days"
+        drafts[account].lines.append(
+            DraftLine(
+                "recurring",
+                f"{names.get(oid, oid)} — {price_by_id[pid].name}{note}",
+                devices,
+                "device",
+                round_to_fen(micros),
+            )
+        )
+    for g2 in sorted(usage, key=lambda g: (g.account_id, str(g.offering_id), g.kind)):
+        if g2.account_id in billed:
+            continue
+        d = drafts[g2.account_id]
+        d.usage_raw_micros += g2.charge_micros
+        d.lines.append(
+            DraftLine(
+                "usage",
+                f"{names.get(g2.offering_id, g2.offering_id)} — {DIRECTION[g2.kind]}: "
+                f"{g2.messages:,} msg, {g2.bytes:,} B ({g2.billable_bytes:,} B billable)",
+                g2.messages,
+                UNITS[g2.kind],
+                round_to_fen(g2.charge_micros),
+            )
+        )
+    for (account, oid, pid), (devices, micros) in sorted(once.items()):
+        drafts[account].lines.append(
+            DraftLine(
+                "one-time",
+                f"{names.get(oid, oid)} — {price_by_id[pid].name}",
+                devices,
+                "device",
+                round_to_fen(micros),
+            )
+        )
+    return [drafts[a] for a in sorted(drafts)]
+
+
+def dry_run(
+    session: Session, account_id: uuid.UUID, period: str, *, tax_rate_bp: int, tz: str
+) -> Draft | None:
+    """The bill ``account_id`` would get for ``period`` if it were billed now (writes
+    nothing); None when there is nothing to bill or the account is billed already."""
+    drafts = compute(
+        session, period_bounds(period, tz), tax_rate_bp=tax_rate_bp, accounts=[account_id]
+    )
+    return drafts[0] if drafts else None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    tax_rate_bp: int
+    series_prefix: str
+    payment_terms_days: int
+    tz: str
+
+
+def run_bills(
+    session: Session,
+    principal: Principal,
+    period_name: str,
+    *,
+    at: datetime,
+    settings: RunSettings,
+    accounts: Collection[uuid.UUID] | None = None,
+) -> BillRun:
+    """Bill ``period_name`` for every account (or ``accounts``) not yet billed for it.
+
+    One transaction: bills get gap-free numbers, their lines are written, the usage they
+    charge moves to ``billed``, and the run is audited once (bills start ``new``).
+    """
+    period = period_bounds(period_name, settings.tz)
+    if at < period.end:
+        raise InvalidInput(
+            f"period {period_name} has not ended yet (a dry run shows the bill so far)",
+            field="period",
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE usage_records IN SHARE ROW EXCLUSIVE MODE"))
+    run = BillRun(id=new_id(), period=period_name, dry_run=False, status="running", started_at=at)
+    session.add(run)
+    session.flush()
+    drafts = compute(session, period, tax_rate_bp=settings.tax_rate_bp, accounts=accounts)
+    series = invoice_series(settings.series_prefix, at, settings.tz)
+    first = take_numbers(session, series, len(drafts)) if drafts else 0
+    due = at + timedelta(days=settings.payment_terms_days)
+    bill_rows = []
+    line_rows = []
+    for i, d in enumerate(drafts):
+        bill_id = new_id()
+        bill_rows.append(
+            (
+                bill_id,
+                d.tenant_id,
+                d.account_id,
+                run.id,
+                f"{series}-{first + i:08d}",
+                period.name,
+                period.first_day,
+                period.last_day,
+                "new",
+                d.recurring_micros,
+                d.usage_micros,
+                d.one_time_micros,
+                d.tax_rate_bp,
+                d.tax_micros,
+                d.total_micros,
+                0,
+                at,
+                due,
+            )
+        )
+        line_rows += [
+            (new_id(), d.tenant_id, bill_id, ln.kind, ln.description[:300], None, *_amounts(ln))
+            for ln in d.lines
+        ]
+    insert_rows(session, "customer_bills", BILL_COLUMNS, bill_rows)
+    insert_rows(session, "bill_lines", LINE_COLUMNS, line_rows)
+    _claim_usage(session, run.id, period)
+    run.accounts = len(drafts)
+    run.bills = len(drafts)
+    run.total_micros = sum(d.total_micros for d in drafts)
+    run.status = "completed"
+    run.finished_at = at
+    audit_record(
+        session,
+        at=at,
+        actor=principal.actor,
+        action="bill-run.completed",
+        target_type="bill-run",
+        target_id=str(run.id),
+        tenant_id=None,
+        after={"period": period_name, "bills": run.bills, "total_micros": run.total_micros},
+    )
+    return run
+
+
+BILL_COLUMNS = (
+    "id",
+    "tenant_id",
+    "billing_account_id",
+    "bill_run_id",
+    "number",
+    "period",
+    "period_start",
+    "period_end",
+    "state",
+    "recurring_micros",
+    "usage_micros",
+    "one_time_micros",
+    "tax_rate_bp",
+    "tax_micros",
+    "total_micros",
+    "paid_micros",
+    "issued_at",
+    "due_at",
+)
+LINE_COLUMNS = (
+    "id",
+    "tenant_id",
+    "bill_id",
+    "kind",
+    "description",
+    "subscription_id",
+    "quantity",
+    "unit",
+    "amount_micros",
+)
+
+
+def _amounts(line: DraftLine) -> tuple[int, str, int]:
+    return (line.quantity, line.unit, line.amount_micros)
+
+
+def _claim_usage(session: Session, run_id: uuid.UUID, period: Period) -> None:
+    """Mark the usage the run's bills charged as billed, pointing at its bill."""
+    bill = (
+        select(CustomerBill.id)
+        .where(
+            CustomerBill.billing_account_id == UsageRecord.billing_account_id,
+            CustomerBill.period == period.name,
+            CustomerBill.bill_run_id == run_id,
+        )
+        .scalar_subquery()
+    )
+    run_accounts = select(CustomerBill.billing_account_id).where(CustomerBill.bill_run_id == run_id)
+    session.execute(
+        update(UsageRecord)
+        .where(
+            UsageRecord.state == "rated",
+            UsageRecord.period <= period.name,
+            UsageRecord.billing_account_id.in_(run_accounts),
+        )
+        .values(state="billed", bill_id=bill)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,193 @@
+"""The set-based queries of a bill run: the database groups, Python only prices the groups.
+
+Three ``GROUP BY`` queries cover any number of accounts:
+
+- subscriptions by (account, offering, add-ons, first and last day active in the period, new
+  this period): a million devices that were active all month collapse into one group per
+  account and offering. The day of a timestamp is found by comparing it with the UTC instants
+  at which each local day begins (bound parameters), which works alike on SQLite and
+  PostgreSQL and in any time zone;
+- rated, unbilled usage of the period and earlier (late usage joins the next bill) by
+  (account, offering, direction);
+- the accounts' tenants, and which accounts already have a bill for the period.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Text, case, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from satiot.bss.models import BillingAccount, CustomerBill, Subscription, UsageRecord
+from satiot.bss.periods import Period
+
+GROUP_KEYS = ("account_id", "offering_id", "add_ons", "first_day", "last_day", "new")
+#: Accounts per ``IN (…)`` list when a run is limited to some accounts.
+CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class SubscriptionGroup:
+    account_id: uuid.UUID
+    offering_id: uuid.UUID
+    add_on_ids: tuple[str, ...]
+    first_day: int  # 1-based day of the period on which service began (1: before the period)
+    last_day: int  # last day of the period with service
+    new: bool  # activated during the period (one-time charges apply)
+    count: int
+
+    @property
+    def days(self) -> int:
+        return self.last_day - self.first_day + 1
+
+
+@dataclass(frozen=True)
+class UsageGroup:
+    account_id: uuid.UUID
+    offering_id: uuid.UUID
+    kind: str
+    messages: int
+    bytes: int
+    billable_bytes: int
+    charge_micros: int
+
+
+def _chunks(ids: Collection[uuid.UUID] | None) -> Iterator[list[uuid.UUID] | None]:
+    if ids is None:
+        yield None
+        return
+    items = sorted(ids)
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _day_of(column: Any, starts: list[Any], *, inclusive: bool) -> ColumnElement[int]:
+    """1-based day of the period containing ``column`` (``inclusive``: an instant exactly at
+    midnight belongs to the day before, as an end of service does)."""
+    whens = [
+        (column <= starts[k] if inclusive else column < starts[k], literal(k))
+        for k in range(1, len(starts) - 1)
+    ]
+    return case(*whens, else_=literal(len(starts) - 1))
+
+
+def subscription_groups(
+    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
+) -> list[SubscriptionGroup]:
+    starts = period.day_starts()
+    first = _day_of(Subscription.activated_at, starts, inclusive=False).label("first_day")
+    last = case(
+        (Subscription.terminated_at.is_(None), literal(period.days)),
+        else_=_day_of(Subscription.terminated_at, starts, inclusive=True),
+    ).label("last_day")
+    new = case((Subscription.activated_at >= period.start, literal(1)), else_=literal(0)).label(
+        "new"
+    )
+    add_ons = cast(Subscription.add_on_ids, Text).label("add_ons")
+    out: list[SubscriptionGroup] = []
+    for chunk in _chunks(accounts):
+        inner = select(
+            Subscription.billing_account_id.label("account_id"),
+            Subscription.offering_id.label("offering_id"),
+            add_ons,
+            first,
+            last,
+            new,
+        ).where(
+            Subscription.activated_at.is_not(None),
+            Subscription.activated_at < period.end,
+            Subscription.terminated_at.is_(None) | (Subscription.terminated_at > period.start),
+        )
+        if chunk is not None:
+            inner = inner.where(Subscription.billing_account_id.in_(chunk))
+        per_sub = inner.subquery("per_sub")
+        keys = [per_sub.c[name] for name in GROUP_KEYS]
+        stmt = select(*keys, func.count().label("n")).group_by(*keys)
+        for row in session.execute(stmt):
+            out.append(
+                SubscriptionGroup(
+                    row.account_id,
+                    row.offering_id,
+                    _add_ons(row.add_ons),
+                    int(row.first_day),
+                    int(row.last_day),
+                    bool(row.new),
+                    int(row.n),
+                )
+            )
+    return out
+
+
+def _add_ons(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    value = json.loads(text)
+    return tuple(sorted(str(v) for v in value)) if isinstance(value, list) else ()
+
+
+def usage_groups(
+    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
+) -> list[UsageGroup]:
+    out: list[UsageGroup] = []
+    for chunk in _chunks(accounts):
+        stmt = (
+            select(
+                UsageRecord.billing_account_id,
+                UsageRecord.offering_id,
+                UsageRecord.kind,
+                func.count().label("n"),
+                func.sum(UsageRecord.bytes).label("b"),
+                func.sum(UsageRecord.billable_bytes).label("bb"),
+                func.sum(UsageRecord.charge_micros).label("c"),
+            )
+            .where(UsageRecord.state == "rated", UsageRecord.period <= period.name)
+            .group_by(UsageRecord.billing_account_id, UsageRecord.offering_id, UsageRecord.kind)
+        )
+        if chunk is not None:
+            stmt = stmt.where(UsageRecord.billing_account_id.in_(chunk))
+        for row in session.execute(stmt):
+            if row.billing_account_id is None or row.offering_id is None:
+                continue
+            out.append(
+                UsageGroup(
+                    row.billing_account_id,
+                    row.offering_id,
+                    row.kind,
+                    int(row.n),
+                    int(row.b or 0),
+                    int(row.bb or 0),
+                    int(row.c or 0),
+                )
+            )
+    return out
+
+
+def account_tenants(
+    session: Session, accounts: Collection[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    found: dict[uuid.UUID, uuid.UUID] = {}
+    for chunk in _chunks(accounts):
+        assert chunk is not None
+        for row in session.execute(
+            select(BillingAccount.id, BillingAccount.tenant_id).where(BillingAccount.id.in_(chunk))
+        ):
+            found[row.id] = row.tenant_id
+    return found
+
+
+def billed_accounts(
+    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
+) -> set[uuid.UUID]:
+    """Accounts that already have a bill for ``period``."""
+    found: set[uuid.UUID] = set()
+    for chunk in _chunks(accounts):
+        stmt = select(CustomerBill.billing_account_id).where(CustomerBill.period == period.name)
+        if chunk is not None:
+            stmt = stmt.where(CustomerBill.billing_account_id.in_(chunk))
+        found.update(session.scalars(stmt))
+    return found

@@ -1,0 +1,225 @@
+"""Payments: money against a sent bill (postpaid), top-ups of a prepaid balance.
+
+A payment's ``reference`` (the bank transfer's serial, the payment gateway's id) is unique per
+billing account, so recording the same payment twice records it once: a repeat with the same
+amount and target returns the first, a different one under the same reference is a conflict.
+A bill moves ``sent`` → ``partiallyPaid`` → ``settled`` as payments add up; paying more than is
+outstanding is refused (a credit note is a separate matter).
+
+Prepaid accounts pay from their balance: rating debits usage as it is rated, and when their
+monthly bill is sent the rest (recurring and one-time charges, VAT, rounding) is debited and
+the bill settled at once. A balance at or below zero suspends the subscriptions whose contract
+says ``stop_at_zero_balance``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from satiot.bss.invoices import get_bill, move
+from satiot.bss.models import BillingAccount, CustomerBill, Payment, UsageRecord
+from satiot.bss.money import format_cny
+from satiot.bss.rating_store import debit_prepaid
+from satiot.core.auth.principal import Principal
+from satiot.core.changes import record_change
+from satiot.core.errors import Conflict, InvalidInput, NotFound
+
+PAYABLE = ("sent", "partiallyPaid")
+
+
+def payment_view(p: Payment) -> dict[str, Any]:
+    return {
+        "billing_account_id": str(p.billing_account_id),
+        "bill_id": str(p.bill_id) if p.bill_id else None,
+        "amount_micros": p.amount_micros,
+        "method": p.method,
+        "reference": p.reference,
+    }
+
+
+def _existing(
+    session: Session, account_id: uuid.UUID, reference: str, bill_id: uuid.UUID | None, amount: int
+) -> Payment | None:
+    found = session.scalar(
+        select(Payment).where(
+            Payment.billing_account_id == account_id, Payment.reference == reference
+        )
+    )
+    if found is None:
+        return None
+    if found.bill_id != bill_id or found.amount_micros != amount:
+        raise Conflict(
+            f"reference {reference!r} already records another payment of this account "
+            f"({format_cny(found.amount_micros)})"
+        )
+    return found
+
+
+def _check(amount: int, reference: str) -> None:
+    if amount <= 0:
+        raise InvalidInput("amount must be positive", field="amount_micros")
+    if not reference.strip():
+        raise InvalidInput("reference must not be empty", field="reference")
+
+
+def record_payment(
+    session: Session,
+    principal: Principal,
+    bill_id: uuid.UUID,
+    *,
+    amount_micros: int,
+    method: str,
+    reference: str,
+    at: datetime,
+    received_at: datetime | None = None,
+) -> tuple[Payment, bool]:
+    """Record a payment against a sent bill; return it and whether it is new."""
+    _check(amount_micros, reference)
+    bill = get_bill(session, bill_id, for_update=True)  # serialises payments of one bill
+    found = _existing(session, bill.billing_account_id, reference, bill.id, amount_micros)
+    if found is not None:
+        return found, False
+    if bill.state not in PAYABLE:
+        raise Conflict(f"bill {bill.number} is {bill.state}; payments are taken on sent bills")
+    outstanding = bill.total_micros - bill.paid_micros
+    if amount_micros > outstanding:
+        raise InvalidInput(
+            f"{format_cny(amount_micros)} is more than the {format_cny(outstanding)} outstanding",
+            field="amount_micros",
+        )
+    payment = Payment(
+        tenant_id=bill.tenant_id,
+        billing_account_id=bill.billing_account_id,
+        bill_id=bill.id,
+        amount_micros=amount_micros,
+        method=method,
+        reference=reference,
+        received_at=received_at or at,
+        recorded_by=principal.actor,
+    )
+    session.add(payment)
+    session.flush()
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="payment.recorded",
+        target=("payment", payment.id),
+        tenant_id=bill.tenant_id,
+        after=payment_view(payment),
+    )
+    bill.paid_micros += amount_micros
+    _settle_state(session, principal, bill, at)
+    return payment, True
+
+
+def _settle_state(session: Session, principal: Principal, bill: CustomerBill, at: datetime) -> None:
+    if bill.paid_micros >= bill.total_micros:
+        move(session, principal, bill, "settled", at=at, system=True)
+    elif bill.state == "sent":
+        move(session, principal, bill, "partiallyPaid", at=at, system=True)
+
+
+def _account(session: Session, account_id: uuid.UUID) -> BillingAccount:
+    account = session.scalar(
+        select(BillingAccount).where(BillingAccount.id == account_id).with_for_update()
+    )
+    if account is None:
+        raise NotFound(f"no billing account {account_id}")
+    return account
+
+
+def top_up(
+    session: Session,
+    principal: Principal,
+    account_id: uuid.UUID,
+    *,
+    amount_micros: int,
+    method: str,
+    reference: str,
+    at: datetime,
+) -> tuple[Payment, bool]:
+    """Add to a prepaid account's balance; return the payment and whether it is new."""
+    _check(amount_micros, reference)
+    account = _account(session, account_id)
+    found = _existing(session, account.id, reference, None, amount_micros)
+    if found is not None:
+        return found, False
+    if account.payment_mode != "prepaid":
+        raise Conflict("only a prepaid account takes top-ups; pay a postpaid account's bills")
+    payment = Payment(
+        tenant_id=account.tenant_id,
+        billing_account_id=account.id,
+        bill_id=None,
+        amount_micros=amount_micros,
+        method=method,
+        reference=reference,
+        received_at=at,
+        recorded_by=principal.actor,
+    )
+    session.add(payment)
+    before = account.balance_micros
+    account.balance_micros += amount_micros
+    session.flush()
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="billing-account.topped-up",
+        target=("billing-account", account.id),
+        tenant_id=account.tenant_id,
+        before={"balance_micros": before},
+        after={"balance_micros": account.balance_micros, "reference": reference},
+    )
+    return payment, True
+
+
+def settle_from_balance(
+    session: Session,
+    principal: Principal,
+    bill: CustomerBill,
+    account: BillingAccount,
+    *,
+    at: datetime,
+) -> Payment:
+    """Pay a prepaid account's sent bill from its balance.
+
+    Usage was debited as it was rated, so only the rest is debited now: the bill's total
+    less the unrounded usage charges it carries.
+    """
+    already = session.scalar(
+        select(func.coalesce(func.sum(UsageRecord.charge_micros), 0)).where(
+            UsageRecord.bill_id == bill.id
+        )
+    )
+    outstanding = bill.total_micros - bill.paid_micros
+    payment = Payment(
+        tenant_id=bill.tenant_id,
+        billing_account_id=account.id,
+        bill_id=bill.id,
+        amount_micros=max(outstanding, 0),
+        method="prepaid-balance",
+        reference=f"balance:{bill.number}",
+        received_at=at,
+        recorded_by=principal.actor,
+    )
+    session.add(payment)
+    session.flush()
+    debit_prepaid(session, {account.id: bill.total_micros - int(already or 0)}, at)
+    session.refresh(account)
+    bill.paid_micros = bill.total_micros
+    move(
+        session,
+        principal,
+        bill,
+        "settled",
+        at=at,
+        reason="paid from the prepaid balance",
+        system=True,
+    )
+    return payment
