@@ -185,11 +185,12 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         html = client.get("/").text
         assert f">{label}<" in html, username
         seen[username] = _nav(html)
-    assert seen["admin"] == ["/", "/access"]
-    assert seen["cadmin"] == ["/", "/access"]
-    assert seen["cuser"] == ["/"]
-    assert seen["miit"] == ["/"]
-    assert seen["noc1"] == ["/"]
+    network = ["/messages", "/devices", "/ground-stations", "/integrations"]
+    assert seen["admin"] == ["/", *network, "/access"]
+    assert seen["cadmin"] == ["/", "/messages", "/devices", "/integrations", "/access"]
+    assert seen["cuser"] == ["/", "/messages", "/devices", "/integrations"]
+    assert seen["miit"] == ["/", "/devices", "/ground-stations"]
+    assert seen["noc1"] == ["/", *network]
 
 
 def test_operator_dashboard_shows_platform_health(client: TestClient, world: World):

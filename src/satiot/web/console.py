@@ -1,7 +1,8 @@
 """Mounts the console on the application: its pages, its static files and its error pages.
 
-The console is server-rendered HTML with one stylesheet of its own and no scripts, so it works
-without internet access and under ``Content-Security-Policy: default-src 'self'``. Its routes
+The console is server-rendered HTML with its own stylesheets and, on the Messages page only, one
+small same-origin script that fetches new rows, so it works without internet access and under
+``Content-Security-Policy: default-src 'self'``. Its routes
 stay out of the OpenAPI document, which describes the REST API only.
 """
 
@@ -22,14 +23,32 @@ from satiot.web.session import (
     LoginRequired,
     login_url,
 )
-from satiot.web.views import access, access_actions, auth, dashboard
+from satiot.web.views import (
+    access,
+    access_actions,
+    auth,
+    dashboard,
+    devices,
+    ground_stations,
+    integrations,
+    messages,
+)
 
 STATIC_PATH = "/static"
 
 
 def console_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    for module in (auth, dashboard, access, access_actions):
+    for module in (
+        auth,
+        dashboard,
+        access,
+        access_actions,
+        messages,
+        devices,
+        ground_stations,
+        integrations,
+    ):
         router.include_router(module.router)
     return router
 

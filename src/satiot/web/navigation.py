@@ -48,6 +48,12 @@ EVERYONE: tuple[Audience, ...] = ("operator", "customer", "regulator")
 
 NAVIGATION: tuple[NavItem, ...] = (
     _item("Dashboard", "/", (), EVERYONE),
+    _item("Messages", "/messages", ("uplinks:read",), ("operator", "customer")),
+    _item("Devices", "/devices", ("devices:read",), EVERYONE),
+    _item(
+        "Ground stations", "/ground-stations", ("ground-stations:read",), ("operator", "regulator")
+    ),
+    _item("Integrations", "/integrations", ("integrations:read",), ("operator", "customer")),
     _item("Users & API keys", "/access", ("users:read", "api-keys:read"), ("operator", "customer")),
     _item("Tenants", "/tenants", ("tenants:write",), ("operator",)),
     _item("Event log", "/events", ("events:read",), ("operator",)),

@@ -19,6 +19,7 @@ from satiot.core import audit, events
 from satiot.core.models import ApiKey, Tenant, User
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
+from satiot.web.views import network_figures
 
 router = APIRouter()
 
@@ -31,6 +32,7 @@ class Figure:
     value: int | str
     link: str | None = None
     note: str = ""
+    link_label: str = "manage"
 
 
 @dataclass
@@ -77,6 +79,7 @@ def build(session: Session, signed_in: ConsoleSession) -> Dashboard:
         active = _count(session, select(func.count(User.id)).where(User.status == "active"))
         board.figures.append(Figure("Users", users, access, note=f"{active} active"))
         board.figures.append(Figure("Active API keys", _active_keys(session, signed_in), access))
+    board.figures.extend(Figure(*f) for f in network_figures.figures(session, signed_in))
     if audience == "operator":
         board.event_head = events.head(session)
         board.consumers = events.status(session)

@@ -1,0 +1,70 @@
+"""The network's numbers on the dashboard: traffic, active devices, dead letters.
+
+Each figure is shown only to people whose scopes open the page it links to, and each is an
+aggregate over the caller's tenant-scoped session, so a customer's dashboard counts only its
+own devices and deliveries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from satiot.network.models import Delivery, Device
+from satiot.web.session import ConsoleSession
+from satiot.web.views.network_rows import traffic
+
+
+class NetworkFigure(NamedTuple):
+    label: str
+    value: int | str
+    link: str | None
+    note: str
+    link_label: str
+
+
+def figures(session: Session, signed_in: ConsoleSession) -> list[NetworkFigure]:
+    scopes = signed_in.principal.scopes
+    now = signed_in.now()
+    out: list[NetworkFigure] = []
+    if "uplinks:read" in scopes:
+        t = traffic(session, now)
+        out.append(
+            NetworkFigure(
+                "Uplinks / hour",
+                f"{t.last_hour:,}",
+                "/messages",
+                f"{t.last_minute:,} in the last minute",
+                "messages",
+            )
+        )
+    if "devices:read" in scopes:
+        row = session.execute(
+            select(
+                func.count(Device.id).filter(Device.status == "active"),
+                func.count(Device.id).filter(Device.last_seen_at >= now - timedelta(hours=1)),
+                func.count(Device.id),
+            )
+        ).one()
+        active, seen, total = (int(v or 0) for v in row)
+        out.append(
+            NetworkFigure(
+                "Devices active",
+                f"{active:,}",
+                "/devices",
+                f"{seen:,} heard in the last hour, {total:,} in all",
+                "devices",
+            )
+        )
+    if "integrations:read" in scopes:
+        dead = int(
+            session.scalar(select(func.count(Delivery.id)).where(Delivery.status == "dead")) or 0
+        )
+        note = "every delivery got through or is being retried" if not dead else "need a replay"
+        out.append(
+            NetworkFigure("Dead letters", f"{dead:,}", "/integrations?status=dead", note, "review")
+        )
+    return out

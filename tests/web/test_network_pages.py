@@ -1,0 +1,237 @@
+"""The console's network pages: messages, devices, ground stations, integrations, dashboard.
+
+Every page is read through the caller's tenant-scoped session, so these tests sign in as
+operator staff, as each customer and as the regulator, and check who sees what.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from satiot.api.context import AppContext
+from satiot.core.clock import ManualClock
+from satiot.network.models import Delivery
+from satiot.web.views import devices as devices_view
+from tests.factories import World
+from tests.network.ingest_helpers import post, rec
+from tests.web.console_helpers import signed_in
+from tests.web.network_data import NetworkWorld, build
+
+
+@pytest.fixture
+def net(ctx: AppContext, world: World) -> NetworkWorld:
+    return build(ctx, world)
+
+
+def _as(client: TestClient, username: str) -> str:
+    client.cookies.clear()
+    return signed_in(client, username)
+
+
+# ---- messages -------------------------------------------------------------------------------
+
+
+def test_staff_see_every_tenants_messages_with_their_route(client: TestClient, net: NetworkWorld):
+    _as(client, "admin")
+    html = client.get("/messages").text
+    assert net.a.device.dev_eui in html and net.b.device.dev_eui in html
+    assert "Acme Logistics" in html and "Bolt Logistics" in html  # the tenant column
+    assert "ca fe 00" in html  # payload in hex
+    assert "TQ-A01" in html and "Kashgar" in html  # via satellite → station
+    assert '<script src="/static/messages.js" defer></script>' in html
+    assert re.search(r'id="fig-minute">\s*6<', html) and re.search(r'id="fig-hour">\s*6<', html)
+
+
+def test_a_customer_sees_only_its_own_messages(client: TestClient, net: NetworkWorld):
+    _as(client, "acme-user")
+    html = client.get("/messages").text
+    assert net.a.device.dev_eui in html
+    assert net.b.device.dev_eui not in html and "Bolt" not in html
+    assert "<th>Tenant</th>" not in html
+    feed = client.get("/messages/feed").json()
+    assert {r["dev_eui"] for r in feed["rows"]} == {net.a.device.dev_eui}
+    assert feed["figures"] == {"last_minute": 3, "last_hour": 3}
+
+
+def test_the_feed_returns_only_what_is_newer(
+    client: TestClient, ctx: AppContext, net: NetworkWorld, clock: ManualClock
+):
+    _as(client, "admin")
+    first = client.get("/messages/feed").json()
+    assert len(first["rows"]) == 6 and first["with_tenant"] is True
+    assert client.get(f"/messages/feed?after={first['newest']}").json()["rows"] == []
+    clock.advance(120)
+    dev = net.b.device
+    post(ctx, net.station_id, [rec(dev.frame(200, b"\x07"), at=clock.now())])
+    newer = client.get(f"/messages/feed?after={first['newest']}").json()
+    assert [(r["dev_eui"], r["f_cnt"], r["payload"]) for r in newer["rows"]] == [
+        (dev.dev_eui, 200, "07")
+    ]
+    assert newer["rows"][0]["tenant"] == "Bolt Logistics"
+    assert newer["figures"] == {"last_minute": 1, "last_hour": 7}
+    assert newer["newest"] == newer["rows"][0]["id"]
+    # A cursor that is not an id is ignored rather than an error.
+    assert len(client.get("/messages/feed?after=nonsense").json()["rows"]) == 7
+
+
+def test_messages_need_a_signed_in_person_with_uplinks_read(client: TestClient, net: NetworkWorld):
+    client.cookies.clear()
+    response = client.get("/messages/feed", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    _as(client, "miit")  # the regulator reads devices, not message content
+    assert client.get("/messages").status_code == 403
+    assert client.get("/messages/feed").status_code == 403
+
+
+# ---- devices --------------------------------------------------------------------------------
+
+
+def test_device_list_is_scoped_searchable_and_paged(
+    client: TestClient, net: NetworkWorld, monkeypatch: pytest.MonkeyPatch
+):
+    _as(client, "bolt-admin")
+    html = client.get("/devices").text
+    assert net.b.device.dev_eui in html and net.a.device.dev_eui not in html
+    _as(client, "admin")
+    html = client.get("/devices").text
+    assert net.a.device.dev_eui in html and net.b.device.dev_eui in html
+    row = html.split(f'data-dev-eui="{net.a.device.dev_eui}"', 1)[1].split("</tr>", 1)[0]
+    assert "Acme Logistics" in row and ">3<" in row and ">1<" in row  # uplinks, waiting
+    found = client.get(f"/devices?q={net.b.device.dev_eui}").text
+    assert net.b.device.dev_eui in found and net.a.device.dev_eui not in found
+    monkeypatch.setattr(devices_view, "PAGE_SIZE", 1)
+    first = client.get("/devices").text
+    next_link = re.search(r'href="([^"]+)" rel="next"', first)
+    assert next_link
+    second = client.get(next_link.group(1).replace("&amp;", "&")).text
+    assert net.b.device.dev_eui in second and net.a.device.dev_eui not in second
+    assert client.get("/devices?after=forged").status_code == 422
+
+
+def test_device_page_shows_uplinks_and_the_downlink_queue(client: TestClient, net: NetworkWorld):
+    _as(client, "acme-user")
+    html = client.get(f"/devices/{net.a.device.dev_eui.lower()}").text
+    assert 'id="downlinks"' in html and 'data-status="scheduled"' in html
+    assert "TQ-A04" in html and "in 95 min" in html  # estimated delivery
+    assert "01 02 03" in html
+    assert 'id="uplinks"' in html and html.count("ca fe 0") == 3
+
+
+def test_a_customer_cannot_open_another_tenants_device(client: TestClient, net: NetworkWorld):
+    _as(client, "acme-admin")
+    response = client.get(f"/devices/{net.b.device.dev_eui}")
+    assert response.status_code == 404
+    assert "ca fe" not in response.text and net.b.device.dev_eui in response.text
+
+
+def test_the_regulator_sees_devices_but_not_their_messages(client: TestClient, net: NetworkWorld):
+    _as(client, "miit")
+    html = client.get(f"/devices/{net.a.device.dev_eui}").text
+    assert "Acme Logistics" in html
+    assert 'id="uplinks"' not in html and 'id="downlinks"' not in html
+
+
+# ---- ground stations ------------------------------------------------------------------------
+
+
+def test_ground_stations_show_traffic_and_keys(client: TestClient, net: NetworkWorld):
+    _as(client, "noc")
+    html = client.get("/ground-stations").text
+    row = html.split('data-name="Kashgar"', 1)[1].split("</tr>", 1)[0]
+    assert ">6<" in row  # receptions in the last hour
+    assert "issued" in row and "sk_" in row and "just now" in row
+    _as(client, "acme-admin")
+    assert client.get("/ground-stations").status_code == 403
+
+
+# ---- integrations ---------------------------------------------------------------------------
+
+
+def _delivery(ctx: AppContext, delivery_id) -> Delivery:
+    with ctx.db.read() as s:
+        found = s.scalar(select(Delivery).where(Delivery.id == delivery_id))
+        assert found is not None
+        return found
+
+
+def test_customer_sees_its_integrations_and_dead_letters(client: TestClient, net: NetworkWorld):
+    _as(client, "acme-admin")
+    html = client.get("/integrations").text
+    assert "acme backend" in html and "bolt" not in html
+    assert "HTTP 503 from acme.example.com" in html and "dead letter" in html
+    dead = client.get("/integrations?status=dead").text
+    assert dead.count('class="delivery-row"') == 1 and "Replay" in dead
+
+
+def test_replaying_a_dead_letter(client: TestClient, ctx: AppContext, net: NetworkWorld):
+    token = _as(client, "acme-admin")
+    url = f"/integrations/{net.a.integration_id}/deliveries/{net.a.dead_letter_id}/replay"
+    # Without the form's token nothing changes.
+    assert client.post(url, data={"back": "/integrations"}).status_code == 403
+    assert _delivery(ctx, net.a.dead_letter_id).status == "dead"
+    response = client.post(
+        url,
+        data={"csrf_token": token, "back": "/integrations?status=dead"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/integrations?status=dead"
+    replayed = _delivery(ctx, net.a.dead_letter_id)
+    assert replayed.status == "pending" and replayed.attempts == 0
+    page = client.get("/integrations").text
+    assert "queued for delivery again" in page
+
+
+def test_a_customer_cannot_replay_another_tenants_dead_letter(
+    client: TestClient, ctx: AppContext, net: NetworkWorld
+):
+    token = _as(client, "acme-admin")
+    url = f"/integrations/{net.b.integration_id}/dead-letters/replay"
+    response = client.post(url, data={"csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 303
+    assert "not found" in client.get("/integrations").text
+    assert _delivery(ctx, net.b.dead_letter_id).status == "dead"
+
+
+def test_a_customer_user_reads_the_log_but_cannot_replay(
+    client: TestClient, ctx: AppContext, net: NetworkWorld
+):
+    token = _as(client, "acme-user")
+    html = client.get("/integrations").text
+    assert "HTTP 503" in html and "Replay" not in html
+    url = f"/integrations/{net.a.integration_id}/dead-letters/replay"
+    assert client.post(url, data={"csrf_token": token}).status_code == 403
+    assert _delivery(ctx, net.a.dead_letter_id).status == "dead"
+
+
+def test_replaying_all_dead_letters(client: TestClient, ctx: AppContext, net: NetworkWorld):
+    token = _as(client, "admin")
+    url = f"/integrations/{net.b.integration_id}/dead-letters/replay"
+    response = client.post(url, data={"csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 303
+    assert "1 dead letter queued for delivery again." in client.get("/integrations").text
+    assert _delivery(ctx, net.b.dead_letter_id).status == "pending"
+    assert _delivery(ctx, net.a.dead_letter_id).status == "dead"
+
+
+# ---- dashboard ------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_the_networks_figures(client: TestClient, net: NetworkWorld):
+    _as(client, "admin")
+    html = client.get("/").text
+    for label in ("Uplinks / hour", "Devices active", "Dead letters"):
+        assert label in html
+    assert re.search(r"Uplinks / hour</div>\s*<div class=\"figure-value\">6<", html)
+    assert re.search(r"Dead letters</div>\s*<div class=\"figure-value\">2<", html)
+    _as(client, "bolt-admin")
+    html = client.get("/").text
+    assert re.search(r"Uplinks / hour</div>\s*<div class=\"figure-value\">3<", html)
+    assert re.search(r"Dead letters</div>\s*<div class=\"figure-value\">1<", html)
+    _as(client, "miit")
+    html = client.get("/").text
+    assert "Devices active" in html and "Uplinks / hour" not in html
