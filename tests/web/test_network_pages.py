@@ -235,3 +235,17 @@ def test_dashboard_shows_the_networks_figures(client: TestClient, net: NetworkWo
     _as(client, "miit")
     html = client.get("/").text
     assert "Devices active" in html and "Uplinks / hour" not in html
+
+
+def test_id_floor_bounds_the_ids_minted_since_a_time():
+    from datetime import UTC, datetime, timedelta
+
+    from satiot.core.ids import new_id
+    from satiot.web.views.network_rows import ID_CLOCK_MARGIN, id_floor
+
+    minted = new_id()
+    now = datetime.now(UTC)
+    assert id_floor(now) < minted  # minted just now: inside the window
+    assert id_floor(now - timedelta(hours=1)) < minted
+    assert id_floor(now + ID_CLOCK_MARGIN + timedelta(seconds=5)) > minted
+    assert id_floor(datetime(1970, 1, 1, tzinfo=UTC)).int >> 80 == 0

@@ -20,7 +20,7 @@ from satiot.core.models import ApiKey
 from satiot.network.models import GroundStation, UplinkReception
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
-from satiot.web.views.network_rows import ago
+from satiot.web.views.network_rows import ago, id_floor
 
 router = APIRouter()
 
@@ -50,7 +50,7 @@ def receptions_since(session: Session, since: datetime) -> dict[uuid.UUID, int]:
     """Receptions ingested per station since ``since`` (for the tenants the session sees)."""
     rows = session.execute(
         select(UplinkReception.ground_station_id, func.count(UplinkReception.id))
-        .where(UplinkReception.ingested_at >= since)
+        .where(UplinkReception.id >= id_floor(since), UplinkReception.ingested_at >= since)
         .group_by(UplinkReception.ground_station_id)
     )
     return {station_id: n for station_id, n in rows}
