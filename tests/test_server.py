@@ -1,0 +1,30 @@
+"""Which network services ``satiot up`` runs, from the settings."""
+
+from __future__ import annotations
+
+from satiot.api.context import AppContext
+from satiot.server import network_services
+
+
+def _names(ctx: AppContext, twin: bool | None = None) -> set[str]:
+    return {s.name for s in network_services(ctx, port=8000, twin=twin)}
+
+
+def _with(ctx: AppContext, **settings: object) -> AppContext:
+    return AppContext(settings=ctx.settings.model_copy(update=settings), db=ctx.db, clock=ctx.clock)
+
+
+def test_delivery_always_runs_and_the_twin_by_default(ctx: AppContext):
+    names = _names(ctx)
+    assert "network.delivery-dispatcher" in names and "live-twin" in names
+    assert "mqtt-ingest" not in names  # no broker configured
+
+
+def test_the_twin_can_be_turned_off(ctx: AppContext):
+    assert "live-twin" not in _names(_with(ctx, twin=False))
+    assert "live-twin" not in _names(ctx, twin=False)  # --no-twin wins over the setting
+    assert "live-twin" in _names(_with(ctx, twin=False), twin=True)
+
+
+def test_mqtt_ingest_runs_when_a_broker_is_configured(ctx: AppContext):
+    assert "mqtt-ingest" in _names(_with(ctx, mqtt_url="mqtt://127.0.0.1:1883"))
