@@ -30,6 +30,8 @@ from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
 from satiot.api.numbers import blocks_router, numbers_router
+from satiot.api.orders import router as orders_router
+from satiot.api.subscriptions import router as subscriptions_router
 from satiot.api.terminal_models import router as terminal_models_router
 from satiot.core.errors import NotFound
 
@@ -65,7 +67,7 @@ def api_router() -> APIRouter:
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
         router.include_router(oss)
-    for bss in (catalog_router,):
+    for bss in (catalog_router, orders_router, subscriptions_router):
         router.include_router(bss)
     return router
 

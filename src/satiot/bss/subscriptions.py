@@ -1,0 +1,229 @@
+"""A subscription's life after activation: suspend, resume, terminate, change offering.
+
+Each call moves the subscription through :data:`satiot.bss.states.SUBSCRIPTION` (the caller's
+role is checked against the table) and carries the move down to what the subscription binds,
+in the caller's transaction:
+
+============  ==========================  =======================  ==================
+move          device (network)            IoT number (OSS)         handle (OSS)
+============  ==========================  =======================  ==================
+suspend       active → suspended          active → suspended       → suspended
+resume        suspended → active          suspended → active       → active
+terminate     → deactivated               → cancelled → quarantine → retired
+============  ==========================  =======================  ==================
+
+A suspended or deactivated device's frames are refused by ingest (``device-inactive``: the
+device is not active), so suspension stops traffic at the network server from the next batch
+on. Termination quarantines the number (at least 90 days) and retires the handle, which
+releases the terminal and number bindings. The moves below the subscription are made by the
+operator's system on the caller's behalf (a customer administrator may suspend its own
+subscription but cannot move numbers itself). Rating (quota caps, prepaid balance at zero)
+and anti-fraud call :func:`suspend_subscription` and :func:`terminate_subscription` with
+their own principal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.bss.activation import binding_view, on_behalf
+from satiot.bss.models import ProductOffering, Subscription
+from satiot.bss.states import SUBSCRIPTION
+from satiot.core.auth.principal import Principal
+from satiot.core.changes import record_change
+from satiot.core.errors import InvalidInput, NotFound
+from satiot.network import devices
+from satiot.network.models import Device
+from satiot.network.states import DEVICE
+from satiot.oss import identifiers, numbering
+from satiot.oss.models import Handle, IotNumber
+from satiot.oss.states import NUMBER
+
+
+class SubscriptionNotFound(NotFound):
+    slug = "subscription-not-found"
+    title = "Subscription not found"
+
+
+def get_subscription(
+    session: Session, subscription_id: uuid.UUID, *, lock: bool = False
+) -> Subscription:
+    """A subscription the session may see (``lock``: for update); SubscriptionNotFound."""
+    stmt = select(Subscription).where(Subscription.id == subscription_id)
+    sub = session.scalar(stmt.with_for_update() if lock else stmt)
+    if sub is None:
+        raise SubscriptionNotFound(f"subscription {subscription_id} not found")
+    return sub
+
+
+def _check_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput("say why (reason)", field="reason")
+    if len(text) > 500:
+        raise InvalidInput("reason: at most 500 characters", field="reason")
+    return text
+
+
+def _move_device(
+    session: Session, acting: Principal, sub: Subscription, target: str, at: datetime, why: str
+) -> None:
+    device = session.get(Device, sub.device_id) if sub.device_id else None
+    if device is None or device.status == target:
+        return
+    if (device.status, target) not in DEVICE.transitions:
+        return  # e.g. already deactivated by the network's operators: nothing to carry down
+    devices.set_device_status(session, acting, device.dev_eui, target, at=at, reason=why)
+
+
+def _move_number(
+    session: Session,
+    acting: Principal,
+    sub: Subscription,
+    target: str,
+    at: datetime,
+    why: str,
+    quarantine_days: int,
+) -> None:
+    if not sub.iot_number:
+        return
+    row = session.scalar(select(IotNumber).where(IotNumber.number == sub.iot_number))
+    if row is None or (row.status, target) not in NUMBER.transitions:
+        return
+    numbering.transition(
+        session, acting, sub.iot_number, target, at=at, reason=why, quarantine_days=quarantine_days
+    )
+
+
+def _move_handle(
+    session: Session, acting: Principal, sub: Subscription, target: str, at: datetime, why: str
+) -> None:
+    if not sub.handle:
+        return
+    row = session.scalar(select(Handle).where(Handle.handle == sub.handle))
+    if row is None or row.status in (target, "retired"):
+        return
+    identifiers.update_handle(session, acting, sub.handle, at=at, status=target, reason=why)
+
+
+def _record(
+    session: Session,
+    principal: Principal,
+    sub: Subscription,
+    action: str,
+    before: dict[str, object],
+    *,
+    at: datetime,
+    reason: str | None,
+) -> None:
+    record_change(
+        session,
+        principal,
+        at=at,
+        action=action,
+        target=("subscription", sub.id),
+        tenant_id=sub.tenant_id,
+        before=before,
+        after=binding_view(sub),
+        reason=reason,
+    )
+
+
+def suspend_subscription(
+    session: Session,
+    principal: Principal,
+    subscription_id: uuid.UUID,
+    reason: str,
+    at: datetime,
+) -> Subscription:
+    """Stop the subscription's service: its device's frames are refused from now on, its
+    number is suspended and its handle says so. Resumable with :func:`resume_subscription`."""
+    why = _check_reason(reason)
+    sub = get_subscription(session, subscription_id, lock=True)
+    SUBSCRIPTION.check(sub.status, "suspended", principal.role)
+    before = binding_view(sub)
+    acting = on_behalf(principal, "suspension")
+    _move_device(session, acting, sub, "suspended", at, why)
+    _move_number(session, acting, sub, "suspended", at, why, numbering.MIN_QUARANTINE_DAYS)
+    _move_handle(session, acting, sub, "suspended", at, why)
+    sub.status, sub.status_reason = "suspended", why
+    _record(session, principal, sub, "subscription.suspended", before, at=at, reason=why)
+    return sub
+
+
+def resume_subscription(
+    session: Session,
+    principal: Principal,
+    subscription_id: uuid.UUID,
+    reason: str,
+    at: datetime,
+) -> Subscription:
+    """Give a suspended subscription its service back (device, number and handle active)."""
+    why = _check_reason(reason)
+    sub = get_subscription(session, subscription_id, lock=True)
+    SUBSCRIPTION.check(sub.status, "active", principal.role)
+    before = binding_view(sub)
+    acting = on_behalf(principal, "resumption")
+    _move_device(session, acting, sub, "active", at, why)
+    _move_number(session, acting, sub, "active", at, why, numbering.MIN_QUARANTINE_DAYS)
+    _move_handle(session, acting, sub, "active", at, why)
+    sub.status, sub.status_reason = "active", None
+    _record(session, principal, sub, "subscription.resumed", before, at=at, reason=why)
+    return sub
+
+
+def terminate_subscription(
+    session: Session,
+    principal: Principal,
+    subscription_id: uuid.UUID,
+    reason: str,
+    at: datetime,
+    *,
+    quarantine_days: int = numbering.MIN_QUARANTINE_DAYS,
+) -> Subscription:
+    """End the subscription: device deactivated, number cancelled into quarantine for
+    ``quarantine_days``, handle retired (the terminal and number are free to bind again —
+    the number only after its quarantine). Final."""
+    why = _check_reason(reason)
+    sub = get_subscription(session, subscription_id, lock=True)
+    SUBSCRIPTION.check(sub.status, "pendingTerminate", principal.role)
+    SUBSCRIPTION.check("pendingTerminate", "terminated")
+    before = binding_view(sub)
+    acting = on_behalf(principal, "termination")
+    _move_device(session, acting, sub, "deactivated", at, why)
+    _move_number(session, acting, sub, "cancelled", at, why, quarantine_days)
+    _move_handle(session, acting, sub, "retired", at, why)
+    sub.status, sub.status_reason, sub.terminated_at = "terminated", why, at
+    _record(session, principal, sub, "subscription.terminated", before, at=at, reason=why)
+    return sub
+
+
+def change_offering(
+    session: Session,
+    principal: Principal,
+    subscription_id: uuid.UUID,
+    offering_id: uuid.UUID,
+    *,
+    at: datetime,
+    add_on_ids: Sequence[uuid.UUID] | None = None,
+    reason: str | None = None,
+) -> Subscription:
+    """Move a live subscription to another offering version (an Active one) and, if given,
+    another set of add-ons. Rating prices usage from the moment of the change."""
+    sub = get_subscription(session, subscription_id, lock=True)
+    if sub.status not in ("active", "suspended"):
+        raise InvalidInput(f"subscription {sub.id} is {sub.status}", field="subscription_id")
+    offering = session.get(ProductOffering, offering_id)
+    if offering is None or offering.lifecycle_status != "Active" or offering.is_add_on:
+        raise InvalidInput(f"offering {offering_id} is not an Active offering", field="offering")
+    before = binding_view(sub)
+    sub.offering_id = offering.id
+    if add_on_ids is not None:
+        sub.add_on_ids = [str(a) for a in add_on_ids]
+    _record(session, principal, sub, "subscription.offering-changed", before, at=at, reason=reason)
+    return sub

@@ -1,0 +1,158 @@
+"""The product-order API: JSON and CSV orders, rejection with per-item errors, idempotency,
+fulfilment after the answer, cancellation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from satiot.core.auth.roles import Role
+from tests.api.conftest import assert_problem
+from tests.bss.order_world import CSV_HEADER, Terminal, shop, terminal
+from tests.bss.test_orders import all_counts
+
+API = "/api/v1/product-orders"
+
+
+def add_item(t: Terminal, offering: str = "SAT-BUNDLE-100", **terminal_fields) -> dict:
+    return {
+        "action": "add",
+        "productOffering": {"id": offering},
+        "terminal": {
+            "imei": t.imei,
+            "devEui": t.dev_eui,
+            "terminalModel": "TQ-M100",
+            "devAddr": t.dev_addr,
+            "nwkSKey": t.nwk_s_key,
+            "appSKey": t.app_s_key,
+        }
+        | terminal_fields,
+    }
+
+
+def test_a_customer_admin_orders_and_the_order_is_fulfilled(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    t1, t2 = terminal(), terminal()
+    body = {"externalId": "PO-1", "productOrderItem": [add_item(t1), add_item(t2, "SAT-MSG")]}
+    r = client.post(API, headers=headers | {"Idempotency-Key": "po-1"}, json=body)
+    assert r.status_code == 201, r.text
+    placed = r.json()
+    assert placed["state"] == "acknowledged" and placed["externalId"] == "PO-1"
+    assert t1.nwk_s_key not in r.text and "sealed" not in r.text
+    # The order was fulfilled after the answer.
+    done = client.get(f"{API}/{placed['id']}", headers=headers).json()
+    assert done["state"] == "completed", done
+    assert done["itemStates"] == {"completed": 2}
+    items = done["productOrderItem"]
+    assert [i["terminal"]["dev_eui"] for i in items] == [t1.dev_eui, t2.dev_eui]
+    assert all(i["subscriptionId"] for i in items)
+    assert t1.nwk_s_key not in client.get(f"{API}/{placed['id']}", headers=headers).text
+    # A repeat with the same key creates nothing new.
+    before = all_counts(ctx)
+    again = client.post(API, headers=headers | {"Idempotency-Key": "po-1"}, json=body)
+    assert again.status_code == 201 and again.json()["id"] == placed["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert all_counts(ctx) == before
+    listed = client.get(API, headers=headers).json()["items"]
+    assert [(o["id"], o["itemStates"]) for o in listed] == [(placed["id"], {"completed": 2})]
+    # A customer user reads orders but may not place them.
+    reader = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
+    assert client.get(f"{API}/{placed['id']}", headers=reader).status_code == 200
+    assert_problem(client.post(API, headers=reader, json=body), 403, "forbidden")
+
+
+def test_a_bad_order_is_rejected_item_by_item_and_creates_nothing(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    good = terminal()
+    body = {
+        "productOrderItem": [
+            add_item(good),
+            add_item(terminal(), imei="354178036859788"),
+            add_item(terminal(), "NO-SUCH-OFFERING"),
+            add_item(terminal(), terminalModel="TQ-UNKNOWN"),
+        ]
+    }
+    before = all_counts(ctx)
+    r = client.post(API, headers=headers, json=body)
+    problem = assert_problem(r, 422, "order-rejected")
+    found = {(e["item"], e["field"]) for e in problem["errors"]}
+    assert {
+        (1, "terminal.imei"),
+        (2, "productOffering.id"),
+        (3, "terminal.terminalModel"),
+    } <= found
+    assert 0 not in {e["item"] for e in problem["errors"]}
+    assert "nothing was applied" in problem["detail"]
+    assert all_counts(ctx) == before
+
+
+def test_staff_order_for_a_named_customer(client, ctx, world):
+    s = shop(ctx, world)
+    staff = world.headers(world.user(world.operator, Role.BUSINESS))
+    body = {"productOrderItem": [add_item(terminal())]}
+    problem = assert_problem(client.post(API, headers=staff, json=body), 422, "invalid-input")
+    assert problem["field"] == "customer_id"
+    r = client.post(API, headers=staff, json=body | {"customerId": str(s.customer_id)})
+    assert r.status_code == 201, r.text
+    assert "(user:" in r.json()["placedBy"]
+
+
+def test_a_pending_order_can_be_cancelled_until_it_starts(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    start = (ctx.clock.now() + timedelta(days=2)).isoformat()
+    body = {"requestedStartDate": start, "productOrderItem": [add_item(terminal())]}
+    placed = client.post(API, headers=headers, json=body).json()
+    assert client.get(f"{API}/{placed['id']}", headers=headers).json()["state"] == "pending"
+    r = client.post(f"{API}/{placed['id']}/cancel", headers=headers, json={"reason": "changed"})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "cancelled"
+    assert r.json()["productOrderItem"][0]["state"] == "cancelled"
+    r = client.post(f"{API}/{placed['id']}/cancel", headers=headers, json={})
+    assert_problem(r, 409, "illegal-transition")
+    done = client.post(API, headers=headers, json={"productOrderItem": [add_item(terminal())]})
+    r = client.post(f"{API}/{done.json()['id']}/cancel", headers=headers, json={})
+    assert_problem(r, 409, "illegal-transition")
+
+
+def test_a_csv_with_bad_rows_is_refused_whole(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    rows = [terminal().csv_row() for _ in range(4)]
+    rows[1] = rows[1].replace("TQ-M100", "")
+    rows[2] = rows[2].replace(",", ",,", 1)
+    csv_text = "\n".join([CSV_HEADER, *rows]) + "\n"
+    before = all_counts(ctx)
+    r = client.post(
+        f"{API}/csv", headers=headers, files={"file": ("o.csv", csv_text.encode(), "text/csv")}
+    )
+    problem = assert_problem(r, 422, "order-rejected")
+    assert [(e["line"], e["column"]) for e in problem["errors"]] == [
+        (3, "terminal_model"),
+        (4, ""),
+    ]
+    assert all_counts(ctx) == before
+
+
+def test_a_good_csv_makes_one_order_with_one_item_per_row(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin) | {"Content-Type": "text/csv", "Idempotency-Key": "csv-1"}
+    data = ("\ufeff" + "\n".join([CSV_HEADER, *(terminal().csv_row() for _ in range(3))])).encode()
+    r = client.post(f"{API}/csv", headers=headers, content=data, params={"externalId": "B-1"})
+    assert r.status_code == 201, r.text
+    placed = r.json()
+    assert (placed["source"], placed["externalId"], len(placed["productOrderItem"])) == (
+        "csv",
+        "B-1",
+        3,
+    )
+    assert [i["index"] for i in placed["productOrderItem"]] == [2, 3, 4]
+    again = client.post(f"{API}/csv", headers=headers, content=data, params={"externalId": "B-1"})
+    assert again.json()["id"] == placed["id"]
+    done = client.get(f"{API}/{placed['id']}", headers=world.headers(s.admin)).json()
+    assert done["state"] == "completed"
+    r = client.post(
+        f"{API}/csv", headers=world.headers(s.admin) | {"Content-Type": "image/png"}, content=b"x"
+    )
+    assert_problem(r, 415, "unsupported-media-type")

@@ -1,0 +1,69 @@
+"""The subscriptions API: a customer's bindings, and suspend / resume / terminate."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from satiot.core.auth.roles import Role
+from satiot.oss.models import IotNumber
+from tests.api.conftest import assert_problem
+from tests.api.test_orders import add_item
+from tests.bss.order_world import shop, terminal
+
+API = "/api/v1/subscriptions"
+
+
+def _subscribed(client, world, s, n: int = 1) -> list[dict]:
+    headers = world.headers(s.admin)
+    body = {"productOrderItem": [add_item(terminal()) for _ in range(n)]}
+    r = client.post("/api/v1/product-orders", headers=headers, json=body)
+    assert r.status_code == 201, r.text
+    return client.get(API, headers=headers).json()["items"]
+
+
+def test_a_customer_sees_its_bindings_and_suspends_resumes_and_terminates(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    (sub,) = _subscribed(client, world, s)
+    assert sub["status"] == "active"
+    assert sub["iotNumber"] and sub["handle"] and sub["imei"] and sub["devEui"]
+    by_imei = client.get(API, headers=headers, params={"imei": sub["imei"]}).json()["items"]
+    assert [x["id"] for x in by_imei] == [sub["id"]]
+    r = client.post(f"{API}/{sub['id']}/suspend", headers=headers, json={"reason": "stolen"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["statusReason"]) == ("suspended", "stolen")
+    handle = client.get(f"/api/handles/{sub['handle']}").json()
+    assert {v["type"]: v["data"]["value"] for v in handle["values"]}["STATUS"] == "suspended"
+    r = client.post(f"{API}/{sub['id']}/resume", headers=headers, json={"reason": "found"})
+    assert r.json()["status"] == "active"
+    r = client.post(f"{API}/{sub['id']}/terminate", headers=headers, json={"reason": "end"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "terminated" and r.json()["terminationDate"]
+    with ctx.db.read() as session:
+        number = session.scalar(select(IotNumber).where(IotNumber.number == sub["iotNumber"]))
+    assert number.status == "quarantine"
+    r = client.post(f"{API}/{sub['id']}/resume", headers=headers, json={"reason": "again"})
+    assert_problem(r, 409, "illegal-transition")
+
+
+def test_who_may_act_on_which_subscription(client, ctx, world):
+    s = shop(ctx, world)
+    other = shop(ctx, world)
+    (sub,) = _subscribed(client, world, s)
+    reader = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
+    assert client.get(f"{API}/{sub['id']}", headers=reader).status_code == 200
+    r = client.post(f"{API}/{sub['id']}/suspend", headers=reader, json={"reason": "x"})
+    assert_problem(r, 403, "forbidden")
+    stranger = world.headers(other.admin)
+    assert_problem(client.get(f"{API}/{sub['id']}", headers=stranger), 404)
+    r = client.post(f"{API}/{sub['id']}/suspend", headers=stranger, json={"reason": "x"})
+    assert_problem(r, 404, "subscription-not-found")
+    assert client.get(API, headers=stranger).json()["items"] == []
+    r = client.post(f"{API}/{sub['id']}/suspend", headers=world.headers(s.admin), json={})
+    assert_problem(r, 422, "validation-error")
+    # The regulator reads every tenant's subscriptions; staff suspend any.
+    regulator = world.headers(world.user(world.operator, Role.REGULATOR))
+    assert [x["id"] for x in client.get(API, headers=regulator).json()["items"]] == [sub["id"]]
+    noc = world.headers(world.user(world.operator, Role.COMPLIANCE))
+    r = client.post(f"{API}/{sub['id']}/suspend", headers=noc, json={"reason": "fraud case 7"})
+    assert r.status_code == 200 and r.json()["status"] == "suspended"
