@@ -181,6 +181,7 @@ def two_tenants(client, world, ctx):
     tb.more_paths |= {"dev_eui": device["dev_eui"], "station_id": station_id}
     tb.secrets += [device["nwk_s_key"], device["app_s_key"], station_key]
     tb.extra.append(device["dev_eui"])
+    tb.more_paths |= _b_sent_bill(world, tb)
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -244,6 +245,16 @@ def _b_device_with_an_uplink(client, world, bh):
     )
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
     return device, station_id, station_key
+
+
+def _b_sent_bill(world, tb) -> dict[str, str]:
+    """B's October bill, sent, with its bill run (the operator's) and B's billing account
+    and subscription (reused from B's customer record when it has one)."""
+    from tests.bss.billing_world import sent_bill_for
+
+    found = sent_bill_for(world, tb.tenant_id)
+    tb.extra += list(found.values())
+    return {k: v for k, v in found.items() if k not in tb.more_paths}
 
 
 def oss_inventory_of(world, tenant_id: uuid.UUID) -> dict[str, str]:

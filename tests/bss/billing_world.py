@@ -120,8 +120,34 @@ def shop(
     uscc: str = USCCS[0],
     name: str = "北京示例物联科技有限公司",
 ) -> Shop:
+    return _shop_for(
+        world,
+        world.tenant(),
+        payment_mode=payment_mode,
+        balance=balance,
+        quota_messages=quota_messages,
+        quota_bytes=quota_bytes,
+        quota_action=quota_action,
+        stop_at_zero_balance=stop_at_zero_balance,
+        uscc=uscc,
+        name=name,
+    )
+
+
+def _shop_for(
+    world: World,
+    tenant: Tenant,
+    *,
+    payment_mode: str = "postpaid",
+    balance: int = 0,
+    quota_messages: int | None = None,
+    quota_bytes: int | None = None,
+    quota_action: str = "notify",
+    stop_at_zero_balance: bool = False,
+    uscc: str = USCCS[0],
+    name: str = "北京示例物联科技有限公司",
+) -> Shop:
     ctx = world.ctx
-    tenant = world.tenant()
     now = ctx.clock.now()
     with ctx.db.write() as s:
         customer = Customer(
@@ -232,3 +258,55 @@ def rate_all(ctx: AppContext, batch_size: int = 500) -> int:
     while n := consume_batch(ctx.db, consumer, ctx.clock):
         total += n
     return total
+
+
+def sent_bill_for(world: World, tenant_id: uuid.UUID) -> dict[str, str]:
+    """A sent October bill of ``tenant_id`` (reusing its customer, account and contract if
+    it has them): ids of the bill, its run, account and subscription, for route walkers."""
+    from sqlalchemy import select
+
+    from satiot.bss.billing import RunSettings, run_bills
+    from satiot.bss.invoices import send_bill, validate_bill
+    from satiot.bss.models import CustomerBill
+
+    ctx = world.ctx
+    with ctx.db.read() as s:
+        customer = s.scalar(select(Customer).where(Customer.tenant_id == tenant_id))
+        account = s.scalar(select(BillingAccount).where(BillingAccount.tenant_id == tenant_id))
+        contract = s.scalar(select(Contract).where(Contract.tenant_id == tenant_id))
+    if customer is None or account is None or contract is None:
+        with ctx.db.read() as s:
+            tenant = s.get(Tenant, tenant_id)
+        assert tenant is not None and customer is None
+        made = _shop_for(world, tenant)
+    else:
+        made = Shop(ctx, _tenant(ctx, tenant_id), customer.id, account.id, contract.id)
+    off = offering(ctx, "Walker plan", [price("recurring", 1_000_000)])
+    sub = made.device(off, datetime(2026, 10, 1, tzinfo=ctx.clock.now().tzinfo))
+    settings = RunSettings(600, "SAT", 30, "Asia/Shanghai")
+    with ctx.db.write() as s:
+        run = run_bills(
+            s,
+            world.system,
+            "2026-10",
+            at=ctx.clock.now(),
+            settings=settings,
+            accounts=[made.account_id],
+        )
+        bill_id = s.scalar(select(CustomerBill.id).where(CustomerBill.bill_run_id == run.id))
+        assert bill_id is not None
+        validate_bill(s, world.system, bill_id, at=ctx.clock.now())
+        send_bill(s, world.system, bill_id, at=ctx.clock.now())
+    return {
+        "bill_id": str(bill_id),
+        "run_id": str(run.id),
+        "account_id": str(made.account_id),
+        "subscription_id": str(sub.id),
+    }
+
+
+def _tenant(ctx: AppContext, tenant_id: uuid.UUID) -> Tenant:
+    with ctx.db.read() as s:
+        tenant = s.get(Tenant, tenant_id)
+    assert tenant is not None
+    return tenant

@@ -25,6 +25,9 @@ from satiot.api import (
     users,
 )
 from satiot.api.catalog import router as catalog_router
+from satiot.api.bills import accounts_router as bill_accounts_router
+from satiot.api.bills import router as bills_router
+from satiot.api.bills import runs_router as bill_runs_router
 from satiot.api.context import AppContext
 from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
@@ -33,6 +36,7 @@ from satiot.api.numbers import blocks_router, numbers_router
 from satiot.api.orders import router as orders_router
 from satiot.api.subscriptions import router as subscriptions_router
 from satiot.api.terminal_models import router as terminal_models_router
+from satiot.api.usage import router as usage_router
 from satiot.core.errors import NotFound
 
 API_PREFIX = "/api/v1"
@@ -69,6 +73,8 @@ def api_router() -> APIRouter:
         router.include_router(oss)
     for bss in (catalog_router, orders_router, subscriptions_router):
         router.include_router(bss)
+    for billing in (bills_router, bill_runs_router, bill_accounts_router, usage_router):
+        router.include_router(billing)
     return router
 
 

@@ -1,0 +1,410 @@
+"""Bills (TMF678 customerBill), their lines, PDF and payments; bill runs; dry runs; top-ups.
+
+Customers see their own bills once sent (``sent``, ``partiallyPaid``, ``settled``); billing
+staff see every bill and move them through the lifecycle. Money is returned both as integer
+micro-yuan (``*_micros``, exact) and as yuan text with two decimals (``total``, ``amount_due``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
+from satiot.api.deps import Call, requires
+from satiot.bss import billing, invoices, payments
+from satiot.bss.invoice_pdf import Issuer, render_invoice
+from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill, Payment
+from satiot.bss.money import MICROS_PER_YUAN, to_yuan
+from satiot.bss.periods import check_period
+from satiot.core.errors import Conflict, NotFound
+from satiot.core.pagination import paginate
+
+router = APIRouter(prefix="/bills", tags=["billing"])
+runs_router = APIRouter(prefix="/bill-runs", tags=["billing"])
+accounts_router = APIRouter(prefix="/billing-accounts", tags=["billing"])
+Reader = Annotated[Call, Depends(requires("bills:read"))]
+Writer = Annotated[Call, Depends(requires("bills:write"))]
+
+BillState = Literal["new", "onHold", "validated", "sent", "partiallyPaid", "settled"]
+#: What a customer sees: bills that have been sent to it.
+CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
+Period = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+
+
+def yuan_text(micros: int) -> str:
+    return f"{to_yuan(micros).quantize(Decimal('0.01'))}"
+
+
+class BillOut(Output):
+    id: uuid.UUID
+    number: str
+    tenant_id: uuid.UUID
+    billing_account_id: uuid.UUID
+    bill_run_id: uuid.UUID | None
+    period: str
+    period_start: date
+    period_end: date
+    state: str
+    recurring_micros: int
+    usage_micros: int
+    one_time_micros: int
+    tax_rate_bp: int = Field(description="VAT rate in basis points (600 = 6 %)")
+    tax_micros: int
+    total_micros: int
+    paid_micros: int
+    total: str = Field(description="Total in yuan, two decimals")
+    amount_due: str = Field(description="Total less payments, in yuan")
+    issued_at: datetime
+    due_at: datetime
+
+
+class LineOut(Output):
+    id: uuid.UUID
+    kind: str
+    description: str
+    quantity: int
+    unit: str
+    amount_micros: int
+    amount: str
+
+
+class DraftOut(Output):
+    billing_account_id: uuid.UUID
+    period: str
+    lines: list[LineOut]
+    recurring_micros: int
+    usage_micros: int
+    one_time_micros: int
+    tax_rate_bp: int
+    tax_micros: int
+    total_micros: int
+    total: str
+
+
+class PaymentIn(Input):
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2, description="Yuan, e.g. 106.01")
+    method: str = Field(min_length=1, max_length=32, examples=["bank-transfer"])
+    reference: str = Field(
+        min_length=1, max_length=100, description="Unique per account: a repeat is recorded once"
+    )
+    received_at: datetime | None = None
+
+
+class TopUpIn(Input):
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    method: str = Field(min_length=1, max_length=32)
+    reference: str = Field(min_length=1, max_length=100)
+
+
+class PaymentOut(Output):
+    id: uuid.UUID
+    billing_account_id: uuid.UUID
+    bill_id: uuid.UUID | None
+    amount_micros: int
+    amount: str
+    method: str
+    reference: str
+    received_at: datetime
+    recorded_by: str
+
+
+class HoldIn(Input):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RunIn(Input):
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
+    billing_account_ids: list[uuid.UUID] | None = Field(
+        default=None, description="Bill only these accounts (default: every account)"
+    )
+
+
+class RunOut(Output):
+    id: uuid.UUID
+    period: str
+    status: str
+    bills: int
+    total_micros: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def bill_out(b: CustomerBill) -> BillOut:
+    return BillOut.model_validate(
+        {
+            **{k: getattr(b, k) for k in BillOut.model_fields if hasattr(b, k)},
+            "total": yuan_text(b.total_micros),
+            "amount_due": yuan_text(b.total_micros - b.paid_micros),
+        }
+    )
+
+
+def _line_out(ln: BillLine) -> LineOut:
+    return LineOut(
+        id=ln.id,
+        kind=ln.kind,
+        description=ln.description,
+        quantity=ln.quantity,
+        unit=ln.unit,
+        amount_micros=ln.amount_micros,
+        amount=yuan_text(ln.amount_micros),
+    )
+
+
+def _payment_out(p: Payment) -> PaymentOut:
+    return PaymentOut.model_validate(
+        {**{k: getattr(p, k) for k in PaymentOut.model_fields if k != "amount"}}
+        | {"amount": yuan_text(p.amount_micros)}
+    )
+
+
+def _micros(amount: Decimal) -> int:
+    return int(amount * MICROS_PER_YUAN)
+
+
+def _visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerBill:
+    bill = invoices.get_bill(session, bill_id)
+    if not call.principal.all_tenants and bill.state not in CUSTOMER_VISIBLE:
+        raise invoices.BillNotFound(f"no bill {bill_id}")
+    return bill
+
+
+@router.get("", response_model=Page[BillOut], summary="List bills, newest first")
+def list_bills(
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+    period: Period | None = None,
+    state: Annotated[BillState | None, Query()] = None,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> Page[BillOut]:
+    stmt = select(CustomerBill)
+    if period is not None:
+        stmt = stmt.where(CustomerBill.period == period)
+    if state is not None:
+        stmt = stmt.where(CustomerBill.state == state)
+    if billing_account_id is not None:
+        stmt = stmt.where(CustomerBill.billing_account_id == billing_account_id)
+    if not call.principal.all_tenants:
+        stmt = stmt.where(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    with call.read() as session:
+        page = paginate(session, stmt, CustomerBill.id, cursor=cursor, limit=limit, descending=True)
+        return page_response(request, response, page, bill_out)
+
+
+@router.get("/{bill_id}", response_model=BillOut, summary="One bill")
+def get_bill(call: Reader, bill_id: uuid.UUID) -> BillOut:
+    with call.read() as session:
+        return bill_out(_visible_bill(call, session, bill_id))
+
+
+@router.get("/{bill_id}/lines", response_model=list[LineOut], summary="A bill's lines")
+def get_lines(call: Reader, bill_id: uuid.UUID) -> list[LineOut]:
+    with call.read() as session:
+        bill = _visible_bill(call, session, bill_id)
+        return [_line_out(ln) for ln in invoices.lines_of(session, bill.id)]
+
+
+@router.get(
+    "/{bill_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The invoice as PDF"}},
+    summary="The invoice as a PDF",
+)
+def get_pdf(call: Reader, bill_id: uuid.UUID) -> Response:
+    s = call.ctx.settings
+    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    with call.read() as session:
+        bill = _visible_bill(call, session, bill_id)
+        pdf = render_invoice(session, bill.id, issuer)
+        number = bill.number
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="invoice-{number}.pdf"'},
+    )
+
+
+@router.post("/{bill_id}/validate", response_model=BillOut, summary="new → validated")
+def validate(call: Writer, bill_id: uuid.UUID) -> BillOut:
+    with call.write() as session:
+        return bill_out(invoices.validate_bill(session, call.principal, bill_id, at=call.now()))
+
+
+@router.post(
+    "/{bill_id}/send",
+    response_model=BillOut,
+    summary="validated → sent (a prepaid account's bill is then paid from its balance)",
+)
+def send(call: Writer, bill_id: uuid.UUID) -> BillOut:
+    with call.write() as session:
+        return bill_out(invoices.send_bill(session, call.principal, bill_id, at=call.now()))
+
+
+@router.post("/{bill_id}/hold", response_model=BillOut, summary="Hold a new bill, or release it")
+def hold(call: Writer, bill_id: uuid.UUID, body: HoldIn) -> BillOut:
+    with call.write() as session:
+        bill = invoices.hold_bill(
+            session, call.principal, bill_id, at=call.now(), reason=body.reason
+        )
+        return bill_out(bill)
+
+
+@router.get("/{bill_id}/payments", response_model=list[PaymentOut], summary="Payments of a bill")
+def list_payments(call: Reader, bill_id: uuid.UUID) -> list[PaymentOut]:
+    with call.read() as session:
+        bill = _visible_bill(call, session, bill_id)
+        rows = session.scalars(
+            select(Payment).where(Payment.bill_id == bill.id).order_by(Payment.id)
+        )
+        return [_payment_out(p) for p in rows]
+
+
+@router.post(
+    "/{bill_id}/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    responses={200: {"model": PaymentOut, "description": "Already recorded (same reference)"}},
+    summary="Record a payment against a sent bill",
+)
+def post_payment(call: Writer, bill_id: uuid.UUID, body: PaymentIn) -> JSONResponse:
+    with call.write() as session:
+        payment, new = payments.record_payment(
+            session,
+            call.principal,
+            bill_id,
+            amount_micros=_micros(body.amount),
+            method=body.method,
+            reference=body.reference,
+            at=call.now(),
+            received_at=body.received_at,
+        )
+        out = _payment_out(payment)
+    return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)
+
+
+# -- bill runs ----------------------------------------------------------------------------------
+
+
+def _run_settings(call: Call) -> billing.RunSettings:
+    s = call.ctx.settings
+    return billing.RunSettings(
+        s.tax_rate_bp, s.invoice_series_prefix, s.payment_terms_days, s.business_timezone
+    )
+
+
+@runs_router.post("", status_code=201, response_model=RunOut, summary="Run a period's bills")
+def post_run(call: Writer, body: RunIn) -> RunOut:
+    if not call.principal.all_tenants:
+        raise NotFound("no such resource")
+    with call.write() as session:
+        run = billing.run_bills(
+            session,
+            call.principal,
+            body.period,
+            at=call.now(),
+            settings=_run_settings(call),
+            accounts=body.billing_account_ids,
+        )
+        return RunOut.model_validate(run)
+
+
+@runs_router.get("/{run_id}", response_model=RunOut, summary="One bill run")
+def get_run(call: Reader, run_id: uuid.UUID) -> RunOut:
+    with call.read() as session:
+        run = session.get(BillRun, run_id) if call.principal.all_tenants else None
+        if run is None:
+            raise NotFound(f"no bill run {run_id}")
+        return RunOut.model_validate(run)
+
+
+# -- per account: dry run, top-ups ----------------------------------------------------------
+
+
+def _account(session: Session, account_id: uuid.UUID) -> BillingAccount:
+    account = session.get(BillingAccount, account_id)
+    if account is None:
+        raise NotFound(f"no billing account {account_id}")
+    return account
+
+
+@accounts_router.get(
+    "/{account_id}/dry-run",
+    response_model=DraftOut,
+    summary="The bill this account would get for a period, computed now; writes nothing",
+)
+def get_dry_run(call: Reader, account_id: uuid.UUID, period: Period) -> DraftOut:
+    check_period(period)
+    s = call.ctx.settings
+    with call.read() as session:
+        _account(session, account_id)
+        draft = billing.dry_run(
+            session, account_id, period, tax_rate_bp=s.tax_rate_bp, tz=s.business_timezone
+        )
+        if draft is None:
+            existing = session.scalar(
+                select(CustomerBill.number).where(
+                    CustomerBill.billing_account_id == account_id, CustomerBill.period == period
+                )
+            )
+            if existing is not None:
+                raise Conflict(f"{period} is billed already: bill {existing}")
+            draft = billing.Draft(account_id, uuid.UUID(int=0), period, tax_rate_bp=s.tax_rate_bp)
+    return DraftOut(
+        billing_account_id=account_id,
+        period=period,
+        lines=[
+            LineOut(
+                id=uuid.UUID(int=i + 1),
+                kind=ln.kind,
+                description=ln.description,
+                quantity=ln.quantity,
+                unit=ln.unit,
+                amount_micros=ln.amount_micros,
+                amount=yuan_text(ln.amount_micros),
+            )
+            for i, ln in enumerate(draft.lines)
+        ],
+        recurring_micros=draft.recurring_micros,
+        usage_micros=draft.usage_micros,
+        one_time_micros=draft.one_time_micros,
+        tax_rate_bp=draft.tax_rate_bp,
+        tax_micros=draft.tax_micros,
+        total_micros=draft.total_micros,
+        total=yuan_text(draft.total_micros),
+    )
+
+
+@accounts_router.post(
+    "/{account_id}/top-ups",
+    status_code=201,
+    response_model=PaymentOut,
+    responses={200: {"model": PaymentOut, "description": "Already recorded (same reference)"}},
+    summary="Top up a prepaid account's balance",
+)
+def post_top_up(call: Writer, account_id: uuid.UUID, body: TopUpIn) -> JSONResponse:
+    with call.write() as session:
+        _account(session, account_id)
+        payment, new = payments.top_up(
+            session,
+            call.principal,
+            account_id,
+            amount_micros=_micros(body.amount),
+            method=body.method,
+            reference=body.reference,
+            at=call.now(),
+        )
+        out = _payment_out(payment)
+    return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)

@@ -1,0 +1,134 @@
+"""Usage (TMF635): rated and rejected usage records, and monthly counters with thresholds.
+
+Customers see their own; thresholds (50/80/100 % of an allowance or a contract quota) are also
+announced as ``usage.threshold`` events, which a customer reads from its event feed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
+from sqlalchemy import select
+
+from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
+from satiot.api.deps import Call, requires
+from satiot.bss.models import Subscription, UsageCounter, UsageRecord
+from satiot.core.errors import NotFound
+from satiot.core.pagination import paginate
+
+router = APIRouter(prefix="/usage", tags=["usage"])
+Reader = Annotated[Call, Depends(requires("usage:read"))]
+Period = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+
+
+class UsageOut(Output):
+    id: uuid.UUID
+    event_id: uuid.UUID = Field(description="The uplink or downlink event it was rated from")
+    dev_eui: str
+    subscription_id: uuid.UUID | None
+    billing_account_id: uuid.UUID | None
+    offering_id: uuid.UUID | None
+    kind: str
+    bytes: int
+    billable_bytes: int
+    period: str
+    occurred_at: datetime
+    charge_micros: int
+    state: str = Field(description="rated, billed or rejected (TMF635)")
+    reason: str | None = Field(description="Why a record was rejected")
+    bill_id: uuid.UUID | None
+
+
+class CounterOut(Output):
+    bucket: str = Field(
+        description="sub:<subscription>, quota:<subscription> or pool:<account>:<offering>"
+    )
+    measure: str = Field(description="usage, allowance, quota or pool")
+    period: str
+    messages: int
+    bytes: int
+    allowance_messages: int
+    allowance_bytes: int
+    percent: int = Field(description="Highest share of the allowance or quota used")
+    notified_pct: int = Field(description="Highest threshold (50/80/100) announced so far")
+
+
+def _counter_out(c: UsageCounter) -> CounterOut:
+    shares = []
+    if c.allowance_messages:
+        shares.append(c.messages * 100 // c.allowance_messages)
+    if c.allowance_bytes:
+        shares.append(c.bytes * 100 // c.allowance_bytes)
+    kind = c.bucket.split(":", 1)[0]
+    has_limit = bool(c.allowance_messages or c.allowance_bytes)
+    measure = {"quota": "quota", "pool": "pool"}.get(kind, "allowance" if has_limit else "usage")
+    return CounterOut(
+        bucket=c.bucket,
+        measure=measure,
+        period=c.period,
+        messages=c.messages,
+        bytes=c.bytes,
+        allowance_messages=c.allowance_messages,
+        allowance_bytes=c.allowance_bytes,
+        percent=max(shares, default=0),
+        notified_pct=c.notified_pct,
+    )
+
+
+@router.get("", response_model=Page[UsageOut], summary="Usage records, newest first")
+def list_usage(
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
+    limit: LimitParam = 100,
+    subscription_id: Annotated[uuid.UUID | None, Query()] = None,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+    period: Period = None,
+    state: Annotated[Literal["rated", "billed", "rejected"] | None, Query()] = None,
+) -> Page[UsageOut]:
+    stmt = select(UsageRecord)
+    if subscription_id is not None:
+        stmt = stmt.where(UsageRecord.subscription_id == subscription_id)
+    if billing_account_id is not None:
+        stmt = stmt.where(UsageRecord.billing_account_id == billing_account_id)
+    if period is not None:
+        stmt = stmt.where(UsageRecord.period == period)
+    if state is not None:
+        stmt = stmt.where(UsageRecord.state == state)
+    with call.read() as session:
+        page = paginate(session, stmt, UsageRecord.id, cursor=cursor, limit=limit, descending=True)
+        return page_response(request, response, page, UsageOut.model_validate)
+
+
+@router.get(
+    "/counters",
+    response_model=list[CounterOut],
+    summary="A subscription's monthly counters: its own, its quota and its pool",
+)
+def list_counters(
+    call: Reader,
+    subscription_id: Annotated[uuid.UUID, Query()],
+    period: Period = None,
+) -> list[CounterOut]:
+    with call.read() as session:
+        sub = session.get(Subscription, subscription_id)
+        if sub is None:
+            raise NotFound(f"no subscription {subscription_id}")
+        buckets = [
+            f"sub:{sub.id}",
+            f"quota:{sub.id}",
+            f"pool:{sub.billing_account_id}:{sub.offering_id}",
+        ]
+        stmt = select(UsageCounter).where(UsageCounter.bucket.in_(buckets))
+        if period is not None:
+            stmt = stmt.where(UsageCounter.period == period)
+        stmt = stmt.order_by(UsageCounter.period.desc(), UsageCounter.bucket)
+        return [_counter_out(c) for c in session.scalars(stmt)]
+
+
+__all__ = ["router"]

@@ -1,0 +1,158 @@
+"""Bills API: runs, lifecycle, lines, PDF, payments, dry runs and top-ups; who sees what."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from satiot.core.auth.roles import Role
+from tests.api.conftest import assert_problem, unchanged
+from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+
+API = "/api/v1"
+DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def billed(client, world, ctx):
+    s = shop(world)
+    off = offering(
+        ctx, "Tianqi Basic", [price("recurring", 100_000_000), price("per-message", 10_000)]
+    )
+    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    uplink(ctx, sub, 10, datetime(2026, 11, 5, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk"))
+    customer = world.headers(world.user(s.tenant, Role.CUSTOMER_ADMIN))
+    return s, clerk, customer
+
+
+def _run(client, clerk):
+    r = client.post(f"{API}/bill-runs", headers=clerk, json={"period": "2026-11"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_a_run_bills_once_and_customers_see_a_bill_only_once_sent(client, billed):
+    _s, clerk, customer = billed
+    run = _run(client, clerk)
+    assert (run["bills"], run["status"]) == (1, "completed")
+    assert _run(client, clerk)["bills"] == 0
+    (bill,) = client.get(f"{API}/bills?period=2026-11", headers=clerk).json()["items"]
+    assert bill["number"] == "SAT2026-00000001" and bill["state"] == "new"
+    assert bill["total"] == "106.01" and bill["amount_due"] == "106.01"
+    assert client.get(f"{API}/bills", headers=customer).json()["items"] == []
+    assert_problem(client.get(f"{API}/bills/{bill['id']}", headers=customer), 404)
+    for step in ("validate", "send"):
+        r = client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+        assert r.status_code == 200, r.text
+    mine = client.get(f"{API}/bills/{bill['id']}", headers=customer).json()
+    assert mine["state"] == "sent"
+    lines = client.get(f"{API}/bills/{bill['id']}/lines", headers=customer).json()
+    assert [ln["kind"] for ln in lines] == ["recurring", "usage"]
+    assert [ln["amount"] for ln in lines] == ["100.00", "0.01"]
+    pdf = client.get(f"{API}/bills/{bill['id']}/pdf", headers=customer)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert (
+        pdf.content.startswith(b"%PDF") and "SAT2026-00000001" in pdf.headers["content-disposition"]
+    )
+
+
+def test_runs_and_transitions_need_billing_staff(client, billed, ctx):
+    _s, clerk, customer = billed
+    with unchanged(ctx):
+        assert_problem(
+            client.post(f"{API}/bill-runs", headers=customer, json={"period": "2026-11"}), 403
+        )
+    run = _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    assert_problem(
+        client.post(f"{API}/bills/{bill['id']}/send", headers=clerk), 409, "illegal-transition"
+    )
+    assert_problem(client.post(f"{API}/bills/{bill['id']}/validate", headers=customer), 403)
+    assert client.get(f"{API}/bill-runs/{run['id']}", headers=clerk).json()["bills"] == 1
+    assert_problem(client.get(f"{API}/bill-runs/{run['id']}", headers=customer), 404)
+    r = client.post(f"{API}/bills/{bill['id']}/hold", headers=clerk, json={"reason": "dispute"})
+    assert r.json()["state"] == "onHold"
+
+
+def test_an_unfinished_period_cannot_be_run(client, billed, ctx):
+    _, clerk, _ = billed
+    ctx.clock.set(datetime(2026, 11, 20, tzinfo=UTC))
+    with unchanged(ctx):
+        assert_problem(
+            client.post(f"{API}/bill-runs", headers=clerk, json={"period": "2026-11"}), 422
+        )
+
+
+def test_payments_are_idempotent_by_reference(client, billed):
+    _s, clerk, customer = billed
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    for step in ("validate", "send"):
+        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    body = {"amount": "50.00", "method": "bank-transfer", "reference": "CMB-0001"}
+    first = client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=body)
+    assert first.status_code == 201, first.text
+    again = client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=body)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert_problem(
+        client.post(
+            f"{API}/bills/{bill['id']}/payments", headers=clerk, json=body | {"amount": "1.00"}
+        ),
+        409,
+    )
+    assert_problem(
+        client.post(f"{API}/bills/{bill['id']}/payments", headers=customer, json=body), 403
+    )
+    rest = {"amount": "56.01", "method": "bank-transfer", "reference": "CMB-0002"}
+    client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=rest)
+    got = client.get(f"{API}/bills/{bill['id']}", headers=customer).json()
+    assert (got["state"], got["amount_due"]) == ("settled", "0.00")
+    paid = client.get(f"{API}/bills/{bill['id']}/payments", headers=customer).json()
+    assert [p["amount"] for p in paid] == ["50.00", "56.01"]
+    assert_problem(
+        client.post(
+            f"{API}/bills/{bill['id']}/payments",
+            headers=clerk,
+            json={"amount": "1.001", "method": "x", "reference": "y"},
+        ),
+        422,
+    )
+
+
+def test_the_dry_run_matches_the_real_run_and_writes_nothing(client, billed, ctx, world):
+    s, clerk, customer = billed
+    url = f"{API}/billing-accounts/{s.account_id}/dry-run?period=2026-11"
+    with unchanged(ctx):
+        dry = client.get(url, headers=customer)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["total"] == "106.01"
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    assert dry.json()["total_micros"] == bill["total_micros"]
+    assert_problem(client.get(url, headers=customer), 409)
+    other = shop(world, uscc="91310115MA1K3BTP2B")
+    assert_problem(
+        client.get(
+            f"{API}/billing-accounts/{other.account_id}/dry-run?period=2026-11", headers=customer
+        ),
+        404,
+    )
+    assert_problem(client.get(url.replace("2026-11", "2026-13"), headers=customer), 422)
+
+
+def test_top_ups_credit_a_prepaid_account_once(client, world, ctx):
+    s = shop(world, payment_mode="prepaid")
+    clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk2"))
+    url = f"{API}/billing-accounts/{s.account_id}/top-ups"
+    body = {"amount": "200.00", "method": "alipay", "reference": "ALI-9"}
+    assert client.post(url, headers=clerk, json=body).status_code == 201
+    assert client.post(url, headers=clerk, json=body).status_code == 200
+    post = shop(world, uscc="91310115MA1K3BTP2B")
+    assert_problem(
+        client.post(f"{API}/billing-accounts/{post.account_id}/top-ups", headers=clerk, json=body),
+        409,
+    )

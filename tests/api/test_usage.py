@@ -1,0 +1,52 @@
+"""Usage API: records and counters of one's own subscriptions only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from satiot.core.auth.roles import Role
+from tests.api.conftest import assert_problem
+from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+
+API = "/api/v1"
+T = datetime(2026, 11, 10, tzinfo=UTC)
+
+
+def test_a_customer_sees_its_usage_and_counters(client, world, ctx):
+    s = shop(world, quota_messages=10, quota_action="notify")
+    off = offering(
+        ctx,
+        "Bundle",
+        [price("recurring", 1_000_000, allowance_messages=4), price("per-message", 5)],
+    )
+    sub = s.device(off, T - timedelta(days=3))
+    for i in range(5):
+        uplink(ctx, sub, 12, T + timedelta(minutes=i))
+    other = shop(world, uscc="91310115MA1K3BTP2B")
+    theirs = other.device(off, T - timedelta(days=3))
+    uplink(ctx, theirs, 12, T)
+    rate_all(ctx)
+    me = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
+
+    r = client.get(f"{API}/usage?subscription_id={sub.id}&period=2026-11", headers=me)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert len(items) == 5 and {i["state"] for i in items} == {"rated"}
+    assert sorted(i["charge_micros"] for i in items) == [0, 0, 0, 0, 5]
+    assert client.get(f"{API}/usage?subscription_id={theirs.id}", headers=me).json()["items"] == []
+    everything = client.get(f"{API}/usage", headers=me).json()["items"]
+    assert {i["subscription_id"] for i in everything} == {str(sub.id)}
+
+    counters = client.get(f"{API}/usage/counters?subscription_id={sub.id}", headers=me).json()
+    by = {c["measure"]: c for c in counters}
+    assert by["allowance"]["messages"] == 5 and by["allowance"]["percent"] == 125
+    assert by["allowance"]["notified_pct"] == 100
+    assert by["quota"]["percent"] == 50 and by["quota"]["allowance_messages"] == 10
+    assert_problem(client.get(f"{API}/usage/counters?subscription_id={theirs.id}", headers=me), 404)
+    assert_problem(client.get(f"{API}/usage?period=11-2026", headers=me), 422)
+
+
+def test_usage_needs_its_scope(client, world):
+    s = shop(world)
+    key = world.headers(world.user(s.tenant, Role.CUSTOMER_USER), scopes=["devices:read"])
+    assert_problem(client.get(f"{API}/usage", headers=key), 403)
