@@ -16,7 +16,12 @@ from satiot.api import (
     api_keys,
     audit,
     auth,
+    billing_accounts,
+    contracts,
+    customer_documents,
+    customers,
     devices,
+    downlinks,
     ground_stations,
     health,
     integrations,
@@ -24,10 +29,10 @@ from satiot.api import (
     tenants,
     users,
 )
-from satiot.api.catalog import router as catalog_router
 from satiot.api.bills import accounts_router as bill_accounts_router
 from satiot.api.bills import router as bills_router
 from satiot.api.bills import runs_router as bill_runs_router
+from satiot.api.catalog import router as catalog_router
 from satiot.api.context import AppContext
 from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
@@ -67,7 +72,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
-    for module in (auth, tenants, users, api_keys, audit, integrations, devices, ground_stations):
+    for module in (
+        auth,
+        tenants,
+        users,
+        api_keys,
+        audit,
+        integrations,
+        devices,
+        ground_stations,
+        downlinks,
+        customers,
+        customer_documents,
+        billing_accounts,
+        contracts,
+    ):
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
         router.include_router(oss)
