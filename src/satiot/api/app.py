@@ -16,12 +16,7 @@ from satiot.api import (
     api_keys,
     audit,
     auth,
-    billing_accounts,
-    contracts,
-    customer_documents,
-    customers,
     devices,
-    downlinks,
     ground_stations,
     health,
     integrations,
@@ -72,21 +67,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
-    for module in (
-        auth,
-        tenants,
-        users,
-        api_keys,
-        audit,
-        integrations,
-        devices,
-        ground_stations,
-        downlinks,
-        customers,
-        customer_documents,
-        billing_accounts,
-        contracts,
-    ):
+    for module in (auth, tenants, users, api_keys, audit, integrations, devices, ground_stations):
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
         router.include_router(oss)
