@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from satiot.cli_bss import catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import fail, out
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
@@ -52,6 +53,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(twin_app, name="twin")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(terminals_app, name="terminals")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(orders_app, name="orders")
+app.add_typer(subscriptions_app, name="subscriptions")
 
 
 def _settings() -> Settings:

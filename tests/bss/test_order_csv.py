@@ -55,11 +55,8 @@ def test_every_bad_row_is_reported_with_line_and_column():
     parsed = parse(csv_of(*rows) + "\xff\xfe\n".encode("latin-1").decode("latin-1"))
     found = {(e.line, e.column) for e in parsed.errors}
     assert {(3, "imei"), (4, "dev_eui"), (5, ""), (6, "dev_eui"), (6, "imei")} <= found
-    with pytest.raises(OrderRejected) as err:
-        order_from_csv(parsed)
-    listed = err.value.extensions["errors"]
-    assert {"line", "column", "reason"} == set(listed[0])
-    assert "nothing was applied" in err.value.detail
+    order = order_from_csv(parsed)
+    assert [(e.item, e.field) for e in order.errors] == [(e.line, e.column) for e in parsed.errors]
 
 
 def test_bad_bytes_and_headers_are_row_errors():
@@ -114,16 +111,21 @@ def _place(s, text: str):
 
 def test_a_file_with_bad_rows_applies_nothing(ctx, world):
     s = shop(ctx, world)
-    rows = [terminal().csv_row() for _ in range(5)]
+    rows = [terminal().csv_row() for _ in range(6)]
     rows[1] = rows[1].replace(MODEL, "TQ-UNLICENSED")
     rows[3] = rows[3].replace("SAT-BUNDLE-100", "NO-SUCH-OFFER")
+    rows[4] = "1,2"
     before = all_counts(ctx)
     with pytest.raises(OrderRejected) as err:
         _place(s, csv_of(*rows))
-    assert sorted({(e["line"], e["column"]) for e in err.value.extensions["errors"]}) == [
+    listed = err.value.extensions["errors"]
+    assert {"line", "column", "reason"} == set(listed[0])
+    assert sorted({(e["line"], e["column"]) for e in listed}) == [
         (3, "terminal_model"),
         (5, "offering"),
+        (6, ""),
     ]
+    assert "3 lines cannot be accepted, nothing was applied" in err.value.detail
     assert all_counts(ctx) == before
 
 
@@ -144,3 +146,35 @@ def test_a_thousand_row_file_completes(ctx, world, capsys):
             f"\n1,000-row CSV order: parsed and checked in {accepted - started:.2f} s, "
             f"fulfilled (1,000 activations) in {done - accepted:.2f} s"
         )
+
+
+def test_the_cli_imports_a_file_or_lists_every_bad_row(ctx, world, db_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from satiot.cli import app
+
+    s = shop(ctx, world)
+    monkeypatch.setenv("SATIOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("SATIOT_DATA_DIR", str(ctx.settings.data_dir))
+    monkeypatch.setenv("SATIOT_HANDLE_PREFIX", "88.608.8899")
+    runner = CliRunner()
+    with ctx.db.read() as session:
+        from satiot.bss.models import Customer
+
+        uscc = session.get(Customer, s.customer_id).uscc
+    rows = [terminal().csv_row() for _ in range(3)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(csv_of(rows[0], rows[1].replace(MODEL, "TQ-X"), "1,2"))
+    before = all_counts(ctx)
+    r = runner.invoke(app, ["orders", "import", str(bad), "--customer", uscc])
+    assert r.exit_code == 1, r.output
+    assert "refused" in r.output and "TQ-X" in r.output and "expected 7 fields" in r.output
+    assert all_counts(ctx) == before
+    good = tmp_path / "good.csv"
+    good.write_text(csv_of(*rows))
+    r = runner.invoke(app, ["orders", "import", str(good), "--customer", uscc])
+    assert r.exit_code == 0, r.output
+    assert "completed; 3 completed, 0 failed" in r.output
+    assert "already there: SAT-MSG" in runner.invoke(app, ["catalog", "seed"]).output
+    assert "SAT-BUNDLE-100" in runner.invoke(app, ["catalog", "list"]).output
+    assert "no order is due" in runner.invoke(app, ["orders", "fulfil"]).output

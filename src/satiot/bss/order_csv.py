@@ -43,7 +43,6 @@ from satiot.bss.order_items import (
     ItemError,
     ItemIn,
     OrderIn,
-    OrderRejected,
     TerminalIn,
     check_items,
 )
@@ -273,13 +272,12 @@ def order_from_csv(
     external_id: str | None = None,
     note: str | None = None,
 ) -> OrderIn:
-    """The order a parsed file asks for: one item per row. Refused whole
-    (:class:`OrderRejected`, errors as ``{line, column, reason}``) if any row is bad."""
-    if parsed.errors:
-        errors = [ItemError(e.line, e.column, e.reason) for e in parsed.errors]
-        raise OrderRejected(errors, item_key="line", field_key="column", noun="line")
+    """The order a parsed file asks for: one item per row, and the rows that could not be read
+    (:func:`~satiot.bss.orders.place_order` refuses the file with every bad row listed, as
+    ``{line, column, reason}``, those and the ones the database checks find)."""
     return OrderIn(
         items=tuple(parsed.items),
+        errors=tuple(ItemError(e.line, e.column, e.reason) for e in parsed.errors),
         customer_id=customer_id,
         billing_account_id=billing_account_id,
         external_id=external_id,

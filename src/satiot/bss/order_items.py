@@ -78,17 +78,6 @@ class ItemIn:
 
 
 @dataclass(frozen=True)
-class OrderIn:
-    items: tuple[ItemIn, ...]
-    customer_id: uuid.UUID | None = None
-    billing_account_id: uuid.UUID | None = None
-    external_id: str | None = None
-    note: str | None = None
-    requested_start_at: datetime | None = None
-    source: str = "api"
-
-
-@dataclass(frozen=True)
 class ItemError:
     """Why one item cannot be accepted: ``item`` is the item's ``line``."""
 
@@ -98,6 +87,20 @@ class ItemError:
 
     def as_dict(self, item_key: str = "item", field_key: str = "field") -> dict[str, Any]:
         return {item_key: self.item, field_key: self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class OrderIn:
+    items: tuple[ItemIn, ...]
+    customer_id: uuid.UUID | None = None
+    billing_account_id: uuid.UUID | None = None
+    external_id: str | None = None
+    note: str | None = None
+    requested_start_at: datetime | None = None
+    source: str = "api"
+    #: Errors found before the database was asked (a CSV file's unreadable rows): reported
+    #: together with the items' own.
+    errors: tuple[ItemError, ...] = ()
 
 
 class OrderRejected(InvalidInput):

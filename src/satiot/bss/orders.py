@@ -19,14 +19,14 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import ProductOrder, ProductOrderItem
 from satiot.bss.order_checks import Resolved, check_against_inventory, resolve_party
-from satiot.bss.order_items import OrderIn, OrderRejected, TerminalIn, check_items
+from satiot.bss.order_items import ItemError, OrderIn, OrderRejected, TerminalIn, check_items
 from satiot.bss.states import ORDER, ORDER_ITEM
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
@@ -124,6 +124,18 @@ def _item_row(order: ProductOrder, r: Resolved, kek: Kek) -> ProductOrderItem:
     )
 
 
+def _reject(order: OrderIn, errors: list[ItemError]) -> NoReturn:
+    """Refuse the order with each item's errors, the first one found per field (a field that
+    failed its own check is not reported again by the checks that needed it)."""
+    first: dict[tuple[int, str], ItemError] = {}
+    for e in errors:
+        first.setdefault((e.item, e.field), e)
+    unique = sorted(first.values(), key=lambda e: e.item)
+    if order.source == "csv":
+        raise OrderRejected(unique, item_key="line", field_key="column", noun="line")
+    raise OrderRejected(unique)
+
+
 def place_order(
     session: Session, principal: Principal, order: OrderIn, *, at: datetime, kek: Kek
 ) -> Order:
@@ -132,19 +144,17 @@ def place_order(
     Raises :class:`OrderRejected` listing every failing item (nothing stored), or the error
     that stops the whole order (customer not ready, no contract in force, no account).
     """
-    if not order.items:
+    if not order.items and not order.errors:
         raise InvalidInput("an order needs at least one item", field="items")
     if len(order.items) > MAX_ITEMS:
         raise InvalidInput(f"an order holds at most {MAX_ITEMS} items", field="items")
+    if order.errors and not order.items:
+        _reject(order, list(order.errors))
     party = resolve_party(session, principal, order)
     checked = check_items(order.items)
     resolved, errors = check_against_inventory(session, party, checked.items, at=at)
-    errors = checked.errors + errors
-    if errors:
-        errors.sort(key=lambda e: e.item)
-        if order.source == "csv":
-            raise OrderRejected(errors, item_key="line", field_key="column", noun="line")
-        raise OrderRejected(errors)
+    if order.errors or checked.errors or errors:
+        _reject(order, [*order.errors, *checked.errors, *errors])
     row = ProductOrder(
         tenant_id=party.customer.tenant_id,
         customer_id=party.customer.id,

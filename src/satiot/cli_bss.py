@@ -1,0 +1,233 @@
+"""``satiot catalog …``, ``satiot orders …`` and ``satiot subscriptions …`` from a shell."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+)
+from rich.table import Table
+
+from satiot.cli_common import fail, out
+from satiot.cli_oss import _migrated, _principal
+from satiot.core.clock import SystemClock
+from satiot.core.config import Settings
+from satiot.core.db import Database
+
+catalog_app = typer.Typer(help="The product catalog (offerings and prices).", no_args_is_help=True)
+orders_app = typer.Typer(help="Product orders, including CSV bulk orders.", no_args_is_help=True)
+subscriptions_app = typer.Typer(
+    help="Subscriptions and their handles' registration at the identification node.",
+    no_args_is_help=True,
+)
+CHUNK = 64 * 1024
+
+
+@catalog_app.command("seed")
+def catalog_seed() -> None:
+    """Create and launch the default catalog (SAT-MSG, SAT-BYTE, SAT-BUNDLE-100,
+    EMERGENCY-PRIORITY); codes already in the catalog are left as they are."""
+    from satiot.bss.catalog_seed import seed_catalog
+
+    with _migrated() as database, database.write() as s:
+        result = seed_catalog(s, _principal(database, "catalog"), at=SystemClock().now())
+    created = ", ".join(result.created) or "none"
+    kept = ", ".join(result.existing) or "none"
+    out.print(f"catalog: launched {created}; already there: {kept}", highlight=False)
+
+
+@catalog_app.command("list")
+def catalog_list() -> None:
+    """List every offering version with its prices."""
+    from sqlalchemy import select
+
+    from satiot.bss.catalog import describe_price, prices_of
+    from satiot.bss.models import ProductOffering
+
+    with _migrated() as database, database.read() as s:
+        rows = list(
+            s.scalars(
+                select(ProductOffering).order_by(ProductOffering.code, ProductOffering.version)
+            )
+        )
+        prices = prices_of(s, [o.id for o in rows])
+    table = Table("code", "v", "status", "name", "prices")
+    for o in rows:
+        text = "\n".join(f"{p.name}: {describe_price(p)}" for p in prices[o.id])
+        table.add_row(o.code, str(o.version), o.lifecycle_status, o.name, text)
+    out.print(table)
+
+
+def _customer_id(database: Database, ref: str) -> uuid.UUID:
+    """A customer by id, credit code or tenant slug."""
+    from sqlalchemy import select
+
+    from satiot.bss.models import Customer
+    from satiot.core.models import Tenant
+
+    with database.read() as s:
+        try:
+            found = s.get(Customer, uuid.UUID(ref))
+        except ValueError:
+            found = s.scalar(select(Customer).where(Customer.uscc == ref.strip().upper()))
+            if found is None:
+                found = s.scalar(
+                    select(Customer)
+                    .join(Tenant, Tenant.id == Customer.tenant_id)
+                    .where(Tenant.slug == ref)
+                )
+    if found is None:
+        fail(f"no customer {ref!r} (give its id, credit code or tenant slug)")
+    return found.id
+
+
+def _read(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            progress.advance(task, len(chunk))
+            yield chunk
+
+
+@orders_app.command("import")
+def orders_import(
+    file: Annotated[Path, typer.Argument(help="CSV file (see docs/bss.md for the columns)")],
+    customer: Annotated[str, typer.Option(help="Customer id, credit code or tenant slug")],
+    billing_account: Annotated[
+        str | None, typer.Option(help="Billing account id (default: the only open one)")
+    ] = None,
+    external_id: Annotated[str | None, typer.Option(help="Your reference for the order")] = None,
+    fulfil: Annotated[
+        bool, typer.Option("--fulfil/--no-fulfil", help="Activate the devices now")
+    ] = True,
+) -> None:
+    """Place a bulk order from a CSV file: every row is checked first; any bad row is listed
+    (line, column, reason) and nothing is applied. Then each row is fulfilled."""
+    from satiot.bss.activation import ActivationConfig, register_pending_handles
+    from satiot.bss.order_csv import order_from_csv, parse_order_csv
+    from satiot.bss.order_fulfilment import fulfil_order
+    from satiot.bss.order_items import OrderRejected
+    from satiot.bss.orders import place_order
+    from satiot.network.keys import load_kek
+    from satiot.oss.handle_client import NodeConfig
+
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    settings = Settings()
+    clock = SystemClock()
+    with _migrated() as database:
+        customer_id = _customer_id(database, customer)
+        account = uuid.UUID(billing_account) if billing_account else None
+        kek = load_kek(settings)
+        try:
+            with Progress(TextColumn("checking"), BarColumn(), DownloadColumn()) as bar:
+                task = bar.add_task("read", total=size)
+                parsed = parse_order_csv(_read(file, bar, task))
+            order = order_from_csv(
+                parsed,
+                customer_id=customer_id,
+                billing_account_id=account,
+                external_id=external_id,
+            )
+            with database.write() as s:
+                placed = place_order(
+                    s, _principal(database, "orders"), order, at=clock.now(), kek=kek
+                )
+        except OrderRejected as exc:
+            _print_errors(exc)
+            raise typer.Exit(1) from None
+        out.print(f"order {placed.id}: {len(placed.items)} items {placed.order.state}")
+        if not fulfil:
+            return
+        config = ActivationConfig.from_settings(settings, kek)
+        columns = (TextColumn("activating"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns) as bar:
+            task = bar.add_task("items", total=len(placed.items))
+            state = fulfil_order(
+                database,
+                placed.id,
+                clock=clock,
+                config=config,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        register_pending_handles(database, NodeConfig.from_settings(settings), at=clock.now())
+        _summary(database, placed.id, state)
+
+
+def _print_errors(exc: object) -> None:
+    from satiot.bss.order_items import OrderRejected
+
+    assert isinstance(exc, OrderRejected)
+    table = Table("line", "column", "reason")
+    for e in exc.errors:
+        table.add_row(str(e.item), e.field, e.reason)
+    out.print(table)
+    out.print(f"[bold red]refused:[/] {exc.detail}", highlight=False, soft_wrap=True)
+
+
+def _summary(database: Database, order_id: uuid.UUID, state: str) -> None:
+    from satiot.bss.orders import get_order
+
+    with database.read() as s:
+        found = get_order(s, order_id)
+    failed = [i for i in found.items if i.state == "failed"]
+    done = sum(i.state == "completed" for i in found.items)
+    out.print(f"order {order_id}: {state}; {done} completed, {len(failed)} failed")
+    if failed:
+        table = Table("line", "column", "reason")
+        for item in failed:
+            table.add_row(str(item.line), item.error_field or "", item.error or "")
+        out.print(table)
+        raise typer.Exit(1 if state == "failed" else 2)
+
+
+@orders_app.command("fulfil")
+def orders_fulfil() -> None:
+    """Fulfil orders that are due: acknowledged ones, pending ones whose start has come, and
+    any interrupted in progress (items already done are skipped)."""
+    from satiot.bss.activation import ActivationConfig, register_pending_handles
+    from satiot.bss.order_fulfilment import fulfil_due_orders
+    from satiot.network.keys import load_kek
+    from satiot.oss.handle_client import NodeConfig
+
+    settings = Settings()
+    clock = SystemClock()
+    with _migrated() as database:
+        config = ActivationConfig.from_settings(settings, load_kek(settings))
+        results = fulfil_due_orders(database, clock=clock, config=config)
+        register_pending_handles(database, NodeConfig.from_settings(settings), at=clock.now())
+    if not results:
+        out.print("no order is due")
+    for order_id, state in results.items():
+        out.print(f"order {order_id}: {state}")
+
+
+@subscriptions_app.command("register-handles")
+def register_handles() -> None:
+    """Send handles whose copy at the identification node is missing or stale (new
+    activations, suspensions, terminations) to the node configured in SATIOT_HANDLE_NODE_URL."""
+    from satiot.bss.activation import register_pending_handles
+    from satiot.oss.handle_client import NodeConfig
+
+    settings = Settings()
+    node = NodeConfig.from_settings(settings)
+    if node is None:
+        fail("no identification node configured (SATIOT_HANDLE_NODE_URL)")
+    with _migrated() as database:
+        result = register_pending_handles(database, node, at=SystemClock().now())
+    if result is None:
+        fail("the identification node cannot be reached; the handles stay pending")
+    out.print(f"{len(result.registered)} registered, {len(result.failed)} refused")
+    for f in result.failed:
+        out.print(f"  {f.handle}: {f.reason}", highlight=False)
