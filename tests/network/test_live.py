@@ -129,6 +129,20 @@ def test_advancing_window_by_window_is_the_same_run():
     assert sum(seen) == sum(whole.per_station.values())
 
 
+def test_forgetting_settled_messages_keeps_the_counts_exact():
+    scenario, tles = _small(300)
+    whole = TwinRun(scenario, tles, 2.0).run()
+    lean = TwinRun(scenario, tles, 2.0)
+    while lean.simulated_s < 7200.0:
+        lean.advance()
+        lean.forget_settled()
+        held = {item.message for store in lean.stores for item in store}
+        assert set(lean._first_receipt) <= held  # only messages with copies still on board
+    assert (lean.report.delivered, lean.report.duplicates) == (whole.delivered, whole.duplicates)
+    assert lean.report.per_station == whole.per_station
+    assert lean.report.latencies_s == []
+
+
 def test_elevations_follow_the_satellites():
     scenario, tles = _small(10)
     twin = TwinRun(scenario, tles, 1.0)

@@ -151,9 +151,7 @@ class LiveFeed:
         ahead = WINDOW_STEPS * self.twin.scenario.step_s
         while self.twin.simulated_s <= simulated_s + ahead and len(self.queue) < MAX_QUEUED:
             self.twin.advance(self._sink)
-            # The live run never reports; keep its per-message figures from piling up.
-            self.twin.report.latencies_s.clear()
-            self.twin.report.wait_s.clear()
+            self.twin.forget_settled()  # the live run never ends: keep its memory flat
 
     def post_due(self, simulated_s: float) -> int:
         """Post every reception due by ``simulated_s``; returns how many."""

@@ -212,6 +212,8 @@ class TwinRun:
         self._frames: dict[int, bytes] = {}
         self._first_receipt: dict[int, float] = {}
         self._received: set[int] = set()
+        # Per-message bookkeeping, indexed by message id − ``_base`` (see forget_settled).
+        self._base = 0
         self._tx_time: list[float] = []
         self._gen_time: list[float] = []
         self._emergency: list[bool] = []
@@ -244,6 +246,24 @@ class TwinRun:
     def simulated_s(self) -> float:
         """Simulated seconds since the scenario's start that the run has covered so far."""
         return self._step * self.scenario.step_s
+
+    def forget_settled(self) -> None:
+        """Drop the bookkeeping of messages of which no satellite holds a copy any more, so a
+        run advanced for days (live traffic) keeps constant memory instead of ~90 bytes per
+        message. A message still on board keeps its record, so duplicates and latencies stay
+        exact; only the end-of-run split of undelivered messages (:meth:`run`) no longer is,
+        so call this only on runs that are never finished."""
+        held = {item.message for store in self.stores for item in store}
+        base = min(held, default=self._base + len(self._tx_time))
+        if base > self._base:
+            del self._tx_time[: base - self._base]
+            del self._gen_time[: base - self._base]
+            del self._emergency[: base - self._base]
+            self._base = base
+        self._first_receipt = {m: t for m, t in self._first_receipt.items() if m in held}
+        self._received &= held
+        self.report.latencies_s.clear()
+        self.report.wait_s.clear()
 
     def run(
         self, sink: Sink | None = None, progress: Callable[[float, float], None] | None = None
@@ -319,9 +339,9 @@ class TwinRun:
             return keep
         m_terms, m_gen, m_tx = terms[send], gen[send], tx[send]
         m_vis, m_sat = visible[send], sat[send]
-        first_id = len(self._tx_time)
-        ids = first_id + np.arange(len(m_terms))
+        first_id = self._base + len(self._tx_time)
         self._tx_time.extend(m_tx.tolist())
+        ids = first_id + np.arange(len(m_terms))
         self._gen_time.extend(m_gen.tolist())
         emergency = self.rng.random(len(m_terms)) < pop.emergency_share[m_terms]
         self._emergency.extend(emergency.tolist())
@@ -442,7 +462,7 @@ class TwinRun:
                     snr_db=float(window["snr"][i]),
                     doppler_hz=float(window["doppler"][i]),
                     frame=self._frames[mid],
-                    emergency=self._emergency[mid],
+                    emergency=self._emergency[mid - self._base],
                 )
                 self.stats[s].received += 1
                 self.stores[s].store(item, item.size, at=t, priority=item.emergency)
@@ -493,7 +513,7 @@ class TwinRun:
         self._first_receipt[item.message] = t
         report.delivered += 1
         report.latencies_s.append(t - item.transmitted_s)
-        report.wait_s.append(item.transmitted_s - self._gen_time[item.message])
+        report.wait_s.append(item.transmitted_s - self._gen_time[item.message - self._base])
 
     def _finish(self, report: TwinReport, pending: _Pending) -> None:
         report.pending_at_end = len(pending.terminal)
