@@ -44,9 +44,9 @@ from satiot.api.common import (
 from satiot.api.context import AppContext
 from satiot.api.deps import Call, requires
 from satiot.bss import order_csv, orders
-from satiot.bss.activation import ActivationConfig, register_pending_handles
+from satiot.bss.activation import ActivationConfig
 from satiot.bss.models import ProductOrder, ProductOrderItem
-from satiot.bss.order_fulfilment import fulfil_order
+from satiot.bss.order_fulfilment import fulfil_and_register
 from satiot.bss.order_items import ItemError, ItemIn, OrderIn, OrderRejected, TerminalIn
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.core.pagination import paginate
@@ -250,11 +250,17 @@ class OrderOut(CamelOut):
         )
 
 
-def fulfil_in_background(ctx: AppContext, order_id: uuid.UUID) -> None:
-    """Fulfil an order after its answer was sent, then register new handles at the node."""
-    config = ActivationConfig.from_settings(ctx.settings, ctx.kek)
-    fulfil_order(ctx.db, order_id, clock=ctx.clock, config=config)
-    register_pending_handles(ctx.db, NodeConfig.from_settings(ctx.settings), at=ctx.clock.now())
+def fulfil_in_background(ctx: AppContext, order_id: uuid.UUID) -> BackgroundTask:
+    """A task that fulfils an order after its answer was sent, then registers the handles it
+    minted at the identification node."""
+    return BackgroundTask(
+        fulfil_and_register,
+        ctx.db,
+        order_id,
+        clock=ctx.clock,
+        config=ActivationConfig.from_settings(ctx.settings, ctx.kek),
+        node=NodeConfig.from_settings(ctx.settings),
+    )
 
 
 def _json_rejection(exc: OrderRejected) -> OrderRejected:
@@ -264,7 +270,7 @@ def _json_rejection(exc: OrderRejected) -> OrderRejected:
 
 def _answer(call: Call, response: JSONResponse, placed: list[uuid.UUID]) -> JSONResponse:
     if placed:
-        response.background = BackgroundTask(fulfil_in_background, call.ctx, placed[0])
+        response.background = fulfil_in_background(call.ctx, placed[0])
     return response
 
 

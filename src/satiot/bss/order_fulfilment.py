@@ -26,7 +26,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from satiot.bss.activation import ActivationConfig, ActivationRequest, activate
+from satiot.bss.activation import (
+    ActivationConfig,
+    ActivationRequest,
+    activate,
+    register_pending_handles,
+)
 from satiot.bss.models import ProductOrder, ProductOrderItem
 from satiot.bss.order_items import TerminalIn
 from satiot.bss.orders import drop_session, open_session, order_view
@@ -39,6 +44,7 @@ from satiot.core.changes import record_change
 from satiot.core.clock import Clock
 from satiot.core.db import Database
 from satiot.core.errors import DomainError
+from satiot.oss.handle_client import NodeConfig
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +281,21 @@ def fulfil_order(
         if progress is not None:
             progress(n, len(item_ids))
     return _finish(db, order_id, clock.now())
+
+
+def fulfil_and_register(
+    db: Database,
+    order_id: uuid.UUID,
+    *,
+    clock: Clock,
+    config: ActivationConfig,
+    node: NodeConfig | None,
+) -> str:
+    """Fulfil an order, then send the handles it minted to the identification node (if one
+    is configured; a node that is down leaves them pending for the next run)."""
+    state = fulfil_order(db, order_id, clock=clock, config=config)
+    register_pending_handles(db, node, at=clock.now())
+    return state
 
 
 def due_orders(db: Database, at: datetime, *, limit: int = 100) -> list[uuid.UUID]:

@@ -27,11 +27,14 @@ from satiot.web.views import (
     access,
     access_actions,
     auth,
+    catalog,
     dashboard,
     devices,
     ground_stations,
     integrations,
     messages,
+    orders,
+    subscriptions,
 )
 
 STATIC_PATH = "/static"
@@ -48,6 +51,9 @@ def console_router() -> APIRouter:
         devices,
         ground_stations,
         integrations,
+        catalog,
+        orders,
+        subscriptions,
     ):
         router.include_router(module.router)
     return router

@@ -54,6 +54,9 @@ NAVIGATION: tuple[NavItem, ...] = (
         "Ground stations", "/ground-stations", ("ground-stations:read",), ("operator", "regulator")
     ),
     _item("Integrations", "/integrations", ("integrations:read",), ("operator", "customer")),
+    _item("Catalog", "/catalog", ("catalog:read",), ("operator", "customer")),
+    _item("Orders", "/orders", ("orders:read",), ("operator", "customer")),
+    _item("Subscriptions", "/subscriptions", ("subscriptions:read",), EVERYONE),
     _item("Users & API keys", "/access", ("users:read", "api-keys:read"), ("operator", "customer")),
     _item("Tenants", "/tenants", ("tenants:write",), ("operator",)),
     _item("Event log", "/events", ("events:read",), ("operator",)),

@@ -1,0 +1,162 @@
+"""The Subscriptions page: each device's binding (IMEI ↔ DevEUI ↔ IoT number ↔ handle), its
+offering and status, and the moves a person may make on it (suspend, resume, terminate).
+
+The moves call :mod:`satiot.bss.subscriptions` in the person's tenant-scoped write session, so
+they are checked against the subscription lifecycle and audited exactly as through the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import or_, select
+from starlette.responses import Response
+
+from satiot.bss import subscriptions as domain
+from satiot.bss.models import Customer, ProductOffering, Subscription
+from satiot.bss.states import SUBSCRIPTION
+from satiot.core.errors import DomainError
+from satiot.core.pagination import paginate
+from satiot.web.flash import Flash, set_flash
+from satiot.web.rendering import page
+from satiot.web.session import Posted, SignedIn
+from satiot.web.views.network_rows import parse_uuid
+
+router = APIRouter()
+PATH = "/subscriptions"
+PAGE = 50
+MOVES = {"suspend": "suspended", "resume": "active", "terminate": "pendingTerminate"}
+
+
+@dataclass(frozen=True)
+class Row:
+    sub: Subscription
+    offering: str
+    customer: str
+    moves: list[str]
+
+
+def _moves(sub: Subscription, role: str) -> list[str]:
+    allowed = []
+    for move, target in MOVES.items():
+        roles = SUBSCRIPTION.transitions.get((sub.status, target))
+        if roles is not None and (role in roles or role == "operator-admin"):
+            allowed.append(move)
+    return allowed
+
+
+@router.get(PATH)
+def subscriptions_page(
+    request: Request,
+    signed_in: SignedIn,
+    q: str = "",
+    status: str = "",
+    after: str | None = None,
+    id: str | None = None,
+) -> Response:
+    signed_in.require_any("subscriptions:read")
+    q = q.strip()[:40]
+    stmt = select(Subscription)
+    wanted = parse_uuid(id)
+    if wanted is not None:
+        stmt = stmt.where(Subscription.id == wanted)
+    if q:
+        like = f"{q.upper()}%"
+        stmt = stmt.where(
+            or_(
+                Subscription.imei.like(like),
+                Subscription.dev_eui.like(like),
+                Subscription.iot_number.like(like),
+                Subscription.handle.like(f"%{q}%"),
+            )
+        )
+    if status in SUBSCRIPTION.states:
+        stmt = stmt.where(Subscription.status == status)
+    writer = "subscriptions:write" in signed_in.principal.scopes
+    flash = None
+    with signed_in.call.read() as session:
+        try:
+            found = paginate(session, stmt, Subscription.id, cursor=after, limit=PAGE)
+        except DomainError as exc:
+            found = paginate(session, stmt, Subscription.id, cursor=None, limit=PAGE)
+            flash = Flash("error", exc.detail)
+        offerings = {
+            o.id: f"{o.code} v{o.version}"
+            for o in session.scalars(
+                select(ProductOffering).where(
+                    ProductOffering.id.in_({s.offering_id for s in found.items})
+                )
+            )
+        }
+        customers = {
+            c.id: c.name
+            for c in session.scalars(
+                select(Customer).where(Customer.id.in_({s.customer_id for s in found.items}))
+            )
+        }
+    role = str(signed_in.principal.role)
+    rows = [
+        Row(
+            s,
+            offerings.get(s.offering_id, "?"),
+            customers.get(s.customer_id, ""),
+            _moves(s, role) if writer else [],
+        )
+        for s in found.items
+    ]
+    params = {"q": q, "status": status}
+    next_url = None
+    if found.next_cursor:
+        query = {k: v for k, v in params.items() if v} | {"after": found.next_cursor}
+        next_url = f"{PATH}?{urlencode(query)}"
+    return page(
+        request,
+        signed_in,
+        "subscriptions.html",
+        {
+            "title": "Subscriptions",
+            "rows": rows,
+            "q": q,
+            "status": status,
+            "statuses": SUBSCRIPTION.states,
+            "staff": signed_in.principal.all_tenants,
+            "next_url": next_url,
+        },
+        flash=flash,
+    )
+
+
+@router.post(PATH + "/{subscription_id}/{move}")
+def move_subscription(
+    signed_in: Posted,
+    subscription_id: uuid.UUID,
+    move: str,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    signed_in.require_any("subscriptions:write")
+    response = RedirectResponse(f"{PATH}?id={subscription_id}", status_code=303)
+    principal, now = signed_in.principal, signed_in.now()
+    try:
+        with signed_in.call.write() as session:
+            if move == "suspend":
+                domain.suspend_subscription(session, principal, subscription_id, reason, now)
+            elif move == "resume":
+                domain.resume_subscription(session, principal, subscription_id, reason, now)
+            elif move == "terminate":
+                days = signed_in.ctx.settings.number_quarantine_days
+                domain.terminate_subscription(
+                    session, principal, subscription_id, reason, now, quarantine_days=days
+                )
+            else:
+                raise domain.SubscriptionNotFound(f"no move {move!r}")
+        done = {"suspend": "suspended", "resume": "resumed", "terminate": "terminated"}[move]
+        flash = Flash("success", f"Subscription {done}.")
+    except DomainError as exc:
+        flash = Flash("error", exc.detail)
+    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
+    return response

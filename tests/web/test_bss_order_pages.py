@@ -1,0 +1,122 @@
+"""The console's catalog, orders and subscriptions pages: CSV upload with per-row errors, an
+order's items, the binding of each subscription and its moves; who sees and does what."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from satiot.bss.models import ProductOffering, Subscription
+from satiot.core.auth.roles import Role
+from tests.bss.order_world import CSV_HEADER, MODEL, shop, terminal
+from tests.bss.test_orders import all_counts
+from tests.web.console_helpers import signed_in
+
+
+def _as(client: TestClient, username: str) -> str:
+    client.cookies.clear()
+    return signed_in(client, username)
+
+
+def _upload(client: TestClient, csrf: str, text: str, **form: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/orders/upload",
+        data={"csrf_token": csrf, **form},
+        files={"file": ("devices.csv", text.encode(), "text/csv")},
+        follow_redirects=False,
+    )
+
+
+def test_a_customer_uploads_a_csv_sees_errors_then_its_order_and_subscriptions(
+    client: TestClient, ctx, world
+):
+    s = shop(ctx, world)
+    csrf = _as(client, s.admin.username)
+    html = client.get("/catalog").text
+    assert "SAT-BUNDLE-100" in html and "¥6.00 per device per month" in html
+    assert "Design an offering" not in html and "Launch" not in html
+    assert 'id="csv-upload"' in client.get("/orders").text
+    rows = [terminal().csv_row() for _ in range(3)]
+    bad = "\n".join([CSV_HEADER, rows[0], rows[1].replace(MODEL, "TQ-NOPE"), "1,2"]) + "\n"
+    before = all_counts(ctx)
+    r = _upload(client, csrf, bad)
+    assert r.status_code == 422
+    found = re.findall(r'<tr class="csv-error"><td class="num">(\d+)</td>', r.text)
+    assert found == ["3", "4"], r.text
+    assert "TQ-NOPE" in r.text and "nothing was applied" in r.text
+    assert all_counts(ctx) == before
+    r = _upload(client, csrf, "\n".join([CSV_HEADER, *rows]) + "\n")
+    assert r.status_code == 303, r.text
+    order_url = r.headers["location"]
+    html = client.get(order_url).text
+    assert 'id="order-state">completed<' in html
+    assert html.count('class="item-row item-completed"') == 3
+    assert "Order accepted: 3 items" in html
+    listing = client.get("/orders").text
+    assert order_url.rsplit("/", 1)[1][:8] in listing
+    page = client.get("/subscriptions").text
+    with ctx.db.read() as session:
+        subs = session.scalars(select(Subscription).order_by(Subscription.dev_eui)).all()
+    for sub in subs:
+        assert sub.imei in page and sub.iot_number in page and sub.handle in page
+    target = subs[0]
+    r = client.post(
+        f"/subscriptions/{target.id}/suspend",
+        data={"csrf_token": csrf, "reason": "lost"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    html = client.get(r.headers["location"]).text
+    assert "Subscription suspended." in html and "badge-suspended" in html
+    assert f"/subscriptions/{target.id}/resume" in html
+    # A customer user reads everything but may not order or move subscriptions.
+    reader = world.user(s.tenant, Role.CUSTOMER_USER)
+    csrf = _as(client, reader.username)
+    assert 'id="csv-upload"' not in client.get("/orders").text
+    assert "/resume" not in client.get("/subscriptions").text
+    assert _upload(client, csrf, bad).status_code == 403
+
+
+def test_staff_design_and_launch_and_order_for_a_customer(client: TestClient, ctx, world):
+    s = shop(ctx, world)
+    other = shop(ctx, world)
+    csrf = _as(client, "admin")
+    r = client.post(
+        "/catalog",
+        data={
+            "csrf_token": csrf,
+            "code": "SAT-BUNDLE-500",
+            "name": "500 messages",
+            "price_name": "Monthly bundle",
+            "kind": "recurring",
+            "amount": "20.00",
+            "allowance_messages": "500",
+            "pooled": "true",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "is in design" in client.get("/catalog").text
+    with ctx.db.read() as session:
+        made = session.scalar(
+            select(ProductOffering).where(ProductOffering.code == "SAT-BUNDLE-500")
+        )
+    r = client.post(
+        f"/catalog/{made.id}/lifecycle",
+        data={"csrf_token": csrf, "target": "Active"},
+        follow_redirects=False,
+    )
+    html = client.get("/catalog").text
+    assert "SAT-BUNDLE-500 version 1 is Active." in html
+    assert "500 messages per device included (pooled" in html
+    # Staff upload on behalf of a customer they pick; the other customer sees nothing of it.
+    text = "\n".join([CSV_HEADER, terminal().csv_row()]) + "\n"
+    assert 'name="customer_id"' in client.get("/orders").text
+    r = _upload(client, csrf, text, customer_id=str(s.customer_id))
+    assert r.status_code == 303, r.text
+    _as(client, other.admin.username)
+    assert "order-row" not in client.get("/orders").text
+    assert client.get(r.headers["location"]).status_code == 404
+    assert "subscription-row" not in client.get("/subscriptions").text
