@@ -182,6 +182,7 @@ def two_tenants(client, world, ctx):
     tb.secrets += [device["nwk_s_key"], device["app_s_key"], station_key]
     tb.extra.append(device["dev_eui"])
     tb.more_paths |= _b_sent_bill(world, tb)
+    tb.more_paths |= _b_order(world, tb)
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -256,6 +257,53 @@ def _b_sent_bill(world, tb) -> dict[str, str]:
     tb.extra += list(found.values())
     return {k: v for k, v in found.items() if k not in tb.more_paths}
 
+
+def _b_order(world, tb) -> dict[str, str]:
+    """B's product order (pending: it starts tomorrow), and an offering still in design (the
+    operator's, which a customer never sees, so it answers like a missing one)."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from satiot.bss import catalog
+    from satiot.bss.catalog_seed import DEFAULT_CATALOG
+    from satiot.bss.models import Contract, Customer, ProductOrder, ProductOrderItem
+
+    at = world.ctx.clock.now()
+    with world.ctx.db.write() as s:
+        customer = s.scalar(select(Customer).where(Customer.tenant_id == tb.tenant_id))
+        contract = s.scalar(select(Contract).where(Contract.tenant_id == tb.tenant_id))
+        draft = catalog.create_offering(
+            s, world.system, replace(DEFAULT_CATALOG[0], code="WALK-DRAFT"), at=at
+        )
+        order = ProductOrder(
+            tenant_id=tb.tenant_id,
+            customer_id=customer.id,
+            contract_id=contract.id,
+            billing_account_id=uuid.UUID(tb.more_paths["account_id"]),
+            state="pending",
+            source="api",
+            external_id=f"PO-{MARKER}",
+            placed_by="user:b-admin-zebra",
+            requested_start_at=at + timedelta(days=1),
+            created_at=at,
+        )
+        s.add(order)
+        s.flush()
+        s.add(
+            ProductOrderItem(
+                tenant_id=tb.tenant_id,
+                order_id=order.id,
+                line=0,
+                action="add",
+                offering_id=draft.id,
+                terminal={"dev_eui": "70B3D57EBBBB0002", "terminal_model": "TQ-ZEBRA"},
+                state="acknowledged",
+            )
+        )
+    tb.extra.append(str(order.id))
+    return {"order_id": str(order.id), "offering_id": str(draft.id)}
 
 def oss_inventory_of(world, tenant_id: uuid.UUID) -> dict[str, str]:
     """A number allocated to the tenant and the handle binding it to a terminal; the
