@@ -305,6 +305,7 @@ def _b_order(world, tb) -> dict[str, str]:
     tb.extra.append(str(order.id))
     return {"order_id": str(order.id), "offering_id": str(draft.id)}
 
+
 def oss_inventory_of(world, tenant_id: uuid.UUID) -> dict[str, str]:
     """A number allocated to the tenant and the handle binding it to a terminal; the
     operator's terminal model and number block they come from."""
