@@ -1,0 +1,114 @@
+"""Billing accounts: who pays for a customer's subscriptions, and how.
+
+A customer may hold several accounts (one per department or project), each ``postpaid``
+(billed monthly in arrears) or ``prepaid`` (usage drawn from a balance). Top-ups and charges
+change the balance in the billing module; this module opens accounts and finds them
+(:func:`get_account` is what billing, orders and rating call).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.bss.customers import get_customer
+from satiot.bss.models import BillingAccount
+from satiot.bss.money import format_cny
+from satiot.core.auth.principal import Principal
+from satiot.core.changes import record_change
+from satiot.core.errors import Conflict, InvalidInput, NotFound
+
+PAYMENT_MODES = ("postpaid", "prepaid")
+
+
+class AccountNotFound(NotFound):
+    slug = "billing-account-not-found"
+    title = "Billing account not found"
+
+
+def account_view(account: BillingAccount) -> dict[str, Any]:
+    return {
+        "customer_id": str(account.customer_id),
+        "name": account.name,
+        "payment_mode": account.payment_mode,
+        "currency": account.currency,
+        "status": account.status,
+    }
+
+
+def open_account(
+    session: Session,
+    principal: Principal,
+    customer_id: uuid.UUID,
+    *,
+    payment_mode: str,
+    at: datetime,
+    name: str | None = None,
+) -> BillingAccount:
+    """Open an account for a customer that is not closed; the name defaults to the
+    customer's. A new account starts with a zero balance."""
+    if payment_mode not in PAYMENT_MODES:
+        raise InvalidInput(
+            f"payment_mode: {payment_mode!r} is not one of {', '.join(PAYMENT_MODES)}",
+            field="payment_mode",
+        )
+    customer = get_customer(session, customer_id)
+    if customer.status == "closed":
+        raise Conflict(f"customer {customer.name} is closed")
+    label = (name or "").strip() or customer.name
+    if len(label) > 200:
+        raise InvalidInput("name: at most 200 characters", field="name")
+    account = BillingAccount(
+        tenant_id=customer.tenant_id,
+        customer_id=customer.id,
+        name=label,
+        payment_mode=payment_mode,
+        balance_micros=0,
+        currency="CNY",
+        status="active",
+        created_at=at,
+    )
+    session.add(account)
+    session.flush()
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="billing-account.created",
+        target=("billing-account", account.id),
+        tenant_id=customer.tenant_id,
+        after=account_view(account),
+    )
+    return account
+
+
+def get_account(
+    session: Session, account_id: uuid.UUID, *, customer_id: uuid.UUID | None = None
+) -> BillingAccount:
+    """The account, if the session may see it (and it belongs to ``customer_id`` if given);
+    :class:`AccountNotFound` otherwise."""
+    account = session.get(BillingAccount, account_id)
+    if account is None or (customer_id is not None and account.customer_id != customer_id):
+        raise AccountNotFound(f"billing account {account_id} not found")
+    return account
+
+
+def accounts_of(session: Session, customer_id: uuid.UUID) -> list[BillingAccount]:
+    """The customer's accounts, oldest first."""
+    stmt = (
+        select(BillingAccount)
+        .where(BillingAccount.customer_id == customer_id)
+        .order_by(BillingAccount.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def balance_text(account: BillingAccount) -> str:
+    """The balance for people, e.g. ``¥1,234.56`` (a negative balance is money owed)."""
+    if account.balance_micros < 0:
+        return "-" + format_cny(-account.balance_micros)
+    return format_cny(account.balance_micros)
