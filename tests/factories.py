@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from satiot.api.context import AppContext
 from satiot.core.auth.credentials import issue_api_key
@@ -13,6 +14,9 @@ from satiot.core.auth.roles import Role
 from satiot.core.auth.users import create_tenant, create_user
 from satiot.core.bootstrap import seed_operator
 from satiot.core.models import Tenant, User
+
+if TYPE_CHECKING:
+    from tests.bss.onboarding_world import Onboarded
 
 PASSWORD = "correct-horse-battery"
 
@@ -84,6 +88,14 @@ class World:
 
     def admin_headers(self) -> dict[str, str]:
         return self.headers(self.admin)
+
+    def customer(self, tenant: Tenant | uuid.UUID | None = None, **options: Any) -> Onboarded:
+        """A validated customer that passed its risk assessment, with a billing account and a
+        signed contract in force (a new tenant unless ``tenant`` is given); options and the
+        returned ids are in tests/bss/onboarding_world.py."""
+        from tests.bss.onboarding_world import onboard_customer
+
+        return onboard_customer(self, tenant, **options)
 
 
 def _role_scopes(role: str) -> frozenset[str]:
