@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
 from satiot.api.deps import Call, requires
-from satiot.bss.models import Subscription, UsageCounter, UsageRecord
+from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
 from satiot.core.errors import NotFound
 from satiot.core.pagination import paginate
 
@@ -47,7 +47,10 @@ class CounterOut(Output):
     bucket: str = Field(
         description="sub:<subscription>, quota:<subscription> or pool:<account>:<offering>"
     )
-    measure: str = Field(description="usage, allowance, quota or pool")
+    measure: str = Field(
+        description="usage (no allowance), allowance (the device's own), pool, or quota (the "
+        "contract's monthly cap on the device, counting messages and billable bytes)"
+    )
     period: str
     messages: int
     bytes: int
@@ -57,26 +60,36 @@ class CounterOut(Output):
     notified_pct: int = Field(description="Highest threshold (50/80/100) announced so far")
 
 
-def _counter_out(c: UsageCounter) -> CounterOut:
+def _counter_out(
+    c: UsageCounter, measure: str, limits: tuple[int, int], notified: int
+) -> CounterOut:
     shares = []
-    if c.allowance_messages:
-        shares.append(c.messages * 100 // c.allowance_messages)
-    if c.allowance_bytes:
-        shares.append(c.bytes * 100 // c.allowance_bytes)
-    kind = c.bucket.split(":", 1)[0]
-    has_limit = bool(c.allowance_messages or c.allowance_bytes)
-    measure = {"quota": "quota", "pool": "pool"}.get(kind, "allowance" if has_limit else "usage")
+    if limits[0]:
+        shares.append(c.messages * 100 // limits[0])
+    if limits[1]:
+        shares.append(c.bytes * 100 // limits[1])
     return CounterOut(
         bucket=c.bucket,
         measure=measure,
         period=c.period,
         messages=c.messages,
         bytes=c.bytes,
-        allowance_messages=c.allowance_messages,
-        allowance_bytes=c.allowance_bytes,
+        allowance_messages=limits[0],
+        allowance_bytes=limits[1],
         percent=max(shares, default=0),
-        notified_pct=c.notified_pct,
+        notified_pct=notified,
     )
+
+
+def _views(c: UsageCounter, quota: tuple[int, int]) -> list[CounterOut]:
+    """A counter as people read it: usage or allowance, pool, and the quota it carries."""
+    own = (c.allowance_messages, c.allowance_bytes)
+    if c.bucket.startswith("pool:"):
+        return [_counter_out(c, "pool", own, c.notified_pct)]
+    out = [_counter_out(c, "allowance" if any(own) else "usage", own, c.notified_pct)]
+    if any(quota):
+        out.append(_counter_out(c, "quota", quota, c.quota_notified_pct))
+    return out
 
 
 @router.get("", response_model=Page[UsageOut], summary="Usage records, newest first")
@@ -108,7 +121,7 @@ def list_usage(
 @router.get(
     "/counters",
     response_model=list[CounterOut],
-    summary="A subscription's monthly counters: its own, its quota and its pool",
+    summary="A subscription's monthly counters: its usage or allowance, its quota, its pool",
 )
 def list_counters(
     call: Reader,
@@ -119,16 +132,15 @@ def list_counters(
         sub = session.get(Subscription, subscription_id)
         if sub is None:
             raise NotFound(f"no subscription {subscription_id}")
-        buckets = [
-            f"sub:{sub.id}",
-            f"quota:{sub.id}",
-            f"pool:{sub.billing_account_id}:{sub.offering_id}",
-        ]
+        buckets = [f"sub:{sub.id}", f"pool:{sub.billing_account_id}:{sub.offering_id}"]
+        contract = session.get(Contract, sub.contract_id)
+        quota = (
+            (contract.monthly_messages_per_device or 0, contract.monthly_bytes_per_device or 0)
+            if contract is not None
+            else (0, 0)
+        )
         stmt = select(UsageCounter).where(UsageCounter.bucket.in_(buckets))
         if period is not None:
             stmt = stmt.where(UsageCounter.period == period)
         stmt = stmt.order_by(UsageCounter.period.desc(), UsageCounter.bucket)
-        return [_counter_out(c) for c in session.scalars(stmt)]
-
-
-__all__ = ["router"]
+        return [view for c in session.scalars(stmt) for view in _views(c, quota)]

@@ -19,7 +19,10 @@ from sqlalchemy.orm import Session
 
 
 def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is uuid.UUID:
         return value.hex
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -54,3 +57,25 @@ def insert_rows(
     finally:
         cur.close()
     return len(converted)
+
+
+def update_rows(
+    session: Session, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> int:
+    """``UPDATE table SET columns… WHERE key = …`` for each row (values in ``columns``
+    order, then the key), through the driver's ``executemany``."""
+    if not rows:
+        return 0
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    postgres = connection.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    sets = ", ".join(f"{c} = {mark}" for c in columns)
+    sql = f"UPDATE {table} SET {sets} WHERE {key} = {mark}"  # noqa: S608 - names are ours
+    values = rows if postgres else [tuple(_sqlite_value(v) for v in row) for row in rows]
+    cur = raw.cursor()
+    try:
+        cur.executemany(sql, values)
+    finally:
+        cur.close()
+    return len(rows)

@@ -330,7 +330,8 @@ class UsageCounter(TenantScoped, Base):
     """Running totals for one allowance bucket in one month: a device's own, or a pool's.
 
     ``bucket`` is ``sub:<subscription id>`` or ``pool:<billing account id>:<offering id>``;
-    ``notified_pct`` remembers the highest threshold (50/80/100) already announced.
+    ``notified_pct`` remembers the highest threshold (50/80/100) of the allowance already
+    announced, ``quota_notified_pct`` that of the contract's quota (device buckets only).
     """
 
     __tablename__ = "usage_counters"
@@ -343,6 +344,7 @@ class UsageCounter(TenantScoped, Base):
     allowance_messages: Mapped[int] = mapped_column(BigInteger, default=0)
     allowance_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     notified_pct: Mapped[int] = mapped_column(Integer, default=0)
+    quota_notified_pct: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (UniqueConstraint("bucket", "period", name="uq_usage_counters_bucket"),)
 

@@ -14,12 +14,12 @@ What happens to each message (docs/bss.md, "Rating and usage"):
 - no live, activated subscription for its device → a ``rejected`` record, no charge;
 - otherwise it is priced by :mod:`satiot.bss.rating_rules` against its subscription's
   offering version, consuming the monthly allowance (the device's or its pool's);
-- a contract's monthly quota per device (messages and/or bytes) is counted in a
-  ``quota:<subscription>`` bucket. With ``quota_action`` ``suspend`` or ``throttle``, a message
-  that would go over the cap is ``rejected`` (not charged), and so is every later one in that
-  month; at the cap, ``suspend`` suspends the subscription and ``throttle`` sets
-  ``Subscription.throttled`` (cleared by the first usage of a later month). ``notify`` only
-  announces;
+- a contract's monthly quota per device (messages and/or billable bytes, the measure the
+  bill uses) is counted in the device's own bucket. With ``quota_action`` ``suspend`` or
+  ``throttle``, a message that would go over the cap is ``rejected`` (not charged), and so is
+  every later one in that month; at the cap, ``suspend`` suspends the subscription and
+  ``throttle`` sets ``Subscription.throttled`` (cleared by the first usage of a later month).
+  ``notify`` only announces;
 - 50, 80 and 100 % of an allowance or a quota emit ``usage.threshold`` (tenant-tagged);
 - a prepaid account is debited as usage is rated; at a balance of zero or less, the active
   subscriptions whose contract says ``stop_at_zero_balance`` are suspended.
@@ -162,32 +162,26 @@ class Rater:
                 continue
             tariff = ctx.tariff(sub)
             billable = tariff.billable(u.kind, u.size)
-            quota = ctx.buckets.get(("quota:" + str(sub.id), u.period))
-            if sub.throttled and (quota is None or quota.notified_pct < 100):
-                unthrottle.add(sub.id)  # a new month: the cap of the last one no longer holds
-            if quota is not None:
-                action = ctx.contracts[sub.contract_id].quota_action
-                if action != "notify" and (quota.notified_pct >= 100 or _exceeds(quota, u.size)):
-                    if self._announce(out, quota, ctx, sub, u, "quota", reach_cap=True):
-                        capped.setdefault(sub.id, (action, u.at))  # newly capped: act once
-                    rows.append(store.usage_row(u, sub, 0, billable, "rejected", "quota-exceeded"))
-                    out.rejected += 1
-                    continue
-                quota.messages += 1
-                quota.bytes += u.size
-                quota.changed = True
-                crossed = self._announce(out, quota, ctx, sub, u, "quota")
-                if 100 in crossed and action != "notify":
-                    capped.setdefault(sub.id, (action, u.at))
-            allowance = _allowance_bucket(ctx, sub, tariff, u.period)
             own = ctx.buckets[("sub:" + str(sub.id), u.period)]
+            terms = ctx.contracts[sub.contract_id]
+            quota = terms.quota_messages > 0 or terms.quota_bytes > 0
+            if sub.throttled and not (quota and own.quota_notified_pct >= 100):
+                unthrottle.add(sub.id)  # a new month: the cap of the last one no longer holds
+            enforced = quota and terms.quota_action != "notify"
+            if enforced and (own.quota_notified_pct >= 100 or _exceeds(own, terms, billable)):
+                if self._announce(out, own, ctx, sub, u, "quota", terms, cap=True):
+                    capped.setdefault(sub.id, (terms.quota_action, u.at))  # newly capped: act once
+                rows.append(store.usage_row(u, sub, 0, billable, "rejected", "quota-exceeded"))
+                out.rejected += 1
+                continue
+            allowance = _allowance_bucket(ctx, sub, tariff, u.period)
             amount = charge(tariff, u.kind, billable, allowance)
             if own is not allowance:
-                own.messages += 1
-                own.bytes += billable
-                own.changed = True
+                own.add(billable)
             if allowance is not None:
                 self._announce(out, allowance, ctx, sub, u, "allowance")
+            if quota and 100 in self._announce(out, own, ctx, sub, u, "quota", terms) and enforced:
+                capped.setdefault(sub.id, (terms.quota_action, u.at))
             rows.append(store.usage_row(u, sub, amount, billable, "rated", None))
             out.rated += 1
             out.charged_micros += amount
@@ -211,17 +205,22 @@ class Rater:
         sub: store.Sub,
         u: Usage,
         what: str,
+        terms: store.Terms | None = None,
         *,
-        reach_cap: bool = False,
+        cap: bool = False,
     ) -> list[int]:
-        """Emit ``usage.threshold`` for every threshold ``bucket`` has newly reached
-        (``reach_cap``: the bucket is at its cap now, whatever its totals say)."""
-        if reach_cap:
-            crossed = [t for t in (50, 80, 100) if bucket.notified_pct < t]
-            bucket.notified_pct = 100
-            bucket.changed = True
+        """Emit ``usage.threshold`` for every threshold newly reached: of ``bucket``'s
+        allowance, or (``what="quota"``) of the contract ``terms``' quota (``cap``: the quota
+        is at its cap now, whatever the totals say)."""
+        if what == "quota":
+            assert terms is not None
+            crossed = bucket.quota_crossed(terms.quota_messages, terms.quota_bytes, cap=cap)
+            limits = (terms.quota_messages, terms.quota_bytes)
         else:
             crossed = bucket.crossed()
+            limits = (bucket.allowance_messages, bucket.allowance_bytes)
+        if not crossed:
+            return crossed
         key = ctx.bucket_keys[bucket.id]
         for pct in crossed:
             payload = {
@@ -235,8 +234,8 @@ class Rater:
                 "billing_account_id": str(sub.billing_account_id),
                 "messages": bucket.messages,
                 "bytes": bucket.bytes,
-                "limit_messages": bucket.allowance_messages or None,
-                "limit_bytes": bucket.allowance_bytes or None,
+                "limit_messages": limits[0] or None,
+                "limit_bytes": limits[1] or None,
             }
             subject = (
                 ("billing-account", str(sub.billing_account_id))
@@ -265,11 +264,11 @@ def _reject_reason(sub: store.Sub | None, u: Usage) -> str | None:
     return None
 
 
-def _exceeds(quota: Bucket, size: int) -> bool:
-    """Would one more message of ``size`` bytes take the quota bucket over its cap?"""
-    if quota.allowance_messages and quota.messages + 1 > quota.allowance_messages:
+def _exceeds(own: Bucket, terms: store.Terms, billable: int) -> bool:
+    """Would one more message of ``billable`` bytes take the device over its quota?"""
+    if terms.quota_messages and own.messages + 1 > terms.quota_messages:
         return True
-    return bool(quota.allowance_bytes and quota.bytes + size > quota.allowance_bytes)
+    return bool(terms.quota_bytes and own.bytes + billable > terms.quota_bytes)
 
 
 def _allowance_bucket(

@@ -51,9 +51,27 @@ class Tariff:
         return max(size, self.min_bytes.get(kind, 0))
 
 
+def share(messages: int, size: int, limit_messages: int, limit_bytes: int) -> int:
+    """Highest share of two limits used, in whole percent (0 where neither is set)."""
+    shares = []
+    if limit_messages > 0:
+        shares.append(messages * 100 // limit_messages)
+    if limit_bytes > 0:
+        shares.append(size * 100 // limit_bytes)
+    return max(shares, default=0)
+
+
+def newly_crossed(notified: int, pct: int) -> list[int]:
+    return [t for t in THRESHOLDS if notified < t <= pct]
+
+
 @dataclass
 class Bucket:
-    """A running monthly counter (a ``UsageCounter`` row while a batch works on it)."""
+    """A running monthly counter (a ``UsageCounter`` row while a batch works on it).
+
+    A device's own bucket also carries the contract quota's announcements
+    (``quota_notified_pct``): the quota counts the same messages and billable bytes.
+    """
 
     id: uuid.UUID
     messages: int
@@ -61,25 +79,36 @@ class Bucket:
     allowance_messages: int
     allowance_bytes: int
     notified_pct: int
+    quota_notified_pct: int = 0
     changed: bool = False
 
     def percent(self) -> int:
         """Highest share of the allowance used, in whole percent (0 without allowance)."""
-        shares = []
-        if self.allowance_messages > 0:
-            shares.append(self.messages * 100 // self.allowance_messages)
-        if self.allowance_bytes > 0:
-            shares.append(self.bytes * 100 // self.allowance_bytes)
-        return max(shares, default=0)
+        return share(self.messages, self.bytes, self.allowance_messages, self.allowance_bytes)
 
     def crossed(self) -> list[int]:
-        """Thresholds newly reached since the last announcement (and remember them)."""
-        pct = self.percent()
-        new = [t for t in THRESHOLDS if self.notified_pct < t <= pct]
+        """Allowance thresholds newly reached since the last announcement (remembered)."""
+        new = newly_crossed(self.notified_pct, self.percent())
         if new:
             self.notified_pct = new[-1]
             self.changed = True
         return new
+
+    def quota_crossed(
+        self, limit_messages: int, limit_bytes: int, *, cap: bool = False
+    ) -> list[int]:
+        """Quota thresholds newly reached (``cap``: the quota is at its cap now)."""
+        pct = 100 if cap else share(self.messages, self.bytes, limit_messages, limit_bytes)
+        new = newly_crossed(self.quota_notified_pct, pct)
+        if new:
+            self.quota_notified_pct = new[-1]
+            self.changed = True
+        return new
+
+    def add(self, billable: int) -> None:
+        self.messages += 1
+        self.bytes += billable
+        self.changed = True
 
 
 def charge(tariff: Tariff, kind: str, billable: int, bucket: Bucket | None) -> int:
@@ -94,9 +123,7 @@ def charge(tariff: Tariff, kind: str, billable: int, bucket: Bucket | None) -> i
         return msg_price + byte_price * billable
     free_msg = bucket.messages < bucket.allowance_messages
     free_bytes = min(billable, max(0, bucket.allowance_bytes - bucket.bytes))
-    bucket.messages += 1
-    bucket.bytes += billable
-    bucket.changed = True
+    bucket.add(billable)
     return (0 if free_msg else msg_price) + byte_price * (billable - free_bytes)
 
 
@@ -161,7 +188,3 @@ class TariffCache:
                 prices.extend(self._prices.get(uuid.UUID(add_on), ()))
             found = self._tariffs[key] = build_tariff(prices)
         return found
-
-    def recurring(self, offering_id: uuid.UUID) -> list[ProductOfferingPrice]:
-        """The loaded prices of one offering (for billing and pool sizes)."""
-        return list(self._prices.get(offering_id, ()))

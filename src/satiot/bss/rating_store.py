@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from satiot.bss.bulk import insert_rows
+from satiot.bss.bulk import insert_rows, update_rows
 from satiot.bss.models import (
     BillingAccount,
     Contract,
@@ -101,8 +101,13 @@ class Context:
     buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
     bucket_keys: dict[uuid.UUID, str] = field(default_factory=dict)
 
+    _by_sub: dict[uuid.UUID, Tariff] = field(default_factory=dict)
+
     def tariff(self, sub: Sub) -> Tariff:
-        return self.tariffs.tariff(sub.offering_id, sub.add_on_ids)
+        found = self._by_sub.get(sub.id)
+        if found is None:
+            found = self._by_sub[sub.id] = self.tariffs.tariff(sub.offering_id, sub.add_on_ids)
+        return found
 
 
 def pool_key(sub: Sub) -> str:
@@ -119,19 +124,21 @@ def already_rated(session: Session, event_ids: Sequence[uuid.UUID]) -> set[uuid.
 def load_context(session: Session, tariffs: TariffCache, usages: Sequence[Usage]) -> Context:
     dev_euis = {u.dev_eui for u in usages}
     subs: dict[str, Sub] = {}
-    for row in session.execute(
+    t = Subscription.__table__
+    assert isinstance(t, Table)
+    for row in session.connection().execute(
         select(
-            Subscription.id,
-            Subscription.tenant_id,
-            Subscription.dev_eui,
-            Subscription.billing_account_id,
-            Subscription.contract_id,
-            Subscription.offering_id,
-            Subscription.add_on_ids,
-            Subscription.status,
-            Subscription.throttled,
-            Subscription.activated_at,
-        ).where(Subscription.dev_eui.in_(dev_euis), Subscription.status.not_in(ENDED))
+            t.c.id,
+            t.c.tenant_id,
+            t.c.dev_eui,
+            t.c.billing_account_id,
+            t.c.contract_id,
+            t.c.offering_id,
+            t.c.add_on_ids,
+            t.c.status,
+            t.c.throttled,
+            t.c.activated_at,
+        ).where(t.c.dev_eui.in_(dev_euis), t.c.status.not_in(ENDED))
     ):
         subs[row.dev_eui] = Sub(
             row.id,
@@ -197,13 +204,6 @@ def _load_buckets(ctx: Context, usages: Sequence[Usage]) -> None:
                 tariff.allowance_messages,
                 tariff.allowance_bytes,
             )
-        terms = ctx.contracts.get(sub.contract_id)
-        if terms is not None and (terms.quota_messages or terms.quota_bytes):
-            wanted[("quota:" + str(sub.id), u.period)] = (
-                sub.tenant_id,
-                terms.quota_messages,
-                terms.quota_bytes,
-            )
     sizes = _pool_sizes(ctx.session, pools)
     for key, (sub, per_msg, per_bytes) in pools.items():
         n = max(1, sizes.get((sub.billing_account_id, sub.offering_id, key[1]), 1))
@@ -211,40 +211,68 @@ def _load_buckets(ctx: Context, usages: Sequence[Usage]) -> None:
     if not wanted:
         return
     session = ctx.session
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = UsageCounter.__table__
-    assert isinstance(table, Table)
-    rows = [
-        {
-            "id": new_id(),
-            "tenant_id": tenant,
-            "bucket": bucket,
-            "period": period,
-            "messages": 0,
-            "bytes": 0,
-            "allowance_messages": am,
-            "allowance_bytes": ab,
-            "notified_pct": 0,
-        }
-        for (bucket, period), (tenant, am, ab) in sorted(wanted.items())
-    ]
-    session.execute(insert(table).on_conflict_do_nothing(index_elements=["bucket", "period"]), rows)
-    stmt = (
-        select(UsageCounter)
-        .where(UsageCounter.bucket.in_({b for b, _ in wanted}))
-        .order_by(UsageCounter.bucket, UsageCounter.period)
-    )
-    if dialect == "postgresql":
-        stmt = stmt.with_for_update()
-    for c in session.scalars(stmt):
-        spec = wanted.get((c.bucket, c.period))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    found = _read_counters(session, {b for b, _ in wanted}, lock=postgres)
+    missing = sorted(k for k in wanted if k not in found)
+    if missing:
+        insert = postgresql.insert if postgres else sqlite.insert
+        table = UsageCounter.__table__
+        assert isinstance(table, Table)
+        session.execute(
+            insert(table).on_conflict_do_nothing(index_elements=["bucket", "period"]),
+            [
+                {
+                    "id": new_id(),
+                    "tenant_id": wanted[k][0],
+                    "bucket": k[0],
+                    "period": k[1],
+                    "messages": 0,
+                    "bytes": 0,
+                    "allowance_messages": wanted[k][1],
+                    "allowance_bytes": wanted[k][2],
+                    "notified_pct": 0,
+                    "quota_notified_pct": 0,
+                }
+                for k in missing
+            ],
+        )
+        found |= _read_counters(session, {b for b, _ in missing}, lock=postgres)
+    for key, row in found.items():
+        spec = wanted.get(key)
         if spec is None:
             continue
-        bucket = Bucket(c.id, c.messages, c.bytes, spec[1], spec[2], c.notified_pct, changed=False)
-        bucket.changed = (spec[1], spec[2]) != (c.allowance_messages, c.allowance_bytes)
-        ctx.buckets[(c.bucket, c.period)] = bucket
-        ctx.bucket_keys[c.id] = c.bucket
+        bucket = Bucket(row[0], row[1], row[2], spec[1], spec[2], row[5], row[6])
+        bucket.changed = (spec[1], spec[2]) != (row[3], row[4])
+        ctx.buckets[key] = bucket
+        ctx.bucket_keys[row[0]] = key[0]
+
+
+def _read_counters(
+    session: Session, buckets: set[str], *, lock: bool
+) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(bucket, period) -> (id, messages, bytes, allowance_messages, allowance_bytes,
+    notified_pct, quota_notified_pct), read with Core (no ORM objects), locked FOR UPDATE on
+    PostgreSQL."""
+    t = UsageCounter.__table__
+    assert isinstance(t, Table)
+    stmt = (
+        select(
+            t.c.id,
+            t.c.messages,
+            t.c.bytes,
+            t.c.allowance_messages,
+            t.c.allowance_bytes,
+            t.c.notified_pct,
+            t.c.quota_notified_pct,
+            t.c.bucket,
+            t.c.period,
+        )
+        .where(t.c.bucket.in_(buckets))
+        .order_by(t.c.bucket, t.c.period)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return {(r[7], r[8]): tuple(r[:7]) for r in session.connection().execute(stmt)}
 
 
 def _pool_sizes(
@@ -299,33 +327,31 @@ def write_usage(session: Session, rows: Iterable[tuple[Any, ...]]) -> int:
 
 
 def write_counters(session: Session, buckets: Iterable[Bucket]) -> None:
-    changed = [
-        {
-            "b_id": b.id,
-            "messages": b.messages,
-            "bytes": b.bytes,
-            "allowance_messages": b.allowance_messages,
-            "allowance_bytes": b.allowance_bytes,
-            "notified_pct": b.notified_pct,
-        }
-        for b in buckets
-        if b.changed
-    ]
-    if not changed:
-        return
-    table = UsageCounter.__table__
-    assert isinstance(table, Table)
-    session.connection().execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            messages=bindparam("messages"),
-            bytes=bindparam("bytes"),
-            allowance_messages=bindparam("allowance_messages"),
-            allowance_bytes=bindparam("allowance_bytes"),
-            notified_pct=bindparam("notified_pct"),
+    update_rows(
+        session,
+        "usage_counters",
+        "id",
+        (
+            "messages",
+            "bytes",
+            "allowance_messages",
+            "allowance_bytes",
+            "notified_pct",
+            "quota_notified_pct",
         ),
-        changed,
+        [
+            (
+                b.messages,
+                b.bytes,
+                b.allowance_messages,
+                b.allowance_bytes,
+                b.notified_pct,
+                b.quota_notified_pct,
+                b.id,
+            )
+            for b in buckets
+            if b.changed
+        ],
     )
 
 

@@ -124,6 +124,7 @@ def upgrade() -> None:
         sa.Column("allowance_messages", sa.BigInteger(), nullable=False),
         sa.Column("allowance_bytes", sa.BigInteger(), nullable=False),
         sa.Column("notified_pct", sa.Integer(), nullable=False),
+        sa.Column("quota_notified_pct", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_usage_counters_tenant_id_tenants")

@@ -1,0 +1,332 @@
+"""Rating throughput: usage events rated per second on one core, against a per-event anchor.
+
+Runs on the embedded SQLite by default, or on the database in SATIOT_DATABASE_URL (use a
+scratch database: the benchmark migrates it and adds rows). It builds one customer with
+--devices subscriptions on an offering with a pooled allowance, per-message and per-byte
+prices (minimum billable size) and a contract quota, then rates --events uplink events:
+
+- batch path: :meth:`satiot.bss.rating.Rater.rate_events`, --batch events per transaction
+  (what the ``bss.rating`` consumer does at each commit): one query per batch for the
+  subscriptions, counters locked and updated in bulk, usage records bulk-inserted;
+- consumer path (--consumer): the same events read from the event log by
+  ``consume_batch``, with its processed marks and cursor (the kernel's cost included);
+- anchor: the naive way, one transaction per event with ORM look-ups of the subscription,
+  prices and counter, in the same process on the same database.
+
+It prints events/s for each and the ratio batch/anchor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from satiot.bss import rating_store
+from satiot.bss.bulk import insert_rows
+from satiot.bss.models import (
+    BillingAccount,
+    Contract,
+    Customer,
+    ProductOffering,
+    ProductOfferingPrice,
+    Subscription,
+    UsageCounter,
+    UsageRecord,
+)
+from satiot.bss.periods import period_of
+from satiot.bss.rating import CONSUMER_NAME, RATED_TYPES, Rater
+from satiot.core import events, migrate
+from satiot.core.clock import SystemClock
+from satiot.core.db import Database
+from satiot.core.ids import new_id
+from satiot.core.models import Event, Tenant
+
+T0 = datetime(2026, 11, 3, tzinfo=UTC)
+
+
+def setup(db: Database, devices: int) -> tuple[uuid.UUID, list[str]]:
+    """One tenant, customer, account, contract, offering and ``devices`` subscriptions."""
+    now = datetime.now(UTC)
+    tenant_id, customer_id, account_id, contract_id, offering_id = (new_id() for _ in range(5))
+    with db.write() as s:
+        s.add(
+            Tenant(
+                id=tenant_id,
+                slug=f"bench-{tenant_id.hex[-8:]}",
+                name="Bench",
+                kind="customer",
+                status="active",
+                created_at=now,
+            )
+        )
+        s.flush()
+        s.add(
+            Customer(
+                id=customer_id,
+                tenant_id=tenant_id,
+                name="Bench Co",
+                uscc=tenant_id.hex[-18:].upper(),
+                uscc_check_ok=True,
+                org_type="enterprise",
+                industry="D",
+                province="11",
+                legal_rep_name="x",
+                legal_rep_id="x",
+                agent_name="x",
+                agent_id="x",
+                status="validated",
+                risk_status="passed",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        s.flush()
+        s.add(
+            BillingAccount(
+                id=account_id,
+                tenant_id=tenant_id,
+                customer_id=customer_id,
+                name="Bench",
+                payment_mode="postpaid",
+                status="active",
+                created_at=now,
+            )
+        )
+        s.add(
+            Contract(
+                id=contract_id,
+                tenant_id=tenant_id,
+                customer_id=customer_id,
+                number=f"B-{contract_id.hex[-10:]}",
+                version=1,
+                scenario="bench",
+                allowed_models=["M"],
+                max_devices=devices,
+                monthly_messages_per_device=100_000,
+                quota_action="notify",
+                destination_allow_list=[],
+                service_area=["11"],
+                offering_ids=[],
+                status="signed",
+                created_at=now,
+            )
+        )
+        s.add(
+            ProductOffering(
+                id=offering_id,
+                code=f"bench-{offering_id.hex[-10:]}",
+                version=1,
+                name="Bench",
+                lifecycle_status="Active",
+                created_at=now,
+            )
+        )
+        s.flush()
+        for kind, amount, extra in (
+            ("recurring", 5_000_000, {"allowance_messages": 100, "pooled": True}),
+            ("per-message", 20_000, {}),
+            ("per-byte", 100, {"min_billable_bytes": 50, "applies_to": "uplink"}),
+        ):
+            s.add(
+                ProductOfferingPrice(
+                    offering_id=offering_id, name=kind, kind=kind, amount_micros=amount, **extra
+                )
+            )
+        euis = [f"{tenant_id.hex[-6:]}{i:010X}".upper() for i in range(devices)]
+        cols = (
+            "id",
+            "tenant_id",
+            "customer_id",
+            "billing_account_id",
+            "contract_id",
+            "offering_id",
+            "add_on_ids",
+            "dev_eui",
+            "terminal_model",
+            "status",
+            "throttled",
+            "created_at",
+            "activated_at",
+        )
+        insert_rows(
+            s,
+            "subscriptions",
+            cols,
+            (
+                (
+                    new_id(),
+                    tenant_id,
+                    customer_id,
+                    account_id,
+                    contract_id,
+                    offering_id,
+                    "[]",
+                    eui,
+                    "M",
+                    "active",
+                    False,
+                    now,
+                    T0 - timedelta(days=30),
+                )
+                for eui in euis
+            ),
+        )
+    return tenant_id, euis
+
+
+def make_events(tenant_id: uuid.UUID, euis: list[str], n: int) -> list[Event]:
+    out = []
+    for i in range(n):
+        at = T0 + timedelta(seconds=i)
+        payload = base64.b64encode(bytes(20 + i % 60)).decode()
+        out.append(
+            Event(
+                id=new_id(),
+                seq=i + 1,
+                type="uplink.accepted",
+                tenant_id=tenant_id,
+                occurred_at=at,
+                payload={
+                    "id": str(new_id()),
+                    "dev_eui": euis[i % len(euis)],
+                    "payload": payload,
+                    "received_at": at.isoformat().replace("+00:00", "Z"),
+                },
+            )
+        )
+    return out
+
+
+def batch_path(db: Database, evs: list[Event], batch: int) -> float:
+    rater = Rater()
+    started = time.perf_counter()
+    for i in range(0, len(evs), batch):
+        with db.write() as s:
+            rater.rate_events(s, evs[i : i + batch])
+    return len(evs) / (time.perf_counter() - started)
+
+
+def consumer_path(db: Database, tenant_id: uuid.UUID, euis: list[str], n: int, batch: int) -> float:
+    for chunk in range(0, n, 5_000):
+        with db.write() as s:
+            for ev in make_events(tenant_id, euis, min(5_000, n - chunk)):
+                events.emit(s, ev.type, at=ev.occurred_at, payload=ev.payload, tenant_id=tenant_id)
+    with db.write() as s:  # start after everything already in the log
+        events.rewind(s, CONSUMER_NAME, events.head(s) - n, forget=False, at=datetime.now(UTC))
+    rater = Rater()
+    consumer = events.Consumer(CONSUMER_NAME, rater.collect, RATED_TYPES, batch_size=batch)
+    started = time.perf_counter()
+    while events.consume_batch(db, consumer, SystemClock()):
+        pass
+    return n / (time.perf_counter() - started)
+
+
+def anchor(db: Database, evs: list[Event]) -> float:
+    """One transaction per event, ORM look-ups: how a first version would rate."""
+    started = time.perf_counter()
+    for ev in evs:
+        with db.write() as s:
+            sub = s.scalar(
+                select(Subscription).where(
+                    Subscription.dev_eui == ev.payload["dev_eui"],
+                    Subscription.status.not_in(rating_store.ENDED),
+                )
+            )
+            if sub is None:
+                continue
+            prices = s.scalars(
+                select(ProductOfferingPrice).where(
+                    ProductOfferingPrice.offering_id == sub.offering_id
+                )
+            ).all()
+            size = len(base64.b64decode(ev.payload["payload"]))
+            period = period_of(ev.occurred_at)
+            bucket = f"pool:{sub.billing_account_id}:{sub.offering_id}"
+            counter = s.scalar(
+                select(UsageCounter).where(
+                    UsageCounter.bucket == bucket, UsageCounter.period == period
+                )
+            )
+            if counter is None:
+                counter = UsageCounter(
+                    tenant_id=sub.tenant_id,
+                    bucket=bucket,
+                    period=period,
+                    messages=0,
+                    bytes=0,
+                    allowance_messages=100,
+                    allowance_bytes=0,
+                    notified_pct=0,
+                )
+                s.add(counter)
+            charge = 0
+            billable = size
+            for p in prices:
+                if p.kind == "per-message" and counter.messages >= counter.allowance_messages:
+                    charge += p.amount_micros
+                if p.kind == "per-byte":
+                    billable = max(size, p.min_billable_bytes)
+                    charge += p.amount_micros * billable
+            counter.messages += 1
+            counter.bytes += billable
+            s.add(
+                UsageRecord(
+                    event_id=ev.id,
+                    tenant_id=sub.tenant_id,
+                    dev_eui=sub.dev_eui,
+                    subscription_id=sub.id,
+                    billing_account_id=sub.billing_account_id,
+                    offering_id=sub.offering_id,
+                    kind="uplink",
+                    bytes=size,
+                    billable_bytes=billable,
+                    period=period,
+                    occurred_at=ev.occurred_at,
+                    charge_micros=charge,
+                    state="rated",
+                )
+            )
+    return len(evs) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=200_000, help="events on the batch path")
+    parser.add_argument("--batch", type=int, default=5_000, help="events per transaction")
+    parser.add_argument("--anchor-events", type=int, default=2_000)
+    parser.add_argument("--consumer", action="store_true", help="also time the consumer path")
+    args = parser.parse_args()
+    url = os.environ.get("SATIOT_DATABASE_URL")
+    tmp = None
+    if not url:
+        tmp = tempfile.TemporaryDirectory()
+        url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+    db = Database.connect(url)
+    migrate.upgrade(db.engine)
+    tenant_id, euis = setup(db, args.devices)
+    batched = batch_path(db, make_events(tenant_id, euis, args.events), args.batch)
+    slow = anchor(db, make_events(tenant_id, euis, args.anchor_events))
+    print(f"backend                      {db.engine.dialect.name}")
+    print(f"devices                      {args.devices:12,}")
+    print(f"batch path, {args.batch:,} per tx   {batched:12,.0f} events/s  (one core)")
+    if args.consumer:
+        consumed = consumer_path(db, tenant_id, euis, min(args.events, 50_000), 2_000)
+        print(f"consumer path, batch 2,000   {consumed:12,.0f} events/s  (incl. log read, marks)")
+    print(f"anchor, 1 event per tx       {slow:12,.0f} events/s")
+    print(f"ratio batch/anchor           {batched / slow:12.1f}x")
+    db.dispose()
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
