@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import ProductOffering, ProductOfferingPrice
@@ -426,12 +426,3 @@ def set_lifecycle(
     action = "offering.launched" if target == "Active" else "offering.retired"
     _record(session, principal, offering, action, at=at, before=before, reason=reason)
     return get_offering(session, offering.id)
-
-
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(ProductOffering.lifecycle_status, func.count()).group_by(
-            ProductOffering.lifecycle_status
-        )
-    )
-    return {status: n for status, n in rows}
