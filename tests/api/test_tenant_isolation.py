@@ -183,6 +183,8 @@ def two_tenants(client, world, ctx):
     tb.extra.append(device["dev_eui"])
     tb.more_paths |= _b_sent_bill(world, tb)
     tb.more_paths |= _b_order(world, tb)
+    tb.more_paths["downlink_id"] = _b_downlink(client, bh, device["dev_eui"])
+    tb.extra.append(tb.more_paths["downlink_id"])
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -246,6 +248,17 @@ def _b_device_with_an_uplink(client, world, bh):
     )
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
     return device, station_id, station_key
+
+
+def _b_downlink(client, bh, dev_eui: str) -> str:
+    """A command B queued for its device (B's device has no position: it stays queued)."""
+    r = client.post(
+        f"{API}/devices/{dev_eui}/downlinks",
+        headers=bh | {"Idempotency-Key": "b-downlink"},
+        json={"payload": "AQI=", "f_port": 7, "expires_at": "2026-11-26T08:00:00Z"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def _b_sent_bill(world, tb) -> dict[str, str]:

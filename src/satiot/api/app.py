@@ -17,6 +17,7 @@ from satiot.api import (
     audit,
     auth,
     devices,
+    downlinks,
     ground_stations,
     health,
     integrations,
@@ -67,7 +68,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
-    for module in (auth, tenants, users, api_keys, audit, integrations, devices, ground_stations):
+    for module in (
+        auth,
+        tenants,
+        users,
+        api_keys,
+        audit,
+        integrations,
+        devices,
+        ground_stations,
+        downlinks,
+    ):
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):
         router.include_router(oss)
