@@ -181,6 +181,7 @@ def two_tenants(client, world, ctx):
     tb.more_paths |= {"dev_eui": device["dev_eui"], "station_id": station_id}
     tb.secrets += [device["nwk_s_key"], device["app_s_key"], station_key]
     tb.extra.append(device["dev_eui"])
+    tb.more_paths |= _b_customer(world, tb)
     tb.more_paths |= _b_sent_bill(world, tb)
     tb.more_paths |= _b_order(world, tb)
     tb.more_paths["downlink_id"] = _b_downlink(client, bh, device["dev_eui"])
@@ -259,6 +260,24 @@ def _b_downlink(client, bh, dev_eui: str) -> str:
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+def _b_customer(world, tb) -> dict[str, str]:
+    """B's real-name record (onboarded by the operator's staff for B's tenant) with its
+    documents, a billing account and a signed contract."""
+    from satiot.bss import documents
+
+    ready = world.customer(tb.tenant_id, name=f"Bravo {MARKER}")
+    with world.ctx.db.read() as s:
+        doc = documents.document_page(s, ready.customer_id, cursor=None, limit=1).items[0]
+    found = {
+        "customer_id": str(ready.customer_id),
+        "contract_id": str(ready.contract_id),
+        "document_id": str(doc.id),
+        "account_id": str(ready.account_id),
+    }
+    tb.extra += [*found.values(), ready.uscc, ready.contract_number]
+    return found
 
 
 def _b_sent_bill(world, tb) -> dict[str, str]:

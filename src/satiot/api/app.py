@@ -16,6 +16,10 @@ from satiot.api import (
     api_keys,
     audit,
     auth,
+    billing_accounts,
+    contracts,
+    customer_documents,
+    customers,
     devices,
     downlinks,
     ground_stations,
@@ -78,6 +82,10 @@ def api_router() -> APIRouter:
         devices,
         ground_stations,
         downlinks,
+        customers,
+        customer_documents,
+        billing_accounts,
+        contracts,
     ):
         router.include_router(module.router)
     for oss in (terminal_models_router, blocks_router, numbers_router, identifiers_router):

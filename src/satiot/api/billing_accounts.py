@@ -1,0 +1,122 @@
+"""Billing accounts of a customer: open (postpaid or prepaid), list, read with the balance.
+
+Opening an account is for operator staff (``customers:write``); the customer's own users see
+their accounts and balances. Top-ups and charges belong to billing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satiot.api import problems
+from satiot.api.common import (
+    CursorParam,
+    IdempotencyKey,
+    Input,
+    LimitParam,
+    Page,
+    create_idempotently,
+    page_response,
+)
+from satiot.api.deps import Call, requires
+from satiot.bss import accounts
+from satiot.bss.customers import get_customer
+from satiot.bss.models import BillingAccount
+from satiot.bss.money import to_yuan
+from satiot.core.pagination import paginate
+
+router = APIRouter(prefix="/customers/{customer_id}/billing-accounts", tags=["customers"])
+Reader = Annotated[Call, Depends(requires("customers:read"))]
+Writer = Annotated[Call, Depends(requires("customers:write"))]
+
+problems.CATALOG.setdefault(
+    accounts.AccountNotFound.slug,
+    (accounts.AccountNotFound.title, "No such billing account for this customer."),
+)
+
+
+class BillingAccountIn(Input):
+    payment_mode: Literal["postpaid", "prepaid"]
+    name: str | None = Field(default=None, max_length=200, description="Defaults to the customer's")
+
+
+class BillingAccountOut(BaseModel):
+    id: uuid.UUID
+    href: str
+    customer_id: uuid.UUID
+    name: str
+    payment_mode: str
+    status: str
+    currency: str
+    balance_micros: int = Field(description="Balance in micro-yuan (negative: money owed)")
+    balance: str = Field(description="Balance in yuan, exact", examples=["120.50"])
+    balance_text: str = Field(examples=["¥120.50"])
+    created_at: datetime
+
+
+def account_out(account: BillingAccount) -> BillingAccountOut:
+    return BillingAccountOut(
+        id=account.id,
+        href=f"/api/v1/customers/{account.customer_id}/billing-accounts/{account.id}",
+        customer_id=account.customer_id,
+        name=account.name,
+        payment_mode=account.payment_mode,
+        status=account.status,
+        currency=account.currency,
+        balance_micros=account.balance_micros,
+        balance=f"{to_yuan(account.balance_micros):f}",
+        balance_text=accounts.balance_text(account),
+        created_at=account.created_at,
+    )
+
+
+@router.post("", status_code=201, response_model=BillingAccountOut, summary="Open an account")
+def post_account(
+    call: Writer,
+    request: Request,
+    customer_id: uuid.UUID,
+    body: BillingAccountIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    def create(session: Session) -> BillingAccountOut:
+        account = accounts.open_account(
+            session,
+            call.principal,
+            customer_id,
+            payment_mode=body.payment_mode,
+            name=body.name,
+            at=call.now(),
+        )
+        return account_out(account)
+
+    return create_idempotently(call, request, idempotency_key, body, create)
+
+
+@router.get("", response_model=Page[BillingAccountOut], summary="The customer's accounts")
+def list_accounts(
+    call: Reader,
+    request: Request,
+    response: Response,
+    customer_id: uuid.UUID,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+) -> Page[BillingAccountOut]:
+    with call.read() as session:
+        get_customer(session, customer_id)
+        stmt = select(BillingAccount).where(BillingAccount.customer_id == customer_id)
+        page = paginate(session, stmt, BillingAccount.id, cursor=cursor, limit=limit)
+        return page_response(request, response, page, account_out)
+
+
+@router.get("/{account_id}", response_model=BillingAccountOut, summary="One account")
+def get_account(call: Reader, customer_id: uuid.UUID, account_id: uuid.UUID) -> BillingAccountOut:
+    with call.read() as session:
+        return account_out(accounts.get_account(session, account_id, customer_id=customer_id))
