@@ -201,20 +201,27 @@ def up(
 
 
 def _announce_services(settings: Settings, services: Sequence[BackgroundService]) -> None:
-    names = {s.name for s in services}
-    if "live-twin" in names:
-        from satiot.network.live import default_scenario
+    from satiot.network.live import default_scenario
 
-        scenario = default_scenario(settings).stem
+    names = {s.name for s in services}
+    scenario = default_scenario(settings)
+    if "live-twin" not in names:
+        out.print("  digital twin: off (no simulated traffic)")
+    elif not scenario.is_file():
         out.print(
-            f"  digital twin: scenario [bold]{scenario}[/] at {settings.twin_speed:g}× real time; "
-            "its ground stations post through the API (console → Messages; --no-twin to turn "
-            "it off)",
+            f"  digital twin: [bold red]no scenario at {scenario}[/] (SATIOT_TWIN_SCENARIO); "
+            "no simulated traffic",
             highlight=False,
             soft_wrap=True,
         )
     else:
-        out.print("  digital twin: off (no simulated traffic)")
+        out.print(
+            f"  digital twin: scenario [bold]{scenario.stem}[/] at {settings.twin_speed:g}× real "
+            "time; its ground stations post through the API (console → Messages; --no-twin "
+            "to turn it off)",
+            highlight=False,
+            soft_wrap=True,
+        )
     others = sorted(names - {"live-twin"})
     if others:
         out.print(f"  network services: {', '.join(others)}", highlight=False)
