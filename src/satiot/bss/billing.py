@@ -346,24 +346,16 @@ def _amounts(line: DraftLine) -> tuple[int, str, int]:
 
 
 def _claim_usage(session: Session, run_id: uuid.UUID, period: Period) -> None:
-    """Mark the usage the run's bills charged as billed, pointing at its bill."""
-    bill = (
-        select(CustomerBill.id)
-        .where(
-            CustomerBill.billing_account_id == UsageRecord.billing_account_id,
-            CustomerBill.period == period.name,
-            CustomerBill.bill_run_id == run_id,
-        )
-        .scalar_subquery()
-    )
-    run_accounts = select(CustomerBill.billing_account_id).where(CustomerBill.bill_run_id == run_id)
+    """Mark the usage the run's bills charged as billed, pointing at its bill (one
+    ``UPDATE … FROM`` joining the run's bills)."""
     session.execute(
         update(UsageRecord)
         .where(
+            CustomerBill.bill_run_id == run_id,
+            CustomerBill.billing_account_id == UsageRecord.billing_account_id,
             UsageRecord.state == "rated",
             UsageRecord.period <= period.name,
-            UsageRecord.billing_account_id.in_(run_accounts),
         )
-        .values(state="billed", bill_id=bill)
+        .values(state="billed", bill_id=CustomerBill.id)
         .execution_options(synchronize_session=False)
     )

@@ -29,10 +29,8 @@ from satiot.bss.models import (
 )
 from satiot.bss.periods import period_bounds
 from satiot.bss.rating_rules import Bucket, Tariff, TariffCache
-from satiot.bss.states import SUBSCRIPTION
 from satiot.core.auth.principal import system_principal
 from satiot.core.bootstrap import operator_tenant
-from satiot.core.changes import record_change
 from satiot.core.ids import new_id
 
 if TYPE_CHECKING:
@@ -386,30 +384,22 @@ def debit_prepaid(session: Session, debits: dict[uuid.UUID, int], at: datetime) 
 def suspend(
     session: Session, ids: Sequence[uuid.UUID], reason: str, at: datetime
 ) -> list[uuid.UUID]:
-    """Suspend the active ones of ``ids`` through the subscription lifecycle (audited and
-    announced as ``subscription.suspended``, in this transaction); return those suspended."""
-    subs = session.scalars(
-        select(Subscription).where(Subscription.id.in_(ids), Subscription.status == "active")
-    ).all()
-    if not subs:
+    """Suspend the active ones of ``ids`` as the subscription module does for anyone (device,
+    number and handle too; audited and announced, in this transaction); return them."""
+    from satiot.bss.subscriptions import suspend_subscription
+
+    active = list(
+        session.scalars(
+            select(Subscription.id)
+            .where(Subscription.id.in_(ids), Subscription.status == "active")
+            .order_by(Subscription.id)
+        )
+    )
+    if not active:
         return []
     operator = operator_tenant(session)
     principal = system_principal(operator.id if operator else uuid.UUID(int=0), "rating")
-    done = []
-    for sub in subs:
-        SUBSCRIPTION.check(sub.status, "suspended")
-        sub.status = "suspended"
-        record_change(
-            session,
-            principal,
-            at=at,
-            action="subscription.suspended",
-            target=("subscription", sub.id),
-            tenant_id=sub.tenant_id,
-            before={"status": "active"},
-            after={"status": "suspended", "dev_eui": sub.dev_eui},
-            reason=reason,
-        )
-        done.append(sub.id)
+    for sub_id in active:
+        suspend_subscription(session, principal, sub_id, reason, at)
     session.flush()
-    return done
+    return active
