@@ -186,11 +186,19 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         assert f">{label}<" in html, username
         seen[username] = _nav(html)
     network = ["/messages", "/devices", "/ground-stations", "/integrations"]
-    assert seen["admin"] == ["/", *network, "/access"]
-    assert seen["cadmin"] == ["/", "/messages", "/devices", "/integrations", "/access"]
-    assert seen["cuser"] == ["/", "/messages", "/devices", "/integrations"]
-    assert seen["miit"] == ["/", "/devices", "/ground-stations"]
-    assert seen["noc1"] == ["/", *network]
+    business = ["/customers", "/contracts", "/catalog", "/orders", "/subscriptions"]
+    assert seen["admin"] == ["/", *network, *business, "/access"]
+    assert seen["cadmin"] == ["/", "/messages", "/devices", "/integrations", *business, "/access"]
+    assert seen["cuser"] == ["/", "/messages", "/devices", "/integrations", *business]
+    assert seen["miit"] == [
+        "/",
+        "/devices",
+        "/ground-stations",
+        "/customers",
+        "/contracts",
+        "/subscriptions",
+    ]
+    assert seen["noc1"] == ["/", *network, "/subscriptions"]
 
 
 def test_operator_dashboard_shows_platform_health(client: TestClient, world: World):

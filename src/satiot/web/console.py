@@ -28,13 +28,17 @@ from satiot.web.views import (
     access_actions,
     auth,
     catalog,
+    contracts,
+    customers,
     dashboard,
     devices,
     ground_stations,
     integrations,
+    invoices,
     messages,
     orders,
     subscriptions,
+    usage,
 )
 
 STATIC_PATH = "/static"
@@ -51,9 +55,13 @@ def console_router() -> APIRouter:
         devices,
         ground_stations,
         integrations,
+        customers,
+        contracts,
         catalog,
         orders,
         subscriptions,
+        usage,
+        invoices,
     ):
         router.include_router(module.router)
     return router
