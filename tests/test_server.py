@@ -16,7 +16,8 @@ def _with(ctx: AppContext, **settings: object) -> AppContext:
 
 def test_delivery_always_runs_and_the_twin_by_default(ctx: AppContext):
     names = _names(ctx)
-    assert "network.delivery-dispatcher" in names and "live-twin" in names
+    assert {"network.delivery-dispatcher", "downlink-planner", "downlink-expirer"} <= names
+    assert "live-twin" in names
     assert "mqtt-ingest" not in names  # no broker configured
 
 

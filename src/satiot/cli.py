@@ -224,7 +224,7 @@ def _announce_services(settings: Settings, services: Sequence[BackgroundService]
         )
     others = sorted(names - {"live-twin"})
     if others:
-        out.print(f"  network services: {', '.join(others)}", highlight=False)
+        out.print(f"  network services: {', '.join(others)}", highlight=False, soft_wrap=True)
 
 
 @tenants_app.command("create")

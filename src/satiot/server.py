@@ -58,16 +58,19 @@ def network_services(
 
     - ``network.delivery-dispatcher``: delivers customers' messages by signed webhook and
       MQTT, with retries, dead letters and replay (:mod:`satiot.network.webhooks`);
+    - ``downlink-planner`` and ``downlink-expirer``: plan queued downlinks on the contact plan,
+      expire what was not delivered in time (:mod:`satiot.network.downlink_workers`);
     - ``mqtt-ingest``: ground stations publishing receptions on ``satiot/gs/{id}/up`` (only
       when ``SATIOT_MQTT_URL`` is set; :mod:`satiot.network.ingest_mqtt`);
     - ``live-twin``: the digital twin's ground stations posting live traffic to this server on
       ``port`` (only when ``twin``, by default ``settings.twin``; :mod:`satiot.network.live`).
     """
+    from satiot.network.downlink_workers import downlink_expirer, downlink_planner
     from satiot.network.ingest_mqtt import ingest_service
     from satiot.network.live import live_service
     from satiot.network.webhooks import dispatcher_service
 
-    services = [dispatcher_service()]
+    services = [dispatcher_service(), downlink_planner(), downlink_expirer()]
     mqtt = ingest_service(ctx)
     if mqtt is not None:
         services.append(mqtt)

@@ -44,6 +44,10 @@ def _small(terminals: int = 120) -> tuple[Scenario, list]:
     return scenario.scaled(terminals), tles
 
 
+def _z(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
 def _reception(at: datetime) -> Reception:
     return Reception("TQ-A01", at, 400_100_000, -130.0, 5.0, 100.0, b"\x40" + bytes(12))
 
@@ -319,6 +323,24 @@ def test_stations_load_downlinks_in_view_and_report_them_sent_after_the_next_upl
                 "dev_eui": sessions[0].dev_eui,
                 "satellite": tles[up].name,
                 "status": "scheduled",
+                "load_at": _z(T0 - timedelta(minutes=1)),
+                "load_until": _z(T0 + timedelta(minutes=5)),
+            },
+            {  # in view, but its load window opens later
+                "id": "early",
+                "dev_eui": sessions[1].dev_eui,
+                "satellite": tles[up].name,
+                "status": "scheduled",
+                "load_at": _z(T0 + timedelta(hours=1)),
+                "load_until": _z(T0 + timedelta(hours=1, minutes=5)),
+            },
+            {  # in view, but its load window closed: the planner plans it again
+                "id": "late",
+                "dev_eui": sessions[1].dev_eui,
+                "satellite": tles[up].name,
+                "status": "scheduled",
+                "load_at": _z(T0 - timedelta(minutes=20)),
+                "load_until": _z(T0 - timedelta(minutes=10)),
             },
             {
                 "id": "b",

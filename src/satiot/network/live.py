@@ -184,10 +184,12 @@ class LiveFeed:
         s = self.stats
         if not s.posted and simulated < 1.0:
             return
+        hours, minutes = divmod(int(simulated // 60), 60)
         log.info(
-            "live twin: %.1f simulated h; %d receptions posted (%d new messages, %d duplicates,"
-            " %d rejected); downlink receipts %s",
-            simulated / 3600.0,
+            "live twin: %d h %02d min simulated; %d receptions posted (%d new messages, "
+            "%d duplicates, %d rejected); downlink receipts %s",
+            hours,
+            minutes,
             s.posted,
             s.accepted,
             s.duplicates,

@@ -5,9 +5,11 @@ when that satellite is in view, and reports what happened. The twin's stations d
 through the same API (``GET /api/v1/ground-stations/{id}/downlinks`` and ``POST …/
 downlink-receipts``):
 
-- **loaded**: the planned satellite is above the station's elevation mask *now* — its real
-  position, where the server's planner (which works in real time from the same element sets)
-  expects it; at ``twin_speed`` 1 that is also where the twin has it;
+- **loaded**: inside the planned load window (``load_at`` … ``load_until``), once the planned
+  satellite is above the station's elevation mask *now* — its real position, where the
+  server's planner (which works in real time from the same element sets) expects it; at
+  ``twin_speed`` 1 that is also where the twin has it. A window that closes unloaded is left
+  to the planner, which plans again;
 - **sent**: a LoRaWAN Class A terminal can only be reached in the receive window after one of
   its own uplinks, so the satellite sends a loaded downlink when it next hears that terminal.
   The station learns of that uplink when the satellite dumps it, on this or any station; a
@@ -70,6 +72,17 @@ class Receipt:
             "at": _iso(self.at),
             "reason": self.reason,
         }
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO-8601 instant from the API, or None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def _items(answer: Any) -> list[dict[str, Any]]:
@@ -137,6 +150,9 @@ class DownlinkSide:
             return None
         if status is not None and status not in ("scheduled", "queued"):
             return None  # already on a satellite (before a restart) or settled
+        opens, closes = _instant(item.get("load_at")), _instant(item.get("load_until"))
+        if (opens is not None and now < opens) or (closes is not None and now > closes):
+            return None  # outside its load window: wait for it, or for the next plan
         sat = self.satellite_index.get(satellite)
         if sat is None:
             self.handled.add(downlink_id)

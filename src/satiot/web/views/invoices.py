@@ -1,0 +1,205 @@
+"""The Invoices pages: bills by month and state, one bill with its lines, payments and PDF,
+and for billing staff the moves (validate, send) and recording a payment.
+
+Customers see their bills once sent, as through the API; every move and payment goes through
+:mod:`satiot.bss.invoices` and :mod:`satiot.bss.payments` in the person's scoped session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from satiot.bss import invoices, payments
+from satiot.bss.invoice_pdf import Issuer, render_invoice
+from satiot.bss.models import BillingAccount, CustomerBill, Payment
+from satiot.bss.money import MICROS_PER_YUAN
+from satiot.bss.states import BILL
+from satiot.core.errors import DomainError, InvalidInput
+from satiot.core.pagination import paginate
+from satiot.web.flash import Flash, set_flash
+from satiot.web.rendering import page
+from satiot.web.session import ConsoleSession, Posted, SignedIn
+
+router = APIRouter()
+PATH = "/invoices"
+PAGE = 50
+CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
+
+
+def _bill(signed_in: ConsoleSession, session: Session, bill_id: uuid.UUID) -> CustomerBill:
+    bill = invoices.get_bill(session, bill_id)
+    if not signed_in.principal.all_tenants and bill.state not in CUSTOMER_VISIBLE:
+        raise invoices.BillNotFound(f"no bill {bill_id}")
+    return bill
+
+
+@router.get(PATH)
+def invoices_page(
+    request: Request,
+    signed_in: SignedIn,
+    period: str = "",
+    state: str = "",
+    after: str | None = None,
+) -> Response:
+    signed_in.require_any("bills:read")
+    stmt = select(CustomerBill)
+    if len(period) == 7:
+        stmt = stmt.where(CustomerBill.period == period)
+    if state in BILL.states:
+        stmt = stmt.where(CustomerBill.state == state)
+    if not signed_in.principal.all_tenants:
+        stmt = stmt.where(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    flash = None
+    with signed_in.call.read() as session:
+        try:
+            found = paginate(
+                session, stmt, CustomerBill.id, cursor=after, limit=PAGE, descending=True
+            )
+        except DomainError as exc:
+            found = paginate(session, stmt, CustomerBill.id, cursor=None, limit=PAGE)
+            flash = Flash("error", exc.detail)
+        accounts = {
+            a.id: a.name
+            for a in session.scalars(
+                select(BillingAccount).where(
+                    BillingAccount.id.in_({b.billing_account_id for b in found.items})
+                )
+            )
+        }
+    next_url = None
+    if found.next_cursor:
+        query = {"period": period, "state": state, "after": found.next_cursor}
+        next_url = f"{PATH}?{urlencode({k: v for k, v in query.items() if v})}"
+    return page(
+        request,
+        signed_in,
+        "invoices.html",
+        {
+            "title": "Invoices",
+            "bills": found.items,
+            "accounts": accounts,
+            "period": period,
+            "state": state,
+            "states": BILL.states,
+            "next_url": next_url,
+        },
+        flash=flash,
+    )
+
+
+@router.get(PATH + "/{bill_id}")
+def invoice_page(request: Request, signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
+    signed_in.require_any("bills:read")
+    with signed_in.call.read() as session:
+        try:
+            bill = _bill(signed_in, session, bill_id)
+        except DomainError:
+            return page(
+                request, signed_in, "not_found.html", {"title": "Not found"}, status_code=404
+            )
+        lines = invoices.lines_of(session, bill.id)
+        paid = list(
+            session.scalars(select(Payment).where(Payment.bill_id == bill.id).order_by(Payment.id))
+        )
+        account = session.get(BillingAccount, bill.billing_account_id)
+    writer = "bills:write" in signed_in.principal.scopes
+    moves = (
+        [
+            m
+            for m, target in (("validate", "validated"), ("send", "sent"))
+            if (bill.state, target) in BILL.transitions
+        ]
+        if writer
+        else []
+    )
+    return page(
+        request,
+        signed_in,
+        "invoice.html",
+        {
+            "title": f"Invoice {bill.number}",
+            "bill": bill,
+            "lines": lines,
+            "payments": paid,
+            "account": account,
+            "moves": moves,
+            "can_pay": writer and bill.state in payments.PAYABLE,
+        },
+    )
+
+
+@router.get(PATH + "/{bill_id}/pdf")
+def invoice_pdf(signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
+    signed_in.require_any("bills:read")
+    s = signed_in.ctx.settings
+    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    with signed_in.call.read() as session:
+        try:
+            bill = _bill(signed_in, session, bill_id)
+        except DomainError:
+            return Response("not found", status_code=404, media_type="text/plain")
+        pdf = render_invoice(session, bill.id, issuer)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="invoice-{bill.number}.pdf"'},
+    )
+
+
+@router.post(PATH + "/{bill_id}/{move}")
+def invoice_move(
+    signed_in: Posted,
+    bill_id: uuid.UUID,
+    move: str,
+    amount: Annotated[str, Form()] = "",
+    method: Annotated[str, Form()] = "bank-transfer",
+    reference: Annotated[str, Form()] = "",
+) -> Response:
+    signed_in.require_any("bills:write")
+    response = RedirectResponse(f"{PATH}/{bill_id}", status_code=303)
+    principal, now = signed_in.principal, signed_in.now()
+    try:
+        with signed_in.call.write() as session:
+            if move == "validate":
+                invoices.validate_bill(session, principal, bill_id, at=now)
+                done = "Invoice validated."
+            elif move == "send":
+                invoices.send_bill(session, principal, bill_id, at=now)
+                done = "Invoice sent to the customer."
+            elif move == "payments":
+                payments.record_payment(
+                    session,
+                    principal,
+                    bill_id,
+                    amount_micros=_micros(amount),
+                    method=method.strip()[:32] or "bank-transfer",
+                    reference=reference.strip()[:100],
+                    at=now,
+                )
+                done = "Payment recorded."
+            else:
+                raise invoices.BillNotFound(f"no move {move!r}")
+        flash = Flash("success", done)
+    except DomainError as exc:
+        flash = Flash("error", exc.detail)
+    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
+    return response
+
+
+def _micros(amount: str) -> int:
+    try:
+        value = Decimal(amount.strip().replace(",", ""))
+    except InvalidOperation as exc:
+        raise InvalidInput("amount must be a number of yuan, e.g. 106.01", field="amount") from exc
+    if value != value.quantize(Decimal("0.01")):
+        raise InvalidInput("amount has more than two decimals", field="amount")
+    return int(value * MICROS_PER_YUAN)

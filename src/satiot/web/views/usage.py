@@ -1,0 +1,107 @@
+"""The Usage page: each device's monthly counters, allowances, quotas and pools, with the
+50/80/100 % thresholds already announced, for one business month.
+
+Customers see their own devices (the read session is tenant-scoped); operator staff see all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
+from satiot.bss.periods import period_of
+from satiot.bss.rating_rules import share
+from satiot.core.errors import DomainError
+from satiot.core.pagination import paginate
+from satiot.web.flash import Flash
+from satiot.web.rendering import page
+from satiot.web.session import SignedIn
+
+router = APIRouter()
+PATH = "/usage"
+PAGE = 100
+
+
+@dataclass(frozen=True)
+class Row:
+    counter: UsageCounter
+    label: str  # DevEUI, or "pool"
+    allowance_pct: int | None
+    quota_pct: int | None
+    quota: tuple[int, int] | None
+
+
+@router.get(PATH)
+def usage_page(
+    request: Request, signed_in: SignedIn, period: str = "", after: str | None = None
+) -> Response:
+    signed_in.require_any("usage:read")
+    tz = signed_in.ctx.settings.business_timezone
+    if len(period) != 7 or period[4] != "-" or not period.replace("-", "").isdigit():
+        period = period_of(signed_in.now(), tz)
+    flash = None
+    with signed_in.call.read() as session:
+        stmt = select(UsageCounter).where(UsageCounter.period == period)
+        try:
+            found = paginate(session, stmt, UsageCounter.id, cursor=after, limit=PAGE)
+        except DomainError as exc:
+            found = paginate(session, stmt, UsageCounter.id, cursor=None, limit=PAGE)
+            flash = Flash("error", exc.detail)
+        sub_ids = [uuid.UUID(c.bucket[4:]) for c in found.items if c.bucket.startswith("sub:")]
+        subs = {
+            str(s.id): s
+            for s in session.scalars(select(Subscription).where(Subscription.id.in_(sub_ids)))
+        }
+        quotas = {
+            k.id: (k.monthly_messages_per_device or 0, k.monthly_bytes_per_device or 0)
+            for k in session.scalars(
+                select(Contract).where(Contract.id.in_({s.contract_id for s in subs.values()}))
+            )
+        }
+        totals = session.execute(
+            select(
+                UsageRecord.state,
+                func.count(),
+                func.coalesce(func.sum(UsageRecord.charge_micros), 0),
+            )
+            .where(UsageRecord.period == period)
+            .group_by(UsageRecord.state)
+        ).all()
+    rows = []
+    for c in found.items:
+        own = (c.allowance_messages, c.allowance_bytes)
+        allowance = share(c.messages, c.bytes, *own) if any(own) else None
+        sub = subs.get(c.bucket[4:]) if c.bucket.startswith("sub:") else None
+        quota = quotas.get(sub.contract_id) if sub is not None else None
+        quota = quota if quota and any(quota) else None
+        rows.append(
+            Row(
+                c,
+                sub.dev_eui if sub is not None else "pool",
+                allowance,
+                share(c.messages, c.bytes, *quota) if quota else None,
+                quota,
+            )
+        )
+    next_url = None
+    if found.next_cursor:
+        next_url = f"{PATH}?{urlencode({'period': period, 'after': found.next_cursor})}"
+    return page(
+        request,
+        signed_in,
+        "usage.html",
+        {
+            "title": "Usage",
+            "period": period,
+            "rows": rows,
+            "totals": {state: (n, micros) for state, n, micros in totals},
+            "next_url": next_url,
+        },
+        flash=flash,
+    )

@@ -1,0 +1,90 @@
+"""The console's Usage and Invoices pages: counters, the bill's lines, PDF, moves, payments;
+customers see only their own, and bills only once sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from satiot.bss.billing import RunSettings, run_bills
+from satiot.bss.models import CustomerBill
+from satiot.core.auth.roles import Role
+from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+from tests.web.console_helpers import signed_in
+
+DEC_1 = datetime(2026, 12, 1, 2, tzinfo=UTC)
+
+
+def _as(client: TestClient, username: str) -> str:
+    client.cookies.clear()
+    return signed_in(client, username)
+
+
+def test_usage_invoices_moves_and_payments(client: TestClient, ctx, world):
+    s = shop(world, quota_messages=4)
+    off = offering(
+        ctx,
+        "Bundle",
+        [price("recurring", 10_000_000, allowance_messages=2), price("per-message", 10_000)],
+    )
+    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    for i in range(3):
+        uplink(ctx, sub, 20, datetime(2026, 11, 5, i, tzinfo=UTC))
+    other = shop(world, uscc="91310115MA1K3BTP2B")
+    theirs = other.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    uplink(ctx, theirs, 20, datetime(2026, 11, 5, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    customer = world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust")
+    clerk = world.user(world.operator, Role.BILLING, "clerk")
+
+    _as(client, customer.username)
+    html = client.get("/usage?period=2026-11").text
+    assert sub.dev_eui in html and theirs.dev_eui not in html
+    assert "150 %" in html and "75 %" in html  # allowance 3 of 2, quota 3 of 4
+    assert 'href="/usage"' in client.get("/").text and 'href="/invoices"' in client.get("/").text
+
+    with ctx.db.write() as w:
+        run_bills(
+            w,
+            world.system,
+            "2026-11",
+            at=DEC_1,
+            settings=RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )
+        bill = w.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == s.account_id))
+    assert bill.number not in client.get("/invoices").text  # not sent yet
+    assert client.get(f"/invoices/{bill.id}").status_code == 404
+
+    csrf = _as(client, clerk.username)
+    page = client.get(f"/invoices/{bill.id}").text
+    assert "Validate" in page and "Record payment" not in page
+    for move in ("validate", "send"):
+        r = client.post(
+            f"/invoices/{bill.id}/{move}", data={"csrf_token": csrf}, follow_redirects=False
+        )
+        assert r.status_code == 303
+    r = client.post(
+        f"/invoices/{bill.id}/payments",
+        data={"csrf_token": csrf, "amount": "5.00", "method": "bank", "reference": "CMB-1"},
+        follow_redirects=True,
+    )
+    assert "Payment recorded." in r.text and "CMB-1" in r.text
+
+    _as(client, customer.username)
+    listing = client.get("/invoices").text
+    assert bill.number in listing and "partiallyPaid" in listing
+    detail = client.get(f"/invoices/{bill.id}").text
+    assert "Record payment" not in detail and "Validate" not in detail
+    assert f"¥{bill.total_micros / 1_000_000:,.2f}" in detail
+    pdf = client.get(f"/invoices/{bill.id}/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    theirs_bill = None
+    with ctx.db.read() as r2:
+        theirs_bill = r2.scalar(
+            select(CustomerBill.id).where(CustomerBill.billing_account_id == other.account_id)
+        )
+    assert client.get(f"/invoices/{theirs_bill}").status_code == 404
+    assert client.get(f"/invoices/{theirs_bill}/pdf").status_code == 404
