@@ -355,11 +355,11 @@ def _place_csv(
     for chunk in chunks:
         digest.update(chunk)
     fingerprint = _CsvUpload(sha256=digest.hexdigest(), **params)
+    # Parsed before the writing transaction opens: only the database checks run inside it.
+    order = order_csv.order_from_csv(order_csv.parse_order_csv(chunks), **params)
     placed: list[uuid.UUID] = []
 
     def create(session: Session) -> OrderOut:
-        parsed = order_csv.parse_order_csv(chunks)
-        order = order_csv.order_from_csv(parsed, **params)
         found = orders.place_order(session, call.principal, order, at=call.now(), kek=call.ctx.kek)
         placed.append(found.id)
         return OrderOut.of(found)

@@ -79,10 +79,13 @@ def _customer_id(session: Session, principal: Principal, order: OrderIn) -> uuid
             raise InvalidInput("name the customer the order is for", field="customer_id")
         return order.customer_id
     own = customers.customer_of_tenant(session, principal.tenant_id)
-    if own is None or (order.customer_id is not None and order.customer_id != own.id):
+    if order.customer_id is not None and (own is None or order.customer_id != own.id):
         # A customer session sees only its own customer: another one is simply not found.
-        missing = order.customer_id or principal.tenant_id
-        raise customers.CustomerNotFound(f"customer {missing} not found")
+        raise customers.CustomerNotFound(f"customer {order.customer_id} not found")
+    if own is None:
+        raise customers.CustomerNotFound(
+            "this tenant has no customer record (real-name onboarding comes before any order)"
+        )
     return own.id
 
 
