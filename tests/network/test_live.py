@@ -97,7 +97,7 @@ def test_pacer_refuses_a_speed_that_is_not_positive(speed: float):
 def test_queue_releases_in_time_order_only_what_is_due():
     queue = ReceptionQueue()
     for t in (10.0, 20.0, 30.0):
-        queue.add(Due(t, "Beijing", _reception(T0)))
+        queue.add(Due(t, "Beijing", _reception(T0), T0))
     assert queue.next_due_s() == 10.0
     assert [d.simulated_s for d in queue.pop_due(20.0)] == [10.0, 20.0]
     assert len(queue) == 1 and queue.pop_due(29.9) == []
@@ -145,6 +145,21 @@ def test_forgetting_settled_messages_keeps_the_counts_exact():
     assert (lean.report.delivered, lean.report.duplicates) == (whole.delivered, whole.duplicates)
     assert lean.report.per_station == whole.per_station
     assert lean.report.latencies_s == []
+
+
+def test_the_sink_learns_when_each_downloaded_frame_was_transmitted():
+    scenario, tles = _small(300)
+    twin = TwinRun(scenario, tles, 1.0)
+    pairs: list[tuple[float, float]] = []
+
+    def sink(_station: str, receptions) -> None:
+        assert len(twin.sink_transmitted_s) == len(receptions)
+        start = twin.scenario.start
+        for r, sent in zip(receptions, twin.sink_transmitted_s, strict=True):
+            pairs.append((sent, (r.received_at - start).total_seconds()))
+
+    twin.advance(sink)
+    assert pairs and all(0.0 <= sent <= received for sent, received in pairs)
 
 
 def test_elevations_follow_the_satellites():
@@ -376,13 +391,15 @@ def test_stations_load_downlinks_in_view_and_report_them_sent_after_the_next_upl
     assert len(posted) == 2
 
     # The terminal's next uplink heard via that satellite: the satellite sent the downlink.
-    old = sessions[0]
-    other = Reception(
-        tles[down].name, T0, 1, -120.0, 3.0, None, twin.population.build_frame(0, b"x")
-    )
-    assert side.observe([other]) == []  # via another satellite: not the one carrying it
-    heard_at = T0 + timedelta(minutes=3)
-    frame = twin.population.build_frame(old.index, b"hello")
-    sent = side.observe([Reception(tles[up].name, heard_at, 1, -120.0, 3.0, None, frame)])
-    assert [(r.downlink_id, r.status, r.at) for r in sent] == [("a", "sent", heard_at)]
+    def heard(satellite: str, transmitted: datetime) -> Due:
+        frame = twin.population.build_frame(sessions[0].index, b"hello")
+        reception = Reception(satellite, T0 + timedelta(minutes=5), 1, -120.0, 3.0, None, frame)
+        return Due(300.0, "Beijing", reception, transmitted)
+
+    later = T0 + timedelta(minutes=2)
+    assert side.observe([heard(tles[down].name, later)]) == []  # another satellite
+    before = T0 - timedelta(seconds=30)
+    assert side.observe([heard(tles[up].name, before)]) == []  # heard before it was loaded
+    sent = side.observe([heard(tles[up].name, later)])
+    assert [(r.downlink_id, r.status, r.at) for r in sent] == [("a", "sent", later)]
     assert posted[-1]["status"] == "sent" and side.waiting == {}

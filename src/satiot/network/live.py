@@ -142,9 +142,10 @@ class LiveFeed:
 
     def _sink(self, station: str, receptions: Sequence[Reception]) -> None:
         start = self.twin.scenario.start
-        for r in receptions:
+        sent = self.twin.sink_transmitted_s
+        for r, transmitted_s in zip(receptions, sent, strict=True):
             t, real = self.pacer.restamp(r, start)
-            self.queue.add(Due(t, station, real))
+            self.queue.add(Due(t, station, real, self.pacer.instant(transmitted_s)))
 
     def simulate(self, simulated_s: float) -> None:
         """Run the twin until it is a window ahead of ``simulated_s`` (or the queue is full)."""
@@ -156,10 +157,10 @@ class LiveFeed:
     def post_due(self, simulated_s: float) -> int:
         """Post every reception due by ``simulated_s``; returns how many."""
         due = self.queue.pop_due(simulated_s)
-        for station, receptions in by_station(due).items():
-            self.client.post_receptions(self.station_id[station], receptions)
+        for station, items in by_station(due).items():
+            self.client.post_receptions(self.station_id[station], [d.reception for d in items])
             if self.downlinks is not None:
-                self.downlinks.observe(receptions)
+                self.downlinks.observe(items)
         return len(due)
 
     def step(self) -> float:

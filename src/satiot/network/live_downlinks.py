@@ -11,12 +11,10 @@ downlink-receipts``):
   ``twin_speed`` 1 that is also where the twin has it. A window that closes unloaded is left
   to the planner, which plans again;
 - **sent**: a LoRaWAN Class A terminal can only be reached in the receive window after one of
-  its own uplinks, so the satellite sends a loaded downlink when it next hears that terminal.
-  The station learns of that uplink when the satellite dumps it, on this or any station; a
-  frame whose counter is at least the terminal's counter at loading time was transmitted after
-  loading. Because the twin simulates ahead of the clock, that counter is read a little late,
-  which can only make the station wait for a later uplink, never claim a send that could not
-  have happened. ``at`` is when the ground learned of it (the reception's time);
+  its own uplinks, so the satellite sends a loaded downlink when it next hears that terminal,
+  i.e. with the first uplink of that terminal the satellite receives after loading. The
+  station learns of it when the satellite dumps that uplink, on this or any station; ``at`` is
+  when the terminal transmitted it (the twin knows, a reception record does not say);
 - **failed**: the planned satellite is not one the twin flies.
 
 The stations keep which downlinks they loaded in memory only: after a restart, a downlink
@@ -32,9 +30,8 @@ from datetime import datetime
 from typing import Any
 
 from satiot.network import frames
-from satiot.network.live_feed import Refused, StationClient
-from satiot.network.population import DEV_ADDR_BASE, Population
-from satiot.network.receptions import Reception
+from satiot.network.live_feed import Due, Refused, StationClient
+from satiot.network.population import DEV_ADDR_BASE
 from satiot.network.twin import TwinRun
 
 log = logging.getLogger(__name__)
@@ -52,7 +49,7 @@ class Loaded:
     station_id: str
     satellite: str
     dev_addr: int
-    f_cnt_from: int  # a frame with this counter or later was transmitted after loading
+    loaded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,6 @@ class DownlinkSide:
         self.station_ids = list(station_ids)
         self.satellite_index = {t.name: i for i, t in enumerate(twin.tles)}
         self.dev_index = dev_index
-        self.population: Population = twin.population
         self.handled: set[str] = set()
         self.waiting: dict[tuple[int, str], list[Loaded]] = {}
 
@@ -163,25 +159,20 @@ class DownlinkSide:
         self.handled.add(downlink_id)
         index = self.dev_index.get(str(item.get("dev_eui") or "").upper())
         if index is not None:
-            loaded = Loaded(
-                downlink_id,
-                station_id,
-                satellite,
-                DEV_ADDR_BASE + index,
-                int(self.population.f_cnt[index]),
-            )
+            loaded = Loaded(downlink_id, station_id, satellite, DEV_ADDR_BASE + index, now)
             self.waiting.setdefault((loaded.dev_addr, satellite), []).append(loaded)
         return Receipt(station_id, downlink_id, satellite, "loaded", now)
 
     # -- hearing the terminal again -------------------------------------------------------
 
-    def observe(self, receptions: Sequence[Reception]) -> list[Receipt]:
+    def observe(self, heard: Sequence[Due]) -> list[Receipt]:
         """Receptions just posted: any of them may carry the uplink a loaded downlink waited
         for. Returns (and sends) the ``sent`` receipts."""
         if not self.waiting:
             return []
         receipts: list[Receipt] = []
-        for r in receptions:
+        for due in heard:
+            r = due.reception
             try:
                 frame = frames.parse(r.phy_payload)
             except frames.FrameError:
@@ -192,15 +183,14 @@ class DownlinkSide:
                 continue
             still: list[Loaded] = []
             for loaded in queue:
-                f_cnt = frames.recover_fcnt32(loaded.f_cnt_from, frame.f_cnt16)
-                if f_cnt >= loaded.f_cnt_from:
+                if due.transmitted >= loaded.loaded_at:
                     receipts.append(
                         Receipt(
                             loaded.station_id,
                             loaded.downlink_id,
                             r.satellite,
                             "sent",
-                            r.received_at,
+                            due.transmitted,
                         )
                     )
                 else:

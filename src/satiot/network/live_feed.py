@@ -72,11 +72,13 @@ class Pacer:
 
 @dataclass(frozen=True)
 class Due:
-    """One reception waiting for its time: which station downloaded it, and when."""
+    """One reception waiting for its time: which station downloaded it, when, and when the
+    terminal transmitted the frame (real instants, like ``reception.received_at``)."""
 
     simulated_s: float
     station: str
     reception: Reception
+    transmitted: datetime
 
 
 class ReceptionQueue:
@@ -106,11 +108,11 @@ class ReceptionQueue:
         return out
 
 
-def by_station(items: Sequence[Due]) -> dict[str, list[Reception]]:
+def by_station(items: Sequence[Due]) -> dict[str, list[Due]]:
     """Due receptions grouped per station, each group in time order."""
-    groups: dict[str, list[Reception]] = {}
+    groups: dict[str, list[Due]] = {}
     for item in items:
-        groups.setdefault(item.station, []).append(item.reception)
+        groups.setdefault(item.station, []).append(item)
     return groups
 
 

@@ -217,6 +217,9 @@ class TwinRun:
         self._tx_time: list[float] = []
         self._gen_time: list[float] = []
         self._emergency: list[bool] = []
+        #: During a call of the sink: when each of its receptions' frames was transmitted
+        #: (simulated seconds), in the same order — which a reception record does not carry.
+        self.sink_transmitted_s: list[float] = []
         # Where the run stands, so that it can be advanced a window at a time (live traffic).
         self.report = TwinReport(scenario.name, hours, self.population.size, len(self.tles), 0.0)
         self._step = 0
@@ -481,6 +484,7 @@ class TwinRun:
         for g, station in enumerate(self.scenario.ground_stations):
             sats = [int(s) for s in np.argsort(-el[g]) if in_view[g, s] and int(s) not in served]
             out: list[Reception] = []
+            sent: list[float] = []
             for s in sats[: self.gs_antennas[g]]:
                 served.add(s)
                 if not len(self.stores[s]):
@@ -498,12 +502,14 @@ class TwinRun:
                             phy_payload=item.frame,
                         )
                     )
+                    sent.append(item.transmitted_s)
                     self._record_receipt(item, t, report)
             if out:
                 report.per_station[station.name] = report.per_station.get(station.name, 0) + len(
                     out
                 )
                 if sink is not None:
+                    self.sink_transmitted_s = sent
                     sink(station.name, out)
 
     def _record_receipt(self, item: _Stored, t: float, report: TwinReport) -> None:
