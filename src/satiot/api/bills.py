@@ -361,7 +361,7 @@ def get_dry_run(call: Reader, account_id: uuid.UUID, period: Period) -> DraftOut
             )
             if existing is not None:
                 raise Conflict(f"{period} is billed already: bill {existing}")
-            draft = billing.Draft(account_id, uuid.UUID(int=0), period, tax_rate_bp=s.tax_rate_bp)
+            draft = billing.Draft(str(account_id), "", period, tax_rate_bp=s.tax_rate_bp)
     return DraftOut(
         billing_account_id=account_id,
         period=period,

@@ -66,8 +66,8 @@ class DraftLine:
 class Draft:
     """One bill as computed (the dry run's answer, and what a real run writes)."""
 
-    account_id: uuid.UUID
-    tenant_id: uuid.UUID
+    account_id: str  # ids as the database writes them as text (see billing_sql)
+    tenant_id: str
     period: str
     lines: list[DraftLine] = field(default_factory=list)
     usage_raw_micros: int = 0  # usage before rounding (what prepaid rating debited)
@@ -142,65 +142,79 @@ def compute(
     subs = q.subscription_groups(session, period, accounts)
     usage = q.usage_groups(session, period, accounts)
     billed = q.billed_accounts(session, period, accounts)
-    offering_ids: set[uuid.UUID] = {g.offering_id for g in subs} | {g.offering_id for g in usage}
-    for g in subs:
-        offering_ids.update(uuid.UUID(a) for a in g.add_on_ids)
-    names, prices = _catalog(session, offering_ids) if offering_ids else ({}, {})
-    account_ids = ({g.account_id for g in subs} | {g.account_id for g in usage}) - billed
-    tenants = q.account_tenants(session, account_ids)
-    drafts = {a: Draft(a, tenants[a], period.name, tax_rate_bp=tax_rate_bp) for a in account_ids}
+    texts = {g.offering_id for g in subs} | {u.offering_id for u in usage}
+    texts.update(a for g in subs for a in g.add_on_ids)
+    ids = {t: uuid.UUID(t) for t in texts}  # text form -> id, parsed once each
+    names, prices = _catalog(session, set(ids.values())) if ids else ({}, {})
+    ranked = sorted(
+        (p for ps in prices.values() for p in ps), key=lambda p: (str(p.offering_id), p.id)
+    )
+    # Plain tuples (rank, kind, amount) per offering text: the loops below run per group.
+    plans = {
+        t: [(rank, p.kind, p.amount_micros) for rank, p in enumerate(ranked) if p.offering_id == i]
+        for t, i in ids.items()
+    }
+    drafts: dict[str, Draft] = {}
+    owners = [(g.account_id, g.tenant_id) for g in subs]
+    owners += [(u.account_id, u.tenant_id) for u in usage]
+    for account, tenant in owners:
+        if account not in billed and account not in drafts:
+            drafts[account] = Draft(account, tenant, period.name, tax_rate_bp=tax_rate_bp)
 
-    # recurring and one-time: (account, offering, price) -> [devices, device-days, micros]
-    fees: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], list[int]] = defaultdict(lambda: [0, 0, 0])
-    once: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], list[int]] = defaultdict(lambda: [0, 0])
+    # recurring and one-time: (account, price rank) -> [devices, device-days, micros]
+    fees: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    once: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+    month = period.days
     for g in subs:
         if g.account_id in billed:
             continue
-        for oid in (g.offering_id, *(uuid.UUID(a) for a in g.add_on_ids)):
-            for p in prices.get(oid, ()):
-                key = (g.account_id, oid, p.id)
-                if p.kind == "recurring":
-                    acc = fees[key]
+        for offering in (g.offering_id, *g.add_on_ids):
+            for rank, kind, amount in plans.get(offering, ()):
+                if kind == "recurring":
+                    acc = fees[(g.account_id, rank)]
                     acc[0] += g.count
                     acc[1] += g.count * g.days
-                    acc[2] += g.count * prorate(p.amount_micros, g.days, period.days)
-                elif p.kind == "one-time" and g.new:
-                    once[key][0] += g.count
-                    once[key][1] += g.count * p.amount_micros
-    price_by_id = {p.id: p for ps in prices.values() for p in ps}
-    for (account, oid, pid), (devices, device_days, micros) in sorted(fees.items()):
+                    acc[2] += g.count * prorate(amount, g.days, month)
+                elif kind == "one-time" and g.new:
+                    one = once[(g.account_id, rank)]
+                    one[0] += g.count
+                    one[1] += g.count * amount
+    for (account, r), (devices, device_days, micros) in sorted(fees.items()):
+        p = ranked[r]
         note = ""
-        if device_days < devices * period.days:
-            note = f"; prorated 按天折算: {device_days} of {devices * period.days} device-days"
+        if device_days < devices * month:
+            note = f"; prorated 按天折算: {device_days} of {devices * month} device-days"
         drafts[account].lines.append(
             DraftLine(
                 "recurring",
-                f"{names.get(oid, oid)} — {price_by_id[pid].name}{note}",
+                f"{names.get(p.offering_id, p.offering_id)} — {p.name}{note}",
                 devices,
                 "device",
                 round_to_fen(micros),
             )
         )
-    for g2 in sorted(usage, key=lambda g: (g.account_id, str(g.offering_id), g.kind)):
+    for g2 in sorted(usage, key=lambda g: (g.account_id, g.offering_id, g.kind)):
         if g2.account_id in billed:
             continue
         d = drafts[g2.account_id]
         d.usage_raw_micros += g2.charge_micros
+        name = names.get(ids[g2.offering_id], g2.offering_id)
         d.lines.append(
             DraftLine(
                 "usage",
-                f"{names.get(g2.offering_id, g2.offering_id)} — {DIRECTION[g2.kind]}: "
-                f"{g2.messages:,} msg, {g2.bytes:,} B ({g2.billable_bytes:,} B billable)",
+                f"{name} — {DIRECTION[g2.kind]}: {g2.messages:,} msg, {g2.bytes:,} B "
+                f"({g2.billable_bytes:,} B billable)",
                 g2.messages,
                 UNITS[g2.kind],
                 round_to_fen(g2.charge_micros),
             )
         )
-    for (account, oid, pid), (devices, micros) in sorted(once.items()):
+    for (account, r), (devices, micros) in sorted(once.items()):
+        p = ranked[r]
         drafts[account].lines.append(
             DraftLine(
                 "one-time",
-                f"{names.get(oid, oid)} — {price_by_id[pid].name}",
+                f"{names.get(p.offering_id, p.offering_id)} — {p.name}",
                 devices,
                 "device",
                 round_to_fen(micros),

@@ -9,7 +9,11 @@ Three ``GROUP BY`` queries cover any number of accounts:
   PostgreSQL and in any time zone;
 - rated, unbilled usage of the period and earlier (late usage joins the next bill) by
   (account, offering, direction);
-- the accounts' tenants, and which accounts already have a bill for the period.
+- which accounts already have a bill for the period.
+
+Ids come back as text (``CAST(… AS VARCHAR)``: 32 hex digits on SQLite, the dashed form on
+PostgreSQL, both accepted back by bulk writes): a million rows of ``uuid.UUID`` objects would
+cost more than the queries. The account's tenant rides along in each group.
 """
 
 from __future__ import annotations
@@ -20,21 +24,30 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, String, Text, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from satiot.bss.models import BillingAccount, CustomerBill, Subscription, UsageRecord
+from satiot.bss.models import CustomerBill, Subscription, UsageRecord
 from satiot.bss.periods import Period
 
-GROUP_KEYS = ("account_id", "offering_id", "add_ons", "first_day", "last_day", "new")
+GROUP_KEYS = (
+    "account_id",
+    "tenant_id",
+    "offering_id",
+    "add_ons",
+    "first_day",
+    "last_day",
+    "new",
+)
 #: Accounts per ``IN (…)`` list when a run is limited to some accounts.
 CHUNK = 5_000
 
 
 @dataclass(frozen=True)
 class SubscriptionGroup:
-    account_id: uuid.UUID
-    offering_id: uuid.UUID
+    account_id: str
+    tenant_id: str
+    offering_id: str
     add_on_ids: tuple[str, ...]
     first_day: int  # 1-based day of the period on which service began (1: before the period)
     last_day: int  # last day of the period with service
@@ -48,8 +61,9 @@ class SubscriptionGroup:
 
 @dataclass(frozen=True)
 class UsageGroup:
-    account_id: uuid.UUID
-    offering_id: uuid.UUID
+    account_id: str
+    tenant_id: str
+    offering_id: str
     kind: str
     messages: int
     bytes: int
@@ -92,8 +106,9 @@ def subscription_groups(
     out: list[SubscriptionGroup] = []
     for chunk in _chunks(accounts):
         inner = select(
-            Subscription.billing_account_id.label("account_id"),
-            Subscription.offering_id.label("offering_id"),
+            cast(Subscription.billing_account_id, String).label("account_id"),
+            cast(Subscription.tenant_id, String).label("tenant_id"),
+            cast(Subscription.offering_id, String).label("offering_id"),
             add_ons,
             first,
             last,
@@ -112,6 +127,7 @@ def subscription_groups(
             out.append(
                 SubscriptionGroup(
                     row.account_id,
+                    row.tenant_id,
                     row.offering_id,
                     _add_ons(row.add_ons),
                     int(row.first_day),
@@ -123,11 +139,20 @@ def subscription_groups(
     return out
 
 
+_ADD_ONS: dict[str, tuple[str, ...]] = {}
+
+
 def _add_ons(text: str | None) -> tuple[str, ...]:
+    """The add-on ids of a JSON list (few distinct lists: parsed once each)."""
     if not text:
         return ()
-    value = json.loads(text)
-    return tuple(sorted(str(v) for v in value)) if isinstance(value, list) else ()
+    found = _ADD_ONS.get(text)
+    if found is None:
+        value = json.loads(text)
+        found = tuple(sorted(str(v) for v in value)) if isinstance(value, list) else ()
+        if len(_ADD_ONS) < 10_000:
+            _ADD_ONS[text] = found
+    return found
 
 
 def usage_groups(
@@ -135,10 +160,14 @@ def usage_groups(
 ) -> list[UsageGroup]:
     out: list[UsageGroup] = []
     for chunk in _chunks(accounts):
+        account = cast(UsageRecord.billing_account_id, String).label("account_id")
+        tenant = cast(UsageRecord.tenant_id, String).label("tenant_id")
+        offering = cast(UsageRecord.offering_id, String).label("offering_id")
         stmt = (
             select(
-                UsageRecord.billing_account_id,
-                UsageRecord.offering_id,
+                account,
+                tenant,
+                offering,
                 UsageRecord.kind,
                 func.count().label("n"),
                 func.sum(UsageRecord.bytes).label("b"),
@@ -146,16 +175,22 @@ def usage_groups(
                 func.sum(UsageRecord.charge_micros).label("c"),
             )
             .where(UsageRecord.state == "rated", UsageRecord.period <= period.name)
-            .group_by(UsageRecord.billing_account_id, UsageRecord.offering_id, UsageRecord.kind)
+            .group_by(
+                UsageRecord.billing_account_id,
+                UsageRecord.tenant_id,
+                UsageRecord.offering_id,
+                UsageRecord.kind,
+            )
         )
         if chunk is not None:
             stmt = stmt.where(UsageRecord.billing_account_id.in_(chunk))
         for row in session.execute(stmt):
-            if row.billing_account_id is None or row.offering_id is None:
+            if row.account_id is None or row.offering_id is None:
                 continue
             out.append(
                 UsageGroup(
-                    row.billing_account_id,
+                    row.account_id,
+                    row.tenant_id,
                     row.offering_id,
                     row.kind,
                     int(row.n),
@@ -167,26 +202,15 @@ def usage_groups(
     return out
 
 
-def account_tenants(
-    session: Session, accounts: Collection[uuid.UUID]
-) -> dict[uuid.UUID, uuid.UUID]:
-    found: dict[uuid.UUID, uuid.UUID] = {}
-    for chunk in _chunks(accounts):
-        assert chunk is not None
-        for row in session.execute(
-            select(BillingAccount.id, BillingAccount.tenant_id).where(BillingAccount.id.in_(chunk))
-        ):
-            found[row.id] = row.tenant_id
-    return found
-
-
 def billed_accounts(
     session: Session, period: Period, accounts: Collection[uuid.UUID] | None
-) -> set[uuid.UUID]:
-    """Accounts that already have a bill for ``period``."""
-    found: set[uuid.UUID] = set()
+) -> set[str]:
+    """Accounts (as text) that already have a bill for ``period``."""
+    found: set[str] = set()
     for chunk in _chunks(accounts):
-        stmt = select(CustomerBill.billing_account_id).where(CustomerBill.period == period.name)
+        stmt = select(cast(CustomerBill.billing_account_id, String)).where(
+            CustomerBill.period == period.name
+        )
         if chunk is not None:
             stmt = stmt.where(CustomerBill.billing_account_id.in_(chunk))
         found.update(session.scalars(stmt))

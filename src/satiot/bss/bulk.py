@@ -35,6 +35,32 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+def _uuid_hex(value: Any) -> Any:
+    return value.hex if type(value) is uuid.UUID else _sqlite_value(value)
+
+
+def _sqlite_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Rows in SQLite's storage form, with one converter per column chosen from the first
+    row (plain text and integers pass through untouched)."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        return []
+    plain = [type(v) is str or type(v) is int for v in first]
+    convert = [_uuid_hex if type(v) is uuid.UUID else _sqlite_value for v in first]
+    if all(plain):
+        return [tuple(first), *(tuple(r) for r in it)]
+    out = [tuple(v if p else c(v) for v, p, c in zip(first, plain, convert, strict=True))]
+    for row in it:
+        out.append(
+            tuple(
+                v if p and (type(v) is str or type(v) is int or v is None) else c(v)
+                for v, p, c in zip(row, plain, convert, strict=True)
+            )
+        )
+    return out
+
+
 def insert_rows(
     session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
@@ -49,7 +75,7 @@ def insert_rows(
                 copy.write_row(row)
                 count += 1
         return count
-    converted = [tuple(_sqlite_value(v) for v in row) for row in rows]
+    converted = _sqlite_rows(rows)
     marks = ", ".join("?" * len(columns))
     cur = raw.cursor()
     try:
