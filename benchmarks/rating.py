@@ -41,8 +41,9 @@ from satiot.bss.models import (
     UsageCounter,
     UsageRecord,
 )
-from satiot.bss.periods import period_of
-from satiot.bss.rating import CONSUMER_NAME, RATED_TYPES, Rater
+from satiot.bss.periods import PeriodFinder, period_of
+from satiot.bss.rating import CONSUMER_NAME, RATED_TYPES, Rater, read_usage
+from satiot.bss.rating_rules import Bucket, build_tariff, charge
 from satiot.core import events, migrate
 from satiot.core.clock import SystemClock
 from satiot.core.db import Database
@@ -297,6 +298,24 @@ def anchor(db: Database, evs: list[Event]) -> float:
     return len(evs) / (time.perf_counter() - started)
 
 
+def pricing_only(db: Database, evs: list[Event]) -> float:
+    """The in-memory step alone (parse, price, count against the pool): no database."""
+    periods = PeriodFinder()
+    with db.read() as s:
+        prices = s.scalars(select(ProductOfferingPrice)).all()
+    tariff = build_tariff(prices)
+    buckets: dict[str, Bucket] = {}
+    started = time.perf_counter()
+    for ev in evs:
+        u = read_usage(ev, periods)
+        assert u is not None
+        bucket = buckets.get(u.period)
+        if bucket is None:
+            bucket = buckets[u.period] = Bucket(new_id(), 0, 0, 100 * 20_000, 0, 0)
+        charge(tariff, u.kind, tariff.billable(u.kind, u.size), bucket)
+    return len(evs) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20_000)
@@ -321,6 +340,8 @@ def main() -> None:
     if args.consumer:
         consumed = consumer_path(db, tenant_id, euis, min(args.events, 50_000), 2_000)
         print(f"consumer path, batch 2,000   {consumed:12,.0f} events/s  (incl. log read, marks)")
+    memory = pricing_only(db, make_events(tenant_id, euis, args.events))
+    print(f"pricing step alone, no DB    {memory:12,.0f} events/s  (parse, price, pool)")
     print(f"anchor, 1 event per tx       {slow:12,.0f} events/s")
     print(f"ratio batch/anchor           {batched / slow:12.1f}x")
     db.dispose()

@@ -45,6 +45,17 @@ def test_a_customer_sees_its_usage_and_counters(client, world, ctx):
     assert_problem(client.get(f"{API}/usage/counters?subscription_id={theirs.id}", headers=me), 404)
     assert_problem(client.get(f"{API}/usage?period=11-2026", headers=me), 422)
 
+    reached = client.get(f"{API}/usage/thresholds", headers=me).json()
+    assert [(t["measure"], t["threshold_pct"]) for t in reached] == [
+        ("allowance", 50),
+        ("allowance", 80),
+        ("allowance", 100),
+        ("quota", 50),
+    ]
+    assert {t["subscription_id"] for t in reached} == {str(sub.id)}
+    later = client.get(f"{API}/usage/thresholds?after={reached[1]['seq']}", headers=me).json()
+    assert len(later) == 2
+
 
 def test_usage_needs_its_scope(client, world):
     s = shop(world)

@@ -1,7 +1,7 @@
-"""Usage (TMF635): rated and rejected usage records, and monthly counters with thresholds.
+"""Usage (TMF635): rated and rejected usage records, monthly counters, thresholds reached.
 
-Customers see their own; thresholds (50/80/100 % of an allowance or a contract quota) are also
-announced as ``usage.threshold`` events, which a customer reads from its event feed.
+Customers see their own. Thresholds (50/80/100 % of an allowance or a contract quota) are the
+``usage.threshold`` events of the caller's tenant, readable here with a position to poll from.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from sqlalchemy import select
 from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
 from satiot.api.deps import Call, requires
 from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
+from satiot.bss.rating import THRESHOLD_EVENT
 from satiot.core.errors import NotFound
+from satiot.core.models import Event
 from satiot.core.pagination import paginate
 
 router = APIRouter(prefix="/usage", tags=["usage"])
@@ -116,6 +118,49 @@ def list_usage(
     with call.read() as session:
         page = paginate(session, stmt, UsageRecord.id, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, UsageOut.model_validate)
+
+
+class ThresholdOut(Output):
+    seq: int = Field(description="Position in the event log; pass as ?after= to read on")
+    id: uuid.UUID
+    occurred_at: datetime
+    threshold_pct: int = Field(description="50, 80 or 100")
+    measure: str = Field(description="allowance (the device's own or its pool) or quota")
+    bucket: str
+    period: str
+    subscription_id: uuid.UUID | None
+    dev_eui: str | None
+    billing_account_id: uuid.UUID
+    messages: int
+    bytes: int
+    limit_messages: int | None
+    limit_bytes: int | None
+
+
+@router.get(
+    "/thresholds",
+    response_model=list[ThresholdOut],
+    summary="Thresholds reached (usage.threshold events), oldest first after a position",
+)
+def list_thresholds(
+    call: Reader,
+    after: Annotated[int, Query(ge=0, description="Events after this seq")] = 0,
+    limit: LimitParam = 100,
+) -> list[ThresholdOut]:
+    stmt = (
+        select(Event)
+        .where(Event.type == THRESHOLD_EVENT, Event.seq > after)
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    with call.read() as session:
+        return [
+            ThresholdOut.model_validate(
+                {k: v for k, v in ev.payload.items() if k in ThresholdOut.model_fields}
+                | {"seq": ev.seq, "id": ev.id, "occurred_at": ev.occurred_at}
+            )
+            for ev in session.scalars(stmt)
+        ]
 
 
 @router.get(
