@@ -17,18 +17,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from satiot.core.ids import new_id
-from satiot.network import frames
-from satiot.network.devices import APP_S_KEY, NWK_S_KEY, key_aad
-from satiot.network.frames import DataFrame, FrameError, MType
-from satiot.network.ingest_keys import SessionCipher, session_cipher
+from satiot.network.frames import DataFrame, MType
+from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
 from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks
 from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
-from satiot.network.keys import Kek, KekError
+from satiot.network.keys import Kek
 from satiot.network.messages import AcceptedUplink, reception_json, uplink_message
 from satiot.network.models import GroundStation
 from satiot.network.states import DEVICE_TRAFFIC_STATES
 
-_UPLINK_TYPES = frozenset({MType.UNCONFIRMED_UP, MType.CONFIRMED_UP})
 _RAND_MASK = (1 << 62) - 1
 
 
@@ -68,61 +65,13 @@ class _Ids:
         return uuid.UUID(int=value)
 
 
-class _Device:
-    __slots__ = (
-        "_cipher",
-        "app_sealed",
-        "dev_eui",
-        "f_cnt",
-        "f_cnt_stored",
-        "id",
-        "kek_id",
-        "last_seen",
-        "nwk_sealed",
-        "status",
-        "tenant_id",
-    )
-
-    def __init__(self, row: Any) -> None:
-        self.id: uuid.UUID = row.id
-        self.tenant_id: uuid.UUID = row.tenant_id
-        self.dev_eui: str = row.dev_eui
-        self.status: str = row.status
-        self.nwk_sealed: bytes = row.nwk_s_key_sealed
-        self.app_sealed: bytes = row.app_s_key_sealed
-        self.kek_id: str = row.kek_id
-        self.f_cnt_stored: int | None = row.f_cnt_up
-        self.f_cnt: int | None = row.f_cnt_up  # highest counter, moving as the batch is decided
-        self.last_seen: datetime | None = None
-        self._cipher: SessionCipher | None = None
-
-    def cipher(self, kek: Kek) -> SessionCipher | None:
-        """The session's cipher, or None when its keys do not open under ``kek``."""
-        if self._cipher is None:
-            if self.kek_id != kek.id:
-                return None
-
-            def open_keys() -> tuple[bytes, bytes]:
-                return (
-                    kek.open(self.nwk_sealed, key_aad(self.dev_eui, NWK_S_KEY)),
-                    kek.open(self.app_sealed, key_aad(self.dev_eui, APP_S_KEY)),
-                )
-
-            key = (kek.id, self.id, self.nwk_sealed, self.app_sealed)
-            try:
-                self._cipher = session_cipher(key, open_keys)
-            except KekError:
-                return None
-        return self._cipher
-
-
 class _Uplink:
     """One frame of the batch: new (to insert) or already stored (gaining copies)."""
 
     __slots__ = ("copies", "device", "f_cnt", "frame", "id", "items", "mic", "payload")
 
     def __init__(
-        self, id: uuid.UUID, device: _Device, f_cnt: int, mic: int, frame: DataFrame | None
+        self, id: uuid.UUID, device: Candidate, f_cnt: int, mic: int, frame: DataFrame | None
     ) -> None:
         self.id = id
         self.device = device
@@ -142,45 +91,7 @@ class _Uplink:
         return min(when for _, when in self.copies)
 
 
-_Matched = tuple[int, ReceptionIn, DataFrame, _Device, int]
-
-
-def _parse(phy: bytes) -> DataFrame | tuple[str, str]:
-    if not phy:
-        return ("malformed-frame", "phy_payload is empty")
-    mtype = phy[0] >> 5
-    if mtype not in _UPLINK_TYPES:
-        name = MType(mtype).name.lower() if mtype < 6 else "proprietary or RFU"
-        return ("not-data-uplink", f"message type {mtype} ({name}) is not a data uplink")
-    try:
-        return frames.parse(phy)
-    except FrameError as exc:
-        return ("malformed-frame", str(exc))
-
-
-def _match(
-    frame: DataFrame, candidates: list[_Device], kek: Kek
-) -> tuple[_Device, int] | tuple[str, str]:
-    """The device and full counter this frame authenticates under, or why none does."""
-    exhausted = unavailable = False
-    for dev in candidates:
-        try:
-            f_cnt = frames.recover_fcnt32(dev.f_cnt_stored, frame.f_cnt16)
-        except FrameError:
-            exhausted = True
-            continue
-        cipher = dev.cipher(kek)
-        if cipher is None:
-            unavailable = True
-            continue
-        if cipher.verify(frame, f_cnt):
-            return dev, f_cnt
-    addr = f"{frame.dev_addr:08X}"
-    if exhausted:
-        return ("counter-exhausted", f"the frame counter of DevAddr {addr} is exhausted")
-    if unavailable:
-        return ("session-unavailable", f"a session of DevAddr {addr} cannot be opened")
-    return ("mic-failure", f"the MIC verifies under no session of DevAddr {addr}")
+_Matched = tuple[int, ReceptionIn, DataFrame, Candidate, int]
 
 
 class Batch:
@@ -207,7 +118,7 @@ class Batch:
                 continue
             frame = parsed.get(rec.phy)
             if frame is None:
-                frame = parsed[rec.phy] = _parse(rec.phy)
+                frame = parsed[rec.phy] = parse_frame(rec.phy)
             if isinstance(frame, tuple):
                 self.reject(index, *frame)
             else:
@@ -217,12 +128,12 @@ class Batch:
     def match(
         self, parsed: list[tuple[int, ReceptionIn, DataFrame]], rows: Sequence[Any], kek: Kek
     ) -> list[_Matched]:
-        by_addr: dict[int, list[_Device]] = {}
+        by_addr: dict[int, list[Candidate]] = {}
         for row in rows:
-            by_addr.setdefault(row.dev_addr, []).append(_Device(row))
+            by_addr.setdefault(row.dev_addr, []).append(Candidate(row))
         for devs in by_addr.values():  # try active sessions first, then the others
             devs.sort(key=lambda d: d.status not in DEVICE_TRAFFIC_STATES)
-        seen: dict[bytes, tuple[_Device, int] | tuple[str, str]] = {}
+        seen: dict[bytes, tuple[Candidate, int] | tuple[str, str]] = {}
         out: list[_Matched] = []
         for index, rec, frame in parsed:
             found = seen.get(rec.phy)
@@ -231,13 +142,13 @@ class Batch:
                 if not candidates:
                     found = ("unknown-dev-addr", f"no device has DevAddr {frame.dev_addr:08X}")
                 else:
-                    found = _match(frame, candidates, kek)
+                    found = match_frame(frame, candidates, kek)
                 seen[rec.phy] = found
             if isinstance(found[0], str):
                 self.reject(index, found[0], str(found[1]))
             else:
                 dev, f_cnt = found
-                assert isinstance(dev, _Device) and isinstance(f_cnt, int)
+                assert isinstance(dev, Candidate) and isinstance(f_cnt, int)
                 out.append((index, rec, frame, dev, f_cnt))
         return out
 
