@@ -524,3 +524,33 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
     with ctx.db.write() as s:
         assert insert_uplinks(s, [lost, won]) == {won["id"]}
     assert [u.id for u in _uplinks(ctx, dev)] == [stored.id, won["id"]]
+
+
+def test_stations_posting_the_same_frames_at_once_store_each_frame_once(ctx, world, tenant):
+    """Four stations post copies of the same 120 frames concurrently, each in its own order:
+    every frame is one uplink with four receptions and one event, whichever won each race."""
+    import random
+
+    devs = [add_device(ctx, world, tenant.id) for _ in range(6)]
+    stations = [add_station(ctx, world)[0] for _ in range(4)]
+    phys = [dev.frame(n) for dev in devs for n in range(20)]
+    errors: list[BaseException] = []
+
+    def station_loop(k: int) -> None:
+        order = phys[:]
+        random.Random(k).shuffle(order)
+        try:
+            for i in range(0, len(order), 30):
+                part = [rec(p, satellite=f"SAT-{k}") for p in order[i : i + 30]]
+                assert post(ctx, stations[k], part).rejected == []
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=station_loop, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert counts(ctx) == (120, 480, 120)
+    assert {u.reception_count for u in _uplinks(ctx)} == {4}

@@ -152,7 +152,9 @@ def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[u
     conn = _connection(session)
     stmt = _insert(conn, _UPLINKS).on_conflict_do_nothing(index_elements=["device_id", "f_cnt"])
     if conn.dialect.name == "postgresql":
-        return {r[0] for r in conn.execute(stmt.returning(_UPLINKS.c.id), list(rows))}
+        # In key order, so that concurrent batches wait on each other's rows in one order.
+        ordered = sorted(rows, key=lambda r: (r["device_id"], r["f_cnt"]))
+        return {r[0] for r in conn.execute(stmt.returning(_UPLINKS.c.id), ordered)}
     written = conn.execute(stmt, list(rows)).rowcount
     ids = [row["id"] for row in rows]
     if written == len(rows):
@@ -176,6 +178,8 @@ def insert_receptions(
     """
     conn = _connection(session)
     stmt = _insert(conn, _RECEPTIONS).on_conflict_do_nothing(index_elements=_RECEPTION_KEY)
+    if conn.dialect.name == "postgresql":  # key order: no deadlock between concurrent batches
+        more = sorted(more, key=lambda r: (r["uplink_id"], r["satellite"], r["received_at"]))
     if fresh:
         conn.execute(stmt, list(fresh))
     added: dict[uuid.UUID, int] = {}
