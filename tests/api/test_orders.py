@@ -44,7 +44,14 @@ def test_a_customer_admin_orders_and_the_order_is_fulfilled(client, ctx, world):
     assert done["state"] == "completed", done
     assert done["itemStates"] == {"completed": 2}
     items = done["productOrderItem"]
-    assert [i["terminal"]["dev_eui"] for i in items] == [t1.dev_eui, t2.dev_eui]
+    assert [i["terminal"]["devEui"] for i in items] == [t1.dev_eui, t2.dev_eui]
+    assert items[0]["terminal"] == {
+        "devEui": t1.dev_eui,
+        "imei": t1.imei,
+        "terminalModel": "TQ-M100",
+        "scenario": "environmental-monitoring",
+        "devAddr": t1.dev_addr,
+    }
     assert all(i["subscriptionId"] for i in items)
     assert t1.nwk_s_key not in client.get(f"{API}/{placed['id']}", headers=headers).text
     # A repeat with the same key creates nothing new.

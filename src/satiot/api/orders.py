@@ -105,6 +105,10 @@ class UnsupportedMedia(DomainError):
     status = 415
 
 
+#: A stored item's terminal fields as the API names them.
+_TERMINAL_OUT = {"dev_eui": "devEui", "terminal_model": "terminalModel", "dev_addr": "devAddr"}
+
+
 class TerminalBody(CamelIn):
     dev_eui: str = Field(max_length=32, examples=["70B3D57ED0000001"])
     terminal_model: str = Field(max_length=100, examples=["TQ-M100"])
@@ -191,7 +195,9 @@ class OrderItemOut(CamelOut):
             if field and source == "api":
                 field = JSON_FIELDS.get(field, field)
             error = ItemErrorOut(field=field, reason=item.error)
-        terminal = {k: v for k, v in item.terminal.items() if k != orders.SEALED}
+        terminal = {
+            _TERMINAL_OUT.get(k, k): v for k, v in item.terminal.items() if k != orders.SEALED
+        }
         return cls(
             id=item.id,
             index=item.line,
