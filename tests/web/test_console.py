@@ -186,7 +186,15 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         assert f">{label}<" in html, username
         seen[username] = _nav(html)
     network = ["/messages", "/devices", "/ground-stations", "/integrations"]
-    business = ["/customers", "/contracts", "/catalog", "/orders", "/subscriptions"]
+    business = [
+        "/customers",
+        "/contracts",
+        "/catalog",
+        "/orders",
+        "/subscriptions",
+        "/usage",
+        "/invoices",
+    ]
     assert seen["admin"] == ["/", *network, *business, "/access"]
     assert seen["cadmin"] == ["/", "/messages", "/devices", "/integrations", *business, "/access"]
     assert seen["cuser"] == ["/", "/messages", "/devices", "/integrations", *business]
