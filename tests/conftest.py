@@ -100,7 +100,13 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=db_url, max_body_bytes=64 * 1024)
+    # Test receivers listen on 127.0.0.1; the guard itself is tested with it off.
+    return Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        max_body_bytes=64 * 1024,
+        delivery_allow_private=True,
+    )
 
 
 @pytest.fixture

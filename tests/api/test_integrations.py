@@ -260,3 +260,16 @@ def test_another_tenants_integrations_and_deliveries_are_not_found(client, ctx, 
     # A delivery named under the wrong integration of the right tenant is not found either.
     second = _create(client, admin)
     assert_problem(client.get(f"{API}/{second['id']}/deliveries/{delivery_id}", headers=admin), 404)
+
+
+def test_a_private_webhook_url_is_refused_unless_the_operator_allows_it(client, ctx, customer):
+    _, admin, _ = customer
+    ctx.settings.delivery_allow_private = False
+    body = {"kind": "webhook", "url": "http://169.254.169.254/latest", "secret": SECRET}
+    with unchanged(ctx):
+        problem = assert_problem(client.post(API, json=body, headers=admin), 422, "invalid-input")
+    assert problem["field"] == "url" and "public" in problem["detail"]
+    broker = {"kind": "mqtt", "url": "mqtt://10.0.0.7:1883"}
+    assert assert_problem(client.post(API, json=broker, headers=admin), 422)["field"] == "url"
+    ctx.settings.delivery_allow_private = True
+    assert client.post(API, json=body, headers=admin).status_code == 201

@@ -173,6 +173,7 @@ def webhook(ctx: Any, world: Any, tenant_id: uuid.UUID, url: str, **options: Any
 
 def integration(ctx: Any, world: Any, tenant_id: uuid.UUID, kind: str, **options: Any) -> uuid.UUID:
     options.setdefault("max_attempts", 12)
+    options.setdefault("allow_private", True)  # the receivers listen on 127.0.0.1
     with ctx.db.write() as s:
         return create_integration(
             s, world.system, ctx.kek, tenant_id=tenant_id, kind=kind, at=ctx.clock.now(), **options
@@ -192,6 +193,7 @@ def deliveries(ctx: Any, integration_id: uuid.UUID | None = None) -> list[Delive
 
 def dispatcher(ctx: Any, *, seed: int = 7, timeout_s: float = 2.0, **options: Any) -> Dispatcher:
     options.setdefault("policy", RetryPolicy())
+    options.setdefault("allow_private", True)
     return Dispatcher(
         ctx.db, ctx.clock, ctx.kek, timeout_s=timeout_s, rng=random.Random(seed), **options
     )

@@ -175,6 +175,7 @@ def post_integration(
             name=body.name,
             max_attempts=body.max_attempts or settings.webhook_max_attempts,
             platform_mqtt_url=settings.mqtt_url,
+            allow_private=settings.delivery_allow_private,
         )
         return _out(integration)
 
@@ -207,6 +208,7 @@ def patch_integration(
             at=call.now(),
             changes=changes,
             platform_mqtt_url=call.ctx.settings.mqtt_url,
+            allow_private=call.ctx.settings.delivery_allow_private,
         )
         return _out(integration)
 

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         default=12, description="Attempts before a delivery becomes a dead letter."
     )
     webhook_timeout_s: float = Field(default=10.0, description="Timeout of one webhook call.")
+    delivery_allow_private: bool = Field(
+        default=False,
+        description=(
+            "Let customers' webhooks and MQTT brokers be on loopback or private addresses "
+            "(off: a tenant could otherwise make the platform call its own internal services)."
+        ),
+    )
     twin: bool = Field(
         default=True, description="`satiot up` runs the default twin scenario as live traffic."
     )

@@ -28,6 +28,7 @@ from satiot.core.models import Tenant
 from satiot.network.keys import Kek
 from satiot.network.models import Delivery, Integration
 from satiot.network.states import DELIVERY, INTEGRATION
+from satiot.network.target_guard import check_host
 
 KINDS = ("webhook", "mqtt")
 MIN_SECRET_CHARS = 16
@@ -55,9 +56,10 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     return BrokerAddress(parts.hostname, port or MQTT_DEFAULT_PORT)
 
 
-def check_webhook_url(url: str) -> str:
+def check_webhook_url(url: str, *, allow_private: bool = False) -> str:
     """An absolute http(s) URL with a host; credentials in the URL are refused because the
-    URL is shown back in API answers and the console, where a password must never be."""
+    URL is shown back in API answers and the console, where a password must never be. A
+    visibly private host is refused unless ``allow_private`` (:mod:`.target_guard`)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("a webhook url must be an absolute http:// or https:// URL", field="url")
@@ -75,6 +77,8 @@ def check_webhook_url(url: str) -> str:
     except ValueError:
         if any(not label for label in host.split(".")):
             raise InvalidInput(f"{host!r} is not a host name", field="url") from None
+    if not allow_private:
+        check_host(host)
     return url
 
 
@@ -114,21 +118,27 @@ def integration_view(integration: Integration) -> dict[str, Any]:
 
 
 def _check_target(
-    kind: str, url: str | None, secret: str | None, platform_mqtt: str | None
+    kind: str,
+    url: str | None,
+    secret: str | None,
+    platform_mqtt: str | None,
+    allow_private: bool,
 ) -> None:
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if kind == "webhook":
         if not url:
             raise InvalidInput("a webhook needs a url", field="url")
-        check_webhook_url(url)
+        check_webhook_url(url, allow_private=allow_private)
         if secret is None:
             raise InvalidInput("a webhook needs a secret to sign with", field="secret")
         return
     if secret is not None:
         raise InvalidInput("an MQTT integration takes no secret", field="secret")
     if url:
-        parse_mqtt_url(url)
+        broker = parse_mqtt_url(url)
+        if not allow_private:
+            check_host(broker.host)
     elif not platform_mqtt:
         raise InvalidInput(
             "this platform runs no MQTT broker (SATIOT_MQTT_URL); name your own broker's url",
@@ -154,9 +164,10 @@ def create_integration(
     name: str = "",
     max_attempts: int,
     platform_mqtt_url: str | None = None,
+    allow_private: bool = False,
 ) -> Integration:
     """Create an active integration; it is owed the events logged after this transaction."""
-    _check_target(kind, url, secret, platform_mqtt_url)
+    _check_target(kind, url, secret, platform_mqtt_url, allow_private)
     _check_attempts(max_attempts)
     if session.get(Tenant, tenant_id) is None:
         raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
@@ -206,6 +217,7 @@ def update_integration(
     at: datetime,
     changes: dict[str, Any],
     platform_mqtt_url: str | None = None,
+    allow_private: bool = False,
 ) -> Integration:
     """Apply ``changes`` (any of url, secret, name, max_attempts); audit what changed (a new
     secret is recorded only as "rotated")."""
@@ -216,9 +228,9 @@ def update_integration(
         if integration.kind == "webhook":
             if not url:
                 raise InvalidInput("a webhook needs a url", field="url")
-            check_webhook_url(url)
+            check_webhook_url(url, allow_private=allow_private)
         else:
-            _check_target("mqtt", url, None, platform_mqtt_url)
+            _check_target("mqtt", url, None, platform_mqtt_url, allow_private)
         integration.url = url or None
     if "secret" in changes:
         if integration.kind != "webhook":

@@ -34,6 +34,7 @@ from satiot.core.errors import InvalidInput
 from satiot.network.delivery_queue import Claimed, Outcome, Target
 from satiot.network.integrations import BrokerAddress, parse_mqtt_url
 from satiot.network.messages import DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
+from satiot.network.target_guard import resolve_public
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def encode(body: dict[str, Any]) -> bytes:
 class _Connection:
     """One connected paho client with its network thread."""
 
-    def __init__(self, broker: BrokerAddress, timeout_s: float) -> None:
+    def __init__(self, broker: BrokerAddress, timeout_s: float, *, guarded: bool) -> None:
         self.broker = broker
         self.broken = False
         self._connected = threading.Event()
@@ -74,7 +75,10 @@ class _Connection:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.connect_timeout = timeout_s
-        self.client.connect(broker.host, broker.port, keepalive=KEEPALIVE_S)
+        # A customer's broker is connected to on the public address that was checked (see
+        # target_guard); the platform's own broker, named by the operator, is not guarded.
+        host = resolve_public(broker.host, broker.port)[0] if guarded else broker.host
+        self.client.connect(host, broker.port, keepalive=KEEPALIVE_S)
         self.client.loop_start()
         if not self._connected.wait(timeout_s) or self._refusal:
             self.close()
@@ -96,6 +100,13 @@ class _Connection:
             self.client.loop_stop()
 
 
+def _address(url: str | None) -> BrokerAddress | None:
+    try:
+        return parse_mqtt_url(url) if url else None
+    except InvalidInput:
+        return None  # reported when a publish names it
+
+
 class MqttPublisher:
     """Publishes bodies with QoS 1 and waits for the PUBACK; blocking and thread-safe.
 
@@ -103,9 +114,13 @@ class MqttPublisher:
     its own lock, so a customer's broker that hangs on connect holds up only itself.
     """
 
-    def __init__(self, *, timeout_s: float, platform_url: str | None) -> None:
+    def __init__(
+        self, *, timeout_s: float, platform_url: str | None, allow_private: bool = False
+    ) -> None:
         self.timeout_s = timeout_s
         self.platform_url = platform_url
+        self.allow_private = allow_private
+        self._platform = _address(platform_url)
         self._connections: dict[BrokerAddress, _Connection] = {}
         self._locks: dict[BrokerAddress, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -127,7 +142,8 @@ class MqttPublisher:
             if conn is None or conn.broken:
                 if conn is not None:
                     conn.close()
-                conn = _Connection(broker, self.timeout_s)
+                guarded = not self.allow_private and broker != self._platform
+                conn = _Connection(broker, self.timeout_s, guarded=guarded)
                 self._connections[broker] = conn
             return conn
 

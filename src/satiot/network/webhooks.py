@@ -43,6 +43,7 @@ from satiot.network.delivery_queue import Claimed, Outcome, Result, RetryPolicy,
 from satiot.network.integrations import open_secret
 from satiot.network.keys import Kek, KekError
 from satiot.network.mqtt_publish import MqttPublisher, MqttSender, encode
+from satiot.network.target_guard import guarded_transport
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class Dispatcher:
         *,
         timeout_s: float = 10.0,
         platform_mqtt_url: str | None = None,
+        allow_private: bool = False,
         concurrency: int = 8,
         batch: int = 500,
         policy: RetryPolicy | None = None,
@@ -160,6 +162,7 @@ class Dispatcher:
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
         self.platform_mqtt_url = platform_mqtt_url
+        self.allow_private = allow_private
         self.senders: dict[str, Sender] = {}
         self._client: httpx.AsyncClient | None = None
         self._mqtt: MqttSender | None = None
@@ -174,20 +177,29 @@ class Dispatcher:
             kek,
             timeout_s=settings.webhook_timeout_s,
             platform_mqtt_url=settings.mqtt_url,
+            allow_private=settings.delivery_allow_private,
             concurrency=concurrency,
         )
 
     async def __aenter__(self) -> Dispatcher:
         # No pool limit (each integration bounds its own requests in flight, so one slow
         # endpoint cannot take every connection) and no proxies from the environment.
+        # Customers' targets must be public addresses, checked on the address connected to
+        # (target_guard); redirects are not followed, so a 3xx cannot lead anywhere else.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
+            limits=limits,
+            transport=None if self.allow_private else guarded_transport(limits),
             follow_redirects=False,
             trust_env=False,
             headers={"User-Agent": f"satiot-webhooks/{__version__}"},
         )
-        publisher = MqttPublisher(timeout_s=self.timeout_s, platform_url=self.platform_mqtt_url)
+        publisher = MqttPublisher(
+            timeout_s=self.timeout_s,
+            platform_url=self.platform_mqtt_url,
+            allow_private=self.allow_private,
+        )
         self._mqtt = MqttSender(publisher)
         self.senders = {
             "webhook": WebhookSender(self._client, self.kek, self.timeout_s),
