@@ -32,7 +32,6 @@ from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
 from satiot.bss.billing import RunSettings, prorate, run_bills
-from satiot.bss.bulk import insert_rows
 from satiot.bss.invoices import take_numbers
 from satiot.bss.models import (
     BillLine,
@@ -45,6 +44,7 @@ from satiot.bss.money import round_to_fen
 from satiot.bss.periods import local_date, period_bounds
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
+from satiot.core.bulk import insert_rows
 from satiot.core.db import Database
 from satiot.core.ids import new_id
 

@@ -30,7 +30,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from satiot.bss import rating_store
-from satiot.bss.bulk import insert_rows
 from satiot.bss.models import (
     BillingAccount,
     Contract,
@@ -45,6 +44,7 @@ from satiot.bss.periods import PeriodFinder, period_of
 from satiot.bss.rating import CONSUMER_NAME, RATED_TYPES, Rater, read_usage
 from satiot.bss.rating_rules import Bucket, build_tariff, charge
 from satiot.core import events, migrate
+from satiot.core.bulk import insert_rows
 from satiot.core.clock import SystemClock
 from satiot.core.db import Database
 from satiot.core.ids import new_id
