@@ -1,11 +1,21 @@
-"""Fast bulk writes for the batch paths (rating, bill runs, benchmarks).
+"""Fast bulk writes for the batch paths (ingest, the event log, rating, bill runs, benchmarks).
 
 SQLAlchemy's ``executemany`` spends most of its time converting each value; for tens of
 thousands of rows per transaction that costs more than the database. These helpers hand rows
-to the driver directly, in the session's own transaction: ``COPY … FROM STDIN`` on PostgreSQL
-and ``executemany`` with pre-converted values on SQLite, stored exactly as SQLAlchemy stores
-them (UUIDs as 32 hex digits, timestamps as naive UTC text), so the ORM reads them back as
-usual. Only plain columns are supported: UUID, str, int, bool, aware datetime, date, None.
+to the driver with values already in the form it takes, in the session's own transaction,
+stored exactly as SQLAlchemy stores them (on SQLite: UUIDs as 32 hex digits, timestamps as
+naive UTC text, booleans as 0/1), so the ORM reads them back as usual. Only plain columns are
+supported: UUID, str, int, float, bool, bytes, aware datetime, date, None.
+
+- :func:`insert_rows` and :func:`update_rows` go to the driver's cursor itself (``COPY … FROM
+  STDIN`` on PostgreSQL): the fastest, but unseen by SQLAlchemy's events and its error
+  wrapping; for the batch jobs (rating, bill runs).
+- :func:`execute` runs driver SQL through SQLAlchemy's connection (``exec_driver_sql``): its
+  events fire (statement counts, logging) and errors arrive as ``DBAPIError`` (so a caller's
+  deadlock retry still works), only the per-value processing is skipped. The
+  caller builds rows in SQLite's storage form (``uuid.hex``, :func:`sqlite_timestamp`, ``int``
+  for booleans), or on PostgreSQL column arrays for :func:`unnest_insert` (one statement
+  whatever the number of rows); for the request paths (ingest, the event log).
 """
 
 from __future__ import annotations
@@ -15,7 +25,19 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import CursorResult
 from sqlalchemy.orm import Session
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """An aware datetime as SQLAlchemy stores it on SQLite: naive UTC text."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+    # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset (isoformat is several times
+    # faster than strftime, and pads the year to four digits as SQLAlchemy does)
+    return value.isoformat(" ", "microseconds")[:-6]
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -25,9 +47,7 @@ def _sqlite_value(value: Any) -> Any:
     if kind is uuid.UUID:
         return value.hex
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_timestamp(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):
@@ -105,3 +125,57 @@ def update_rows(
     finally:
         cur.close()
     return len(rows)
+
+
+def execute(session: Session, sql: str, params: Any) -> CursorResult[Any]:
+    """Run driver SQL on the session's connection: ``params`` one tuple (one execution) or a
+    list of tuples (``executemany``), already in the driver's form."""
+    return session.connection().exec_driver_sql(sql, params)
+
+
+def sqlite_values_sql(count: int, width: int) -> str:
+    """``VALUES (?, …), …`` for ``count`` rows of ``width`` columns."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return "VALUES " + ", ".join([row] * count)
+
+
+#: Host parameters in one SQLite statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+SQLITE_MAX_VARIABLES = 32766
+
+
+def sqlite_chunks(rows: Sequence[Sequence[Any]], width: int) -> list[Sequence[Sequence[Any]]]:
+    """``rows`` cut so that each piece fits one multi-row SQLite statement."""
+    size = max(1, SQLITE_MAX_VARIABLES // width)
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def unnest_insert(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    order_by: Sequence[str] = (),
+    conflict: Sequence[str] | None = None,
+    returning: str | None = None,
+) -> str:
+    """PostgreSQL: ``INSERT INTO table … SELECT … FROM unnest(%b::type[], …)``, one array per
+    column (see :func:`pg_columns`), in ``order_by`` order, skipping rows that conflict on
+    ``conflict`` if given. The text does not depend on the number of rows, so the server
+    prepares it once. The arrays travel in binary (``%b``): psycopg's text form escapes every
+    element with a regular expression, which costs more than the insert. ``json`` columns
+    travel as text and are cast per row."""
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(f"%b::{'text' if kind == 'json' else kind}[]" for _, kind in columns)
+    picked = ", ".join(name + ("::json" if kind == "json" else "") for name, kind in columns)
+    sql = f"INSERT INTO {table} ({names}) SELECT {picked} FROM unnest({arrays}) AS t({names})"  # noqa: S608 - names are ours
+    if order_by:
+        sql += " ORDER BY " + ", ".join(order_by)
+    if conflict is not None:
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {returning}"
+    return sql
+
+
+def pg_columns(rows: Sequence[Sequence[Any]]) -> tuple[list[Any], ...]:
+    """Rows turned into one list per column: the parameters of an :func:`unnest_insert`."""
+    return tuple(list(column) for column in zip(*rows, strict=True))

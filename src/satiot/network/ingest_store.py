@@ -1,9 +1,11 @@
 """The statements of one ingest batch: a fixed handful, whatever the batch holds.
 
 Each function is one SQL statement over the whole batch (a read by an IN list or a list of pairs
-joined to an index, a multi-row INSERT … ON CONFLICT DO NOTHING … RETURNING, or an executemany
-UPDATE), issued on the session's connection through SQLAlchemy Core so that no ORM unit of work
-runs per row. ON CONFLICT is what makes concurrent posters safe on PostgreSQL: two transactions
+joined to an index, an INSERT … ON CONFLICT DO NOTHING [RETURNING] over all rows, or an
+executemany UPDATE), issued on the session's connection so that no ORM unit of work runs per
+row. The reads go through SQLAlchemy Core; the writes are driver SQL with values already in
+stored form (:mod:`satiot.core.bulk`), since SQLAlchemy's per-value processing cost more than
+the database. ON CONFLICT is what makes concurrent posters safe on PostgreSQL: two transactions
 inserting the same uplink both reach the unique index, one wins, the other's row is skipped and
 it re-reads the winner (:func:`load_uplinks`) instead of relying on a read made before the race.
 SQLite serialises writers (``BEGIN IMMEDIATE``), so there the loser case never arises.
@@ -16,28 +18,28 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
-    BindParameter,
     Connection,
     Select,
     Table,
     Uuid,
     any_,
     bindparam,
-    case,
     func,
     literal_column,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from satiot.core import bulk
 from satiot.network.models import Device, GroundStation, Uplink, UplinkReception
 
 _DEVICES = cast(Table, Device.__table__)
@@ -58,11 +60,6 @@ class KnownUplink:
 
 def _connection(session: Session) -> Connection:
     return session.connection()
-
-
-def _insert(conn: Connection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
@@ -137,25 +134,151 @@ def load_uplinks(session: Session, keys: Iterable[tuple[uuid.UUID, int]]) -> lis
     return [KnownUplink(r.id, r.device_id, r.f_cnt, r.mic) for r in rows]
 
 
+#: The columns the batch writes, with their PostgreSQL types (for the unnest arrays).
+_UPLINK_COLUMNS = (
+    ("id", "uuid"),
+    ("tenant_id", "uuid"),
+    ("device_id", "uuid"),
+    ("dev_eui", "varchar"),
+    ("f_cnt", "bigint"),
+    ("f_port", "integer"),
+    ("mic", "bigint"),
+    ("confirmed", "boolean"),
+    ("ack", "boolean"),
+    ("adr", "boolean"),
+    ("f_opts", "bytea"),
+    ("payload", "bytea"),
+    ("received_at", "timestamptz"),
+    ("accepted_at", "timestamptz"),
+    ("reception_count", "integer"),
+)
+_RECEPTION_COLUMNS = (
+    ("id", "uuid"),
+    ("tenant_id", "uuid"),
+    ("uplink_id", "uuid"),
+    ("ground_station_id", "uuid"),
+    ("satellite", "varchar"),
+    ("received_at", "timestamptz"),
+    ("frequency_hz", "bigint"),
+    ("rssi_dbm", "float8"),
+    ("snr_db", "float8"),
+    ("doppler_hz", "float8"),
+    ("ingested_at", "timestamptz"),
+)
+_UPLINK_KEY = ("device_id", "f_cnt")
+_RECEPTION_KEY = ("uplink_id", "ground_station_id", "satellite", "received_at")
+_uplink_values = itemgetter(*(name for name, _ in _UPLINK_COLUMNS))
+_reception_values = itemgetter(*(name for name, _ in _RECEPTION_COLUMNS))
+
+
+def _names(columns: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(name for name, _ in columns)
+
+
+#: The write statements as driver SQL: the values go to the driver as they are (see
+#: :mod:`satiot.core.bulk`), not through SQLAlchemy's per-value processing, which cost more
+#: than the database itself. PostgreSQL gets one statement over column arrays, whose rows it
+#: writes in key order, so that concurrent batches wait on each other's rows in one order;
+#: SQLite gets an executemany (a multi-row VALUES where RETURNING is needed).
+_PG_INSERT_UPLINKS = bulk.unnest_insert(
+    "uplinks", _UPLINK_COLUMNS, order_by=_UPLINK_KEY, conflict=_UPLINK_KEY, returning="id"
+)
+_PG_INSERT_RECEPTIONS = bulk.unnest_insert(
+    "uplink_receptions",
+    _RECEPTION_COLUMNS,
+    order_by=("uplink_id", "satellite", "received_at"),
+    conflict=_RECEPTION_KEY,
+)
+_PG_INSERT_MORE_RECEPTIONS = _PG_INSERT_RECEPTIONS + " RETURNING uplink_id"
+_SQLITE_INSERT_UPLINKS = (
+    f"INSERT INTO uplinks ({_names(_UPLINK_COLUMNS)}) "  # noqa: S608 - names are ours
+    f"VALUES ({', '.join('?' * len(_UPLINK_COLUMNS))}) "
+    f"ON CONFLICT ({', '.join(_UPLINK_KEY)}) DO NOTHING"
+)
+_SQLITE_INSERT_RECEPTIONS = f"INSERT INTO uplink_receptions ({_names(_RECEPTION_COLUMNS)}) "
+_SQLITE_ON_RECEPTION_CONFLICT = f" ON CONFLICT ({', '.join(_RECEPTION_KEY)}) DO NOTHING"
+_ADD_RECEPTION_COUNTS = {
+    "sqlite": "UPDATE uplinks SET reception_count = reception_count + ? WHERE id = ?",
+    "postgresql": "UPDATE uplinks SET reception_count = reception_count + %s WHERE id = %s",
+}
+_ADVANCE_DEVICES = {
+    "sqlite": (
+        "UPDATE devices SET "
+        "f_cnt_up = CASE WHEN f_cnt_up IS NULL OR f_cnt_up < ?1 THEN ?1 ELSE f_cnt_up END, "
+        "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ?2 THEN ?2 "
+        "ELSE last_seen_at END WHERE id = ?3"
+    ),
+    "postgresql": (
+        "UPDATE devices SET "
+        "f_cnt_up = CASE WHEN f_cnt_up IS NULL OR f_cnt_up < %(n)s THEN %(n)s "
+        "ELSE f_cnt_up END, "
+        "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %(at)s THEN %(at)s "
+        "ELSE last_seen_at END WHERE id = %(id)s"
+    ),
+}
+
+
+def _sqlite_uplink(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    (id_, tenant, device, eui, f_cnt, port, mic, confirmed, ack, adr, opts, payload, rx, acc, n) = (
+        _uplink_values(row)
+    )
+    ts = bulk.sqlite_timestamp
+    return (
+        id_.hex,
+        tenant.hex,
+        device.hex,
+        eui,
+        f_cnt,
+        port,
+        mic,
+        int(confirmed),
+        int(ack),
+        int(adr),
+        opts,
+        payload,
+        ts(rx),
+        ts(acc),
+        n,
+    )
+
+
+def _sqlite_reception(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    (id_, tenant, uplink, station, satellite, rx, freq, rssi, snr, doppler, at) = _reception_values(
+        row
+    )
+    ts = bulk.sqlite_timestamp
+    return (
+        id_.hex,
+        tenant.hex,
+        uplink.hex,
+        station.hex,
+        satellite,
+        ts(rx),
+        freq,
+        rssi,
+        snr,
+        doppler,
+        ts(at),
+    )
+
+
 def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
     """Insert new uplinks, skipping any (device, FCnt) another transaction stored first;
     return the ids actually inserted.
 
-    PostgreSQL says which rows it wrote with RETURNING (its batched multi-row INSERT reports
-    no row count). On SQLite, where RETURNING costs as much again per row, a plain executemany
-    counts the rows written: all of them, since writers there are serialised and the batch
-    read the stored uplinks under the write lock; should the count ever fall short, one query
-    finds which ids made it.
+    PostgreSQL says which rows it wrote with RETURNING. On SQLite, where RETURNING costs as
+    much again per row, a plain executemany counts the rows written: all of them, since
+    writers there are serialised and the batch read the stored uplinks under the write lock;
+    should the count ever fall short, one query finds which ids made it.
     """
     if not rows:
         return set()
     conn = _connection(session)
-    stmt = _insert(conn, _UPLINKS).on_conflict_do_nothing(index_elements=["device_id", "f_cnt"])
     if conn.dialect.name == "postgresql":
-        # In key order, so that concurrent batches wait on each other's rows in one order.
-        ordered = sorted(rows, key=lambda r: (r["device_id"], r["f_cnt"]))
-        return {r[0] for r in conn.execute(stmt.returning(_UPLINKS.c.id), ordered)}
-    written = conn.execute(stmt, list(rows)).rowcount
+        columns = bulk.pg_columns([_uplink_values(r) for r in rows])
+        return {r[0] for r in bulk.execute(session, _PG_INSERT_UPLINKS, columns)}
+    values = [_sqlite_uplink(r) for r in rows]
+    written = bulk.execute(session, _SQLITE_INSERT_UPLINKS, values).rowcount
     ids = [row["id"] for row in rows]
     if written == len(rows):
         return set(ids)
@@ -163,44 +286,59 @@ def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[u
     return {r[0] for r in found}
 
 
-_RECEPTION_KEY = ["uplink_id", "ground_station_id", "satellite", "received_at"]
-
-
 def insert_receptions(
     session: Session, fresh: Sequence[Mapping[str, Any]], more: Sequence[Mapping[str, Any]]
 ) -> dict[uuid.UUID, int]:
     """Insert receptions; return how many were added per uplink among ``more``.
 
-    ``fresh`` are copies of uplinks inserted by this transaction, so none can exist yet (a
-    plain executemany); ``more`` are copies of stored uplinks, where a station's retried post
-    meets its own earlier rows: those are skipped, and RETURNING tells what was added, for the
-    uplinks' ``reception_count``.
+    ``fresh`` are copies of uplinks inserted by this transaction, so none can exist yet (no
+    RETURNING); ``more`` are copies of stored uplinks, where a station's retried post meets its
+    own earlier rows: those are skipped, and RETURNING tells what was added, for the uplinks'
+    ``reception_count``.
     """
-    conn = _connection(session)
-    stmt = _insert(conn, _RECEPTIONS).on_conflict_do_nothing(index_elements=_RECEPTION_KEY)
-    if conn.dialect.name == "postgresql":  # key order: no deadlock between concurrent batches
-        more = sorted(more, key=lambda r: (r["uplink_id"], r["satellite"], r["received_at"]))
-    if fresh:
-        conn.execute(stmt, list(fresh))
     added: dict[uuid.UUID, int] = {}
-    if more:
-        for (uplink_id,) in conn.execute(stmt.returning(_RECEPTIONS.c.uplink_id), list(more)):
+    if _connection(session).dialect.name == "postgresql":
+        if fresh:
+            columns = bulk.pg_columns([_reception_values(r) for r in fresh])
+            bulk.execute(session, _PG_INSERT_RECEPTIONS, columns)
+        if more:
+            columns = bulk.pg_columns([_reception_values(r) for r in more])
+            for (uplink_id,) in bulk.execute(session, _PG_INSERT_MORE_RECEPTIONS, columns):
+                added[uplink_id] = added.get(uplink_id, 0) + 1
+        return added
+    width = len(_RECEPTION_COLUMNS)
+    if fresh:
+        sql = _SQLITE_INSERT_RECEPTIONS + bulk.sqlite_values_sql(1, width)
+        bulk.execute(
+            session, sql + _SQLITE_ON_RECEPTION_CONFLICT, [_sqlite_reception(r) for r in fresh]
+        )
+    # RETURNING needs one statement for many rows: a multi-row VALUES (as SQLAlchemy's own
+    # "insertmanyvalues" does), in pieces within SQLite's limit on parameters.
+    for part in bulk.sqlite_chunks([_sqlite_reception(r) for r in more], width):
+        sql = (
+            _SQLITE_INSERT_RECEPTIONS
+            + bulk.sqlite_values_sql(len(part), width)
+            + _SQLITE_ON_RECEPTION_CONFLICT
+            + " RETURNING uplink_id"
+        )
+        for (uplink_hex,) in bulk.execute(session, sql, tuple(v for r in part for v in r)):
+            uplink_id = uuid.UUID(uplink_hex)
             added[uplink_id] = added.get(uplink_id, 0) + 1
     return added
 
 
 def add_reception_counts(session: Session, added: Mapping[uuid.UUID, int]) -> None:
-    """``reception_count += n`` on stored uplinks that gained copies (one executemany)."""
+    """``reception_count += n`` on stored uplinks that gained copies (one executemany, in id
+    order)."""
     if not added:
         return
-    c = _UPLINKS.c
-    stmt = (
-        update(_UPLINKS)
-        .where(c.id == bindparam("b_id"))
-        .values(reception_count=c.reception_count + bindparam("b_n"))
-    )
-    params = [{"b_id": uid, "b_n": n} for uid, n in sorted(added.items())]
-    _connection(session).execute(stmt, params)
+    dialect = _connection(session).dialect.name
+    params: list[tuple[int, Any]]
+    if dialect == "postgresql":
+        params = [(n, uid) for uid, n in sorted(added.items())]
+    else:
+        params = [(n, uid.hex) for uid, n in sorted(added.items())]
+    bulk.execute(session, _ADD_RECEPTION_COUNTS[dialect], params)
 
 
 def advance_devices(session: Session, progress: Mapping[uuid.UUID, tuple[int, datetime]]) -> None:
@@ -211,28 +349,15 @@ def advance_devices(session: Session, progress: Mapping[uuid.UUID, tuple[int, da
     """
     if not progress:
         return
-    c = _DEVICES.c
-    f_cnt: BindParameter[int] = bindparam("b_fcnt", type_=BigInteger())
-    seen: BindParameter[datetime] = bindparam("b_seen", type_=c.last_seen_at.type)
-    stmt = (
-        update(_DEVICES)
-        .where(c.id == bindparam("b_id"))
-        .values(
-            f_cnt_up=case(
-                (c.f_cnt_up.is_(None), f_cnt), (c.f_cnt_up < f_cnt, f_cnt), else_=c.f_cnt_up
-            ),
-            last_seen_at=case(
-                (c.last_seen_at.is_(None), seen),
-                (c.last_seen_at < seen, seen),
-                else_=c.last_seen_at,
-            ),
-        )
-    )
-    params = [
-        {"b_id": dev_id, "b_fcnt": fcnt, "b_seen": when}
-        for dev_id, (fcnt, when) in sorted(progress.items())
-    ]
-    _connection(session).execute(stmt, params)
+    dialect = _connection(session).dialect.name
+    ordered = sorted(progress.items())
+    params: list[Any]
+    if dialect == "postgresql":
+        params = [{"n": n, "at": when, "id": dev_id} for dev_id, (n, when) in ordered]
+    else:
+        ts = bulk.sqlite_timestamp
+        params = [(n, ts(when), dev_id.hex) for dev_id, (n, when) in ordered]
+    bulk.execute(session, _ADVANCE_DEVICES[dialect], params)
 
 
 def touch_station(session: Session, station_id: uuid.UUID, at: datetime) -> None:
