@@ -54,7 +54,7 @@ def test_a_customer_admin_provisions_a_device_in_its_tenant(client, ctx, custome
     assert (out["dev_eui"], out["dev_addr"], out["status"]) == (
         "70B3D57E00000001",
         "26010001",
-        "active",
+        "inventory",  # service starts with activation under a contract, not here
     )
     assert (out["lat"], out["lon"], out["f_cnt_up"], out["f_cnt_down"]) == (31.2, 121.5, None, 0)
     assert not {"nwk_s_key", "app_s_key", "nwk_s_key_sealed", "kek_id"} & set(out)
@@ -113,6 +113,14 @@ def test_operator_staff_provision_into_a_named_tenant(client, world):
     tenant = world.tenant()
     r = client.post(API, json=body(tenant_id=str(tenant.id)), headers=world.admin_headers())
     assert r.status_code == 201 and r.json()["tenant_id"] == str(tenant.id)
+
+
+def test_a_customer_cannot_register_a_device_straight_into_service(client, ctx, customer):
+    _, admin, _ = customer
+    with unchanged(ctx):
+        r = client.post(API, json=body(status="active"), headers=admin)
+    assert "signed contract" in assert_problem(r, 403, "forbidden")["detail"]
+    assert client.post(API, json=body(status="test"), headers=admin).json()["status"] == "test"
 
 
 def test_a_customer_cannot_provision_into_another_tenant(client, ctx, world, customer):
@@ -174,7 +182,7 @@ def test_the_creating_post_is_idempotent(client, ctx, customer):
 def test_devices_are_listed_by_page_and_status_and_read_one_by_one(client, customer):
     _, admin, user = customer
     for n in range(1, 6):
-        status = "inventory" if n % 2 else "active"
+        status = "inventory" if n % 2 else "test"
         assert client.post(API, json=body(n, status=status), headers=admin).status_code == 201
     page = client.get(f"{API}?limit=2", headers=user)
     assert page.status_code == 200 and len(page.json()["items"]) == 2
@@ -214,6 +222,12 @@ def test_status_moves_through_the_lifecycle_with_who_and_why(client, ctx, world,
     _, admin, user = customer
     client.post(API, json=body(), headers=admin)
     url = f"{API}/70B3D57E00000001/status"
+    # a customer declares its device ready; only the operator (or activation) puts it in service
+    ready = client.post(url, json={"status": "activation-ready"}, headers=admin)
+    assert ready.json()["status"] == "activation-ready"
+    assert_problem(client.post(url, json={"status": "active"}, headers=admin), 403, "forbidden")
+    operator = world.admin_headers()
+    assert client.post(url, json={"status": "active"}, headers=operator).status_code == 200
     r = client.post(url, json={"status": "suspended", "reason": "lost in transit"}, headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     problem = assert_problem(
@@ -221,6 +235,8 @@ def test_status_moves_through_the_lifecycle_with_who_and_why(client, ctx, world,
     )
     assert "allowed" in problem["detail"]
     assert_problem(client.post(url, json={"status": "active"}, headers=user), 403)
+    # nor does the customer switch its traffic back on after a suspension
+    assert_problem(client.post(url, json={"status": "active"}, headers=admin), 403, "forbidden")
     client.post(url, json={"status": "deactivated", "reason": "contract ended"}, headers=admin)
     # deactivated -> active is the operator's move, not the customer's
     assert_problem(client.post(url, json={"status": "active"}, headers=admin), 403, "forbidden")
@@ -235,6 +251,8 @@ def test_status_moves_through_the_lifecycle_with_who_and_why(client, ctx, world,
             .order_by(AuditEntry.seq)
         ).all()
     assert [(m.before["status"], m.after["status"], m.reason) for m in moves] == [
+        ("inventory", "activation-ready", None),
+        ("activation-ready", "active", None),
         ("active", "suspended", "lost in transit"),
         ("suspended", "deactivated", "contract ended"),
         ("deactivated", "active", "reinstated"),
@@ -248,10 +266,17 @@ def test_the_api_knows_every_lifecycle_state():
     assert DeviceState.__args__ == DEVICE.states
 
 
-def _provision(client, headers, n=1) -> Dev:
+def _provision(client, headers, n=1, *, operator=None) -> Dev:
+    """A customer's device, put in service by the operator (as activation would)."""
     r = client.post(API, json=body(n), headers=headers)
     assert r.status_code == 201, r.text
     out = r.json()
+    if operator is not None:
+        for status in ("activation-ready", "active"):
+            moved = client.post(
+                f"{API}/{out['dev_eui']}/status", json={"status": status}, headers=operator
+            )
+            assert moved.status_code == 200, moved.text
     return Dev(
         uuid.UUID(out["id"]),
         uuid.UUID(out["tenant_id"]),
@@ -266,7 +291,7 @@ def test_messages_are_pulled_in_acceptance_order_with_every_reception(
     client, ctx, world, customer, clock
 ):
     _, admin, user = customer
-    dev = _provision(client, admin)
+    dev = _provision(client, admin, operator=world.admin_headers())
     station, _ = add_station(ctx, world, "Kashgar")
     other, _ = add_station(ctx, world, "Sanya")
     post(ctx, station, [rec(dev.frame(n, f"m{n}".encode())) for n in (5, 3, 4)])
@@ -324,7 +349,7 @@ def test_pulling_needs_the_scope_and_a_visible_device(client, ctx, world, custom
 
 def test_keys_appear_in_no_answer_of_any_device_route(client, ctx, world, customer):
     _, admin, _ = customer
-    dev = _provision(client, admin)
+    dev = _provision(client, admin, operator=world.admin_headers())
     station, _ = add_station(ctx, world)
     post(ctx, station, [rec(dev.frame(1))])
     texts = [

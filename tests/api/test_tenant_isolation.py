@@ -226,6 +226,13 @@ def _b_device_with_an_uplink(client, world, bh):
     }
     r = client.post(f"{API}/devices", headers=bh | {"Idempotency-Key": "b-dev"}, json=device)
     assert r.status_code == 201, r.text
+    for status in ("activation-ready", "active"):  # the operator puts it in service
+        r = client.post(
+            f"{API}/devices/{device['dev_eui']}/status",
+            headers=world.admin_headers(),
+            json={"status": status},
+        )
+        assert r.status_code == 200, r.text
     r = client.post(
         f"{API}/ground-stations",
         headers=world.admin_headers(),

@@ -52,7 +52,14 @@ class DeviceIn(Input):
     name: str = Field(default="", max_length=100)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    status: DeviceState = Field(default="active", description="Initial lifecycle state")
+    status: DeviceState | None = Field(
+        default=None,
+        description=(
+            "Initial lifecycle state. Operator staff: any (default active). Customers: "
+            "inventory (default) or test; the device carries traffic once activated under a "
+            "signed contract (an order)"
+        ),
+    )
     tenant_id: uuid.UUID | None = Field(
         default=None, description="Operator staff only: the customer's tenant (default: yours)"
     )

@@ -20,12 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
+from satiot.core.auth.roles import ROLES
 from satiot.core.changes import record_change
-from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from satiot.core.models import Tenant
 from satiot.network.keys import Kek
 from satiot.network.models import Device
-from satiot.network.states import DEVICE
+from satiot.network.states import DEVICE, DEVICE_CUSTOMER_INITIAL
 
 _HEX16 = re.compile(r"^[0-9A-Fa-f]{16}$")
 _HEX8 = re.compile(r"^[0-9A-Fa-f]{8}$")
@@ -100,17 +101,26 @@ def create_device(
 ) -> Device:
     """Provision an ABP session in ``tenant_id``; a DevEUI already known anywhere is a 409.
 
-    The initial status defaults to the lifecycle's initial state (``active``: an ABP device
-    can talk at once); any lifecycle state may be named, e.g. ``inventory`` for stock.
+    The operator's staff may name any lifecycle state (default ``active``: an ABP device can
+    talk at once). A customer's own registration lands in ``inventory`` (or ``test``): the
+    notice allows service only under a signed contract, so the device carries traffic once
+    the BSS activates it (:mod:`satiot.bss.activation`).
     """
     eui = parse_dev_eui(dev_eui)
     addr = parse_dev_addr(dev_addr)
     nwk = parse_key(nwk_s_key, NWK_S_KEY)
     app = parse_key(app_s_key, APP_S_KEY)
     _check_position(lat, lon)
-    initial = status or DEVICE.initial
+    customer = not ROLES[principal.role].operator_staff
+    initial = status or ("inventory" if customer else DEVICE.initial)
     if initial not in DEVICE.states:
         raise InvalidInput(f"status must be one of: {', '.join(DEVICE.states)}", field="status")
+    if customer and initial not in DEVICE_CUSTOMER_INITIAL:
+        raise PermissionDenied(
+            f"a customer registers devices as {' or '.join(sorted(DEVICE_CUSTOMER_INITIAL))};"
+            " service starts with activation under a signed contract (an order)",
+            field="status",
+        )
     # In a customer's session another tenant is invisible, so naming one is "not found".
     if session.get(Tenant, tenant_id) is None:
         raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")

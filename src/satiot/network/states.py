@@ -30,15 +30,22 @@ DEVICE = Lifecycle(
         ("test", "inventory"): _OPS,
         ("inventory", "activation-ready"): _OPS | _CUSTOMER,
         ("activation-ready", "inventory"): _OPS,
-        ("activation-ready", "active"): _OPS | _CUSTOMER,
+        # Service starts only under a signed contract (activation, or the operator's staff),
+        # and a suspension is lifted by the operator or through the subscription, which knows
+        # who suspended it and why: a customer cannot switch its own traffic back on here.
+        ("activation-ready", "active"): _OPS,
         ("active", "suspended"): _SUSPENDERS | _CUSTOMER,
-        ("suspended", "active"): _OPS | _CUSTOMER,
+        ("suspended", "active"): _OPS,
         ("active", "deactivated"): _OPS | _CUSTOMER,
         ("suspended", "deactivated"): _OPS | _CUSTOMER,
         ("deactivated", "active"): _OPS,
         ("deactivated", "retired"): _OPS,
     },
 )
+
+#: States a customer may give a device it registers itself: it carries traffic only once
+#: activated under a contract.
+DEVICE_CUSTOMER_INITIAL = frozenset({"test", "inventory"})
 
 #: States in which the network server takes a device's frames.
 DEVICE_TRAFFIC_STATES = frozenset({"active"})
