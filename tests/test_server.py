@@ -29,3 +29,10 @@ def test_the_twin_can_be_turned_off(ctx: AppContext):
 
 def test_mqtt_ingest_runs_when_a_broker_is_configured(ctx: AppContext):
     assert "mqtt-ingest" in _names(_with(ctx, mqtt_url="mqtt://127.0.0.1:1883"))
+
+
+def test_the_business_side_runs_rating_and_its_housekeeping(ctx: AppContext):
+    from satiot.server import business_services, consumer_services
+
+    assert "bss-housekeeping" in {s.name for s in business_services()}
+    assert any("bss.rating" in s.name for s in consumer_services(ctx))

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from satiot.cli_bss import catalog_app, orders_app, subscriptions_app
-from satiot.cli_common import fail, out
+from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
+from satiot.cli_common import err, fail, out
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.core import audit, events, migrate
@@ -56,6 +56,7 @@ app.add_typer(terminals_app, name="terminals")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(orders_app, name="orders")
 app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(bills_app, name="bills")
 
 
 def _settings() -> Settings:
@@ -158,6 +159,7 @@ def up(
         BACKGROUND_SERVICES,
         bind_sockets,
         build_context,
+        business_services,
         consumer_services,
         network_services,
         serve,
@@ -196,7 +198,8 @@ def up(
     network = network_services(ctx, port=port)
     _announce_services(settings, network)
     out.print("  press Ctrl-C to stop")
-    serve(ctx, sockets, [*consumer_services(ctx), *network, *BACKGROUND_SERVICES])
+    services = [*consumer_services(ctx), *network, *business_services(), *BACKGROUND_SERVICES]
+    serve(ctx, sockets, services)
     out.print("satiot stopped")
 
 
@@ -422,3 +425,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except DomainError as exc:  # a command that did not catch its own: still one line
+        err.print(f"[bold red]error:[/] {exc.detail}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -79,6 +79,15 @@ def network_services(
     return services
 
 
+def business_services() -> list[BackgroundService]:
+    """The BSS's periodic work for ``satiot up``: quota suspensions lifted when their month is
+    over, due orders fulfilled, stale handles sent to the identification node
+    (:mod:`satiot.bss.housekeeping`). Rating runs as an event consumer."""
+    from satiot.bss.housekeeping import housekeeping_service
+
+    return [housekeeping_service()]
+
+
 def _bus_config(settings: Settings) -> BusConfig | None:
     if not settings.bus_url:
         return None

@@ -147,6 +147,27 @@ def test_a_suspended_subscription_stops_traffic_at_the_network_server(ctx, world
     assert post(ctx, station, [rec(frame(t, 3))]).accepted == 1
 
 
+def test_a_customer_lifts_only_a_suspension_it_made_itself(ctx, world):
+    s = shop(ctx, world)
+    sub = activate_one(s, terminal())
+    with ctx.db.write() as session:
+        suspend_subscription(session, world.system, sub.id, "fraud review", ctx.clock.now())
+    with ctx.db.write() as session, pytest.raises(PermissionDenied, match="by the operator"):
+        resume_subscription(session, customer_admin(s), sub.id, "we need it", ctx.clock.now())
+    with ctx.db.read() as session:
+        row = session.get(Subscription, sub.id)
+        device = session.get(Device, sub.device_id)
+    assert (row.status, row.suspended_by, device.status) == ("suspended", "operator", "suspended")
+    with ctx.db.write() as session:
+        resume_subscription(session, world.system, sub.id, "review passed", ctx.clock.now())
+        suspend_subscription(session, customer_admin(s), sub.id, "seasonal", ctx.clock.now())
+    with ctx.db.write() as session:
+        resume_subscription(session, customer_admin(s), sub.id, "season again", ctx.clock.now())
+    with ctx.db.read() as session:
+        row = session.get(Subscription, sub.id)
+    assert (row.status, row.suspended_by, row.suspended_at) == ("active", None, None)
+
+
 def test_terminate_quarantines_the_number_and_frees_the_terminal(ctx, world):
     s = shop(ctx, world)
     t = terminal()

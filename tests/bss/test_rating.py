@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
+from satiot.bss.housekeeping import lift_quota_suspensions
 from satiot.bss.models import BillingAccount, Subscription, UsageCounter, UsageRecord
+from satiot.bss.payments import top_up
 from satiot.bss.periods import PeriodFinder
 from satiot.bss.rating import CONSUMER_NAME, Rater, read_usage
 from satiot.core import events
@@ -169,8 +171,14 @@ def test_quota_cap_with_suspend_rejects_the_excess_and_suspends(world):
     assert recs[-1].reason == "quota-exceeded" and recs[-1].charge_micros == 0
     with ctx.db.read() as r:
         got = r.get(Subscription, sub.id)
-        assert got is not None and got.status == "suspended"
+        assert got is not None and (got.status, got.suspended_by) == ("suspended", "quota")
     assert len(_events(ctx, "subscription.suspended")) == 1
+    # "until the next month": nothing lifts it this month, the first run in December does
+    assert lift_quota_suspensions(ctx.db, T + timedelta(days=10)) == []
+    assert lift_quota_suspensions(ctx.db, datetime(2026, 11, 30, 16, 0, tzinfo=UTC)) == [sub.id]
+    with ctx.db.read() as r:
+        got = r.get(Subscription, sub.id)
+        assert got is not None and (got.status, got.suspended_by) == ("active", None)
     quota = [e.payload for e in _events(ctx, "usage.threshold") if e.payload["measure"] == "quota"]
     assert [q["threshold_pct"] for q in quota] == [50, 80, 100]
 
@@ -220,6 +228,23 @@ def test_prepaid_balance_is_debited_and_zero_stops_the_service(world):
     with ctx.db.read() as r:
         assert r.get(BillingAccount, s.account_id).balance_micros == -10_000
         assert {r.get(Subscription, x.id).status for x in (a, b)} == {"suspended"}
+        assert {r.get(Subscription, x.id).suspended_by for x in (a, b)} == {"balance"}
+    # a top-up that leaves the balance at or below zero changes nothing; one above zero
+    # brings the service back
+    for amount, reference in ((10_000, "T-1"), (30_000, "T-2")):
+        with ctx.db.write() as w:
+            top_up(
+                w,
+                world.system,
+                s.account_id,
+                amount_micros=amount,
+                method="bank-transfer",
+                reference=reference,
+                at=T + timedelta(hours=1),
+            )
+        with ctx.db.read() as r:
+            statuses = {r.get(Subscription, x.id).status for x in (a, b)}
+        assert statuses == ({"suspended"} if reference == "T-1" else {"active"})
 
 
 def test_prepaid_without_stop_keeps_running_below_zero(world):

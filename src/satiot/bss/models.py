@@ -264,6 +264,10 @@ class Subscription(TenantScoped, Base):
     handle: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(String(500))
+    #: Who a suspension came from (bss.subscriptions.SUSPENSION_ORIGINS): it decides who may
+    #: lift it. Null when not suspended.
+    suspended_by: Mapped[str | None] = mapped_column(String(16))
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     throttled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

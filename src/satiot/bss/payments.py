@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.invoices import get_bill, move
-from satiot.bss.models import BillingAccount, CustomerBill, Payment, UsageRecord
+from satiot.bss.models import BillingAccount, CustomerBill, Payment, Subscription, UsageRecord
 from satiot.bss.money import format_cny
 from satiot.bss.rating_store import debit_prepaid
 from satiot.core.auth.principal import Principal
@@ -176,7 +176,34 @@ def top_up(
         before={"balance_micros": before},
         after={"balance_micros": account.balance_micros, "reference": reference},
     )
+    if account.balance_micros > 0:
+        _resume_stopped(session, principal, account.id, at)
     return payment, True
+
+
+def _resume_stopped(
+    session: Session, principal: Principal, account_id: uuid.UUID, at: datetime
+) -> list[uuid.UUID]:
+    """Service stopped at a zero balance returns once the balance is above zero again (the
+    operator's system does it for whoever topped up: a customer could not lift it itself)."""
+    from satiot.bss.activation import on_behalf
+    from satiot.bss.subscriptions import resume_subscription
+
+    stopped = list(
+        session.scalars(
+            select(Subscription.id)
+            .where(
+                Subscription.billing_account_id == account_id,
+                Subscription.status == "suspended",
+                Subscription.suspended_by == "balance",
+            )
+            .order_by(Subscription.id)
+        )
+    )
+    acting = on_behalf(principal, "top-up")
+    for sub_id in stopped:
+        resume_subscription(session, acting, sub_id, "prepaid balance topped up", at)
+    return stopped
 
 
 def settle_from_balance(

@@ -194,7 +194,9 @@ class Rater:
         suspend = [sid for sid, (action, _) in capped.items() if action == "suspend"]
         if suspend:
             at = max(at for _, at in capped.values())
-            out.suspended += store.suspend(session, suspend, "monthly quota reached", at)
+            out.suspended += store.suspend(
+                session, suspend, "monthly quota reached", at, origin="quota"
+            )
         return out
 
     def _announce(

@@ -3,7 +3,7 @@
 Reads: the batch's already-rated event ids, the live subscriptions of its devices, their
 contracts and accounts, tariffs (cached), pool sizes, and its counters (created if missing,
 then locked ``FOR UPDATE`` on PostgreSQL so competing workers serialise per bucket; SQLite
-writers are serialised already). Writes: usage records in bulk (:mod:`satiot.core.bulk`),
+writers are serialised already). Writes: usage records in bulk (:mod:`satiot.bss.bulk`),
 counters by primary key, prepaid debits, suspensions.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from satiot.bss.bulk import insert_rows, update_rows
 from satiot.bss.models import (
     BillingAccount,
     Contract,
@@ -30,7 +31,6 @@ from satiot.bss.periods import period_bounds
 from satiot.bss.rating_rules import Bucket, Tariff, TariffCache
 from satiot.core.auth.principal import system_principal
 from satiot.core.bootstrap import operator_tenant
-from satiot.core.bulk import insert_rows, update_rows
 from satiot.core.ids import new_id
 
 if TYPE_CHECKING:
@@ -378,11 +378,11 @@ def debit_prepaid(session: Session, debits: dict[uuid.UUID, int], at: datetime) 
             )
         )
     )
-    return suspend(session, ids, "prepaid balance exhausted", at) if ids else []
+    return suspend(session, ids, "prepaid balance exhausted", at, origin="balance") if ids else []
 
 
 def suspend(
-    session: Session, ids: Sequence[uuid.UUID], reason: str, at: datetime
+    session: Session, ids: Sequence[uuid.UUID], reason: str, at: datetime, *, origin: str
 ) -> list[uuid.UUID]:
     """Suspend the active ones of ``ids`` as the subscription module does for anyone (device,
     number and handle too; audited and announced, in this transaction); return them."""
@@ -400,6 +400,6 @@ def suspend(
     operator = operator_tenant(session)
     principal = system_principal(operator.id if operator else uuid.UUID(int=0), "rating")
     for sub_id in active:
-        suspend_subscription(session, principal, sub_id, reason, at)
+        suspend_subscription(session, principal, sub_id, reason, at, origin=origin)
     session.flush()
     return active

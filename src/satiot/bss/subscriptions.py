@@ -35,8 +35,9 @@ from satiot.bss.activation import binding_view, on_behalf
 from satiot.bss.models import ProductOffering, Subscription
 from satiot.bss.states import SUBSCRIPTION
 from satiot.core.auth.principal import Principal
+from satiot.core.auth.roles import ROLES
 from satiot.core.changes import record_change
-from satiot.core.errors import InvalidInput, NotFound
+from satiot.core.errors import InvalidInput, NotFound, PermissionDenied
 from satiot.network import devices
 from satiot.network.models import Device
 from satiot.network.states import DEVICE
@@ -134,16 +135,39 @@ def _record(
     )
 
 
+#: Where a suspension comes from. A customer lifts only its own; ``balance`` is lifted by a
+#: top-up that brings the balance above zero (or the operator), ``quota`` by the month's end
+#: (or the operator), ``operator`` (compliance, fraud, a business decision) by the operator.
+SUSPENSION_ORIGINS = ("customer", "operator", "quota", "balance")
+
+
+_ORIGIN_TEXT = {
+    "operator": "by the operator; only the operator can resume it",
+    "quota": "at the contract's monthly quota; service returns next month",
+    "balance": "when the prepaid balance ran out; a top-up resumes it",
+}
+
+
+def _is_customer(principal: Principal) -> bool:
+    return not ROLES[principal.role].operator_staff
+
+
 def suspend_subscription(
     session: Session,
     principal: Principal,
     subscription_id: uuid.UUID,
     reason: str,
     at: datetime,
+    *,
+    origin: str | None = None,
 ) -> Subscription:
     """Stop the subscription's service: its device's frames are refused from now on, its
-    number is suspended and its handle says so. Resumable with :func:`resume_subscription`."""
+    number is suspended and its handle says so. Resumable with :func:`resume_subscription`,
+    by whoever the ``origin`` allows (default: the caller's side, customer or operator)."""
     why = _check_reason(reason)
+    origin = origin or ("customer" if _is_customer(principal) else "operator")
+    if origin not in SUSPENSION_ORIGINS:
+        raise InvalidInput(f"origin must be one of {', '.join(SUSPENSION_ORIGINS)}")
     sub = get_subscription(session, subscription_id, lock=True)
     SUBSCRIPTION.check(sub.status, "suspended", principal.role)
     before = binding_view(sub)
@@ -151,7 +175,8 @@ def suspend_subscription(
     _move_device(session, acting, sub, "suspended", at, why)
     _move_number(session, acting, sub, "suspended", at, why, numbering.MIN_QUARANTINE_DAYS)
     _move_handle(session, acting, sub, "suspended", at, why)
-    sub.status, sub.status_reason = "suspended", why
+    sub.status, sub.status_reason, sub.suspended_by = "suspended", why, origin
+    sub.suspended_at = at
     _record(session, principal, sub, "subscription.suspended", before, at=at, reason=why)
     return sub
 
@@ -163,16 +188,27 @@ def resume_subscription(
     reason: str,
     at: datetime,
 ) -> Subscription:
-    """Give a suspended subscription its service back (device, number and handle active)."""
+    """Give a suspended subscription its service back (device, number and handle active).
+
+    A customer may lift only a suspension it made itself: one made by the operator's staff
+    (compliance, fraud), by the contract's monthly quota or by an exhausted prepaid balance is
+    not the customer's to undo (a top-up lifts the last one by itself)."""
     why = _check_reason(reason)
     sub = get_subscription(session, subscription_id, lock=True)
     SUBSCRIPTION.check(sub.status, "active", principal.role)
+    if _is_customer(principal) and sub.suspended_by != "customer":
+        cause = _ORIGIN_TEXT.get(sub.suspended_by or "", _ORIGIN_TEXT["operator"])
+        raise PermissionDenied(
+            f"subscription {sub.id} was suspended {cause} ({sub.status_reason})",
+            field="subscription_id",
+        )
     before = binding_view(sub)
     acting = on_behalf(principal, "resumption")
     _move_device(session, acting, sub, "active", at, why)
     _move_number(session, acting, sub, "active", at, why, numbering.MIN_QUARANTINE_DAYS)
     _move_handle(session, acting, sub, "active", at, why)
-    sub.status, sub.status_reason = "active", None
+    sub.status, sub.status_reason, sub.suspended_by = "active", None, None
+    sub.suspended_at = None
     _record(session, principal, sub, "subscription.resumed", before, at=at, reason=why)
     return sub
 
