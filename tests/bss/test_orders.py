@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from satiot.bss import catalog
-from satiot.bss.models import ProductOrder, Subscription
+from satiot.bss.models import Contract, ProductOrder, Subscription
 from satiot.bss.order_fulfilment import fulfil_due_orders, fulfil_order
 from satiot.bss.order_items import ItemIn, OrderRejected
 from satiot.bss.orders import cancel_order, get_order, place_order
@@ -137,9 +137,15 @@ def test_versioning_keeps_old_subscribers_on_their_version(ctx, world):
     with ctx.db.read() as session:
         (old_sub,) = session.scalars(select(Subscription)).all()
     assert old_sub.offering_id == v1, "the old subscriber stays on version 1"
-    # New orders by code get version 2; version 1 is retired for new orders.
+    # Version 1 is retired for new orders; version 2's prices were never disclosed to this
+    # customer, so ordering the code again is refused until the contract is amended.
     errors = rejected(s, s.add(terminal(), 0, offering=str(v1)))
     assert errors[0]["field"] == "offering" and "Retired" in errors[0]["reason"]
+    errors = rejected(s, s.add(terminal(), 0))
+    assert errors[0]["field"] == "offering" and "amended contract" in errors[0]["reason"]
+    with ctx.db.write() as session:  # what a signed amendment disclosing version 2 gives
+        contract = session.get(Contract, s.contract_id)
+        contract.offering_ids = [*contract.offering_ids, str(v2.id)]
     newer = place(s, s.add(terminal(), 0))
     assert newer.items[0].offering_id == v2.id
     # Moving the old subscriber is an explicit modify, to the Active version.

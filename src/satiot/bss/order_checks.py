@@ -55,6 +55,7 @@ class Party:
     customer: Customer
     contract: Contract
     account: BillingAccount
+    disclosed_ids: frozenset[uuid.UUID]
     disclosed_codes: frozenset[str]
 
 
@@ -136,7 +137,7 @@ def resolve_party(session: Session, principal: Principal, order: OrderIn) -> Par
     account = _account(session, customer, order.billing_account_id)
     ids = _ids(contract.offering_ids)
     codes = set(session.scalars(select(ProductOffering.code).where(ProductOffering.id.in_(ids))))
-    return Party(customer, contract, account, frozenset(codes))
+    return Party(customer, contract, account, frozenset(ids), frozenset(codes))
 
 
 @dataclass
@@ -205,7 +206,14 @@ def _sellable(
         return f"{label} is {row.lifecycle_status}: order the Active version"
     if row.is_add_on != add_on:
         return f"{label} is an add-on" if row.is_add_on else f"{label} is not an add-on"
-    if row.code not in party.disclosed_codes:
+    if row.id not in party.disclosed_ids:
+        # The contract discloses tariffs by version: a revised price list reaches a customer
+        # only through an amended, signed contract, never by ordering the same code again.
+        if row.code in party.disclosed_codes:
+            return (
+                f"the contract discloses another version of {row.code}'s tariff; {label} "
+                "needs an amended contract"
+            )
         return f"the contract does not disclose the tariff of {row.code}"
     return row
 
