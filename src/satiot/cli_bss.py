@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -18,11 +18,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from satiot.cli_common import fail, out
+from satiot.cli_common import domain_errors, fail, out
 from satiot.cli_oss import _migrated, _principal
 from satiot.core.clock import SystemClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
+
+if TYPE_CHECKING:
+    from satiot.bss.billing import RunSettings
 
 catalog_app = typer.Typer(help="The product catalog (offerings and prices).", no_args_is_help=True)
 orders_app = typer.Typer(help="Product orders, including CSV bulk orders.", no_args_is_help=True)
@@ -231,3 +234,99 @@ def register_handles() -> None:
     out.print(f"{len(result.registered)} registered, {len(result.failed)} refused")
     for f in result.failed:
         out.print(f"  {f.handle}: {f.reason}", highlight=False)
+
+
+bills_app = typer.Typer(
+    help="Monthly bill runs and dry runs (TMF678 customer bills).", no_args_is_help=True
+)
+
+
+def _run_settings(settings: Settings) -> RunSettings:
+    from satiot.bss.billing import RunSettings
+
+    return RunSettings(
+        settings.tax_rate_bp,
+        settings.invoice_series_prefix,
+        settings.payment_terms_days,
+        settings.business_timezone,
+    )
+
+
+@bills_app.command("run")
+def bills_run(
+    period: Annotated[str, typer.Argument(help="The month to bill, YYYY-MM (it must be over)")],
+) -> None:
+    """Bill a month for every billing account not yet billed for it, in one transaction:
+    gap-free invoice numbers, the usage charged marked billed. Bills start `new`; check them
+    (`satiot bills dry-run` shows one beforehand) and validate and send them in the console."""
+    from satiot.bss.billing import run_bills
+    from satiot.bss.money import format_cny
+    from satiot.bss.periods import check_period
+
+    settings = Settings()
+    run_settings = _run_settings(settings)
+    with domain_errors(), _migrated() as database, database.write() as s:
+        check_period(period)
+        with out.status(f"billing {period} …"):
+            run = run_bills(
+                s,
+                _principal(database, "bill-run"),
+                period,
+                at=SystemClock().now(),
+                settings=run_settings,
+            )
+        bills, accounts, total = run.bills, run.accounts, run.total_micros
+    out.print(
+        f"{period}: {bills:,} bills for {accounts:,} accounts, {format_cny(total)} in all",
+        highlight=False,
+    )
+
+
+@bills_app.command("dry-run")
+def bills_dry_run(
+    account: Annotated[str, typer.Argument(help="Billing account id")],
+    period: Annotated[str, typer.Argument(help="The month, YYYY-MM (the current one too)")],
+) -> None:
+    """Show the bill an account would get for a month if it were billed now; writes nothing."""
+    from satiot.bss.billing import dry_run
+    from satiot.bss.models import BillingAccount
+    from satiot.bss.money import format_cny
+    from satiot.bss.periods import check_period
+
+    with domain_errors():
+        check_period(period)
+    try:
+        account_id = uuid.UUID(account)
+    except ValueError:
+        fail(f"{account!r} is not a billing account id")
+    settings = Settings()
+    with _migrated() as database, database.read() as s:
+        if s.get(BillingAccount, account_id) is None:
+            fail(f"no billing account {account_id}")
+        draft = dry_run(
+            s,
+            account_id,
+            period,
+            tax_rate_bp=settings.tax_rate_bp,
+            tz=settings.business_timezone,
+        )
+    if draft is None:
+        out.print(f"{period}: nothing to bill for {account_id} (or billed already)")
+        return
+    table = Table(title=f"Dry run: {account_id}, {period}")
+    for column in ("kind", "description", "quantity", "unit", "amount"):
+        table.add_column(column, justify="right" if column in ("quantity", "amount") else "left")
+    for line in draft.lines:
+        table.add_row(
+            line.kind,
+            line.description,
+            f"{line.quantity:,}",
+            line.unit,
+            format_cny(line.amount_micros),
+        )
+    out.print(table)
+    out.print(
+        f"subtotal {format_cny(draft.subtotal_micros)}, VAT {format_cny(draft.tax_micros)}, "
+        f"total {format_cny(draft.total_micros)}",
+        highlight=False,
+    )

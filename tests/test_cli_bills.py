@@ -1,0 +1,51 @@
+"""``satiot bills …``: a month's bill run and an account's dry run from a shell."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from satiot.bss.billing import dry_run
+from satiot.bss.models import CustomerBill
+from satiot.bss.money import format_cny
+from satiot.cli import app
+from tests.bss.test_billing import setup  # noqa: F401 - the fixture
+from tests.test_cli_oss import _one_error
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(db_url, monkeypatch):
+    monkeypatch.setenv("SATIOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("SATIOT_TAX_RATE_BP", "600")
+
+
+def test_dry_run_shows_the_bill_so_far_and_writes_nothing(setup, env):  # noqa: F811
+    ctx, s, _off, _subs = setup
+    r = runner.invoke(app, ["bills", "dry-run", str(s.account_id), "2026-11"])
+    assert r.exit_code == 0, r.output
+    with ctx.db.read() as session:
+        draft = dry_run(session, s.account_id, "2026-11", tax_rate_bp=600, tz="Asia/Shanghai")
+        assert session.scalar(select(CustomerBill.id)) is None
+    assert draft is not None and draft.total_micros > 0
+    assert f"total {format_cny(draft.total_micros)}" in r.stdout
+    assert "recurring" in r.stdout and "usage" in r.stdout
+
+
+def test_a_run_bills_a_finished_month_once(setup, env):  # noqa: F811
+    ctx, _s, _off, _subs = setup
+    first = runner.invoke(app, ["bills", "run", "2026-10"])
+    assert first.exit_code == 0, first.output
+    with ctx.db.read() as session:
+        bills = session.scalars(select(CustomerBill)).all()
+    assert len(bills) == 1 and "2026-10: 1 bills for 1 accounts" in first.stdout
+    again = runner.invoke(app, ["bills", "run", "2026-10"])
+    assert again.exit_code == 0 and "0 bills" in again.stdout
+
+
+def test_bad_periods_and_accounts_are_one_line_errors(setup, env):  # noqa: F811
+    _one_error(runner.invoke(app, ["bills", "run", "26-10"]), "YYYY-MM")
+    _one_error(runner.invoke(app, ["bills", "run", "2099-01"]), "has not ended")
+    _one_error(runner.invoke(app, ["bills", "dry-run", "nope", "2026-11"]), "not a billing")
