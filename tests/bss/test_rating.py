@@ -14,7 +14,9 @@ from satiot.bss.periods import PeriodFinder
 from satiot.bss.rating import CONSUMER_NAME, Rater, read_usage
 from satiot.core import events
 from satiot.core.models import Event
+from satiot.network.mqtt_publish import topic
 from tests.bss.billing_world import downlink_sent, offering, price, rate_all, shop, uplink
+from tests.network.delivery_support import deliveries, fan_out, webhook
 
 T = datetime(2026, 11, 10, 4, 0, tzinfo=UTC)
 
@@ -127,6 +129,27 @@ def test_own_allowance_then_overage_at_the_usage_price_and_thresholds(world):
     ev = _events(ctx, "usage.threshold")[0]
     assert ev.tenant_id == s.tenant.id and ev.payload["measure"] == "allowance"
     assert ev.payload["subscription_id"] == str(sub.id)
+
+
+def test_thresholds_and_suspensions_are_pushed_to_the_customers_integrations(world):
+    """Not only polled: the webhook (or MQTT) integration is owed each notice."""
+    ctx = world.ctx
+    s = shop(world, quota_messages=2, quota_action="suspend")
+    hook = webhook(ctx, world, s.tenant.id, "https://hooks.example.com/satiot")
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    for i in range(3):
+        uplink(ctx, sub, 10, T + timedelta(minutes=i))
+    rate_all(ctx)
+    fan_out(ctx)
+    owed = [(d.event_type, d.body.get("threshold_pct")) for d in deliveries(ctx, hook)]
+    notices = [o for o in owed if o[0] != "uplink.accepted"]
+    assert notices == [
+        ("usage.threshold", 50),
+        ("usage.threshold", 80),
+        ("usage.threshold", 100),
+        ("subscription.suspended", None),
+    ]
+    assert topic(s.tenant.id, None, "usage.threshold").endswith("/events")
 
 
 def test_a_pooled_allowance_is_shared_by_the_accounts_devices(world):

@@ -1,7 +1,8 @@
 """What each integration is owed: the fan-out of events into deliveries.
 
 The fan-out consumer (:func:`consumer`, registered as ``network.delivery``) turns every
-``uplink.accepted`` and ``downlink.<status>`` event of a tenant into one :class:`Delivery` per
+``uplink.accepted`` and ``downlink.<status>`` event of a tenant, and every business notice
+about it (``messages.CUSTOMER_NOTICES``), into one :class:`Delivery` per
 active integration of that tenant. It runs right behind ingest, so it stays cheap: one query
 per tenant per batch for the integrations, and one multi-row ``INSERT … ON CONFLICT DO
 NOTHING`` per batch at commit. The unique ``(integration_id, event_id)`` makes a rewound
@@ -22,14 +23,19 @@ from sqlalchemy.orm import Session
 from satiot.core.events import Consumer
 from satiot.core.ids import new_id
 from satiot.core.models import Event
-from satiot.network.messages import DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
+from satiot.network.messages import CUSTOMER_NOTICES, DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
 from satiot.network.models import Delivery, Integration
 from satiot.network.states import DELIVERY, DOWNLINK
 
 CONSUMER_NAME = "network.delivery"
-#: The events customers receive: accepted uplinks and every downlink status change.
+#: The events customers receive: accepted uplinks, every downlink status change, and the
+#: business notices (thresholds, suspensions, bills) about their own tenant.
 DELIVERED_TYPES: Final = frozenset(
-    {UPLINK_ACCEPTED, *(DOWNLINK_EVENT_PREFIX + status for status in DOWNLINK.states)}
+    {
+        UPLINK_ACCEPTED,
+        *(DOWNLINK_EVENT_PREFIX + status for status in DOWNLINK.states),
+        *CUSTOMER_NOTICES,
+    }
 )
 
 _TARGETS: Final = "satiot.delivery.targets"

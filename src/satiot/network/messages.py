@@ -18,6 +18,18 @@ from typing import Any
 UPLINK_ACCEPTED = "uplink.accepted"
 #: Event type of each downlink status change: ``downlink.<status>``.
 DOWNLINK_EVENT_PREFIX = "downlink."
+#: Business notices a tenant's integrations receive besides its messages: usage thresholds,
+#: its subscriptions suspended, resumed or ended, a bill sent. The BSS emits them; they are
+#: named here so that delivery, which belongs to the network, need not import the BSS.
+CUSTOMER_NOTICES = frozenset(
+    {
+        "usage.threshold",
+        "subscription.suspended",
+        "subscription.resumed",
+        "subscription.terminated",
+        "bill.sent",
+    }
+)
 
 
 def iso(when: datetime | None) -> str | None:
