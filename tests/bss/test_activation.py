@@ -264,3 +264,14 @@ def test_concurrent_activation_of_one_imei_yields_one_subscription(ctx, world, m
             select(IotNumber).where(IotNumber.status.in_(("reserved", "active")))
         ).all()
     assert len(subs) == 1 and len(handles) == 1 and len(active_numbers) == 1
+
+
+def test_without_an_operator_prefix_nothing_is_activated(ctx, world):
+    """One device, one code, one number: no handle prefix, no activation (and nothing left)."""
+    s = shop(ctx, world)
+    ctx.settings = ctx.settings.model_copy(update={"handle_prefix": None})
+    with pytest.raises(Conflict, match="SATIOT_HANDLE_PREFIX"):
+        activate_one(s, terminal())
+    with ctx.db.read() as session:
+        assert session.scalar(select(Subscription.id)) is None
+        assert session.scalar(select(Device.id)) is None

@@ -49,6 +49,7 @@ from satiot.bss.customers import get_customer
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.bss.order_checks import contract_in_force
 from satiot.bss.order_items import TerminalIn
+from satiot.bss.periods import local_date
 from satiot.bss.states import SUBSCRIPTION, SUBSCRIPTION_LIVE_STATES
 from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import ROLES, Role
@@ -213,9 +214,19 @@ def activate(
     rolled back, which undoes every step.
     """
     t = req.terminal
+    if not config.handle_prefix:
+        # "One device, one code, one number": without the operator's identifier prefix no
+        # handle can be made, and a device activated without one would break the binding.
+        raise Conflict(
+            "no operator prefix for industrial-internet identifiers is configured "
+            "(SATIOT_HANDLE_PREFIX): activation binds terminal, number and handle together",
+            field="handle",
+        )
     customer = get_customer(session, req.customer_id)
     contract = contract_in_force(session, customer)
-    model = check_model_admissible(session, t.terminal_model, on=at.date(), imei=t.imei)
+    # A licence is valid through its expiry date in China, whatever the hour is in UTC.
+    on = local_date(at)
+    model = check_model_admissible(session, t.terminal_model, on=on, imei=t.imei)
     scenario = t.scenario or contract.scenario
     contracts.check_activation_allowed(session, contract, model.name, scenario)
     offering = session.get(ProductOffering, req.offering_id)
@@ -267,7 +278,7 @@ def _bind(
     )
     device = _device(session, acting, req, customer.tenant_id, at=at, config=config)
     handle: Handle | None = None
-    if config.handle_prefix:
+    if config.handle_prefix:  # always, since activate() checked; kept for the type checker
         record = identifiers.DeviceRecord(
             terminal_id=t.imei or t.dev_eui,
             model=model.name,
@@ -285,8 +296,6 @@ def _bind(
             tenant_id=customer.tenant_id,
             at=at,
         )
-    else:
-        log.warning("no SATIOT_HANDLE_PREFIX: %s activated without a handle", t.dev_eui)
     numbering.transition(session, acting, number.number, "active", at=at, reason=why)
     # The subscription is stored at the end of its path: created → pendingActive → active.
     SUBSCRIPTION.check(SUBSCRIPTION.initial, "pendingActive")

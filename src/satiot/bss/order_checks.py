@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from satiot.bss import accounts, contracts, customers, risk
 from satiot.bss.models import BillingAccount, Contract, Customer, ProductOffering, Subscription
 from satiot.bss.order_items import ItemError, ItemIn, OrderIn
+from satiot.bss.periods import local_date
 from satiot.bss.states import SUBSCRIPTION_LIVE_STATES
 from satiot.core.auth.principal import Principal
 from satiot.core.errors import DomainError, InvalidInput
@@ -224,7 +225,7 @@ def _model_problem(
     key = (model, imei[:8] if imei else None)
     if key not in found.models:
         try:
-            check_model_admissible(session, model, on=at.date(), imei=imei)
+            check_model_admissible(session, model, on=local_date(at), imei=imei)
             found.models[key] = None
         except DomainError as exc:
             where = "imei" if exc.extensions.get("field") == "imei" else "terminal_model"

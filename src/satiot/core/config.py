@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         pattern=r"^(?:86|88)(?:\.[0-9A-Za-z]+)+$",
         description=(
             "The operator's industrial-internet identifier prefix (e.g. 88.608.8899); device "
-            "handles are <prefix>/<suffix>. Empty: no handles are minted."
+            "handles are <prefix>/<suffix>. Empty: no handle can be minted, so no activation."
         ),
     )
     handle_node_url: str | None = Field(
