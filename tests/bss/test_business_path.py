@@ -17,22 +17,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from satiot.bss import accounts, contracts, customers, risk
-from satiot.bss.activation import ActivationConfig
 from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.models import (
     BillLine,
+    Customer,
     CustomerBill,
     ProductOffering,
     ProductOfferingPrice,
     Subscription,
     UsageRecord,
 )
-from satiot.bss.order_csv import order_from_csv, parse_order_csv
-from satiot.bss.order_fulfilment import fulfil_order
-from satiot.bss.orders import place_order
+from satiot.core.auth.roles import Role
 from satiot.core.consumers import registered
 from satiot.core.events import consume_batch
 from satiot.network import ground_stations
@@ -41,11 +40,15 @@ from satiot.network.models import Uplink
 from satiot.network.receptions import Reception
 from satiot.network.scenario import constellation, load_scenario
 from satiot.network.twin import TwinRun
+from satiot.server import build_app
 from tests.bss.onboarding_world import application, file_all_documents, terms
 from tests.bss.order_world import CSV_HEADER, MODEL, imei, operator_inventory
 from tests.network.test_scenario import tiny, write
 
 pytestmark = pytest.mark.slow
+
+ORDERS = "/api/v1/product-orders"
+ORDERS_CSV = f"{ORDERS}/csv"
 
 START = datetime(2026, 11, 10, tzinfo=UTC)
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -174,19 +177,28 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
     scenario, tles = _scenario(tmp_path)
     twin = TwinRun(scenario, tles, hours=24.0)
 
-    # Order the twin's 1,000 terminals by CSV and activate them.
-    parsed = parse_order_csv([_csv(twin).encode()])
-    assert not parsed.errors
-    with ctx.db.write() as s:
-        placed = place_order(
-            s,
-            world.system,
-            order_from_csv(parsed, customer_id=customer_id),
-            at=ctx.clock.now(),
-            kek=ctx.kek,
-        )
-    config = ActivationConfig.from_settings(ctx.settings, ctx.kek)
-    assert fulfil_order(ctx.db, placed.id, clock=ctx.clock, config=config) == "completed"
+    # The customer's administrator orders the twin's 1,000 terminals by CSV through the API;
+    # the order is fulfilled (activated) right after the answer. The same upload again with
+    # the same Idempotency-Key creates nothing new.
+    ctx.settings.max_body_bytes = 1024 * 1024
+    with ctx.db.read() as s:
+        tenant_id = s.get(Customer, customer_id).tenant_id
+    admin = world.headers(world.user(tenant_id, Role.CUSTOMER_ADMIN))
+    upload = admin | {"Content-Type": "text/csv", "Idempotency-Key": "fleet-2026-11"}
+    with TestClient(build_app(ctx)) as client:
+        placed = client.post(ORDERS_CSV, content=_csv(twin).encode(), headers=upload)
+        assert placed.status_code == 201, placed.text
+        order_id = placed.json()["id"]
+        order = client.get(f"{ORDERS}/{order_id}", headers=admin).json()
+        assert order["state"] == "completed", order["state"]
+        again = client.post(ORDERS_CSV, content=_csv(twin).encode(), headers=upload)
+        assert again.headers.get("Idempotent-Replayed") == "true"
+    with ctx.db.read() as s:
+        subs = s.scalars(select(Subscription).where(Subscription.customer_id == customer_id)).all()
+    # one device, one code, one number: 1,000 terminals, numbers and handles, none shared
+    assert len(subs) == 1_000 and {sub.status for sub in subs} == {"active"}
+    for identity in ("imei", "dev_eui", "iot_number", "handle"):
+        assert len({getattr(sub, identity) for sub in subs} - {None}) == 1_000, identity
 
     # A simulated day: the stations' receptions go through ingest, in time order.
     stations = {}
