@@ -123,6 +123,21 @@ def test_a_pending_order_can_be_cancelled_until_it_starts(client, ctx, world):
     assert_problem(r, 409, "illegal-transition")
 
 
+def test_sales_staff_hold_and_release_a_pending_order(client, ctx, world):
+    s = shop(ctx, world)
+    customer = world.headers(s.admin)
+    staff = world.headers(world.user(world.operator, Role.BUSINESS))
+    start = (ctx.clock.now() + timedelta(days=2)).isoformat()
+    body = {"requestedStartDate": start, "productOrderItem": [add_item(terminal())]}
+    placed = client.post(API, headers=customer, json=body).json()
+    assert_problem(client.post(f"{API}/{placed['id']}/hold", headers=customer, json={}), 403)
+    r = client.post(f"{API}/{placed['id']}/hold", headers=staff, json={"reason": "documents"})
+    assert r.status_code == 200 and r.json()["state"] == "held", r.text
+    r = client.post(f"{API}/{placed['id']}/release", headers=staff, json={})
+    assert r.status_code == 200 and r.json()["state"] == "pending", r.text
+    assert_problem(client.post(f"{API}/{placed['id']}/release", headers=staff, json={}), 409)
+
+
 def test_a_csv_with_bad_rows_is_refused_whole(client, ctx, world):
     s = shop(ctx, world)
     headers = world.headers(s.admin)

@@ -13,13 +13,14 @@ from satiot.bss import catalog
 from satiot.bss.models import Contract, ProductOrder, Subscription
 from satiot.bss.order_fulfilment import fulfil_due_orders, fulfil_order
 from satiot.bss.order_items import ItemIn, OrderRejected
-from satiot.bss.orders import cancel_order, get_order, place_order
+from satiot.bss.orders import cancel_order, get_order, hold_order, place_order, release_order
 from satiot.bss.risk import CustomerNotReady
-from satiot.core.errors import IllegalTransition
+from satiot.core.errors import IllegalTransition, PermissionDenied
 from satiot.network import devices
 from satiot.oss.models import IotNumber
 from satiot.schema import metadata
 from tests.bss.order_world import MODEL, Shop, shop, terminal
+from tests.bss.test_activation import customer_admin
 from tests.network.ingest_helpers import add_device
 
 
@@ -249,3 +250,21 @@ def test_a_device_already_in_the_inventory_needs_no_session(ctx, world):
     with ctx.db.read() as session:
         sub = session.scalar(select(Subscription))
     assert (sub.dev_eui, sub.terminal_model) == (dev.dev_eui, MODEL)
+
+
+def test_a_held_order_is_not_fulfilled_until_released(ctx, world):
+    s = shop(ctx, world)
+    later = place(s, s.add(terminal(), 0), requested_start_at=ctx.clock.now() + timedelta(hours=1))
+    customer = customer_admin(s)
+    with ctx.db.write() as session, pytest.raises(PermissionDenied):
+        hold_order(session, customer, later.id, at=ctx.clock.now())  # the operator's decision
+    with ctx.db.write() as session:
+        held = hold_order(session, world.system, later.id, at=ctx.clock.now(), reason="KYC")
+    assert held.order.state == "held"
+    ctx.clock.advance(timedelta(days=1))
+    assert fulfil_due_orders(ctx.db, clock=ctx.clock, config=s.config) == {}
+    with ctx.db.write() as session:
+        release_order(session, world.system, later.id, at=ctx.clock.now(), reason="KYC done")
+    assert fulfil_due_orders(ctx.db, clock=ctx.clock, config=s.config) == {later.id: "completed"}
+    with ctx.db.write() as session, pytest.raises(IllegalTransition):
+        hold_order(session, world.system, later.id, at=ctx.clock.now())

@@ -439,3 +439,29 @@ def cancel(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
             session, call.principal, order_id, at=call.now(), reason=body.reason
         )
         return OrderOut.of(found)
+
+
+@router.post(
+    "/{order_id}/hold",
+    response_model=OrderOut,
+    summary="Hold a pending order: it is not fulfilled when its start comes, until released",
+)
+def hold(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
+    with call.write() as session:
+        found = orders.hold_order(
+            session, call.principal, order_id, at=call.now(), reason=body.reason
+        )
+        return OrderOut.of(found)
+
+
+@router.post(
+    "/{order_id}/release",
+    response_model=OrderOut,
+    summary="Release a held order back to pending",
+)
+def release(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
+    with call.write() as session:
+        found = orders.release_order(
+            session, call.principal, order_id, at=call.now(), reason=body.reason
+        )
+        return OrderOut.of(found)

@@ -245,3 +245,58 @@ def cancel_order(
         reason=reason,
     )
     return found
+
+
+def _move(
+    session: Session,
+    principal: Principal,
+    order_id: uuid.UUID,
+    target: str,
+    *,
+    at: datetime,
+    reason: str | None,
+) -> Order:
+    row = session.scalar(select(ProductOrder).where(ProductOrder.id == order_id).with_for_update())
+    if row is None:
+        raise OrderNotFound(f"product order {order_id} not found")
+    ORDER.check(row.state, target, principal.role)
+    before = order_view(row)
+    row.state = target
+    record_change(
+        session,
+        principal,
+        at=at,
+        action=f"order.{'held' if target == 'held' else 'released'}",
+        target=("product-order", row.id),
+        tenant_id=row.tenant_id,
+        before=before,
+        after=order_view(row),
+        reason=reason,
+    )
+    return get_order(session, order_id)
+
+
+def hold_order(
+    session: Session,
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    at: datetime,
+    reason: str | None = None,
+) -> Order:
+    """Hold a ``pending`` order (a future-dated one not yet due): it is not fulfilled when its
+    start comes, until released. For the operator's sales staff, e.g. while a document or a
+    payment is checked."""
+    return _move(session, principal, order_id, "held", at=at, reason=reason)
+
+
+def release_order(
+    session: Session,
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    at: datetime,
+    reason: str | None = None,
+) -> Order:
+    """Put a held order back to ``pending``: fulfilled once its requested start has come."""
+    return _move(session, principal, order_id, "pending", at=at, reason=reason)
