@@ -195,9 +195,11 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         "/usage",
         "/invoices",
     ]
-    assert seen["admin"] == ["/", *network, *business, "/access"]
-    assert seen["cadmin"] == ["/", "/messages", "/devices", "/integrations", *business, "/access"]
-    assert seen["cuser"] == ["/", "/messages", "/devices", "/integrations", *business]
+    billing = ["/billing-accounts", "/bill-runs"]
+    assert seen["admin"] == ["/", *network, *business, *billing, "/access"]
+    customer = ["/", "/messages", "/devices", "/integrations", *business, "/billing-accounts"]
+    assert seen["cadmin"] == [*customer, "/access"]
+    assert seen["cuser"] == customer
     assert seen["miit"] == [
         "/",
         "/devices",

@@ -27,6 +27,8 @@ from satiot.web.views import (
     access,
     access_actions,
     auth,
+    bill_runs,
+    billing_accounts,
     catalog,
     contracts,
     customers,
@@ -62,6 +64,8 @@ def console_router() -> APIRouter:
         subscriptions,
         usage,
         invoices,
+        billing_accounts,
+        bill_runs,
     ):
         router.include_router(module.router)
     return router

@@ -62,6 +62,8 @@ NAVIGATION: tuple[NavItem, ...] = (
     _item("Subscriptions", "/subscriptions", ("subscriptions:read",), EVERYONE),
     _item("Usage", "/usage", ("usage:read",), ("operator", "customer")),
     _item("Invoices", "/invoices", ("bills:read",), ("operator", "customer")),
+    _item("Billing accounts", "/billing-accounts", ("bills:read",), ("operator", "customer")),
+    _item("Bill runs", "/bill-runs", ("bills:read",), ("operator",)),
     _item("Users & API keys", "/access", ("users:read", "api-keys:read"), ("operator", "customer")),
     _item("Tenants", "/tenants", ("tenants:write",), ("operator",)),
     _item("Event log", "/events", ("events:read",), ("operator",)),

@@ -1,0 +1,106 @@
+"""The Bill runs page: every monthly run with its counts and total, and for billing staff a
+form that bills a finished month.
+
+Bill runs span every tenant, so the page is for operator staff only (as ``/api/v1/bill-runs``
+is); the run itself goes through :func:`satiot.bss.billing.run_bills` in the person's write
+session with the same settings the API uses, so a month not yet over is refused the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+from starlette.responses import Response
+
+from satiot.bss import billing
+from satiot.bss.models import BillRun
+from satiot.bss.money import format_cny
+from satiot.bss.periods import check_period, period_bounds, period_of
+from satiot.core.errors import DomainError
+from satiot.core.pagination import paginate
+from satiot.web.flash import Flash, set_flash
+from satiot.web.rendering import page
+from satiot.web.session import ConsoleForbidden, ConsoleSession, Posted, SignedIn
+
+router = APIRouter()
+PATH = "/bill-runs"
+PAGE = 50
+
+
+def run_settings(signed_in: ConsoleSession) -> billing.RunSettings:
+    """The settings a run takes, read from configuration as the API's bill runs do."""
+    s = signed_in.ctx.settings
+    return billing.RunSettings(
+        s.tax_rate_bp, s.invoice_series_prefix, s.payment_terms_days, s.business_timezone
+    )
+
+
+def last_finished_period(signed_in: ConsoleSession) -> str:
+    """The most recent business month that is over: the one a run normally bills."""
+    tz = signed_in.ctx.settings.business_timezone
+    current = period_bounds(period_of(signed_in.now(), tz), tz)
+    return period_of(current.start - timedelta(seconds=1), tz)
+
+
+def _staff_only(signed_in: ConsoleSession) -> None:
+    if not signed_in.principal.all_tenants:
+        raise ConsoleForbidden("Bill runs cover every customer: they are for operator staff.")
+
+
+@router.get(PATH)
+def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = None) -> Response:
+    signed_in.require_any("bills:read")
+    _staff_only(signed_in)
+    flash = None
+    stmt = select(BillRun)
+    with signed_in.call.read() as session:
+        try:
+            found = paginate(session, stmt, BillRun.id, cursor=after, limit=PAGE, descending=True)
+        except DomainError as exc:
+            found = paginate(session, stmt, BillRun.id, cursor=None, limit=PAGE, descending=True)
+            flash = Flash("error", exc.detail)
+    return page(
+        request,
+        signed_in,
+        "bill_runs.html",
+        {
+            "title": "Bill runs",
+            "runs": found.items,
+            "can_run": "bills:write" in signed_in.principal.scopes,
+            "suggested": last_finished_period(signed_in),
+            "cny": format_cny,
+            "next_url": f"{PATH}?after={found.next_cursor}" if found.next_cursor else None,
+        },
+        flash=flash,
+    )
+
+
+@router.post(PATH)
+def run_month(signed_in: Posted, period: Annotated[str, Form()] = "") -> Response:
+    signed_in.require_any("bills:write")
+    _staff_only(signed_in)
+    response = RedirectResponse(PATH, status_code=303)
+    try:
+        name = check_period(period.strip())
+        with signed_in.call.write() as session:
+            run = billing.run_bills(
+                session,
+                signed_in.principal,
+                name,
+                at=signed_in.now(),
+                settings=run_settings(signed_in),
+            )
+            bills, total = run.bills, run.total_micros
+        if bills:
+            done = f"Billed {name}: {bills} bills, {format_cny(total)} in all."
+        else:
+            done = f"Nothing to bill for {name}: every account is billed already or owes nothing."
+        flash = Flash("success", done)
+    except DomainError as exc:
+        flash = Flash("error", exc.detail)
+    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
+    return response

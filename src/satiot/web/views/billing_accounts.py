@@ -1,0 +1,211 @@
+"""The Billing accounts pages: who pays and how (postpaid or prepaid) with the balance; one
+account's dry run for a month and, for billing staff, a prepaid account's top-up form.
+
+Customers see their own accounts (the read session is tenant-scoped) with their balances and
+dry runs; top-ups need ``bills:write``, which only operator staff hold, as through the API.
+The dry run is :func:`satiot.bss.billing.dry_run` and writes nothing; a top-up goes through
+:func:`satiot.bss.payments.top_up`, whose reference makes a repeat record once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+from starlette.responses import Response
+
+from satiot.bss import billing, payments
+from satiot.bss.accounts import balance_text
+from satiot.bss.models import BillingAccount, Customer, CustomerBill, Payment
+from satiot.bss.money import MICROS_PER_YUAN, format_cny
+from satiot.bss.periods import check_period, period_of
+from satiot.core.errors import DomainError, InvalidInput, NotFound
+from satiot.core.pagination import paginate
+from satiot.web.flash import Flash, set_flash
+from satiot.web.rendering import page
+from satiot.web.session import Posted, SignedIn
+from satiot.web.views.invoices import CUSTOMER_VISIBLE
+from satiot.web.views.network_rows import parse_uuid
+
+router = APIRouter()
+PATH = "/billing-accounts"
+PAGE = 50
+MODES = ("postpaid", "prepaid")
+RECENT_TOP_UPS = 20
+#: The largest top-up the form takes, in yuan (the API's 14 digits with two decimals).
+MAX_TOP_UP = Decimal("999999999999.99")
+
+
+def amount_micros(amount: str) -> int:
+    """A positive yuan amount typed into a form (``1,200.50``) as micro-yuan."""
+    try:
+        value = Decimal(amount.strip().replace(",", ""))
+    except InvalidOperation as exc:
+        raise InvalidInput("amount must be a number of yuan, e.g. 200.00", field="amount") from exc
+    if not value.is_finite() or value <= 0 or value > MAX_TOP_UP:
+        raise InvalidInput("amount must be a positive number of yuan, e.g. 200.00", field="amount")
+    if value != value.quantize(Decimal("0.01")):
+        raise InvalidInput("amount has more than two decimals", field="amount")
+    return int(value * MICROS_PER_YUAN)
+
+
+@router.get(PATH)
+def billing_accounts_page(
+    request: Request, signed_in: SignedIn, mode: str = "", after: str | None = None
+) -> Response:
+    signed_in.require_any("bills:read")
+    stmt = select(BillingAccount)
+    if mode in MODES:
+        stmt = stmt.where(BillingAccount.payment_mode == mode)
+    else:
+        mode = ""
+    flash = None
+    with signed_in.call.read() as session:
+        try:
+            found = paginate(session, stmt, BillingAccount.id, cursor=after, limit=PAGE)
+        except DomainError as exc:
+            found = paginate(session, stmt, BillingAccount.id, cursor=None, limit=PAGE)
+            flash = Flash("error", exc.detail)
+        customers = {
+            c.id: c.name
+            for c in session.scalars(
+                select(Customer).where(Customer.id.in_({a.customer_id for a in found.items}))
+            )
+        }
+    next_url = None
+    if found.next_cursor:
+        query = {"mode": mode, "after": found.next_cursor}
+        next_url = f"{PATH}?{urlencode({k: v for k, v in query.items() if v})}"
+    return page(
+        request,
+        signed_in,
+        "billing_accounts.html",
+        {
+            "title": "Billing accounts",
+            "accounts": found.items,
+            "customers": customers,
+            "mode": mode,
+            "modes": MODES,
+            "balance": balance_text,
+            "next_url": next_url,
+        },
+        flash=flash,
+    )
+
+
+def _not_found(request: Request, signed_in: SignedIn, account_id: str) -> Response:
+    context = {
+        "title": "Not found",
+        "message": f"No billing account {account_id}.",
+        "back": PATH,
+        "back_label": "Back to billing accounts",
+    }
+    return page(request, signed_in, "not_found.html", context, status_code=404)
+
+
+@router.get(PATH + "/{account_id}")
+def billing_account_page(
+    request: Request, signed_in: SignedIn, account_id: str, period: str = ""
+) -> Response:
+    signed_in.require_any("bills:read")
+    wanted = parse_uuid(account_id)
+    if wanted is None:
+        return _not_found(request, signed_in, account_id)
+    s = signed_in.ctx.settings
+    flash = None
+    period = period.strip()
+    try:
+        check_period(period)
+    except DomainError as exc:
+        if period:
+            flash = Flash("error", exc.detail)
+        period = period_of(signed_in.now(), s.business_timezone)
+    with signed_in.call.read() as session:
+        account = session.get(BillingAccount, wanted)
+        if account is None:
+            return _not_found(request, signed_in, account_id)
+        customer = session.get(Customer, account.customer_id)
+        draft = billing.dry_run(
+            session, account.id, period, tax_rate_bp=s.tax_rate_bp, tz=s.business_timezone
+        )
+        billed = None
+        if draft is None:
+            billed = session.scalar(
+                select(CustomerBill).where(
+                    CustomerBill.billing_account_id == account.id, CustomerBill.period == period
+                )
+            )
+        top_ups = list(
+            session.scalars(
+                select(Payment)
+                .where(Payment.billing_account_id == account.id, Payment.bill_id.is_(None))
+                .order_by(Payment.received_at.desc(), Payment.id.desc())
+                .limit(RECENT_TOP_UPS)
+            )
+        )
+    staff = signed_in.principal.all_tenants
+    return page(
+        request,
+        signed_in,
+        "billing_account.html",
+        {
+            "title": f"Billing account {account.name}",
+            "account": account,
+            "customer": customer,
+            "balance": balance_text(account),
+            "period": period,
+            "draft": draft,
+            "billed": billed,
+            "bill_visible": staff or (billed is not None and billed.state in CUSTOMER_VISIBLE),
+            "top_ups": top_ups,
+            "can_top_up": account.payment_mode == "prepaid"
+            and "bills:write" in signed_in.principal.scopes,
+            "cny": format_cny,
+        },
+        flash=flash,
+    )
+
+
+@router.post(PATH + "/{account_id}/top-ups")
+def top_up(
+    signed_in: Posted,
+    account_id: uuid.UUID,
+    amount: Annotated[str, Form()] = "",
+    method: Annotated[str, Form()] = "bank-transfer",
+    reference: Annotated[str, Form()] = "",
+    period: Annotated[str, Form()] = "",
+) -> Response:
+    signed_in.require_any("bills:write")
+    back = f"{PATH}/{account_id}"
+    with contextlib.suppress(DomainError):  # keep the month the dry run showed, if any
+        back += "?" + urlencode({"period": check_period(period.strip())})
+    response = RedirectResponse(back, status_code=303)
+    try:
+        micros = amount_micros(amount)
+        with signed_in.call.write() as session:
+            if session.get(BillingAccount, account_id) is None:
+                raise NotFound(f"no billing account {account_id}")
+            payment, new = payments.top_up(
+                session,
+                signed_in.principal,
+                account_id,
+                amount_micros=micros,
+                method=method.strip()[:32] or "bank-transfer",
+                reference=reference.strip()[:100],
+                at=signed_in.now(),
+            )
+            done = format_cny(payment.amount_micros)
+        if new:
+            flash = Flash("success", f"Top-up of {done} recorded.")
+        else:
+            flash = Flash("info", f"Top-up {reference.strip()!r} was recorded already ({done}).")
+    except DomainError as exc:
+        flash = Flash("error", exc.detail)
+    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
+    return response
