@@ -196,7 +196,8 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         "/invoices",
     ]
     billing = ["/billing-accounts", "/bill-runs"]
-    assert seen["admin"] == ["/", *network, *business, *billing, "/access"]
+    inventory = ["/terminal-models", "/number-blocks", "/handles"]
+    assert seen["admin"] == ["/", *network, *business, *billing, *inventory, "/access"]
     customer = ["/", "/messages", "/devices", "/integrations", *business, "/billing-accounts"]
     assert seen["cadmin"] == [*customer, "/access"]
     assert seen["cuser"] == customer
@@ -207,8 +208,9 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         "/customers",
         "/contracts",
         "/subscriptions",
+        *inventory,
     ]
-    assert seen["noc1"] == ["/", *network, "/subscriptions"]
+    assert seen["noc1"] == ["/", *network, "/subscriptions", *inventory]
 
 
 def test_operator_dashboard_shows_platform_health(client: TestClient, world: World):

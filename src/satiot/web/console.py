@@ -36,6 +36,7 @@ from satiot.web.views import (
     devices,
     ground_stations,
     integrations,
+    inventory,
     invoices,
     messages,
     orders,
@@ -66,6 +67,7 @@ def console_router() -> APIRouter:
         invoices,
         billing_accounts,
         bill_runs,
+        inventory,
     ):
         router.include_router(module.router)
     return router
