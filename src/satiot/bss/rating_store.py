@@ -3,7 +3,7 @@
 Reads: the batch's already-rated event ids, the live subscriptions of its devices, their
 contracts and accounts, tariffs (cached), pool sizes, and its counters (created if missing,
 then locked ``FOR UPDATE`` on PostgreSQL so competing workers serialise per bucket; SQLite
-writers are serialised already). Writes: usage records in bulk (:mod:`satiot.bss.bulk`),
+writers are serialised already). Writes: usage records in bulk (:mod:`satiot.core.bulk`),
 counters by primary key, prepaid debits, suspensions.
 """
 
@@ -19,7 +19,6 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from satiot.bss.bulk import insert_rows, update_rows
 from satiot.bss.models import (
     BillingAccount,
     Contract,
@@ -31,6 +30,7 @@ from satiot.bss.periods import period_bounds
 from satiot.bss.rating_rules import Bucket, Tariff, TariffCache
 from satiot.core.auth.principal import system_principal
 from satiot.core.bootstrap import operator_tenant
+from satiot.core.bulk import insert_rows, update_rows
 from satiot.core.ids import new_id
 
 if TYPE_CHECKING:
