@@ -33,7 +33,6 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from satiot.bss import billing_sql as q
-from satiot.bss.bulk import insert_rows
 from satiot.bss.invoices import invoice_series, take_numbers
 from satiot.bss.models import (
     BillRun,
@@ -46,6 +45,7 @@ from satiot.bss.money import round_to_fen
 from satiot.bss.periods import Period, period_bounds
 from satiot.core.audit import record as audit_record
 from satiot.core.auth.principal import Principal
+from satiot.core.bulk import insert_rows
 from satiot.core.errors import InvalidInput
 from satiot.core.ids import new_id
 
