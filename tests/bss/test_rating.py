@@ -11,12 +11,14 @@ from satiot.bss.housekeeping import lift_quota_suspensions
 from satiot.bss.models import BillingAccount, Subscription, UsageCounter, UsageRecord
 from satiot.bss.payments import top_up
 from satiot.bss.periods import PeriodFinder
-from satiot.bss.rating import CONSUMER_NAME, Rater, read_usage
+from satiot.bss.rating import CONSUMER_NAME, THROTTLE_GAP_S, Rater, read_usage
 from satiot.core import events
 from satiot.core.models import Event
+from satiot.network.models import Device
 from satiot.network.mqtt_publish import topic
 from tests.bss.billing_world import downlink_sent, offering, price, rate_all, shop, uplink
 from tests.network.delivery_support import deliveries, fan_out, webhook
+from tests.network.ingest_helpers import add_device
 
 T = datetime(2026, 11, 10, 4, 0, tzinfo=UTC)
 
@@ -210,17 +212,24 @@ def test_quota_cap_with_throttle_rejects_until_the_month_ends(world):
     ctx = world.ctx
     s = shop(world, quota_bytes=100, quota_action="throttle")
     sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    network_device = add_device(ctx, world, s.tenant.id)
+    with ctx.db.write() as w:
+        w.get(Subscription, sub.id).device_id = network_device.id
+    sub.device_id = network_device.id
     for i, size in enumerate([60, 60, 10]):
         uplink(ctx, sub, size, T + timedelta(minutes=i))
     rate_all(ctx)
     assert [r.state for r in _records(ctx)] == ["rated", "rejected", "rejected"]
     with ctx.db.read() as r:
         assert r.get(Subscription, sub.id).throttled is True
+        # the network server enforces it: one message an hour from now on
+        assert r.get(Device, sub.device_id).throttle_gap_s == THROTTLE_GAP_S == 3600
     uplink(ctx, sub, 10, datetime(2026, 12, 2, tzinfo=UTC))
     rate_all(ctx)
     assert _records(ctx)[-1].state == "rated"
     with ctx.db.read() as r:
         assert r.get(Subscription, sub.id).throttled is False
+        assert r.get(Device, sub.device_id).throttle_gap_s is None
 
 
 def test_quota_notify_only_announces(world):

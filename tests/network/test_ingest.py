@@ -554,3 +554,32 @@ def test_stations_posting_the_same_frames_at_once_store_each_frame_once(ctx, wor
     assert not errors, errors
     assert counts(ctx) == (120, 480, 120)
     assert {u.reception_count for u in _uplinks(ctx)} == {4}
+
+
+def test_a_throttled_device_gets_one_new_message_per_interval(ctx, world):
+    """At a contract's quota with throttling the BSS sets an interval; ingest then takes one
+    new message per interval of reception time, in and across batches. A copy of a message
+    already taken is still a duplicate, never throttled."""
+    station, _ = add_station(ctx, world)
+    dev = add_device(ctx, world, world.tenant().id)
+    with ctx.db.write() as s:
+        s.execute(update(Device).where(Device.id == dev.id).values(throttle_gap_s=3600))
+    first = post(ctx, station, [rec(dev.frame(1), at=T0), rec(dev.frame(2), at=T0 + hours(0.5))])
+    assert first.accepted == 1 and reasons(first) == {1: "throttled"}
+    assert "one message per 3600 s" in first.rejected[0].detail
+    later = post(
+        ctx,
+        station,
+        [
+            rec(dev.frame(1), satellite="SAT-2", at=T0 + hours(0.7)),  # a copy: duplicate
+            rec(dev.frame(3), at=T0 + hours(0.9)),  # still too soon (the limit is stored)
+            rec(dev.frame(4), at=T0 + hours(1)),  # an hour after the first: taken
+            rec(dev.frame(5), at=T0 + hours(1.5)),
+        ],
+    )
+    assert (later.accepted, later.duplicates) == (1, 1)
+    assert reasons(later) == {1: "throttled", 3: "throttled"}
+    with ctx.db.write() as s:  # the month is over: the BSS lifts it
+        s.execute(update(Device).where(Device.id == dev.id).values(throttle_gap_s=None))
+    free = post(ctx, station, [rec(dev.frame(n), at=T0 + hours(2)) for n in (6, 7, 8)])
+    assert free.accepted == 3

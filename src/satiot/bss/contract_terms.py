@@ -50,7 +50,8 @@ SCENARIOS: dict[str, Scenario] = {
 #: What happens when a device reaches its monthly quota.
 QUOTA_ACTIONS: dict[str, str] = {
     "suspend": "service to the device is suspended until the next month",
-    "throttle": "further messages of the device are delayed and sent at a reduced rate",
+    "throttle": "the device may send one message per hour until the month ends; messages "
+    "over the quota are not charged",
     "notify": "the customer is notified and further use is charged at the disclosed tariff",
 }
 

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from satiot.bss import rating_store as store
@@ -46,11 +46,15 @@ from satiot.core.config import Settings
 from satiot.core.events import Consumer
 from satiot.core.models import Event
 from satiot.network.messages import UPLINK_ACCEPTED
+from satiot.network.models import Device
 
 CONSUMER_NAME: Final = "bss.rating"
 DOWNLINK_SENT: Final = "downlink.sent"
 RATED_TYPES: Final = frozenset({UPLINK_ACCEPTED, DOWNLINK_SENT})
 THRESHOLD_EVENT: Final = "usage.threshold"
+#: A throttled device (quota reached, ``quota_action`` ``throttle``) may send one new message
+#: per hour until the month ends; the contract's text says so (contract_terms.QUOTA_ACTIONS).
+THROTTLE_GAP_S: Final = 3600
 
 _PENDING: Final = "satiot.rating.pending"
 
@@ -297,6 +301,14 @@ def _throttle(
                 update(Subscription)
                 .where(Subscription.id.in_(ids))
                 .values(throttled=value)
+                .execution_options(synchronize_session=False)
+            )
+            # The network server enforces it: one new message per THROTTLE_GAP_S.
+            devices = select(Subscription.device_id).where(Subscription.id.in_(ids))
+            session.execute(
+                update(Device)
+                .where(Device.id.in_(devices.scalar_subquery()))
+                .values(throttle_gap_s=THROTTLE_GAP_S if value else None, throttle_next_at=None)
                 .execution_options(synchronize_session=False)
             )
     out.throttled += throttle

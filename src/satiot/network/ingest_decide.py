@@ -184,6 +184,17 @@ class Batch:
                     f"FCnt {f_cnt} is more than {window} below device {dev.dev_eui}'s {dev.f_cnt}",
                 )
                 continue
+            if dev.throttle_gap is not None:
+                if dev.throttle_next is not None and rec.received_at < dev.throttle_next:
+                    self.reject(
+                        index,
+                        "throttled",
+                        f"device {dev.dev_eui} is throttled at its contract's quota: one message"
+                        f" per {int(dev.throttle_gap.total_seconds())} s, the next from"
+                        f" {dev.throttle_next.isoformat()}",
+                    )
+                    continue
+                dev.throttle_next = rec.received_at + dev.throttle_gap
             up = state[(dev.id, f_cnt)] = _Uplink(self.ids(), dev, f_cnt, mic, frame)
             up.add(index, rec)
             self.new.append(up)
@@ -274,13 +285,15 @@ class Batch:
                 )
         return fresh, more
 
-    def device_progress(self) -> dict[uuid.UUID, tuple[int, datetime]]:
-        """Per device with new uplinks: its highest counter and latest reception time."""
-        out: dict[uuid.UUID, tuple[int, datetime]] = {}
+    def device_progress(self) -> dict[uuid.UUID, tuple[int, datetime, datetime | None]]:
+        """Per device with new uplinks: its highest counter, latest reception time and, when
+        throttled, when it may send next."""
+        out: dict[uuid.UUID, tuple[int, datetime, datetime | None]] = {}
         for up in self.new:
             dev = up.device
             if dev.f_cnt is not None and dev.last_seen is not None:
-                out[dev.id] = (dev.f_cnt, dev.last_seen)
+                nxt = dev.throttle_next if dev.throttle_gap is not None else None
+                out[dev.id] = (dev.f_cnt, dev.last_seen, nxt)
         return out
 
     def message(self, up: _Uplink, at: datetime) -> dict[str, Any]:

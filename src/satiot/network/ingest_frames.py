@@ -9,7 +9,7 @@ the frame's.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from satiot.network import frames
@@ -37,6 +37,8 @@ class Candidate:
         "nwk_sealed",
         "status",
         "tenant_id",
+        "throttle_gap",
+        "throttle_next",
     )
 
     def __init__(self, row: Any) -> None:
@@ -50,6 +52,9 @@ class Candidate:
         self.f_cnt_stored: int | None = row.f_cnt_up
         self.f_cnt: int | None = row.f_cnt_up  # highest counter, moving as the batch is decided
         self.last_seen: datetime | None = None
+        gap = row.throttle_gap_s
+        self.throttle_gap: timedelta | None = timedelta(seconds=gap) if gap else None
+        self.throttle_next: datetime | None = row.throttle_next_at  # moves with the batch
         self._cipher: SessionCipher | None = None
 
     def cipher(self, kek: Kek) -> SessionCipher | None:

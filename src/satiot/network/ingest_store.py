@@ -92,6 +92,8 @@ def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
         c.app_s_key_sealed,
         c.kek_id,
         c.f_cnt_up,
+        c.throttle_gap_s,
+        c.throttle_next_at,
     ).where(wanted)
     return conn.execute(stmt, params).all()
 
@@ -206,14 +208,20 @@ _ADVANCE_DEVICES = {
         "UPDATE devices SET "
         "f_cnt_up = CASE WHEN f_cnt_up IS NULL OR f_cnt_up < ?1 THEN ?1 ELSE f_cnt_up END, "
         "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ?2 THEN ?2 "
-        "ELSE last_seen_at END WHERE id = ?3"
+        "ELSE last_seen_at END, "
+        "throttle_next_at = CASE WHEN ?4 IS NULL THEN throttle_next_at "
+        "WHEN throttle_next_at IS NULL OR throttle_next_at < ?4 THEN ?4 "
+        "ELSE throttle_next_at END WHERE id = ?3"
     ),
     "postgresql": (
         "UPDATE devices SET "
         "f_cnt_up = CASE WHEN f_cnt_up IS NULL OR f_cnt_up < %(n)s THEN %(n)s "
         "ELSE f_cnt_up END, "
         "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %(at)s THEN %(at)s "
-        "ELSE last_seen_at END WHERE id = %(id)s"
+        "ELSE last_seen_at END, "
+        "throttle_next_at = CASE WHEN %(next)s::timestamptz IS NULL THEN throttle_next_at "
+        "WHEN throttle_next_at IS NULL OR throttle_next_at < %(next)s THEN %(next)s "
+        "ELSE throttle_next_at END WHERE id = %(id)s"
     ),
 }
 
@@ -341,8 +349,11 @@ def add_reception_counts(session: Session, added: Mapping[uuid.UUID, int]) -> No
     bulk.execute(session, _ADD_RECEPTION_COUNTS[dialect], params)
 
 
-def advance_devices(session: Session, progress: Mapping[uuid.UUID, tuple[int, datetime]]) -> None:
-    """Raise each device's ``f_cnt_up`` and ``last_seen_at`` to at least the given values.
+def advance_devices(
+    session: Session, progress: Mapping[uuid.UUID, tuple[int, datetime, datetime | None]]
+) -> None:
+    """Raise each device's ``f_cnt_up``, ``last_seen_at`` and (throttled devices)
+    ``throttle_next_at`` to at least the given values.
 
     Written as a maximum in SQL, so concurrent batches (in any order) leave the highest; rows
     are updated in id order so two transactions lock them in the same order.
@@ -353,10 +364,15 @@ def advance_devices(session: Session, progress: Mapping[uuid.UUID, tuple[int, da
     ordered = sorted(progress.items())
     params: list[Any]
     if dialect == "postgresql":
-        params = [{"n": n, "at": when, "id": dev_id} for dev_id, (n, when) in ordered]
+        params = [
+            {"n": n, "at": when, "next": nxt, "id": dev_id} for dev_id, (n, when, nxt) in ordered
+        ]
     else:
         ts = bulk.sqlite_timestamp
-        params = [(n, ts(when), dev_id.hex) for dev_id, (n, when) in ordered]
+        params = [
+            (n, ts(when), dev_id.hex, None if nxt is None else ts(nxt))
+            for dev_id, (n, when, nxt) in ordered
+        ]
     bulk.execute(session, _ADVANCE_DEVICES[dialect], params)
 
 

@@ -38,6 +38,8 @@ REASONS: dict[str, str] = {
     "stale-counter": "The counter is further below the device's newest than the window "
     "(SATIOT_FCNT_WINDOW) and is not a copy of a known frame.",
     "counter-exhausted": "The device's 32-bit frame counter ran out; re-key the device.",
+    "throttled": "The device reached its contract's monthly quota with throttling: one new "
+    "message per interval is taken until the month ends; this one came too soon.",
 }
 
 FIELDS = frozenset(

@@ -94,6 +94,11 @@ class Device(TenantScoped, Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Throttling (a contract's quota reached with ``throttle``): at most one new message per
+    #: this many seconds of reception time is accepted; null when not throttled.
+    throttle_gap_s: Mapped[int | None] = mapped_column(Integer)
+    #: The earliest reception time of the next message a throttled device may send.
+    throttle_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
