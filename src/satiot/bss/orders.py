@@ -210,6 +210,14 @@ def get_order(session: Session, order_id: uuid.UUID) -> Order:
     return Order(row, list(items))
 
 
+def _locked(session: Session, order_id: uuid.UUID) -> ProductOrder:
+    """The order's row, locked against a concurrent move (PostgreSQL; SQLite serialises)."""
+    row = session.scalar(select(ProductOrder).where(ProductOrder.id == order_id).with_for_update())
+    if row is None:
+        raise OrderNotFound(f"product order {order_id} not found")
+    return row
+
+
 def cancel_order(
     session: Session,
     principal: Principal,
@@ -220,9 +228,7 @@ def cancel_order(
 ) -> Order:
     """Cancel an order not yet in progress (``acknowledged``, ``pending`` or ``held``): its
     items are cancelled and their sealed keys dropped. 409 once fulfilment has started."""
-    row = session.scalar(select(ProductOrder).where(ProductOrder.id == order_id).with_for_update())
-    if row is None:
-        raise OrderNotFound(f"product order {order_id} not found")
+    row = _locked(session, order_id)
     ORDER.check(row.state, "cancelled", principal.role)
     before = order_view(row)
     row.state = "cancelled"
@@ -256,9 +262,7 @@ def _move(
     at: datetime,
     reason: str | None,
 ) -> Order:
-    row = session.scalar(select(ProductOrder).where(ProductOrder.id == order_id).with_for_update())
-    if row is None:
-        raise OrderNotFound(f"product order {order_id} not found")
+    row = _locked(session, order_id)
     ORDER.check(row.state, target, principal.role)
     before = order_view(row)
     row.state = target
