@@ -197,9 +197,14 @@ def up(
     _announce_admin(seeded.generated_password)
     network = network_services(ctx, port=port)
     _announce_services(settings, network)
+    business = business_services()
+    out.print(
+        f"  business services: {', '.join(s.name for s in business)}, rating (event consumer)",
+        highlight=False,
+        soft_wrap=True,
+    )
     out.print("  press Ctrl-C to stop")
-    services = [*consumer_services(ctx), *network, *business_services(), *BACKGROUND_SERVICES]
-    serve(ctx, sockets, services)
+    serve(ctx, sockets, [*consumer_services(ctx), *network, *business, *BACKGROUND_SERVICES])
     out.print("satiot stopped")
 
 
