@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -23,9 +23,6 @@ from satiot.cli_oss import _migrated, _principal
 from satiot.core.clock import SystemClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
-
-if TYPE_CHECKING:
-    from satiot.bss.billing import RunSettings
 
 catalog_app = typer.Typer(help="The product catalog (offerings and prices).", no_args_is_help=True)
 orders_app = typer.Typer(help="Product orders, including CSV bulk orders.", no_args_is_help=True)
@@ -241,17 +238,6 @@ bills_app = typer.Typer(
 )
 
 
-def _run_settings(settings: Settings) -> RunSettings:
-    from satiot.bss.billing import RunSettings
-
-    return RunSettings(
-        settings.tax_rate_bp,
-        settings.invoice_series_prefix,
-        settings.payment_terms_days,
-        settings.business_timezone,
-    )
-
-
 @bills_app.command("run")
 def bills_run(
     period: Annotated[str, typer.Argument(help="The month to bill, YYYY-MM (it must be over)")],
@@ -259,12 +245,12 @@ def bills_run(
     """Bill a month for every billing account not yet billed for it, in one transaction:
     gap-free invoice numbers, the usage charged marked billed. Bills start `new`; check them
     (`satiot bills dry-run` shows one beforehand) and validate and send them in the console."""
-    from satiot.bss.billing import run_bills
+    from satiot.bss.billing import RunSettings, run_bills
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
 
     settings = Settings()
-    run_settings = _run_settings(settings)
+    run_settings = RunSettings.from_settings(settings)
     with domain_errors(), _migrated() as database, database.write() as s:
         check_period(period)
         with out.status(f"billing {period} …"):

@@ -298,13 +298,6 @@ def post_payment(call: Writer, bill_id: uuid.UUID, body: PaymentIn) -> JSONRespo
 # -- bill runs ----------------------------------------------------------------------------------
 
 
-def _run_settings(call: Call) -> billing.RunSettings:
-    s = call.ctx.settings
-    return billing.RunSettings(
-        s.tax_rate_bp, s.invoice_series_prefix, s.payment_terms_days, s.business_timezone
-    )
-
-
 @runs_router.post("", status_code=201, response_model=RunOut, summary="Run a period's bills")
 def post_run(call: Writer, body: RunIn) -> RunOut:
     if not call.principal.all_tenants:
@@ -315,7 +308,7 @@ def post_run(call: Writer, body: RunIn) -> RunOut:
             call.principal,
             body.period,
             at=call.now(),
-            settings=_run_settings(call),
+            settings=billing.RunSettings.from_settings(call.ctx.settings),
             accounts=body.billing_account_ids,
         )
         return RunOut.model_validate(run)

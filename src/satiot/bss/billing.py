@@ -46,6 +46,7 @@ from satiot.bss.periods import Period, period_bounds
 from satiot.core.audit import record as audit_record
 from satiot.core.auth.principal import Principal
 from satiot.core.bulk import insert_rows
+from satiot.core.config import Settings
 from satiot.core.errors import InvalidInput
 from satiot.core.ids import new_id
 
@@ -240,6 +241,16 @@ class RunSettings:
     series_prefix: str
     payment_terms_days: int
     tz: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunSettings:
+        """What every caller (API, console, CLI) bills with: the configuration's terms."""
+        return cls(
+            settings.tax_rate_bp,
+            settings.invoice_series_prefix,
+            settings.payment_terms_days,
+            settings.business_timezone,
+        )
 
 
 def run_bills(

@@ -31,14 +31,6 @@ PATH = "/bill-runs"
 PAGE = 50
 
 
-def run_settings(signed_in: ConsoleSession) -> billing.RunSettings:
-    """The settings a run takes, read from configuration as the API's bill runs do."""
-    s = signed_in.ctx.settings
-    return billing.RunSettings(
-        s.tax_rate_bp, s.invoice_series_prefix, s.payment_terms_days, s.business_timezone
-    )
-
-
 def last_finished_period(signed_in: ConsoleSession) -> str:
     """The most recent business month that is over: the one a run normally bills."""
     tz = signed_in.ctx.settings.business_timezone
@@ -92,7 +84,7 @@ def run_month(signed_in: Posted, period: Annotated[str, Form()] = "") -> Respons
                 signed_in.principal,
                 name,
                 at=signed_in.now(),
-                settings=run_settings(signed_in),
+                settings=billing.RunSettings.from_settings(signed_in.ctx.settings),
             )
             bills, total = run.bills, run.total_micros
         if bills:
