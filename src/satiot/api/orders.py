@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO, Annotated, Any, Literal
 
@@ -428,17 +428,24 @@ def get_order(call: Reader, order_id: uuid.UUID) -> OrderOut:
         return OrderOut.of(orders.get_order(session, order_id))
 
 
+#: A lifecycle move of an order (cancel, hold, release) as the domain offers it.
+OrderMove = Callable[..., orders.Order]
+
+
+def _move(call: Call, order_id: uuid.UUID, body: CancelBody, move: OrderMove) -> OrderOut:
+    """Cancel, hold or release: one transaction, the caller as principal, the reason kept."""
+    with call.write() as session:
+        found = move(session, call.principal, order_id, at=call.now(), reason=body.reason)
+        return OrderOut.of(found)
+
+
 @router.post(
     "/{order_id}/cancel",
     response_model=OrderOut,
     summary="Cancel an order that is still acknowledged, pending or held",
 )
 def cancel(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
-    with call.write() as session:
-        found = orders.cancel_order(
-            session, call.principal, order_id, at=call.now(), reason=body.reason
-        )
-        return OrderOut.of(found)
+    return _move(call, order_id, body, orders.cancel_order)
 
 
 @router.post(
@@ -447,11 +454,7 @@ def cancel(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
     summary="Hold a pending order: it is not fulfilled when its start comes, until released",
 )
 def hold(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
-    with call.write() as session:
-        found = orders.hold_order(
-            session, call.principal, order_id, at=call.now(), reason=body.reason
-        )
-        return OrderOut.of(found)
+    return _move(call, order_id, body, orders.hold_order)
 
 
 @router.post(
@@ -460,8 +463,4 @@ def hold(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
     summary="Release a held order back to pending",
 )
 def release(call: Writer, order_id: uuid.UUID, body: CancelBody) -> OrderOut:
-    with call.write() as session:
-        found = orders.release_order(
-            session, call.principal, order_id, at=call.now(), reason=body.reason
-        )
-        return OrderOut.of(found)
+    return _move(call, order_id, body, orders.release_order)
