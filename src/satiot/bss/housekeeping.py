@@ -14,11 +14,9 @@ the dry run first), through ``satiot bills run`` or ``POST /api/v1/bill-runs``.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import select
 
@@ -30,7 +28,7 @@ from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
 from satiot.core.models import Tenant
-from satiot.core.services import BackgroundService
+from satiot.core.services import BackgroundService, periodic
 from satiot.network.keys import Kek
 
 log = logging.getLogger(__name__)
@@ -99,23 +97,8 @@ def run_once(db: Database, clock: Clock, settings: Settings, kek: Kek) -> Housek
     return run
 
 
-class _Context(Protocol):
-    @property
-    def db(self) -> Database: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def kek(self) -> Kek: ...
-
-
 def housekeeping_service(*, interval_s: float = 60.0) -> BackgroundService:
     """The ``bss-housekeeping`` service: :func:`run_once` every ``interval_s``."""
-
-    def run(ctx: _Context, stop: threading.Event) -> None:
-        while not stop.is_set():
-            run_once(ctx.db, ctx.clock, ctx.settings, ctx.kek)
-            stop.wait(interval_s)
-
-    return BackgroundService(NAME, run)
+    return periodic(
+        NAME, interval_s, lambda ctx: run_once(ctx.db, ctx.clock, ctx.settings, ctx.kek)
+    )

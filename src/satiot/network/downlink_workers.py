@@ -18,7 +18,6 @@ tests drive it with a manual clock, plus a factory returning a
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from satiot.core.clock import Clock
 from satiot.core.db import Database
-from satiot.core.services import BackgroundService
+from satiot.core.services import BackgroundService, periodic
 from satiot.network.downlink_changes import station_names, system_actor, transition
 from satiot.network.downlink_plan import (
     NoPlan,
@@ -282,20 +281,7 @@ def _service(
     step: Callable[[Database, datetime], object],
     start: Callable[[_Context], None] | None = None,
 ) -> BackgroundService:
-    def run(ctx: _Context, stop: threading.Event) -> None:
-        if start is not None:
-            try:
-                start(ctx)
-            except Exception:
-                log.exception("%s failed to start; stepping anyway", name)
-        while not stop.is_set():
-            try:
-                step(ctx.db, ctx.clock.now())
-            except Exception:  # one bad step must not end the service; the next one retries
-                log.exception("%s step failed", name)
-            stop.wait(interval_s)
-
-    return BackgroundService(name, run)
+    return periodic(name, interval_s, lambda ctx: step(ctx.db, ctx.clock.now()), start)
 
 
 def downlink_planner(
