@@ -583,3 +583,84 @@ def test_a_throttled_device_gets_one_new_message_per_interval(ctx, world):
         s.execute(update(Device).where(Device.id == dev.id).values(throttle_gap_s=None))
     free = post(ctx, station, [rec(dev.frame(n), at=T0 + hours(2)) for n in (6, 7, 8)])
     assert free.accepted == 3
+
+
+def _throttle(ctx, dev, next_at=None) -> None:
+    with ctx.db.write() as s:
+        s.execute(
+            update(Device)
+            .where(Device.id == dev.id)
+            .values(throttle_gap_s=3600, throttle_next_at=next_at)
+        )
+
+
+def test_a_throttled_device_posted_by_two_stations_at_once_gets_one_message_through(
+    ctx, world, tenant, station
+):
+    """Two stations post different new frames of one throttled device while the first
+    transaction is still open: the second waits for it (the device's row is locked on
+    PostgreSQL; SQLite's writer lock) and then decides on what it admitted."""
+    other = add_station(ctx, world, "Sanya")[0]
+    dev = add_device(ctx, world, tenant.id)
+    _throttle(ctx, dev)
+    s1 = ctx.db.writer()
+    s1.begin()
+    gs = s1.get(GroundStation, station)
+    first = ingest_batch(
+        s1, gs, [rec(dev.frame(1), satellite="A")], kek=ctx.kek, at=T0, fcnt_window=100
+    )
+    second: list = []
+    t = threading.Thread(
+        target=lambda: second.append(
+            post(
+                ctx,
+                other,
+                [rec(dev.frame(2), satellite="B"), rec(dev.frame(1), satellite="C")],
+            )
+        )
+    )
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive(), "the second poster must wait for the first"
+    s1.commit()
+    s1.close()
+    t.join(10)
+    assert first.accepted == 1
+    (result,) = second
+    # its copy of the frame the first took is a duplicate; its new frame came too soon
+    assert (result.accepted, result.duplicates, reasons(result)) == (0, 1, {0: "throttled"})
+    assert counts(ctx) == (1, 2, 1)
+    assert _device(ctx, dev).throttle_next_at == T0 + hours(1)
+
+
+def test_racing_stations_admit_one_message_per_interval_of_a_throttled_device(ctx, world, tenant):
+    """Two threads post a different new frame of the same throttled device at the same
+    instant, round after round: each round exactly one is accepted and one throttled."""
+    stations = [add_station(ctx, world)[0] for _ in range(2)]
+    dev = add_device(ctx, world, tenant.id)
+    _throttle(ctx, dev)
+    rounds = 6
+    for n in range(rounds):
+        at = T0 + hours(2 * n)  # a new interval each round
+        barrier = threading.Barrier(2)
+        results: list = [None, None]
+        errors: list[BaseException] = []
+
+        def poster(k: int, at=at, barrier=barrier, results=results, errors=errors, n=n) -> None:
+            try:
+                items = [rec(dev.frame(2 * n + k + 1), satellite=f"SAT-{k}", at=at)]
+                barrier.wait(10)
+                results[k] = post(ctx, stations[k], items)
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=poster, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors
+        outcomes = sorted((r.accepted, tuple(reasons(r).values())) for r in results)
+        assert outcomes == [(0, ("throttled",)), (1, ())], (n, outcomes)
+    assert counts(ctx)[0] == rounds
+    assert _device(ctx, dev).throttle_next_at == T0 + hours(2 * (rounds - 1) + 1)

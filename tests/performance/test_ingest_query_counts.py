@@ -54,3 +54,25 @@ def test_an_authenticated_post_adds_only_the_credential_lookups(client, ctx, wor
     # stored uplinks, INSERT uplinks, INSERT receptions, UPDATE devices, UPDATE station, log
     # head, events
     assert len(seen) == 11, [" ".join(q.split()[:3]) for q in seen]
+
+
+def test_a_batch_with_throttled_devices_adds_one_lock_on_postgresql(ctx, world, request):
+    """Frames of throttled devices (however many) add one statement on PostgreSQL, the lock
+    on their rows that makes admission atomic; SQLite's batch already holds the write lock."""
+    from sqlalchemy import update
+
+    from satiot.network.models import Device
+
+    tenant = world.tenant()
+    devs = [add_device(ctx, world, tenant.id) for _ in range(20)]
+    station, _ = add_station(ctx, world)
+    post(ctx, station, _batch(devs, 0, 20, 0))
+    with ctx.db.write() as s:
+        ids = [d.id for d in devs[:5]]
+        s.execute(update(Device).where(Device.id.in_(ids)).values(throttle_gap_s=3600))
+    # one new frame per device and copies: nothing is throttled, but five devices are
+    seen = _statements(ctx, station, _batch(devs, 1, 20, 10))
+    expected = 12 if request.config.getoption("--db") == "postgresql" else 11
+    assert len(seen) == expected, seen
+    if expected == 12:
+        assert any(q.startswith("SELECT devices.id, devices.throttle_gap_s") for q in seen), seen

@@ -8,12 +8,16 @@ One batch is one transaction with a constant number of statements (``ingest_stor
    so each candidate's MIC is tried under the full counter recovered from that device's
    newest one (``frames.recover_fcnt32``): the MIC covers all 32 bits, so the device and
    counter it verifies under are the frame's;
-3. load the stored uplinks among the batch's (device, FCnt) pairs (one query);
-4. decide each record in batch order: a copy of a known frame (same device, FCnt and MIC) is a
+3. on PostgreSQL, when the batch has frames of throttled devices, lock those devices' rows
+   and read their throttling again (one query): a throttled device's next admission is then
+   decided on what concurrent batches admitted, not on a value they are about to change;
+4. load the stored uplinks among the batch's (device, FCnt) pairs (one query);
+5. decide each record in batch order: a copy of a known frame (same device, FCnt and MIC) is a
    *duplicate* and adds its reception; the same counter with another MIC is a *replay*; a
    counter further than ``fcnt_window`` below the device's newest that is not a known copy is
-   *stale*; otherwise the frame is a new uplink, decrypted once;
-5. write uplinks and receptions with INSERT … ON CONFLICT DO NOTHING (a concurrent poster that
+   *stale*; a new frame of a throttled device that comes before its next allowed time is
+   *throttled*; otherwise the frame is a new uplink, decrypted once;
+6. write uplinks and receptions with INSERT … ON CONFLICT DO NOTHING (a concurrent poster that
    stored the same frame first wins; its row is re-read and this copy attached to it), raise
    counters, and emit one ``uplink.accepted`` per new uplink on the same session, so the
    event commits with the rows or not at all.

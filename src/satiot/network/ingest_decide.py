@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from satiot.core.ids import new_id
 from satiot.network.frames import DataFrame, MType
 from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
-from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks
+from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks, lock_throttled
 from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
 from satiot.network.keys import Kek
 from satiot.network.messages import AcceptedUplink, reception_json, uplink_message
@@ -363,11 +363,25 @@ def decide(
     kek: Kek,
     fcnt_window: int,
 ) -> Batch:
-    """Validate, authenticate and classify ``items`` (two queries); nothing is written."""
+    """Validate, authenticate and classify ``items`` (two queries, and on PostgreSQL a third
+    that locks throttled devices when the batch has frames of any); nothing is written."""
     batch = Batch(station, len(items))
     parsed = batch.parse(items)
     rows = load_devices(session, {frame.dev_addr for _, _, frame in parsed})
     matched = batch.match(parsed, rows, kek)
+    throttled = {
+        m[3]
+        for m in matched
+        if m[3].throttle_gap is not None and m[3].status in DEVICE_TRAFFIC_STATES
+    }
+    if throttled:
+        # Admission under throttling must see what concurrent batches admitted: lock these
+        # devices and read their throttling again (one statement, PostgreSQL only), before
+        # the stored uplinks are read.
+        fresh = lock_throttled(session, (dev.id for dev in throttled))
+        if fresh is not None:
+            for dev in throttled:
+                dev.throttle(*fresh.get(dev.id, (None, None)))
     stored = load_uplinks(session, {(m[3].id, m[4]) for m in matched})
     batch.assign(matched, stored, fcnt_window)
     return batch

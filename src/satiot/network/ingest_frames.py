@@ -52,10 +52,15 @@ class Candidate:
         self.f_cnt_stored: int | None = row.f_cnt_up
         self.f_cnt: int | None = row.f_cnt_up  # highest counter, moving as the batch is decided
         self.last_seen: datetime | None = None
-        gap = row.throttle_gap_s
-        self.throttle_gap: timedelta | None = timedelta(seconds=gap) if gap else None
-        self.throttle_next: datetime | None = row.throttle_next_at  # moves with the batch
+        self.throttle_gap: timedelta | None = None
+        self.throttle_next: datetime | None = None  # moves with the batch
+        self.throttle(row.throttle_gap_s, row.throttle_next_at)
         self._cipher: SessionCipher | None = None
+
+    def throttle(self, gap_s: int | None, next_at: datetime | None) -> None:
+        """Set the device's throttling as stored (gap in seconds, or none)."""
+        self.throttle_gap = timedelta(seconds=gap_s) if gap_s else None
+        self.throttle_next = next_at
 
     def cipher(self, kek: Kek) -> SessionCipher | None:
         """The session's cipher, or None when its keys do not open under ``kek``."""

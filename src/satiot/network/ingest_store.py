@@ -98,6 +98,35 @@ def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
     return conn.execute(stmt, params).all()
 
 
+def lock_throttled(
+    session: Session, device_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int | None, datetime | None]] | None:
+    """Lock the rows of throttled devices with new frames in the batch, in id order, and
+    return their throttling as it is now: ``{id: (throttle_gap_s, throttle_next_at)}``.
+
+    Admission of a throttled device's message is a read-decide-write of ``throttle_next_at``;
+    two stations posting the device's different frames at once would otherwise both decide on
+    the value read before either wrote. On PostgreSQL the ``FOR UPDATE`` makes the later batch
+    wait for the earlier one's commit and read what it wrote (the stored uplinks are read after
+    this, so a copy of the frame the earlier batch took is a duplicate, not throttled). On
+    SQLite the batch already holds the write lock (``BEGIN IMMEDIATE``) and read the devices
+    under it: no statement, ``None``.
+    """
+    ids = sorted(set(device_ids))
+    conn = _connection(session)
+    if not ids or conn.dialect.name != "postgresql":
+        return None
+    c = _DEVICES.c
+    stmt = (
+        select(c.id, c.throttle_gap_s, c.throttle_next_at)
+        .where(c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Uuid()))))
+        .order_by(c.id)
+        .with_for_update()
+    )
+    rows = conn.execute(stmt, {"ids": ids}).all()
+    return {r.id: (r.throttle_gap_s, r.throttle_next_at) for r in rows}
+
+
 #: The stored uplinks among a list of (device, FCnt) pairs, one index probe per pair. The SQL
 #: text is the same for any number of pairs (a JSON document on SQLite, two arrays on
 #: PostgreSQL), so it is compiled once, not per batch; a row-value IN list would make SQLite
