@@ -2,10 +2,11 @@
 
 Operator staff see every customer with its verification status and risk verdict; a customer's
 own users see their record only (resident IDs masked unless the viewer verifies customers).
-The detail page carries the actions of verification: filing documents, assessing risk and
-moving the customer along its lifecycle. Every action goes through the same domain functions
-as the REST API inside the viewer's tenant-scoped session; a refusal re-renders the page with
-the reason, a success redirects (POST-redirect-GET) with a message.
+The list carries the onboarding form for staff who onboard (``customers:write``); the detail
+page carries the actions of verification (filing documents, assessing risk, moving the customer
+along its lifecycle). Every action goes through the same domain functions as the REST API inside the
+viewer's tenant-scoped session; a refusal re-renders the page with the reason (and a form with
+what was typed), a success redirects (POST-redirect-GET) with a message.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from starlette.responses import Response
 from satiot.bss import accounts, contracts, customers, documents, realname, risk
 from satiot.bss.models import BillingAccount, Contract, Customer
 from satiot.bss.states import CUSTOMER
-from satiot.core.errors import DomainError, NotFound
+from satiot.core.errors import DomainError, InvalidInput, NotFound
+from satiot.core.models import Tenant
 from satiot.core.pagination import Page, paginate
 from satiot.web.flash import Flash, set_flash
+from satiot.web.forms import FieldError, field_error
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 
@@ -42,6 +45,97 @@ ACTION_LABELS = {
     "closed": "Close customer",
 }
 Text = Annotated[str, Form()]
+
+#: The onboarding form's fields as it labels them.
+ONBOARD_LABELS = {
+    "name": "Name",
+    "uscc": "Unified Social Credit Code",
+    "organization_type": "Organisation type",
+    "industry": "Industry",
+    "province": "Province",
+    "address": "Address",
+    "legal_rep_name": "Legal representative's name",
+    "legal_rep_id": "Legal representative's resident ID",
+    "agent_name": "Agent's name",
+    "agent_id": "Agent's resident ID",
+    "agent_phone": "Agent's phone",
+    "tenant_slug": "Tenant slug",
+    "tenant_id": "Existing tenant",
+}
+#: Where the domain's field names (the API's) differ from the form's.
+ONBOARD_ALIASES = {
+    "legal_representative.name": "legal_rep_name",
+    "legal_representative.resident_id": "legal_rep_id",
+    "agent.name": "agent_name",
+    "agent.resident_id": "agent_id",
+    "agent.phone": "agent_phone",
+    "slug": "tenant_slug",
+}
+
+
+@dataclass
+class OnboardForm:
+    """The onboarding form as typed; ``error`` is the refusal to show next to its field."""
+
+    name: str = ""
+    uscc: str = ""
+    organization_type: str = "enterprise"
+    industry: str = ""
+    province: str = ""
+    address: str = ""
+    legal_rep_name: str = ""
+    legal_rep_id: str = ""
+    agent_name: str = ""
+    agent_id: str = ""
+    agent_phone: str = ""
+    tenant_slug: str = ""
+    tenant_id: str = ""
+    error: FieldError | None = None
+
+    def application(self) -> customers.Application:
+        """What :func:`satiot.bss.customers.onboard` checks, as the API builds it."""
+        return customers.Application(
+            name=self.name,
+            uscc=self.uscc,
+            organization_type=self.organization_type,
+            industry=self.industry,
+            province=self.province,
+            address=self.address,
+            legal_representative=customers.Person(self.legal_rep_name, self.legal_rep_id),
+            agent=customers.Person(self.agent_name, self.agent_id),
+            agent_phone=self.agent_phone,
+            tenant_slug=self.tenant_slug or None,
+        )
+
+    def existing_tenant(self) -> uuid.UUID | None:
+        if not self.tenant_id:
+            return None
+        try:
+            return uuid.UUID(self.tenant_id)
+        except ValueError:
+            raise InvalidInput(
+                "tenant_id: choose a tenant from the list", field="tenant_id"
+            ) from None
+
+
+@dataclass(frozen=True)
+class OnboardChoices:
+    organization_types: tuple[str, ...] = realname.ORGANIZATION_TYPES
+    industries: dict[str, str] = field(default_factory=lambda: realname.INDUSTRIES)
+    provinces: dict[str, str] = field(default_factory=lambda: realname.PROVINCES)
+    #: Customer tenants created earlier that have no real-name record yet.
+    free_tenants: list[Tenant] = field(default_factory=list)
+
+
+def free_tenants(session: Session) -> list[Tenant]:
+    taken = select(Customer.tenant_id)
+    return list(
+        session.scalars(
+            select(Tenant)
+            .where(Tenant.kind == "customer", Tenant.id.not_in(taken))
+            .order_by(Tenant.name)
+        )
+    )
 
 
 @dataclass
@@ -82,22 +176,103 @@ def customers_page(
             own = customers.customer_of_tenant(session, signed_in.principal.tenant_id)
         if own is not None:
             return RedirectResponse(f"{PATH}/{own.id}", status_code=303)
-    flash, status_code = None, 200
+    return render_list(request, signed_in, status=status, after=after or None)
+
+
+def render_list(
+    request: Request,
+    signed_in: ConsoleSession,
+    *,
+    status: str = "",
+    after: str | None = None,
+    form: OnboardForm | None = None,
+    flash: Flash | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The list, with the onboarding form for staff who onboard (as typed, after a refusal)."""
+    can_onboard = "customers:write" in signed_in.principal.scopes
     try:
         with signed_in.call.read() as session:
-            listing = list_customers(session, status=status, after=after or None)
+            listing = list_customers(session, status=status, after=after)
     except DomainError as exc:  # a cursor this server did not issue: show the first page
         with signed_in.call.read() as session:
             listing = list_customers(session, status=status, after=None)
         flash, status_code = Flash("error", exc.detail), exc.status
+    choices = None
+    if can_onboard:
+        with signed_in.call.read() as session:
+            choices = OnboardChoices(free_tenants=free_tenants(session))
     return page(
         request,
         signed_in,
         "customers.html",
-        {"title": "Customers", "listing": listing, "statuses": STATUSES},
+        {
+            "title": "Customers",
+            "listing": listing,
+            "statuses": STATUSES,
+            "form": form or OnboardForm(),
+            "choices": choices,
+        },
         flash=flash,
         status_code=status_code,
     )
+
+
+@router.post(PATH)
+def onboard_customer(
+    request: Request,
+    signed_in: Posted,
+    name: Text = "",
+    uscc: Text = "",
+    organization_type: Text = "",
+    industry: Text = "",
+    province: Text = "",
+    address: Text = "",
+    legal_rep_name: Text = "",
+    legal_rep_id: Text = "",
+    agent_name: Text = "",
+    agent_id: Text = "",
+    agent_phone: Text = "",
+    tenant_slug: Text = "",
+    tenant_id: Text = "",
+) -> Response:
+    """Onboard a customer and its tenant with :func:`satiot.bss.customers.onboard`, as
+    ``POST /api/v1/customers`` does; a refusal creates nothing and keeps what was typed."""
+    signed_in.require_any("customers:write")
+    form = OnboardForm(
+        name=name,
+        uscc=uscc,
+        organization_type=organization_type,
+        industry=industry,
+        province=province,
+        address=address,
+        legal_rep_name=legal_rep_name,
+        legal_rep_id=legal_rep_id,
+        agent_name=agent_name,
+        agent_id=agent_id,
+        agent_phone=agent_phone,
+        tenant_slug=tenant_slug,
+        tenant_id=tenant_id,
+    )
+    try:
+        with signed_in.call.write() as session:
+            customer = customers.onboard(
+                session,
+                signed_in.principal,
+                form.application(),
+                at=signed_in.now(),
+                tenant_id=form.existing_tenant(),
+            )
+            customer_id, label, state = customer.id, customer.name, customer.status
+    except DomainError as exc:
+        form.error = field_error(exc, ONBOARD_LABELS, ONBOARD_ALIASES)
+        flash = Flash("error", form.error.message)
+        return render_list(request, signed_in, form=form, flash=flash, status_code=exc.status)
+    if state == "manual-review":
+        done = f"{label} onboarded into manual review: its credit code fails its check character."
+    else:
+        done = f"{label} onboarded: file its documents, then verify it."
+    return _done(signed_in, customer_id, done)
 
 
 @dataclass
@@ -122,7 +297,9 @@ def _shown_id(signed_in: ConsoleSession, value: str) -> str:
 
 
 def load_detail(
-    session: Session, signed_in: ConsoleSession, customer_id: uuid.UUID
+    session: Session,
+    signed_in: ConsoleSession,
+    customer_id: uuid.UUID,
 ) -> CustomerDetail:
     customer = customers.get_customer(session, customer_id)
     principal = signed_in.principal
