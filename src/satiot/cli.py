@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,18 +17,17 @@ from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import err, fail, out
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
-from satiot.core import audit, events, migrate
-from satiot.core.auth.credentials import issue_api_key
-from satiot.core.auth.principal import Principal, system_principal
 from satiot.core.auth.roles import ROLES, SCOPES, Role
-from satiot.core.auth.users import create_tenant, create_user
-from satiot.core.bootstrap import operator_tenant, seed_operator
-from satiot.core.clock import SystemClock
-from satiot.core.config import Settings
-from satiot.core.db import Database
 from satiot.core.errors import DomainError
-from satiot.core.models import Tenant
-from satiot.core.services import BackgroundService
+
+# What the commands need is imported inside them, so that `satiot --help` and the light
+# commands start without the database layer, the server or the twin.
+if TYPE_CHECKING:
+    from satiot.core.auth.principal import Principal
+    from satiot.core.config import Settings
+    from satiot.core.db import Database
+    from satiot.core.models import Tenant
+    from satiot.core.services import BackgroundService
 
 app = typer.Typer(
     help="satiot: run a satellite IoT operator's network, BSS, OSS and MSS.\n\n"
@@ -60,11 +59,15 @@ app.add_typer(bills_app, name="bills")
 
 
 def _settings() -> Settings:
+    from satiot.core.config import Settings
+
     return Settings()
 
 
 @contextmanager
 def _database(settings: Settings | None = None) -> Iterator[Database]:
+    from satiot.core.db import Database
+
     settings = settings or _settings()
     database = Database.connect(settings.resolved_database_url())
     try:
@@ -74,6 +77,9 @@ def _database(settings: Settings | None = None) -> Iterator[Database]:
 
 
 def _operator_principal(database: Database) -> Principal:
+    from satiot.core.auth.principal import system_principal
+    from satiot.core.bootstrap import operator_tenant
+
     with database.read() as s:
         tenant = operator_tenant(s)
         if tenant is None:
@@ -83,6 +89,8 @@ def _operator_principal(database: Database) -> Principal:
 
 def _tenant_by_slug(database: Database, slug: str) -> Tenant:
     from sqlalchemy import select
+
+    from satiot.core.models import Tenant
 
     with database.read() as s:
         tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
@@ -102,6 +110,8 @@ def _domain_errors() -> Iterator[None]:
 @app.command(name="migrate")
 def migrate_db() -> None:
     """Create or upgrade the database schema to the newest version."""
+    from satiot.core import migrate
+
     with _database() as database:
         before = migrate.current_revision(database.engine)
         migrate.upgrade(database.engine)
@@ -115,6 +125,10 @@ def migrate_db() -> None:
 @app.command()
 def seed() -> None:
     """Create the operator tenant and its `admin` user if they do not exist yet."""
+    from satiot.core import migrate
+    from satiot.core.bootstrap import seed_operator
+    from satiot.core.clock import SystemClock
+
     settings = _settings()
     with _database(settings) as database:
         migrate.upgrade(database.engine)
@@ -155,6 +169,8 @@ def up(
 
     Listens on both IPv4 and IPv6 loopback. Stop with Ctrl-C.
     """
+    from satiot.core import migrate
+    from satiot.core.bootstrap import seed_operator
     from satiot.server import (
         BACKGROUND_SERVICES,
         bind_sockets,
@@ -241,6 +257,9 @@ def tenants_create(
     name: Annotated[str, typer.Option(help="Display name")] = "",
 ) -> None:
     """Create a customer tenant."""
+    from satiot.core.auth.users import create_tenant
+    from satiot.core.clock import SystemClock
+
     with _database() as database, _domain_errors():
         actor = _operator_principal(database)
         with database.write() as s:
@@ -252,6 +271,8 @@ def tenants_create(
 def tenants_list() -> None:
     """List every tenant."""
     from sqlalchemy import select
+
+    from satiot.core.models import Tenant
 
     with _database() as database, database.read() as s:
         table = Table("slug", "name", "kind", "status", "id")
@@ -270,6 +291,9 @@ def users_create(
     ] = "",
 ) -> None:
     """Create a user in a tenant (prompts for the password)."""
+    from satiot.core.auth.users import create_user
+    from satiot.core.clock import SystemClock
+
     with _database() as database, _domain_errors():
         actor = _operator_principal(database)
         target = _tenant_by_slug(database, tenant)
@@ -295,6 +319,9 @@ def keys_create(
     expires: Annotated[datetime | None, typer.Option(help="Expiry (ISO-8601, UTC)")] = None,
 ) -> None:
     """Issue a machine API key (not tied to a user); prints the secret once."""
+    from satiot.core.auth.credentials import issue_api_key
+    from satiot.core.clock import SystemClock
+
     with _database() as database, _domain_errors():
         actor = _operator_principal(database)
         target = _tenant_by_slug(database, tenant)
@@ -328,6 +355,8 @@ def keys_scopes() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain; name the first altered, reordered or deleted row (exit 1)."""
+    from satiot.core import audit
+
     with _database() as database, database.read() as s:
         verdict = audit.verify(s)
     if verdict.ok:
@@ -339,6 +368,8 @@ def audit_verify() -> None:
 @events_app.command("status")
 def events_status() -> None:
     """Show the event log head and each consumer's position and lag."""
+    from satiot.core import events
+
     with _database() as database, database.read() as s:
         head = events.head(s)
         rows = events.status(s)
@@ -358,6 +389,9 @@ def events_rewind(
     forget: Annotated[bool, typer.Option(help="Also re-apply events already processed")] = False,
 ) -> None:
     """Move a consumer back so it reads events again (skipped unless --forget)."""
+    from satiot.core import events
+    from satiot.core.clock import SystemClock
+
     with _database() as database, database.write() as s:
         events.rewind(s, consumer, position, forget=forget, at=SystemClock().now())
     out.print(f"{consumer} will resume after event {position}")

@@ -5,24 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-)
 from rich.table import Table
 
 from satiot.cli_common import domain_errors, fail, out
 from satiot.cli_oss import _migrated, _principal
-from satiot.core.clock import SystemClock
-from satiot.core.config import Settings
-from satiot.core.db import Database
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from satiot.core.db import Database
 
 catalog_app = typer.Typer(help="The product catalog (offerings and prices).", no_args_is_help=True)
 orders_app = typer.Typer(help="Product orders, including CSV bulk orders.", no_args_is_help=True)
@@ -38,6 +32,7 @@ def catalog_seed() -> None:
     """Create and launch the default catalog (SAT-MSG, SAT-BYTE, SAT-BUNDLE-100,
     EMERGENCY-PRIORITY); codes already in the catalog are left as they are."""
     from satiot.bss.catalog_seed import seed_catalog
+    from satiot.core.clock import SystemClock
 
     with _migrated() as database, database.write() as s:
         result = seed_catalog(s, _principal(database, "catalog"), at=SystemClock().now())
@@ -112,11 +107,15 @@ def orders_import(
 ) -> None:
     """Place a bulk order from a CSV file: every row is checked first; any bad row is listed
     (line, column, reason) and nothing is applied. Then each row is fulfilled."""
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
+
     from satiot.bss.activation import ActivationConfig, register_pending_handles
     from satiot.bss.order_csv import order_from_csv, parse_order_csv
     from satiot.bss.order_fulfilment import fulfil_order
     from satiot.bss.order_items import OrderRejected
     from satiot.bss.orders import place_order
+    from satiot.core.clock import SystemClock
+    from satiot.core.config import Settings
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 
@@ -198,6 +197,8 @@ def orders_fulfil() -> None:
     any interrupted in progress (items already done are skipped)."""
     from satiot.bss.activation import ActivationConfig, register_pending_handles
     from satiot.bss.order_fulfilment import fulfil_due_orders
+    from satiot.core.clock import SystemClock
+    from satiot.core.config import Settings
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 
@@ -218,6 +219,8 @@ def register_handles() -> None:
     """Send handles whose copy at the identification node is missing or stale (new
     activations, suspensions, terminations) to the node configured in SATIOT_HANDLE_NODE_URL."""
     from satiot.bss.activation import register_pending_handles
+    from satiot.core.clock import SystemClock
+    from satiot.core.config import Settings
     from satiot.oss.handle_client import NodeConfig
 
     settings = Settings()
@@ -248,6 +251,8 @@ def bills_run(
     from satiot.bss.billing import RunSettings, run_bills
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
+    from satiot.core.clock import SystemClock
+    from satiot.core.config import Settings
 
     settings = Settings()
     run_settings = RunSettings.from_settings(settings)
@@ -278,6 +283,7 @@ def bills_dry_run(
     from satiot.bss.models import BillingAccount
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
+    from satiot.core.config import Settings
 
     with domain_errors():
         check_period(period)

@@ -7,17 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from satiot.cli_common import fail, out
-from satiot.core.auth.principal import Principal, system_principal
-from satiot.core.clock import SystemClock
-from satiot.core.config import Settings
-from satiot.core.db import Database
 from satiot.core.errors import DomainError
+
+if TYPE_CHECKING:
+    from satiot.core.auth.principal import Principal
+    from satiot.core.db import Database
 
 numbers_app = typer.Typer(
     help="IoT number blocks, recycling and the annual numbering report.", no_args_is_help=True
@@ -48,6 +48,7 @@ def _migrated() -> Iterator[Database]:
 
 def _principal(database: Database, name: str) -> Principal:
     from satiot.cli import _operator_principal
+    from satiot.core.auth.principal import system_principal
 
     return system_principal(_operator_principal(database).tenant_id, name)
 
@@ -65,6 +66,8 @@ def blocks_load(
     prefix) and authority_ref. Ranges may not overlap; a known block's range never changes.
     All or nothing: one bad block loads none.
     """
+    from satiot.core.clock import SystemClock
+    from satiot.core.config import Settings
     from satiot.oss.number_blocks import load_blocks, read_blocks_file
 
     path = file or Settings().number_blocks_file
@@ -112,6 +115,7 @@ def numbers_report(
     The figures are the inventory as it stands when the command runs: run it at the turn of
     the year (for example from a job at 00:00 on 1 January) for usage as of 31 December.
     """
+    from satiot.core.clock import SystemClock
     from satiot.oss.number_blocks import report
 
     now = SystemClock().now()
@@ -149,6 +153,7 @@ def numbers_report(
 @numbers_app.command("recycle")
 def numbers_recycle() -> None:
     """Make numbers whose quarantine has ended available again (a daily job)."""
+    from satiot.core.clock import SystemClock
     from satiot.oss.numbering import recycle
 
     total = 0
@@ -173,6 +178,7 @@ def terminals_import(
     and optionally tacs (space-separated 8-digit TACs). Dates are YYYY-MM-DD. All or
     nothing: one bad line imports none.
     """
+    from satiot.core.clock import SystemClock
     from satiot.oss.terminals import import_models, parse_models_csv
 
     try:

@@ -11,27 +11,22 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
-import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from satiot.cli_common import fail, out
-from satiot.network.contacts import Pass, ProgressFn, Site, compute_contacts
-from satiot.network.geometry import (
-    EARTH_RADIUS_KM,
-    ecef_to_geodetic,
-    footprint_half_angle_rad,
-    julian_date,
-)
-from satiot.network.orbits import Tle, load_tles, propagate_ecef, satrec_array, time_grid
-from satiot.network.plots import plot_ground_tracks, plot_latency_histogram, plot_pass_timeline
-from satiot.network.receptions import Reception
-from satiot.network.scenario import Scenario, ScenarioError, constellation, load_scenario
-from satiot.network.twin import TwinReport, TwinRun
+
+# The twin (numpy, numba, SGP4, the land mask, matplotlib) is imported inside the commands
+# that use it, so that the rest of `satiot` starts without it.
+if TYPE_CHECKING:
+    from satiot.network.contacts import Pass, ProgressFn, Site
+    from satiot.network.orbits import Tle
+    from satiot.network.receptions import Reception
+    from satiot.network.scenario import Scenario
+    from satiot.network.twin import TwinReport
 
 twin_app = typer.Typer(
     help="The satellite network's digital twin: contact plans, simulated runs, plots.",
@@ -44,6 +39,8 @@ PASS_HEADER = ("site", "satellite", "rise", "culmination", "set", "max_elevation
 
 def read_sites(path: Path) -> list[Site]:
     """Sites from a CSV with header ``name,lat,lon,alt_m``; ValueError names the bad row."""
+    from satiot.network.contacts import Site
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -121,6 +118,8 @@ def _progress_bar(enabled: bool) -> Iterator[ProgressFn | None]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("screening"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
@@ -152,6 +151,9 @@ def contacts(
     Writes site,satellite,rise,culmination,set,max_elevation_deg with times in UTC to the
     millisecond and a Z suffix; passes cut by the window are clipped to its edges.
     """
+    from satiot.network.contacts import compute_contacts
+    from satiot.network.orbits import load_tles
+
     try:
         when = parse_start(start)
         if not hours > 0.0:
@@ -195,6 +197,8 @@ def contacts(
 
 
 def _scenario(path: Path) -> tuple[Scenario, list[Tle]]:
+    from satiot.network.scenario import ScenarioError, constellation, load_scenario
+
     try:
         scenario, folder = load_scenario(path)
         return scenario, constellation(scenario, folder)
@@ -207,6 +211,8 @@ def _hours_bar(enabled: bool, label: str) -> Iterator[Callable[[float, float], N
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn(label), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
@@ -316,6 +322,9 @@ def run(
     top: Annotated[int, typer.Option(help="Satellites listed in the report")] = 10,
 ) -> None:
     """Simulate a scenario faster than real time and report what reached the ground."""
+    from satiot.network.plots import plot_latency_histogram
+    from satiot.network.twin import TwinRun
+
     if not hours > 0:
         fail(f"--hours must be positive, not {hours}")
     if terminals is not None and terminals <= 0:
@@ -374,6 +383,17 @@ def plot_tracks(
     mask: Annotated[float, typer.Option(help="Elevation mask for the footprints")] = 10.0,
 ) -> None:
     """Ground tracks from the scenario's start, footprints at the start, ground stations."""
+    import numpy as np
+
+    from satiot.network.geometry import (
+        EARTH_RADIUS_KM,
+        ecef_to_geodetic,
+        footprint_half_angle_rad,
+        julian_date,
+    )
+    from satiot.network.orbits import propagate_ecef, satrec_array, time_grid
+    from satiot.network.plots import plot_ground_tracks
+
     _check_image(out_file)
     spec, tles = _scenario(scenario)
     box = None
@@ -414,6 +434,9 @@ def plot_passes(
     min_elevation: Annotated[float, typer.Option(help="Elevation mask in degrees")] = 10.0,
 ) -> None:
     """A pass timeline for one site: which satellite is overhead when, and how high."""
+    from satiot.network.contacts import Site, compute_contacts
+    from satiot.network.plots import plot_pass_timeline
+
     _check_image(out_file)
     if not hours > 0:
         fail(f"--hours must be positive, not {hours}")
@@ -450,6 +473,9 @@ def plot_latency(
     terminals: Annotated[int | None, typer.Option(help="Resize the fleet to this many")] = None,
 ) -> None:
     """Run the scenario and draw the delivery-latency histogram."""
+    from satiot.network.plots import plot_latency_histogram
+    from satiot.network.twin import TwinRun
+
     _check_image(out_file)
     if not hours > 0:
         fail(f"--hours must be positive, not {hours}")
