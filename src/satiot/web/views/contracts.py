@@ -2,7 +2,9 @@
 
 A signed version shows its stored text, the SHA-256 recorded at signing and whether the text
 still hashes to it; a draft shows the text signing would store now. Sales staff record the
-customer's e-signature from the draft's page; the customer's own users read their contracts.
+customer's e-signature from the draft's page and amend the version in force from its page (a
+form pre-filled with its terms drafts version n+1); the customer's own users read their
+contracts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from satiot.bss.models import Contract, Customer
 from satiot.bss.states import CONTRACT
 from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import Page, paginate
+from satiot.web.contract_form import PostedTerms, TermsChoices, TermsForm, load_choices
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
@@ -106,6 +109,11 @@ class ContractDetail:
     versions: list[Contract] = field(default_factory=list)
     may_sign: bool = False
     may_terminate: bool = False
+    #: The draft of the next version, when one is pending (one at a time per contract).
+    pending: Contract | None = None
+    #: The amendment form (pre-filled with this version's terms) and its choices.
+    amend_form: TermsForm | None = None
+    choices: TermsChoices | None = None
 
 
 def _operator_name(signed_in: ConsoleSession) -> str | None:
@@ -115,7 +123,10 @@ def _operator_name(signed_in: ConsoleSession) -> str | None:
 
 
 def load_detail(
-    session: Session, signed_in: ConsoleSession, contract_id: uuid.UUID
+    session: Session,
+    signed_in: ConsoleSession,
+    contract_id: uuid.UUID,
+    amend_form: TermsForm | None = None,
 ) -> ContractDetail:
     contract = contracts.get_contract(session, contract_id)
     customer = session.get(Customer, contract.customer_id)
@@ -148,6 +159,12 @@ def load_detail(
             and role in allowed[(contract.status, "terminated")]
             and (contract.status == "draft" or detail.in_force)
         )
+        latest = detail.versions[-1] if detail.versions else contract
+        if detail.in_force and latest.status == "draft":
+            detail.pending = latest
+        elif detail.in_force:
+            detail.amend_form = amend_form or TermsForm.from_terms(contracts.terms_of(contract))
+            detail.choices = load_choices(session, detail.amend_form)
     return detail
 
 
@@ -158,12 +175,13 @@ def render_detail(
     *,
     flash: Flash | None = None,
     status_code: int = 200,
+    amend_form: TermsForm | None = None,
 ) -> Response:
     signed_in.require_any("contracts:read")
     try:
         parsed = uuid.UUID(contract_id)
         with signed_in.call.read() as session:
-            detail = load_detail(session, signed_in, parsed)
+            detail = load_detail(session, signed_in, parsed, amend_form)
     except (ValueError, NotFound):
         return page(
             request,
@@ -220,6 +238,36 @@ def sign(
             request, signed_in, str(contract_id), flash=flash, status_code=exc.status
         )
     return _done(signed_in, contract_id, label)
+
+
+@router.post(PATH + "/{contract_id}/versions")
+def amend(
+    request: Request,
+    signed_in: Posted,
+    contract_id: uuid.UUID,
+    form: PostedTerms,
+) -> Response:
+    """Draft version n+1 of the version in force with :func:`satiot.bss.contracts.amend`, as
+    ``POST /api/v1/contracts/{id}/versions`` does, with every term as the form shows it."""
+    signed_in.require_any("contracts:write")
+    try:
+        with signed_in.call.write() as session:
+            contract = contracts.amend(
+                session, signed_in.principal, contract_id, form.changes(), at=signed_in.now()
+            )
+            new_id, label = contract.id, f"{contract.number} v{contract.version}"
+    except DomainError as exc:
+        flash = Flash("error", form.refused(exc).message)
+        return render_detail(
+            request,
+            signed_in,
+            str(contract_id),
+            flash=flash,
+            status_code=exc.status,
+            amend_form=form,
+        )
+    done = f"{label} drafted: read its text with the customer, then record the signature."
+    return _done(signed_in, new_id, done)
 
 
 @router.post(PATH + "/{contract_id}/terminate")

@@ -4,7 +4,8 @@ Operator staff see every customer with its verification status and risk verdict;
 own users see their record only (resident IDs masked unless the viewer verifies customers).
 The list carries the onboarding form for staff who onboard (``customers:write``); the detail
 page carries the actions of verification (filing documents, assessing risk, moving the customer
-along its lifecycle). Every action goes through the same domain functions as the REST API inside the
+along its lifecycle) and, for sales staff, the form that drafts a contract for a validated
+customer. Every action goes through the same domain functions as the REST API inside the
 viewer's tenant-scoped session; a refusal re-renders the page with the reason (and a form with
 what was typed), a success redirects (POST-redirect-GET) with a message.
 """
@@ -28,6 +29,7 @@ from satiot.bss.states import CUSTOMER
 from satiot.core.errors import DomainError, InvalidInput, NotFound
 from satiot.core.models import Tenant
 from satiot.core.pagination import Page, paginate
+from satiot.web.contract_form import PostedTerms, TermsChoices, TermsForm, load_choices
 from satiot.web.flash import Flash, set_flash
 from satiot.web.forms import FieldError, field_error
 from satiot.web.rendering import page
@@ -288,6 +290,9 @@ class CustomerDetail:
     accounts: list[BillingAccount] = field(default_factory=list)
     contracts: list[Contract] = field(default_factory=list)
     in_force: set[uuid.UUID] = field(default_factory=set)
+    #: The contract draft form and its choices, for sales staff and a validated customer.
+    terms_form: TermsForm | None = None
+    choices: TermsChoices | None = None
 
 
 def _shown_id(signed_in: ConsoleSession, value: str) -> str:
@@ -300,6 +305,7 @@ def load_detail(
     session: Session,
     signed_in: ConsoleSession,
     customer_id: uuid.UUID,
+    terms_form: TermsForm | None = None,
 ) -> CustomerDetail:
     customer = customers.get_customer(session, customer_id)
     principal = signed_in.principal
@@ -332,6 +338,9 @@ def load_detail(
             )
         )
         detail.in_force = {c.id for c in contracts.contracts_in_force(session, customer.id)}
+    if "contracts:write" in principal.scopes and customer.status == "validated":
+        detail.terms_form = terms_form or TermsForm(service_area=[customer.province])
+        detail.choices = load_choices(session, detail.terms_form)
     return detail
 
 
@@ -349,6 +358,7 @@ def render_detail(
     *,
     flash: Flash | None = None,
     status_code: int = 200,
+    terms_form: TermsForm | None = None,
 ) -> Response:
     signed_in.require_any("customers:read")
     parsed = _parse_id(customer_id)
@@ -356,7 +366,7 @@ def render_detail(
         if parsed is None:
             raise NotFound(f"customer {customer_id} not found")
         with signed_in.call.read() as session:
-            detail = load_detail(session, signed_in, parsed)
+            detail = load_detail(session, signed_in, parsed, terms_form)
     except NotFound as exc:
         return page(
             request,
@@ -429,6 +439,37 @@ def change_status(
     except DomainError as exc:
         return _refused(request, signed_in, customer_id, exc)
     return _done(signed_in, customer_id, f"{name} is now {status}.")
+
+
+@router.post(PATH + "/{customer_id}/contracts")
+def draft_contract(
+    request: Request,
+    signed_in: Posted,
+    customer_id: uuid.UUID,
+    form: PostedTerms,
+) -> Response:
+    """Draft version 1 of a contract with :func:`satiot.bss.contracts.draft`, as
+    ``POST /api/v1/contracts`` does; on to the draft's page to read and sign it."""
+    signed_in.require_any("contracts:write")
+    try:
+        with signed_in.call.write() as session:
+            contract = contracts.draft(
+                session, signed_in.principal, customer_id, form.terms(), at=signed_in.now()
+            )
+            contract_id, label = contract.id, f"{contract.number} v{contract.version}"
+    except DomainError as exc:
+        return render_detail(
+            request,
+            signed_in,
+            str(customer_id),
+            flash=Flash("error", form.refused(exc).message),
+            status_code=exc.status,
+            terms_form=form,
+        )
+    response = RedirectResponse(f"/contracts/{contract_id}", status_code=303)
+    done = f"{label} drafted: read its text with the customer, then record the signature."
+    set_flash(response, Flash("success", done), secure=signed_in.ctx.settings.cookie_secure)
+    return response
 
 
 @router.post(PATH + "/{customer_id}/risk-assessment")
