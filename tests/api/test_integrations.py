@@ -15,6 +15,7 @@ from tests.network.delivery_support import (
     emit_uplink,
     fan_out,
 )
+from tests.network.tls_broker import make_pki
 
 API = "/api/v1/integrations"
 SECRET = "whsec-0123456789-abcdefghij"
@@ -273,3 +274,106 @@ def test_a_private_webhook_url_is_refused_unless_the_operator_allows_it(client, 
     assert assert_problem(client.post(API, json=broker, headers=admin), 422)["field"] == "url"
     ctx.settings.delivery_allow_private = True
     assert client.post(API, json=body, headers=admin).status_code == 201
+
+
+MQTT_PASSWORD = "broker-pa55-0123-xyz"
+_CA = make_pki().ca_pem
+_KEY_PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def _own_broker(**changes):
+    body = {
+        "kind": "mqtt",
+        "url": "mqtts://broker.example:8883",
+        "username": "acme-app",
+        "password": MQTT_PASSWORD,
+        "ca_pem": _CA,
+    }
+    return {k: v for k, v in (body | changes).items() if v is not ...}
+
+
+def test_an_mqtt_broker_password_is_sealed_and_never_shown(client, ctx, customer):
+    _, admin, user = customer
+    r = client.post(API, json=_own_broker(), headers=admin | {"Idempotency-Key": "mqtt-1"})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert (made["url"], made["username"], made["has_password"]) == (
+        "mqtts://broker.example:8883",
+        "acme-app",
+        True,
+    )
+    assert made["ca_pem"] == _CA.strip() and made["has_secret"] is False
+    again = client.post(API, json=_own_broker(), headers=admin | {"Idempotency-Key": "mqtt-1"})
+    one = client.get(f"{API}/{made['id']}", headers=user)
+    listed = client.get(API, headers=user)
+    rotated = client.patch(
+        f"{API}/{made['id']}", json={"password": MQTT_PASSWORD + "-new"}, headers=admin
+    )
+    assert rotated.status_code == 200 and rotated.json()["has_password"] is True
+    for resp in (r, again, one, listed, rotated):
+        assert MQTT_PASSWORD not in resp.text and '"password"' not in resp.text
+    stored = _all_text(ctx, "integrations", "audit_log", "events", "idempotency_records")
+    assert MQTT_PASSWORD not in stored
+    with ctx.db.read() as s:
+        entry = s.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "integration.updated")
+            .order_by(AuditEntry.seq.desc())
+        ).first()
+    assert entry is not None and entry.after["password_rotated"] is True
+    cleared = client.patch(
+        f"{API}/{made['id']}", json={"password": None, "ca_pem": None}, headers=admin
+    )
+    assert (cleared.json()["has_password"], cleared.json()["ca_pem"]) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"ca_pem": "not a certificate"}, "ca_pem"),
+        ({"ca_pem": "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"},
+         "ca_pem"),
+        ({"ca_pem": _KEY_PEM}, "ca_pem"),
+        ({"ca_pem": _CA + _KEY_PEM}, "ca_pem"),
+        ({"ca_pem": ""}, "ca_pem"),
+        ({"url": "mqtt://broker.example:1883"}, "password"),  # a password only over TLS
+        ({"url": "mqtt://broker.example:1883", "password": ...}, "ca_pem"),
+        ({"username": ...}, "password"),  # a password needs a username
+        ({"username": ""}, "username"),
+        ({"password": ""}, "password"),
+        ({"url": "mqtts://acme:pw@broker.example"}, "url"),  # credentials in their fields
+        ({"url": ...}, "username"),  # the platform broker takes no login
+        ({"kind": "webhook", "url": "https://example.com/h", "secret": SECRET}, "username"),
+    ],
+)  # fmt: skip
+def test_bad_mqtt_logins_are_refused_and_change_nothing(client, ctx, customer, changes, field):
+    _, admin, _ = customer
+    ctx.settings.mqtt_url = "mqtt://127.0.0.1:1883"
+    with unchanged(ctx):
+        r = client.post(API, json=_own_broker(**changes), headers=admin)
+        problem = assert_problem(r, 422, "invalid-input")
+    assert problem["field"] == field, problem
+    assert MQTT_PASSWORD not in r.text
+
+
+def test_a_change_that_leaves_a_password_on_plain_mqtt_is_refused(client, ctx, customer):
+    _, admin, _ = customer
+    made = _create(client, admin, **_own_broker(), secret=None)
+    with unchanged(ctx):
+        moved = client.patch(
+            f"{API}/{made['id']}", json={"url": "mqtt://broker.example"}, headers=admin
+        )
+        assert assert_problem(moved, 422, "invalid-input")["field"] == "url"
+        bad_ca = client.patch(f"{API}/{made['id']}", json={"ca_pem": "x"}, headers=admin)
+        assert assert_problem(bad_ca, 422, "invalid-input")["field"] == "ca_pem"
+    assert client.get(f"{API}/{made['id']}", headers=admin).json() == made
+    plain = client.patch(
+        f"{API}/{made['id']}",
+        json={"url": "mqtt://broker.example", "password": None, "ca_pem": None},
+        headers=admin,
+    )
+    assert plain.status_code == 200, plain.text
+    assert (plain.json()["url"], plain.json()["username"]) == ("mqtt://broker.example", "acme-app")

@@ -1,6 +1,7 @@
 """Integrations (webhooks, MQTT), their delivery log, dead letters and replay.
 
-A webhook's secret goes in once and never comes back out: answers say only ``has_secret``.
+A webhook's secret and an MQTT broker's password go in once and never come back out: answers
+say only ``has_secret`` and ``has_password``.
 Everything here is tenant-scoped by the caller's session; operator staff may name a tenant.
 """
 
@@ -38,6 +39,14 @@ Writer = Annotated[Call, Depends(requires("integrations:write"))]
 Kind = Literal["webhook", "mqtt"]
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 _SIGNING_HELP = "Shared secret the webhook is signed with (16-256 characters); never shown again"
+_USERNAME_HELP = "MQTT, your own broker: the username to log in with (1-256 characters)"
+_LOGIN_HELP = (
+    "MQTT, your own broker over mqtts:// only: the password (1-256 characters); never shown again"
+)
+_CA_HELP = (
+    "MQTT over mqtts://: PEM certificate(s) of the CA to trust for your broker instead of the "
+    "public CAs (for a private CA); the server certificate and host name are always verified"
+)
 
 
 class IntegrationIn(Input):
@@ -45,11 +54,15 @@ class IntegrationIn(Input):
     url: str | None = Field(
         default=None,
         max_length=2000,
-        description="Webhook: http(s) URL (required). MQTT: mqtt://host:port of your own "
-        "broker (optional; default the platform broker).",
-        examples=["https://example.com/satiot/hook"],
+        description="Webhook: http(s) URL (required). MQTT: mqtt://host:port (1883) or "
+        "mqtts://host:port (TLS, 8883) of your own broker (optional; default the platform "
+        "broker).",
+        examples=["https://example.com/satiot/hook", "mqtts://broker.example.com:8883"],
     )
     secret: SecretStr | None = Field(default=None, description=_SIGNING_HELP)
+    username: str | None = Field(default=None, max_length=256, description=_USERNAME_HELP)
+    password: SecretStr | None = Field(default=None, description=_LOGIN_HELP)
+    ca_pem: str | None = Field(default=None, max_length=65536, description=_CA_HELP)
     name: str = Field(default="", max_length=100)
     max_attempts: int | None = Field(
         default=None, ge=1, le=100, description="Attempts before a dead letter (default 12)"
@@ -62,6 +75,15 @@ class IntegrationIn(Input):
 class IntegrationPatch(Input):
     url: str | None = Field(default=None, max_length=2000)
     secret: SecretStr | None = Field(default=None, description=_SIGNING_HELP)
+    username: str | None = Field(
+        default=None, max_length=256, description=_USERNAME_HELP + "; null removes it"
+    )
+    password: SecretStr | None = Field(
+        default=None, description=_LOGIN_HELP + "; a new one rotates it, null removes it"
+    )
+    ca_pem: str | None = Field(
+        default=None, max_length=65536, description=_CA_HELP + "; null trusts the public CAs"
+    )
     name: str | None = Field(default=None, max_length=100)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
 
@@ -84,6 +106,9 @@ class IntegrationOut(Output):
     status: str
     max_attempts: int
     has_secret: bool
+    username: str | None = Field(description="MQTT: the username for your own broker")
+    has_password: bool = Field(description="MQTT: whether a password is set (never shown)")
+    ca_pem: str | None = Field(description="MQTT over mqtts://: the CA certificate(s) trusted")
     created_at: datetime
     updated_at: datetime
 
@@ -131,6 +156,9 @@ def _out(integration: Integration) -> IntegrationOut:
         status=integration.status,
         max_attempts=integration.max_attempts,
         has_secret=integration.secret_sealed is not None,
+        username=integration.username,
+        has_password=integration.password_sealed is not None,
+        ca_pem=integration.ca_pem,
         created_at=integration.created_at,
         updated_at=integration.updated_at,
     )
@@ -172,6 +200,9 @@ def post_integration(
             at=call.now(),
             url=body.url,
             secret=body.secret.get_secret_value() if body.secret is not None else None,
+            username=body.username,
+            password=body.password.get_secret_value() if body.password is not None else None,
+            ca_pem=body.ca_pem,
             name=body.name,
             max_attempts=body.max_attempts or settings.webhook_max_attempts,
             platform_mqtt_url=settings.mqtt_url,
@@ -191,7 +222,8 @@ def get_integration(call: Reader, integration_id: uuid.UUID) -> IntegrationOut:
 @router.patch(
     "/{integration_id}",
     response_model=IntegrationOut,
-    summary="Change url, secret (rotate), name or max_attempts",
+    summary="Change url, secret (rotate), MQTT login (username, password, ca_pem), name or "
+    "max_attempts",
 )
 def patch_integration(
     call: Writer, integration_id: uuid.UUID, body: IntegrationPatch
@@ -199,6 +231,10 @@ def patch_integration(
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     if "secret" in changes:
         changes["secret"] = body.secret.get_secret_value() if body.secret is not None else None
+    if "password" in changes:
+        changes["password"] = (
+            body.password.get_secret_value() if body.password is not None else None
+        )
     with call.write() as session:
         integration = domain.update_integration(
             session,

@@ -1,21 +1,29 @@
 """Integrations (where a tenant's messages go) and the operations on their delivery log.
 
-An integration is a signed webhook or an MQTT topic tree. Its webhook secret is sealed under
-the KEK with the integration's id bound in as associated data, so a sealed secret copied onto
-another integration's row does not open; the secret is never returned or audited. Every change
+An integration is a signed webhook or an MQTT topic tree. Its webhook secret, and the password
+it logs in to a customer's own MQTT broker with, are sealed under the KEK with the
+integration's id and the value's purpose bound in as associated data, so a sealed value copied
+onto another integration's row (or into the other column) does not open; neither is ever
+returned or audited. A customer's broker may be named ``mqtts://`` (TLS, the server
+certificate and host name always verified) with a CA certificate of its own to trust instead of
+the system store; the PEM is checked when it is registered. Every change
 is audited with :func:`~satiot.core.changes.record_change`, and so is every replay of a dead
 letter, because a replay re-sends data to a customer's system.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import ssl
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -34,26 +42,75 @@ KINDS = ("webhook", "mqtt")
 MIN_SECRET_CHARS = 16
 MAX_SECRET_CHARS = 256
 MQTT_DEFAULT_PORT = 1883
+MQTTS_DEFAULT_PORT = 8883
+MAX_USERNAME_CHARS = 256
+MAX_PASSWORD_CHARS = 256
+MAX_CA_PEM_CHARS = 64 * 1024
+MAX_CA_CERTIFICATES = 20
+#: What an MQTT integration logs in to its own broker with (``None`` in a change removes one).
+MQTT_LOGIN_FIELDS = ("username", "password", "ca_pem")
+_PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
 class BrokerAddress:
     host: str
     port: int
+    tls: bool = False
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
-    """``mqtt://host[:port]`` as a broker address; anything else is refused."""
+    """``mqtt://host[:port]`` (1883) or ``mqtts://host[:port]`` (TLS, 8883) as a broker
+    address; anything else is refused. Credentials go in their own fields, never in the url,
+    which API answers show."""
     parts = urlsplit(url)
     try:
         port = parts.port
     except ValueError as exc:
         raise InvalidInput(f"bad port in {url!r}", field="url") from exc
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise InvalidInput("an MQTT broker is named as mqtt://host:port", field="url")
-    if parts.username or parts.password or parts.path not in ("", "/") or parts.query:
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise InvalidInput(
+            "an MQTT broker is named as mqtt://host:port or mqtts://host:port (TLS)", field="url"
+        )
+    if parts.username or parts.password:
+        raise InvalidInput("put credentials in username and password, not in the url", field="url")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidInput("an MQTT url names only host and port", field="url")
-    return BrokerAddress(parts.hostname, port or MQTT_DEFAULT_PORT)
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        parts.hostname, port or (MQTTS_DEFAULT_PORT if tls else MQTT_DEFAULT_PORT), tls
+    )
+
+
+def check_ca_pem(pem: str) -> str:
+    """One or more PEM certificates to trust for a broker's TLS, else :class:`InvalidInput`
+    naming ``ca_pem``. Only certificates are taken: a private key pasted by mistake is refused
+    rather than stored."""
+    if len(pem) > MAX_CA_PEM_CHARS:
+        raise InvalidInput(f"ca_pem is longer than {MAX_CA_PEM_CHARS} characters", field="ca_pem")
+    if "PRIVATE KEY-----" in pem:
+        raise InvalidInput(
+            "ca_pem holds a private key; give only the CA certificate", field="ca_pem"
+        )
+    if _PEM_CERTIFICATE not in pem:
+        raise InvalidInput(
+            "ca_pem must be PEM: one or more -----BEGIN CERTIFICATE----- blocks", field="ca_pem"
+        )
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        raise InvalidInput(
+            f"ca_pem is not a readable PEM certificate: {exc}", field="ca_pem"
+        ) from exc
+    if len(certificates) > MAX_CA_CERTIFICATES:
+        raise InvalidInput(
+            f"ca_pem holds more than {MAX_CA_CERTIFICATES} certificates", field="ca_pem"
+        )
+    try:  # what the TLS connection will load must load
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise InvalidInput(f"ca_pem cannot be used for TLS: {exc}", field="ca_pem") from exc
+    return pem
 
 
 def check_webhook_url(url: str, *, allow_private: bool = False) -> str:
@@ -95,6 +152,10 @@ def _aad(integration_id: uuid.UUID) -> bytes:
     return b"satiot:integration-secret:" + integration_id.bytes
 
 
+def _password_aad(integration_id: uuid.UUID) -> bytes:
+    return b"satiot:integration-mqtt-password:" + integration_id.bytes
+
+
 def seal_secret(kek: Kek, integration: Integration, secret: str) -> None:
     integration.secret_sealed = kek.seal(_check_secret(secret), _aad(integration.id))
     integration.kek_id = kek.id
@@ -105,9 +166,29 @@ def open_secret(kek: Kek, integration_id: uuid.UUID, sealed: bytes) -> bytes:
     return kek.open(sealed, _aad(integration_id))
 
 
+def _check_password(password: str) -> bytes:
+    if not 1 <= len(password) <= MAX_PASSWORD_CHARS:
+        raise InvalidInput(
+            f"the password must be 1-{MAX_PASSWORD_CHARS} characters", field="password"
+        )
+    return password.encode()
+
+
+def seal_password(kek: Kek, integration: Integration, password: str) -> None:
+    """Seal the MQTT broker password (1-256 characters) on the integration's row."""
+    integration.password_sealed = kek.seal(_check_password(password), _password_aad(integration.id))
+    integration.kek_id = kek.id
+
+
+def open_password(kek: Kek, integration_id: uuid.UUID, sealed: bytes) -> str:
+    """The MQTT broker password in clear, for logging in; raises KekError if it does not
+    open."""
+    return kek.open(sealed, _password_aad(integration_id)).decode()
+
+
 def integration_view(integration: Integration) -> dict[str, Any]:
-    """What the audit log records about an integration: never the secret itself."""
-    return {
+    """What the audit log records about an integration: never the secret or password."""
+    view: dict[str, Any] = {
         "kind": integration.kind,
         "name": integration.name,
         "url": integration.url,
@@ -115,6 +196,61 @@ def integration_view(integration: Integration) -> dict[str, Any]:
         "max_attempts": integration.max_attempts,
         "has_secret": integration.secret_sealed is not None,
     }
+    if integration.kind == "mqtt":
+        view["username"] = integration.username
+        view["has_password"] = integration.password_sealed is not None
+        view["ca_pem_sha256"] = (
+            hashlib.sha256(integration.ca_pem.encode()).hexdigest() if integration.ca_pem else None
+        )
+    return view
+
+
+def _check_username(username: str) -> str:
+    if not 1 <= len(username) <= MAX_USERNAME_CHARS or "\x00" in username:
+        raise InvalidInput(
+            f"the username must be 1-{MAX_USERNAME_CHARS} characters without NUL",
+            field="username",
+        )
+    return username
+
+
+def _check_mqtt_login(
+    url: str | None,
+    username: str | None,
+    has_password: bool,
+    ca_pem: str | None,
+    changed: Collection[str],
+) -> None:
+    """Username, password and CA as a whole, for the broker ``url`` names. A conflict that a
+    new url caused (the other field unchanged) is blamed on ``url``, otherwise on the field."""
+
+    def blame(field: str) -> str:
+        return "url" if "url" in changed and field not in changed else field
+
+    if url is None:
+        for field, given in (
+            ("username", username is not None),
+            ("password", has_password),
+            ("ca_pem", ca_pem is not None),
+        ):
+            if given:
+                raise InvalidInput(
+                    f"{field} is for your own broker (url); the platform broker needs none",
+                    field=blame(field),
+                )
+        return
+    tls = parse_mqtt_url(url).tls
+    if has_password and username is None:
+        raise InvalidInput("a password needs a username", field="password")
+    if has_password and not tls:
+        raise InvalidInput(
+            "a password is sent only over TLS: name the broker as mqtts://",
+            field=blame("password"),
+        )
+    if ca_pem is not None and not tls:
+        raise InvalidInput(
+            "a CA certificate is for TLS: name the broker as mqtts://", field=blame("ca_pem")
+        )
 
 
 def _check_target(
@@ -151,6 +287,47 @@ def _check_attempts(max_attempts: int) -> None:
         raise InvalidInput("max_attempts must be 1-100", field="max_attempts")
 
 
+def _check_login_fields(
+    kind: str,
+    url: str | None,
+    fields: dict[str, Any],
+    current: dict[str, Any],
+) -> None:
+    """The MQTT login fields in ``fields`` (what a request sets) over ``current`` (what is
+    stored), checked as a whole against the broker ``url`` names."""
+    given = [f for f in MQTT_LOGIN_FIELDS if f in fields]
+    if kind != "mqtt":
+        if given and any(fields[f] is not None for f in given):
+            raise InvalidInput(f"a webhook takes no {given[0]}", field=given[0])
+        return
+    if fields.get("username") is not None:
+        _check_username(fields["username"])
+    if fields.get("password") is not None:
+        _check_password(fields["password"])
+    if fields.get("ca_pem") is not None:
+        check_ca_pem(fields["ca_pem"])
+    merged = current | {f: fields[f] for f in given}
+    _check_mqtt_login(
+        url,
+        merged.get("username"),
+        merged.get("password") is not None,
+        merged.get("ca_pem"),
+        changed=fields.keys(),
+    )
+
+
+def _apply_login(kek: Kek, integration: Integration, fields: dict[str, Any]) -> None:
+    if "username" in fields:
+        integration.username = fields["username"]
+    if "ca_pem" in fields:
+        integration.ca_pem = fields["ca_pem"]
+    if "password" in fields:
+        if fields["password"] is None:
+            integration.password_sealed = None
+        else:
+            seal_password(kek, integration, fields["password"])
+
+
 def create_integration(
     session: Session,
     principal: Principal,
@@ -161,14 +338,22 @@ def create_integration(
     at: datetime,
     url: str | None = None,
     secret: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_pem: str | None = None,
     name: str = "",
     max_attempts: int,
     platform_mqtt_url: str | None = None,
     allow_private: bool = False,
 ) -> Integration:
-    """Create an active integration; it is owed the events logged after this transaction."""
+    """Create an active integration; it is owed the events logged after this transaction.
+
+    An MQTT integration naming its own broker may log in with ``username`` and ``password``
+    (the password only over ``mqtts://``) and trust ``ca_pem`` instead of the system store."""
     _check_target(kind, url, secret, platform_mqtt_url, allow_private)
     _check_attempts(max_attempts)
+    login = {"username": username, "password": password, "ca_pem": ca_pem}
+    _check_login_fields(kind, url or None, login, {})
     if session.get(Tenant, tenant_id) is None:
         raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
     integration = Integration(
@@ -185,6 +370,7 @@ def create_integration(
     )
     if secret is not None:
         seal_secret(kek, integration, secret)
+    _apply_login(kek, integration, login)
     session.add(integration)
     session.flush()
     view = integration_view(integration)
@@ -219,33 +405,50 @@ def update_integration(
     platform_mqtt_url: str | None = None,
     allow_private: bool = False,
 ) -> Integration:
-    """Apply ``changes`` (any of url, secret, name, max_attempts); audit what changed (a new
-    secret is recorded only as "rotated")."""
+    """Apply ``changes`` (any of url, secret, username, password, ca_pem, name,
+    max_attempts; ``None`` removes an MQTT login field); audit what changed (a new secret or
+    password is recorded only as "rotated"). Everything is checked before anything changes."""
     integration = get_integration(session, integration_id)
     before = integration_view(integration)
+    url = (changes["url"] or None) if "url" in changes else integration.url
     if "url" in changes:
-        url = changes["url"]
         if integration.kind == "webhook":
             if not url:
                 raise InvalidInput("a webhook needs a url", field="url")
             check_webhook_url(url, allow_private=allow_private)
         else:
             _check_target("mqtt", url, None, platform_mqtt_url, allow_private)
-        integration.url = url or None
     if "secret" in changes:
         if integration.kind != "webhook":
             raise InvalidInput("an MQTT integration takes no secret", field="secret")
         if changes["secret"] is None:
             raise InvalidInput("a webhook needs a secret to sign with", field="secret")
+        _check_secret(changes["secret"])
+    if "max_attempts" in changes:
+        _check_attempts(changes["max_attempts"])
+    login = {f: changes[f] for f in MQTT_LOGIN_FIELDS if f in changes}
+    if login or "url" in changes:
+        current = {
+            "username": integration.username,
+            "password": "" if integration.password_sealed is not None else None,
+            "ca_pem": integration.ca_pem,
+        }
+        _check_login_fields(
+            integration.kind, url, login | ({"url": url} if "url" in changes else {}), current
+        )
+    integration.url = url
+    if "secret" in changes:
         seal_secret(kek, integration, changes["secret"])
+    _apply_login(kek, integration, login)
     if "name" in changes:
         integration.name = changes["name"] or ""
     if "max_attempts" in changes:
-        _check_attempts(changes["max_attempts"])
         integration.max_attempts = changes["max_attempts"]
     after = integration_view(integration)
     if "secret" in changes:
         after["secret_rotated"] = True
+    if login.get("password") is not None:
+        after["password_rotated"] = True
     if after != before:
         integration.updated_at = at
         record_change(

@@ -212,6 +212,11 @@ class Integration(TenantScoped, Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary(512))
     kek_id: Mapped[str | None] = mapped_column(String(16))
+    #: MQTT on the customer's own broker: the login (the password sealed like the secret)
+    #: and the PEM certificates to trust for ``mqtts://`` instead of the system store.
+    username: Mapped[str | None] = mapped_column(String(256))
+    password_sealed: Mapped[bytes | None] = mapped_column(LargeBinary(512))
+    ca_pem: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     max_attempts: Mapped[int] = mapped_column(Integer)
     #: The event-log head when the integration was created (or last enabled): only later
