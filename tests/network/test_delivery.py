@@ -189,7 +189,7 @@ def test_a_claim_leases_whole_lanes_and_a_settle_releases_what_was_not_tried(ctx
     assert delivery_queue.claim(ctx.db, hook, now, limit=10, timeout_s=5)[1] == []  # leased
     assert delivery_queue.due_integrations(ctx.db, now) == []
     leased = deliveries(ctx, hook)[0].next_attempt_at
-    assert leased == now + timedelta(seconds=3 * 5 * (1 + 3) + 60)  # 1 wave of 8, lane of 3
+    assert leased == now + timedelta(seconds=4 * 5 * (1 + 3) + 60)  # 1 wave of 8, lane of 3
 
     failed = Result(items[0], Outcome(False, error="boom"), now, now)
     settled = delivery_queue.settle(
@@ -214,7 +214,7 @@ def test_a_lapsed_lease_is_claimed_again(ctx, world):
     emit_uplink(ctx, t.id, DEV_A, 1)
     fan_out(ctx)
     assert len(delivery_queue.claim(ctx.db, hook, clock.now(), limit=10, timeout_s=5)[1]) == 1
-    clock.advance(3 * 5 * 2 + 60)
+    clock.advance(4 * 5 * 2 + 60)
     assert len(delivery_queue.claim(ctx.db, hook, clock.now(), limit=10, timeout_s=5)[1]) == 1
 
 

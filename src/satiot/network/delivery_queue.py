@@ -38,6 +38,9 @@ class Target:
     url: str | None
     secret_sealed: bytes | None
     max_attempts: int
+    username: str | None = None
+    password_sealed: bytes | None = None
+    ca_pem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,9 @@ def claim(
             url=integration.url,
             secret_sealed=integration.secret_sealed,
             max_attempts=integration.max_attempts,
+            username=integration.username,
+            password_sealed=integration.password_sealed,
+            ca_pem=integration.ca_pem,
         )
         earlier = aliased(Delivery)
         blocked = exists().where(
@@ -223,13 +229,14 @@ def claim(
 
 def lease_s(items: Sequence[Claimed], timeout_s: float, concurrency: int) -> float:
     """An upper bound on how long a round over ``items`` can take, plus a minute: every
-    attempt timing out (an MQTT attempt may wait three timeouts: connect, CONNACK, PUBACK),
+    attempt timing out (an MQTT attempt may wait four timeouts: connect, TLS handshake,
+    CONNACK, PUBACK),
     ``concurrency`` at a time, and the longest lane one after another."""
     lengths: dict[str | uuid.UUID, int] = {}
     for item in items:
         lengths[item.lane] = lengths.get(item.lane, 0) + 1
     waves = -(-len(items) // max(1, concurrency)) + max(lengths.values(), default=0)
-    return 3 * timeout_s * waves + 60
+    return 4 * timeout_s * waves + 60
 
 
 def lanes(items: Sequence[Claimed]) -> list[list[Claimed]]:

@@ -1,29 +1,40 @@
 """Delivery over MQTT: the same body as a webhook, on a per-device topic, at QoS 1.
 
 An integration of kind ``mqtt`` publishes to the platform broker (``SATIOT_MQTT_URL``) or, when
-it names one, to the customer's own broker (``mqtt://host:port``):
+it names one, to the customer's own broker (``mqtt://host:port``, or ``mqtts://host:port`` for
+TLS, optionally with a username, a password and a CA certificate of its own):
 
 - ``satiot/tenants/{tenant_id}/devices/{dev_eui}/up`` — accepted uplinks;
 - ``satiot/tenants/{tenant_id}/devices/{dev_eui}/downlinks`` — downlink status changes;
 - ``satiot/tenants/{tenant_id}/events`` — anything that names no device.
 
 A delivery counts as done only when the broker's PUBACK arrives; anything else (no broker,
-refused connection, no PUBACK within the timeout) is a failed attempt and takes the same
-retry and dead-letter path as a webhook. A broker connection that failed once is closed and
-opened afresh on the next attempt, so paho's own queue never re-sends behind the dispatcher's
-back beyond the at-least-once the id already covers.
+refused connection, an untrusted certificate, refused credentials, no PUBACK within the
+timeout) is a failed attempt with its reason and takes the same retry and dead-letter path as
+a webhook. A broker connection that failed once is closed and opened afresh on the next
+attempt, so paho's own queue never re-sends behind the dispatcher's back beyond the
+at-least-once the id already covers.
+
+TLS always verifies the server's certificate chain (against the integration's CA, else the
+system store) and its host name; there is no switch to turn either off. A customer's broker is
+reached on the public address :mod:`.target_guard` checked, while the handshake still names
+and verifies the host name from the url (:func:`tls_context`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
+import socket
+import ssl
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,13 +43,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from satiot.core.errors import InvalidInput
 from satiot.network.delivery_queue import Claimed, Outcome, Target
-from satiot.network.integrations import BrokerAddress, parse_mqtt_url
+from satiot.network.ingest_mqtt import parse_broker_url
+from satiot.network.integrations import open_password, parse_mqtt_url
+from satiot.network.keys import Kek, KekError
 from satiot.network.messages import DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
 from satiot.network.target_guard import resolve_public
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
+#: CONNACK answers that mean "these credentials are not accepted" (MQTT 3.1.1 return codes 4
+#: and 5, as paho reports them).
+_LOGIN_REFUSED = frozenset({134, 135})
 
 
 def topic(tenant_id: uuid.UUID, dev_eui: str | None, event_type: str) -> str:
@@ -58,11 +74,68 @@ def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@dataclass(frozen=True)
+class BrokerLogin:
+    """A broker and how to log in to it. Connections are shared only between integrations
+    with the very same login, so no tenant ever publishes under another's credentials."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_pem: str | None = field(default=None, repr=False)
+    #: Connect only to an address :func:`~.target_guard.resolve_public` checked.
+    guarded: bool = False
+
+
+class _ServerNameContext(ssl.SSLContext):
+    """A client context whose handshakes always name ``server_name``.
+
+    paho passes the host it was told to connect to as the TLS server name; for a customer's
+    broker that is the checked IP address, not the name on the certificate. This context puts
+    the url's host name back, so SNI and the host-name check (``check_hostname``) use it.
+    """
+
+    server_name: str
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=self.server_name,
+            session=session,
+        )
+
+
+def tls_context(server_name: str, ca_pem: str | None = None) -> ssl.SSLContext:
+    """A TLS 1.2+ client context that verifies the chain (against ``ca_pem`` only when given,
+    else the system store) and that the certificate is for ``server_name``."""
+    context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    context.server_name = server_name
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_pem:
+        context.load_verify_locations(cadata=ca_pem)
+    else:
+        context.load_default_certs()
+    return context
+
+
 class _Connection:
     """One connected paho client with its network thread."""
 
-    def __init__(self, broker: BrokerAddress, timeout_s: float, *, guarded: bool) -> None:
-        self.broker = broker
+    def __init__(self, login: BrokerLogin, timeout_s: float) -> None:
+        self.broker = login
         self.broken = False
         self._connected = threading.Event()
         self._refusal: str | None = None
@@ -75,10 +148,21 @@ class _Connection:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.connect_timeout = timeout_s
+        if login.username is not None:
+            self.client.username_pw_set(login.username, login.password)
+        if login.tls:
+            self.client.tls_set_context(tls_context(login.host, login.ca_pem))
         # A customer's broker is connected to on the public address that was checked (see
         # target_guard); the platform's own broker, named by the operator, is not guarded.
-        host = resolve_public(broker.host, broker.port)[0] if guarded else broker.host
-        self.client.connect(host, broker.port, keepalive=KEEPALIVE_S)
+        host = resolve_public(login.host, login.port)[0] if login.guarded else login.host
+        try:
+            self.client.connect(host, login.port, keepalive=KEEPALIVE_S)
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectionError(
+                f"TLS: the broker's certificate is not trusted: {exc.verify_message}"
+            ) from exc
+        except ssl.SSLError as exc:
+            raise ConnectionError(f"TLS handshake failed: {exc.reason or exc}") from exc
         self.client.loop_start()
         if not self._connected.wait(timeout_s) or self._refusal:
             self.close()
@@ -86,11 +170,19 @@ class _Connection:
 
     def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
-            self._refusal = f"broker refused the connection: {reason}"
+            if reason.value in _LOGIN_REFUSED:
+                self._refusal = (
+                    f"the broker refused the login ({reason}): check the username and password"
+                )
+            else:
+                self._refusal = f"broker refused the connection: {reason}"
         self._connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.broken = True
+        if not self._connected.is_set():  # closed before answering CONNECT: say so at once
+            self._refusal = f"the broker closed the connection before CONNACK ({reason})"
+            self._connected.set()
 
     def close(self) -> None:
         self.broken = True
@@ -100,18 +192,24 @@ class _Connection:
             self.client.loop_stop()
 
 
-def _address(url: str | None) -> BrokerAddress | None:
+def _platform_login(url: str | None) -> BrokerLogin | None:
+    """The platform broker as ``SATIOT_MQTT_URL`` names it (with its login, if any), the way
+    the ingest listener reads the same setting; never guarded."""
+    if not url:
+        return None
     try:
-        return parse_mqtt_url(url) if url else None
-    except InvalidInput:
-        return None  # reported when a publish names it
+        broker = parse_broker_url(url)
+    except ValueError:
+        return None  # reported when a publish needs it
+    return BrokerLogin(broker.host, broker.port, broker.tls, broker.username, broker.password)
 
 
 class MqttPublisher:
     """Publishes bodies with QoS 1 and waits for the PUBACK; blocking and thread-safe.
 
-    One connection per broker is shared by every integration publishing there; each broker has
-    its own lock, so a customer's broker that hangs on connect holds up only itself.
+    One connection per broker and login is shared by every integration publishing there with
+    it; each has its own lock, so a customer's broker that hangs on connect holds up only
+    itself.
     """
 
     def __init__(
@@ -120,52 +218,81 @@ class MqttPublisher:
         self.timeout_s = timeout_s
         self.platform_url = platform_url
         self.allow_private = allow_private
-        self._platform = _address(platform_url)
-        self._connections: dict[BrokerAddress, _Connection] = {}
-        self._locks: dict[BrokerAddress, threading.Lock] = {}
+        self._platform = _platform_login(platform_url)
+        self._connections: dict[BrokerLogin, _Connection] = {}
+        self._locks: dict[BrokerLogin, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def _broker(self, url: str | None) -> BrokerAddress:
-        chosen = url or self.platform_url
-        if not chosen:
-            raise ConnectionError("no MQTT broker: the platform runs none and none is named")
+    def login_for(
+        self,
+        url: str | None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_pem: str | None = None,
+    ) -> BrokerLogin:
+        """The broker an integration publishes to: its own ``url`` (guarded unless private
+        targets are allowed) with its login, else the platform broker."""
+        if not url:
+            if self._platform is None:
+                if self.platform_url:
+                    raise ConnectionError("SATIOT_MQTT_URL is not an MQTT broker url")
+                raise ConnectionError("no MQTT broker: the platform runs none and none is named")
+            return self._platform
         try:
-            return parse_mqtt_url(chosen)
+            broker = parse_mqtt_url(url)
         except InvalidInput as exc:
             raise ConnectionError(exc.detail) from exc
+        return BrokerLogin(
+            broker.host,
+            broker.port,
+            broker.tls,
+            username,
+            password,
+            ca_pem,
+            guarded=not self.allow_private,
+        )
 
-    def _connection(self, broker: BrokerAddress) -> _Connection:
+    def _connection(self, login: BrokerLogin) -> _Connection:
         with self._guard:
-            lock = self._locks.setdefault(broker, threading.Lock())
+            lock = self._locks.setdefault(login, threading.Lock())
         with lock:
-            conn = self._connections.get(broker)
+            conn = self._connections.get(login)
             if conn is None or conn.broken:
                 if conn is not None:
                     conn.close()
-                guarded = not self.allow_private and broker != self._platform
-                conn = _Connection(broker, self.timeout_s, guarded=guarded)
-                self._connections[broker] = conn
+                conn = _Connection(login, self.timeout_s)
+                self._connections[login] = conn
             return conn
 
-    def _drop(self, broker: BrokerAddress, conn: _Connection) -> None:
+    def _drop(self, login: BrokerLogin, conn: _Connection) -> None:
         with self._guard:
-            lock = self._locks.setdefault(broker, threading.Lock())
+            lock = self._locks.setdefault(login, threading.Lock())
         with lock:
-            if self._connections.get(broker) is conn:
-                del self._connections[broker]
+            if self._connections.get(login) is conn:
+                del self._connections[login]
         conn.close()
 
-    def publish(self, url: str | None, topic: str, payload: bytes) -> Outcome:
-        """Publish once; the outcome says whether the broker acknowledged it."""
+    def publish(
+        self,
+        url: str | None,
+        topic: str,
+        payload: bytes,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_pem: str | None = None,
+    ) -> Outcome:
+        """Publish once; the outcome says whether the broker acknowledged it, and if not, why."""
         started = time.perf_counter()
 
         def took() -> float:
             return (time.perf_counter() - started) * 1000
 
         try:
-            broker = self._broker(url)
-            conn = self._connection(broker)
-        except (OSError, ConnectionError) as exc:
+            login = self.login_for(url, username=username, password=password, ca_pem=ca_pem)
+            conn = self._connection(login)
+        except (OSError, ConnectionError, ValueError) as exc:
             return Outcome(False, error=f"connect: {exc}"[:500], duration_ms=took())
         try:
             info = conn.client.publish(topic, payload, qos=1)
@@ -175,7 +302,7 @@ class MqttPublisher:
             error = f"no PUBACK within {self.timeout_s:g}s"
         except (RuntimeError, ValueError, OSError) as exc:
             error = f"publish: {exc}"
-        self._drop(broker, conn)
+        self._drop(login, conn)
         return Outcome(False, error=error[:500], duration_ms=took())
 
     def close(self) -> None:
@@ -197,8 +324,9 @@ class MqttSender:
     ties up only its own threads, not other brokers' publishes nor anyone's bookkeeping.
     """
 
-    def __init__(self, publisher: MqttPublisher, *, threads_per_broker: int = 16) -> None:
+    def __init__(self, publisher: MqttPublisher, kek: Kek, *, threads_per_broker: int = 16) -> None:
         self.publisher = publisher
+        self.kek = kek
         self.threads_per_broker = threads_per_broker
         self._pools: dict[str, ThreadPoolExecutor] = {}
 
@@ -213,10 +341,23 @@ class MqttSender:
 
     async def send(self, target: Target, item: Claimed, *, at: datetime) -> Outcome:
         where = topic(item.tenant_id, item.dev_eui, item.event_type)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool(target.url), self.publisher.publish, target.url, where, encode(item.body)
+        password: str | None = None
+        if target.password_sealed is not None:
+            try:
+                password = open_password(self.kek, target.id, target.password_sealed)
+            except KekError:
+                return Outcome(False, error="the MQTT password does not open under this KEK")
+        publish = functools.partial(
+            self.publisher.publish,
+            target.url,
+            where,
+            encode(item.body),
+            username=target.username,
+            password=password,
+            ca_pem=target.ca_pem,
         )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(target.url), publish)
 
     async def aclose(self) -> None:
         for pool in self._pools.values():

@@ -200,7 +200,7 @@ class Dispatcher:
             platform_url=self.platform_mqtt_url,
             allow_private=self.allow_private,
         )
-        self._mqtt = MqttSender(publisher)
+        self._mqtt = MqttSender(publisher, self.kek)
         self.senders = {
             "webhook": WebhookSender(self._client, self.kek, self.timeout_s),
             "mqtt": self._mqtt,
