@@ -1,4 +1,6 @@
-"""The `satiot` command, run as an operator runs it: a separate process, reading SATIOT_*."""
+"""The `satiot` command, run as an operator runs it: the installed `satiot`, a separate process
+reading SATIOT_*. Each command family has such a test; the other checks of a command's output
+and exit code run the same command in this process (typer's runner), with the same environment."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from typer.testing import CliRunner
 
+from satiot.cli import app
 from satiot.core import events
 from satiot.core.auth.credentials import authenticate_api_key
 from satiot.core.auth.roles import SCOPES
@@ -21,6 +25,56 @@ from satiot.core.events import Consumer, consume_batch
 from satiot.core.models import Tenant, User
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The console script that installing satiot puts next to the interpreter.
+SATIOT = Path(sys.executable).with_name("satiot")
+#: Imported by none of `satiot --help`: the database layer, the server, the twin, crypto.
+HEAVY = {
+    "alembic",
+    "argon2",
+    "cryptography",
+    "fastapi",
+    "global_land_mask",
+    "httpx",
+    "jinja2",
+    "matplotlib",
+    "numba",
+    "numpy",
+    "psycopg",
+    "pydantic",
+    "reportlab",
+    "scipy",
+    "sgp4",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+}
+#: Runs `satiot --help` as the console script does and prints the top-level modules it loaded.
+PROBE = """
+import contextlib, io, sys
+from satiot.cli import main
+sys.argv = ["satiot", "--help"]
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main()
+print(*sorted({name.split(".")[0] for name in sys.modules}))
+"""
+FAMILIES = (
+    "migrate",
+    "seed",
+    "up",
+    "bench",
+    "users",
+    "tenants",
+    "api-keys",
+    "audit",
+    "events",
+    "twin",
+    "numbers",
+    "terminals",
+    "catalog",
+    "orders",
+    "subscriptions",
+    "bills",
+)
 
 
 @dataclass
@@ -30,14 +84,15 @@ class Run:
     err: str
 
 
+def _inherited(name: str) -> bool:
+    """Whether a variable of the test run reaches the command (no SATIOT_*, no width, no color)."""
+    return not name.startswith("SATIOT_") and name not in ("COLUMNS", "FORCE_COLOR")
+
+
 def _start(args: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SATIOT_") and k not in ("COLUMNS", "FORCE_COLOR")
-    }
+    base = {k: v for k, v in os.environ.items() if _inherited(k)}
     return subprocess.Popen(
-        [sys.executable, "-c", "from satiot.cli import main; main()", *args],
+        [str(SATIOT), *args],
         env=base | env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -59,6 +114,17 @@ def satiot_each(*commands: tuple[str, ...], env: dict[str, str]) -> list[Run]:
     """Run independent commands side by side (each is still its own process)."""
     procs = [_start(args, env) for args in commands]
     return [_finish(p) for p in procs]
+
+
+runner = CliRunner()
+
+
+def satiot_here(*args: str, env: dict[str, str]) -> Run:
+    """The command run in this process, with the environment :func:`satiot` gives a process;
+    an exception a process would end on with a traceback is raised here."""
+    unset: dict[str, str | None] = {k: None for k in os.environ if not _inherited(k)}
+    result = runner.invoke(app, list(args), env=unset | env, catch_exceptions=False)
+    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def _one_error_line(run: Run) -> str:
@@ -85,6 +151,27 @@ def _sqlite_db(env: dict[str, str]) -> Database:
     return Database.connect(f"sqlite:///{Path(env['SATIOT_DATA_DIR']) / 'satiot.db'}")
 
 
+def test_help_lists_every_command_without_loading_the_platform(fresh):
+    """The installed `satiot` answers --help; the database layer, the server and the twin are
+    imported by the commands that use them, not by the command line itself."""
+    run = satiot("--help", env=fresh)
+    assert run.code == 0, run.err
+    for family in FAMILIES:
+        assert re.search(rf"^│ {re.escape(family)} ", run.out, re.MULTILINE), family
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={k: v for k, v in os.environ.items() if _inherited(k)} | fresh,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    loaded = set(probe.stdout.split())
+    assert "typer" in loaded and "satiot" in loaded, probe.stdout
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
 def test_migrate_twice_then_seed_with_chosen_password(fresh):
     first = satiot("migrate", env=fresh)
     assert first.code == 0, first.err
@@ -109,12 +196,12 @@ def test_migrate_twice_then_seed_with_chosen_password(fresh):
 
 
 def test_seed_prints_a_generated_password_once(fresh):
-    first = satiot("seed", env=fresh)
+    first = satiot_here("seed", env=fresh)
     assert first.code == 0, first.err
     m = re.search(r"created user admin with password (\S+)", first.out)
     assert m, first.out
     password = m.group(1)
-    second = satiot("seed", env=fresh)
+    second = satiot_here("seed", env=fresh)
     assert second.code == 0, second.err
     assert "password" not in second.out
     assert password not in second.out
@@ -135,12 +222,9 @@ def test_tenants_create_and_duplicate(shared, db):
     assert ok.out.startswith("tenant acme created: ")
     with db.read() as s:
         assert s.scalar(select(Tenant.name).where(Tenant.slug == "acme")) == "Acme Logistics"
-    dup, bad, listed = satiot_each(
-        ("tenants", "create", "acme"),
-        ("tenants", "create", "Not A Slug"),
-        ("tenants", "list"),
-        env=shared,
-    )
+    dup = satiot_here("tenants", "create", "acme", env=shared)
+    bad = satiot_here("tenants", "create", "Not A Slug", env=shared)
+    listed = satiot_here("tenants", "list", env=shared)
     assert dup.code == 1
     assert _one_error_line(dup) == "error: tenant slug 'acme' is taken"
     assert bad.code == 1
@@ -171,13 +255,15 @@ def test_users_create(shared, db, world):
 def test_users_create_refusals(shared, db, world):
     world.tenant("acme")
     create = ("users", "create", "dave")
-    bad_role, short, wrong_tenant, missing = satiot_each(
-        (*create, "--role", "wizard", "--password", "a-long-password"),
-        (*create, "--role", "noc", "--password", "short"),
-        (*create, "--role", "noc", "--tenant", "acme", "--password", "a-long-password"),
-        (*create, "--role", "noc", "--tenant", "nope", "--password", "a-long-password"),
-        env=shared,
-    )
+    bad_role, short, wrong_tenant, missing = [
+        satiot_here(*create, *options, env=shared)
+        for options in (
+            ("--role", "wizard", "--password", "a-long-password"),
+            ("--role", "noc", "--password", "short"),
+            ("--role", "noc", "--tenant", "acme", "--password", "a-long-password"),
+            ("--role", "noc", "--tenant", "nope", "--password", "a-long-password"),
+        )
+    ]
     assert bad_role.code != 0
     assert "wizard" in bad_role.err and "Traceback" not in bad_role.err
     assert short.code == 1
@@ -200,7 +286,7 @@ def test_api_keys_scopes_lists_every_scope(fresh):
 
 def test_api_keys_create_prints_a_working_secret_once(shared, db, world, clock):
     world.tenant("acme")
-    run = satiot(
+    run = satiot_here(
         "api-keys",
         "create",
         "collector",
@@ -220,7 +306,7 @@ def test_api_keys_create_prints_a_working_secret_once(shared, db, world, clock):
     assert p.scopes == {"users:read"}
     with db.engine.connect() as conn:
         assert secret not in repr(conn.execute(text("SELECT * FROM api_keys")).all())
-    too_much = satiot(
+    too_much = satiot_here(
         "api-keys",
         "create",
         "x",
@@ -274,7 +360,7 @@ def test_audit_verify_names_the_tampered_seq(shared, db, world, case):
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() >= 6
         for sql in statements:
             conn.execute(text(sql))
-    run = satiot("audit", "verify", env=shared)
+    run = satiot_here("audit", "verify", env=shared)
     assert run.code == 1
     line = _one_error_line(run)
     assert line.startswith(f"error: audit log broken at seq {seq}: ")
