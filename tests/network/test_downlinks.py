@@ -447,3 +447,63 @@ def test_worker_services_step_until_stopped(ctx, setup, clock):
         for t in threads:
             t.join(timeout=30)
     assert not any(t.is_alive() for t in threads)
+
+
+def _prioritise(ctx, world, device) -> None:
+    from satiot.network.devices import PRIORITY_EMERGENCY, set_device_priority
+
+    with ctx.db.write() as s:
+        set_device_priority(
+            s, world.system, device.id, PRIORITY_EMERGENCY, at=ctx.clock.now(), reason="test"
+        )
+
+
+def test_the_planner_takes_a_priority_devices_downlink_before_earlier_ones(
+    ctx, world, setup, clock
+):
+    """A planner run takes at most ``batch`` downlinks: with room for one, the priority
+    device's downlink is planned first although the other device's was queued before it."""
+    tenant, _ = setup
+    normal = make_device(ctx, world, tenant, "70B3D57ED0000011", position=None)
+    urgent = make_device(ctx, world, tenant, "70B3D57ED0000012", position=None)
+    _prioritise(ctx, world, urgent)
+    first = queue(ctx, normal.dev_eui)
+    clock.advance(timedelta(seconds=1))
+    second = queue(ctx, urgent.dev_eui)
+    assert first.status == second.status == "queued"  # no position yet
+    with ctx.db.write() as s:
+        for d in (normal, urgent):
+            row = s.get(Device, d.id)
+            row.lat, row.lon = 31.0, 88.0
+    clock.advance(timedelta(minutes=6))
+    run = plan_queued(ctx.db, clock.now(), batch=1)
+    assert (run.scheduled, run.waiting) == (1, 0)
+    assert (reload(ctx, first.id).status, reload(ctx, second.id).status) == (
+        "queued",
+        "scheduled",
+    )
+    clock.advance(timedelta(seconds=30))
+    assert plan_queued(ctx.db, clock.now(), batch=1).scheduled == 1
+    planned = reload(ctx, first.id), reload(ctx, second.id)
+    assert planned[0].status == "scheduled"
+    assert planned[1].estimated_delivery_at <= planned[0].estimated_delivery_at
+
+
+def test_a_station_is_handed_a_contacts_priority_downlinks_first(ctx, world, setup):
+    """Two devices side by side get the same contact (satellite, station, pass); a station
+    that can take one downlink gets the priority device's, queued after the other."""
+    tenant, _ = setup
+    normal = make_device(ctx, world, tenant, "70B3D57ED0000021", dev_addr=0x26000021)
+    urgent = make_device(ctx, world, tenant, "70B3D57ED0000022", dev_addr=0x26000022)
+    _prioritise(ctx, world, urgent)
+    first, second = queue(ctx, normal.dev_eui), queue(ctx, urgent.dev_eui)
+    assert first.id < second.id
+    contact = (first.satellite, first.ground_station_id, first.load_until, first.load_at)
+    assert (second.satellite, second.ground_station_id, second.load_until, second.load_at) == (
+        contact
+    )
+    station = station_of(ctx, first)
+    with ctx.db.write() as s:
+        [taken] = station_downlinks(s, station, ctx.kek, ctx.clock.now(), limit=1)
+    assert taken.downlink.id == second.id
+    assert [i.downlink.id for i in fetch(ctx, station)] == [second.id, first.id]

@@ -249,3 +249,23 @@ def test_id_floor_bounds_the_ids_minted_since_a_time():
     assert id_floor(now - timedelta(hours=1)) < minted
     assert id_floor(now + ID_CLOCK_MARGIN + timedelta(seconds=5)) > minted
     assert id_floor(datetime(1970, 1, 1, tzinfo=UTC)).int >> 80 == 0
+
+
+def test_an_emergency_priority_device_is_marked_in_the_list_and_on_its_page(
+    client: TestClient, ctx: AppContext, world: World, net: NetworkWorld
+):
+    from satiot.network.devices import PRIORITY_EMERGENCY, set_device_priority
+
+    _as(client, "acme-user")
+    page = client.get(f"/devices/{net.a.device.dev_eui}").text
+    assert 'id="device-priority"' in page and "badge-emergency" not in page
+    with ctx.db.write() as s:
+        set_device_priority(
+            s, world.system, net.a.device.id, PRIORITY_EMERGENCY, at=ctx.clock.now(), reason="t"
+        )
+    page = client.get(f"/devices/{net.a.device.dev_eui}").text
+    facts = page.split('id="device-priority"', 1)[1].split("</div>", 1)[0]
+    assert "badge-emergency" in facts and "emergency" in facts
+    listing = client.get("/devices").text
+    row = listing.split(f'data-dev-eui="{net.a.device.dev_eui}"', 1)[1].split("</tr>", 1)[0]
+    assert "badge-emergency" in row

@@ -88,6 +88,13 @@ class DeviceOut(Output):
     lat: float | None
     lon: float | None
     last_seen_at: datetime | None
+    priority: Literal["normal", "emergency"] = Field(
+        description=(
+            "Downlink priority: `emergency` while the device's subscription carries the "
+            "emergency-priority add-on (set by the BSS); its downlinks are planned and loaded "
+            "before others' where they compete. Uplinks are never ranked."
+        )
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -105,6 +112,7 @@ class DeviceOut(Output):
             lat=device.lat,
             lon=device.lon,
             last_seen_at=device.last_seen_at,
+            priority="emergency" if device.priority >= devices.PRIORITY_EMERGENCY else "normal",
             created_at=device.created_at,
             updated_at=device.updated_at,
         )

@@ -284,7 +284,10 @@ def _station_session(call: Call, station_id: uuid.UUID, session: Session) -> Gro
 @router.get(
     "/ground-stations/{station_id}/downlinks",
     response_model=StationDownlinks,
-    summary="The scheduled downlinks this station loads, as frames (soonest load first)",
+    summary=(
+        "The scheduled downlinks this station loads, as frames (the contact that closes "
+        "first first; within a contact, priority devices first)"
+    ),
 )
 def get_station_downlinks(
     call: Station,

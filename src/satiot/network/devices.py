@@ -35,6 +35,13 @@ _HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
 NWK_S_KEY = "nwk_s_key"
 APP_S_KEY = "app_s_key"
 
+#: Downlink priorities (``Device.priority``): a higher one is planned and loaded first where
+#: downlinks compete (the planner's run, a station's contact). The BSS sets
+#: ``PRIORITY_EMERGENCY`` for a device whose subscription carries the emergency-priority add-on.
+PRIORITY_NORMAL = 0
+PRIORITY_EMERGENCY = 1
+PRIORITY_NAMES = {PRIORITY_NORMAL: "normal", PRIORITY_EMERGENCY: "emergency"}
+
 
 def key_aad(dev_eui: str, purpose: str) -> bytes:
     """Associated data binding a sealed session key to its device and its role."""
@@ -239,6 +246,46 @@ def set_device_status(
         after=device_view(device),
         reason=reason,
         payload={"dev_eui": device.dev_eui, "from": before["status"], "to": status},
+    )
+    return device
+
+
+def set_device_priority(
+    session: Session,
+    principal: Principal,
+    device_id: uuid.UUID,
+    priority: int,
+    *,
+    at: datetime,
+    reason: str | None,
+) -> Device:
+    """Give a device its downlink priority (``PRIORITY_*``); audited when it changes.
+
+    The network ranks only downlinks by it, never uplinks: what the satellites bring down is
+    all taken, whoever sent it.
+    """
+    if priority not in PRIORITY_NAMES:
+        raise InvalidInput(
+            f"priority must be one of: {', '.join(map(str, PRIORITY_NAMES))}", field="priority"
+        )
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    if device.priority == priority:
+        return device
+    before = {"dev_eui": device.dev_eui, "priority": PRIORITY_NAMES.get(device.priority)}
+    device.priority = priority
+    device.updated_at = at
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="device.priority-changed",
+        target=("device", device.id),
+        tenant_id=device.tenant_id,
+        before=before,
+        after={"dev_eui": device.dev_eui, "priority": PRIORITY_NAMES[priority]},
+        reason=reason,
     )
     return device
 

@@ -97,17 +97,30 @@ def _assign_counters(session: Session, chosen: Sequence[Downlink], now: datetime
 def station_downlinks(
     session: Session, station: GroundStation, kek: Kek, now: datetime, *, limit: int = 100
 ) -> list[StationDownlink]:
-    """The scheduled, unexpired downlinks planned through ``station``, soonest load first,
-    each encoded (counters assigned on first encoding). Run in a writing transaction."""
+    """The scheduled, unexpired downlinks planned through ``station`` (at most ``limit``),
+    each encoded (counters assigned on first encoding). Run in a writing transaction.
+
+    A station asks for as many as it can load, so the order decides who gets a contact's
+    capacity: the contact that closes first comes first (a contact is one satellite's pass,
+    which every downlink planned on it shares as ``load_until``), and within a contact the
+    priority devices' downlinks (``Device.priority``) come before the others, each group
+    soonest load first."""
     chosen = list(
         session.scalars(
             select(Downlink)
+            .join(Device, Device.id == Downlink.device_id)
             .where(
                 Downlink.ground_station_id == station.id,
                 Downlink.status == "scheduled",
                 or_(Downlink.expires_at.is_(None), Downlink.expires_at > now),
             )
-            .order_by(Downlink.load_at, Downlink.id)
+            .order_by(
+                Downlink.load_until,
+                Downlink.satellite,
+                Device.priority.desc(),
+                Downlink.load_at,
+                Downlink.id,
+            )
             .limit(limit)
         )
     )

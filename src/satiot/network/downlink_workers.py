@@ -9,6 +9,9 @@ tests drive it with a manual clock, plus a factory returning a
   queued → scheduled, each move recorded). A downlink that finds no plan stays queued with the
   reason and is tried again after ``retry``. Plans are computed outside any writing
   transaction, so the embedded database's single writer is never held by orbit arithmetic.
+  A run takes at most ``batch`` downlinks: that is where downlinks compete for the planner,
+  so the queue is taken by device priority (``Device.priority``, the emergency-priority
+  add-on), then in the order queued; the rest wait for the next run.
 - The **expirer** (``downlink-expirer``) moves pending downlinks past ``expires_at`` to
   ``expired`` — one already on a satellite only ``receipt_grace`` later, because the satellite
   may have sent it just in time and its report comes down at the next station — and sent
@@ -56,6 +59,8 @@ RETRY = timedelta(minutes=5)
 ACK_TIMEOUT = timedelta(hours=12)
 #: An on-satellite downlink expires this long after ``expires_at`` (see the module docstring).
 RECEIPT_GRACE = timedelta(hours=2)
+#: Downlinks a planner run takes at most (re-queued, then planned): the capacity for which
+#: downlinks compete, taken by device priority first.
 BATCH = 500
 
 
@@ -77,21 +82,23 @@ class PlannerRun:
 
 
 def requeue_lapsed(
-    session: Session, now: datetime, *, grace: timedelta = LOAD_GRACE
+    session: Session, now: datetime, *, grace: timedelta = LOAD_GRACE, batch: int = BATCH
 ) -> list[uuid.UUID]:
-    """Put back in the queue every scheduled downlink whose load window closed ``grace`` ago
-    without a ``loaded`` receipt; its old plan is cleared (a late receipt for it is refused)."""
+    """Put back in the queue the scheduled downlinks (at most ``batch``, priority devices'
+    first) whose load window closed ``grace`` ago without a ``loaded`` receipt; the old plan is
+    cleared (a late receipt for it is refused)."""
     rows = list(
         session.scalars(
             select(Downlink)
+            .join(Device, Device.id == Downlink.device_id)
             .where(
                 Downlink.status == "scheduled",
                 Downlink.loaded_at.is_(None),
                 Downlink.load_until <= now - grace,
             )
-            .order_by(Downlink.id)
-            .limit(BATCH)
-            .with_for_update()
+            .order_by(Device.priority.desc(), Downlink.id)
+            .limit(batch)
+            .with_for_update(of=Downlink)
         )
     )
     names = station_names(session, [dl.ground_station_id for dl in rows])
@@ -116,18 +123,22 @@ def requeue_lapsed(
 
 
 def _due(
-    session: Session, now: datetime, retry: timedelta, fresh: set[uuid.UUID]
+    session: Session, now: datetime, retry: timedelta, fresh: set[uuid.UUID], batch: int
 ) -> list[Downlink]:
+    """The queued downlinks to plan in this run: at most ``batch``, priority devices' first,
+    then in the order they were queued (a device's own stay in queue order, since they share
+    its priority)."""
     return list(
         session.scalars(
             select(Downlink)
+            .join(Device, Device.id == Downlink.device_id)
             .where(
                 Downlink.status == "queued",
                 or_(Downlink.expires_at.is_(None), Downlink.expires_at > now),
                 or_(Downlink.updated_at <= now - retry, Downlink.id.in_(fresh)),
             )
-            .order_by(Downlink.id)
-            .limit(BATCH)
+            .order_by(Device.priority.desc(), Downlink.created_at, Downlink.id)
+            .limit(batch)
         )
     )
 
@@ -150,7 +161,7 @@ def _plans(session: Session, due: list[Downlink], now: datetime) -> dict[uuid.UU
         )
     }
     by_device: dict[uuid.UUID, list[Downlink]] = {}
-    for dl in due:
+    for dl in sorted(due, key=lambda dl: dl.id):  # a device's chain in queue (counter) order
         by_device.setdefault(dl.device_id, []).append(dl)
     out: dict[uuid.UUID, Plan | NoPlan] = {}
     chains: list[tuple[list[Downlink], Request]] = []
@@ -178,12 +189,14 @@ def plan_queued(
     *,
     load_grace: timedelta = LOAD_GRACE,
     retry: timedelta = RETRY,
+    batch: int = BATCH,
 ) -> PlannerRun:
-    """One planner step: re-queue lapsed plans, then plan what is due (see the module)."""
+    """One planner step: re-queue lapsed plans, then plan what is due, at most ``batch`` of
+    each, priority devices' first (see the module)."""
     with db.write() as session:
-        fresh = set(requeue_lapsed(session, now, grace=load_grace))
+        fresh = set(requeue_lapsed(session, now, grace=load_grace, batch=batch))
     with db.read() as session:
-        due = _due(session, now, retry, fresh)
+        due = _due(session, now, retry, fresh, batch)
         plans = _plans(session, due, now) if due else {}
     scheduled = waiting = 0
     if not plans:
@@ -289,11 +302,12 @@ def downlink_planner(
     interval_s: float = 30.0,
     load_grace: timedelta = LOAD_GRACE,
     retry: timedelta = RETRY,
+    batch: int = BATCH,
 ) -> BackgroundService:
     """The ``downlink-planner`` service: :func:`plan_queued` every ``interval_s``."""
 
     def step(db: Database, now: datetime) -> PlannerRun:
-        return plan_queued(db, now, load_grace=load_grace, retry=retry)
+        return plan_queued(db, now, load_grace=load_grace, retry=retry, batch=batch)
 
     def start(ctx: _Context) -> None:
         with ctx.db.read() as session:

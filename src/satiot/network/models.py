@@ -19,10 +19,12 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -99,6 +101,10 @@ class Device(TenantScoped, Base):
     throttle_gap_s: Mapped[int | None] = mapped_column(Integer)
     #: The earliest reception time of the next message a throttled device may send.
     throttle_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Downlink priority (``devices.PRIORITY_*``): where downlinks compete for the planner's
+    #: run or a station's contact, a higher one goes first. Set by the BSS from the
+    #: subscription (the emergency-priority add-on); uplinks are never ranked by it.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
