@@ -268,3 +268,59 @@ def test_a_held_order_is_not_fulfilled_until_released(ctx, world):
     assert fulfil_due_orders(ctx.db, clock=ctx.clock, config=s.config) == {later.id: "completed"}
     with ctx.db.write() as session, pytest.raises(IllegalTransition):
         hold_order(session, world.system, later.id, at=ctx.clock.now())
+
+
+def test_the_emergency_priority_add_on_makes_the_device_a_priority_device(ctx, world, client):
+    """The add-on reaches the network server: the device is a priority device while its live
+    subscription carries it — set at activation, following modify orders that add or drop
+    it, cleared at termination — and the device API and audit log show it."""
+    from satiot.core.models import AuditEntry
+    from satiot.network.models import Device
+
+    s = shop(ctx, world)
+    urgent, plain = terminal(), terminal()
+    addon = ItemIn(
+        "add", 0, offering="SAT-BUNDLE-100", add_ons=("EMERGENCY-PRIORITY",), terminal=urgent.spec()
+    )
+    assert fulfil(s, place(s, addon, s.add(plain, 1)).id) == "completed"
+
+    def priorities() -> dict[str, int]:
+        with ctx.db.read() as session:
+            rows = session.scalars(select(Device).where(Device.tenant_id == s.tenant.id))
+            return {d.dev_eui: d.priority for d in rows}
+
+    def shown(dev_eui: str) -> str:
+        r = client.get(f"/api/v1/devices/{dev_eui}", headers=world.admin_headers())
+        assert r.status_code == 200, r.text
+        return r.json()["priority"]
+
+    assert priorities() == {urgent.dev_eui: devices.PRIORITY_EMERGENCY, plain.dev_eui: 0}
+    assert (shown(urgent.dev_eui), shown(plain.dev_eui)) == ("emergency", "normal")
+    with ctx.db.read() as session:
+        subs = {
+            sub.dev_eui: sub.id
+            for sub in session.scalars(
+                select(Subscription).where(Subscription.tenant_id == s.tenant.id)
+            )
+        }
+
+    def modify(dev_eui: str, add_ons: tuple[str, ...]) -> None:
+        item = ItemIn(
+            "modify", 0, offering="SAT-BUNDLE-100", add_ons=add_ons, subscription_id=subs[dev_eui]
+        )
+        assert fulfil(s, place(s, item).id) == "completed"
+
+    modify(urgent.dev_eui, ())  # the add-on dropped
+    modify(plain.dev_eui, ("EMERGENCY-PRIORITY",))  # and added to the other
+    assert priorities() == {urgent.dev_eui: 0, plain.dev_eui: devices.PRIORITY_EMERGENCY}
+    assert (shown(urgent.dev_eui), shown(plain.dev_eui)) == ("normal", "emergency")
+    delete = ItemIn("delete", 0, subscription_id=subs[plain.dev_eui], reason="vessel sold")
+    assert fulfil(s, place(s, delete).id) == "completed"
+    assert priorities() == {urgent.dev_eui: 0, plain.dev_eui: 0}
+    with ctx.db.read() as session:
+        moves = session.execute(
+            select(AuditEntry.target_id, AuditEntry.after)
+            .where(AuditEntry.action == "device.priority-changed")
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [m.after["priority"] for m in moves] == ["emergency", "normal", "emergency", "normal"]

@@ -13,7 +13,9 @@ the caller's transaction, so a failure anywhere leaves nothing behind:
 4. a handle is minted under the operator's prefix with the device template (terminal id,
    model, licence number, IoT number, ICCID/IMSI, the customer's credit code, status);
 5. the number becomes ``active`` and the subscription is stored ``active``;
-6. every step is audited (``record_change``) with who asked and why.
+6. the device gets the downlink priority the subscription buys (:func:`sync_priority`:
+   emergency with the emergency-priority add-on, else normal);
+7. every step is audited (``record_change``) with who asked and why.
 
 Uniqueness. An IMEI, DevEUI, number or handle is held by one live subscription at most: the
 checks here give a clear error, and the database enforces it anyway (partial unique indexes on
@@ -46,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss import contracts
 from satiot.bss.customers import get_customer
-from satiot.bss.models import Customer, ProductOffering, Subscription
+from satiot.bss.models import Customer, ProductOffering, ProductOfferingPrice, Subscription
 from satiot.bss.order_checks import contract_in_force
 from satiot.bss.order_items import TerminalIn
 from satiot.bss.periods import local_date
@@ -137,6 +139,35 @@ def binding_view(sub: Subscription) -> dict[str, object]:
         "handle": sub.handle,
         "status": sub.status,
     }
+
+
+def subscription_priority(session: Session, sub: Subscription) -> int:
+    """The downlink priority ``sub`` gives its device: emergency while it is live and its
+    offering or one of its add-ons has a priority price (the emergency-priority add-on),
+    otherwise normal."""
+    if sub.status not in SUBSCRIPTION_LIVE_STATES:
+        return devices.PRIORITY_NORMAL
+    offerings = {sub.offering_id, *(uuid.UUID(a) for a in sub.add_on_ids)}
+    priced = session.scalar(
+        select(ProductOfferingPrice.id)
+        .where(
+            ProductOfferingPrice.offering_id.in_(offerings),
+            ProductOfferingPrice.priority.is_(True),
+        )
+        .limit(1)
+    )
+    return devices.PRIORITY_EMERGENCY if priced is not None else devices.PRIORITY_NORMAL
+
+
+def sync_priority(
+    session: Session, acting: Principal, sub: Subscription, *, at: datetime, reason: str | None
+) -> None:
+    """Carry the subscription's priority down to its device in the network server (called
+    at activation, whenever the offering or add-ons change, and at termination)."""
+    if sub.device_id is None:
+        return
+    priority = subscription_priority(session, sub)
+    devices.set_device_priority(session, acting, sub.device_id, priority, at=at, reason=reason)
 
 
 def _check_unbound(session: Session, terminal: TerminalIn) -> None:
@@ -319,6 +350,7 @@ def _bind(
     )
     session.add(sub)
     session.flush()
+    sync_priority(session, acting, sub, at=at, reason=why)
     return sub
 
 

@@ -9,7 +9,10 @@ move          device (network)            IoT number (OSS)         handle (OSS)
 ============  ==========================  =======================  ==================
 suspend       active → suspended          active → suspended       → suspended
 resume        suspended → active          suspended → active       → active
-terminate     → deactivated               → cancelled → quarantine → retired
+terminate     → deactivated, priority     → cancelled → quarantine → retired
+              normal
+change        priority from the new
+offering      offering and add-ons
 ============  ==========================  =======================  ==================
 
 A suspended or deactivated device's frames are refused by ingest (``device-inactive``: the
@@ -31,7 +34,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from satiot.bss.activation import binding_view, on_behalf
+from satiot.bss.activation import binding_view, on_behalf, sync_priority
 from satiot.bss.models import ProductOffering, Subscription
 from satiot.bss.states import SUBSCRIPTION
 from satiot.core.auth.principal import Principal
@@ -235,6 +238,7 @@ def terminate_subscription(
     _move_number(session, acting, sub, "cancelled", at, why, quarantine_days)
     _move_handle(session, acting, sub, "retired", at, why)
     sub.status, sub.status_reason, sub.terminated_at = "terminated", why, at
+    sync_priority(session, acting, sub, at=at, reason=why)
     _record(session, principal, sub, "subscription.terminated", before, at=at, reason=why)
     return sub
 
@@ -250,7 +254,8 @@ def change_offering(
     reason: str | None = None,
 ) -> Subscription:
     """Move a live subscription to another offering version (an Active one) and, if given,
-    another set of add-ons. Rating prices usage from the moment of the change."""
+    another set of add-ons. Rating prices usage from the moment of the change; the device's
+    downlink priority follows the emergency-priority add-on at once."""
     sub = get_subscription(session, subscription_id, lock=True)
     if sub.status not in ("active", "suspended"):
         raise InvalidInput(f"subscription {sub.id} is {sub.status}", field="subscription_id")
@@ -261,5 +266,7 @@ def change_offering(
     sub.offering_id = offering.id
     if add_on_ids is not None:
         sub.add_on_ids = [str(a) for a in add_on_ids]
+    acting = on_behalf(principal, "offering change")
+    sync_priority(session, acting, sub, at=at, reason=reason or "offering changed")
     _record(session, principal, sub, "subscription.offering-changed", before, at=at, reason=reason)
     return sub
