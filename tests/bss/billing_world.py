@@ -21,9 +21,9 @@ from satiot.bss.models import (
     ProductOfferingPrice,
     Subscription,
 )
-from satiot.bss.rating import CONSUMER_NAME, Rater
+from satiot.bss.rating import consumer as rating_consumer
 from satiot.core import events
-from satiot.core.events import Consumer, consume_batch
+from satiot.core.events import consume_batch
 from satiot.core.ids import new_id
 from satiot.core.models import Tenant
 from tests.factories import World
@@ -250,10 +250,7 @@ def downlink_sent(ctx: AppContext, sub: Subscription, size: int, at: datetime) -
 
 def rate_all(ctx: AppContext, batch_size: int = 500) -> int:
     """Run the rating consumer until the log is drained; return events read."""
-    rater = Rater()
-    consumer = Consumer(
-        CONSUMER_NAME, rater.collect, frozenset({"uplink.accepted", "downlink.sent"}), batch_size
-    )
+    consumer = rating_consumer(batch_size)
     total = 0
     while n := consume_batch(ctx.db, consumer, ctx.clock):
         total += n

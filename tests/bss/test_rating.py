@@ -10,8 +10,7 @@ from sqlalchemy import select
 from satiot.bss.housekeeping import lift_quota_suspensions
 from satiot.bss.models import BillingAccount, Subscription, UsageCounter, UsageRecord
 from satiot.bss.payments import top_up
-from satiot.bss.periods import PeriodFinder
-from satiot.bss.rating import CONSUMER_NAME, THROTTLE_GAP_S, Rater, read_usage
+from satiot.bss.rating import CONSUMER_NAME, THROTTLE_GAP_S, Rater
 from satiot.core import events
 from satiot.core.models import Event
 from satiot.network.models import Device
@@ -316,27 +315,33 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(world):
     assert selects_for(5) == selects_for(200)
 
 
-def test_read_usage_ignores_other_downlink_states_and_sizes_base64():
-    ev = Event(
-        type="downlink.queued",
-        tenant_id=None,
-        payload={"dev_eui": "00", "payload": "AAAA"},
-        occurred_at=T,
-    )
-    assert read_usage(ev, PeriodFinder()) is None
-    import uuid
-
-    ev = Event(
-        id=uuid.uuid4(),
-        type="uplink.accepted",
-        tenant_id=uuid.uuid4(),
-        payload={"dev_eui": "a1", "payload": "AAE=", "received_at": "2026-11-10T04:00:00Z"},
-        occurred_at=T,
-    )
-    u = read_usage(ev, PeriodFinder())
-    assert u is not None and (u.size, u.dev_eui, u.period) == (2, "A1", "2026-11")
+def test_only_sent_downlinks_and_accepted_uplinks_are_rated_sized_from_base64(world):
+    ctx = world.ctx
+    s = shop(world)
+    with ctx.db.write() as w:
+        for type_, payload in (
+            ("downlink.queued", {"dev_eui": "a1", "payload": "AAAA"}),
+            ("uplink.accepted", {"dev_eui": "a1", "payload": "AAE=", "received_at": "bad"}),
+            ("uplink.accepted", {"dev_eui": 7, "payload": "AAAA"}),  # not a DevEUI: ignored
+        ):
+            events.emit(w, type_, at=T, payload=payload, tenant_id=s.tenant.id)
+    rate_all(ctx)
+    [rec] = _records(ctx)
+    # an unreadable time falls back to the event's own time
+    assert (rec.bytes, rec.dev_eui, rec.period, rec.occurred_at) == (2, "A1", "2026-11", T)
+    assert (rec.state, rec.reason) == ("rejected", "no-subscription")
 
 
-def test_rater_skips_nothing_when_batch_is_empty(db):
+def test_a_usage_record_is_named_by_its_event(world):
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    event_id = uplink(ctx, sub, 10, T)
+    rate_all(ctx)
+    [rec] = _records(ctx)
+    assert rec.id == rec.event_id == event_id
+
+
+def test_rating_an_empty_range_does_nothing(db):
     with db.write() as s:
-        assert Rater().rate(s, []).rated == 0
+        assert Rater().rate_range(s, 0, 0).rated == 0

@@ -1,10 +1,11 @@
-"""Pricing rules of rating, in memory and free of SQL, so that a batch is rated in one pass.
+"""Pricing rules of rating: tariffs and usage thresholds.
 
 A :class:`Tariff` is everything an offering version (plus its add-ons) says about usage: the
 per-message and per-byte prices for uplinks and downlinks, the minimum billable size of a
 message, and the monthly allowance that a device's recurring fee includes (its own, or a share
 of a pool across the account's devices on the same offering). Offering versions never change
 once sold (a change makes a new version), so tariffs are cached for the life of the process.
+The batch applies them in SQL (:mod:`satiot.bss.rating_sql`).
 
 Rules (docs/bss.md, "Rating and usage"):
 
@@ -63,68 +64,6 @@ def share(messages: int, size: int, limit_messages: int, limit_bytes: int) -> in
 
 def newly_crossed(notified: int, pct: int) -> list[int]:
     return [t for t in THRESHOLDS if notified < t <= pct]
-
-
-@dataclass
-class Bucket:
-    """A running monthly counter (a ``UsageCounter`` row while a batch works on it).
-
-    A device's own bucket also carries the contract quota's announcements
-    (``quota_notified_pct``): the quota counts the same messages and billable bytes.
-    """
-
-    id: uuid.UUID
-    messages: int
-    bytes: int
-    allowance_messages: int
-    allowance_bytes: int
-    notified_pct: int
-    quota_notified_pct: int = 0
-    changed: bool = False
-
-    def percent(self) -> int:
-        """Highest share of the allowance used, in whole percent (0 without allowance)."""
-        return share(self.messages, self.bytes, self.allowance_messages, self.allowance_bytes)
-
-    def crossed(self) -> list[int]:
-        """Allowance thresholds newly reached since the last announcement (remembered)."""
-        new = newly_crossed(self.notified_pct, self.percent())
-        if new:
-            self.notified_pct = new[-1]
-            self.changed = True
-        return new
-
-    def quota_crossed(
-        self, limit_messages: int, limit_bytes: int, *, cap: bool = False
-    ) -> list[int]:
-        """Quota thresholds newly reached (``cap``: the quota is at its cap now)."""
-        pct = 100 if cap else share(self.messages, self.bytes, limit_messages, limit_bytes)
-        new = newly_crossed(self.quota_notified_pct, pct)
-        if new:
-            self.quota_notified_pct = new[-1]
-            self.changed = True
-        return new
-
-    def add(self, billable: int) -> None:
-        self.messages += 1
-        self.bytes += billable
-        self.changed = True
-
-
-def charge(tariff: Tariff, kind: str, billable: int, bucket: Bucket | None) -> int:
-    """Price one message of ``billable`` bytes, consuming the allowance left in ``bucket``.
-
-    ``bucket`` is the allowance bucket (the device's own or its pool), or ``None`` when the
-    tariff includes nothing. The bucket's totals move by the message either way.
-    """
-    msg_price = tariff.per_message.get(kind, 0)
-    byte_price = tariff.per_byte.get(kind, 0)
-    if bucket is None:
-        return msg_price + byte_price * billable
-    free_msg = bucket.messages < bucket.allowance_messages
-    free_bytes = min(billable, max(0, bucket.allowance_bytes - bucket.bytes))
-    bucket.add(billable)
-    return (0 if free_msg else msg_price) + byte_price * (billable - free_bytes)
 
 
 def _applies(applies_to: str, kind: str) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from satiot.core import bulk
@@ -139,16 +139,27 @@ def emit(
 
 
 Handler = Callable[[Session, Event], None]
+#: Applies the log's events with ``after < seq <= last`` at once (set-based, in SQL).
+RangeHandler = Callable[[Session, int, int], None]
 
 
 @dataclass(frozen=True)
 class Consumer:
-    """A named reader of the event log. ``types`` limits which events reach the handler."""
+    """A named reader of the event log. ``types`` limits which events reach the handler.
+
+    A consumer with ``apply_range`` takes each batch as a range of the log instead of one
+    event at a time, so it can apply the batch in a few set-based statements without loading
+    the events into Python. The kernel then writes no processed marks for it: what it writes
+    must itself make a re-read range harmless (rating's usage records are unique by event id),
+    and the cursor, moved in the same transaction, keeps normal consumption exactly-once.
+    ``handler`` still serves the one-event-at-a-time paths (the message bus workers).
+    """
 
     name: str
     handler: Handler
     types: frozenset[str] | None = None
     batch_size: int = 200
+    apply_range: RangeHandler | None = None
 
 
 @dataclass
@@ -171,6 +182,8 @@ def consume_batch(db: Database, consumer: Consumer, clock: Clock) -> int:
             cursor = ConsumerCursor(name=consumer.name, position=0, updated_at=clock.now())
             session.add(cursor)
             session.flush()
+        if consumer.apply_range is not None:
+            return _consume_range(session, consumer, consumer.apply_range, cursor, clock.now())
         events = session.scalars(
             select(Event)
             .where(Event.seq > cursor.position)
@@ -200,6 +213,29 @@ def consume_batch(db: Database, consumer: Consumer, clock: Clock) -> int:
         cursor.position = events[-1].seq
         cursor.updated_at = now
         return len(events)
+
+
+def _consume_range(
+    session: Session,
+    consumer: Consumer,
+    apply: RangeHandler,
+    cursor: ConsumerCursor,
+    now: datetime,
+) -> int:
+    window = (
+        select(Event.seq)
+        .where(Event.seq > cursor.position)
+        .order_by(Event.seq)
+        .limit(consumer.batch_size)
+        .subquery()
+    )
+    count, last = session.execute(select(func.count(), func.max(window.c.seq))).one()
+    if not count:
+        return 0
+    apply(session, cursor.position, int(last))
+    cursor.position = int(last)
+    cursor.updated_at = now
+    return int(count)
 
 
 def run_consumer(
