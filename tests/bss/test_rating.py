@@ -231,6 +231,21 @@ def test_quota_cap_with_throttle_rejects_until_the_month_ends(world):
         assert r.get(Device, sub.device_id).throttle_gap_s is None
 
 
+def test_a_quota_reached_exactly_refuses_even_an_empty_message(world):
+    ctx = world.ctx
+    s = shop(world, quota_bytes=100, quota_action="suspend")
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    uplink(ctx, sub, 10, T)  # 50 billable bytes each: the cap is reached exactly
+    uplink(ctx, sub, 10, T + timedelta(minutes=1))
+    downlink_sent(ctx, sub, 0, T + timedelta(minutes=2))  # no billable bytes at all
+    rate_all(ctx)
+    assert [(r.state, r.reason) for r in _records(ctx)] == [
+        ("rated", None),
+        ("rated", None),
+        ("rejected", "quota-exceeded"),
+    ]
+
+
 def test_quota_notify_only_announces(world):
     ctx = world.ctx
     s = shop(world, quota_messages=2, quota_action="notify")

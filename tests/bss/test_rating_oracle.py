@@ -48,15 +48,16 @@ class Bucket:
 
 
 def _draw(rng: random.Random) -> Plan:
+    quota = rng.choice(["none", "messages", "bytes", "both"])
     return Plan(
         pooled=rng.random() < 0.5,
-        allow_m=rng.choice([0, 3, 5]),
+        allow_m=rng.choice([0, 2, 3, 5]),
         allow_b=rng.choice([0, 200, 500]),
-        msg=rng.choice([0, 10_000]),
+        msg=rng.choice([0, 10_000, 10_000]),
         byte={"uplink": rng.choice([0, 100]), "downlink": rng.choice([0, 300])},
         min_bytes={"uplink": rng.choice([0, 50]), "downlink": 0},
-        quota_m=rng.choice([0, 4, 8]),
-        quota_b=rng.choice([0, 300]),
+        quota_m=rng.choice([4, 8]) if quota in ("messages", "both") else 0,
+        quota_b=rng.choice([150, 300]) if quota in ("bytes", "both") else 0,
         action=rng.choice(["notify", "suspend", "throttle"]),
     )
 
@@ -113,7 +114,7 @@ def _expected(plan: Plan, traffic: list[tuple[int, str, int, datetime]]):
     return records, counters, notices
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", range(16))
 def test_set_based_rating_matches_the_rules_taken_one_message_at_a_time(world, seed):
     rng = random.Random(seed)
     plan = _draw(rng)
