@@ -79,6 +79,21 @@ def test_the_body_is_the_event_payload_plus_its_type(ctx, world):
     assert list(row.body)[: len(ev.payload)] == list(ev.payload)  # the message's own order
 
 
+def test_a_notice_without_a_type_gets_one_after_its_own_fields(ctx, world):
+    t = world.tenant()
+    hook = webhook(ctx, world, t.id, "https://a.example/hook")
+    with ctx.db.write() as s:
+        events.emit(s, "bill.sent", at=ctx.clock.now(), payload={"z": 1, "a": [2]}, tenant_id=t.id)
+        events.emit(s, "subscription.resumed", at=ctx.clock.now(), payload={}, tenant_id=t.id)
+        events.emit(s, "device.created", at=ctx.clock.now(), payload={}, tenant_id=t.id)
+    fan_out(ctx)
+    bodies = [(r.event_type, list(r.body.items())) for r in deliveries(ctx, hook)]
+    assert sorted(bodies) == [  # not owed: events customers do not receive
+        ("bill.sent", [("z", 1), ("a", [2]), ("type", "bill.sent")]),
+        ("subscription.resumed", [("type", "subscription.resumed")]),
+    ]
+
+
 def test_rewinding_the_consumer_owes_nothing_twice(ctx, world):
     t = world.tenant()
     webhook(ctx, world, t.id, "https://a.example/hook")
@@ -122,25 +137,33 @@ def test_a_disabled_integration_gets_nothing_and_no_backlog_when_enabled(ctx, wo
     assert [r.message_id for r in deliveries(ctx, hook)] == [after]
 
 
-def test_fan_out_reads_integrations_once_per_tenant_per_batch(ctx, world):
-    t = world.tenant()
-    for n in range(3):
-        webhook(ctx, world, t.id, f"https://{n}.example/hook")
-    for n in range(50):
-        emit_uplink(ctx, t.id, f"70b3d57ed00000{n:02x}", n)
-    statements: list[str] = []
+def test_a_fan_out_batch_is_one_statement_whatever_its_size(ctx, world):
+    tenants = [world.tenant(), world.tenant()]
+    for t in tenants:
+        for n in range(3):
+            webhook(ctx, world, t.id, f"https://{n}.example/hook")
 
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
+    def statements_for(n_events: int) -> list[str]:
+        for n in range(n_events):
+            emit_uplink(ctx, tenants[n % 2].id, f"70b3d57ed00000{n:02x}", n)
+        seen: list[str] = []
 
-    sa_event.listen(ctx.db.engine, "before_cursor_execute", count)
-    try:
-        assert consume_batch(ctx.db, delivery.consumer(), ctx.clock) >= 50  # one batch
-    finally:
-        sa_event.remove(ctx.db.engine, "before_cursor_execute", count)
-    assert sum("FROM integrations" in s for s in statements) == 1
-    assert sum(s.startswith("INSERT INTO deliveries") for s in statements) == 1
-    assert delivery_count(ctx) == 150
+        def count(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        sa_event.listen(ctx.db.engine, "before_cursor_execute", count)
+        try:
+            assert consume_batch(ctx.db, delivery.consumer(), ctx.clock) >= n_events
+        finally:
+            sa_event.remove(ctx.db.engine, "before_cursor_execute", count)
+        return seen
+
+    statements_for(1)  # the consumer's cursor is created
+    few, many = statements_for(4), statements_for(120)
+    assert len(few) == len(many)
+    assert sum(s.startswith("INSERT INTO deliveries") for s in many) == 1
+    assert not any("processed_events" in s for s in many)  # the cursor alone, no marks
+    assert delivery_count(ctx) == (1 + 4 + 120) * 3
 
 
 def test_a_devices_later_message_waits_behind_its_failing_one(ctx, world):

@@ -2,29 +2,26 @@
 
 The fan-out consumer (:func:`consumer`, registered as ``network.delivery``) turns every
 ``uplink.accepted`` and ``downlink.<status>`` event of a tenant, and every business notice
-about it (``messages.CUSTOMER_NOTICES``), into one :class:`Delivery` per
-active integration of that tenant. It runs right behind ingest, so it stays cheap: one query
-per tenant per batch for the integrations, and one multi-row ``INSERT … ON CONFLICT DO
-NOTHING`` per batch at commit. The unique ``(integration_id, event_id)`` makes a rewound
-consumer owe nothing twice. Sending them is ``network.delivery_queue`` and
-``network.webhooks``.
+about it (``messages.CUSTOMER_NOTICES``), into one :class:`Delivery` per active integration of
+that tenant that existed before the event. It runs right behind ingest, so it must keep up
+with ingest's peak: it takes each batch as a range of the event log and owes it with a single
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` joining the range's events with the active
+integrations, without loading an event into Python or writing per-event processed marks. The
+unique ``(integration_id, event_id)`` makes a rewound consumer owe nothing twice. Sending them
+is ``network.delivery_queue`` and ``network.webhooks``.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, Final, cast
+from functools import cache
+from typing import Final
 
-from sqlalchemy import Table, select
-from sqlalchemy import event as sa_event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from satiot.core.events import Consumer
-from satiot.core.ids import new_id
 from satiot.core.models import Event
 from satiot.network.messages import CUSTOMER_NOTICES, DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
-from satiot.network.models import Delivery, Integration
 from satiot.network.states import DELIVERY, DOWNLINK
 
 CONSUMER_NAME = "network.delivery"
@@ -38,9 +35,6 @@ DELIVERED_TYPES: Final = frozenset(
     }
 )
 
-_TARGETS: Final = "satiot.delivery.targets"
-_ROWS: Final = "satiot.delivery.rows"
-
 
 def message_id(ev: Event) -> str:
     """The id a customer de-duplicates on: an uplink's own id (the same on every channel and
@@ -51,72 +45,71 @@ def message_id(ev: Event) -> str:
     return str(ev.id)
 
 
-def _targets(session: Session, tenant_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
-    """The tenant's active integrations with their start positions, once per transaction."""
-    cache: dict[uuid.UUID, list[tuple[uuid.UUID, int]]] = session.info.setdefault(_TARGETS, {})
-    if tenant_id not in cache:
-        rows = session.execute(
-            select(Integration.id, Integration.from_seq).where(
-                Integration.tenant_id == tenant_id, Integration.status == "active"
-            )
+@cache
+def _owe_sql(dialect: str) -> str:
+    """The statement that owes the log range ``(:after, :last]`` to the integrations.
+
+    Each row is what :func:`message_id` and the body rule say: the event's payload with its
+    ``type``; the id keeps the event id's time-ordered head (UUIDv7) with fresh random bits.
+    """
+    types = ", ".join(f"'{t}'" for t in sorted(DELIVERED_TYPES))
+    if dialect == "postgresql":
+        new_id = (
+            "CAST(substr(CAST(e.id AS text), 1, 23) || "
+            "substr(CAST(gen_random_uuid() AS text), 24) AS uuid)"
         )
-        cache[tenant_id] = [(row[0], row[1]) for row in rows]
-    return cache[tenant_id]
+        # json (not jsonb) keeps the message's own key order: "type" where the payload has it,
+        # else appended; a payload naming another type gets this one in its place (jsonb).
+        raw = "rtrim(CAST(e.payload AS text))"
+        body = (
+            "CASE WHEN e.payload->>'type' = e.type THEN e.payload "
+            "WHEN e.payload->>'type' IS NULL THEN CAST(left(" + raw + ", -1) || "
+            "CASE WHEN CAST(e.payload AS jsonb) = CAST('{}' AS jsonb) THEN '' ELSE ', ' END "
+            "|| '\"type\": ' || CAST(to_json(e.type) AS text) || '}' AS json) "
+            "ELSE CAST(CAST(e.payload AS jsonb) || jsonb_build_object('type', e.type) AS json) END"
+        )
+        own_id = "(e.payload->>'id')"
+        dev_eui = "NULLIF(e.payload->>'dev_eui', '')"
+        event_text = "CAST(e.id AS text)"
+    else:
+        new_id = "substr(e.id, 1, 20) || lower(hex(randomblob(6)))"
+        body = "json_set(e.payload, '$.type', e.type)"
+        own_id = "CAST(json_extract(e.payload, '$.id') AS TEXT)"
+        dev_eui = "NULLIF(CAST(json_extract(e.payload, '$.dev_eui') AS TEXT), '')"
+        h = "e.id"
+        event_text = (
+            f"substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-' || substr({h}, 13, 4) "
+            f"|| '-' || substr({h}, 17, 4) || '-' || substr({h}, 21)"
+        )
+    message = (
+        f"CASE WHEN e.type = '{UPLINK_ACCEPTED}' AND coalesce({own_id}, '') <> '' "
+        f"THEN {own_id} ELSE {event_text} END"
+    )
+    return (
+        "INSERT INTO deliveries (id, integration_id, tenant_id, event_id, event_seq, "  # noqa: S608 (constant fragments; values are bound)
+        "event_type, message_id, dev_eui, status, attempts, next_attempt_at, last_error, body, "
+        "created_at, delivered_at) "
+        f"SELECT {new_id}, i.id, e.tenant_id, e.id, e.seq, e.type, {message}, {dev_eui}, "
+        f"'{DELIVERY.initial}', 0, e.occurred_at, NULL, {body}, e.occurred_at, NULL "
+        "FROM events e JOIN integrations i ON i.tenant_id = e.tenant_id "
+        "AND i.status = 'active' AND e.seq > i.from_seq "
+        f"WHERE e.seq > :after AND e.seq <= :last AND e.type IN ({types}) "
+        "ORDER BY e.seq, i.id "
+        "ON CONFLICT (integration_id, event_id) DO NOTHING"
+    )
+
+
+def owe_range(session: Session, after: int, last: int) -> None:
+    """Owe the log's events with ``after < seq <= last`` to their tenants' integrations."""
+    conn = session.connection()
+    conn.execute(text(_owe_sql(conn.dialect.name)), {"after": after, "last": last})
 
 
 def fan_out(session: Session, ev: Event) -> None:
-    """Owe ``ev`` to each active integration of its tenant that existed before it."""
-    if ev.tenant_id is None or ev.type not in DELIVERED_TYPES:
-        return
-    owed = [iid for iid, from_seq in _targets(session, ev.tenant_id) if ev.seq > from_seq]
-    if not owed:
-        return
-    dev_eui = ev.payload.get("dev_eui")
-    body = {**ev.payload, "type": ev.type}
-    common = {
-        "tenant_id": ev.tenant_id,
-        "event_id": ev.id,
-        "event_seq": ev.seq,
-        "event_type": ev.type,
-        "message_id": message_id(ev),
-        "dev_eui": str(dev_eui) if dev_eui else None,
-        "status": DELIVERY.initial,
-        "attempts": 0,
-        "next_attempt_at": ev.occurred_at,
-        "last_error": None,
-        "body": body,
-        "created_at": ev.occurred_at,
-        "delivered_at": None,
-    }
-    rows: list[dict[str, Any]] | None = session.info.get(_ROWS)
-    if rows is None:
-        rows = session.info[_ROWS] = []
-        sa_event.listen(session, "before_commit", _insert_rows)
-        sa_event.listen(session, "after_soft_rollback", _forget_rows)
-    rows.extend(common | {"id": new_id(), "integration_id": iid} for iid in owed)
-
-
-def _insert_rows(session: Session) -> None:
-    if session.in_nested_transaction():
-        return
-    session.info.pop(_TARGETS, None)
-    rows = session.info.pop(_ROWS, None)
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(cast(Table, Delivery.__table__)).on_conflict_do_nothing(
-        index_elements=["integration_id", "event_id"]
-    )
-    session.execute(stmt, rows)
-
-
-def _forget_rows(session: Session, previous: Any) -> None:
-    if not previous.nested:
-        session.info.pop(_ROWS, None)
-        session.info.pop(_TARGETS, None)
+    """One event at a time (the message-bus workers): the range of that one event."""
+    owe_range(session, ev.seq - 1, ev.seq)
 
 
 def consumer() -> Consumer:
     """The fan-out consumer (entry point ``satiot.consumers``: ``network.delivery``)."""
-    return Consumer(CONSUMER_NAME, fan_out, DELIVERED_TYPES, batch_size=500)
+    return Consumer(CONSUMER_NAME, fan_out, DELIVERED_TYPES, batch_size=5000, apply_range=owe_range)
