@@ -145,6 +145,8 @@ def test_terms_are_canonical_and_each_bad_term_is_named():
             "monthly_messages_per_device",
         ),
         ({"monthly_bytes_per_device": 0}, "monthly_bytes_per_device"),
+        ({"monthly_messages_per_device": 99_999_999_999}, "monthly_messages_per_device"),
+        ({"monthly_bytes_per_device": 10**13}, "monthly_bytes_per_device"),
         ({"quota_action": "ignore"}, "quota_action"),
         ({"destination_allow_list": ()}, "destination_allow_list"),
         ({"destination_allow_list": ("ok.example.com", "nope")}, "destination_allow_list[1]"),

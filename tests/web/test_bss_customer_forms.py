@@ -318,6 +318,11 @@ def test_sales_draft_a_contract_from_the_customer_page(
             "Messages per device per month: a contract caps messages or bytes per month",
         ),
         (
+            {"monthly_messages_per_device": "99999999999"},
+            "monthly_messages_per_device",
+            "Messages per device per month: at most 1,000,000,000",
+        ),
+        (
             {"allowed_models": ["NOT-A-MODEL"]},
             "allowed_models",
             "Terminal models: terminal model 'NOT-A-MODEL' is not on the licence register",

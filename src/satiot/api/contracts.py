@@ -62,8 +62,8 @@ class TermsChangeIn(Input):
     scenario_description: str | None = Field(default=None, max_length=2000)
     allowed_models: list[str] | None = Field(default=None, max_length=100)
     max_devices: int | None = Field(default=None, ge=1, le=10_000_000)
-    monthly_messages_per_device: int | None = Field(default=None, ge=1)
-    monthly_bytes_per_device: int | None = Field(default=None, ge=1)
+    monthly_messages_per_device: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    monthly_bytes_per_device: int | None = Field(default=None, ge=1, le=1_000_000_000_000)
     quota_action: QuotaAction | None = None
     destination_allow_list: list[str] | None = Field(default=None, max_length=64)
     service_area: list[str] | None = Field(default=None, max_length=40)
@@ -77,8 +77,8 @@ class ContractIn(Input):
     scenario_description: str = Field(default="", max_length=2000)
     allowed_models: list[str] = Field(min_length=1, max_length=100, examples=[["TQ-M100"]])
     max_devices: int = Field(ge=1, le=10_000_000)
-    monthly_messages_per_device: int | None = Field(default=None, ge=1)
-    monthly_bytes_per_device: int | None = Field(default=None, ge=1)
+    monthly_messages_per_device: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    monthly_bytes_per_device: int | None = Field(default=None, ge=1, le=1_000_000_000_000)
     quota_action: QuotaAction = Field(
         description="; ".join(f"{k}: {v}" for k, v in QUOTA_ACTIONS.items())
     )

@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from satiot.bss.realname import PROVINCES
 from satiot.core.errors import InvalidInput
@@ -168,6 +169,14 @@ def check_allow_list(entries: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({check_destination(e, f"{field}[{i}]") for i, e in enumerate(items)}))
 
 
+#: The largest caps a contract may state: a message a second for a month is 2.7 million, so
+#: these are "no practical cap" while still fitting the columns that store them.
+QUOTA_LIMITS: Final = {
+    "monthly_messages_per_device": 1_000_000_000,
+    "monthly_bytes_per_device": 1_000_000_000_000,
+}
+
+
 def normalise(terms: ContractTerms) -> ContractTerms:
     """The terms checked and canonical; InvalidInput names the first bad field and why."""
     if terms.scenario not in SCENARIOS:
@@ -188,6 +197,8 @@ def normalise(terms: ContractTerms) -> ContractTerms:
     ):
         if quota is not None and quota < 1:
             raise _bad(name, "must be at least 1 (leave it out for no cap of this kind)")
+        if quota is not None and quota > QUOTA_LIMITS[name]:
+            raise _bad(name, f"at most {QUOTA_LIMITS[name]:,} (leave it out for no cap)")
     if terms.quota_action not in QUOTA_ACTIONS:
         raise _bad(
             "quota_action", f"{terms.quota_action!r} is not one of {', '.join(QUOTA_ACTIONS)}"
