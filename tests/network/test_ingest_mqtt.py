@@ -179,5 +179,7 @@ def test_broker_urls():
         "gs",
         "secret",
     )
+    escaped = parse_broker_url("mqtts://gs%40site:p%40ss%3Aw%2Frd@broker.example")
+    assert (escaped.username, escaped.password) == ("gs@site", "p@ss:w/rd")
     with pytest.raises(ValueError):
         parse_broker_url("http://broker")

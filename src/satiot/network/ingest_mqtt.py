@@ -25,7 +25,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -68,14 +68,16 @@ class BrokerAddress:
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """``mqtt://[user:password@]host[:port]`` (or ``mqtts://`` for TLS)."""
+    """``mqtt://[user:password@]host[:port]`` (or ``mqtts://`` for TLS). The user and password
+    are percent-decoded, as in any URL, so a password may hold ``@``, ``:`` or ``/``
+    (written ``%40``, ``%3A``, ``%2F``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
         raise ValueError(f"not an MQTT broker URL: {url!r} (use mqtt://host:port)")
     tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerAddress(
-        parts.hostname, parts.port or (8883 if tls else 1883), tls, parts.username, parts.password
-    )
+    user = None if parts.username is None else unquote(parts.username)
+    password = None if parts.password is None else unquote(parts.password)
+    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls, user, password)
 
 
 def answer(ctx: IngestContext, station: str, payload: bytes | bytearray) -> dict[str, Any]:
