@@ -6,32 +6,24 @@ the console's browser test). A screenshot of the account page is written to /tmp
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from urllib.parse import urlsplit
-
 import pytest
 
 from satiot.api.context import AppContext
 from satiot.bss import billing
 from satiot.bss.money import format_cny
-from tests.factories import PASSWORD, World
+from tests.factories import World
+from tests.web.browser import SCREENS, admin_console, live_server
 from tests.web.test_billing_console_pages import _balance, _two_shops
-from tests.web.test_console_browser import CHROMIUM, CHROMIUM_ARGS, live_server
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
 pytestmark = pytest.mark.browser
 
-SCREENS = Path(tempfile.gettempdir()) / "satiot-screens"
-
 
 def test_dry_run_and_top_up_through_the_console(
     live_server: str, ctx: AppContext, world: World
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `apt-get install chromium` to run browser tests")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     mine, _ = _two_shops(ctx, world)
     with ctx.db.read() as s:
@@ -40,55 +32,37 @@ def test_dry_run_and_top_up_through_the_console(
         )
     assert draft is not None
     before = _balance(ctx, mine.account_id)
-    SCREENS.mkdir(exist_ok=True)
-    requests: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(f"{live_server}/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            expect(page.locator("h1")).to_have_text("Dashboard")
+    with admin_console(live_server) as page:
+        page.click("nav >> text=Billing accounts")
+        expect(page.locator("h1")).to_have_text("Billing accounts")
+        page.locator("tr.account-row", has_text="Prepaid Co").locator("a").click()
+        expect(page.locator("#account-balance")).to_have_text(format_cny(before))
 
-            page.click("nav >> text=Billing accounts")
-            expect(page.locator("h1")).to_have_text("Billing accounts")
-            page.locator("tr.account-row", has_text="Prepaid Co").locator("a").click()
-            expect(page.locator("#account-balance")).to_have_text(format_cny(before))
+        # The dry run for November: its lines and total, and nothing written.
+        page.fill("#dry-period", "2026-11")
+        page.click("#dry-run-form button[type=submit]")
+        expect(page.locator("#dry-run h2")).to_have_text("Dry run for 2026-11")
+        expect(page.locator("#dry-run-lines tr.line-row")).to_have_count(len(draft.lines))
+        expect(page.locator("#dry-run-vat")).to_have_text(format_cny(draft.tax_micros))
+        expect(page.locator("#dry-run-total")).to_have_text(format_cny(draft.total_micros))
 
-            # The dry run for November: its lines and total, and nothing written.
-            page.fill("#dry-period", "2026-11")
-            page.click("#dry-run-form button[type=submit]")
-            expect(page.locator("#dry-run h2")).to_have_text("Dry run for 2026-11")
-            expect(page.locator("#dry-run-lines tr.line-row")).to_have_count(len(draft.lines))
-            expect(page.locator("#dry-run-vat")).to_have_text(format_cny(draft.tax_micros))
-            expect(page.locator("#dry-run-total")).to_have_text(format_cny(draft.total_micros))
-
-            # A top-up; sent twice with the same reference, it is recorded once.
-            form = page.locator("#top-up-form")
-            form.locator("input[name=amount]").fill("250.50")
-            form.locator("input[name=reference]").fill("ALIPAY-20261201-1")
-            form.locator("button[type=submit]").click()
-            expect(page.locator(".flash-success")).to_have_text("Top-up of ¥250.50 recorded.")
-            after = format_cny(before + 250_500_000)
-            expect(page.locator("#account-balance")).to_have_text(after)
-            expect(page.locator("#top-ups-table tr.top-up-row")).to_have_count(1)
-            form = page.locator("#top-up-form")
-            form.locator("input[name=amount]").fill("250.50")
-            form.locator("input[name=reference]").fill("ALIPAY-20261201-1")
-            form.locator("button[type=submit]").click()
-            expect(page.locator(".flash-info")).to_contain_text("was recorded already")
-            expect(page.locator("#account-balance")).to_have_text(after)
-            expect(page.locator("#top-ups-table tr.top-up-row")).to_have_count(1)
-            expect(page.locator("#dry-run h2")).to_have_text("Dry run for 2026-11")
-            page.screenshot(path=str(SCREENS / "billing-account.png"), full_page=True)
-        finally:
-            browser.close()
+        # A top-up; sent twice with the same reference, it is recorded once.
+        form = page.locator("#top-up-form")
+        form.locator("input[name=amount]").fill("250.50")
+        form.locator("input[name=reference]").fill("ALIPAY-20261201-1")
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".flash-success")).to_have_text("Top-up of ¥250.50 recorded.")
+        after = format_cny(before + 250_500_000)
+        expect(page.locator("#account-balance")).to_have_text(after)
+        expect(page.locator("#top-ups-table tr.top-up-row")).to_have_count(1)
+        form = page.locator("#top-up-form")
+        form.locator("input[name=amount]").fill("250.50")
+        form.locator("input[name=reference]").fill("ALIPAY-20261201-1")
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".flash-info")).to_contain_text("was recorded already")
+        expect(page.locator("#account-balance")).to_have_text(after)
+        expect(page.locator("#top-ups-table tr.top-up-row")).to_have_count(1)
+        expect(page.locator("#dry-run h2")).to_have_text("Dry run for 2026-11")
+        page.screenshot(path=str(SCREENS / "billing-account.png"), full_page=True)
 
     assert _balance(ctx, mine.account_id) == before + 250_500_000
-    foreign = {urlsplit(u).netloc for u in requests} - {urlsplit(live_server).netloc}
-    assert not foreign, f"the console reached other hosts: {sorted(foreign)}"

@@ -7,24 +7,18 @@ network pages are written to /tmp/satiot-screens for a person to look at.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from urllib.parse import urlsplit
-
 import pytest
 
 from satiot.api.context import AppContext
 from satiot.core.clock import ManualClock
-from tests.factories import PASSWORD, World
+from tests.factories import World
 from tests.network.ingest_helpers import post, rec
+from tests.web.browser import SCREENS, admin_console, live_server
 from tests.web.network_data import NetworkWorld, build
-from tests.web.test_console_browser import CHROMIUM, CHROMIUM_ARGS, live_server
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
 pytestmark = pytest.mark.browser
-
-SCREENS = Path(tempfile.gettempdir()) / "satiot-screens"
 
 
 @pytest.fixture
@@ -35,74 +29,49 @@ def net(ctx: AppContext, world: World) -> NetworkWorld:
 def test_new_messages_appear_without_a_reload(
     live_server: str, net: NetworkWorld, ctx: AppContext, clock: ManualClock
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `apt-get install chromium` to run browser tests")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    SCREENS.mkdir(exist_ok=True)
-    requests: list[str] = []
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.on("request", lambda request: requests.append(request.url))
-            page.on(
-                "console",
-                lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None,
-            )
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
+    with admin_console(live_server, problems) as page:
+        page.screenshot(path=str(SCREENS / "dashboard.png"), full_page=True)
 
-            page.goto(f"{live_server}/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            expect(page.locator("h1")).to_have_text("Dashboard")
-            page.screenshot(path=str(SCREENS / "dashboard.png"), full_page=True)
+        page.click("nav >> text=Messages")
+        expect(page.locator("h1")).to_have_text("Messages")
+        rows = page.locator("#messages-body tr")
+        expect(rows).to_have_count(6)
+        expect(page.locator("#fig-hour")).to_have_text("6")
+        page.evaluate("window.__notReloaded = true")
 
-            page.click("nav >> text=Messages")
-            expect(page.locator("h1")).to_have_text("Messages")
-            rows = page.locator("#messages-body tr")
-            expect(rows).to_have_count(6)
-            expect(page.locator("#fig-hour")).to_have_text("6")
-            page.evaluate("window.__notReloaded = true")
+        # A ground station delivers a new message while the page is open.
+        clock.advance(30)
+        dev = net.b.device
+        frame = dev.frame(300, bytes.fromhex("0badc0de"))
+        post(ctx, net.station_id, [rec(frame, satellite="TQ-B07", at=clock.now())])
+        expect(rows).to_have_count(7, timeout=15_000)
+        newest = rows.first
+        expect(newest).to_contain_text(dev.dev_eui)
+        expect(newest).to_contain_text("0b ad c0 de")
+        expect(newest).to_contain_text("TQ-B07")
+        expect(newest).to_contain_text("Bolt Logistics")
+        expect(page.locator("#fig-hour")).to_have_text("7")
+        assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+        expect(page.locator("#live-status")).not_to_have_class("live live-problem")
+        page.screenshot(path=str(SCREENS / "messages.png"), full_page=True)
 
-            # A ground station delivers a new message while the page is open.
-            clock.advance(30)
-            dev = net.b.device
-            frame = dev.frame(300, bytes.fromhex("0badc0de"))
-            post(ctx, net.station_id, [rec(frame, satellite="TQ-B07", at=clock.now())])
-            expect(rows).to_have_count(7, timeout=15_000)
-            newest = rows.first
-            expect(newest).to_contain_text(dev.dev_eui)
-            expect(newest).to_contain_text("0b ad c0 de")
-            expect(newest).to_contain_text("TQ-B07")
-            expect(newest).to_contain_text("Bolt Logistics")
-            expect(page.locator("#fig-hour")).to_have_text("7")
-            assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
-            expect(page.locator("#live-status")).not_to_have_class("live live-problem")
-            page.screenshot(path=str(SCREENS / "messages.png"), full_page=True)
+        # The other network pages, for the eye.
+        page.click(f"#messages-body tr >> nth=0 >> text={dev.dev_eui}")
+        expect(page.locator("#device-facts")).to_contain_text(dev.dev_eui)
+        expect(page.locator("#downlinks")).to_contain_text("scheduled")
+        page.screenshot(path=str(SCREENS / "device.png"), full_page=True)
+        page.click("nav >> text=Devices")
+        expect(page.locator("#devices-table")).to_contain_text(net.a.device.dev_eui)
+        page.screenshot(path=str(SCREENS / "devices.png"), full_page=True)
+        page.click("nav >> text=Ground stations")
+        expect(page.locator("#stations-table")).to_contain_text("Kashgar")
+        page.screenshot(path=str(SCREENS / "ground-stations.png"), full_page=True)
+        page.click("nav >> text=Integrations")
+        page.locator("tr.delivery-row", has_text="acme").first.locator("button").click()
+        expect(page.locator(".flash-success")).to_contain_text("queued for delivery again")
+        page.screenshot(path=str(SCREENS / "integrations.png"), full_page=True)
 
-            # The other network pages, for the eye.
-            page.click(f"#messages-body tr >> nth=0 >> text={dev.dev_eui}")
-            expect(page.locator("#device-facts")).to_contain_text(dev.dev_eui)
-            expect(page.locator("#downlinks")).to_contain_text("scheduled")
-            page.screenshot(path=str(SCREENS / "device.png"), full_page=True)
-            page.click("nav >> text=Devices")
-            expect(page.locator("#devices-table")).to_contain_text(net.a.device.dev_eui)
-            page.screenshot(path=str(SCREENS / "devices.png"), full_page=True)
-            page.click("nav >> text=Ground stations")
-            expect(page.locator("#stations-table")).to_contain_text("Kashgar")
-            page.screenshot(path=str(SCREENS / "ground-stations.png"), full_page=True)
-            page.click("nav >> text=Integrations")
-            page.locator("tr.delivery-row", has_text="acme").first.locator("button").click()
-            expect(page.locator(".flash-success")).to_contain_text("queued for delivery again")
-            page.screenshot(path=str(SCREENS / "integrations.png"), full_page=True)
-        finally:
-            browser.close()
-
-    foreign = {urlsplit(u).netloc for u in requests} - {urlsplit(live_server).netloc}
-    assert not foreign, f"the console reached other hosts: {sorted(foreign)}"
     assert not problems, f"the browser reported: {problems}"
