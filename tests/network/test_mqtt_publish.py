@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import queue
 import socket
 import threading
 import time
 import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from satiot.network.mqtt_publish import MqttPublisher, topic
 from tests.network.delivery_support import (
@@ -25,6 +21,7 @@ from tests.network.delivery_support import (
     free_port,
     integration,
 )
+from tests.network.mqtt_subscriber import Subscriber
 
 BROKER = "mqtt://127.0.0.1:1883"
 DEV = "70b3d57ed0000001"
@@ -39,33 +36,6 @@ def broker_up() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not broker_up(), reason="needs Mosquitto on 127.0.0.1:1883")
-
-
-class Subscriber:
-    """A paho client subscribed (QoS 1) to ``pattern``, collecting (topic, body)."""
-
-    def __init__(self, pattern: str) -> None:
-        self.messages: queue.Queue[tuple[str, dict]] = queue.Queue()
-        ready = threading.Event()
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"satiot-test-{uuid.uuid4().hex[:8]}",
-        )
-        self.client.on_message = lambda _c, _u, msg: self.messages.put(
-            (msg.topic, json.loads(msg.payload))
-        )
-        self.client.on_subscribe = lambda *_args: ready.set()
-        self.client.connect("127.0.0.1", 1883)
-        self.client.loop_start()
-        self.client.subscribe(pattern, qos=1)
-        assert ready.wait(5), "subscription not acknowledged"
-
-    def take(self, n: int, timeout_s: float = 5) -> list[tuple[str, dict]]:
-        return [self.messages.get(timeout=timeout_s) for _ in range(n)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import pytest
 from satiot.network import mqtt_publish
 from satiot.network.mqtt_publish import MqttPublisher
 from tests.network.delivery_support import deliveries, dispatch, emit_uplink, fan_out, integration
+from tests.network.mqtt_subscriber import Subscriber
 from tests.network.tls_broker import (
     TlsBroker,
-    TlsSubscriber,
     mosquitto_available,
     other_ca_pem,
+    tls_subscriber,
 )
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs /usr/sbin/mosquitto")
@@ -30,10 +31,10 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def subscriber(broker):
-    made: list[TlsSubscriber] = []
+    made: list[Subscriber] = []
 
-    def make(pattern: str) -> TlsSubscriber:
-        made.append(TlsSubscriber(broker, "watcher", pattern))
+    def make(pattern: str) -> Subscriber:
+        made.append(tls_subscriber(broker, "watcher", pattern))
         return made[-1]
 
     yield make

@@ -11,25 +11,20 @@ from __future__ import annotations
 import base64
 import getpass
 import hashlib
-import json
 import os
-import queue
 import socket
-import ssl
 import subprocess
-import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.network.mqtt_subscriber import Subscriber
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -213,30 +208,8 @@ def mosquitto_available() -> bool:
     return os.access(MOSQUITTO, os.X_OK)
 
 
-class TlsSubscriber:
-    """A paho client on the TLS broker (trusting its CA, logged in), subscribed at QoS 1."""
-
-    def __init__(self, broker: TlsBroker, user: str, pattern: str) -> None:
-        self.messages: queue.Queue[tuple[str, dict]] = queue.Queue()
-        ready = threading.Event()
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"satiot-test-{uuid.uuid4().hex[:8]}",
-        )
-        self.client.tls_set(ca_certs=str(broker.ca_file), cert_reqs=ssl.CERT_REQUIRED)
-        self.client.username_pw_set(user, broker.logins[user])
-        self.client.on_message = lambda _c, _u, msg: self.messages.put(
-            (msg.topic, json.loads(msg.payload))
-        )
-        self.client.on_subscribe = lambda *_args: ready.set()
-        self.client.connect("localhost", broker.port)
-        self.client.loop_start()
-        self.client.subscribe(pattern, qos=1)
-        assert ready.wait(5), "subscription not acknowledged"
-
-    def take(self, n: int, timeout_s: float = 5) -> list[tuple[str, dict]]:
-        return [self.messages.get(timeout=timeout_s) for _ in range(n)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+def tls_subscriber(broker: TlsBroker, user: str, pattern: str) -> Subscriber:
+    """A subscriber on the TLS broker, trusting its CA and logged in as ``user``."""
+    return Subscriber(
+        pattern, "localhost", broker.port, ca_file=broker.ca_file, login=(user, broker.logins[user])
+    )
