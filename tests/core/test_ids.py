@@ -32,10 +32,16 @@ def test_new_ids_sort_by_creation_time_across_milliseconds():
     assert [str(i) for i in ids] == sorted(str(i) for i in ids)  # text order agrees too
 
 
-def test_new_ids_are_unique_and_monotonic_by_millisecond():
+def test_new_ids_are_unique_and_strictly_increasing_within_a_millisecond():
     ids = [new_id() for _ in range(10_000)]
     assert len(set(ids)) == 10_000
-    ms = [u.int >> 80 for u in ids]
-    assert ms == sorted(ms)
-    # Random bits vary within one millisecond.
-    assert len({u.int & ((1 << 62) - 1) for u in ids}) == 10_000
+    assert ids == sorted(ids)  # not only by millisecond: one after the other
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+
+
+def test_ids_keep_increasing_when_the_clock_steps_back(monkeypatch):
+    first = new_id()
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000_000)  # the year 1970
+    later = [new_id() for _ in range(3)]
+    assert [first, *later] == sorted([first, *later]) and len({first, *later}) == 4
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in later)
