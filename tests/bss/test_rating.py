@@ -183,6 +183,42 @@ def test_a_pooled_allowance_is_shared_by_the_accounts_devices(world):
     assert pool_events[0].payload["subscription_id"] is None
 
 
+def test_a_message_tagged_with_another_tenant_is_rejected_and_counts_nowhere(world):
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    stranger = world.tenant()
+    uplink(ctx, sub, 10, T, tenant_id=stranger.id)
+    rate_all(ctx)
+    [rec] = _records(ctx)
+    assert (rec.state, rec.reason, rec.charge_micros) == ("rejected", "tenant-mismatch", 0)
+    assert (rec.subscription_id, rec.billing_account_id, rec.tenant_id) == (
+        None,
+        None,
+        stranger.id,
+    )
+    with ctx.db.read() as r:
+        assert r.scalars(select(UsageCounter)).all() == []
+
+
+def test_a_pool_holds_the_allowance_of_every_device_subscribed_in_the_month(world):
+    ctx = world.ctx
+    s = shop(world)
+    off = offering(
+        ctx, "Pool 10", [price("recurring", 1_000_000, allowance_messages=10, pooled=True)]
+    )
+    sender = s.device(off, T - timedelta(days=40))
+    s.device(off, T - timedelta(days=40), terminated_at=T - timedelta(days=3), status="terminated")
+    s.device(off, T - timedelta(days=60), terminated_at=T - timedelta(days=35), status="terminated")
+    s.device(off, datetime(2026, 12, 5, tzinfo=UTC))  # activated next month
+    uplink(ctx, sender, 10, T)
+    rate_all(ctx)
+    with ctx.db.read() as r:
+        pool = r.scalar(select(UsageCounter).where(UsageCounter.bucket.startswith("pool:")))
+    # the sender and the device terminated this month; not last month's, not next month's
+    assert pool is not None and (pool.messages, pool.allowance_messages) == (1, 20)
+
+
 def test_quota_cap_with_suspend_rejects_the_excess_and_suspends(world):
     ctx = world.ctx
     s = shop(world, quota_messages=3, quota_action="suspend")
