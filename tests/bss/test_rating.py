@@ -73,6 +73,18 @@ def test_usage_belongs_to_the_beijing_month(world):
     assert [r.period for r in _records(ctx)] == ["2026-11", "2026-12"]
 
 
+def test_a_business_zone_with_summer_time_names_months_by_its_own_clock(world):
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=40))
+    uplink(ctx, sub, 1, datetime(2026, 10, 31, 22, 30, tzinfo=UTC))  # 23:30 in Berlin (CET)
+    uplink(ctx, sub, 1, datetime(2026, 10, 31, 23, 30, tzinfo=UTC))  # 00:30 on 1 November
+    uplink(ctx, sub, 1, datetime(2026, 6, 30, 22, 30, tzinfo=UTC))  # 00:30 on 1 July (CEST)
+    with ctx.db.write() as w:
+        Rater("Europe/Berlin").rate_range(w, 0, events.head(w))
+    assert [r.period for r in _records(ctx)] == ["2026-07", "2026-10", "2026-11"]
+
+
 def test_a_device_without_a_live_subscription_is_rejected_and_not_charged(world):
     ctx = world.ctx
     s = shop(world)
