@@ -35,6 +35,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from _yardstick import calibrate
 from satiot.api.context import AppContext
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
@@ -223,17 +224,6 @@ def scratch_database(backend: str, url: str | None, pg_server: str) -> Iterator[
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def calibrate() -> float:
-    """Millions of simple interpreter steps per second on this core now: a yardstick for
-    comparing figures across machines (and with a machine busy with other work)."""
-    steps = 2_000_000
-    started = time.process_time()
-    total = 0
-    for i in range(steps):
-        total += i
-    return steps / (time.process_time() - started) / 1e6
 
 
 def storage_floor(batches: int, devices: int = 2000) -> Figures:

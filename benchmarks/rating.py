@@ -13,8 +13,8 @@ prices (minimum billable size) and a contract quota, then rates --events uplink 
   prices and counter, in the same process on the same database.
 
 The events are written to the log before the clock starts. It prints events/s for each (wall
-time, and on SQLite per CPU-second of this process, which there is all the work) and the
-ratio batch/anchor.
+time, and on SQLite per CPU-second of this process, which there is all the work), the ratio
+batch/anchor, on SQLite the floor (SQLite alone writing the usage records) and the yardstick.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from _yardstick import calibrate
 from satiot.bss import rating_store
 from satiot.bss.models import (
     BillingAccount,
@@ -310,6 +312,50 @@ def anchor(db: Database, evs: list[Event]) -> float:
     return len(evs) / (time.perf_counter() - started)
 
 
+#: The least a set-based rater can do: price the range's uplinks against one pool with one
+#: running count and write their usage records, in a single INSERT ... SELECT.
+FLOOR_SQL = """
+INSERT INTO usage_records (id, event_id, tenant_id, dev_eui, subscription_id,
+  billing_account_id, offering_id, kind, bytes, billable_bytes, period, occurred_at,
+  charge_micros, state)
+SELECT id, id, tenant_id, dev, sid, bid, oid, 'uplink', sz, max(sz, 50), '2026-11', occurred_at,
+  CASE WHEN n <= 2000000 THEN 0 ELSE 20000 END + 100 * max(sz, 50), 'rated'
+FROM (SELECT e.id, e.tenant_id, e.occurred_at, s.id AS sid, s.billing_account_id AS bid,
+        s.offering_id AS oid, e.dev, e.sz,
+        row_number() OVER (PARTITION BY s.billing_account_id ORDER BY e.seq) AS n
+      FROM (SELECT seq, id, tenant_id, occurred_at, json_extract(payload, '$.dev_eui') AS dev,
+              length(json_extract(payload, '$.payload')) * 3 / 4 AS sz
+            FROM events WHERE seq > ? AND seq <= ?) e
+      JOIN subscriptions s ON s.dev_eui = e.dev AND s.status = 'active')
+"""
+
+
+def storage_floor(devices: int, n: int, batch: int) -> float:
+    """SQLite alone writing the usage records (one ``INSERT ... SELECT`` per batch, through
+    ``sqlite3`` with the pragmas ``core.db`` sets) from the same events and subscriptions,
+    per CPU-second: no counters, thresholds or checks, so no rater can go faster here."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "floor.db"
+        db = Database.connect(f"sqlite:///{path}")
+        migrate.upgrade(db.engine)
+        tenant_id, euis = setup(db, devices)
+        after, last = fill_log(db, tenant_id, euis, n)
+        db.dispose()
+        conn = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            conn.execute(f"PRAGMA {pragma}")
+        started = time.process_time()
+        for lo in range(after, last, batch):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(FLOOR_SQL, (lo, min(lo + batch, last)))
+            conn.execute("COMMIT")
+        cpu = time.process_time() - started
+        written = conn.execute("SELECT count(*) FROM usage_records").fetchone()[0]
+        conn.close()
+    assert written == n, (written, n)
+    return n / cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20_000)
@@ -341,6 +387,10 @@ def main() -> None:
         print(f"consumer path                {consumed:12,.0f} events/s  (wall, with cursor)")
     print(f"anchor, 1 event per tx       {slow:12,.0f} events/s")
     print(f"ratio batch/anchor           {batched / slow:12.1f}x")
+    if db.engine.dialect.name == "sqlite":
+        floor = storage_floor(args.devices, args.events, args.batch)
+        print(f"SQLite alone (floor)         {floor:12,.0f} events/s  (per CPU-second)")
+    print(f"this core now                {calibrate():12.1f} M interpreter steps/s (yardstick)")
     db.dispose()
     if tmp:
         tmp.cleanup()

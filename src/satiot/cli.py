@@ -452,10 +452,13 @@ def bench(
     from pathlib import Path
 
     script = Path.cwd() / "benchmarks" / f"{name}.py"
-    if not script.exists():
-        found = sorted(p.stem for p in (Path.cwd() / "benchmarks").glob("*.py"))
+    if name.startswith("_") or not script.exists():
+        found = sorted(
+            p.stem for p in (Path.cwd() / "benchmarks").glob("*.py") if not p.stem.startswith("_")
+        )
         fail(f"no benchmark {name!r} (have: {', '.join(found) or 'none'}; run from the checkout)")
     sys.argv = [str(script), *ctx.args]
+    sys.path.insert(0, str(script.parent))  # as `python benchmarks/<name>.py` would: its helpers
     runpy.run_path(str(script), run_name="__main__")
 
 
