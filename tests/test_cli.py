@@ -385,3 +385,19 @@ def test_events_status_and_rewind(shared, db, clock):
     run = satiot("events", "status", env=shared)
     row = next(line for line in run.out.splitlines() if "billing" in line)
     assert re.search(rf"billing\s*│\s*0\s*│\s*{head}\s*│", row), row
+
+
+def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the command puts benchmarks/ on it
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here(
+        "bench", "rating", "--devices", "40", "--events", "400", "--batch", "100",
+        "--anchor-events", "20", env={},
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    for figure in ("batch path per CPU-second", "ratio batch/anchor", "SQLite alone (floor)"):
+        assert figure in run.out
+    assert "M interpreter steps/s (yardstick)" in run.out
+    line = _one_error_line(satiot_here("bench", "_yardstick", env={}))
+    assert "have: billing, contacts, events, ingest, rating, twin;" in line
