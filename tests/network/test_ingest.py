@@ -430,6 +430,25 @@ def test_session_keys_are_opened_once_per_device_not_per_frame(
     assert len(opened) == 6  # two keys per device, once
 
 
+def _second_waits_for_first(ctx, first_post, second_post):
+    """Ingest ``first_post`` (station, items) in a transaction left open while another thread
+    posts ``second_post``; check the second waits, then commit. Both results."""
+    s1 = ctx.db.writer()
+    s1.begin()
+    gs = s1.get(GroundStation, first_post[0])
+    first = ingest_batch(s1, gs, first_post[1], kek=ctx.kek, at=T0, fcnt_window=100)
+    second: list = []
+    t = threading.Thread(target=lambda: second.append(post(ctx, *second_post)))
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive(), "the second poster must wait for the first"
+    s1.commit()
+    s1.close()
+    t.join(10)
+    (result,) = second
+    return first, result
+
+
 def test_a_race_for_the_same_frame_stores_one_uplink_with_both_receptions(
     ctx, world, tenant, station, request, monkeypatch
 ):
@@ -447,24 +466,12 @@ def test_a_race_for_the_same_frame_stores_one_uplink_with_both_receptions(
         return real(self, lost, winners)
 
     monkeypatch.setattr(ingest_decide.Batch, "lost_race", spy)
-    s1 = ctx.db.writer()
-    s1.begin()
-    gs = s1.get(GroundStation, station)
-    first = ingest_batch(s1, gs, [rec(phy, satellite="A")], kek=ctx.kek, at=T0, fcnt_window=100)
-    second: list = []
-    t = threading.Thread(
-        target=lambda: second.append(
-            post(ctx, other, [rec(phy, satellite="B"), rec(dev.frame(1, b"forged"), satellite="C")])
-        )
+    first, result = _second_waits_for_first(
+        ctx,
+        (station, [rec(phy, satellite="A")]),
+        (other, [rec(phy, satellite="B"), rec(dev.frame(1, b"forged"), satellite="C")]),
     )
-    t.start()
-    time.sleep(0.5)
-    assert t.is_alive(), "the second poster must wait for the first"
-    s1.commit()
-    s1.close()
-    t.join(10)
     assert first.accepted == 1
-    (result,) = second
     assert (result.accepted, result.duplicates, reasons(result)) == (0, 1, {1: "replayed-counter"})
     assert counts(ctx) == (1, 2, 1)
     assert _uplinks(ctx, dev)[0].reception_count == 2
@@ -493,8 +500,7 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
     """What a transaction that lost the race sees: its row for a stored (device, FCnt) is
     skipped and left out of the ids it gets back (RETURNING on PostgreSQL, the row count and
     one query on SQLite)."""
-    import uuid
-
+    from satiot.core.ids import new_id
     from satiot.network.ingest_store import insert_uplinks
 
     dev = add_device(ctx, world, tenant.id)
@@ -503,7 +509,7 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
 
     def row(f_cnt):
         return {
-            "id": uuid.uuid4(),
+            "id": new_id(),  # after the stored uplink's, as ingest's ids are
             "tenant_id": tenant.id,
             "device_id": dev.id,
             "dev_eui": dev.dev_eui,
@@ -603,30 +609,12 @@ def test_a_throttled_device_posted_by_two_stations_at_once_gets_one_message_thro
     other = add_station(ctx, world, "Sanya")[0]
     dev = add_device(ctx, world, tenant.id)
     _throttle(ctx, dev)
-    s1 = ctx.db.writer()
-    s1.begin()
-    gs = s1.get(GroundStation, station)
-    first = ingest_batch(
-        s1, gs, [rec(dev.frame(1), satellite="A")], kek=ctx.kek, at=T0, fcnt_window=100
+    first, result = _second_waits_for_first(
+        ctx,
+        (station, [rec(dev.frame(1), satellite="A")]),
+        (other, [rec(dev.frame(2), satellite="B"), rec(dev.frame(1), satellite="C")]),
     )
-    second: list = []
-    t = threading.Thread(
-        target=lambda: second.append(
-            post(
-                ctx,
-                other,
-                [rec(dev.frame(2), satellite="B"), rec(dev.frame(1), satellite="C")],
-            )
-        )
-    )
-    t.start()
-    time.sleep(0.5)
-    assert t.is_alive(), "the second poster must wait for the first"
-    s1.commit()
-    s1.close()
-    t.join(10)
     assert first.accepted == 1
-    (result,) = second
     # its copy of the frame the first took is a duplicate; its new frame came too soon
     assert (result.accepted, result.duplicates, reasons(result)) == (0, 1, {0: "throttled"})
     assert counts(ctx) == (1, 2, 1)
