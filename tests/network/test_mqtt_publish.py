@@ -118,6 +118,26 @@ def test_publisher_waits_for_the_puback_and_reuses_its_connection():
     assert not missing.ok and "no MQTT broker" in (missing.error or "")
 
 
+def test_a_connection_nothing_publishes_on_is_closed_after_a_while():
+    publisher = MqttPublisher(
+        timeout_s=5, platform_url=BROKER, allow_private=True, idle_close_s=0.3
+    )
+    customer = "mqtt://127.0.0.1:1883"
+    try:
+        assert publisher.publish(None, "satiot/tests/idle", b"{}").ok
+        platform = next(iter(publisher._connections.values()))
+        assert publisher.publish(customer, "satiot/tests/idle", b"{}", username="acme").ok
+        time.sleep(0.5)
+        assert publisher.publish(customer, "satiot/tests/idle", b"{}", username="acme").ok
+        # the platform broker's connection went idle and was closed; the customer's is in use
+        assert platform.broken
+        assert [login.username for login in publisher._connections] == ["acme"]
+        assert publisher.publish(None, "satiot/tests/idle", b"{}").ok  # and comes back
+        assert len(publisher._connections) == 2
+    finally:
+        publisher.close()
+
+
 def test_a_hanging_customer_broker_does_not_hold_up_the_platform_broker(ctx, world, subscriber_for):
     """A broker that accepts TCP and never answers CONNECT ties up only its own integration."""
     silent = socket.socket()

@@ -137,6 +137,7 @@ class _Connection:
     def __init__(self, login: BrokerLogin, timeout_s: float) -> None:
         self.broker = login
         self.broken = False
+        self.last_used = time.monotonic()
         self._connected = threading.Event()
         self._refusal: str | None = None
         self.client = mqtt.Client(
@@ -204,6 +205,10 @@ def _platform_login(url: str | None) -> BrokerLogin | None:
     return BrokerLogin(broker.host, broker.port, broker.tls, broker.username, broker.password)
 
 
+#: A broker connection nothing has published on for this long is closed.
+IDLE_CLOSE_S = 300.0
+
+
 class MqttPublisher:
     """Publishes bodies with QoS 1 and waits for the PUBACK; blocking and thread-safe.
 
@@ -213,15 +218,22 @@ class MqttPublisher:
     """
 
     def __init__(
-        self, *, timeout_s: float, platform_url: str | None, allow_private: bool = False
+        self,
+        *,
+        timeout_s: float,
+        platform_url: str | None,
+        allow_private: bool = False,
+        idle_close_s: float = IDLE_CLOSE_S,
     ) -> None:
         self.timeout_s = timeout_s
         self.platform_url = platform_url
         self.allow_private = allow_private
+        self.idle_close_s = idle_close_s
         self._platform = _platform_login(platform_url)
         self._connections: dict[BrokerLogin, _Connection] = {}
         self._locks: dict[BrokerLogin, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._swept = time.monotonic()
 
     def login_for(
         self,
@@ -263,7 +275,29 @@ class MqttPublisher:
                     conn.close()
                 conn = _Connection(login, self.timeout_s)
                 self._connections[login] = conn
-            return conn
+            conn.last_used = time.monotonic()
+        self._close_idle(conn.last_used)
+        return conn
+
+    def _close_idle(self, now: float) -> None:
+        """Close the connections nothing has published on for ``idle_close_s``: a customer's
+        broker whose integration was disabled, re-pointed or given a new password keeps no
+        socket open (looked at every so often, on the way to a publish)."""
+        if now - self._swept < min(30.0, self.idle_close_s):
+            return
+        self._swept = now
+        for login, conn in list(self._connections.items()):
+            if now - conn.last_used <= self.idle_close_s:
+                continue
+            with self._guard:
+                lock = self._locks.setdefault(login, threading.Lock())
+            with lock:  # a publish that took it meanwhile has moved last_used on
+                if self._connections.get(login) is not conn or (
+                    time.monotonic() - conn.last_used <= self.idle_close_s
+                ):
+                    continue
+                del self._connections[login]
+            conn.close()
 
     def _drop(self, login: BrokerLogin, conn: _Connection) -> None:
         with self._guard:
