@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from satiot.core.ids import new_id
+import pytest
+
+from satiot.core.ids import new_id, new_id_block
 
 
 def test_new_id_is_version_7_rfc_variant():
@@ -45,3 +47,15 @@ def test_ids_keep_increasing_when_the_clock_steps_back(monkeypatch):
     later = [new_id() for _ in range(3)]
     assert [first, *later] == sorted([first, *later]) and len({first, *later}) == 4
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in later)
+
+
+def test_a_block_of_ids_is_consecutive_and_no_later_id_falls_among_them():
+    first = new_id_block(1_000)
+    block = [uuid.UUID(int=first + i) for i in range(1_000)]
+    later = [new_id() for _ in range(1_000)]  # many in the block's own instant
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in block)
+    assert block == sorted(block) and later == sorted(later)
+    assert later[0] > block[-1]
+    assert not set(later) & set(block)
+    with pytest.raises(ValueError):
+        new_id_block(0)

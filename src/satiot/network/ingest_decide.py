@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from satiot.core.ids import new_id
+from satiot.core.ids import new_id_block
 from satiot.network.frames import DataFrame, MType
 from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
 from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks, lock_throttled
@@ -25,8 +25,6 @@ from satiot.network.keys import Kek
 from satiot.network.messages import AcceptedUplink, reception_json, uplink_message
 from satiot.network.models import GroundStation
 from satiot.network.states import DEVICE_TRAFFIC_STATES
-
-_RAND_MASK = (1 << 62) - 1
 
 
 @dataclass
@@ -50,14 +48,12 @@ class IngestResult:
 
 
 class _Ids:
-    """Ids for one batch's rows: one UUIDv7, then counting up in its random bits (RFC 9562
-    §6.2, method 2), so a batch's uplinks sort in the order they were accepted."""
+    """Ids for one batch's rows: a block of consecutive UUIDv7 values (RFC 9562 §6.2, method
+    2), reserved so that no other id falls among them, and a batch's uplinks sort in the order
+    they were accepted."""
 
     def __init__(self, needed: int) -> None:
-        base = new_id().int
-        while (base & _RAND_MASK) > _RAND_MASK - needed:
-            base = new_id().int
-        self._next = base
+        self._next = new_id_block(needed)
 
     def __call__(self) -> uuid.UUID:
         value = self._next
