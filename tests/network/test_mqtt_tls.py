@@ -11,12 +11,9 @@ from tests.network.delivery_support import deliveries, dispatch, emit_uplink, fa
 from tests.network.mqtt_subscriber import Subscriber
 from tests.network.tls_broker import (
     TlsBroker,
-    mosquitto_available,
     other_ca_pem,
     tls_subscriber,
 )
-
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs /usr/sbin/mosquitto")
 
 DEV = "70b3d57ed0000001"
 LOGINS = {"acme-app": "correct horse battery staple", "watcher": "watcher-pass-0123"}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -154,6 +155,8 @@ class TlsBroker:
         return self.directory / "ca.pem"
 
     def start(self) -> TlsBroker:
+        if not os.access(MOSQUITTO, os.X_OK):
+            pytest.fail(f"{MOSQUITTO} is missing: install mosquitto to run the MQTT TLS tests")
         d = self.directory
         self.ca_file.write_text(self.pki.ca_pem)
         (d / "server.pem").write_text(self.pki.server_cert_pem)
@@ -202,10 +205,6 @@ class TlsBroker:
                 self.process.kill()
                 self.process.wait(5)
         self.log.close()
-
-
-def mosquitto_available() -> bool:
-    return os.access(MOSQUITTO, os.X_OK)
 
 
 def tls_subscriber(broker: TlsBroker, user: str, pattern: str) -> Subscriber:

@@ -21,6 +21,7 @@ from functools import cache
 from typing import Final
 
 from satiot.bss.rating_store import ENDED
+from satiot.core.bulk import uuid_text_sql
 
 UPLINK: Final = "uplink.accepted"
 DOWNLINK: Final = "downlink.sent"
@@ -61,12 +62,7 @@ class Dialect:
 
     def uuid_text(self, col: str) -> str:
         """The id as ``str(uuid)`` writes it (bucket keys are built from it)."""
-        if self.name == "postgresql":
-            return f"CAST({col} AS text)"
-        return (
-            f"(substr({col}, 1, 8) || '-' || substr({col}, 9, 4) || '-' || "
-            f"substr({col}, 13, 4) || '-' || substr({col}, 17, 4) || '-' || substr({col}, 21))"
-        )
+        return uuid_text_sql(self.name, col)
 
     def instant(self, key: str) -> str:
         """The ISO-8601 time at ``key`` of the payload as a stored instant; the event's own

@@ -133,6 +133,18 @@ def execute(session: Session, sql: str, params: Any) -> CursorResult[Any]:
     return session.connection().exec_driver_sql(sql, params)
 
 
+def uuid_text_sql(dialect: str, column: str) -> str:
+    """SQL for a stored UUID ``column`` as ``str(uuid)`` writes it (lower-case hex with
+    dashes): on SQLite the id is stored as 32 hex digits, on PostgreSQL it is a ``uuid``."""
+    if dialect == "postgresql":
+        return f"CAST({column} AS text)"
+    c = column
+    return (
+        f"(substr({c}, 1, 8) || '-' || substr({c}, 9, 4) || '-' || substr({c}, 13, 4) || '-' "
+        f"|| substr({c}, 17, 4) || '-' || substr({c}, 21))"
+    )
+
+
 def sqlite_values_sql(count: int, width: int) -> str:
     """``VALUES (?, …), …`` for ``count`` rows of ``width`` columns."""
     row = "(" + ", ".join("?" * width) + ")"

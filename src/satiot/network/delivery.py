@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from satiot.core.bulk import uuid_text_sql
 from satiot.core.events import Consumer
 from satiot.core.models import Event
 from satiot.network.messages import CUSTOMER_NOTICES, DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
@@ -70,17 +71,12 @@ def _owe_sql(dialect: str) -> str:
         )
         own_id = "(e.payload->>'id')"
         dev_eui = "NULLIF(e.payload->>'dev_eui', '')"
-        event_text = "CAST(e.id AS text)"
     else:
         new_id = "substr(e.id, 1, 20) || lower(hex(randomblob(6)))"
         body = "json_set(e.payload, '$.type', e.type)"
         own_id = "CAST(json_extract(e.payload, '$.id') AS TEXT)"
         dev_eui = "NULLIF(CAST(json_extract(e.payload, '$.dev_eui') AS TEXT), '')"
-        h = "e.id"
-        event_text = (
-            f"substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-' || substr({h}, 13, 4) "
-            f"|| '-' || substr({h}, 17, 4) || '-' || substr({h}, 21)"
-        )
+    event_text = uuid_text_sql(dialect, "e.id")
     message = (
         f"CASE WHEN e.type = '{UPLINK_ACCEPTED}' AND coalesce({own_id}, '') <> '' "
         f"THEN {own_id} ELSE {event_text} END"

@@ -265,10 +265,13 @@ class MqttPublisher:
             guarded=not self.allow_private,
         )
 
-    def _connection(self, login: BrokerLogin) -> _Connection:
+    def _lock(self, login: BrokerLogin) -> threading.Lock:
+        """The lock that serialises connecting, dropping and closing for one broker login."""
         with self._guard:
-            lock = self._locks.setdefault(login, threading.Lock())
-        with lock:
+            return self._locks.setdefault(login, threading.Lock())
+
+    def _connection(self, login: BrokerLogin) -> _Connection:
+        with self._lock(login):
             conn = self._connections.get(login)
             if conn is None or conn.broken:
                 if conn is not None:
@@ -289,9 +292,7 @@ class MqttPublisher:
         for login, conn in list(self._connections.items()):
             if now - conn.last_used <= self.idle_close_s:
                 continue
-            with self._guard:
-                lock = self._locks.setdefault(login, threading.Lock())
-            with lock:  # a publish that took it meanwhile has moved last_used on
+            with self._lock(login):  # a publish that took it meanwhile has moved last_used on
                 if self._connections.get(login) is not conn or (
                     time.monotonic() - conn.last_used <= self.idle_close_s
                 ):
@@ -300,9 +301,7 @@ class MqttPublisher:
             conn.close()
 
     def _drop(self, login: BrokerLogin, conn: _Connection) -> None:
-        with self._guard:
-            lock = self._locks.setdefault(login, threading.Lock())
-        with lock:
+        with self._lock(login):
             if self._connections.get(login) is conn:
                 del self._connections[login]
         conn.close()
