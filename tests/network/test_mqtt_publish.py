@@ -35,7 +35,12 @@ def broker_up() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not broker_up(), reason="needs Mosquitto on 127.0.0.1:1883")
+@pytest.fixture(autouse=True)
+def _broker_running() -> None:
+    """These tests are the proof that delivery reaches a real broker: a stopped Mosquitto
+    fails them (``.ci/run`` starts it) instead of letting them pass unrun."""
+    if not broker_up():
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883; start it (see .ci/run)")
 
 
 @pytest.fixture
