@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from satiot.web.flash import Flash, forget_flash, read_flash
 from satiot.web.navigation import NAVIGATION, SECTION_LABELS, visible_items
+from satiot.web.once import new_form_key
 from satiot.web.session import CSRF_FIELD, ConsoleSession
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -33,6 +34,8 @@ def _when(value: datetime | None) -> str:
 
 
 templates.env.filters["when"] = _when
+#: A fresh key for each rendering of a form that creates something (see :mod:`satiot.web.once`).
+templates.env.globals["form_key"] = new_form_key
 
 
 def _existing_paths(request: Request, candidates: Iterable[str]) -> set[str]:

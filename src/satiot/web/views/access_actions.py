@@ -15,13 +15,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.core.auth.credentials import issue_api_key, revoke_api_key
+from satiot.core.auth.credentials import IssuedKey, issue_api_key, revoke_api_key
 from satiot.core.auth.roles import Role
 from satiot.core.auth.users import create_user, set_user_status
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.web.flash import Flash, set_flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted
 from satiot.web.views.access import PATH, Query, parse_tenant, render
@@ -138,18 +140,17 @@ def create_key_form(
     scopes: Annotated[list[str] | None, Form()] = None,
     expires: Text = "",
     back_tenant: Text = "",
+    form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("api-keys:write")
     query = Query(parse_tenant(back_tenant, signed_in.principal))
     chosen = sorted(set(scopes or []))
     kept = {"name": name, "scopes": chosen, "expires": expires}
-    try:
-        if not name.strip():
-            raise InvalidInput("give the key a name", field="name")
-        if not chosen:
-            raise InvalidInput("choose at least one scope", field="scopes")
-        with signed_in.call.write() as session:
-            issued = issue_api_key(
+    made: list[IssuedKey] = []
+
+    def work(session: Session) -> Sent:
+        made.append(
+            issue_api_key(
                 session,
                 signed_in.principal,
                 name=name.strip(),
@@ -157,9 +158,21 @@ def create_key_form(
                 at=signed_in.now(),
                 expires_at=_expiry(expires),
             )
-            key = issued.key
+        )
+        return Sent(query.url(), f"API key {name.strip()} created.")
+
+    try:
+        if not name.strip():
+            raise InvalidInput("give the key a name", field="name")
+        if not chosen:
+            raise InvalidInput("choose at least one scope", field="scopes")
+        sent, replayed = submit_once(signed_in, form_key, request.url.path, work)
     except DomainError as exc:
         return _refused(request, signed_in, exc, query, key_form=kept)
+    if replayed:  # its secret was shown once, to the first submission; not again
+        return redirect(signed_in, sent)
+    issued = made[0]
+    key = issued.key
     return page(
         request,
         signed_in,

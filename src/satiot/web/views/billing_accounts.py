@@ -16,8 +16,8 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.bss import billing, payments
@@ -27,7 +27,8 @@ from satiot.bss.money import MICROS_PER_YUAN, format_cny
 from satiot.bss.periods import check_period, period_of
 from satiot.core.errors import DomainError, InvalidInput, NotFound
 from satiot.core.pagination import paginate
-from satiot.web.flash import Flash, set_flash
+from satiot.web.flash import Flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import Posted, SignedIn
 from satiot.web.views.invoices import CUSTOMER_VISIBLE
@@ -180,32 +181,33 @@ def top_up(
     method: Annotated[str, Form()] = "bank-transfer",
     reference: Annotated[str, Form()] = "",
     period: Annotated[str, Form()] = "",
+    form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("bills:write")
     back = f"{PATH}/{account_id}"
     with contextlib.suppress(DomainError):  # keep the month the dry run showed, if any
         back += "?" + urlencode({"period": check_period(period.strip())})
-    response = RedirectResponse(back, status_code=303)
+
+    def work(session: Session) -> Sent:
+        if session.get(BillingAccount, account_id) is None:
+            raise NotFound(f"no billing account {account_id}")
+        payment, new = payments.top_up(
+            session,
+            signed_in.principal,
+            account_id,
+            amount_micros=micros,
+            method=method.strip()[:32] or "bank-transfer",
+            reference=reference.strip()[:100],
+            at=signed_in.now(),
+        )
+        done = format_cny(payment.amount_micros)
+        if new:
+            return Sent(back, f"Top-up of {done} recorded.")
+        return Sent(back, f"Top-up {reference.strip()!r} was recorded already ({done}).", "info")
+
     try:
         micros = amount_micros(amount)
-        with signed_in.call.write() as session:
-            if session.get(BillingAccount, account_id) is None:
-                raise NotFound(f"no billing account {account_id}")
-            payment, new = payments.top_up(
-                session,
-                signed_in.principal,
-                account_id,
-                amount_micros=micros,
-                method=method.strip()[:32] or "bank-transfer",
-                reference=reference.strip()[:100],
-                at=signed_in.now(),
-            )
-            done = format_cny(payment.amount_micros)
-        if new:
-            flash = Flash("success", f"Top-up of {done} recorded.")
-        else:
-            flash = Flash("info", f"Top-up {reference.strip()!r} was recorded already ({done}).")
+        sent, _ = submit_once(signed_in, form_key, f"{PATH}/{account_id}/top-ups", work)
     except DomainError as exc:
-        flash = Flash("error", exc.detail)
-    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
-    return response
+        sent = Sent(back, exc.detail, "error")
+    return redirect(signed_in, sent)

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.bss import catalog
@@ -22,6 +23,7 @@ from satiot.bss.models import ProductOffering
 from satiot.bss.money import to_micros
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.web.flash import Flash, set_flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 
@@ -76,6 +78,7 @@ def design(
     allowance_messages: Annotated[int, Form(ge=0)] = 0,
     pooled: Annotated[bool, Form()] = False,
     priority: Annotated[bool, Form()] = False,
+    form_key: FormKey = "",
 ) -> Response:
     """Design a new offering (version 1, in design) with its first price."""
     signed_in.require_any("catalog:write")
@@ -96,12 +99,16 @@ def design(
             priority=priority,
         )
         spec = catalog.OfferingSpec(code, name, description, is_add_on, (price,))
-        with signed_in.call.write() as session:
+
+        def work(session: Session) -> Sent:
             made = catalog.create_offering(session, signed_in.principal, spec, at=signed_in.now())
-            label = f"{made.offering.code} version 1"
+            done = f"{made.offering.code} version 1 is in design: launch it to sell it."
+            return Sent(PATH, done)
+
+        sent, _ = submit_once(signed_in, form_key, PATH, work)
     except DomainError as exc:
         return _back(signed_in, Flash("error", exc.detail))
-    return _back(signed_in, Flash("success", f"{label} is in design: launch it to sell it."))
+    return redirect(signed_in, sent)
 
 
 @router.post(PATH + "/{offering_id}/lifecycle")
@@ -122,15 +129,20 @@ def lifecycle(
 
 
 @router.post(PATH + "/{offering_id}/versions")
-def new_version(signed_in: Posted, offering_id: uuid.UUID) -> Response:
+def new_version(signed_in: Posted, offering_id: uuid.UUID, form_key: FormKey = "") -> Response:
     signed_in.require_any("catalog:write")
+
+    def work(session: Session) -> Sent:
+        made = catalog.new_version(
+            session, signed_in.principal, offering_id, None, at=signed_in.now()
+        )
+        o = made.offering
+        return Sent(
+            PATH, f"{o.code} version {o.version} is in design (a copy): revise it, then launch."
+        )
+
     try:
-        with signed_in.call.write() as session:
-            made = catalog.new_version(
-                session, signed_in.principal, offering_id, None, at=signed_in.now()
-            )
-            o = made.offering
-            message = f"{o.code} version {o.version} is in design (a copy): revise it, then launch."
+        sent, _ = submit_once(signed_in, form_key, f"{PATH}/{offering_id}/versions", work)
     except DomainError as exc:
         return _back(signed_in, Flash("error", exc.detail))
-    return _back(signed_in, Flash("success", message))
+    return redirect(signed_in, sent)

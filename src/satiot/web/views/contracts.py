@@ -28,6 +28,7 @@ from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import Page, paginate
 from satiot.web.contract_form import PostedTerms, TermsChoices, TermsForm, load_choices
 from satiot.web.flash import Flash, set_flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 
@@ -246,16 +247,22 @@ def amend(
     signed_in: Posted,
     contract_id: uuid.UUID,
     form: PostedTerms,
+    form_key: FormKey = "",
 ) -> Response:
     """Draft version n+1 of the version in force with :func:`satiot.bss.contracts.amend`, as
     ``POST /api/v1/contracts/{id}/versions`` does, with every term as the form shows it."""
     signed_in.require_any("contracts:write")
+
+    def work(session: Session) -> Sent:
+        contract = contracts.amend(
+            session, signed_in.principal, contract_id, form.changes(), at=signed_in.now()
+        )
+        label = f"{contract.number} v{contract.version}"
+        done = f"{label} drafted: read its text with the customer, then record the signature."
+        return Sent(f"{PATH}/{contract.id}", done)
+
     try:
-        with signed_in.call.write() as session:
-            contract = contracts.amend(
-                session, signed_in.principal, contract_id, form.changes(), at=signed_in.now()
-            )
-            new_id, label = contract.id, f"{contract.number} v{contract.version}"
+        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
     except DomainError as exc:
         flash = Flash("error", form.refused(exc).message)
         return render_detail(
@@ -266,8 +273,7 @@ def amend(
             status_code=exc.status,
             amend_form=form,
         )
-    done = f"{label} drafted: read its text with the customer, then record the signature."
-    return _done(signed_in, new_id, done)
+    return redirect(signed_in, sent)
 
 
 @router.post(PATH + "/{contract_id}/terminate")

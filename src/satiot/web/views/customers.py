@@ -32,6 +32,7 @@ from satiot.core.pagination import Page, paginate
 from satiot.web.contract_form import PostedTerms, TermsChoices, TermsForm, load_choices
 from satiot.web.flash import Flash, set_flash
 from satiot.web.forms import FieldError, field_error
+from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 
@@ -237,6 +238,7 @@ def onboard_customer(
     agent_phone: Text = "",
     tenant_slug: Text = "",
     tenant_id: Text = "",
+    form_key: FormKey = "",
 ) -> Response:
     """Onboard a customer and its tenant with :func:`satiot.bss.customers.onboard`, as
     ``POST /api/v1/customers`` does; a refusal creates nothing and keeps what was typed."""
@@ -256,25 +258,28 @@ def onboard_customer(
         tenant_slug=tenant_slug,
         tenant_id=tenant_id,
     )
+
+    def work(session: Session) -> Sent:
+        customer = customers.onboard(
+            session,
+            signed_in.principal,
+            form.application(),
+            at=signed_in.now(),
+            tenant_id=form.existing_tenant(),
+        )
+        if customer.status == "manual-review":
+            done = "onboarded into manual review: its credit code fails its check character."
+        else:
+            done = "onboarded: file its documents, then verify it."
+        return Sent(f"{PATH}/{customer.id}", f"{customer.name} {done}")
+
     try:
-        with signed_in.call.write() as session:
-            customer = customers.onboard(
-                session,
-                signed_in.principal,
-                form.application(),
-                at=signed_in.now(),
-                tenant_id=form.existing_tenant(),
-            )
-            customer_id, label, state = customer.id, customer.name, customer.status
+        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
     except DomainError as exc:
         form.error = field_error(exc, ONBOARD_LABELS, ONBOARD_ALIASES)
         flash = Flash("error", form.error.message)
         return render_list(request, signed_in, form=form, flash=flash, status_code=exc.status)
-    if state == "manual-review":
-        done = f"{label} onboarded into manual review: its credit code fails its check character."
-    else:
-        done = f"{label} onboarded: file its documents, then verify it."
-    return _done(signed_in, customer_id, done)
+    return redirect(signed_in, sent)
 
 
 @dataclass
@@ -447,16 +452,22 @@ def draft_contract(
     signed_in: Posted,
     customer_id: uuid.UUID,
     form: PostedTerms,
+    form_key: FormKey = "",
 ) -> Response:
     """Draft version 1 of a contract with :func:`satiot.bss.contracts.draft`, as
     ``POST /api/v1/contracts`` does; on to the draft's page to read and sign it."""
     signed_in.require_any("contracts:write")
+
+    def work(session: Session) -> Sent:
+        contract = contracts.draft(
+            session, signed_in.principal, customer_id, form.terms(), at=signed_in.now()
+        )
+        label = f"{contract.number} v{contract.version}"
+        done = f"{label} drafted: read its text with the customer, then record the signature."
+        return Sent(f"/contracts/{contract.id}", done)
+
     try:
-        with signed_in.call.write() as session:
-            contract = contracts.draft(
-                session, signed_in.principal, customer_id, form.terms(), at=signed_in.now()
-            )
-            contract_id, label = contract.id, f"{contract.number} v{contract.version}"
+        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
     except DomainError as exc:
         return render_detail(
             request,
@@ -466,10 +477,7 @@ def draft_contract(
             status_code=exc.status,
             terms_form=form,
         )
-    response = RedirectResponse(f"/contracts/{contract_id}", status_code=303)
-    done = f"{label} drafted: read its text with the customer, then record the signature."
-    set_flash(response, Flash("success", done), secure=signed_in.ctx.settings.cookie_secure)
-    return response
+    return redirect(signed_in, sent)
 
 
 @router.post(PATH + "/{customer_id}/risk-assessment")
@@ -491,24 +499,29 @@ def file_document(
     customer_id: uuid.UUID,
     file: Annotated[UploadFile | None, File()] = None,
     kind: Text = "",
+    form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("customers:write")
     content = file.file.read(documents.MAX_DOCUMENT_BYTES + 1) if file else b""
+
+    def work(session: Session) -> Sent:
+        doc = documents.file_document(
+            session,
+            signed_in.principal,
+            customer_id,
+            kind=kind,
+            filename=file.filename if file else None,
+            content=content,
+            at=signed_in.now(),
+        )
+        label = f"{documents.DOCUMENT_KINDS.get(doc.kind, doc.kind)} filed ({doc.filename})."
+        return Sent(f"{PATH}/{customer_id}", label)
+
     try:
-        with signed_in.call.write() as session:
-            doc = documents.file_document(
-                session,
-                signed_in.principal,
-                customer_id,
-                kind=kind,
-                filename=file.filename if file else None,
-                content=content,
-                at=signed_in.now(),
-            )
-            label = f"{documents.DOCUMENT_KINDS.get(doc.kind, doc.kind)} filed ({doc.filename})."
+        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
     except DomainError as exc:
         return _refused(request, signed_in, customer_id, exc)
-    return _done(signed_in, customer_id, label)
+    return redirect(signed_in, sent)
 
 
 @router.get(PATH + "/{customer_id}/documents/{document_id}")

@@ -30,6 +30,7 @@ from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
 from satiot.oss.handle_client import NodeConfig
 from satiot.web.flash import Flash, set_flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 from satiot.web.views.network_rows import parse_uuid
@@ -144,16 +145,24 @@ def upload(
     signed_in: Posted,
     file: Annotated[UploadFile, File()],
     customer_id: Annotated[str, Form()] = "",
+    form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("orders:write")
     chunks = list(iter(lambda: file.file.read(64 * 1024), b""))
+    placed: list[uuid.UUID] = []
+
+    def work(session: Session) -> Sent:
+        made = orders.place_order(
+            session, signed_in.principal, order, at=signed_in.now(), kek=signed_in.ctx.kek
+        )
+        placed.append(made.id)
+        message = f"Order accepted: {len(made.items)} items, fulfilled one by one."
+        return Sent(f"{PATH}/{made.id}", message)
+
     try:
         parsed = order_csv.parse_order_csv(chunks)
         order = order_csv.order_from_csv(parsed, customer_id=parse_uuid(customer_id))
-        with signed_in.call.write() as session:
-            placed = orders.place_order(
-                session, signed_in.principal, order, at=signed_in.now(), kek=signed_in.ctx.kek
-            )
+        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
     except OrderRejected as exc:
         return _list_page(
             request,
@@ -164,10 +173,9 @@ def upload(
         )
     except DomainError as exc:
         return _list_page(request, signed_in, problem=exc.detail, status_code=exc.status)
-    response = RedirectResponse(f"{PATH}/{placed.id}", status_code=303)
-    response.background = _fulfil(signed_in, placed.id)
-    message = f"Order accepted: {len(placed.items)} items, fulfilled one by one."
-    set_flash(response, Flash("success", message), secure=signed_in.ctx.settings.cookie_secure)
+    response = redirect(signed_in, sent)
+    if placed:  # not when this form was sent already: that order is being fulfilled
+        response.background = _fulfil(signed_in, placed[0])
     return response
 
 
