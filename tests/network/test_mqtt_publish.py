@@ -174,3 +174,29 @@ def test_a_hanging_customer_broker_does_not_hold_up_the_platform_broker(ctx, wor
         worker.join(15)
         silent.close()
     assert not worker.is_alive()
+
+
+def test_a_broker_name_is_tried_on_each_checked_address_until_one_answers(monkeypatch):
+    """A customer's broker whose name has several public addresses, the first down: the
+    publisher goes on to the next, as a client connecting to the name would."""
+    import satiot.network.mqtt_publish as mqtt_publish
+
+    tried: list[str] = []
+    addresses = ["127.0.0.3", "127.0.0.1"]  # nothing listens on the first (refused at once)
+
+    def checked(host: str, port: int) -> list[str]:
+        tried.append(host)
+        return addresses
+
+    monkeypatch.setattr(mqtt_publish, "resolve_public", checked)
+    publisher = MqttPublisher(timeout_s=5, platform_url=None)  # customers' brokers guarded
+    try:
+        sent = publisher.publish("mqtt://broker.example.com:1883", "satiot/tests/multi", b"{}")
+        assert sent.ok, sent
+        assert tried == ["broker.example.com"]
+        addresses[:] = ["127.0.0.3", "127.0.0.4"]
+        publisher.close()
+        down = publisher.publish("mqtt://broker.example.com:1883", "satiot/tests/multi", b"{}")
+        assert not down.ok and "tried 2 addresses" in (down.error or ""), down
+    finally:
+        publisher.close()

@@ -153,17 +153,24 @@ class _Connection:
             self.client.username_pw_set(login.username, login.password)
         if login.tls:
             self.client.tls_set_context(tls_context(login.host, login.ca_pem))
-        # A customer's broker is connected to on the public address that was checked (see
-        # target_guard); the platform's own broker, named by the operator, is not guarded.
-        host = resolve_public(login.host, login.port)[0] if login.guarded else login.host
-        try:
-            self.client.connect(host, login.port, keepalive=KEEPALIVE_S)
-        except ssl.SSLCertVerificationError as exc:
-            raise ConnectionError(
-                f"TLS: the broker's certificate is not trusted: {exc.verify_message}"
-            ) from exc
-        except ssl.SSLError as exc:
-            raise ConnectionError(f"TLS handshake failed: {exc.reason or exc}") from exc
+        # A customer's broker is connected to on a public address that was checked (see
+        # target_guard), each in turn until one answers, as a client connecting to the name
+        # would; the platform's own broker, named by the operator, is not guarded.
+        hosts = resolve_public(login.host, login.port) if login.guarded else [login.host]
+        for n, host in enumerate(hosts, 1):
+            try:
+                self.client.connect(host, login.port, keepalive=KEEPALIVE_S)
+                break
+            except ssl.SSLCertVerificationError as exc:
+                raise ConnectionError(
+                    f"TLS: the broker's certificate is not trusted: {exc.verify_message}"
+                ) from exc
+            except ssl.SSLError as exc:
+                raise ConnectionError(f"TLS handshake failed: {exc.reason or exc}") from exc
+            except OSError as exc:
+                if n == len(hosts):
+                    tried = f" (tried {n} addresses)" if n > 1 else ""
+                    raise ConnectionError(f"{exc}{tried}") from exc
         self.client.loop_start()
         if not self._connected.wait(timeout_s) or self._refusal:
             self.close()
