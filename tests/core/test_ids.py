@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 
 import pytest
 
-from satiot.core.ids import new_id, new_id_block
+from satiot.core.ids import new_id, new_id_block, uuid_from_int
 
 
 def test_new_id_is_version_7_rfc_variant():
@@ -59,3 +60,12 @@ def test_a_block_of_ids_is_consecutive_and_no_later_id_falls_among_them():
     assert not set(later) & set(block)
     with pytest.raises(ValueError):
         new_id_block(0)
+
+
+def test_an_id_made_from_its_number_is_a_full_uuid():
+    value = new_id_block(1)
+    fast, checked = uuid_from_int(value), uuid.UUID(int=value)
+    assert fast == checked and hash(fast) == hash(checked) and str(fast) == str(checked)
+    assert fast.version == 7 and fast.hex == checked.hex and fast < uuid_from_int(value + 1)
+    assert copy.deepcopy(fast) == checked
+    assert {fast: 1}[checked] == 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from satiot.core.ids import new_id_block
+from satiot.core.ids import new_id_block, uuid_from_int
 from satiot.network.frames import DataFrame, MType
 from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
 from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks, lock_throttled
@@ -58,13 +58,13 @@ class _Ids:
     def __call__(self) -> uuid.UUID:
         value = self._next
         self._next += 1
-        return uuid.UUID(int=value)
+        return uuid_from_int(value)
 
 
 class _Uplink:
     """One frame of the batch: new (to insert) or already stored (gaining copies)."""
 
-    __slots__ = ("copies", "device", "f_cnt", "frame", "id", "items", "mic", "payload")
+    __slots__ = ("_first", "copies", "device", "f_cnt", "frame", "id", "items", "mic", "payload")
 
     def __init__(
         self, id: uuid.UUID, device: Candidate, f_cnt: int, mic: int, frame: DataFrame | None
@@ -77,14 +77,20 @@ class _Uplink:
         self.payload = b""
         self.items: list[int] = []  # batch indices of the records that are copies of it
         self.copies: dict[tuple[str, datetime], ReceptionIn] = {}
+        self._first: datetime | None = None
 
     def add(self, index: int, rec: ReceptionIn) -> None:
         self.items.append(index)
         self.copies.setdefault((rec.satellite, rec.received_at), rec)
+        if self._first is None or rec.received_at < self._first:
+            self._first = rec.received_at
 
     @property
     def received_at(self) -> datetime:
-        return min(when for _, when in self.copies)
+        """The earliest copy's reception time."""
+        if self._first is None:
+            self._first = min(when for _, when in self.copies)
+        return self._first
 
 
 _Matched = tuple[int, ReceptionIn, DataFrame, Candidate, int]
@@ -95,6 +101,7 @@ class Batch:
 
     def __init__(self, station: GroundStation, size: int) -> None:
         self.station = station
+        self.station_text = (str(station.id), station.name)  # as every message names it
         self.rejected: list[Rejection] = []
         self.duplicates = 0
         self.new: list[_Uplink] = []
@@ -294,8 +301,9 @@ class Batch:
 
     def message(self, up: _Uplink, at: datetime) -> dict[str, Any]:
         """The ``uplink.accepted`` payload: the one shape every channel delivers."""
-        frame, dev, station = up.frame, up.device, self.station
+        frame, dev = up.frame, up.device
         assert frame is not None
+        station_id, station_name = self.station_text
         return uplink_message(
             id=up.id,
             tenant_id=dev.tenant_id,
@@ -309,8 +317,8 @@ class Batch:
             accepted_at=at,
             receptions=[
                 reception_json(
-                    ground_station_id=station.id,
-                    ground_station=station.name,
+                    ground_station_id=station_id,
+                    ground_station=station_name,
                     satellite=rec.satellite,
                     received_at=rec.received_at,
                     frequency_hz=rec.frequency_hz,
@@ -337,7 +345,7 @@ class Batch:
                     ack=frame.ack,
                     confirmed=frame.mtype is MType.CONFIRMED_UP,
                     received_at=up.received_at,
-                    satellites=tuple(sorted({sat for sat, _ in up.copies})),
+                    satellites=_satellites(up.copies),
                 )
             )
         return out
@@ -349,6 +357,12 @@ class Batch:
             rejected=sorted(self.rejected, key=lambda r: r.index),
             uplink_ids=[up.id for up in self.new],
         )
+
+
+def _satellites(copies: dict[tuple[str, datetime], ReceptionIn]) -> tuple[str, ...]:
+    if len(copies) == 1:
+        return (next(iter(copies))[0],)
+    return tuple(sorted({sat for sat, _ in copies}))
 
 
 def decide(

@@ -152,7 +152,7 @@ _KNOWN_COLUMNS: dict[str, TypeEngine[Any]] = {
 
 def load_uplinks(session: Session, keys: Iterable[tuple[uuid.UUID, int]]) -> list[KnownUplink]:
     """The stored uplinks among these (device, full FCnt) pairs (one query)."""
-    pairs = sorted(set(keys))
+    pairs = list(set(keys))  # a read: no lock order to keep
     if not pairs:
         return []
     conn = _connection(session)
@@ -364,6 +364,12 @@ def insert_receptions(
     return added
 
 
+def _by_id(item: tuple[uuid.UUID, Any]) -> int:
+    """Sort key for rows updated in id order (UUID's own ordering, without its Python-level
+    comparison methods)."""
+    return item[0].int
+
+
 def add_reception_counts(session: Session, added: Mapping[uuid.UUID, int]) -> None:
     """``reception_count += n`` on stored uplinks that gained copies (one executemany, in id
     order)."""
@@ -372,9 +378,9 @@ def add_reception_counts(session: Session, added: Mapping[uuid.UUID, int]) -> No
     dialect = _connection(session).dialect.name
     params: list[tuple[int, Any]]
     if dialect == "postgresql":
-        params = [(n, uid) for uid, n in sorted(added.items())]
+        params = [(n, uid) for uid, n in sorted(added.items(), key=_by_id)]
     else:
-        params = [(n, uid.hex) for uid, n in sorted(added.items())]
+        params = [(n, uid.hex) for uid, n in sorted(added.items(), key=_by_id)]
     bulk.execute(session, _ADD_RECEPTION_COUNTS[dialect], params)
 
 
@@ -390,7 +396,7 @@ def advance_devices(
     if not progress:
         return
     dialect = _connection(session).dialect.name
-    ordered = sorted(progress.items())
+    ordered = sorted(progress.items(), key=_by_id)
     params: list[Any]
     if dialect == "postgresql":
         params = [

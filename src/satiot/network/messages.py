@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 UPLINK_ACCEPTED = "uplink.accepted"
@@ -32,16 +33,26 @@ CUSTOMER_NOTICES = frozenset(
 )
 
 
+@lru_cache(maxsize=8192)
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def iso(when: datetime | None) -> str | None:
-    """UTC ISO-8601 with a ``Z`` (what every delivered timestamp looks like)."""
+    """UTC ISO-8601 with a ``Z`` (what every delivered timestamp looks like).
+
+    Remembered for recent instants: ingest writes each batch's acceptance time and each
+    copy's reception time into several places, and the formatting costs more than a lookup.
+    Equal instants in other zones format alike, so sharing an entry between them is exact.
+    """
     if when is None:
         return None
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return _iso(when)
 
 
 def reception_json(
     *,
-    ground_station_id: uuid.UUID,
+    ground_station_id: uuid.UUID | str,
     ground_station: str,
     satellite: str,
     received_at: datetime,
@@ -89,8 +100,14 @@ def uplink_message(
         "ack": ack,
         "received_at": iso(received_at),
         "accepted_at": iso(accepted_at),
-        "receptions": sorted(receptions, key=lambda r: (r["received_at"], r["ground_station"])),
+        "receptions": _in_time_order(list(receptions)),
     }
+
+
+def _in_time_order(receptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(receptions) > 1:
+        receptions.sort(key=lambda r: (r["received_at"], r["ground_station"]))
+    return receptions
 
 
 @dataclass(frozen=True)
