@@ -6,8 +6,8 @@ scratch database: the benchmark migrates it and adds rows). It builds one custom
 prices (minimum billable size) and a contract quota, then rates --events uplink events:
 
 - batch path: :meth:`satiot.bss.rating.Rater.rate_range` over --batch events of the event log
-  per transaction (what the ``bss.rating`` consumer does for each batch): set-based, a fixed
-  number of statements per batch, no Python per event;
+  per transaction (what the ``bss.rating`` consumer does for each batch): one read of the
+  range, the rules in a plain loop, bulk writes; a fixed number of statements per batch;
 - consumer path (--consumer): the same through ``consume_batch``, with the consumer's cursor;
 - anchor: the naive way, one transaction per event with ORM look-ups of the subscription,
   prices and counter, in the same process on the same database.
@@ -294,6 +294,7 @@ def anchor(db: Database, evs: list[Event]) -> float:
             counter.bytes += billable
             s.add(
                 UsageRecord(
+                    id=ev.id,
                     event_id=ev.id,
                     tenant_id=sub.tenant_id,
                     dev_eui=sub.dev_eui,
@@ -312,7 +313,7 @@ def anchor(db: Database, evs: list[Event]) -> float:
     return len(evs) / (time.perf_counter() - started)
 
 
-#: The least a set-based rater can do: price the range's uplinks against one pool with one
+#: The least a batch rater can do: price the range's uplinks against one pool with one
 #: running count and write their usage records, in a single INSERT ... SELECT.
 FLOOR_SQL = """
 INSERT INTO usage_records (id, event_id, tenant_id, dev_eui, subscription_id,

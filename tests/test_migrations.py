@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, insert, make_url, select, text
+from sqlalchemy.exc import IntegrityError
 
+from satiot.bss.models import UsageRecord
 from satiot.core import migrate
+from satiot.core.db import Database
+from satiot.core.models import Tenant
 from satiot.schema import metadata
+from tests.conftest import PG_DEFAULT
 
 
 def test_models_and_migrations_agree(migrated_db):
@@ -20,3 +32,68 @@ def test_models_and_migrations_agree(migrated_db):
 def test_database_is_at_the_newest_revision(migrated_db):
     engine = migrated_db.engine
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
+
+
+@pytest.fixture
+def scratch_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database of the suite's backend, for migrating step by step."""
+    if request.config.getoption("--db") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    server = make_url(os.environ.get("SATIOT_TEST_PG_URL", PG_DEFAULT))
+    name = f"satiot_scratch_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _usage(conn, record_id: uuid.UUID, event_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    row = {
+        "id": record_id,
+        "event_id": event_id,
+        "tenant_id": tenant_id,
+        "dev_eui": "70B3D57ED0000001",
+        "kind": "uplink",
+        "bytes": 10,
+        "billable_bytes": 10,
+        "period": "2026-11",
+        "occurred_at": datetime(2026, 11, 3, tzinfo=UTC),
+        "charge_micros": 0,
+        "state": "rated",
+    }
+    conn.execute(insert(UsageRecord.__table__).values(**row))
+
+
+def test_0010_names_old_usage_records_by_their_event_and_keeps_them_so(scratch_url):
+    database = Database.connect(scratch_url)
+    try:
+        migrate.upgrade(database.engine, "0009")
+        tenant_id, old_id, event_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        with database.engine.begin() as conn:
+            conn.execute(
+                insert(Tenant.__table__).values(
+                    id=tenant_id,
+                    slug="old",
+                    name="Old",
+                    kind="customer",
+                    status="active",
+                    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                )
+            )
+            _usage(conn, old_id, event_id, tenant_id)  # rated before ids followed events
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as conn:
+            ids = conn.execute(select(UsageRecord.id, UsageRecord.event_id)).all()
+        assert ids == [(event_id, event_id)]
+        with pytest.raises(IntegrityError), database.engine.begin() as conn:
+            _usage(conn, uuid.uuid4(), uuid.uuid4(), tenant_id)
+        with pytest.raises(IntegrityError), database.engine.begin() as conn:
+            _usage(conn, event_id, event_id, tenant_id)  # the same event rated twice
+    finally:
+        database.dispose()

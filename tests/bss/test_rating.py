@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -408,3 +408,18 @@ def test_a_usage_record_is_named_by_its_event(world):
 def test_rating_an_empty_range_does_nothing(db):
     with db.write() as s:
         assert Rater().rate_range(s, 0, 0).rated == 0
+
+
+def test_a_time_with_a_zone_offset_counts_at_its_instant(world):
+    """A payload time written in Beijing time is that instant, not the event's own time: its
+    month is the business month it falls in."""
+    ctx = world.ctx
+    s = shop(world)
+    sub = s.device(_pay_per_use(ctx), T - timedelta(days=40))
+    at = datetime(2026, 12, 1, 0, 30, tzinfo=timezone(timedelta(hours=8)))  # 16:30 UTC, 30 Nov
+    with ctx.db.write() as w:
+        payload = {"dev_eui": sub.dev_eui, "payload": "AAAA", "received_at": at.isoformat()}
+        events.emit(w, "uplink.accepted", at=T, payload=payload, tenant_id=s.tenant.id)
+    rate_all(ctx)
+    [rec] = _records(ctx)
+    assert (rec.occurred_at, rec.period, rec.state) == (at, "2026-12", "rated")

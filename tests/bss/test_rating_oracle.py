@@ -1,6 +1,7 @@
-"""Set-based rating against a plain one-message-at-a-time reading of the rules.
+"""Batch rating against a plain one-message-at-a-time reading of the rules.
 
-Rating runs in SQL with running sums over whole batches. These scenarios draw random
+Rating reads a whole batch in one query, keeps running totals per bucket and writes in bulk,
+with counters carried from batch to batch. These scenarios draw random
 tariffs, quotas, traffic and batch sizes (seeded, so a failure names its scenario) and check
 that every usage record, counter and threshold notice is what the rules of docs/bss.md give
 when the messages are taken one by one in the order of the event log.
@@ -115,7 +116,7 @@ def _expected(plan: Plan, traffic: list[tuple[int, str, int, datetime]]):
 
 
 @pytest.mark.parametrize("seed", range(16))
-def test_set_based_rating_matches_the_rules_taken_one_message_at_a_time(world, seed):
+def test_batch_rating_matches_the_rules_taken_one_message_at_a_time(world, seed):
     rng = random.Random(seed)
     plan = _draw(rng)
     ctx = world.ctx

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     ForeignKey,
     Index,
@@ -275,6 +276,15 @@ class Subscription(TenantScoped, Base):
 
     __table_args__ = (
         Index("ix_subscriptions_dev_eui", "dev_eui"),
+        # Rating counts a pool's devices in a month (account, offering, active in it) for
+        # every batch: this index answers the count without reading the rows.
+        Index(
+            "ix_subscriptions_pool",
+            "billing_account_id",
+            "offering_id",
+            "activated_at",
+            "terminated_at",
+        ),
         # "One device, one code, one number": each identity is bound to one live
         # subscription at most, whatever the tenant (partial unique indexes: an ended
         # subscription keeps its record but releases the identity).
@@ -307,7 +317,7 @@ class UsageRecord(TenantScoped, Base):
     __tablename__ = "usage_records"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # = id (checked), so unique
     dev_eui: Mapped[str] = mapped_column(String(16))
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("subscriptions.id"))
     billing_account_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -327,6 +337,9 @@ class UsageRecord(TenantScoped, Base):
     __table_args__ = (
         Index("ix_usage_account_period", "billing_account_id", "period"),
         Index("ix_usage_subscription_period", "subscription_id", "period"),
+        # A record is named by its event: the primary key is the one index that keeps an
+        # event from being rated twice (a second unique index on event_id cost every write).
+        CheckConstraint("id = event_id", name="ck_usage_records_id_is_event"),
     )
 
 

@@ -1,12 +1,14 @@
 """Rating (TMF635): accepted uplinks and sent downlinks become charged usage records.
 
 The consumer ``bss.rating`` (entry point ``satiot.consumers``) reads ``uplink.accepted`` and
-``downlink.sent``. It takes each batch as a range of the event log and rates it set-based, in
-the database (:mod:`satiot.bss.rating_sql`): a fixed number of statements whatever the batch's
-size, and no Python per event. The usage records, counters, balance debits, threshold events
-and suspensions commit together with the consumer's cursor, so nothing is rated twice; a
-usage record's id is its event's id (and ``UsageRecord.event_id`` is unique), so a re-read
-range skips what it rated already.
+``downlink.sent``. It takes each batch as a range of the event log: one query reads the
+range's usage events joined with their subscriptions and contracts
+(:mod:`satiot.bss.rating_sql`), the rules run over them one message at a time in log order
+(:mod:`satiot.bss.rating_pass`), and usage records and counters go back in one bulk write
+each: a fixed number of statements whatever the batch's size. The usage records, counters,
+balance debits, threshold events and suspensions commit together with the consumer's cursor,
+so nothing is rated twice; a usage record's id is its event's id (a check keeps
+``UsageRecord.event_id`` equal to it), so a re-read range skips what it rated already.
 
 What happens to each message (docs/bss.md, "Rating and usage"):
 
@@ -28,20 +30,29 @@ What happens to each message (docs/bss.md, "Rating and usage"):
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from satiot.bss import rating_sql
 from satiot.bss import rating_store as store
 from satiot.bss.models import Subscription
-from satiot.bss.periods import DEFAULT_TZ, period_bounds, period_of
-from satiot.bss.rating_rules import TariffCache, newly_crossed, share
-from satiot.bss.rating_sql import Statements, statements
+from satiot.bss.periods import DEFAULT_TZ, Period, period_bounds, period_of
+from satiot.bss.rating_pass import (
+    Crossing,
+    Price,
+    RatingPass,
+    addon_ids,
+    pg_instant,
+    sqlite_instant,
+    stage,
+)
+from satiot.bss.rating_rules import TariffCache
 from satiot.core import events
 from satiot.core.bulk import sqlite_timestamp
 from satiot.core.config import Settings
@@ -106,56 +117,33 @@ class Rater:
         transaction; events already rated are skipped."""
         out = Outcome()
         conn = session.connection()
-        name = conn.dialect.name
-        sql = statements(name)
-        sqlite = name != "postgresql"
-
-        def run(statement: str, params: Any = None) -> Any:
-            return conn.execute(text(statement), params or {})
-
-        for statement in sql.create:
-            run(statement)
-        for statement in sql.clear:
-            run(statement)
-        span = {"after": after, "last": last}
-        run(sql.stage, span)
-        first_at, last_at = run(sql.bounds).one()
-        if first_at is not None:
-            self._plan(session, run, sql, _instant(first_at), _instant(last_at), sqlite)
-            for statement in sql.analyze:
-                run(statement)
-            for statement in (
-                sql.own_buckets,
-                sql.pool_buckets,
-                sql.create_counters,
-            ):
-                run(statement)
-            if not sqlite:
-                run(sql.lock_counters)
-            for statement in (
-                sql.read_counters,
-                sql.own_running,
-                sql.quota_reject,
-                sql.allowance_running,
-                sql.price,
-                sql.insert_usage,
-                sql.bucket_totals,
-                sql.write_counters,
-                sql.mark_refused,
-                sql.mark_crossings,
-            ):
-                run(statement)
-        rated, rejected, charged, end_at, with_usage = run(sql.summary, span).one()
-        out.rated, out.rejected = int(rated or 0), int(rejected or 0)
-        out.charged_micros = int(charged or 0)
-        out.skipped = int(with_usage) - out.rated - out.rejected
-        if first_at is None:
+        pg = conn.dialect.name == "postgresql"
+        rows = stage(rating_sql.fetch(conn, after, last), pg_instant if pg else sqlite_instant)
+        fresh = [r for r in rows if not r[-1]]
+        if not fresh:
+            out.skipped = len(rows)
             return out
-        capped = self._announce(session, run, sql, out)
-        release = {_uuid(r[0]) for r in run(sql.unthrottle)}
-        _throttle(session, capped, release, out)
-        debits = {_uuid(a): int(amount) for a, amount in run(sql.debits)}
-        out.suspended += store.debit_prepaid(session, debits, _instant(end_at))
+        stored = (lambda v: v) if pg else sqlite_timestamp
+        periods = self._periods(fresh, pg)
+        bounds = {p.name: (stored(p.start), stored(p.end)) for p in periods}
+        ends = [(stored(p.end), p.name) for p in periods[:-1]] + [(None, periods[-1].name)]
+        batch = RatingPass(rows, periods=ends, price_of=self._pricer(session), id_text=_id_text(pg))
+        batch.plan()
+        pools = batch.pool_months(lambda name: bounds[name])
+        batch.set_members(rating_sql.member_counts(conn, pools))
+        batch.load(rating_sql.counters(conn, batch.new_buckets()))
+        result = batch.apply()
+        rating_sql.insert_usage(session, conn, result.usage)
+        rating_sql.write_counters(conn, result.counters)
+        out.rated, out.rejected, out.skipped = result.rated, result.rejected, result.skipped
+        out.charged_micros = result.charged
+        for crossing in result.crossings:
+            self._emit(session, out, crossing)
+        capped = {_uuid(sub): (action, _instant(at)) for sub, (action, at) in result.capped.items()}
+        _throttle(session, capped, {_uuid(s) for s in result.release}, out)
+        paying = rating_sql.prepaid(conn, list(result.charges))
+        debits = {_uuid(a): amount for a, amount in result.charges.items() if a in paying}
+        out.suspended += store.debit_prepaid(session, debits, _instant(result.last_at))
         suspend = [sid for sid, (action, _) in capped.items() if action == "suspend"]
         if suspend:
             at = max(at for _, at in capped.values())
@@ -164,163 +152,69 @@ class Rater:
             )
         return out
 
-    def _plan(
-        self,
-        session: Session,
-        run: Any,
-        sql: Statements,
-        first: datetime,
-        last: datetime,
-        sqlite: bool,
-    ) -> None:
-        """Name each staged use's month and price it by its tariff (Python builds one tariff
-        per distinct offering and add-on set; the rest stays in SQL)."""
+    def _periods(self, rows: Sequence[Any], pg: bool) -> list[Period]:
+        """The business months from the batch's first use to its last."""
+        used = [r[6] for r in rows]
+        first, last = _instant(min(used)), _instant(max(used))
         periods = [period_bounds(period_of(first, self.tz), self.tz)]
         while periods[-1].end <= last:
             periods.append(period_bounds(period_of(periods[-1].end, self.tz), self.tz))
-        stored = sqlite_timestamp if sqlite else (lambda v: v)
-        case, params = [], {}
-        for i, p in enumerate(periods[:-1]):
-            case.append(f"WHEN used_at < :end{i} THEN :p{i}")
-            params[f"end{i}"], params[f"p{i}"] = stored(p.end), p.name
-        params["plast"] = periods[-1].name
-        name = f"CASE {' '.join(case)} ELSE :plast END" if case else ":plast"
-        run(sql.set_period.format(case=name), params)
-        run(
-            sql.insert_periods,
-            [{"period": p.name, "starts": stored(p.start), "ends": stored(p.end)} for p in periods],
-        )
-        keys = list(run(sql.tariff_keys))
-        if not keys:
-            return
-        offering_ids = {_uuid(o) for o, _ in keys}
-        for _, addons in keys:
-            offering_ids.update(uuid.UUID(a) for a in _addons(addons))
-        self.tariffs.load(session, offering_ids)
-        rows = []
-        for offering, addons in keys:
-            t = self.tariffs.tariff(_uuid(offering), _addons(addons))
-            rows.append(
-                {
-                    "offering_id": offering,
-                    "addons": addons,
-                    "msg_up": t.per_message.get("uplink", 0),
-                    "msg_down": t.per_message.get("downlink", 0),
-                    "byte_up": t.per_byte.get("uplink", 0),
-                    "byte_down": t.per_byte.get("downlink", 0),
-                    "min_up": t.min_bytes.get("uplink", 0),
-                    "min_down": t.min_bytes.get("downlink", 0),
-                    "allow_m": t.allowance_messages,
-                    "allow_b": t.allowance_bytes,
-                    "pooled": int(t.pooled) if sqlite else t.pooled,
-                }
-            )
-        run(sql.insert_tariff, rows)
-        run(sql.plan)
+        return periods
 
-    def _announce(
-        self, session: Session, run: Any, sql: Statements, out: Outcome
-    ) -> dict[uuid.UUID, tuple[str, datetime]]:
-        """Emit ``usage.threshold`` for every threshold newly reached, at the message that
-        reached it, by replaying the rows of the few buckets that crossed one; return the
-        subscriptions whose enforced quota is now at its cap (with the time it was reached)."""
-        capped: dict[uuid.UUID, tuple[str, datetime]] = {}
-        notified: dict[Any, list[int]] = {}  # counter id -> [allowance %, quota %]
-        for row in run(sql.crossing_rows):
-            (
-                _seq, used_at, reason, billable, sub_id, account_id, dev_eui, tenant_id,
-                period, action, own_bucket, own_n, own_b, alw_bucket, a_n, a_b,
-                own_id, qm, qb, own_q, own_a, alw_id, alw_a, alw_am, alw_ab,
-            ) = row  # fmt: skip
-            at = _instant(used_at)
-            sub = _Sub(_uuid(sub_id), _uuid(account_id), _uuid(tenant_id), dev_eui, period, at)
-            own = notified.setdefault(own_id, [own_a, own_q])
-            if reason is None:
-                if alw_bucket is not None:
-                    alw = notified.setdefault(alw_id, [alw_a, 0])
-                    pct = share(a_n, a_b, alw_am, alw_ab)
-                    crossed = newly_crossed(alw[0], pct)
-                    if crossed:
-                        alw[0] = crossed[-1]
-                        self._emit(session, out, sub, alw_bucket, "allowance", crossed,
-                                   (a_n, a_b), (alw_am, alw_ab))  # fmt: skip
-                if qm or qb:
-                    crossed = newly_crossed(own[1], share(own_n, own_b, qm, qb))
-                    if crossed:
-                        own[1] = crossed[-1]
-                        self._emit(session, out, sub, own_bucket, "quota", crossed,
-                                   (own_n, own_b), (qm, qb))  # fmt: skip
-                        if 100 in crossed and action != "notify":
-                            capped.setdefault(sub.id, (action, at))
-            elif own[1] < 100:  # the first message refused by the quota: it is at its cap
-                crossed = newly_crossed(own[1], 100)
-                own[1] = 100
-                self._emit(session, out, sub, own_bucket, "quota", crossed,
-                           (own_n - 1, own_b - billable), (qm, qb))  # fmt: skip
-                capped.setdefault(sub.id, (action, at))
-        if notified:
-            run(
-                "UPDATE usage_counters SET notified_pct = :a, quota_notified_pct = :q "
-                "WHERE id = :id",
-                [{"id": cid, "a": a, "q": q} for cid, (a, q) in notified.items()],
-            )
-        return capped
+    def _pricer(self, session: Session) -> Callable[[Any, str | None], Price]:
+        """Prices by (offering, add-ons as stored), each built once from the cached tariffs."""
+        prices: dict[tuple[Any, str | None], Price] = {}
 
-    def _emit(
-        self,
-        session: Session,
-        out: Outcome,
-        sub: _Sub,
-        bucket: str,
-        measure: str,
-        crossed: list[int],
-        totals: tuple[int, int],
-        limits: tuple[int, int],
-    ) -> None:
-        pool = bucket.startswith("pool:")
-        for pct in crossed:
+        def price_of(offering_id: Any, addons: str | None) -> Price:
+            found = prices.get((offering_id, addons))
+            if found is None:
+                offering = _uuid(offering_id)
+                extra = addon_ids(addons)
+                self.tariffs.load(session, {offering, *(uuid.UUID(a) for a in extra)})
+                found = prices[(offering_id, addons)] = Price.of(
+                    self.tariffs.tariff(offering, extra)
+                )
+            return found
+
+        return price_of
+
+    def _emit(self, session: Session, out: Outcome, crossing: Crossing) -> None:
+        pool = crossing.bucket.startswith("pool:")
+        sub_id, account_id = _uuid(crossing.sub_id), _uuid(crossing.account_id)
+        for pct in crossing.pcts:
             payload = {
                 "type": THRESHOLD_EVENT,
                 "threshold_pct": pct,
-                "measure": measure,
-                "bucket": bucket,
-                "period": sub.period,
-                "subscription_id": None if pool else str(sub.id),
-                "dev_eui": None if pool else sub.dev_eui,
-                "billing_account_id": str(sub.account_id),
-                "messages": int(totals[0]),
-                "bytes": int(totals[1]),
-                "limit_messages": limits[0] or None,
-                "limit_bytes": limits[1] or None,
+                "measure": crossing.measure,
+                "bucket": crossing.bucket,
+                "period": crossing.period,
+                "subscription_id": None if pool else str(sub_id),
+                "dev_eui": None if pool else crossing.dev_eui,
+                "billing_account_id": str(account_id),
+                "messages": int(crossing.totals[0]),
+                "bytes": int(crossing.totals[1]),
+                "limit_messages": crossing.limits[0] or None,
+                "limit_bytes": crossing.limits[1] or None,
             }
             subject = (
-                ("billing-account", str(sub.account_id)) if pool else ("subscription", str(sub.id))
+                ("billing-account", str(account_id)) if pool else ("subscription", str(sub_id))
             )
             events.emit(
                 session,
                 THRESHOLD_EVENT,
-                at=sub.at,
+                at=_instant(crossing.used_at),
                 payload=payload,
-                tenant_id=sub.tenant_id,
+                tenant_id=_uuid(crossing.tenant_id),
                 subject=subject,
             )
             out.thresholds.append(payload)
 
 
-@dataclass(frozen=True)
-class _Sub:
-    """Who a crossing row's message belongs to."""
-
-    id: uuid.UUID
-    account_id: uuid.UUID
-    tenant_id: uuid.UUID
-    dev_eui: str
-    period: str
-    at: datetime
-
-
-def _addons(text_value: str | None) -> tuple[str, ...]:
-    return tuple(json.loads(text_value)) if text_value else ()
+def _id_text(pg: bool) -> Callable[[Any], str]:
+    """A stored id as ``str(uuid)`` writes it (bucket names are built from it)."""
+    if pg:
+        return str
+    return lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _throttle(

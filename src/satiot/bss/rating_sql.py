@@ -1,419 +1,330 @@
-"""The statements of set-based rating, for SQLite and PostgreSQL.
+"""The statements of rating, for SQLite and PostgreSQL: a batch is read once and written in bulk.
 
-Rating a batch row by row in Python costs far more per event than the database does (each
-event becomes Python objects, is priced, and is written back). Here a batch is a range of the
-event log and stays in the database: it is staged into a temporary work table joined with
-subscriptions and contracts, the allowances and quotas are consumed with running sums (window
-functions ordered by the log's sequence, so the outcome is the one a one-by-one pass would
-give), and usage records and counters are written with ``INSERT … SELECT`` and ``UPDATE …
-FROM``. Python handles only what is small per batch: the month boundaries, one tariff per
-distinct offering and add-on set, and the few buckets that cross a threshold.
+A batch is a range of the event log. One query reads its usage events already joined with
+their subscriptions and contracts (the JSON payload's device, size and time are taken apart in
+SQL); one reads the member counts of the pools it uses; the counters of every allowance bucket
+it touches are created if missing and read (locked on PostgreSQL) with one statement each; the
+usage records and the counters' new totals go back in one bulk write each. Whatever the batch's
+size, the number of statements is the same: the rules themselves run in Python, once per
+message, in log order (:mod:`satiot.bss.rating_pass`).
 
-The two dialects differ in JSON access, timestamp text, UUID text and a few function names;
-:class:`Dialect` holds those fragments and :func:`statements` builds the same pipeline from
-them.
+Values travel in the driver's own form: on SQLite ids are 32 hex digits and instants naive UTC
+text (what SQLAlchemy stores), on PostgreSQL ``uuid`` and ``timestamptz``; rating passes them
+from the read to the write untouched.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Final
+from typing import Any, Final, Protocol
+
+from sqlalchemy import Connection
 
 from satiot.bss.rating_store import ENDED
-from satiot.core.bulk import uuid_text_sql
+from satiot.core import bulk
 
 UPLINK: Final = "uplink.accepted"
 DOWNLINK: Final = "downlink.sent"
-
-WORK: Final = "rating_work"
-BUCKETS: Final = "rating_buckets"
-TARIFFS: Final = "rating_tariffs"
-PERIODS: Final = "rating_periods"
 
 
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    uuid: str  # column type of an id
-    ts: str  # column type of an instant
-    big: str
-    temp: str  # CREATE TEMP TABLE … suffix
-    new_id: str  # SQL expression for a fresh counter id
+
+    @property
+    def pg(self) -> bool:
+        return self.name == "postgresql"
 
     def json_text(self, key: str) -> str:
-        if self.name == "postgresql":
+        if self.pg:
             return f"(payload->>'{key}')"
         return f"json_extract(payload, '$.{key}')"
 
     def json_is_text(self, key: str) -> str:
-        if self.name == "postgresql":
+        if self.pg:
             return f"json_typeof(payload->'{key}') = 'string'"
         return f"json_type(payload, '$.{key}') = 'text'"
 
-    def tail(self, expr: str, n: int) -> str:
-        return f"right({expr}, {n})" if self.name == "postgresql" else f"substr({expr}, -{n})"
-
-    def greatest(self, a: str, b: str) -> str:
-        return f"greatest({a}, {b})" if self.name == "postgresql" else f"max({a}, {b})"
-
-    def least(self, a: str, b: str) -> str:
-        return f"least({a}, {b})" if self.name == "postgresql" else f"min({a}, {b})"
-
-    def uuid_text(self, col: str) -> str:
-        """The id as ``str(uuid)`` writes it (bucket keys are built from it)."""
-        return uuid_text_sql(self.name, col)
-
-    def instant(self, key: str) -> str:
-        """The ISO-8601 time at ``key`` of the payload as a stored instant; the event's own
-        time where it is missing or not a UTC ISO-8601 time."""
-        raw = self.json_text(key)
-        if self.name == "postgresql":
-            pattern = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
-            return (
-                f"CASE WHEN {raw} ~ '{pattern}' THEN CAST({raw} AS timestamptz) "
-                "ELSE occurred_at END"
-            )
-        # SQLite stores naive UTC text with six decimals; the payloads carry what
-        # datetime.isoformat writes for UTC (no decimals when they are zero), with a Z.
-        d = "[0-9]"
-        day = f"{d * 4}-{d * 2}-{d * 2}T{d * 2}:{d * 2}:{d * 2}"
-        return (
-            f"CASE WHEN {raw} GLOB '{day}Z' OR {raw} GLOB '{day}+00:00' "
-            f"THEN substr({raw}, 1, 10) || ' ' || substr({raw}, 12, 8) || '.000000' "
-            f"WHEN {raw} GLOB '{day}.{d * 6}Z' OR {raw} GLOB '{day}.{d * 6}+00:00' "
-            f"THEN substr({raw}, 1, 10) || ' ' || substr({raw}, 12, 15) "
-            "ELSE occurred_at END"
-        )
-
-
-SQLITE: Final = Dialect("sqlite", "CHAR(32)", "TEXT", "INTEGER", "", "lower(hex(randomblob(16)))")
-POSTGRESQL: Final = Dialect(
-    "postgresql", "uuid", "timestamptz", "bigint", " ON COMMIT DELETE ROWS", "gen_random_uuid()"
-)
-
-
-def dialect(name: str) -> Dialect:
-    return POSTGRESQL if name == "postgresql" else SQLITE
+    def param(self, name: str) -> str:
+        return f"%({name})s" if self.pg else f":{name}"
 
 
 @dataclass(frozen=True)
 class Statements:
-    create: tuple[str, ...]
-    clear: tuple[str, ...]
-    stage: str
-    bounds: str
-    set_period: str  # format with the CASE expression
-    tariff_keys: str
-    insert_tariff: str
-    plan: str
-    insert_periods: str
-    own_buckets: str
-    pool_buckets: str
+    fetch: str
+    members: str
     create_counters: str
-    lock_counters: str
     read_counters: str
-    own_running: str
-    quota_reject: str
-    allowance_running: str
-    price: str
-    insert_usage: str
-    bucket_totals: str
     write_counters: str
-    mark_refused: str
-    mark_crossings: str
-    crossing_rows: str
-    unthrottle: str
-    debits: str
-    summary: str
-    analyze: tuple[str, ...]
+    insert_usage: str
+    prepaid: str
+
+
+#: The columns of a fetched usage event, in order (``rating_pass.stage`` unpacks them).
+FETCHED: Final = (
+    "seq", "event_id", "tenant_id", "dev_eui", "type", "payload", "time", "occurred_at",
+    "sub_id", "sub_tenant_id", "account_id", "offering_id", "addons", "throttled",
+    "activated_at", "qm", "qb", "action", "rated",
+)  # fmt: skip
+USAGE_COLUMNS: Final = (
+    "id", "event_id", "tenant_id", "dev_eui", "subscription_id", "billing_account_id",
+    "offering_id", "kind", "bytes", "billable_bytes", "period", "occurred_at", "charge_micros",
+    "state", "reason",
+)  # fmt: skip
 
 
 @cache
 def statements(name: str) -> Statements:
-    d = dialect(name)
+    d = Dialect(name)
+    p = d.param
     ended = ", ".join(f"'{s}'" for s in ENDED)
-    create = (
-        f"CREATE TEMP TABLE IF NOT EXISTS {WORK} ("
-        f"seq {d.big} PRIMARY KEY, event_id {d.uuid} NOT NULL, tenant_id {d.uuid} NOT NULL, "
-        f"dev_eui VARCHAR(64), kind VARCHAR(16), size {d.big}, used_at {d.ts}, period VARCHAR(7), "
-        f"sub_id {d.uuid}, account_id {d.uuid}, offering_id {d.uuid}, addons TEXT, "
-        f"throttled BOOLEAN, qm {d.big}, qb {d.big}, action VARCHAR(16), reason VARCHAR(32), "
-        f"billable {d.big}, msg_price {d.big}, byte_price {d.big}, pooled BOOLEAN, "
-        f"own_bucket VARCHAR(120), alw_bucket VARCHAR(120), own_n {d.big}, own_b {d.big}, "
-        f"a_n {d.big}, a_b {d.big}, allow_m {d.big}, allow_b {d.big}, charge {d.big})"
-        f"{d.temp}",
-        f"CREATE TEMP TABLE IF NOT EXISTS {BUCKETS} ("
-        f"bucket VARCHAR(120) NOT NULL, period VARCHAR(7) NOT NULL, tenant_id {d.uuid}, "
-        f"pool BOOLEAN, allow_m {d.big}, allow_b {d.big}, qm {d.big}, qb {d.big}, "
-        f"counter_id {d.uuid}, start_n {d.big}, start_b {d.big}, notified {d.big}, "
-        f"qnotified {d.big}, old_allow_m {d.big}, old_allow_b {d.big}, end_n {d.big}, "
-        f"end_b {d.big}, refused BOOLEAN, crossing BOOLEAN, PRIMARY KEY (bucket, period))"
-        f"{d.temp}",
-        f"CREATE TEMP TABLE IF NOT EXISTS {TARIFFS} ("
-        f"offering_id {d.uuid}, addons TEXT, msg_up {d.big}, msg_down {d.big}, "
-        f"byte_up {d.big}, byte_down {d.big}, min_up {d.big}, min_down {d.big}, "
-        f"allow_m {d.big}, allow_b {d.big}, pooled BOOLEAN){d.temp}",
-        f"CREATE TEMP TABLE IF NOT EXISTS {PERIODS} ("
-        f"period VARCHAR(7) PRIMARY KEY, starts {d.ts}, ends {d.ts}){d.temp}",
-    )
-    clear = tuple(f"DELETE FROM {t}" for t in (WORK, BUCKETS, TARIFFS, PERIODS))
-    # The decoded length of the base64 payload, from its length and padding.
-    b64 = f"coalesce({d.json_text('payload')}, '')"
-    size = (
-        f"length({b64}) * 3 / 4 - CASE WHEN {d.tail(b64, 2)} = '==' THEN 2 "
-        f"WHEN {d.tail(b64, 1)} = '=' THEN 1 ELSE 0 END"
-    )
-    at = (
-        f"CASE type WHEN '{UPLINK}' THEN {d.instant('received_at')} ELSE {d.instant('sent_at')} END"
-    )
-    addons = "CAST(s.add_on_ids AS text)" if d.name == "postgresql" else "s.add_on_ids"
-    stage = (
-        f"INSERT INTO {WORK} (seq, event_id, tenant_id, dev_eui, kind, size, used_at, sub_id, "
-        "account_id, offering_id, addons, throttled, qm, qb, action, reason) "
-        "SELECT e.seq, e.id, e.tenant_id, e.dev_eui, e.kind, e.size, e.used_at, "
-        "CASE WHEN s.tenant_id = e.tenant_id THEN s.id END, "
-        "CASE WHEN s.tenant_id = e.tenant_id THEN s.billing_account_id END, "
-        "CASE WHEN s.tenant_id = e.tenant_id THEN s.offering_id END, "
-        f"{addons}, s.throttled, coalesce(c.monthly_messages_per_device, 0), "
-        "coalesce(c.monthly_bytes_per_device, 0), c.quota_action, "
-        "CASE WHEN s.id IS NULL THEN 'no-subscription' "
-        "WHEN s.tenant_id <> e.tenant_id THEN 'tenant-mismatch' "
-        "WHEN s.activated_at IS NULL OR s.activated_at > e.used_at THEN 'not-active' END "
-        f"FROM (SELECT seq, id, tenant_id, upper({d.json_text('dev_eui')}) AS dev_eui, "
-        f"CASE type WHEN '{UPLINK}' THEN 'uplink' ELSE 'downlink' END AS kind, "
-        f"{size} AS size, {at} AS used_at FROM events "
-        f"WHERE seq > :after AND seq <= :last AND type IN ('{UPLINK}', '{DOWNLINK}') "
-        f"AND tenant_id IS NOT NULL AND {d.json_is_text('dev_eui')} "
-        "AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.event_id = events.id)) e "
+    addons = "CAST(s.add_on_ids AS text)" if d.pg else "s.add_on_ids"
+    # The payload's JSON is parsed by each function that reads it: only what the join needs
+    # (the device) and the raw texts (payload, time) are read here; sizes, times and reasons
+    # are worked out in Python (``rating_pass.stage``).
+    fetch = (
+        "SELECT e.seq, e.id, e.tenant_id, e.dev_eui, e.type, "
+        f"{d.json_text('payload')}, CASE e.type WHEN '{UPLINK}' THEN {d.json_text('received_at')} "
+        f"ELSE {d.json_text('sent_at')} END, e.occurred_at, s.id, s.tenant_id, "
+        f"s.billing_account_id, s.offering_id, {addons}, s.throttled, s.activated_at, "
+        "coalesce(c.monthly_messages_per_device, 0), coalesce(c.monthly_bytes_per_device, 0), "
+        "c.quota_action, e.rated "
+        f"FROM (SELECT seq, id, tenant_id, type, payload, occurred_at, "
+        f"upper({d.json_text('dev_eui')}) AS dev_eui, "
+        "EXISTS (SELECT 1 FROM usage_records u WHERE u.id = events.id) AS rated "
+        f"FROM events WHERE seq > {p('after')} AND seq <= {p('last')} "
+        f"AND type IN ('{UPLINK}', '{DOWNLINK}') "
+        f"AND tenant_id IS NOT NULL AND {d.json_is_text('dev_eui')}) e "
         f"LEFT JOIN subscriptions s ON s.dev_eui = e.dev_eui AND s.status NOT IN ({ended}) "
-        "LEFT JOIN contracts c ON c.id = s.contract_id"
+        "LEFT JOIN contracts c ON c.id = s.contract_id ORDER BY e.seq"
     )
-    bounds = f"SELECT min(used_at), max(used_at) FROM {WORK}"
-    set_period = f"UPDATE {WORK} SET period = {{case}}"
-    tariff_keys = f"SELECT DISTINCT offering_id, addons FROM {WORK} WHERE reason IS NULL"
-    insert_tariff = (
-        f"INSERT INTO {TARIFFS} (offering_id, addons, msg_up, msg_down, byte_up, byte_down, "
-        "min_up, min_down, allow_m, allow_b, pooled) VALUES (:offering_id, :addons, :msg_up, "
-        ":msg_down, :byte_up, :byte_down, :min_up, :min_down, :allow_m, :allow_b, :pooled)"
+    # A pool's allowance is its per-device share times the devices on that offering in the
+    # account during the month (at least one): one count per (pool, month) of the batch.
+    member = (
+        "m.billing_account_id = w.account AND m.offering_id = w.offering "
+        "AND m.activated_at IS NOT NULL AND m.activated_at < w.ends "
+        "AND (m.terminated_at IS NULL OR m.terminated_at >= w.starts)"
     )
-    sub_key = "'sub:' || " + d.uuid_text(f"{WORK}.sub_id")
-    pool_key = (
-        f"'pool:' || {d.uuid_text(f'{WORK}.account_id')} || ':' || "
-        f"{d.uuid_text(f'{WORK}.offering_id')}"
-    )
-    up = f"{WORK}.kind = 'uplink'"
-    plan = (
-        f"UPDATE {WORK} SET "
-        f"billable = {d.greatest('size', f'CASE WHEN {up} THEN t.min_up ELSE t.min_down END')}, "
-        f"msg_price = CASE WHEN {up} THEN t.msg_up ELSE t.msg_down END, "
-        f"byte_price = CASE WHEN {up} THEN t.byte_up ELSE t.byte_down END, "
-        f"pooled = t.pooled, allow_m = t.allow_m, allow_b = t.allow_b, "
-        f"own_bucket = {sub_key}, "
-        f"alw_bucket = CASE WHEN t.pooled THEN {pool_key} "
-        f"WHEN t.allow_m > 0 OR t.allow_b > 0 THEN {sub_key} END "
-        f"FROM {TARIFFS} t WHERE t.offering_id = {WORK}.offering_id "
-        f"AND t.addons = {WORK}.addons AND {WORK}.reason IS NULL"
-    )
-    insert_periods = (
-        f"INSERT INTO {PERIODS} (period, starts, ends) VALUES (:period, :starts, :ends)"
-    )
-    own_buckets = (
-        f"INSERT INTO {BUCKETS} (bucket, period, tenant_id, pool, allow_m, allow_b, qm, qb) "
-        "SELECT own_bucket, period, min(tenant_id), FALSE, "
-        "max(CASE WHEN pooled THEN 0 ELSE allow_m END), "
-        "max(CASE WHEN pooled THEN 0 ELSE allow_b END), max(qm), max(qb) "
-        f"FROM {WORK} WHERE reason IS NULL GROUP BY own_bucket, period"
-    )
-    members = (
-        "SELECT count(*) FROM subscriptions m WHERE m.billing_account_id = w.account_id "
-        "AND m.offering_id = w.offering_id AND m.activated_at IS NOT NULL "
-        "AND m.activated_at < p.ends "
-        "AND (m.terminated_at IS NULL OR m.terminated_at >= p.starts)"
-    )
-    pool_buckets = (
-        f"INSERT INTO {BUCKETS} (bucket, period, tenant_id, pool, allow_m, allow_b, qm, qb) "
-        "SELECT w.bucket, w.period, w.tenant_id, TRUE, w.allow_m * w.n, w.allow_b * w.n, 0, 0 "
-        "FROM (SELECT w.bucket, w.period, w.tenant_id, w.allow_m, w.allow_b, "
-        f"{d.greatest('1', f'({members})')} AS n "
-        "FROM (SELECT alw_bucket AS bucket, period, min(tenant_id) AS tenant_id, "
-        "min(account_id) AS account_id, min(offering_id) AS offering_id, "
-        "max(allow_m) AS allow_m, max(allow_b) AS allow_b "
-        f"FROM {WORK} WHERE reason IS NULL AND pooled GROUP BY alw_bucket, period) w "
-        f"JOIN {PERIODS} p ON p.period = w.period) w"
-    )
-    if d.name == "postgresql":
-        # min() of a uuid: PostgreSQL has none; every row of one bucket has the same values.
-        for col in ("tenant_id", "account_id", "offering_id"):
-            own_buckets = own_buckets.replace(f"min({col})", f"(array_agg({col}))[1]")
-            pool_buckets = pool_buckets.replace(f"min({col})", f"(array_agg({col}))[1]")
-    create_counters = (
+    counter_columns = (
         "INSERT INTO usage_counters (id, tenant_id, bucket, period, messages, bytes, "
         "allowance_messages, allowance_bytes, notified_pct, quota_notified_pct) "
-        f"SELECT {d.new_id}, b.tenant_id, b.bucket, b.period, 0, 0, b.allow_m, b.allow_b, 0, 0 "
-        f"FROM {BUCKETS} b WHERE NOT EXISTS (SELECT 1 FROM usage_counters c "
-        "WHERE c.bucket = b.bucket AND c.period = b.period)"
-        + (" ON CONFLICT (bucket, period) DO NOTHING" if d.name == "postgresql" else "")
     )
-    # Competing raters serialise per counter (the consumer's cursor already serialises the
-    # consumer's own workers); SQLite's writers are serialised anyway.
-    lock_counters = (
-        f"SELECT c.id FROM usage_counters c JOIN {BUCKETS} b "
-        "ON c.bucket = b.bucket AND c.period = b.period ORDER BY c.id FOR UPDATE OF c"
-    )
-    read_counters = (
-        f"UPDATE {BUCKETS} SET counter_id = c.id, start_n = c.messages, start_b = c.bytes, "
-        "notified = c.notified_pct, qnotified = c.quota_notified_pct, "
-        "old_allow_m = c.allowance_messages, old_allow_b = c.allowance_bytes "
-        f"FROM usage_counters c WHERE c.bucket = {BUCKETS}.bucket "
-        f"AND c.period = {BUCKETS}.period"
-    )
-    running = "OVER (PARTITION BY w.{col}, w.period ORDER BY w.seq)"
-    own_running = (
-        f"UPDATE {WORK} SET own_n = x.n, own_b = x.b FROM (SELECT w.seq, "
-        f"b.start_n + row_number() {running.format(col='own_bucket')} AS n, "
-        f"b.start_b + sum(w.billable) {running.format(col='own_bucket')} AS b "
-        f"FROM {WORK} w JOIN {BUCKETS} b ON b.bucket = w.own_bucket AND b.period = w.period "
-        f"WHERE w.reason IS NULL) x WHERE {WORK}.seq = x.seq"
-    )
-    # The quota counts the device's own messages and billable bytes; once a message would
-    # take it over, that one and every later one of the month are refused. The running sums
-    # only grow, so the refused messages are a suffix and the sums of the rest are exact.
-    quota_reject = (
-        f"UPDATE {WORK} SET reason = 'quota-exceeded' FROM {BUCKETS} b "
-        f"WHERE b.bucket = {WORK}.own_bucket AND b.period = {WORK}.period "
-        f"AND {WORK}.reason IS NULL AND (b.qm > 0 OR b.qb > 0) "
-        f"AND {WORK}.action <> 'notify' AND (b.qnotified >= 100 "
-        f"OR (b.qm > 0 AND {WORK}.own_n > b.qm) OR (b.qb > 0 AND {WORK}.own_b > b.qb) "
-        f"OR (b.qb > 0 AND {WORK}.own_b - {WORK}.billable >= b.qb))"
-    )
-    allowance_running = (
-        f"UPDATE {WORK} SET a_n = x.n, a_b = x.b, allow_m = x.allow_m, allow_b = x.allow_b "
-        f"FROM (SELECT w.seq, b.allow_m, b.allow_b, "
-        f"b.start_n + row_number() {running.format(col='alw_bucket')} AS n, "
-        f"b.start_b + sum(w.billable) {running.format(col='alw_bucket')} AS b "
-        f"FROM {WORK} w JOIN {BUCKETS} b ON b.bucket = w.alw_bucket AND b.period = w.period "
-        f"WHERE w.reason IS NULL) x WHERE {WORK}.seq = x.seq"
-    )
-    # While the bucket has messages left a message pays no per-message price, and billable
-    # bytes are free up to the bytes left; the overage pays the usage prices.
-    left = d.greatest("0", "allow_b - (a_b - billable)")
-    price = (
-        f"UPDATE {WORK} SET charge = CASE WHEN reason IS NOT NULL THEN 0 "
-        "WHEN alw_bucket IS NULL THEN msg_price + byte_price * billable "
-        "ELSE CASE WHEN a_n - 1 < allow_m THEN 0 ELSE msg_price END "
-        f"+ byte_price * (billable - {d.least('billable', left)}) END"
-    )
-    keep = "CASE WHEN reason = 'tenant-mismatch' THEN NULL ELSE {} END"
-    insert_usage = (
-        "INSERT INTO usage_records (id, event_id, tenant_id, dev_eui, subscription_id, "
-        "billing_account_id, offering_id, kind, bytes, billable_bytes, period, occurred_at, "
-        "charge_micros, state, reason) "
-        "SELECT event_id, event_id, tenant_id, dev_eui, "
-        f"{keep.format('sub_id')}, {keep.format('account_id')}, {keep.format('offering_id')}, "
-        "kind, size, coalesce(billable, size), period, used_at, coalesce(charge, 0), "
-        "CASE WHEN reason IS NULL THEN 'rated' ELSE 'rejected' END, reason "
-        f"FROM {WORK} ORDER BY seq"
-    )
-    bucket_totals = (
-        f"UPDATE {BUCKETS} SET end_n = x.n, end_b = x.b FROM ("
-        f"SELECT own_bucket AS bucket, period, max(own_n) AS n, max(own_b) AS b FROM {WORK} "
-        "WHERE reason IS NULL GROUP BY own_bucket, period UNION ALL "
-        f"SELECT alw_bucket, period, max(a_n), max(a_b) FROM {WORK} "
-        "WHERE reason IS NULL AND pooled GROUP BY alw_bucket, period) x "
-        f"WHERE {BUCKETS}.bucket = x.bucket AND {BUCKETS}.period = x.period"
-    )
-    write_counters = (
-        "UPDATE usage_counters SET messages = coalesce(b.end_n, b.start_n), "
-        "bytes = coalesce(b.end_b, b.start_b), allowance_messages = b.allow_m, "
-        f"allowance_bytes = b.allow_b FROM {BUCKETS} b WHERE usage_counters.id = b.counter_id "
-        "AND (b.end_n IS NOT NULL OR b.allow_m <> b.old_allow_m OR b.allow_b <> b.old_allow_b)"
-    )
-
-    def pct(n: str, b: str, lm: str, lb: str) -> str:
-        share_m = f"CASE WHEN {lm} > 0 THEN {n} * 100 / {lm} ELSE 0 END"
-        share_b = f"CASE WHEN {lb} > 0 THEN {b} * 100 / {lb} ELSE 0 END"
-        return d.greatest(share_m, share_b)
-
-    def next_after(notified: str) -> str:
-        return f"CASE WHEN {notified} < 50 THEN 50 WHEN {notified} < 80 THEN 80 ELSE 100 END"
-
-    n, b = "coalesce(end_n, start_n)", "coalesce(end_b, start_b)"
-    allowance_crossed = (
-        "(allow_m > 0 OR allow_b > 0) AND notified < 100 "
-        f"AND {pct(n, b, 'allow_m', 'allow_b')} >= {next_after('notified')}"
-    )
-    quota_crossed = (
-        "NOT pool AND (qm > 0 OR qb > 0) AND qnotified < 100 AND ("
-        f"{pct(n, b, 'qm', 'qb')} >= {next_after('qnotified')} OR refused)"
-    )
-    mark_refused = (
-        f"UPDATE {BUCKETS} SET refused = TRUE WHERE (bucket, period) IN "
-        f"(SELECT own_bucket, period FROM {WORK} WHERE reason = 'quota-exceeded')"
-    )
-    mark_crossings = (
-        f"UPDATE {BUCKETS} SET crossing = TRUE WHERE ({quota_crossed}) OR ({allowance_crossed})"
-    )
-    # The rows of the few buckets that cross a threshold in this batch, with their bucket's
-    # state before it; Python replays them to announce each crossing at its message.
-    crossing_rows = (
-        "SELECT w.seq, w.used_at, w.reason, w.billable, w.sub_id, w.account_id, w.dev_eui, "
-        "w.tenant_id, w.period, w.action, w.own_bucket, w.own_n, w.own_b, w.alw_bucket, "
-        "w.a_n, w.a_b, o.counter_id, o.qm, o.qb, o.qnotified, o.notified, "
-        "a.counter_id, a.notified, a.allow_m, a.allow_b "
-        f"FROM {WORK} w JOIN {BUCKETS} o ON o.bucket = w.own_bucket AND o.period = w.period "
-        f"LEFT JOIN {BUCKETS} a ON a.bucket = w.alw_bucket AND a.period = w.period "
-        "WHERE (w.reason IS NULL OR w.reason = 'quota-exceeded') "
-        "AND (o.crossing OR a.crossing) ORDER BY w.seq"
-    )
-    # A throttled device's first usage in a month whose quota is not yet reached ends the
-    # throttle (the month of the cap is over).
-    unthrottle = (
-        f"SELECT DISTINCT w.sub_id FROM {WORK} w JOIN {BUCKETS} b "
-        "ON b.bucket = w.own_bucket AND b.period = w.period "
-        "WHERE w.throttled AND (w.reason IS NULL OR w.reason = 'quota-exceeded') "
-        "AND NOT ((b.qm > 0 OR b.qb > 0) AND b.qnotified >= 100)"
-    )
-    debits = (
-        f"SELECT w.account_id, sum(w.charge) FROM {WORK} w JOIN billing_accounts a "
-        "ON a.id = w.account_id WHERE a.payment_mode = 'prepaid' AND w.charge > 0 "
-        "GROUP BY w.account_id"
-    )
-    summary = (
-        "SELECT sum(CASE WHEN reason IS NULL THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN reason IS NULL THEN 0 ELSE 1 END), coalesce(sum(charge), 0), "
-        f"(SELECT used_at FROM {WORK} ORDER BY seq DESC LIMIT 1), "
-        "(SELECT count(*) FROM events e JOIN usage_records u ON u.event_id = e.id "
-        f"WHERE e.seq > :after AND e.seq <= :last) FROM {WORK}"
-    )
-    analyze = (f"ANALYZE {WORK}", f"ANALYZE {BUCKETS}") if d.name == "postgresql" else ()
+    if d.pg:
+        members = (
+            "SELECT w.i, count(m.id) FROM unnest(CAST(%(accounts)s AS uuid[]), "
+            "CAST(%(offerings)s AS uuid[]), CAST(%(starts)s AS timestamptz[]), "
+            "CAST(%(ends)s AS timestamptz[])) WITH ORDINALITY "
+            "AS w(account, offering, starts, ends, i) "
+            f"LEFT JOIN subscriptions m ON {member} GROUP BY w.i"
+        )
+        create_counters = (
+            counter_columns + "SELECT gen_random_uuid(), w.tenant, w.bucket, w.period, 0, 0, "
+            "w.am, w.ab, 0, 0 FROM unnest(CAST(%(tenants)s AS uuid[]), "
+            "CAST(%(buckets)s AS text[]), CAST(%(periods)s AS text[]), "
+            "CAST(%(ams)s AS bigint[]), CAST(%(abs)s AS bigint[])) "
+            "AS w(tenant, bucket, period, am, ab) ORDER BY w.bucket, w.period "
+            "ON CONFLICT (bucket, period) DO NOTHING"
+        )
+        # Competing raters serialise per counter, locking in one order (the consumer's
+        # cursor already serialises the consumer's own workers).
+        read_counters = (
+            "SELECT c.bucket, c.period, c.id, c.messages, c.bytes, c.notified_pct, "
+            "c.quota_notified_pct FROM unnest(CAST(%(buckets)s AS text[]), "
+            "CAST(%(periods)s AS text[])) AS w(bucket, period) JOIN usage_counters c "
+            "ON c.bucket = w.bucket AND c.period = w.period ORDER BY c.id FOR UPDATE OF c"
+        )
+        write_counters = (
+            "UPDATE usage_counters SET messages = w.n, bytes = w.b, allowance_messages = w.am, "
+            "allowance_bytes = w.ab, notified_pct = w.notified, quota_notified_pct = w.qnotified "
+            "FROM unnest(CAST(%(ids)s AS uuid[]), CAST(%(n)s AS bigint[]), "
+            "CAST(%(b)s AS bigint[]), CAST(%(am)s AS bigint[]), CAST(%(ab)s AS bigint[]), "
+            "CAST(%(notified)s AS int[]), CAST(%(qnotified)s AS int[])) "
+            "AS w(id, n, b, am, ab, notified, qnotified) WHERE usage_counters.id = w.id"
+        )
+        prepaid = (
+            "SELECT id FROM billing_accounts WHERE payment_mode = 'prepaid' "
+            "AND id = ANY(CAST(%(ids)s AS uuid[]))"
+        )
+        insert_usage = ""  # COPY (bulk.insert_rows)
+    else:
+        members = (
+            "SELECT w.key, count(m.id) FROM (SELECT key, value ->> 0 AS account, "
+            "value ->> 1 AS offering, value ->> 2 AS starts, value ->> 3 AS ends "
+            f"FROM json_each(:pools)) w LEFT JOIN subscriptions m ON {member} GROUP BY w.key"
+        )
+        create_counters = (
+            counter_columns + "SELECT lower(hex(randomblob(16))), value ->> 0, value ->> 1, "
+            "value ->> 2, 0, 0, value ->> 3, value ->> 4, 0, 0 FROM json_each(:buckets) "
+            "WHERE true ON CONFLICT (bucket, period) DO NOTHING"
+        )
+        read_counters = (
+            "SELECT c.bucket, c.period, c.id, c.messages, c.bytes, c.notified_pct, "
+            "c.quota_notified_pct FROM json_each(:keys) w JOIN usage_counters c "
+            "ON c.bucket = w.value ->> 0 AND c.period = w.value ->> 1"
+        )
+        write_counters = (
+            "UPDATE usage_counters SET messages = ?, bytes = ?, allowance_messages = ?, "
+            "allowance_bytes = ?, notified_pct = ?, quota_notified_pct = ? WHERE id = ?"
+        )
+        prepaid = (
+            "SELECT id FROM billing_accounts WHERE payment_mode = 'prepaid' "
+            "AND id IN (SELECT value FROM json_each(:ids))"
+        )
+        insert_usage = (
+            f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
+        )
     return Statements(
-        create,
-        clear,
-        stage,
-        bounds,
-        set_period,
-        tariff_keys,
-        insert_tariff,
-        plan,
-        insert_periods,
-        own_buckets,
-        pool_buckets,
-        create_counters,
-        lock_counters,
-        read_counters,
-        own_running,
-        quota_reject,
-        allowance_running,
-        price,
-        insert_usage,
-        bucket_totals,
-        write_counters,
-        mark_refused,
-        mark_crossings,
-        crossing_rows,
-        unthrottle,
-        debits,
-        summary,
-        analyze,
+        fetch, members, create_counters, read_counters, write_counters, insert_usage, prepaid
     )
+
+
+# -- running them ---------------------------------------------------------------------------
+
+
+def fetch(conn: Connection, after: int, last: int) -> Sequence[Any]:
+    """The usage events with ``after < seq <= last``, in log order (columns :data:`FETCHED`)."""
+    result = conn.exec_driver_sql(
+        statements(conn.dialect.name).fetch, {"after": after, "last": last}
+    )
+    # The driver's own tuples: no value here needs SQLAlchemy's processing, and thousands of
+    # Row objects per batch cost more than the loop that reads them.
+    return result.cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class PoolMonth:
+    """A pool in one month: whose devices count, between which stored instants."""
+
+    account_id: Any
+    offering_id: Any
+    starts: Any
+    ends: Any
+
+
+def member_counts(conn: Connection, pools: Sequence[PoolMonth]) -> list[int]:
+    """Devices on each pool's offering in its account during its month, in ``pools`` order."""
+    if not pools:
+        return []
+    sql = statements(conn.dialect.name).members
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "accounts": [p.account_id for p in pools],
+            "offerings": [p.offering_id for p in pools],
+            "starts": [p.starts for p in pools],
+            "ends": [p.ends for p in pools],
+        }
+        base = 1  # WITH ORDINALITY counts from 1
+    else:
+        rows = [[p.account_id, p.offering_id, p.starts, p.ends] for p in pools]
+        params, base = {"pools": json.dumps(rows)}, 0
+    counts = [0] * len(pools)
+    for index, n in conn.exec_driver_sql(sql, params):
+        counts[int(index) - base] = int(n)
+    return counts
+
+
+class NewBucket(Protocol):
+    """A counter as rating needs it: bucket name and month, and for creating it, its tenant
+    and allowance (messages, bytes)."""
+
+    key: str
+    period: str
+    tenant_id: Any
+    lm: int
+    lb: int
+
+
+def counters(
+    conn: Connection, buckets: Sequence[NewBucket]
+) -> dict[tuple[str, str], tuple[Any, int, int, int, int]]:
+    """The counters of ``buckets``, those missing created first (locked on PostgreSQL):
+    ``{(bucket, period): (id, messages, bytes, notified_pct, quota_notified_pct)}``.
+
+    They are read first and only the missing ones are created and read again: after a
+    device's first message of the month its counter exists, so most batches need one read.
+    """
+    if not buckets:
+        return {}
+    found = _read_counters(conn, buckets)
+    missing = [b for b in buckets if (b.key, b.period) not in found]
+    if missing:
+        sql = statements(conn.dialect.name)
+        if conn.dialect.name == "postgresql":
+            params: dict[str, Any] = {
+                "buckets": [b.key for b in missing],
+                "periods": [b.period for b in missing],
+                "tenants": [b.tenant_id for b in missing],
+                "ams": [b.lm for b in missing],
+                "abs": [b.lb for b in missing],
+            }
+        else:
+            rows = [[b.tenant_id, b.key, b.period, b.lm, b.lb] for b in missing]
+            params = {"buckets": json.dumps(rows)}
+        conn.exec_driver_sql(sql.create_counters, params)
+        found.update(_read_counters(conn, missing))
+    return found
+
+
+def _read_counters(
+    conn: Connection, buckets: Sequence[NewBucket]
+) -> dict[tuple[str, str], tuple[Any, int, int, int, int]]:
+    sql = statements(conn.dialect.name).read_counters
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "buckets": [b.key for b in buckets],
+            "periods": [b.period for b in buckets],
+        }
+    else:
+        params = {"keys": json.dumps([[b.key, b.period] for b in buckets])}
+    rows = conn.exec_driver_sql(sql, params).fetchall()
+    return {(r[0], r[1]): (r[2], r[3], r[4], r[5], r[6]) for r in rows}
+
+
+def write_counters(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """New totals: ``(messages, bytes, allowance_messages, allowance_bytes, notified_pct,
+    quota_notified_pct, id)`` per counter."""
+    if not rows:
+        return
+    sql = statements(conn.dialect.name).write_counters
+    if conn.dialect.name == "postgresql":
+        n, b, am, ab, notified, qnotified, ids = (list(c) for c in zip(*rows, strict=True))
+        conn.exec_driver_sql(
+            sql,
+            {
+                "ids": ids,
+                "n": n,
+                "b": b,
+                "am": am,
+                "ab": ab,
+                "notified": notified,
+                "qnotified": qnotified,
+            },
+        )
+    else:
+        conn.exec_driver_sql(sql, list(rows))
+
+
+def insert_usage(session: Any, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """The batch's usage records (values in :data:`USAGE_COLUMNS` order)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        bulk.insert_rows(session, "usage_records", USAGE_COLUMNS, rows)
+    else:
+        conn.exec_driver_sql(statements(conn.dialect.name).insert_usage, list(rows))
+
+
+def prepaid(conn: Connection, account_ids: Sequence[Any]) -> set[Any]:
+    """Which of these billing accounts are prepaid."""
+    if not account_ids:
+        return set()
+    sql = statements(conn.dialect.name).prepaid
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql(sql, {"ids": list(account_ids)})
+    else:
+        found = conn.exec_driver_sql(sql, {"ids": json.dumps(list(account_ids))})
+    return {r[0] for r in found}
