@@ -40,21 +40,25 @@ class Candidate:
         "throttle_gap",
         "throttle_next",
     )
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    dev_eui: str
+    status: str
+    nwk_sealed: bytes
+    app_sealed: bytes
+    kek_id: str
 
     def __init__(self, row: Any) -> None:
-        self.id: uuid.UUID = row.id
-        self.tenant_id: uuid.UUID = row.tenant_id
-        self.dev_eui: str = row.dev_eui
-        self.status: str = row.status
-        self.nwk_sealed: bytes = row.nwk_s_key_sealed
-        self.app_sealed: bytes = row.app_s_key_sealed
-        self.kek_id: str = row.kek_id
-        self.f_cnt_stored: int | None = row.f_cnt_up
-        self.f_cnt: int | None = row.f_cnt_up  # highest counter, moving as the batch is decided
+        """``row``: the columns of ``ingest_store.load_devices``, in its order (unpacked as a
+        tuple: reading a row's fields by name costs more than the rest of this together)."""
+        (self.id, self.tenant_id, self.dev_eui, _addr, self.status, self.nwk_sealed,
+         self.app_sealed, self.kek_id, f_cnt, gap_s, next_at) = row  # fmt: skip
+        self.f_cnt_stored: int | None = f_cnt
+        self.f_cnt: int | None = f_cnt  # highest counter, moving as the batch is decided
         self.last_seen: datetime | None = None
         self.throttle_gap: timedelta | None = None
         self.throttle_next: datetime | None = None  # moves with the batch
-        self.throttle(row.throttle_gap_s, row.throttle_next_at)
+        self.throttle(gap_s, next_at)
         self._cipher: SessionCipher | None = None
 
     def throttle(self, gap_s: int | None, next_at: datetime | None) -> None:
