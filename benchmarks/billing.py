@@ -318,10 +318,11 @@ def generate(db: Database, accounts: int, devices: int, usage: int) -> list[uuid
             )
             for u in range(usage):
                 at = max(act, bounds.start) + timedelta(minutes=5 + u)
+                named = new_id()  # a usage record is named by its event
                 uses.append(
                     (
-                        new_id(),
-                        new_id(),
+                        named,
+                        named,
                         tenant_ids[c],
                         f"{d:016X}",
                         sid,

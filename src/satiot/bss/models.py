@@ -339,7 +339,7 @@ class UsageRecord(TenantScoped, Base):
         Index("ix_usage_subscription_period", "subscription_id", "period"),
         # A record is named by its event: the primary key is the one index that keeps an
         # event from being rated twice (a second unique index on event_id cost every write).
-        CheckConstraint("id = event_id", name="ck_usage_records_id_is_event"),
+        CheckConstraint("id = event_id", name="id_is_event"),
     )
 
 

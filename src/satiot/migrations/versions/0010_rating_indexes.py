@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.execute(sa.text("UPDATE usage_records SET id = event_id WHERE id <> event_id"))
     with op.batch_alter_table("usage_records") as batch:
         batch.drop_constraint("uq_usage_records_event_id", type_="unique")
-        batch.create_check_constraint("ck_usage_records_id_is_event", "id = event_id")
+        batch.create_check_constraint("id_is_event", "id = event_id")
     op.create_index(
         "ix_subscriptions_pool",
         "subscriptions",
@@ -39,5 +39,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_subscriptions_pool", table_name="subscriptions")
     with op.batch_alter_table("usage_records") as batch:
-        batch.drop_constraint("ck_usage_records_id_is_event", type_="check")
+        batch.drop_constraint("id_is_event", type_="check")
         batch.create_unique_constraint("uq_usage_records_event_id", ["event_id"])
