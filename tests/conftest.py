@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,8 +55,14 @@ def db_url(
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'satiot.db'}"
         return
+    with pg_database(f"satiot_test_{os.getpid()}_{uuid.uuid4().hex[:6]}") as url:
+        yield url
+
+
+@contextmanager
+def pg_database(name: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server, dropped afterwards; its URL."""
     server = make_url(os.environ.get("SATIOT_TEST_PG_URL", PG_DEFAULT))
-    name = f"satiot_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

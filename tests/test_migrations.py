@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, insert, make_url, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from satiot.bss.models import UsageRecord
@@ -18,7 +17,7 @@ from satiot.core import migrate
 from satiot.core.db import Database
 from satiot.core.models import Tenant
 from satiot.schema import metadata
-from tests.conftest import PG_DEFAULT
+from tests.conftest import pg_database
 
 
 def test_models_and_migrations_agree(migrated_db):
@@ -40,17 +39,8 @@ def scratch_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.config.getoption("--db") == "sqlite":
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
-    server = make_url(os.environ.get("SATIOT_TEST_PG_URL", PG_DEFAULT))
-    name = f"satiot_scratch_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with pg_database(f"satiot_scratch_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 def _usage(conn, record_id: uuid.UUID, event_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
