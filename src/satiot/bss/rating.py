@@ -124,7 +124,7 @@ class Rater:
             out.skipped = len(rows)
             return out
         stored = (lambda v: v) if pg else sqlite_timestamp
-        periods = self._periods(fresh, pg)
+        periods = self._periods(fresh)
         bounds = {p.name: (stored(p.start), stored(p.end)) for p in periods}
         ends = [(stored(p.end), p.name) for p in periods[:-1]] + [(None, periods[-1].name)]
         batch = RatingPass(rows, periods=ends, price_of=self._pricer(session), id_text=_id_text(pg))
@@ -152,7 +152,7 @@ class Rater:
             )
         return out
 
-    def _periods(self, rows: Sequence[Any], pg: bool) -> list[Period]:
+    def _periods(self, rows: Sequence[Any]) -> list[Period]:
         """The business months from the batch's first use to its last."""
         used = [r[6] for r in rows]
         first, last = _instant(min(used)), _instant(max(used))
