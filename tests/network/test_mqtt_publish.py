@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from satiot.network import mqtt_publish
 from satiot.network.mqtt_publish import MqttPublisher, topic
 from tests.network.delivery_support import (
     deliveries,
@@ -179,8 +180,6 @@ def test_a_hanging_customer_broker_does_not_hold_up_the_platform_broker(ctx, wor
 def test_a_broker_name_is_tried_on_each_checked_address_until_one_answers(monkeypatch):
     """A customer's broker whose name has several public addresses, the first down: the
     publisher goes on to the next, as a client connecting to the name would."""
-    import satiot.network.mqtt_publish as mqtt_publish
-
     tried: list[str] = []
     addresses = ["127.0.0.3", "127.0.0.1"]  # nothing listens on the first (refused at once)
 

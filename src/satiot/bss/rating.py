@@ -162,19 +162,14 @@ class Rater:
         return periods
 
     def _pricer(self, session: Session) -> Callable[[Any, str | None], Price]:
-        """Prices by (offering, add-ons as stored), each built once from the cached tariffs."""
-        prices: dict[tuple[Any, str | None], Price] = {}
+        """The price of (offering, add-ons as stored), from the cached tariffs (the pass asks
+        once per distinct pair in a batch)."""
 
         def price_of(offering_id: Any, addons: str | None) -> Price:
-            found = prices.get((offering_id, addons))
-            if found is None:
-                offering = _uuid(offering_id)
-                extra = addon_ids(addons)
-                self.tariffs.load(session, {offering, *(uuid.UUID(a) for a in extra)})
-                found = prices[(offering_id, addons)] = Price.of(
-                    self.tariffs.tariff(offering, extra)
-                )
-            return found
+            offering = _uuid(offering_id)
+            extra = addon_ids(addons)
+            self.tariffs.load(session, {offering, *(uuid.UUID(a) for a in extra)})
+            return Price.of(self.tariffs.tariff(offering, extra))
 
         return price_of
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -271,14 +270,11 @@ class RatingPass:
             (_seq, event_id, tenant_id, dev_eui, kind, size, used_at, sub_id, account_id,
              offering_id, _addons, throttled, _qm, _qb, action, reason, _rated) = row  # fmt: skip
             out.last_at = used_at
-            charge = 0
-            if price is None or own is None:
+            if price is None or own is None:  # ``stage`` named why (and no other tenant's ids)
                 out.rejected += 1
-                keep = reason != "tenant-mismatch"
                 usage.append(
-                    (event_id, event_id, tenant_id, dev_eui, sub_id if keep else None,
-                     account_id if keep else None, offering_id if keep else None, kind, size,
-                     size, period, used_at, 0, "rejected", reason)
+                    (event_id, event_id, tenant_id, dev_eui, sub_id, account_id, offering_id,
+                     kind, size, size, period, used_at, 0, "rejected", reason)
                 )  # fmt: skip
                 continue
             if throttled and not ((own.qm or own.qb) and own.q_start >= 100):
@@ -382,22 +378,27 @@ _UTC_TEXT = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d{6})?(?:Z|\+00:0
 _ISO_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
 
 
+def _iso_instant(text: Any) -> datetime | None:
+    """The instant an ISO-8601 text with a zone names, or None for anything else."""
+    if type(text) is not str or not _ISO_TEXT.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # matches the form but names no real day or time
+        return None
+
+
 def sqlite_instant(text: Any, occurred_at: str) -> str:
     """The payload's time as SQLite stores instants (naive UTC text); the event's own time
     where the payload has none, or none that is an ISO-8601 instant with a zone."""
-    if type(text) is str:
-        m = _UTC_TEXT.fullmatch(text)
-        if m:
-            day, clock = m[1], m[2]
-            if _is_date(day) and clock[:2] <= "23" and clock[3] <= "5" and clock[6] <= "5":
-                return f"{day} {clock}{m[3] or '.000000'}"
-            return occurred_at
-        if _ISO_TEXT.fullmatch(text):
-            try:
-                return sqlite_timestamp(datetime.fromisoformat(text))
-            except ValueError:
-                pass
-    return occurred_at
+    m = _UTC_TEXT.fullmatch(text) if type(text) is str else None
+    if m:  # the network's own UTC form, rewritten without parsing
+        day, clock = m[1], m[2]
+        if _is_date(day) and clock[:2] <= "23" and clock[3] <= "5" and clock[6] <= "5":
+            return f"{day} {clock}{m[3] or '.000000'}"
+        return occurred_at
+    when = _iso_instant(text)
+    return occurred_at if when is None else sqlite_timestamp(when)
 
 
 @lru_cache(maxsize=1024)
@@ -412,12 +413,8 @@ def _is_date(text: str) -> bool:
 
 def pg_instant(text: Any, occurred_at: datetime) -> datetime:
     """:func:`sqlite_instant` for PostgreSQL, where instants are aware datetimes."""
-    if type(text) is str and _ISO_TEXT.fullmatch(text):
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            pass
-    return occurred_at
+    when = _iso_instant(text)
+    return occurred_at if when is None else when
 
 
 def stage(
@@ -453,7 +450,3 @@ def stage(
 def addon_ids(text_value: str | None) -> tuple[str, ...]:
     """A subscription's add-on ids as stored (a JSON list)."""
     return tuple(json.loads(text_value)) if text_value else ()
-
-
-def uuid_of(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)

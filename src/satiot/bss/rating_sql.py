@@ -1,12 +1,13 @@
 """The statements of rating, for SQLite and PostgreSQL: a batch is read once and written in bulk.
 
 A batch is a range of the event log. One query reads its usage events already joined with
-their subscriptions and contracts (the JSON payload's device, size and time are taken apart in
-SQL); one reads the member counts of the pools it uses; the counters of every allowance bucket
-it touches are created if missing and read (locked on PostgreSQL) with one statement each; the
-usage records and the counters' new totals go back in one bulk write each. Whatever the batch's
-size, the number of statements is the same: the rules themselves run in Python, once per
-message, in log order (:mod:`satiot.bss.rating_pass`).
+their subscriptions and contracts (SQL reads the payload's device, for the join, and the raw
+texts of its payload and time; ``rating_pass.stage`` works out sizes and times); one reads the
+member counts of the pools it uses; the counters of every allowance bucket it touches are read
+(locked on PostgreSQL), the missing ones created first; the usage records and the counters' new
+totals go back in one bulk write each. Whatever the batch's size, the number of statements is
+the same: the rules themselves run in Python, once per message, in log order
+(:mod:`satiot.bss.rating_pass`).
 
 Values travel in the driver's own form: on SQLite ids are 32 hex digits and instants naive UTC
 text (what SQLAlchemy stores), on PostgreSQL ``uuid`` and ``timestamptz``; rating passes them

@@ -50,6 +50,10 @@ def new_id() -> uuid.UUID:
     return uuid_from_int(_reserve(1))
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def uuid_from_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` for a value known to be a valid 128-bit id (one of
     :func:`new_id_block`'s), without the constructor's argument checks: ingest makes two per
@@ -58,10 +62,6 @@ def uuid_from_int(value: int) -> uuid.UUID:
     _set(made, "int", value)
     _set(made, "is_safe", uuid.SafeUUID.unknown)
     return made
-
-
-_new = object.__new__
-_set = object.__setattr__
 
 
 def new_id_block(count: int) -> int:

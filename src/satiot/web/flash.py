@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 
 COOKIE_NAME = "satiot_flash"
 Level = Literal["success", "error", "info"]
@@ -29,6 +30,13 @@ def set_flash(response: Response, flash: Flash, *, secure: bool) -> None:
     response.set_cookie(
         COOKIE_NAME, value, max_age=60, path="/", httponly=True, samesite="lax", secure=secure
     )
+
+
+def redirect_with(location: str, flash: Flash, *, secure: bool) -> RedirectResponse:
+    """The 303 after a POST, carrying its message to the page it leads to."""
+    response = RedirectResponse(location, status_code=303)
+    set_flash(response, flash, secure=secure)
+    return response
 
 
 def read_flash(request: Request) -> Flash | None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from satiot.core import idempotency
-from satiot.web.flash import Flash, Level, set_flash
+from satiot.web.flash import Flash, Level, redirect_with
 from satiot.web.session import ConsoleSession
 
 FIELD = "form_key"
@@ -97,8 +97,5 @@ def submit_once(
 
 def redirect(signed_in: ConsoleSession, sent: Sent) -> RedirectResponse:
     """303 to where the form led, with its message."""
-    response = RedirectResponse(sent.location, status_code=303)
-    set_flash(
-        response, Flash(sent.level, sent.message), secure=signed_in.ctx.settings.cookie_secure
-    )
-    return response
+    flash = Flash(sent.level, sent.message)
+    return redirect_with(sent.location, flash, secure=signed_in.ctx.settings.cookie_secure)

@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -22,7 +21,7 @@ from satiot.core.auth.credentials import IssuedKey, issue_api_key, revoke_api_ke
 from satiot.core.auth.roles import Role
 from satiot.core.auth.users import create_user, set_user_status
 from satiot.core.errors import DomainError, InvalidInput
-from satiot.web.flash import Flash, set_flash
+from satiot.web.flash import Flash, redirect_with
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted
@@ -33,9 +32,8 @@ Text = Annotated[str, Form()]
 
 
 def _done(signed_in: ConsoleSession, message: str, back_to: Query) -> Response:
-    response = RedirectResponse(back_to.url(), status_code=303)
-    set_flash(response, Flash("success", message), secure=signed_in.ctx.settings.cookie_secure)
-    return response
+    secure = signed_in.ctx.settings.cookie_secure
+    return redirect_with(back_to.url(), Flash("success", message), secure=secure)
 
 
 def _refused(

@@ -13,7 +13,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -22,7 +21,7 @@ from satiot.bss import catalog
 from satiot.bss.models import ProductOffering
 from satiot.bss.money import to_micros
 from satiot.core.errors import DomainError, InvalidInput
-from satiot.web.flash import Flash, set_flash
+from satiot.web.flash import Flash, redirect_with
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
@@ -32,9 +31,7 @@ PATH = "/catalog"
 
 
 def _back(signed_in: ConsoleSession, flash: Flash) -> Response:
-    response = RedirectResponse(PATH, status_code=303)
-    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
-    return response
+    return redirect_with(PATH, flash, secure=signed_in.ctx.settings.cookie_secure)
 
 
 @router.get(PATH)

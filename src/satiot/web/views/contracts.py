@@ -15,7 +15,6 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -27,7 +26,7 @@ from satiot.bss.states import CONTRACT
 from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import Page, paginate
 from satiot.web.contract_form import PostedTerms, TermsChoices, TermsForm, load_choices
-from satiot.web.flash import Flash, set_flash
+from satiot.web.flash import Flash, redirect_with
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
@@ -208,9 +207,8 @@ def contract_page(request: Request, signed_in: SignedIn, contract_id: str) -> Re
 
 
 def _done(signed_in: ConsoleSession, contract_id: uuid.UUID, message: str) -> Response:
-    response = RedirectResponse(f"{PATH}/{contract_id}", status_code=303)
-    set_flash(response, Flash("success", message), secure=signed_in.ctx.settings.cookie_secure)
-    return response
+    secure = signed_in.ctx.settings.cookie_secure
+    return redirect_with(f"{PATH}/{contract_id}", Flash("success", message), secure=secure)
 
 
 @router.post(PATH + "/{contract_id}/sign")

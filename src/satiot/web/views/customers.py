@@ -30,7 +30,7 @@ from satiot.core.errors import DomainError, InvalidInput, NotFound
 from satiot.core.models import Tenant
 from satiot.core.pagination import Page, paginate
 from satiot.web.contract_form import PostedTerms, TermsChoices, TermsForm, load_choices
-from satiot.web.flash import Flash, set_flash
+from satiot.web.flash import Flash, redirect_with
 from satiot.web.forms import FieldError, field_error
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
@@ -404,9 +404,8 @@ def customer_page(request: Request, signed_in: SignedIn, customer_id: str) -> Re
 
 
 def _done(signed_in: ConsoleSession, customer_id: uuid.UUID, message: str) -> Response:
-    response = RedirectResponse(f"{PATH}/{customer_id}", status_code=303)
-    set_flash(response, Flash("success", message), secure=signed_in.ctx.settings.cookie_secure)
-    return response
+    secure = signed_in.ctx.settings.cookie_secure
+    return redirect_with(f"{PATH}/{customer_id}", Flash("success", message), secure=secure)
 
 
 def _refused(
