@@ -52,6 +52,7 @@ def new_id() -> uuid.UUID:
 
 _new = object.__new__
 _set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown  # an enum member costs a descriptor call at each lookup
 
 
 def uuid_from_int(value: int) -> uuid.UUID:
@@ -60,7 +61,7 @@ def uuid_from_int(value: int) -> uuid.UUID:
     reception, and the checks cost more than the object."""
     made = _new(uuid.UUID)
     _set(made, "int", value)
-    _set(made, "is_safe", uuid.SafeUUID.unknown)
+    _set(made, "is_safe", _UNKNOWN)
     return made
 
 
