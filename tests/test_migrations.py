@@ -12,10 +12,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from satiot.bss.models import UsageRecord
+from satiot.bss.models import Contract, Customer, UsageRecord
 from satiot.core import migrate
 from satiot.core.db import Database
 from satiot.core.models import Tenant
+from satiot.network.models import DestinationPolicy
 from satiot.schema import metadata
 from tests.conftest import pg_database
 
@@ -85,5 +86,73 @@ def test_0010_names_old_usage_records_by_their_event_and_keeps_them_so(scratch_u
             _usage(conn, uuid.uuid4(), uuid.uuid4(), tenant_id)
         with pytest.raises(IntegrityError), database.engine.begin() as conn:
             _usage(conn, event_id, event_id, tenant_id)  # the same event rated twice
+    finally:
+        database.dispose()
+
+
+def _tenant(conn, slug: str) -> uuid.UUID:
+    tenant_id = uuid.uuid4()
+    conn.execute(
+        insert(Tenant.__table__).values(
+            id=tenant_id, slug=slug, name=slug, kind="customer", status="active",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    )  # fmt: skip
+    return tenant_id
+
+
+def _customer(conn, tenant_id: uuid.UUID, uscc: str) -> uuid.UUID:
+    customer_id = uuid.uuid4()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    conn.execute(
+        insert(Customer.__table__).values(
+            id=customer_id, tenant_id=tenant_id, name="Co", uscc=uscc, uscc_check_ok=True,
+            org_type="enterprise", industry="G", province="11", address="", legal_rep_name="A",
+            legal_rep_id="x", agent_name="B", agent_id="y", agent_phone="", status="validated",
+            risk_status="passed", risk_findings=[], created_at=at, updated_at=at,
+        )
+    )  # fmt: skip
+    return customer_id
+
+
+def _contract(conn, tenant_id, customer_id, number, version, status, allow, supersedes=None):
+    contract_id = uuid.uuid4()
+    at = datetime(2026, 2, version, tzinfo=UTC)
+    conn.execute(
+        insert(Contract.__table__).values(
+            id=contract_id, tenant_id=tenant_id, customer_id=customer_id, number=number,
+            version=version, supersedes_id=supersedes, scenario="maritime",
+            scenario_description="", allowed_models=["M"], max_devices=1, quota_action="notify",
+            destination_allow_list=allow, service_area=["11"], offering_ids=[],
+            stop_at_zero_balance=False, status=status,
+            signed_at=None if status == "draft" else at, created_at=at,
+        )
+    )  # fmt: skip
+    return contract_id
+
+
+def test_0011_gives_each_tenant_that_signed_the_allow_list_in_force(scratch_url):
+    database = Database.connect(scratch_url)
+    try:
+        migrate.upgrade(database.engine, "0010")
+        with database.engine.begin() as conn:
+            a, b, c = (_tenant(conn, s) for s in ("a", "b", "c"))
+            ca, cb, cc = (_customer(conn, t, f"USCC{n}") for n, t in enumerate((a, b, c)))
+            v1 = _contract(conn, a, ca, "SC-1", 1, "signed", ["old.example.com"])
+            _contract(conn, a, ca, "SC-1", 2, "signed", ["iot.example.com"], supersedes=v1)
+            _contract(conn, a, ca, "SC-2", 1, "signed", ["203.0.113.0/24", "iot.example.com"])
+            _contract(conn, b, cb, "SC-3", 1, "terminated", ["gone.example.com"])
+            _contract(conn, c, cc, "SC-4", 1, "draft", ["draft.example.com"])
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    DestinationPolicy.tenant_id, DestinationPolicy.entries, DestinationPolicy.source
+                )
+            ).all()
+        assert {r.tenant_id: (r.entries, r.source) for r in rows} == {
+            a: (["203.0.113.0/24", "iot.example.com"], "SC-1 v2, SC-2 v1"),
+            b: ([], ""),  # its only contract ended: nowhere
+        }  # c never signed: not restricted
     finally:
         database.dispose()

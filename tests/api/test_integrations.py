@@ -377,3 +377,29 @@ def test_a_change_that_leaves_a_password_on_plain_mqtt_is_refused(client, ctx, c
     )
     assert plain.status_code == 200, plain.text
     assert (plain.json()["url"], plain.json()["username"]) == ("mqtt://broker.example", "acme-app")
+
+
+def test_a_customer_delivers_only_to_its_contracts_allow_list(client, ctx, world):
+    """The onboarded customer's contract lists 203.0.113.10:443 and iot.example.com."""
+    ready = world.customer()
+    admin = bearer(world.key(world.user(ready.tenant_id, Role.CUSTOMER_ADMIN)))
+    with unchanged(ctx):
+        problem = assert_problem(
+            client.post(
+                API,
+                json={"kind": "webhook", "url": "https://8.8.8.8/hook", "secret": SECRET},
+                headers=admin,
+            ),
+            422,
+            "invalid-input",
+        )
+    assert problem["field"] == "url"
+    assert problem["detail"] == (
+        f"8.8.8.8:443 is not on the destination allow-list of {ready.contract_number} v1"
+    )
+    made = _create(client, admin, url="https://iot.example.com/hook")
+    r = client.patch(f"{API}/{made['id']}", json={"url": "https://8.8.4.4/x"}, headers=admin)
+    assert assert_problem(r, 422, "invalid-input")["field"] == "url"
+    assert client.get(f"{API}/{made['id']}", headers=admin).json()["url"] == (
+        "https://iot.example.com/hook"
+    )

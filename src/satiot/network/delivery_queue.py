@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from satiot.core import events
 from satiot.core.db import Database
+from satiot.network.destinations import Policy, policy_of
 from satiot.network.models import Delivery, DeliveryAttempt, Integration
 from satiot.network.states import DELIVERY
 
@@ -41,6 +42,8 @@ class Target:
     username: str | None = None
     password_sealed: bytes | None = None
     ca_pem: str | None = None
+    #: The tenant's destination allow-list as it stands this round (None: unrestricted).
+    allowed: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ def claim(
             username=integration.username,
             password_sealed=integration.password_sealed,
             ca_pem=integration.ca_pem,
+            allowed=policy_of(session, integration.tenant_id),
         )
         earlier = aliased(Delivery)
         blocked = exists().where(

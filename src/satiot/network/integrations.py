@@ -33,6 +33,8 @@ from satiot.core.changes import record_change
 from satiot.core.errors import InvalidInput, NotFound
 from satiot.core.ids import new_id
 from satiot.core.models import Tenant
+from satiot.network import destinations
+from satiot.network.destinations import Refused, Resolver
 from satiot.network.keys import Kek
 from satiot.network.models import Delivery, Integration
 from satiot.network.states import DELIVERY, INTEGRATION
@@ -282,6 +284,36 @@ def _check_target(
         )
 
 
+def target_address(kind: str, url: str | None) -> tuple[str, int] | None:
+    """The host and port a delivery connects to, or None for the platform's own broker."""
+    if not url:
+        return None
+    if kind == "mqtt":
+        broker = parse_mqtt_url(url)
+        return broker.host, broker.port
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def check_allowed(
+    session: Session,
+    tenant_id: uuid.UUID,
+    kind: str,
+    url: str | None,
+    resolve: Resolver | None = None,
+) -> None:
+    """Refuse a target the tenant's destination allow-list does not cover (directional
+    access, :mod:`.destinations`), naming ``url``."""
+    address = target_address(kind, url)
+    policy = destinations.policy_of(session, tenant_id)
+    if address is None or policy is None:
+        return
+    try:
+        policy.check(*address, resolve=resolve)
+    except Refused as exc:
+        raise InvalidInput(str(exc), field="url") from None
+
+
 def _check_attempts(max_attempts: int) -> None:
     if not 1 <= max_attempts <= 100:
         raise InvalidInput("max_attempts must be 1-100", field="max_attempts")
@@ -345,17 +377,21 @@ def create_integration(
     max_attempts: int,
     platform_mqtt_url: str | None = None,
     allow_private: bool = False,
+    resolve: Resolver | None = None,
 ) -> Integration:
     """Create an active integration; it is owed the events logged after this transaction.
 
     An MQTT integration naming its own broker may log in with ``username`` and ``password``
-    (the password only over ``mqtts://``) and trust ``ca_pem`` instead of the system store."""
+    (the password only over ``mqtts://``) and trust ``ca_pem`` instead of the system store.
+    The target must be on the tenant's destination allow-list, if it has one (``resolve``
+    looks a host name up when only its addresses can decide)."""
     _check_target(kind, url, secret, platform_mqtt_url, allow_private)
     _check_attempts(max_attempts)
     login = {"username": username, "password": password, "ca_pem": ca_pem}
     _check_login_fields(kind, url or None, login, {})
     if session.get(Tenant, tenant_id) is None:
         raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    check_allowed(session, tenant_id, kind, url, resolve)
     integration = Integration(
         id=new_id(),
         tenant_id=tenant_id,
@@ -404,6 +440,7 @@ def update_integration(
     changes: dict[str, Any],
     platform_mqtt_url: str | None = None,
     allow_private: bool = False,
+    resolve: Resolver | None = None,
 ) -> Integration:
     """Apply ``changes`` (any of url, secret, username, password, ca_pem, name,
     max_attempts; ``None`` removes an MQTT login field); audit what changed (a new secret or
@@ -418,6 +455,7 @@ def update_integration(
             check_webhook_url(url, allow_private=allow_private)
         else:
             _check_target("mqtt", url, None, platform_mqtt_url, allow_private)
+        check_allowed(session, integration.tenant_id, integration.kind, url, resolve)
     if "secret" in changes:
         if integration.kind != "webhook":
             raise InvalidInput("an MQTT integration takes no secret", field="secret")

@@ -280,3 +280,16 @@ class DeliveryAttempt(TenantScoped, Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[float] = mapped_column(Float)
+
+
+class DestinationPolicy(TenantScoped, Base):
+    """Where a tenant's messages may be delivered (:mod:`satiot.network.destinations`): the
+    allow-lists of its contracts in force, written by the business layer. No row: the tenant
+    is not restricted; a row with no entries: it may deliver nowhere."""
+
+    __tablename__ = "destination_policies"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id"), primary_key=True)
+    entries: Mapped[list[str]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

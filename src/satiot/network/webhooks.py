@@ -40,7 +40,8 @@ from satiot.core.db import Database
 from satiot.core.services import BackgroundService
 from satiot.network import delivery_queue
 from satiot.network.delivery_queue import Claimed, Outcome, Result, RetryPolicy, Target
-from satiot.network.integrations import open_secret
+from satiot.network.destinations import Resolver, resolve_all
+from satiot.network.integrations import open_secret, target_address
 from satiot.network.keys import Kek, KekError
 from satiot.network.mqtt_publish import MqttPublisher, MqttSender, encode
 from satiot.network.target_guard import guarded_transport
@@ -152,6 +153,7 @@ class Dispatcher:
         batch: int = 500,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        resolve: Resolver = resolve_all,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -161,6 +163,7 @@ class Dispatcher:
         self.batch = batch
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
+        self.resolve = resolve
         self.platform_mqtt_url = platform_mqtt_url
         self.allow_private = allow_private
         self.senders: dict[str, Sender] = {}
@@ -245,8 +248,14 @@ class Dispatcher:
         slots = asyncio.Semaphore(self.concurrency)
         results: list[Result] = []
         unsent: list[Claimed] = []
+        refused = await self.refusal(target)
 
         async def run_lane(lane: list[Claimed]) -> None:
+            if refused is not None:  # nothing leaves; each lane's first message records why
+                at = self.clock.now()
+                results.append(Result(lane[0], Outcome(False, error=refused), at, at))
+                unsent.extend(lane[1:])
+                return
             for index, item in enumerate(lane):
                 async with slots:
                     at = self.clock.now()
@@ -274,6 +283,25 @@ class Dispatcher:
         )
         stats.dead_ids = settled.dead_ids
         return stats
+
+    async def refusal(self, target: Target) -> str | None:
+        """Why this round may not deliver to ``target`` (its tenant's destination allow-list,
+        as it stands now), or None. A host name only network entries can allow is resolved
+        here, off the event loop."""
+        policy = target.allowed
+        address = target_address(target.kind, target.url)
+        if policy is None or address is None:
+            return None
+        why = policy.refusal(*address)
+        if why is None and policy.needs_addresses(*address):
+            try:
+                addresses = await asyncio.to_thread(self.resolve, *address)
+            except OSError as exc:
+                return f"{address[0]}: cannot resolve it to check the allow-list ({exc})"
+            why = policy.refusal_of_addresses(*address, addresses)
+        if why is not None:
+            log.warning("delivery refused for integration %s: %s", target.id, why)
+        return why
 
     async def run(self, stop: threading.Event, *, poll_s: float = 0.5, idle_s: float = 5.0) -> None:
         """Serve until ``stop``: start a task for each due integration that has none running,
