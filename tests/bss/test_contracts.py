@@ -20,6 +20,8 @@ from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import ROLES, Role
 from satiot.core.errors import Conflict, IllegalTransition, InvalidInput, PermissionDenied
 from satiot.core.models import AuditEntry, Event
+from satiot.network import destinations
+from satiot.network.models import DestinationPolicy
 from satiot.oss import terminals
 from tests.bss.onboarding_world import (
     application,
@@ -114,6 +116,24 @@ def test_generated_destinations_are_accepted_and_canonical(host, port):
     canonical = check_destination(entry)
     assert check_destination(canonical) == canonical
     assert check_destination(canonical.upper()) == canonical
+
+
+@given(st.one_of(DOMAIN, NETWORK), PORT)
+def test_the_network_reads_every_canonical_destination_as_the_contract_means_it(host, port):
+    """What a contract lists is what delivery allows: the listed host (a subdomain for
+    ``*.``; the network's first address for a network) on the listed port, and no other port."""
+    canonical = check_destination(_with_port(host, port))
+    policy = destinations.Policy.of([canonical])
+    if host.startswith("*."):
+        name = "device-data." + host[2:]
+        assert policy.refusal(host[2:], port or 443) is not None  # the apex is not a subdomain
+    elif any(c.isalpha() for c in host) and ":" not in host:
+        name = host
+    else:
+        name = str(ipaddress.ip_network(host).network_address)
+    assert policy.refusal(name, port or 443) is None
+    if port is not None:
+        assert policy.refusal(name, port % 65535 + 1) is not None
 
 
 @given(st.text(max_size=80))
@@ -362,6 +382,34 @@ def test_an_amendment_supersedes_the_signed_version_once_signed(world, ctx, vali
         assert entry.target_id == str(v1.id) and entry.after["superseded_by"] == str(v2.id)
     with pytest.raises(Conflict, match="only the version in force"):
         amend(world, v1.id, max_devices=9)
+
+
+def allow_list(world, tenant_id) -> tuple[list[str], str] | None:
+    with world.ctx.db.read() as s:
+        policy = s.get(DestinationPolicy, tenant_id)
+        return None if policy is None else (policy.entries, policy.source)
+
+
+def test_the_network_delivers_only_where_the_contracts_in_force_allow(world, validated):
+    """Signing gives the network the contract's allow-list; a signed amendment replaces it;
+    termination leaves the tenant an empty list (default deny), never no list at all."""
+    customer, model, offer = validated
+    v1 = draft(world, customer.id, terms(model, offer))
+    assert allow_list(world, customer.tenant_id) is None  # a draft allows nothing yet
+    sign(world, v1.id)
+    assert allow_list(world, customer.tenant_id) == (
+        ["203.0.113.10:443", "iot.example.com"],
+        f"{v1.number} v1",
+    )
+    v2 = amend(world, v1.id, destination_allow_list=("*.example.com", "198.51.100.0/24:8883"))
+    assert allow_list(world, customer.tenant_id)[1] == f"{v1.number} v1"  # until v2 is signed
+    sign(world, v2.id)
+    assert allow_list(world, customer.tenant_id) == (
+        ["*.example.com", "198.51.100.0/24:8883"],
+        f"{v1.number} v2",
+    )
+    terminate(world, v2.id)
+    assert allow_list(world, customer.tenant_id) == ([], "")
 
 
 def test_an_amendment_is_checked_like_a_draft(world, validated):

@@ -10,6 +10,7 @@ terminated. Activation asks :func:`check_activation_allowed`; orders and the con
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from satiot.bss.customers import get_customer
 from satiot.bss.models import Contract, Subscription
 from satiot.core.errors import Conflict, NotFound
+from satiot.network import destinations
 
 #: Subscription states in service: they count against a contract's device limit.
 IN_SERVICE_STATES = ("active", "suspended", "pendingTerminate")
@@ -132,3 +134,15 @@ def check_activation_allowed(
             field="max_devices",
         )
     return current
+
+
+def sync_destinations(session: Session, customer_id: uuid.UUID, *, at: datetime) -> None:
+    """Give the network the union of the allow-lists of the customer's contracts in force
+    (directional access): called whenever a version is signed or a contract ends, so delivery
+    follows the contract without the network reading the business layer."""
+    session.flush()
+    customer = get_customer(session, customer_id)
+    in_force = contracts_in_force(session, customer_id)
+    entries = {entry for contract in in_force for entry in contract.destination_allow_list}
+    source = ", ".join(sorted(f"{c.number} v{c.version}" for c in in_force))
+    destinations.set_policy(session, customer.tenant_id, entries, source=source[:500], at=at)

@@ -33,6 +33,7 @@ from satiot.bss.contract_force import (
     get_contract,
     is_in_force,
     superseded_by,
+    sync_destinations,
     versions_of,
 )
 from satiot.bss.contract_numbers import take_number
@@ -355,6 +356,7 @@ def sign(
             after={"superseded_by": str(contract.id), "version": contract.version},
             reason=f"version {contract.version} signed",
         )
+    sync_destinations(session, contract.customer_id, at=at)
     return contract
 
 
@@ -410,4 +412,6 @@ def terminate(
         reason=reason.strip(),
         payload={"number": contract.number, "version": contract.version},
     )
+    if before["status"] == "signed":
+        sync_destinations(session, contract.customer_id, at=at)
     return contract
