@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from satiot.api.context import AppContext
 from satiot.core.clock import ManualClock
+from satiot.network.destinations import set_policy
 from satiot.network.models import Delivery
 from satiot.web.views import devices as devices_view
 from tests.factories import World
@@ -165,6 +166,32 @@ def test_customer_sees_its_integrations_and_dead_letters(client: TestClient, net
     assert "HTTP 503 from acme.example.com" in html and "dead letter" in html
     dead = client.get("/integrations?status=dead").text
     assert dead.count('class="delivery-row"') == 1 and "Replay" in dead
+
+
+def test_the_allow_list_and_integrations_off_it_are_shown(
+    client: TestClient, ctx: AppContext, net: NetworkWorld
+):
+    """Acme's contract now lists only iot.example.com: its webhook at acme.example.com is
+    marked, and Acme sees what its contract allows; Bolt is unrestricted and sees no list."""
+    with ctx.db.write() as s:
+        set_policy(
+            s, net.a.tenant_id, ["iot.example.com"], source="SC-2026-000007 v2", at=ctx.clock.now()
+        )
+    _as(client, "acme-admin")
+    html = client.get("/integrations").text
+    assert "Your contract (SC-2026-000007 v2) allows delivery to:" in html
+    assert "<code>iot.example.com</code>" in html
+    assert html.count("off the allow-list</span>") == 1
+    assert "is not on the destination allow-list of SC-2026-000007 v2" in html
+    _as(client, "bolt-admin")
+    html = client.get("/integrations").text
+    assert 'id="allow-list"' not in html and "off the allow-list</span>" not in html
+    _as(client, "admin")
+    assert client.get("/integrations").text.count("off the allow-list</span>") == 1
+    with ctx.db.write() as s:
+        set_policy(s, net.a.tenant_id, [], source="", at=ctx.clock.now())
+    _as(client, "acme-user")
+    assert "<strong>nowhere</strong> (no contract in force)" in client.get("/integrations").text
 
 
 def test_replaying_a_dead_letter(client: TestClient, ctx: AppContext, net: NetworkWorld):

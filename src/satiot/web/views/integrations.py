@@ -24,7 +24,8 @@ from starlette.responses import Response
 from satiot.core.errors import DomainError
 from satiot.core.pagination import Page, paginate
 from satiot.network import integrations as domain
-from satiot.network.models import Delivery, DeliveryAttempt, Integration
+from satiot.network.destinations import Policy
+from satiot.network.models import Delivery, DeliveryAttempt, DestinationPolicy, Integration
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
@@ -59,6 +60,10 @@ class IntegrationRow:
     tenant: str
     pending: int
     dead: int
+    #: Why the tenant's allow-list refuses the target by name, or that only its addresses
+    #: (resolved when delivering) can decide; None when it is allowed or unrestricted.
+    refusal: str | None = None
+    by_address: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class IntegrationsView:
     integrations: list[IntegrationRow]
     log: list[DeliveryRow]
     next_url: str | None
+    #: The signed-in customer's own allow-list (None: unrestricted, or operator staff).
+    allow_list: DestinationPolicy | None = None
 
 
 def _integration_rows(session: Session, staff: bool) -> list[IntegrationRow]:
@@ -88,16 +95,32 @@ def _integration_rows(session: Session, staff: bool) -> list[IntegrationRow]:
             .group_by(Delivery.integration_id, Delivery.status)
         )
         counts = {(iid, status): n for iid, status, n in rows}
-    tenants = tenant_names(session, {i.tenant_id for i in found}) if staff else {}
-    return [
-        IntegrationRow(
-            i,
-            tenants.get(i.tenant_id, ""),
-            counts.get((i.id, "pending"), 0),
-            counts.get((i.id, "dead"), 0),
+    tenant_ids = {i.tenant_id for i in found}
+    tenants = tenant_names(session, tenant_ids) if staff else {}
+    policies = {
+        p.tenant_id: Policy.of(p.entries, p.source)
+        for p in session.scalars(
+            select(DestinationPolicy).where(DestinationPolicy.tenant_id.in_(tenant_ids))
         )
-        for i in found
-    ]
+    }
+    made: list[IntegrationRow] = []
+    for i in found:
+        refusal, by_address = None, False
+        policy, address = policies.get(i.tenant_id), domain.target_address(i.kind, i.url)
+        if policy is not None and address is not None:
+            refusal = policy.refusal(*address)
+            by_address = refusal is None and policy.needs_addresses(*address)
+        made.append(
+            IntegrationRow(
+                i,
+                tenants.get(i.tenant_id, ""),
+                counts.get((i.id, "pending"), 0),
+                counts.get((i.id, "dead"), 0),
+                refusal,
+                by_address,
+            )
+        )
+    return made
 
 
 def _log(
@@ -138,7 +161,10 @@ def load(session: Session, signed_in: ConsoleSession, query: Query) -> Integrati
     rows = _integration_rows(session, staff)
     names = {r.integration.id: r.integration.name or r.integration.kind for r in rows}
     log, cursor = _log(session, query, names)
-    return IntegrationsView(query, rows, log, query.url(after=cursor) if cursor else None)
+    own = None
+    if not staff:
+        own = session.get(DestinationPolicy, signed_in.principal.tenant_id)
+    return IntegrationsView(query, rows, log, query.url(after=cursor) if cursor else None, own)
 
 
 def _query(integration: str | None, status: str | None, after: str | None) -> Query:
