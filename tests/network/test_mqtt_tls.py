@@ -3,11 +3,17 @@ refuses anonymous clients (see tls_broker.py)."""
 
 from __future__ import annotations
 
+import json
+import threading
+import uuid
+
 import pytest
 
 from satiot.network import mqtt_publish
+from satiot.network.ingest_mqtt import Listener, read_ca_file
 from satiot.network.mqtt_publish import MqttPublisher
 from tests.network.delivery_support import deliveries, dispatch, emit_uplink, fan_out, integration
+from tests.network.ingest_helpers import add_device, add_station, rec
 from tests.network.mqtt_subscriber import Subscriber
 from tests.network.tls_broker import (
     TlsBroker,
@@ -16,7 +22,12 @@ from tests.network.tls_broker import (
 )
 
 DEV = "70b3d57ed0000001"
-LOGINS = {"acme-app": "correct horse battery staple", "watcher": "watcher-pass-0123"}
+LOGINS = {
+    "acme-app": "correct horse battery staple",
+    "watcher": "watcher-pass-0123",
+    "satiot-server": "server-pass-0123",
+    "station-1": "station-pass-0123",
+}
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +178,77 @@ def test_the_platform_broker_url_carries_its_login():
     login = publisher.login_for(None)
     assert (login.host, login.port, login.tls) == ("broker.internal", 8883, True)
     assert (login.username, login.password, login.guarded) == ("satiot", "pw-123", False)
+
+
+# ---- the platform's own broker behind a private CA (SATIOT_MQTT_CA_FILE) -----------------------
+
+
+def _platform(ctx, broker, ca_file):
+    url = f"mqtts://satiot-server:{LOGINS['satiot-server']}@localhost:{broker.port}"
+    ctx.settings = ctx.settings.model_copy(update={"mqtt_url": url, "mqtt_ca_file": ca_file})
+    return ctx
+
+
+def _listening(ctx, root):
+    listener = Listener(ctx, root=root, client_id=f"satiot-ingest-{uuid.uuid4().hex[:8]}")
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop,), kwargs={"retry_wait_s": 0.2})
+    thread.start()
+    return listener, stop, thread
+
+
+def test_stations_publish_to_a_platform_broker_with_a_private_ca(ctx, world, broker, tmp_path):
+    """The listener trusts the CA file; a station's batch over TLS is ingested and answered,
+    and the delivery publisher reaches the same broker with the same CA."""
+    _platform(ctx, broker, broker.ca_file)
+    root = f"test-{uuid.uuid4().hex[:10]}"
+    station, _ = add_station(ctx, world)
+    dev = add_device(ctx, world, world.tenant().id)
+    answers = tls_subscriber(broker, "watcher", f"{root}/gs/+/up/result")
+    listener, stop, thread = _listening(ctx, root)
+    try:
+        assert listener.subscribed.wait(10), "the listener did not connect over TLS"
+        publisher = MqttPublisher(
+            timeout_s=5,
+            platform_url=f"mqtts://station-1:{LOGINS['station-1']}@localhost:{broker.port}",
+            platform_ca_pem=read_ca_file(broker.ca_file),
+        )
+        try:
+            body = json.dumps({"receptions": [rec(dev.frame(1))], "batch_id": "b-1"}).encode()
+            sent = publisher.publish(None, f"{root}/gs/{station}/up", body)
+            assert sent.ok, sent.error
+        finally:
+            publisher.close()
+        ((topic, answer),) = answers.take(1, timeout_s=15)
+        assert topic == f"{root}/gs/{station}/up/result"
+        assert (answer["accepted"], answer["batch_id"]) == (1, "b-1")
+    finally:
+        stop.set()
+        thread.join(10)
+        answers.close()
+
+
+def test_without_the_ca_file_the_listener_does_not_trust_the_broker(ctx, broker):
+    _platform(ctx, broker, None)
+    listener, stop, thread = _listening(ctx, f"test-{uuid.uuid4().hex[:10]}")
+    try:
+        assert not listener.subscribed.wait(3)
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_a_ca_file_that_cannot_serve_stops_the_listener_at_start(ctx, broker, tmp_path):
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ValueError, match=r"SATIOT_MQTT_CA_FILE .*nope\.pem: cannot be read"):
+        Listener(_platform(ctx, broker, missing))
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMC4CAQA=\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ValueError, match="holds a private key"):
+        Listener(_platform(ctx, broker, key))
+    plain = ctx.settings.model_copy(
+        update={"mqtt_url": "mqtt://127.0.0.1:1883", "mqtt_ca_file": broker.ca_file}
+    )
+    ctx.settings = plain
+    with pytest.raises(ValueError, match="is for TLS"):
+        Listener(ctx)

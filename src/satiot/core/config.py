@@ -62,6 +62,13 @@ class Settings(BaseSettings):
             "customer delivery; empty: MQTT off."
         ),
     )
+    mqtt_ca_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM file of the CA that issued the broker's certificate, for an mqtts:// broker "
+            "with a private CA; empty: the system's trusted CAs."
+        ),
+    )
     fcnt_window: int = Field(
         default=16384,
         description="How far below a device's newest frame counter a late copy is still taken.",

@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import ssl
 import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -33,10 +35,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
-from satiot.core.errors import DomainError, NotFound
+from satiot.core.errors import DomainError, InvalidInput, NotFound
 from satiot.core.services import BackgroundService
 from satiot.network.ingest import ingest
 from satiot.network.ingest_validate import batch_items
+from satiot.network.integrations import check_ca_pem
 from satiot.network.keys import Kek
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,30 @@ def parse_broker_url(url: str) -> BrokerAddress:
     user = None if parts.username is None else unquote(parts.username)
     password = None if parts.password is None else unquote(parts.password)
     return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls, user, password)
+
+
+def read_ca_file(path: Path | None) -> str | None:
+    """The platform broker's CA certificates (``SATIOT_MQTT_CA_FILE``), checked as a
+    customer's ``ca_pem`` is; a file that cannot serve is a :class:`ValueError` saying why,
+    at start-up rather than at the first handshake."""
+    if path is None:
+        return None
+    try:
+        pem = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"SATIOT_MQTT_CA_FILE {path}: cannot be read ({exc})") from exc
+    try:
+        return check_ca_pem(pem)
+    except InvalidInput as exc:
+        raise ValueError(f"SATIOT_MQTT_CA_FILE {path}: {exc.detail}") from exc
+
+
+def broker_tls(ca_pem: str | None) -> ssl.SSLContext:
+    """TLS 1.2+ to the platform broker, verifying its chain (against ``ca_pem`` when given,
+    else the system store) and its host name."""
+    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def answer(ctx: IngestContext, station: str, payload: bytes | bytearray) -> dict[str, Any]:
@@ -127,6 +154,7 @@ class Listener:
         self.ctx = ctx
         self.root = root
         self.broker = parse_broker_url(url)
+        ca_pem = read_ca_file(ctx.settings.mqtt_ca_file)
         self.subscribed = threading.Event()
         self._inbox: queue.Queue[tuple[int, mqtt.MQTTMessage]] = queue.Queue()
         self._session = 0  # bumped on every (re)connection: older messages' mids are void
@@ -140,7 +168,9 @@ class Listener:
         if self.broker.username:
             self.client.username_pw_set(self.broker.username, self.broker.password)
         if self.broker.tls:
-            self.client.tls_set()
+            self.client.tls_set_context(broker_tls(ca_pem))
+        elif ca_pem:
+            raise ValueError("SATIOT_MQTT_CA_FILE is for TLS: name the broker as mqtts://")
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

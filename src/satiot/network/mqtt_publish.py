@@ -200,16 +200,19 @@ class _Connection:
             self.client.loop_stop()
 
 
-def _platform_login(url: str | None) -> BrokerLogin | None:
-    """The platform broker as ``SATIOT_MQTT_URL`` names it (with its login, if any), the way
-    the ingest listener reads the same setting; never guarded."""
+def _platform_login(url: str | None, ca_pem: str | None = None) -> BrokerLogin | None:
+    """The platform broker as ``SATIOT_MQTT_URL`` names it (with its login, if any, and the
+    CA of ``SATIOT_MQTT_CA_FILE``), the way the ingest listener reads the same settings;
+    never guarded."""
     if not url:
         return None
     try:
         broker = parse_broker_url(url)
     except ValueError:
         return None  # reported when a publish needs it
-    return BrokerLogin(broker.host, broker.port, broker.tls, broker.username, broker.password)
+    return BrokerLogin(
+        broker.host, broker.port, broker.tls, broker.username, broker.password, ca_pem
+    )
 
 
 #: A broker connection nothing has published on for this long is closed.
@@ -229,6 +232,7 @@ class MqttPublisher:
         *,
         timeout_s: float,
         platform_url: str | None,
+        platform_ca_pem: str | None = None,
         allow_private: bool = False,
         idle_close_s: float = IDLE_CLOSE_S,
     ) -> None:
@@ -236,7 +240,7 @@ class MqttPublisher:
         self.platform_url = platform_url
         self.allow_private = allow_private
         self.idle_close_s = idle_close_s
-        self._platform = _platform_login(platform_url)
+        self._platform = _platform_login(platform_url, platform_ca_pem)
         self._connections: dict[BrokerLogin, _Connection] = {}
         self._locks: dict[BrokerLogin, threading.Lock] = {}
         self._guard = threading.Lock()

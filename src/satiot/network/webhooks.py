@@ -41,6 +41,7 @@ from satiot.core.services import BackgroundService
 from satiot.network import delivery_queue
 from satiot.network.delivery_queue import Claimed, Outcome, Result, RetryPolicy, Target
 from satiot.network.destinations import Resolver, resolve_all
+from satiot.network.ingest_mqtt import read_ca_file
 from satiot.network.integrations import open_secret, target_address
 from satiot.network.keys import Kek, KekError
 from satiot.network.mqtt_publish import MqttPublisher, MqttSender, encode
@@ -148,6 +149,7 @@ class Dispatcher:
         *,
         timeout_s: float = 10.0,
         platform_mqtt_url: str | None = None,
+        platform_mqtt_ca_pem: str | None = None,
         allow_private: bool = False,
         concurrency: int = 8,
         batch: int = 500,
@@ -165,6 +167,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.resolve = resolve
         self.platform_mqtt_url = platform_mqtt_url
+        self.platform_mqtt_ca_pem = platform_mqtt_ca_pem
         self.allow_private = allow_private
         self.senders: dict[str, Sender] = {}
         self._client: httpx.AsyncClient | None = None
@@ -180,6 +183,7 @@ class Dispatcher:
             kek,
             timeout_s=settings.webhook_timeout_s,
             platform_mqtt_url=settings.mqtt_url,
+            platform_mqtt_ca_pem=read_ca_file(settings.mqtt_ca_file),
             allow_private=settings.delivery_allow_private,
             concurrency=concurrency,
         )
@@ -201,6 +205,7 @@ class Dispatcher:
         publisher = MqttPublisher(
             timeout_s=self.timeout_s,
             platform_url=self.platform_mqtt_url,
+            platform_ca_pem=self.platform_mqtt_ca_pem,
             allow_private=self.allow_private,
         )
         self._mqtt = MqttSender(publisher, self.kek)
