@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
+import _args
 from satiot.bss.billing import RunSettings, prorate, run_bills
 from satiot.bss.invoices import take_numbers
 from satiot.bss.models import (
@@ -450,7 +451,7 @@ def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__)
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--usage", type=int, default=1, help="rated usage records per device")
@@ -458,7 +459,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()
-    for backend in args.backends.split(","):
+    for backend in _args.backends(parser, args.backends):
         tmp = None
         admin = None
         name = f"satiot_bench_billing_{os.getpid()}"

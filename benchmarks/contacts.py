@@ -8,13 +8,13 @@ the same run (a compiled FMA-heavy loop on all cores), so the figures survive a 
 
 from __future__ import annotations
 
-import argparse
 import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from numba import njit, prange
 
+import _args
 from satiot.network.contacts import FLOPS_PER_TRIPLE, Site, contact_arrays
 from satiot.network.orbits import walker
 
@@ -76,7 +76,7 @@ def _skyfield_per_pair(tles, sites, start, hours, pairs, rng) -> tuple[float, in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__)
     parser.add_argument("--sats", type=int, default=100)
     parser.add_argument("--sites", type=int, default=10_000)
     parser.add_argument("--hours", type=float, default=24.0)

@@ -13,7 +13,6 @@ and the ratios, which survive a noisy machine better than absolute figures.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -21,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import _args
 from satiot.core import events, migrate
 from satiot.core.clock import SystemClock
 from satiot.core.db import Database
@@ -137,7 +137,7 @@ def _fan_out(db: Database, consumer: events.Consumer, span: tuple[int, int]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events in the batched run")
     parser.add_argument(
         "--anchor-events", type=int, default=2_000, help="events in the commit-per-event run"

@@ -35,6 +35,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+import _args
 from _yardstick import calibrate
 from satiot.api.context import AppContext
 from satiot.core import migrate
@@ -375,7 +376,7 @@ def bench(url: str, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__)
     parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite,postgresql")
     parser.add_argument("--db-url", help="benchmark this (scratch) database instead")
     parser.add_argument("--pg-server", default=PG_SERVER, help="server for the scratch database")
@@ -386,7 +387,9 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the batched run")
     args = parser.parse_args()
-    backends = ["given"] if args.db_url else args.backends.split(",")
+    if args.db_url:
+        _args.database_url(parser, "--db-url", args.db_url)
+    backends = ["given"] if args.db_url else _args.backends(parser, args.backends)
     for backend in backends:
         with scratch_database(backend, args.db_url, args.pg_server) as url:
             bench(url, args)

@@ -19,7 +19,6 @@ batch/anchor, on SQLite the floor (SQLite alone writing the usage records) and t
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import sqlite3
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+import _args
 from _yardstick import calibrate
 from satiot.bss import rating_store
 from satiot.bss.models import (
@@ -358,7 +358,7 @@ def storage_floor(devices: int, n: int, batch: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__)
     parser.add_argument("--devices", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=200_000, help="events on the batch path")
     parser.add_argument("--batch", type=int, default=5_000, help="events per transaction")

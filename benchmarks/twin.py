@@ -7,16 +7,16 @@ the ratio says how many times faster than the network itself the twin runs on th
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+import _args
 from satiot.network.twin import run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__)
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "tianqi-like.toml")
     parser.add_argument("--terminals", type=int, default=100_000)
     parser.add_argument("--hours", type=float, default=2.0)

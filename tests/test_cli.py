@@ -401,3 +401,22 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
     assert "M interpreter steps/s (yardstick)" in run.out
     line = _one_error_line(satiot_here("bench", "_yardstick", env={}))
     assert "have: billing, contacts, events, ingest, rating, twin;" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (("ingest", "--db", "sqlite"), "unrecognized arguments: --db sqlite"),  # not --db-url
+        (("ingest", "--backends", "sqlit"), "--backends: 'sqlit' is not one of sqlite, postgr"),
+        (("ingest", "--db-url", "::"), "--db-url: '::' is not a database URL"),
+        (("billing", "--backends", ","), "--backends: name at least one of sqlite, postgresql"),
+        (("rating", "--events", "many"), "argument --events: invalid int value: 'many'"),
+    ],
+)
+def test_a_benchmark_given_bad_options_says_why_in_one_line(monkeypatch, args, why):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here("bench", *args, env={})
+    assert run.code == 2
+    assert why in _one_error_line(run)

@@ -1,0 +1,46 @@
+"""The benchmarks' command lines: whole option names only, and a clear error for bad input.
+
+argparse would otherwise take ``--db`` for ``--db-url`` and hand ``sqlite`` on as a URL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as the ``satiot`` command gives them: one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    return _Parser(description=doc.splitlines()[0] if doc else None, allow_abbrev=False)
+
+
+def backends(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """``sqlite,postgresql`` as a list, or exit with a one-line error naming the bad one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in BACKENDS:
+            parser.error(f"--backends: {name!r} is not one of {', '.join(BACKENDS)}")
+    if not names:
+        parser.error("--backends: name at least one of " + ", ".join(BACKENDS))
+    return names
+
+
+def database_url(parser: argparse.ArgumentParser, option: str, text: str) -> str:
+    """A SQLAlchemy URL, or exit with a one-line error."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text)
+    except ArgumentError:
+        parser.error(f"{option}: {text!r} is not a database URL (e.g. sqlite:///bench.db)")
+    return text
