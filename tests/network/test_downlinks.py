@@ -16,6 +16,7 @@ from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import ROLES, Role
 from satiot.core.errors import Conflict, NotFound
 from satiot.network import frames
+from satiot.network.downlink_loads import LoadRules, current_loads
 from satiot.network.downlink_station import Receipt, apply_receipts, station_downlinks
 from satiot.network.downlink_workers import expire_due, plan_queued
 from satiot.network.downlinks import (
@@ -23,6 +24,7 @@ from satiot.network.downlinks import (
     flush_downlinks,
     get_downlink,
     on_uplinks,
+    prepare_plan,
     queue_downlink,
 )
 from satiot.network.messages import AcceptedUplink
@@ -30,6 +32,7 @@ from satiot.network.models import Device, Downlink, GroundStation
 from tests.network.downlink_setup import (
     APP,
     NWK,
+    TIBET,
     history,
     import_inventory,
     make_device,
@@ -50,7 +53,17 @@ def customer(tenant_id: uuid.UUID, role: Role = Role.CUSTOMER_USER) -> Principal
     return Principal(tenant_id, role, ROLES[role].scopes, uuid.uuid4(), "cu", "api-key")
 
 
-def queue(ctx, dev_eui: str, payload: bytes = b"\x01\x02", *, confirmed=False, hours=24.0, cap=CAP):
+def queue(
+    ctx,
+    dev_eui: str,
+    payload: bytes = b"\x01\x02",
+    *,
+    confirmed=False,
+    hours=24.0,
+    cap=CAP,
+    rules: LoadRules | None = None,
+    plan=None,
+):
     now = ctx.clock.now()
     with ctx.db.write() as s:
         dl = queue_downlink(
@@ -63,6 +76,8 @@ def queue(ctx, dev_eui: str, payload: bytes = b"\x01\x02", *, confirmed=False, h
             expires_at=now + timedelta(hours=hours),
             at=now,
             cap=cap,
+            rules=rules,
+            plan=plan,
         )
         return dl
 
@@ -507,3 +522,68 @@ def test_a_station_is_handed_a_contacts_priority_downlinks_first(ctx, world, set
         [taken] = station_downlinks(s, station, ctx.kek, ctx.clock.now(), limit=1)
     assert taken.downlink.id == second.id
     assert [i.downlink.id for i in fetch(ctx, station)] == [second.id, first.id]
+
+
+# ---- load windows have limited room ---------------------------------------------------------
+
+
+def _window(dl: Downlink) -> tuple:
+    return dl.satellite, dl.ground_station_id, dl.load_until
+
+
+def test_queued_commands_fill_a_window_and_leave_its_reserve_to_priority(ctx, world, setup):
+    """Two slots per pass, one held for priority: the second ordinary command goes to a later
+    window, the priority device's still gets the first."""
+    tenant, _ = setup
+    rules = LoadRules(per_pass=2, reserve=0.5)
+    a = make_device(ctx, world, tenant, "70B3D57ED0000031", dev_addr=0x26000031)
+    b = make_device(ctx, world, tenant, "70B3D57ED0000032", dev_addr=0x26000032)
+    urgent = make_device(ctx, world, tenant, "70B3D57ED0000033", dev_addr=0x26000033)
+    _prioritise(ctx, world, urgent)
+    first, second, third = (queue(ctx, d.dev_eui, rules=rules) for d in (a, b, urgent))
+    assert first.status == second.status == third.status == "scheduled"
+    assert _window(second) != _window(first)
+    assert second.estimated_delivery_at >= first.estimated_delivery_at
+    assert _window(third) == _window(first)
+
+
+def test_a_plan_whose_window_filled_meanwhile_leaves_the_command_queued(ctx, world, setup):
+    tenant, device = setup
+    rules = LoadRules(per_pass=1, reserve=0)
+    other = make_device(ctx, world, tenant, "70B3D57ED0000041", dev_addr=0x26000041)
+    with ctx.db.read() as s:
+        stale = prepare_plan(s, s.get(Device, device.id), ctx.clock.now(), rules)
+    taken = queue(ctx, other.dev_eui, rules=rules)  # takes the only slot of that window
+    assert _window(taken) == (stale.satellite, stale.station_id, stale.load_until)
+    late = queue(ctx, device.dev_eui, rules=rules, plan=stale)
+    assert late.status == "queued"
+    assert late.reason == (
+        f"the load window of {stale.satellite} at {stale.station} filled up meanwhile; "
+        "planning again"
+    )
+    run = plan_queued(ctx.db, ctx.clock.now() + timedelta(minutes=6), rules=rules)
+    assert run.scheduled == 1
+    assert _window(reload(ctx, late.id)) != _window(taken)
+
+
+def test_the_planner_gives_limited_room_to_priority_devices_first(ctx, world, setup, clock):
+    tenant, _ = setup
+    rules = LoadRules(per_pass=1, reserve=0)
+    normal = make_device(ctx, world, tenant, "70B3D57ED0000051", position=None)
+    urgent = make_device(ctx, world, tenant, "70B3D57ED0000052", position=None)
+    _prioritise(ctx, world, urgent)
+    first = queue(ctx, normal.dev_eui, rules=rules)
+    clock.advance(timedelta(seconds=1))
+    second = queue(ctx, urgent.dev_eui, rules=rules)
+    with ctx.db.write() as s:
+        for d in (normal, urgent):
+            row = s.get(Device, d.id)
+            row.lat, row.lon = TIBET
+    clock.advance(timedelta(minutes=6))
+    assert plan_queued(ctx.db, clock.now(), rules=rules).scheduled == 2
+    late, early = reload(ctx, first.id), reload(ctx, second.id)
+    assert _window(late) != _window(early)
+    assert early.estimated_delivery_at <= late.estimated_delivery_at
+    with ctx.db.read() as s:
+        loads = current_loads(s, clock.now(), rules)
+    assert loads.used(*_window(early)) == loads.used(*_window(late)) == 1

@@ -39,6 +39,7 @@ from satiot.core.errors import InvalidInput
 from satiot.network import downlinks
 from satiot.network.devices import dev_addr_hex, get_device
 from satiot.network.downlink_changes import downlink_message, station_names
+from satiot.network.downlink_loads import LoadRules
 from satiot.network.downlink_station import Receipt, apply_receipts, station_downlinks
 from satiot.network.ground_stations import authorize_poster, get_station
 from satiot.network.models import Downlink, GroundStation
@@ -147,7 +148,8 @@ def post_downlink(
     with call.read() as session:
         device = get_device(session, dev_eui)
         payload = _decode(body.payload)
-        plan = downlinks.prepare_plan(session, device, call.now())
+        rules = LoadRules.from_settings(call.ctx.settings)
+        plan = downlinks.prepare_plan(session, device, call.now(), rules)
 
     def create(session: Session) -> DownlinkOut:
         dl = downlinks.queue_downlink(
@@ -161,6 +163,7 @@ def post_downlink(
             at=call.now(),
             cap=call.ctx.settings.downlink_queue_cap,
             plan=plan,
+            rules=rules,
         )
         return _outs(session, [dl])[0]
 

@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     downlink_queue_cap: int = Field(
         default=16, description="Most downlinks one device may have waiting (409 above)."
     )
+    downlink_loads_per_pass: int = Field(
+        default=1000,
+        ge=1,
+        description="Commands a ground station can load onto one satellite in one pass.",
+    )
+    downlink_emergency_reserve: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of each pass's load room held for devices with downlink priority "
+            "(the emergency-priority add-on)."
+        ),
+    )
     webhook_max_attempts: int = Field(
         default=12, description="Attempts before a delivery becomes a dead letter."
     )

@@ -31,7 +31,7 @@ import threading
 import uuid
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from satiot.network.downlink_loads import Loads
 from satiot.network.models import GroundStation, Satellite
 from satiot.network.orbits import Tle
 
@@ -124,9 +125,15 @@ class LoadWindows:
     _sets: dict[str, tuple[datetime, ...]]
     _longest: dict[str, timedelta]
 
-    def first_open(self, satellite: str, at: datetime) -> LoadWindow | None:
+    def first_open(
+        self,
+        satellite: str,
+        at: datetime,
+        room: Callable[[LoadWindow], bool] | None = None,
+    ) -> LoadWindow | None:
         """The window of ``satellite`` that can load it soonest at or after ``at`` (ties: the
-        one that stays open longest, leaving the station the most time)."""
+        one that stays open longest, leaving the station the most time), among those with
+        ``room`` when given."""
         sets = self._sets.get(satellite, ())
         windows = self.by_satellite.get(satellite, ())
         best: LoadWindow | None = None
@@ -137,7 +144,7 @@ class LoadWindows:
             # load time, so it sets before that plus the longest window; stop past that.
             if limit is not None and w.set > limit:
                 break
-            if w.set <= at:
+            if w.set <= at or (room is not None and not room(w)):
                 continue
             load = max(w.rise, at)
             if best_key is None or (load, -w.set.timestamp()) < (
@@ -239,6 +246,8 @@ class Request:
     lon: float
     not_before: datetime | None = None
     count: int = 1
+    #: The device's downlink priority: it may use the load windows' emergency reserve.
+    priority: int = 0
 
 
 def _choose(
@@ -248,11 +257,19 @@ def _choose(
     now: datetime,
     not_before: datetime | None,
     lead_s: float,
+    loads: Loads | None = None,
+    priority: int = 0,
 ) -> Plan | None:
     ready = now + timedelta(seconds=lead_s)
     best: Plan | None = None
     for tle in tles:
-        window = windows.first_open(tle.name, ready)
+        room = None
+        if loads is not None:
+
+            def room(w: LoadWindow, name: str = tle.name) -> bool:
+                return loads.has_room(name, w.station_id, w.set, priority)
+
+        window = windows.first_open(tle.name, ready, room)
         if window is None:
             continue
         load_at = max(window.rise, ready)
@@ -279,17 +296,38 @@ def _chain(
     now: datetime,
     request: Request,
     lead_s: float,
+    loads: Loads | None = None,
 ) -> list[Plan | None]:
     out: list[Plan | None] = []
     after = request.not_before
     for _ in range(request.count):
-        plan = _choose(windows, passes, tles, now, after, lead_s)
+        plan = _choose(windows, passes, tles, now, after, lead_s, loads, request.priority)
         out.append(plan)
         if plan is None:
             out.extend([None] * (request.count - len(out)))
             break
+        if loads is not None:
+            loads.take(plan.satellite, plan.station_id, plan.load_until)
         after = plan.estimated_delivery_at
     return out
+
+
+def _passes_at(
+    tles: Sequence[Tle],
+    positions: Sequence[tuple[float, float]],
+    now: datetime,
+    hours: float,
+    mask_deg: float,
+) -> dict[tuple[float, float], dict[str, list[Pass]]]:
+    """Every satellite's passes over each terminal position (one contact computation)."""
+    from satiot.network.contacts import Site, compute_contacts
+
+    names = {f"site-{n}": pos for n, pos in enumerate(positions)}
+    found: dict[tuple[float, float], dict[str, list[Pass]]] = {pos: {} for pos in positions}
+    sites = [Site(name, pos[0], pos[1]) for name, pos in names.items()]
+    for p in compute_contacts(list(tles), sites, now, hours, mask_deg):
+        found[names[p.site]].setdefault(p.satellite, []).append(p)
+    return found
 
 
 def plan_batch(
@@ -300,11 +338,17 @@ def plan_batch(
     horizon_h: float = HORIZON_H,
     mask_deg: float = TERMINAL_MASK_DEG,
     lead_s: float = LOAD_LEAD_S,
+    loads: Loads | None = None,
 ) -> list[list[Plan | NoPlan]]:
     """Plan for many terminals at once (one contact computation covers all their sites);
-    one list of ``count`` answers per request."""
-    from satiot.network.contacts import Site, compute_contacts
+    one list of ``count`` answers per request.
 
+    With ``loads``, each load window holds only so many commands (:mod:`.downlink_loads`):
+    requests take room in the order given (the caller's priority order), and ``loads`` is
+    left counting what these plans take. Terminal passes are computed over a short window
+    first; a terminal whose commands do not all arrive inside it gets the full horizon, and
+    the requests are planned again from the start, so the order of who takes which room
+    never depends on which terminals needed the longer computation."""
     if not inv.tles or not inv.stations:
         what = "satellites" if not inv.tles else "ground stations"
         return [[NoPlan(f"no active {what} in the inventory")] * r.count for r in requests]
@@ -312,35 +356,50 @@ def plan_batch(
         return []
     windows = load_windows(inv, now, horizon_h)
     tles = list(inv.tles)
-    out: list[list[Plan | None] | None] = [None] * len(requests)
-    todo = list(range(len(requests)))
-    for hours in sorted({min(_FIRST_WINDOW_H, horizon_h), horizon_h}):
-        if not todo:
+    short_h = min(_FIRST_WINDOW_H, horizon_h)
+    positions = sorted({(r.lat, r.lon) for r in requests})
+    short = _passes_at(tles, positions, now, short_h, mask_deg)
+    full: dict[tuple[float, float], dict[str, list[Pass]]] = {}
+    if short_h >= horizon_h:
+        full = short
+    deadline = now + timedelta(hours=short_h)
+    while True:
+        trial = loads.copy() if loads is not None else None
+        chains: list[list[Plan | None]] = []
+        need: set[tuple[float, float]] = set()
+        for r in requests:
+            pos = (r.lat, r.lon)
+            passes = full[pos] if pos in full else short[pos]
+            chain = _chain(windows, passes, tles, now, r, lead_s, trial)
+            # A pass clipped at the short window's end still rises inside it, so a delivery
+            # found there is the true earliest; only a chain not completed needs more.
+            if pos not in full and not all(
+                p is not None and p.estimated_delivery_at <= deadline for p in chain
+            ):
+                need.add(pos)
+            chains.append(chain)
+        if not need:
             break
-        positions = sorted({(requests[i].lat, requests[i].lon) for i in todo})
-        names = {pos: f"site-{n}" for n, pos in enumerate(positions)}
-        sites = [Site(names[pos], pos[0], pos[1]) for pos in positions]
-        per_site: dict[str, dict[str, list[Pass]]] = {}
-        for p in compute_contacts(tles, sites, now, hours, mask_deg):
-            per_site.setdefault(p.site, {}).setdefault(p.satellite, []).append(p)
-        deadline = now + timedelta(hours=hours)
-        final = hours >= horizon_h
-        left = []
-        for i in todo:
-            r = requests[i]
-            chain = _chain(windows, per_site.get(names[(r.lat, r.lon)], {}), tles, now, r, lead_s)
-            # A pass clipped at the window's end still rises inside it, so a delivery found
-            # here is the true earliest; only a chain not completed needs the longer window.
-            if final or all(p is not None and p.estimated_delivery_at <= deadline for p in chain):
-                out[i] = chain
-            else:
-                left.append(i)
-        todo = left
-    reason = (
+        full |= _passes_at(tles, sorted(need), now, horizon_h, mask_deg)
+    if loads is not None and trial is not None:
+        loads.planned = trial.planned
+    unreachable = NoPlan(
         f"no satellite can be loaded at a ground station and then pass over the device "
         f"within {horizon_h:g} h"
     )
-    return [[p if p is not None else NoPlan(reason) for p in chain or ()] for chain in out]
+    full_windows = NoPlan(
+        f"every load window that could reach the device within {horizon_h:g} h is full"
+    )
+    out: list[list[Plan | NoPlan]] = []
+    for r, chain in zip(requests, chains, strict=True):
+        why = unreachable
+        if loads is not None and None in chain:  # would it go if windows had room?
+            pos = (r.lat, r.lon)
+            unlimited = _chain(windows, full.get(pos, short[pos]), tles, now, r, lead_s)
+            if unlimited.count(None) < chain.count(None):
+                why = full_windows
+        out.append([p if p is not None else why for p in chain])
+    return out
 
 
 def plan_delivery(

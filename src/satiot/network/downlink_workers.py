@@ -31,9 +31,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from satiot.core.clock import Clock
+from satiot.core.config import Settings
 from satiot.core.db import Database
 from satiot.core.services import BackgroundService, periodic
 from satiot.network.downlink_changes import station_names, system_actor, transition
+from satiot.network.downlink_loads import LoadRules, current_loads
 from satiot.network.downlink_plan import (
     NoPlan,
     Plan,
@@ -72,6 +74,9 @@ class _Context(Protocol):
 
     @property
     def clock(self) -> Clock: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,11 @@ def _due(
     )
 
 
-def _plans(session: Session, due: list[Downlink], now: datetime) -> dict[uuid.UUID, Plan | NoPlan]:
-    """Plans for the due downlinks, a device's in queue order after its pending ones."""
+def _plans(
+    session: Session, due: list[Downlink], now: datetime, rules: LoadRules | None = None
+) -> dict[uuid.UUID, Plan | NoPlan]:
+    """Plans for the due downlinks, a device's in queue order after its pending ones; the
+    devices take the load windows' room in the order ``due`` gives (priority first)."""
     devices = {
         d.id: d
         for d in session.scalars(select(Device).where(Device.id.in_({dl.device_id for dl in due})))
@@ -160,9 +168,9 @@ def _plans(session: Session, due: list[Downlink], now: datetime) -> dict[uuid.UU
             .group_by(Downlink.device_id)
         )
     }
-    by_device: dict[uuid.UUID, list[Downlink]] = {}
+    by_device: dict[uuid.UUID, list[Downlink]] = {dl.device_id: [] for dl in due}  # in turn
     for dl in sorted(due, key=lambda dl: dl.id):  # a device's chain in queue (counter) order
-        by_device.setdefault(dl.device_id, []).append(dl)
+        by_device[dl.device_id].append(dl)
     out: dict[uuid.UUID, Plan | NoPlan] = {}
     chains: list[tuple[list[Downlink], Request]] = []
     for device_id, items in by_device.items():
@@ -172,13 +180,15 @@ def _plans(session: Session, due: list[Downlink], now: datetime) -> dict[uuid.UU
         elif device.lat is None or device.lon is None:
             out |= {dl.id: NoPlan("position unknown") for dl in items}
         else:
-            request = Request(device.lat, device.lon, latest.get(device_id), len(items))
+            request = Request(
+                device.lat, device.lon, latest.get(device_id), len(items), device.priority
+            )
             chains.append((items, request))
     if chains:
         inv = load_inventory(session)
-        for (items, _), answers in zip(
-            chains, plan_batch(inv, [r for _, r in chains], now), strict=True
-        ):
+        loads = current_loads(session, now, rules)
+        answers_by_chain = plan_batch(inv, [r for _, r in chains], now, loads=loads)
+        for (items, _), answers in zip(chains, answers_by_chain, strict=True):
             out |= {dl.id: plan for dl, plan in zip(items, answers, strict=True)}
     return out
 
@@ -190,27 +200,31 @@ def plan_queued(
     load_grace: timedelta = LOAD_GRACE,
     retry: timedelta = RETRY,
     batch: int = BATCH,
+    rules: LoadRules | None = None,
 ) -> PlannerRun:
     """One planner step: re-queue lapsed plans, then plan what is due, at most ``batch`` of
-    each, priority devices' first (see the module)."""
+    each, priority devices' first (see the module), each on a load window with room."""
     with db.write() as session:
         fresh = set(requeue_lapsed(session, now, grace=load_grace, batch=batch))
     with db.read() as session:
         due = _due(session, now, retry, fresh, batch)
-        plans = _plans(session, due, now) if due else {}
+        plans = _plans(session, due, now, rules) if due else {}
     scheduled = waiting = 0
     if not plans:
         return PlannerRun(len(fresh), 0, 0)
     with db.write() as session:
-        rows = session.scalars(
-            select(Downlink)
+        loads = current_loads(session, now, rules)  # as it stands now, under the writer
+        rows = session.execute(
+            select(Downlink, Device.priority)
+            .join(Device, Device.id == Downlink.device_id)
             .where(Downlink.id.in_(plans), Downlink.status == "queued")
-            .order_by(Downlink.id)
-            .with_for_update()
+            .order_by(Device.priority.desc(), Downlink.id)
+            .with_for_update(of=Downlink)
             .execution_options(populate_existing=True)
         )
-        for dl in rows:
-            if apply_plan(session, system_actor(dl.tenant_id, PLANNER), dl, plans[dl.id], at=now):
+        for dl, priority in rows:
+            actor = system_actor(dl.tenant_id, PLANNER)
+            if apply_plan(session, actor, dl, plans[dl.id], at=now, loads=loads, priority=priority):
                 scheduled += 1
             else:
                 waiting += 1
@@ -291,10 +305,10 @@ def expire_due(
 def _service(
     name: str,
     interval_s: float,
-    step: Callable[[Database, datetime], object],
+    step: Callable[[_Context, datetime], object],
     start: Callable[[_Context], None] | None = None,
 ) -> BackgroundService:
-    return periodic(name, interval_s, lambda ctx: step(ctx.db, ctx.clock.now()), start)
+    return periodic(name, interval_s, lambda ctx: step(ctx, ctx.clock.now()), start)
 
 
 def downlink_planner(
@@ -306,8 +320,11 @@ def downlink_planner(
 ) -> BackgroundService:
     """The ``downlink-planner`` service: :func:`plan_queued` every ``interval_s``."""
 
-    def step(db: Database, now: datetime) -> PlannerRun:
-        return plan_queued(db, now, load_grace=load_grace, retry=retry, batch=batch)
+    def step(ctx: _Context, now: datetime) -> PlannerRun:
+        rules = LoadRules.from_settings(ctx.settings)
+        return plan_queued(
+            ctx.db, now, load_grace=load_grace, retry=retry, batch=batch, rules=rules
+        )
 
     def start(ctx: _Context) -> None:
         with ctx.db.read() as session:
@@ -326,8 +343,8 @@ def downlink_expirer(
 ) -> BackgroundService:
     """The ``downlink-expirer`` service: :func:`expire_due` every ``interval_s``."""
 
-    def step(db: Database, now: datetime) -> ExpirerRun:
-        with db.write() as session:
+    def step(ctx: _Context, now: datetime) -> ExpirerRun:
+        with ctx.db.write() as session:
             return expire_due(session, now, ack_timeout=ack_timeout, receipt_grace=receipt_grace)
 
     return _service(EXPIRER, interval_s, step)

@@ -34,7 +34,8 @@ from satiot.network.downlink_changes import (
     system_actor,
     transition,
 )
-from satiot.network.downlink_plan import NoPlan, Plan, load_inventory, plan_delivery
+from satiot.network.downlink_loads import LoadRules, Loads, current_loads
+from satiot.network.downlink_plan import NoPlan, Plan, Request, load_inventory, plan_batch
 from satiot.network.messages import AcceptedUplink, iso
 from satiot.network.models import Device, Downlink
 from satiot.network.states import (
@@ -94,14 +95,19 @@ def pending_estimates(session: Session, device_id: uuid.UUID) -> datetime | None
     return value
 
 
-def prepare_plan(session: Session, device: Device, now: datetime) -> Plan | NoPlan:
-    """A plan for a new downlink of ``device`` (may take tens of milliseconds: call it
-    outside a writing transaction and pass the result to :func:`queue_downlink`)."""
+def prepare_plan(
+    session: Session, device: Device, now: datetime, rules: LoadRules | None = None
+) -> Plan | NoPlan:
+    """A plan for a new downlink of ``device`` on a load window with room for it (may take
+    tens of milliseconds: call it outside a writing transaction and pass the result to
+    :func:`queue_downlink`)."""
     if device.lat is None or device.lon is None:
         return NoPlan("position unknown")
     not_before = pending_estimates(session, device.id)
     inv = load_inventory(session)
-    return plan_delivery(inv, device.lat, device.lon, now, not_before=not_before)
+    loads = current_loads(session, now, rules)
+    request = Request(device.lat, device.lon, not_before, priority=device.priority)
+    return plan_batch(inv, [request], now, loads=loads)[0][0]
 
 
 def apply_plan(
@@ -111,15 +117,27 @@ def apply_plan(
     plan: Plan | NoPlan,
     *,
     at: datetime,
+    loads: Loads | None = None,
+    priority: int = 0,
 ) -> bool:
     """Schedule a queued downlink on ``plan``, or leave it queued with the reason; True if it
-    was scheduled. A plan that cannot deliver before the downlink expires is no plan."""
+    was scheduled. A plan that cannot deliver before the downlink expires is no plan, and
+    neither is one whose load window filled up since it was made (``loads``, read in this
+    transaction: the planner tries again later)."""
     expires = dl.expires_at
     if isinstance(plan, Plan) and expires is not None and plan.estimated_delivery_at >= expires:
         plan = NoPlan(
             f"earliest delivery {iso(plan.estimated_delivery_at)} is after the downlink "
             f"expires at {iso(expires)}"
         )
+    if isinstance(plan, Plan) and loads is not None:
+        if loads.has_room(plan.satellite, plan.station_id, plan.load_until, priority):
+            loads.take(plan.satellite, plan.station_id, plan.load_until)
+        else:
+            plan = NoPlan(
+                f"the load window of {plan.satellite} at {plan.station} filled up meanwhile; "
+                "planning again"
+            )
     if isinstance(plan, NoPlan):
         if dl.reason != plan.reason:
             dl.reason = plan.reason
@@ -146,6 +164,7 @@ def queue_downlink(
     at: datetime,
     cap: int,
     plan: Plan | NoPlan | None = None,
+    rules: LoadRules | None = None,
 ) -> Downlink:
     """Accept a downlink for ``dev_eui`` (in the session's tenant) and schedule it.
 
@@ -192,8 +211,11 @@ def queue_downlink(
     session.flush()
     record_queued(session, principal, dl, at=at)
     if plan is None:
-        plan = prepare_plan(session, device, at)
-    apply_plan(session, system_actor(dl.tenant_id), dl, plan, at=at)
+        plan = prepare_plan(session, device, at, rules)
+    loads = current_loads(session, at, rules)
+    apply_plan(
+        session, system_actor(dl.tenant_id), dl, plan, at=at, loads=loads, priority=device.priority
+    )
     return dl
 
 
