@@ -87,6 +87,7 @@ def _customer(
             satellite="TQ-A04",
             ground_station_id=station_id,
             load_at=now + timedelta(minutes=20),
+            load_until=now + timedelta(minutes=29),
             estimated_delivery_at=now + timedelta(minutes=95),
             expires_at=now + timedelta(days=1),
             created_at=now,

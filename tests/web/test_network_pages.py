@@ -15,7 +15,7 @@ from sqlalchemy import select
 from satiot.api.context import AppContext
 from satiot.core.clock import ManualClock
 from satiot.network.destinations import set_policy
-from satiot.network.models import Delivery
+from satiot.network.models import Delivery, Downlink
 from satiot.web.views import devices as devices_view
 from tests.factories import World
 from tests.network.ingest_helpers import post, rec
@@ -147,6 +147,30 @@ def test_ground_stations_show_traffic_and_keys(client: TestClient, net: NetworkW
     assert "issued" in row and "sk_" in row and "just now" in row
     _as(client, "acme-admin")
     assert client.get("/ground-stations").status_code == 403
+
+
+def test_ground_stations_show_how_full_the_coming_passes_are(
+    client: TestClient, ctx: AppContext, net: NetworkWorld
+):
+    """Acme's and Bolt's commands ride the same pass of TQ-A04 over Kashgar: one window
+    with two commands; with room for two and one held for priority it is full."""
+    _as(client, "noc")
+    html = client.get("/ground-stations").text
+    (row,) = [r.split("</tr>", 1)[0] for r in html.split('class="load-row"')[1:]]
+    assert 'data-station="Kashgar" data-satellite="TQ-A04"' in row
+    assert "2 / 1,000" in row and "0 %" in row
+    ctx.settings = ctx.settings.model_copy(
+        update={"downlink_loads_per_pass": 2, "downlink_emergency_reserve": 0.5}
+    )
+    row = client.get("/ground-stations").text.split('class="load-row"')[1].split("</tr>")[0]
+    assert "2 / 2" in row and ">full<" in row
+    ctx.settings = ctx.settings.model_copy(update={"downlink_loads_per_pass": 3})
+    row = client.get("/ground-stations").text.split('class="load-row"')[1].split("</tr>")[0]
+    assert "2 / 3" in row and ">reserve only<" in row
+    with ctx.db.write() as s:
+        for d in s.scalars(select(Downlink)):
+            d.status = "on-satellite"
+    assert "No commands are planned on a coming pass." in client.get("/ground-stations").text
 
 
 # ---- integrations ---------------------------------------------------------------------------

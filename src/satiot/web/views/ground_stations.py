@@ -2,13 +2,16 @@
 
 For the NOC (and the regulator's supervision view): when each station last posted, how many
 receptions it delivered in the last hour, and whether it holds a live API key — a station
-without one cannot post, which is the first thing to check when its traffic stops.
+without one cannot post, which is the first thing to check when its traffic stops. Below, the
+passes coming up with commands planned on them: how full each load window is, and how much of
+its emergency reserve priority devices use — a window near its room is where ordinary
+commands start to slip to later passes.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -17,7 +20,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.core.models import ApiKey
-from satiot.network.models import GroundStation, UplinkReception
+from satiot.network.downlink_loads import SAME_WINDOW, LoadRules, reserved_slots
+from satiot.network.models import Device, Downlink, GroundStation, UplinkReception
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
 from satiot.web.views.network_rows import ago, id_floor
@@ -25,6 +29,8 @@ from satiot.web.views.network_rows import ago, id_floor
 router = APIRouter()
 
 PATH = "/ground-stations"
+#: Upcoming load windows shown (soonest first).
+LOAD_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -81,11 +87,70 @@ def station_rows(session: Session, signed_in: ConsoleSession) -> list[StationRow
     return rows
 
 
+@dataclass(frozen=True)
+class LoadRow:
+    """One upcoming pass with commands planned on it."""
+
+    station: str
+    satellite: str
+    load_at: datetime
+    load_until: datetime
+    commands: int
+    priority: int
+    room: int
+    reserve: int
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.commands / self.room))
+
+
+def load_rows(session: Session, now: datetime, rules: LoadRules) -> list[LoadRow]:
+    """The next :data:`LOAD_ROWS` passes with scheduled downlinks, counted per window the
+    way the planner counts them (set times within a couple of minutes are one pass)."""
+    found = session.execute(
+        select(
+            GroundStation.name,
+            Downlink.satellite,
+            Downlink.load_at,
+            Downlink.load_until,
+            Device.priority,
+        )
+        .join(GroundStation, GroundStation.id == Downlink.ground_station_id)
+        .join(Device, Device.id == Downlink.device_id)
+        .where(Downlink.status == "scheduled", Downlink.load_until > now)
+        .order_by(Downlink.load_until)
+    )
+    held = reserved_slots(rules.per_pass, rules.reserve)
+    passes: list[LoadRow] = []
+    for station, satellite, load_at, load_until, priority in found:
+        if satellite is None or load_until is None:  # a scheduled downlink always has both
+            continue
+        start = load_at or now
+        for i, p in enumerate(passes):
+            if (p.station, p.satellite) == (station, satellite) and (
+                abs(p.load_until - load_until) <= SAME_WINDOW
+            ):
+                passes[i] = replace(
+                    p,
+                    load_at=min(p.load_at, start),
+                    commands=p.commands + 1,
+                    priority=p.priority + (priority > 0),
+                )
+                break
+        else:
+            first = LoadRow(station, satellite, start, load_until, 1, 0, rules.per_pass, held)
+            passes.append(replace(first, priority=int(priority > 0)))
+    return sorted(passes, key=lambda p: (p.load_at, p.station, p.satellite))[:LOAD_ROWS]
+
+
 @router.get(PATH)
 def ground_stations_page(request: Request, signed_in: SignedIn) -> Response:
     signed_in.require_any("ground-stations:read")
+    rules = LoadRules.from_settings(signed_in.ctx.settings)
     with signed_in.call.read() as session:
         rows = station_rows(session, signed_in)
+        loads = load_rows(session, signed_in.now(), rules)
     return page(
         request,
         signed_in,
@@ -94,5 +159,7 @@ def ground_stations_page(request: Request, signed_in: SignedIn) -> Response:
             "title": "Ground stations",
             "rows": rows,
             "total_hour": sum(r.receptions_hour for r in rows),
+            "loads": loads,
+            "rules": rules,
         },
     )
