@@ -420,3 +420,31 @@ def test_a_benchmark_given_bad_options_says_why_in_one_line(monkeypatch, args, w
     run = satiot_here("bench", *args, env={})
     assert run.code == 2
     assert why in _one_error_line(run)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("SATIOT_DOWNLINK_EMERGENCY_RESERVE", "1.5", "less than 1"),
+        ("SATIOT_DOWNLINK_LOADS_PER_PASS", "0", "greater than or equal to 1"),
+        ("SATIOT_PAGE_SIZE_MAX", "many", "valid integer"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_its_variable(fresh, variable, value, why):
+    run = satiot("up", "--no-twin", env=fresh | {variable: value})
+    assert run.code == 1
+    line = _one_error_line(run)
+    assert line.startswith(f"error: {variable}: ") and why in line
+
+
+def test_up_refuses_a_broker_ca_file_that_cannot_serve(fresh, tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMC4CAQA=\n-----END PRIVATE KEY-----\n")
+    for path, why in ((tmp_path / "none.pem", "cannot be read"), (key, "holds a private key")):
+        env = fresh | {
+            "SATIOT_MQTT_URL": "mqtts://localhost:8883",
+            "SATIOT_MQTT_CA_FILE": str(path),
+        }
+        run = satiot("up", "--no-twin", "--port", "0", env=env)
+        assert run.code == 1
+        assert f"error: SATIOT_MQTT_CA_FILE {path}: " in _one_error_line(run) and why in run.err

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
-from satiot.cli_common import err, fail, out
+from satiot.cli_common import err, fail, load_settings, out
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.core.auth.roles import ROLES, SCOPES, Role
@@ -58,17 +58,11 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(bills_app, name="bills")
 
 
-def _settings() -> Settings:
-    from satiot.core.config import Settings
-
-    return Settings()
-
-
 @contextmanager
 def _database(settings: Settings | None = None) -> Iterator[Database]:
     from satiot.core.db import Database
 
-    settings = settings or _settings()
+    settings = settings or load_settings()
     database = Database.connect(settings.resolved_database_url())
     try:
         yield database
@@ -129,7 +123,7 @@ def seed() -> None:
     from satiot.core.bootstrap import seed_operator
     from satiot.core.clock import SystemClock
 
-    settings = _settings()
+    settings = load_settings()
     with _database(settings) as database:
         migrate.upgrade(database.engine)
         with database.write() as s:
@@ -181,9 +175,15 @@ def up(
         serve,
     )
 
-    settings = _settings()
+    settings = load_settings()
     if twin is not None:
         settings = settings.model_copy(update={"twin": twin})
+    from satiot.network.ingest_mqtt import read_ca_file
+
+    try:  # here, not in a service thread: a CA file that cannot serve stops the start
+        read_ca_file(settings.mqtt_ca_file)
+    except ValueError as exc:
+        fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the twin's stations post constantly
     ctx = build_context(settings)
@@ -419,7 +419,7 @@ def events_consume(name: Annotated[str, typer.Argument(help="A registered consum
     known = consumers.registered()
     if name not in known:
         fail(f"no consumer {name!r} (registered: {', '.join(sorted(known)) or 'none'})")
-    ctx = build_context(_settings())
+    ctx = build_context(load_settings())
     service = next(s for s in consumer_services(ctx) if s.name == name)
     out.print(f"consuming as {name}; Ctrl-C to stop")
     _until_interrupted(lambda stop: service.run(ctx, stop))
@@ -430,7 +430,7 @@ def events_relay() -> None:
     """Relay the event log to NATS JetStream (SATIOT_BUS_URL) until Ctrl-C."""
     from satiot.server import build_context, consumer_services
 
-    settings = _settings()
+    settings = load_settings()
     if not settings.bus_url:
         fail("set SATIOT_BUS_URL (e.g. nats://127.0.0.1:4222) to relay events")
     ctx = build_context(settings)

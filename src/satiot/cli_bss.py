@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from satiot.cli_common import domain_errors, fail, out
+from satiot.cli_common import domain_errors, fail, load_settings, out
 from satiot.cli_oss import _migrated, _principal
 
 if TYPE_CHECKING:
@@ -115,7 +115,6 @@ def orders_import(
     from satiot.bss.order_items import OrderRejected
     from satiot.bss.orders import place_order
     from satiot.core.clock import SystemClock
-    from satiot.core.config import Settings
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 
@@ -123,7 +122,7 @@ def orders_import(
         size = file.stat().st_size
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
-    settings = Settings()
+    settings = load_settings()
     clock = SystemClock()
     with _migrated() as database:
         customer_id = _customer_id(database, customer)
@@ -198,11 +197,10 @@ def orders_fulfil() -> None:
     from satiot.bss.activation import ActivationConfig, register_pending_handles
     from satiot.bss.order_fulfilment import fulfil_due_orders
     from satiot.core.clock import SystemClock
-    from satiot.core.config import Settings
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 
-    settings = Settings()
+    settings = load_settings()
     clock = SystemClock()
     with _migrated() as database:
         config = ActivationConfig.from_settings(settings, load_kek(settings))
@@ -220,10 +218,9 @@ def register_handles() -> None:
     activations, suspensions, terminations) to the node configured in SATIOT_HANDLE_NODE_URL."""
     from satiot.bss.activation import register_pending_handles
     from satiot.core.clock import SystemClock
-    from satiot.core.config import Settings
     from satiot.oss.handle_client import NodeConfig
 
-    settings = Settings()
+    settings = load_settings()
     node = NodeConfig.from_settings(settings)
     if node is None:
         fail("no identification node configured (SATIOT_HANDLE_NODE_URL)")
@@ -252,9 +249,8 @@ def bills_run(
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
     from satiot.core.clock import SystemClock
-    from satiot.core.config import Settings
 
-    settings = Settings()
+    settings = load_settings()
     run_settings = RunSettings.from_settings(settings)
     with domain_errors(), _migrated() as database, database.write() as s:
         check_period(period)
@@ -283,7 +279,6 @@ def bills_dry_run(
     from satiot.bss.models import BillingAccount
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
-    from satiot.core.config import Settings
 
     with domain_errors():
         check_period(period)
@@ -291,7 +286,7 @@ def bills_dry_run(
         account_id = uuid.UUID(account)
     except ValueError:
         fail(f"{account!r} is not a billing account id")
-    settings = Settings()
+    settings = load_settings()
     with _migrated() as database, database.read() as s:
         if s.get(BillingAccount, account_id) is None:
             fail(f"no billing account {account_id}")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 
 from satiot.core.errors import DomainError
+
+if TYPE_CHECKING:
+    from satiot.core.config import Settings
 
 out = Console()
 err = Console(stderr=True)
@@ -28,3 +31,18 @@ def domain_errors() -> Iterator[None]:
         yield
     except DomainError as exc:
         fail(exc.detail)
+
+
+def load_settings() -> Settings:
+    """The configuration from the environment; a bad value is one line naming its variable."""
+    from pydantic import ValidationError
+
+    from satiot.core.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "SATIOT_" + "_".join(str(part) for part in first["loc"]).upper()
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        fail(f"{name}: {first['msg']}{more}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from satiot.cli_common import fail, out
+from satiot.cli_common import fail, load_settings, out
 from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
@@ -67,10 +67,9 @@ def blocks_load(
     All or nothing: one bad block loads none.
     """
     from satiot.core.clock import SystemClock
-    from satiot.core.config import Settings
     from satiot.oss.number_blocks import load_blocks, read_blocks_file
 
-    path = file or Settings().number_blocks_file
+    path = file or load_settings().number_blocks_file
     if path is None:
         fail("name a TOML file or set SATIOT_NUMBER_BLOCKS_FILE")
     with _migrated() as database:
