@@ -3,15 +3,19 @@ integration is registered and again before every delivery round."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from datetime import timedelta
 
+import httpcore
 import pytest
 from sqlalchemy import select
 
 from satiot.core.errors import InvalidInput
-from satiot.network.destinations import Policy, Refused, parse, set_policy
+from satiot.network.destinations import Policy, Refused, delivering_for, parse, set_policy
 from satiot.network.integrations import update_integration
 from satiot.network.models import Delivery, DeliveryAttempt, Integration
+from satiot.network.target_guard import PublicOnlyBackend
 from tests.network.delivery_support import (
     Receiver,
     deliveries,
@@ -213,3 +217,49 @@ def test_an_emptied_allow_list_refuses_every_round_without_sending(ctx, world, r
     with ctx.db.read() as s:
         dead = s.scalars(select(Delivery).where(Delivery.integration_id == hook)).one()
         assert dead.status == "dead" and "no contract in force" in dead.last_error
+
+
+# ---- the connection itself --------------------------------------------------------------------
+
+
+class _Inner:
+    """A network backend that records where it was asked to connect instead of connecting."""
+
+    def __init__(self) -> None:
+        self.connected: list[tuple[str, int]] = []
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        self.connected.append((host, port))
+        return object()
+
+
+def _connect(monkeypatch, policy, address: str) -> _Inner:
+    """Connect to hooks.acme.cn:443 through the guard, the name resolving to ``address``."""
+
+    async def getaddrinfo(self, host, port, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    inner = _Inner()
+
+    async def main() -> None:
+        token = delivering_for.set(policy)
+        try:
+            await PublicOnlyBackend(inner).connect_tcp("hooks.acme.cn", 443, timeout=5)
+        finally:
+            delivering_for.reset(token)
+
+    asyncio.run(main())
+    return inner
+
+
+def test_the_connection_checks_the_addresses_it_goes_to(monkeypatch):
+    """Between a round's check and the connection the name may resolve elsewhere: the
+    guard holds the addresses it is about to use to the tenant's networks."""
+    policy = Policy.of(["8.8.8.0/24:443"], "SC-2026-000001 v1")
+    assert _connect(monkeypatch, policy, "8.8.8.8").connected == [("8.8.8.8", 443)]
+    with pytest.raises(httpcore.ConnectError, match=r"resolves to 1\.1\.1\.1\) is not on"):
+        _connect(monkeypatch, policy, "1.1.1.1")
+    assert _connect(monkeypatch, None, "1.1.1.1").connected == [("1.1.1.1", 443)]
+    by_name = Policy.of(["hooks.acme.cn"])  # a domain entry allows wherever the name points
+    assert _connect(monkeypatch, by_name, "1.1.1.1").connected == [("1.1.1.1", 443)]

@@ -19,7 +19,10 @@ A target is checked where its address is used:
 Checked when an integration is registered or changed (a clear 400 naming ``url``) and again
 before every delivery round (the contract may have changed since); a refused round is a failed
 attempt like any other, so nothing is lost and the messages flow again once the contract or
-the integration is put right.
+the integration is put right. A webhook whose host only its addresses can allow is checked a
+third time on the very addresses a connection goes to (:data:`delivering_for`, read by the
+guarded transport of :mod:`.target_guard`), so a name that resolves elsewhere between the
+round's check and the connection is stopped there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import ipaddress
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +42,11 @@ from satiot.network.models import DestinationPolicy
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``resolve(host, port)``: the addresses a connection to the host could go to.
 Resolver = Callable[[str, int], list[str]]
+
+
+#: The allow-list of the tenant a request is being sent for (None: unrestricted), set around
+#: each webhook request so the connection can check the addresses it actually uses.
+delivering_for: ContextVar[Policy | None] = ContextVar("delivering_for", default=None)
 
 
 class Refused(ValueError):

@@ -10,7 +10,9 @@ The check runs twice. When a target is registered, a literal private address or 
 is refused at once with a clear 400. When a connection is opened, the name is resolved, every
 address it resolves to must be public, and the connection goes to exactly the address that
 was checked: a name that was public at registration and resolves to a private address later
-(DNS rebinding) is stopped there, and no second lookup can differ from the one checked.
+(DNS rebinding) is stopped there, and no second lookup can differ from the one checked. The
+same addresses are held to the tenant's destination allow-list when only they can decide it
+(:mod:`.destinations`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import httpcore
 import httpx
 
 from satiot.core.errors import InvalidInput
+from satiot.network.destinations import delivering_for
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SETTING = "SATIOT_DELIVERY_ALLOW_PRIVATE"
@@ -109,6 +112,11 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
             addresses = public_addresses(host, infos)
         except PrivateTarget as exc:
             raise httpcore.ConnectError(str(exc)) from exc
+        policy = delivering_for.get()
+        if policy is not None and policy.needs_addresses(host, port):
+            why = policy.refusal_of_addresses(host, port, addresses)
+            if why is not None:
+                raise httpcore.ConnectError(why)
         last: Exception | None = None
         for address in addresses:
             try:

@@ -40,7 +40,7 @@ from satiot.core.db import Database
 from satiot.core.services import BackgroundService
 from satiot.network import delivery_queue
 from satiot.network.delivery_queue import Claimed, Outcome, Result, RetryPolicy, Target
-from satiot.network.destinations import Resolver, resolve_all
+from satiot.network.destinations import Resolver, delivering_for, resolve_all
 from satiot.network.ingest_mqtt import read_ca_file
 from satiot.network.integrations import open_secret, target_address
 from satiot.network.keys import Kek, KekError
@@ -95,6 +95,7 @@ class WebhookSender:
         body = encode(item.body)
         headers = headers_for(item, secret, int(at.timestamp()), body)
         started = time.perf_counter()
+        checking = delivering_for.set(target.allowed)  # the connection checks its addresses
         try:
             async with (
                 asyncio.timeout(self.timeout_s),
@@ -110,6 +111,8 @@ class WebhookSender:
             error = f"no answer within {self.timeout_s:g}s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        finally:
+            delivering_for.reset(checking)
         return Outcome(False, error=error[:500], duration_ms=_ms(started))
 
 
