@@ -12,9 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from satiot.core.errors import InvalidInput
+from satiot.network import mqtt_publish
 from satiot.network.destinations import Policy, Refused, delivering_for, parse, set_policy
 from satiot.network.integrations import update_integration
 from satiot.network.models import Delivery, DeliveryAttempt, Integration
+from satiot.network.mqtt_publish import MqttPublisher
 from satiot.network.target_guard import PublicOnlyBackend
 from tests.network.delivery_support import (
     Receiver,
@@ -263,3 +265,21 @@ def test_the_connection_checks_the_addresses_it_goes_to(monkeypatch):
     assert _connect(monkeypatch, None, "1.1.1.1").connected == [("1.1.1.1", 443)]
     by_name = Policy.of(["hooks.acme.cn"])  # a domain entry allows wherever the name points
     assert _connect(monkeypatch, by_name, "1.1.1.1").connected == [("1.1.1.1", 443)]
+
+
+def test_an_mqtt_connection_checks_the_addresses_it_goes_to(monkeypatch):
+    """The same for a customer's own broker: its name resolves to an address off the
+    tenant's networks, so the publisher never connects."""
+    monkeypatch.setattr(mqtt_publish, "resolve_public", lambda host, port: ["1.1.1.1"])
+    publisher = MqttPublisher(timeout_s=2, platform_url=None, allow_private=False)
+    policy = Policy.of(["8.8.8.0/24"], "SC-2026-000001 v1")
+    try:
+        sent = publisher.publish("mqtt://mq.acme.cn", "t/x", b"{}", allowed=policy)
+    finally:
+        publisher.close()
+    assert not sent.ok
+    assert sent.error == (
+        "connect: mq.acme.cn:1883 (resolves to 1.1.1.1) is not on the destination allow-list "
+        "of SC-2026-000001 v1"
+    )
+    assert publisher._connections == {}

@@ -43,6 +43,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from satiot.core.errors import InvalidInput
 from satiot.network.delivery_queue import Claimed, Outcome, Target
+from satiot.network.destinations import Policy
 from satiot.network.ingest_mqtt import parse_broker_url
 from satiot.network.integrations import open_password, parse_mqtt_url
 from satiot.network.keys import Kek, KekError
@@ -87,6 +88,8 @@ class BrokerLogin:
     ca_pem: str | None = field(default=None, repr=False)
     #: Connect only to an address :func:`~.target_guard.resolve_public` checked.
     guarded: bool = False
+    #: The tenant's destination allow-list, held to the addresses connected to (guarded only).
+    allowed: Policy | None = field(default=None, repr=False)
 
 
 class _ServerNameContext(ssl.SSLContext):
@@ -157,6 +160,11 @@ class _Connection:
         # target_guard), each in turn until one answers, as a client connecting to the name
         # would; the platform's own broker, named by the operator, is not guarded.
         hosts = resolve_public(login.host, login.port) if login.guarded else [login.host]
+        policy = login.allowed
+        if login.guarded and policy is not None and policy.needs_addresses(login.host, login.port):
+            why = policy.refusal_of_addresses(login.host, login.port, hosts)
+            if why is not None:
+                raise ConnectionError(why)
         for n, host in enumerate(hosts, 1):
             try:
                 self.client.connect(host, login.port, keepalive=KEEPALIVE_S)
@@ -253,9 +261,11 @@ class MqttPublisher:
         username: str | None = None,
         password: str | None = None,
         ca_pem: str | None = None,
+        allowed: Policy | None = None,
     ) -> BrokerLogin:
         """The broker an integration publishes to: its own ``url`` (guarded unless private
-        targets are allowed) with its login, else the platform broker."""
+        targets are allowed, its addresses held to ``allowed``) with its login, else the
+        platform broker."""
         if not url:
             if self._platform is None:
                 if self.platform_url:
@@ -274,6 +284,7 @@ class MqttPublisher:
             password,
             ca_pem,
             guarded=not self.allow_private,
+            allowed=allowed,
         )
 
     def _lock(self, login: BrokerLogin) -> threading.Lock:
@@ -326,6 +337,7 @@ class MqttPublisher:
         username: str | None = None,
         password: str | None = None,
         ca_pem: str | None = None,
+        allowed: Policy | None = None,
     ) -> Outcome:
         """Publish once; the outcome says whether the broker acknowledged it, and if not, why."""
         started = time.perf_counter()
@@ -334,7 +346,9 @@ class MqttPublisher:
             return (time.perf_counter() - started) * 1000
 
         try:
-            login = self.login_for(url, username=username, password=password, ca_pem=ca_pem)
+            login = self.login_for(
+                url, username=username, password=password, ca_pem=ca_pem, allowed=allowed
+            )
             conn = self._connection(login)
         except (OSError, ConnectionError, ValueError) as exc:
             return Outcome(False, error=f"connect: {exc}"[:500], duration_ms=took())
@@ -399,6 +413,7 @@ class MqttSender:
             username=target.username,
             password=password,
             ca_pem=target.ca_pem,
+            allowed=target.allowed,
         )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool(target.url), publish)
