@@ -12,6 +12,7 @@ from satiot.api.context import AppContext
 from satiot.core.models import AuditEntry, Event, Tenant
 from satiot.network import ground_stations
 from satiot.network.devices import create_device
+from satiot.network.downlink_plan import Inventory, StationSite
 from satiot.network.inventory import import_ground_stations, import_satellites
 from satiot.network.models import GroundStation
 from satiot.network.scenario import constellation, load_scenario
@@ -22,6 +23,16 @@ NWK = bytes.fromhex("44024241ED4CE9A68C6A8BC055233FD3")
 APP = bytes.fromhex("EC925802AE430CA77FD3DD73CB2CC588")
 #: A data collector in Tibet: far enough from every station that a plan has two distinct legs.
 TIBET = (31.0, 88.0)
+
+
+def scenario_inventory() -> Inventory:
+    """The packaged scenario's satellites and stations as plans see them (no database)."""
+    scenario, folder = load_scenario(SCENARIO)
+    stations = tuple(
+        StationSite(uuid.uuid4(), g.name, g.lat, g.lon, g.alt_m, g.min_elevation_deg)
+        for g in scenario.ground_stations
+    )
+    return Inventory(tuple(constellation(scenario, folder)), stations)
 
 
 def import_inventory(ctx: AppContext, world: World) -> None:

@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from satiot.network.downlink_loads import SAME_WINDOW, LoadRules, Loads, reserved_slots
-from satiot.network.downlink_plan import Inventory, NoPlan, Plan, Request, StationSite, plan_batch
-from satiot.network.scenario import constellation, load_scenario
-from tests.network.downlink_setup import SCENARIO, TIBET
+from satiot.network.downlink_plan import Inventory, NoPlan, Plan, Request, plan_batch
+from tests.network.downlink_setup import TIBET, scenario_inventory
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 GS = uuid.UUID(int=1)
@@ -64,12 +63,7 @@ def test_a_window_is_known_by_satellite_station_and_set_time_give_or_take():
 
 @pytest.fixture(scope="module")
 def inv() -> Inventory:
-    scenario, folder = load_scenario(SCENARIO)
-    stations = tuple(
-        StationSite(uuid.uuid4(), g.name, g.lat, g.lon, g.alt_m, g.min_elevation_deg)
-        for g in scenario.ground_stations
-    )
-    return Inventory(tuple(constellation(scenario, folder)), stations)
+    return scenario_inventory()
 
 
 def _window(plan: Plan) -> tuple[str, uuid.UUID, datetime]:

@@ -21,8 +21,7 @@ from satiot.network.downlink_plan import (
     plan_batch,
     plan_delivery,
 )
-from satiot.network.scenario import constellation, load_scenario
-from tests.network.downlink_setup import SCENARIO, TIBET, import_inventory
+from tests.network.downlink_setup import TIBET, import_inventory, scenario_inventory
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 STEP_S = 5.0
@@ -32,12 +31,7 @@ TS = load.timescale()
 
 @pytest.fixture(scope="module")
 def inv() -> Inventory:
-    scenario, folder = load_scenario(SCENARIO)
-    stations = tuple(
-        StationSite(uuid.uuid4(), g.name, g.lat, g.lon, g.alt_m, g.min_elevation_deg)
-        for g in scenario.ground_stations
-    )
-    return Inventory(tuple(constellation(scenario, folder)), stations)
+    return scenario_inventory()
 
 
 class BruteForce:
