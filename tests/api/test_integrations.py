@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 
 from satiot.core.auth.roles import Role
 from satiot.core.models import AuditEntry
+from satiot.network.destinations import set_policy
 from tests.api.conftest import assert_problem, bearer, unchanged
 from tests.network.delivery_support import (
     Receiver,
@@ -398,8 +399,28 @@ def test_a_customer_delivers_only_to_its_contracts_allow_list(client, ctx, world
         f"8.8.8.8:443 is not on the destination allow-list of {ready.contract_number} v1"
     )
     made = _create(client, admin, url="https://iot.example.com/hook")
+    assert made["destination"] == {"state": "allowed", "reason": None}
     r = client.patch(f"{API}/{made['id']}", json={"url": "https://8.8.4.4/x"}, headers=admin)
     assert assert_problem(r, 422, "invalid-input")["field"] == "url"
     assert client.get(f"{API}/{made['id']}", headers=admin).json()["url"] == (
         "https://iot.example.com/hook"
     )
+
+
+def test_answers_say_whether_the_allow_list_lets_messages_through(client, ctx, world, customer):
+    """An integration registered before a narrower contract is marked, in one and in lists."""
+    tenant, admin, user = customer
+    made = _create(client, admin, url="https://hooks.example.com/in")
+    assert made["destination"] == {"state": "unrestricted", "reason": None}
+    with ctx.db.write() as s:
+        set_policy(s, tenant.id, ["iot.example.com", "203.0.113.0/24"], source="SC-1 v1",
+                   at=ctx.clock.now())  # fmt: skip
+    one = client.get(f"{API}/{made['id']}", headers=user).json()
+    assert one["destination"] == {"state": "by-address", "reason": None}
+    with ctx.db.write() as s:
+        set_policy(s, tenant.id, ["iot.example.com"], source="SC-1 v2", at=ctx.clock.now())
+    (listed,) = client.get(API, headers=user).json()["items"]
+    assert listed["destination"] == {
+        "state": "refused",
+        "reason": "hooks.example.com:443 is not on the destination allow-list of SC-1 v2",
+    }

@@ -30,6 +30,7 @@ from satiot.api.common import (
 from satiot.api.deps import Call, requires
 from satiot.core.pagination import paginate
 from satiot.network import integrations as domain
+from satiot.network.destinations import Policy, policies_of, policy_of
 from satiot.network.models import Delivery, DeliveryAttempt, Integration
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
@@ -97,6 +98,14 @@ class ReplayIn(Input):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class DestinationOut(Output):
+    state: Literal["unrestricted", "allowed", "by-address", "refused"] = Field(
+        description="by-address: allowed only while every address its host resolves to lies "
+        "in a listed network (checked at each delivery); refused: nothing is sent to it"
+    )
+    reason: str | None = Field(default=None, description="Why it is refused")
+
+
 class IntegrationOut(Output):
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -109,6 +118,9 @@ class IntegrationOut(Output):
     username: str | None = Field(description="MQTT: the username for your own broker")
     has_password: bool = Field(description="MQTT: whether a password is set (never shown)")
     ca_pem: str | None = Field(description="MQTT over mqtts://: the CA certificate(s) trusted")
+    destination: DestinationOut = Field(
+        description="Whether your contract's destination allow-list lets messages reach it"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -146,7 +158,8 @@ class ReplayedOut(BaseModel):
     replayed: int
 
 
-def _out(integration: Integration) -> IntegrationOut:
+def _out(integration: Integration, policy: Policy | None) -> IntegrationOut:
+    judged = domain.destination_state(policy, integration.kind, integration.url)
     return IntegrationOut(
         id=integration.id,
         tenant_id=integration.tenant_id,
@@ -159,6 +172,7 @@ def _out(integration: Integration) -> IntegrationOut:
         username=integration.username,
         has_password=integration.password_sealed is not None,
         ca_pem=integration.ca_pem,
+        destination=DestinationOut(state=judged.state, reason=judged.reason),
         created_at=integration.created_at,
         updated_at=integration.updated_at,
     )
@@ -181,7 +195,8 @@ def list_integrations(
         stmt = stmt.where(Integration.status == status)
     with call.read() as session:
         page = paginate(session, stmt, Integration.id, cursor=cursor, limit=limit)
-        return page_response(request, response, page, _out)
+        policies = policies_of(session, {i.tenant_id for i in page.items})
+        return page_response(request, response, page, lambda i: _out(i, policies.get(i.tenant_id)))
 
 
 @router.post("", status_code=201, response_model=IntegrationOut, summary="Create an integration")
@@ -208,7 +223,7 @@ def post_integration(
             platform_mqtt_url=settings.mqtt_url,
             allow_private=settings.delivery_allow_private,
         )
-        return _out(integration)
+        return _out(integration, policy_of(session, integration.tenant_id))
 
     return create_idempotently(call, request, idempotency_key, body, create)
 
@@ -216,7 +231,8 @@ def post_integration(
 @router.get("/{integration_id}", response_model=IntegrationOut, summary="One integration")
 def get_integration(call: Reader, integration_id: uuid.UUID) -> IntegrationOut:
     with call.read() as session:
-        return _out(domain.get_integration(session, integration_id))
+        found = domain.get_integration(session, integration_id)
+        return _out(found, policy_of(session, found.tenant_id))
 
 
 @router.patch(
@@ -246,7 +262,7 @@ def patch_integration(
             platform_mqtt_url=call.ctx.settings.mqtt_url,
             allow_private=call.ctx.settings.delivery_allow_private,
         )
-        return _out(integration)
+        return _out(integration, policy_of(session, integration.tenant_id))
 
 
 @router.post(
@@ -261,7 +277,7 @@ def post_status(
         integration = domain.set_integration_status(
             session, call.principal, integration_id, body.status, at=call.now(), reason=body.reason
         )
-        return _out(integration)
+        return _out(integration, policy_of(session, integration.tenant_id))
 
 
 @router.get(

@@ -35,6 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.network.models import DestinationPolicy
@@ -194,6 +195,16 @@ def policy_of(session: Session, tenant_id: uuid.UUID) -> Policy | None:
     if row is None:
         return None
     return Policy.of(row.entries, row.source)
+
+
+def policies_of(session: Session, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Policy]:
+    """The policies of these tenants (one query); a tenant missing from the answer is not
+    restricted."""
+    wanted = set(tenant_ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(DestinationPolicy).where(DestinationPolicy.tenant_id.in_(wanted)))
+    return {row.tenant_id: Policy.of(row.entries, row.source) for row in rows}
 
 
 def set_policy(

@@ -34,7 +34,7 @@ from satiot.core.errors import InvalidInput, NotFound
 from satiot.core.ids import new_id
 from satiot.core.models import Tenant
 from satiot.network import destinations
-from satiot.network.destinations import Refused, Resolver
+from satiot.network.destinations import Policy, Refused, Resolver
 from satiot.network.keys import Kek
 from satiot.network.models import Delivery, Integration
 from satiot.network.states import DELIVERY, INTEGRATION
@@ -293,6 +293,29 @@ def target_address(kind: str, url: str | None) -> tuple[str, int] | None:
         return broker.host, broker.port
     parts = urlsplit(url)
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class DestinationState:
+    """Whether the tenant's allow-list lets deliveries reach an integration, judged without a
+    DNS lookup: ``unrestricted`` (no policy, or the platform broker), ``allowed``,
+    ``by-address`` (only the addresses its host resolves to can decide, at each delivery)
+    or ``refused`` with the ``reason``."""
+
+    state: str
+    reason: str | None = None
+
+
+def destination_state(policy: Policy | None, kind: str, url: str | None) -> DestinationState:
+    address = target_address(kind, url)
+    if policy is None or address is None:
+        return DestinationState("unrestricted")
+    why = policy.refusal(*address)
+    if why is not None:
+        return DestinationState("refused", why)
+    if policy.needs_addresses(*address):
+        return DestinationState("by-address")
+    return DestinationState("allowed")
 
 
 def check_allowed(

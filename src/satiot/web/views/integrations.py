@@ -24,7 +24,7 @@ from starlette.responses import Response
 from satiot.core.errors import DomainError
 from satiot.core.pagination import Page, paginate
 from satiot.network import integrations as domain
-from satiot.network.destinations import Policy
+from satiot.network.destinations import policies_of
 from satiot.network.models import Delivery, DeliveryAttempt, DestinationPolicy, Integration
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
@@ -97,27 +97,18 @@ def _integration_rows(session: Session, staff: bool) -> list[IntegrationRow]:
         counts = {(iid, status): n for iid, status, n in rows}
     tenant_ids = {i.tenant_id for i in found}
     tenants = tenant_names(session, tenant_ids) if staff else {}
-    policies = {
-        p.tenant_id: Policy.of(p.entries, p.source)
-        for p in session.scalars(
-            select(DestinationPolicy).where(DestinationPolicy.tenant_id.in_(tenant_ids))
-        )
-    }
+    policies = policies_of(session, tenant_ids)
     made: list[IntegrationRow] = []
     for i in found:
-        refusal, by_address = None, False
-        policy, address = policies.get(i.tenant_id), domain.target_address(i.kind, i.url)
-        if policy is not None and address is not None:
-            refusal = policy.refusal(*address)
-            by_address = refusal is None and policy.needs_addresses(*address)
+        judged = domain.destination_state(policies.get(i.tenant_id), i.kind, i.url)
         made.append(
             IntegrationRow(
                 i,
                 tenants.get(i.tenant_id, ""),
                 counts.get((i.id, "pending"), 0),
                 counts.get((i.id, "dead"), 0),
-                refusal,
-                by_address,
+                judged.reason,
+                judged.state == "by-address",
             )
         )
     return made
