@@ -61,6 +61,10 @@ def resolver(table: dict[str, list[str]]):
         (["[2001:db8::10]:443"], "[2001:db8::10]", 443, True),
         (["2001:db8::/48"], "2001:db8:0:ffff::1", 443, True),
         (["203.0.113.0/24"], "::ffff:203.0.113.9", 443, True),  # IPv4 carried in IPv6
+        (["::ffff:203.0.113.0/120"], "203.0.113.9", 443, True),  # and listed that way
+        (["::ffff:0:0"], "::ffff:0:0", 443, True),
+        (["::ffff:198.51.100.1"], "198.51.100.1", 443, True),
+        (["::ffff:203.0.113.0/120"], "203.0.114.9", 443, False),
         ([], "iot.example.com", 443, False),
     ],
 )

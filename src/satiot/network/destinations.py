@@ -78,9 +78,13 @@ class Destination:
         if self.network is None or not self.allows_port(port):
             return False
         ip = ipaddress.ip_address(address)
+        forms: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+        # An IPv4 address carried in IPv6 (::ffff:a.b.c.d) is the same destination either way.
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip.version == self.network.version and ip in self.network
+            forms.append(ip.ipv4_mapped)
+        elif isinstance(ip, ipaddress.IPv4Address):
+            forms.append(ipaddress.IPv6Address(f"::ffff:{ip}"))
+        return any(f.version == self.network.version and f in self.network for f in forms)
 
 
 def parse(entry: str) -> Destination:
