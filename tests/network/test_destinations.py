@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from satiot.core.errors import InvalidInput
+from satiot.core.models import Event
 from satiot.network import mqtt_publish
 from satiot.network.destinations import Policy, Refused, delivering_for, parse, set_policy
 from satiot.network.integrations import update_integration
@@ -205,11 +206,36 @@ def test_a_narrowed_allow_list_holds_deliveries_until_it_allows_them_again(ctx, 
         )
         assert "SC-2026-000001 v1" in attempt.error
 
+    later = max(d.next_attempt_at for d in deliveries(ctx, hook)) + timedelta(seconds=1)
+    assert dispatch(ctx, now=later).attempted == 1  # refused again: no second event
+    (refusal,) = changes(ctx)
+    assert refusal.type == "integration.destination-refused"
+    assert refusal.tenant_id == t.id and refusal.subject_id == str(hook)
+    assert refusal.payload["reason"] == attempt.error
+    with ctx.db.read() as s:
+        assert s.get(Integration, hook).destination_refused == attempt.error
+
     restrict(ctx, t.id, "127.0.0.1")
     later = max(d.next_attempt_at for d in deliveries(ctx, hook)) + timedelta(seconds=1)
     assert dispatch(ctx, now=later).delivered == 2
     assert [r.json()["f_cnt"] for r in receiver.delivered()] == [1, 2, 3]
     assert {d.status for d in deliveries(ctx, hook)} == {"delivered"}
+    _, allowed = changes(ctx)
+    assert allowed.type == "integration.destination-allowed"
+    assert allowed.payload["refused_before"] == attempt.error
+    with ctx.db.read() as s:
+        assert s.get(Integration, hook).destination_refused is None
+
+
+def changes(ctx) -> list[Event]:
+    with ctx.db.read() as s:
+        return list(
+            s.scalars(
+                select(Event)
+                .where(Event.type.like("integration.destination-%"))
+                .order_by(Event.seq)
+            )
+        )
 
 
 def test_an_emptied_allow_list_refuses_every_round_without_sending(ctx, world, receiver):

@@ -27,6 +27,11 @@ from satiot.network.states import DELIVERY
 
 #: Emitted (tenant-tagged) when a delivery runs out of attempts.
 DEAD_EVENT = "delivery.dead"
+#: Emitted when the tenant's allow-list starts refusing an integration's target (or refuses
+#: it for another reason), and when a round is let through again: what a fraud watch reads
+#: for "destinations outside the allow-list".
+REFUSED_EVENT = "integration.destination-refused"
+ALLOWED_AGAIN_EVENT = "integration.destination-allowed"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Outcome:
     status_code: int | None = None
     error: str | None = None
     duration_ms: float = 0.0
+    #: Not sent at all: the tenant's destination allow-list refused the target.
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -278,7 +285,41 @@ def settle(
                 continue
             result = by_id[delivery.id]
             _record(session, delivery, result, target, policy, rng, out)
+        if results:
+            _note_refusal(session, target, results)
     return out
+
+
+def _note_refusal(session: Session, target: Target, results: Sequence[Result]) -> None:
+    """Keep the integration's ``destination_refused`` in step with this round, and record
+    each change as an event (not one per round: a refused integration is retried for hours)."""
+    integration = session.get(Integration, target.id)
+    if integration is None:
+        return
+    refused = next((r for r in results if r.outcome.refused), None)
+    reason = refused.outcome.error if refused is not None else None
+    if reason == integration.destination_refused:
+        return
+    was = integration.destination_refused
+    integration.destination_refused = reason
+    at = (refused or results[0]).at
+    payload = {
+        "integration_id": str(integration.id),
+        "kind": integration.kind,
+        "url": integration.url,
+    }
+    if reason is not None:
+        payload["reason"] = reason
+    else:
+        payload["refused_before"] = was
+    events.emit(
+        session,
+        REFUSED_EVENT if reason is not None else ALLOWED_AGAIN_EVENT,
+        at=at,
+        tenant_id=integration.tenant_id,
+        subject=("integration", str(integration.id)),
+        payload=payload,
+    )
 
 
 def _record(

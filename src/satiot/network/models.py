@@ -228,6 +228,9 @@ class Integration(TenantScoped, Base):
     #: The event-log head when the integration was created (or last enabled): only later
     #: events are owed to it, even if the fan-out is rewound over older ones.
     from_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Why the tenant's destination allow-list refuses the target, from the first refused
+    #: delivery round until one is let through (each change is an event).
+    destination_refused: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

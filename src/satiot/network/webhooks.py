@@ -261,7 +261,7 @@ class Dispatcher:
         async def run_lane(lane: list[Claimed]) -> None:
             if refused is not None:  # nothing leaves; each lane's first message records why
                 at = self.clock.now()
-                results.append(Result(lane[0], Outcome(False, error=refused), at, at))
+                results.append(Result(lane[0], Outcome(False, error=refused, refused=True), at, at))
                 unsent.extend(lane[1:])
                 return
             for index, item in enumerate(lane):
