@@ -32,7 +32,10 @@ def main(url: str, path: str) -> None:
     stop = threading.Event()
 
     def on_term(_signum: int, _frame: Any) -> None:
-        stop.set()
+        # Not stop.set() here: the handler runs in the main thread, which may be inside
+        # stop.wait() holding the event's (non-reentrant) lock, and set() would wait for it
+        # forever. Another thread can wait for that lock.
+        threading.Thread(target=stop.set, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_term)
     out = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
