@@ -178,7 +178,7 @@ def up(
     settings = load_settings()
     if twin is not None:
         settings = settings.model_copy(update={"twin": twin})
-    from satiot.network.ingest_mqtt import read_ca_file
+    from satiot.network.mqtt_tls import read_ca_file
 
     try:  # here, not in a service thread: a CA file that cannot serve stops the start
         read_ca_file(settings.mqtt_ca_file)

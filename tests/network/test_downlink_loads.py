@@ -36,7 +36,7 @@ def test_impossible_rules_are_refused(per_pass, reserve):
 def test_a_window_never_holds_more_than_its_room_nor_ordinary_traffic_its_reserve(
     per_pass, reserve, priorities
 ):
-    loads = Loads(per_pass, reserve)
+    loads = Loads(LoadRules(per_pass, reserve))
     ordinary = 0
     for priority in priorities:
         if loads.has_room("SAT-1", GS, T0, priority):
@@ -47,7 +47,7 @@ def test_a_window_never_holds_more_than_its_room_nor_ordinary_traffic_its_reserv
 
 
 def test_a_window_is_known_by_satellite_station_and_set_time_give_or_take():
-    loads = Loads(per_pass=2, reserve=0)
+    loads = Loads(LoadRules(per_pass=2, reserve=0))
     loads.take("SAT-1", GS, T0)
     loads.take("SAT-1", GS, T0 + SAME_WINDOW)  # recomputed pass times move a little
     assert not loads.has_room("SAT-1", GS, T0 - timedelta(seconds=5))
@@ -73,7 +73,7 @@ def _window(plan: Plan) -> tuple[str, uuid.UUID, datetime]:
 def test_a_full_window_sends_the_next_command_to_the_next_window_with_room(inv):
     lat, lon = TIBET
     [[free]] = plan_batch(inv, [Request(lat, lon)], T0)
-    loads = Loads(per_pass=1, reserve=0)
+    loads = Loads(LoadRules(per_pass=1, reserve=0))
     [[first], [second]] = plan_batch(inv, [Request(lat, lon), Request(lat, lon)], T0, loads=loads)
     assert isinstance(first, Plan) and isinstance(second, Plan)
     assert first == free  # the first takes the best window, as without limits
@@ -84,7 +84,7 @@ def test_a_full_window_sends_the_next_command_to_the_next_window_with_room(inv):
 
 def test_ordinary_traffic_leaves_the_reserve_to_a_priority_device(inv):
     lat, lon = TIBET
-    loads = Loads(per_pass=2, reserve=0.5)  # one slot each window is held
+    loads = Loads(LoadRules(per_pass=2, reserve=0.5))  # one slot each window is held
     answers = plan_batch(
         inv,
         [Request(lat, lon), Request(lat, lon), Request(lat, lon, priority=1)],
@@ -100,7 +100,7 @@ def test_ordinary_traffic_leaves_the_reserve_to_a_priority_device(inv):
 
 def test_a_device_whose_every_window_is_full_is_told_so(inv):
     """Over a short horizon there are few windows: keep asking until none has room."""
-    loads = Loads(per_pass=1, reserve=0)
+    loads = Loads(LoadRules(per_pass=1, reserve=0))
     answers = plan_batch(inv, [Request(*TIBET)] * 300, T0, horizon_h=2.0, loads=loads)
     plans = [a for (a,) in answers if isinstance(a, Plan)]
     assert plans and len(plans) < 300

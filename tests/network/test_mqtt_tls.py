@@ -10,8 +10,9 @@ import uuid
 import pytest
 
 from satiot.network import mqtt_publish
-from satiot.network.ingest_mqtt import Listener, read_ca_file
+from satiot.network.ingest_mqtt import Listener
 from satiot.network.mqtt_publish import MqttPublisher
+from satiot.network.mqtt_tls import read_ca_file
 from tests.network.delivery_support import deliveries, dispatch, emit_uplink, fan_out, integration
 from tests.network.ingest_helpers import add_device, add_station, rec
 from tests.network.mqtt_subscriber import Subscriber

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from satiot.core.errors import InvalidInput
-from satiot.network.integrations import check_webhook_url
+from satiot.network.integration_targets import check_webhook_url
 from satiot.network.mqtt_publish import MqttPublisher
 from satiot.network.target_guard import PrivateTarget, check_host, is_public, public_addresses
 from tests.network.delivery_support import (

@@ -31,6 +31,7 @@ from satiot.api.deps import Call, requires
 from satiot.core.pagination import paginate
 from satiot.network import integrations as domain
 from satiot.network.destinations import Policy, policies_of, policy_of
+from satiot.network.integration_targets import destination_state
 from satiot.network.models import Delivery, DeliveryAttempt, Integration
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
@@ -159,7 +160,7 @@ class ReplayedOut(BaseModel):
 
 
 def _out(integration: Integration, policy: Policy | None) -> IntegrationOut:
-    judged = domain.destination_state(policy, integration.kind, integration.url)
+    judged = destination_state(policy, integration.kind, integration.url)
     return IntegrationOut(
         id=integration.id,
         tenant_id=integration.tenant_id,

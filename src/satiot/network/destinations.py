@@ -87,11 +87,18 @@ class Destination:
         return any(f.version == self.network.version and f in self.network for f in forms)
 
 
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse(entry: str) -> Destination:
     """An entry in the canonical form contracts store (``203.0.113.0/24``,
     ``[2001:db8::10]:443``, ``*.example.com:8883`` …); :class:`ValueError` if it is not."""
     text = entry.strip().lower()
-    port: int | None = None
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port = int(rest[1:]) if rest.startswith(":") else None
@@ -100,10 +107,8 @@ def parse(entry: str) -> Destination:
         return Destination(ipaddress.ip_network(text), None, False, None)
     host, sep, rest = text.partition(":")
     port = int(rest) if sep else None
-    try:
+    if _is_network(host):
         return Destination(ipaddress.ip_network(host), None, False, port)
-    except ValueError:
-        pass
     wildcard = host.startswith("*.")
     name = host[2:] if wildcard else host
     if not name or "/" in name:
@@ -170,6 +175,13 @@ class Policy:
             return None
         listed = ", ".join(addresses) or "no address"
         return self._why(f"{host}:{port} (resolves to {listed})")
+
+    def refusal_of_connection(self, host: str, port: int, addresses: Sequence[str]) -> str | None:
+        """Why a connection to ``host`` may not go to these (resolved) addresses, or None:
+        only a host whose decision rests on its addresses is held to them."""
+        if not self.needs_addresses(host, port):
+            return None
+        return self.refusal_of_addresses(host, port, addresses)
 
     def check(self, host: str, port: int, resolve: Resolver | None = None) -> None:
         """Raise :class:`Refused` unless ``host:port`` is allowed, resolving a host name

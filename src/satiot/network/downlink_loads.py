@@ -52,13 +52,20 @@ class LoadRules:
 
     per_pass: int = DEFAULT_PER_PASS
     reserve: float = DEFAULT_RESERVE
+    #: Slots of each window held for priority devices (:func:`reserved_slots`).
+    held: int = field(init=False)
 
     def __post_init__(self) -> None:
-        reserved_slots(self.per_pass, self.reserve)  # refuses impossible values
+        object.__setattr__(self, "held", reserved_slots(self.per_pass, self.reserve))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadRules:
         return cls(settings.downlink_loads_per_pass, settings.downlink_emergency_reserve)
+
+    def limit(self, priority: int) -> int:
+        """The commands a window may hold when the next one is for a device of this
+        priority: the whole window for priority devices, the unreserved part for others."""
+        return self.per_pass if priority > 0 else self.per_pass - self.held
 
 
 @dataclass
@@ -69,10 +76,9 @@ class _Window:
 
 @dataclass
 class Loads:
-    """Commands already planned on each load window, and the room each one has."""
+    """Commands already planned on each load window, under ``rules``."""
 
-    per_pass: int = DEFAULT_PER_PASS
-    reserve: float = DEFAULT_RESERVE
+    rules: LoadRules = field(default_factory=LoadRules)
     planned: dict[tuple[str, uuid.UUID], list[_Window]] = field(default_factory=dict)
 
     def _window(self, satellite: str, station_id: uuid.UUID, sets: datetime) -> _Window:
@@ -86,25 +92,17 @@ class Loads:
     def used(self, satellite: str, station_id: uuid.UUID, sets: datetime) -> int:
         return self._window(satellite, station_id, sets).count
 
-    def limit(self, priority: int) -> int:
-        """The commands a window may hold when the next one is for a device of this
-        priority: the whole window for priority devices, the unreserved part for others."""
-        if priority > 0:
-            return self.per_pass
-        return self.per_pass - reserved_slots(self.per_pass, self.reserve)
-
     def has_room(
         self, satellite: str, station_id: uuid.UUID, sets: datetime, priority: int = 0
     ) -> bool:
-        return self.used(satellite, station_id, sets) < self.limit(priority)
+        return self.used(satellite, station_id, sets) < self.rules.limit(priority)
 
     def take(self, satellite: str, station_id: uuid.UUID, sets: datetime, count: int = 1) -> None:
         self._window(satellite, station_id, sets).count += count
 
     def copy(self) -> Loads:
         return Loads(
-            self.per_pass,
-            self.reserve,
+            self.rules,
             {key: [_Window(w.sets, w.count) for w in ws] for key, ws in self.planned.items()},
         )
 
@@ -123,8 +121,7 @@ def current_loads(session: Session, now: datetime, rules: LoadRules | None = Non
         .where(Downlink.status == "scheduled", Downlink.load_until > now)
         .group_by(Downlink.satellite, Downlink.ground_station_id, Downlink.load_until)
     )
-    rules = rules or LoadRules()
-    loads = Loads(rules.per_pass, rules.reserve)
+    loads = Loads(rules or LoadRules())
     for satellite, station_id, until, count in rows:
         if satellite is not None and station_id is not None and until is not None:
             loads.take(satellite, station_id, until, int(count))

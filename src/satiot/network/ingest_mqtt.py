@@ -21,11 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import ssl
 import threading
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -35,12 +33,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
-from satiot.core.errors import DomainError, InvalidInput, NotFound
+from satiot.core.errors import DomainError, NotFound
 from satiot.core.services import BackgroundService
 from satiot.network.ingest import ingest
 from satiot.network.ingest_validate import batch_items
-from satiot.network.integrations import check_ca_pem
 from satiot.network.keys import Kek
+from satiot.network.mqtt_tls import read_ca_file, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -81,30 +79,6 @@ def parse_broker_url(url: str) -> BrokerAddress:
     user = None if parts.username is None else unquote(parts.username)
     password = None if parts.password is None else unquote(parts.password)
     return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls, user, password)
-
-
-def read_ca_file(path: Path | None) -> str | None:
-    """The platform broker's CA certificates (``SATIOT_MQTT_CA_FILE``), checked as a
-    customer's ``ca_pem`` is; a file that cannot serve is a :class:`ValueError` saying why,
-    at start-up rather than at the first handshake."""
-    if path is None:
-        return None
-    try:
-        pem = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"SATIOT_MQTT_CA_FILE {path}: cannot be read ({exc})") from exc
-    try:
-        return check_ca_pem(pem)
-    except InvalidInput as exc:
-        raise ValueError(f"SATIOT_MQTT_CA_FILE {path}: {exc.detail}") from exc
-
-
-def broker_tls(ca_pem: str | None) -> ssl.SSLContext:
-    """TLS 1.2+ to the platform broker, verifying its chain (against ``ca_pem`` when given,
-    else the system store) and its host name."""
-    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def answer(ctx: IngestContext, station: str, payload: bytes | bytearray) -> dict[str, Any]:
@@ -168,7 +142,7 @@ class Listener:
         if self.broker.username:
             self.client.username_pw_set(self.broker.username, self.broker.password)
         if self.broker.tls:
-            self.client.tls_set_context(broker_tls(ca_pem))
+            self.client.tls_set_context(tls_context(self.broker.host, ca_pem))
         elif ca_pem:
             raise ValueError("SATIOT_MQTT_CA_FILE is for TLS: name the broker as mqtts://")
         self.client.reconnect_delay_set(1, 30)

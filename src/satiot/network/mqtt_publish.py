@@ -18,7 +18,7 @@ at-least-once the id already covers.
 TLS always verifies the server's certificate chain (against the integration's CA, else the
 system store) and its host name; there is no switch to turn either off. A customer's broker is
 reached on the public address :mod:`.target_guard` checked, while the handshake still names
-and verifies the host name from the url (:func:`tls_context`).
+and verifies the host name from the url (:func:`.mqtt_tls.tls_context`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -45,9 +44,11 @@ from satiot.core.errors import InvalidInput
 from satiot.network.delivery_queue import Claimed, Outcome, Target
 from satiot.network.destinations import Policy
 from satiot.network.ingest_mqtt import parse_broker_url
-from satiot.network.integrations import open_password, parse_mqtt_url
+from satiot.network.integration_targets import parse_mqtt_url
+from satiot.network.integrations import open_password
 from satiot.network.keys import Kek, KekError
 from satiot.network.messages import DOWNLINK_EVENT_PREFIX, UPLINK_ACCEPTED
+from satiot.network.mqtt_tls import tls_context
 from satiot.network.target_guard import resolve_public
 
 log = logging.getLogger(__name__)
@@ -92,48 +93,6 @@ class BrokerLogin:
     allowed: Policy | None = field(default=None, repr=False)
 
 
-class _ServerNameContext(ssl.SSLContext):
-    """A client context whose handshakes always name ``server_name``.
-
-    paho passes the host it was told to connect to as the TLS server name; for a customer's
-    broker that is the checked IP address, not the name on the certificate. This context puts
-    the url's host name back, so SNI and the host-name check (``check_hostname``) use it.
-    """
-
-    server_name: str
-
-    def wrap_socket(
-        self,
-        sock: socket.socket,
-        server_side: bool = False,
-        do_handshake_on_connect: bool = True,
-        suppress_ragged_eofs: bool = True,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLSocket:
-        return super().wrap_socket(
-            sock,
-            server_side=server_side,
-            do_handshake_on_connect=do_handshake_on_connect,
-            suppress_ragged_eofs=suppress_ragged_eofs,
-            server_hostname=self.server_name,
-            session=session,
-        )
-
-
-def tls_context(server_name: str, ca_pem: str | None = None) -> ssl.SSLContext:
-    """A TLS 1.2+ client context that verifies the chain (against ``ca_pem`` only when given,
-    else the system store) and that the certificate is for ``server_name``."""
-    context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-    context.server_name = server_name
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_pem:
-        context.load_verify_locations(cadata=ca_pem)
-    else:
-        context.load_default_certs()
-    return context
-
-
 class _Connection:
     """One connected paho client with its network thread."""
 
@@ -160,9 +119,8 @@ class _Connection:
         # target_guard), each in turn until one answers, as a client connecting to the name
         # would; the platform's own broker, named by the operator, is not guarded.
         hosts = resolve_public(login.host, login.port) if login.guarded else [login.host]
-        policy = login.allowed
-        if login.guarded and policy is not None and policy.needs_addresses(login.host, login.port):
-            why = policy.refusal_of_addresses(login.host, login.port, hosts)
+        if login.guarded and login.allowed is not None:
+            why = login.allowed.refusal_of_connection(login.host, login.port, hosts)
             if why is not None:
                 raise ConnectionError(why)
         for n, host in enumerate(hosts, 1):

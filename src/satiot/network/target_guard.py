@@ -113,10 +113,9 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         except PrivateTarget as exc:
             raise httpcore.ConnectError(str(exc)) from exc
         policy = delivering_for.get()
-        if policy is not None and policy.needs_addresses(host, port):
-            why = policy.refusal_of_addresses(host, port, addresses)
-            if why is not None:
-                raise httpcore.ConnectError(why)
+        why = policy.refusal_of_connection(host, port, addresses) if policy else None
+        if why is not None:
+            raise httpcore.ConnectError(why)
         last: Exception | None = None
         for address in addresses:
             try:

@@ -40,11 +40,12 @@ from satiot.core.db import Database
 from satiot.core.services import BackgroundService
 from satiot.network import delivery_queue
 from satiot.network.delivery_queue import Claimed, Outcome, Result, RetryPolicy, Target
-from satiot.network.destinations import Resolver, delivering_for, resolve_all
-from satiot.network.ingest_mqtt import read_ca_file
-from satiot.network.integrations import open_secret, target_address
+from satiot.network.destinations import Refused, Resolver, delivering_for, resolve_all
+from satiot.network.integration_targets import target_address
+from satiot.network.integrations import open_secret
 from satiot.network.keys import Kek, KekError
 from satiot.network.mqtt_publish import MqttPublisher, MqttSender, encode
+from satiot.network.mqtt_tls import read_ca_file
 from satiot.network.target_guard import guarded_transport
 
 log = logging.getLogger(__name__)
@@ -300,16 +301,15 @@ class Dispatcher:
         address = target_address(target.kind, target.url)
         if policy is None or address is None:
             return None
-        why = policy.refusal(*address)
-        if why is None and policy.needs_addresses(*address):
-            try:
-                addresses = await asyncio.to_thread(self.resolve, *address)
-            except OSError as exc:
-                return f"{address[0]}: cannot resolve it to check the allow-list ({exc})"
-            why = policy.refusal_of_addresses(*address, addresses)
-        if why is not None:
-            log.warning("delivery refused for integration %s: %s", target.id, why)
-        return why
+        try:
+            if policy.needs_addresses(*address):  # a DNS lookup: not on the event loop
+                await asyncio.to_thread(policy.check, *address, self.resolve)
+            else:
+                policy.check(*address)
+        except Refused as exc:
+            log.warning("delivery refused for integration %s: %s", target.id, exc)
+            return str(exc)
+        return None
 
     async def run(self, stop: threading.Event, *, poll_s: float = 0.5, idle_s: float = 5.0) -> None:
         """Serve until ``stop``: start a task for each due integration that has none running,

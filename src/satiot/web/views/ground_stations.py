@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.core.models import ApiKey
-from satiot.network.downlink_loads import SAME_WINDOW, LoadRules, reserved_slots
+from satiot.network.downlink_loads import SAME_WINDOW, LoadRules
 from satiot.network.models import Device, Downlink, GroundStation, UplinkReception
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
@@ -112,18 +112,18 @@ def load_rows(session: Session, now: datetime, rules: LoadRules) -> list[LoadRow
         select(
             GroundStation.name,
             Downlink.satellite,
-            Downlink.load_at,
             Downlink.load_until,
-            Device.priority,
+            func.min(Downlink.load_at),
+            func.count(Downlink.id),
+            func.sum(case((Device.priority > 0, 1), else_=0)),
         )
         .join(GroundStation, GroundStation.id == Downlink.ground_station_id)
         .join(Device, Device.id == Downlink.device_id)
         .where(Downlink.status == "scheduled", Downlink.load_until > now)
-        .order_by(Downlink.load_until)
+        .group_by(GroundStation.name, Downlink.satellite, Downlink.load_until)
     )
-    held = reserved_slots(rules.per_pass, rules.reserve)
     passes: list[LoadRow] = []
-    for station, satellite, load_at, load_until, priority in found:
+    for station, satellite, load_until, load_at, commands, priority in found:
         if satellite is None or load_until is None:  # a scheduled downlink always has both
             continue
         start = load_at or now
@@ -134,13 +134,23 @@ def load_rows(session: Session, now: datetime, rules: LoadRules) -> list[LoadRow
                 passes[i] = replace(
                     p,
                     load_at=min(p.load_at, start),
-                    commands=p.commands + 1,
-                    priority=p.priority + (priority > 0),
+                    commands=p.commands + commands,
+                    priority=p.priority + int(priority or 0),
                 )
                 break
         else:
-            first = LoadRow(station, satellite, start, load_until, 1, 0, rules.per_pass, held)
-            passes.append(replace(first, priority=int(priority > 0)))
+            passes.append(
+                LoadRow(
+                    station=station,
+                    satellite=satellite,
+                    load_at=start,
+                    load_until=load_until,
+                    commands=commands,
+                    priority=int(priority or 0),
+                    room=rules.per_pass,
+                    reserve=rules.held,
+                )
+            )
     return sorted(passes, key=lambda p: (p.load_at, p.station, p.satellite))[:LOAD_ROWS]
 
 

@@ -25,6 +25,7 @@ from satiot.core.errors import DomainError
 from satiot.core.pagination import Page, paginate
 from satiot.network import integrations as domain
 from satiot.network.destinations import policies_of
+from satiot.network.integration_targets import destination_state
 from satiot.network.models import Delivery, DeliveryAttempt, DestinationPolicy, Integration
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
@@ -100,7 +101,7 @@ def _integration_rows(session: Session, staff: bool) -> list[IntegrationRow]:
     policies = policies_of(session, tenant_ids)
     made: list[IntegrationRow] = []
     for i in found:
-        judged = domain.destination_state(policies.get(i.tenant_id), i.kind, i.url)
+        judged = destination_state(policies.get(i.tenant_id), i.kind, i.url)
         made.append(
             IntegrationRow(
                 i,
