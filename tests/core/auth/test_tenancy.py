@@ -74,6 +74,16 @@ def test_select_sees_only_own_tenant(db, two, model):
         assert s.scalar(select(func.count(model.id))) == len(rows)
 
 
+def test_filtered_aggregates_are_scoped_too(db, two):
+    """``count(…).filter(…)`` alone is plain Core to the ORM: the tables confine it."""
+    with _scoped(db, two.a.id) as s:
+        assert s.scalar(select(func.count(User.id).filter(User.status == "active"))) == 1
+        assert s.scalar(select(func.count(ApiKey.id).filter(ApiKey.revoked_at.is_(None)))) == 1
+        assert s.scalar(select(func.count(Tenant.id).filter(Tenant.slug != ""))) == 1
+    with db.reader() as s:  # unscoped: both tenants' users (and the operator's)
+        assert s.scalar(select(func.count(User.id).filter(User.status == "active"))) >= 2
+
+
 def test_column_selects_are_scoped_too(db, two):
     with _scoped(db, two.a.id) as s:
         assert s.scalars(select(User.username)).all() == ["alice"]

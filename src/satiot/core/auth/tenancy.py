@@ -9,6 +9,13 @@ scope to everything that session does, so no endpoint can forget a ``WHERE tenan
   ``Session.get``);
 - every flush refuses to write a tenant-scoped row into another tenant.
 
+``with_loader_criteria`` reaches only what the ORM recognises as its entities. A statement
+whose columns are all Core expressions built over mapped columns (``func.count(X.id).filter(…)``
+alone is one: the filter drops the ORM's annotations) runs as plain Core and would escape it,
+so every tenant-scoped *table* named directly in a SELECT's FROM also gets the tenant condition
+as a WHERE of its own. It repeats the ORM's condition where that one applies, which costs the
+database nothing.
+
 A session that was never scoped (the CLI, background workers, migrations) is unrestricted;
 a session scoped to ``ALL_TENANTS`` is restricted only by its scopes.
 """
@@ -20,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
-from sqlalchemy import ClauseElement, ForeignKey, Uuid, event
+from sqlalchemy import ClauseElement, ForeignKey, Select, Table, Uuid, event
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -81,6 +88,31 @@ def _tenant_model() -> Any:
     return Tenant
 
 
+_scoped_tables: dict[str, str] | None = None
+
+
+def _tenant_columns(tenant_cls: Any) -> dict[str, str]:
+    """Table name -> the column that names its tenant, for every tenant-scoped table."""
+    global _scoped_tables
+    if _scoped_tables is None:
+        found = {tenant_cls.__table__.name: "id"}
+        for mapper in tenant_cls.registry.mappers:
+            if issubclass(mapper.class_, TenantScoped | TenantTagged):
+                for table in mapper.tables:
+                    found[table.name] = "tenant_id"
+        _scoped_tables = found
+    return _scoped_tables
+
+
+def _confine_tables(statement: Select[Any], tenant: uuid.UUID, tenant_cls: Any) -> Select[Any]:
+    """Add the tenant condition for each tenant-scoped table the SELECT names directly."""
+    columns = _tenant_columns(tenant_cls)
+    for source in statement.get_final_froms():
+        if isinstance(source, Table) and source.name in columns:
+            statement = statement.where(source.c[columns[source.name]] == tenant)
+    return statement
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statements(state: ORMExecuteState) -> None:
     tenant = session_tenant(state.session)
@@ -91,6 +123,8 @@ def _scope_statements(state: ORMExecuteState) -> None:
         _guard_bulk_writes(state, tenant, tenant_cls)
     if not (state.is_select or state.is_update or state.is_delete):
         return
+    if isinstance(state.statement, Select):
+        state.statement = _confine_tables(state.statement, tenant, tenant_cls)
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantScoped,
