@@ -60,3 +60,32 @@ def test_creating_a_user_writes_in_a_bounded_number_of_statements(client, ctx, w
     # auth (3), tenant, username check, insert user, then at commit: events head + event row,
     # audit head + audit hash + audit row
     assert len(seen) == 11, [q.split()[0] + " " + q.split()[2] for q in seen]
+
+
+def test_business_figures_cost_five_queries_whatever_the_business(ctx, world):
+    """The dashboard's business row is aggregates only: more customers, orders or bills do
+    not add statements (one each for customers, contracts, orders, subscriptions, bills)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from satiot.web.views import business_figures
+    from tests.bss.billing_world import USCCS, offering, price, sent_bill_for, shop
+
+    viewer = SimpleNamespace(principal=world.system, audience="operator", now=ctx.clock.now)
+
+    def cost() -> tuple[int, list[str]]:
+        with ctx.db.read() as s, count_queries(ctx.db.engine) as seen:
+            shown = business_figures.figures(s, viewer)  # type: ignore[arg-type]
+        return len(seen), [f.value for f in shown]
+
+    empty, values = cost()
+    for uscc in USCCS:
+        made = shop(world, uscc=uscc)
+        plan = offering(ctx, "Plan", [price("recurring", 1_000_000)])
+        sent_bill_for(world, made.tenant.id)  # its device takes the shop's first DevEUI
+        made.n[0] += 1
+        for _ in range(3):
+            made.device(plan, datetime(2026, 10, 1, tzinfo=UTC))
+    full, grown = cost()
+    assert empty == full == 5
+    assert grown != values  # the same statements, now counting something

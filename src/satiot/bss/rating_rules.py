@@ -32,6 +32,15 @@ from satiot.bss.models import ProductOfferingPrice
 KINDS: Final = ("uplink", "downlink")
 THRESHOLDS: Final = (50, 80, 100)
 
+#: Why a use is ``rejected`` (not charged), as the usage record's ``reason`` says, and what
+#: that means for the people who read it (the console's Usage page explains each).
+REJECTION_REASONS: Final[Mapping[str, str]] = {
+    "no-subscription": "the device has no live subscription: never ordered, or its service ended",
+    "not-active": "used before its subscription was activated",
+    "tenant-mismatch": "the device's subscription belongs to another tenant",
+    "quota-exceeded": "over the contract's monthly quota cap (suspend or throttle)",
+}
+
 
 @dataclass(frozen=True)
 class Tariff:

@@ -1,8 +1,10 @@
 """The landing page: what each kind of person needs to know at a glance, from live data.
 
 Operator staff see the size of the platform and whether its machinery is healthy (event-log
-consumers keeping up, audit chain intact); a customer sees their own account; the regulator
-sees the number of tenants under supervision and whether the audit trail can be trusted.
+consumers keeping up, audit chain intact), and the business work waiting for someone
+(customers to verify, drafts to sign, orders gone wrong, invoices unpaid); a customer sees
+their own account, orders, subscriptions and what they owe; the regulator sees the number of
+tenants under supervision and whether the audit trail can be trusted.
 """
 
 from __future__ import annotations
@@ -19,25 +21,16 @@ from satiot.core import audit, events
 from satiot.core.models import ApiKey, Tenant, User
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
-from satiot.web.views import network_figures
+from satiot.web.views import business_figures, network_figures
+from satiot.web.views.figures import Figure
 
 router = APIRouter()
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One number on the dashboard, with where to go for the detail."""
-
-    label: str
-    value: int | str
-    link: str | None = None
-    note: str = ""
-    link_label: str = "manage"
 
 
 @dataclass
 class Dashboard:
     figures: list[Figure] = field(default_factory=list)
+    business: list[Figure] = field(default_factory=list)
     tenant: Tenant | None = None
     event_head: int | None = None
     consumers: list[events.ConsumerStatus] | None = None
@@ -79,7 +72,8 @@ def build(session: Session, signed_in: ConsoleSession) -> Dashboard:
         active = _count(session, select(func.count(User.id)).where(User.status == "active"))
         board.figures.append(Figure("Users", users, access, note=f"{active} active"))
         board.figures.append(Figure("Active API keys", _active_keys(session, signed_in), access))
-    board.figures.extend(Figure(*f) for f in network_figures.figures(session, signed_in))
+    board.figures.extend(network_figures.figures(session, signed_in))
+    board.business = business_figures.figures(session, signed_in)
     if audience == "operator":
         board.event_head = events.head(session)
         board.consumers = events.status(session)

@@ -8,32 +8,24 @@ own devices and deliveries.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from satiot.network.models import Delivery, Device
 from satiot.web.session import ConsoleSession
+from satiot.web.views.figures import Figure
 from satiot.web.views.network_rows import traffic
 
 
-class NetworkFigure(NamedTuple):
-    label: str
-    value: int | str
-    link: str | None
-    note: str
-    link_label: str
-
-
-def figures(session: Session, signed_in: ConsoleSession) -> list[NetworkFigure]:
+def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
     scopes = signed_in.principal.scopes
     now = signed_in.now()
-    out: list[NetworkFigure] = []
+    out: list[Figure] = []
     if "uplinks:read" in scopes:
         t = traffic(session, now)
         out.append(
-            NetworkFigure(
+            Figure(
                 "Uplinks / hour",
                 f"{t.last_hour:,}",
                 "/messages",
@@ -51,7 +43,7 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[NetworkFigure]:
         ).one()
         active, seen, total = (int(v or 0) for v in row)
         out.append(
-            NetworkFigure(
+            Figure(
                 "Devices active",
                 f"{active:,}",
                 "/devices",
@@ -65,6 +57,13 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[NetworkFigure]:
         )
         note = "every delivery got through or is being retried" if not dead else "need a replay"
         out.append(
-            NetworkFigure("Dead letters", f"{dead:,}", "/integrations?status=dead", note, "review")
+            Figure(
+                "Dead letters",
+                f"{dead:,}",
+                "/integrations?status=dead",
+                note,
+                "review",
+                alert=dead > 0,
+            )
         )
     return out

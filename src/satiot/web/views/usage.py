@@ -1,7 +1,9 @@
 """The Usage page: each device's monthly counters, allowances, quotas and pools, with the
-50/80/100 % thresholds already announced, for one business month.
+50/80/100 % thresholds already announced, for one business month; and what was not charged,
+by reason and tenant, so that traffic nobody pays for is seen and explained.
 
 Customers see their own devices (the read session is tenant-scoped); operator staff see all.
+The month's totals and rejections come from one grouped scan of its usage records.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from starlette.responses import Response
 
 from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
 from satiot.bss.periods import period_of
-from satiot.bss.rating_rules import share
+from satiot.bss.rating_rules import REJECTION_REASONS, share
 from satiot.core.errors import DomainError
+from satiot.core.models import Tenant
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash
 from satiot.web.rendering import page
@@ -35,6 +38,16 @@ class Row:
     allowance_pct: int | None
     quota_pct: int | None
     quota: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Uses of one tenant not charged for one reason in the month."""
+
+    reason: str
+    meaning: str
+    tenant: str
+    messages: int
 
 
 @router.get(PATH)
@@ -64,15 +77,38 @@ def usage_page(
                 select(Contract).where(Contract.id.in_({s.contract_id for s in subs.values()}))
             )
         }
-        totals = session.execute(
+        grouped = session.execute(
             select(
                 UsageRecord.state,
+                UsageRecord.reason,
+                UsageRecord.tenant_id,
                 func.count(),
                 func.coalesce(func.sum(UsageRecord.charge_micros), 0),
             )
             .where(UsageRecord.period == period)
-            .group_by(UsageRecord.state)
+            .group_by(UsageRecord.state, UsageRecord.reason, UsageRecord.tenant_id)
         ).all()
+        totals: dict[str, tuple[int, int]] = {}
+        for state, _reason, _tenant, n, micros in grouped:
+            before = totals.get(state, (0, 0))
+            totals[state] = (before[0] + int(n), before[1] + int(micros))
+        refused = [g for g in grouped if g[0] == "rejected"]
+        names = {
+            t.id: t.name
+            for t in session.scalars(select(Tenant).where(Tenant.id.in_({g[2] for g in refused})))
+        }
+    rejections = sorted(
+        (
+            Rejection(
+                reason or "unknown",
+                REJECTION_REASONS.get(reason or "", ""),
+                names.get(tenant_id, str(tenant_id)),
+                int(n),
+            )
+            for _state, reason, tenant_id, n, _micros in refused
+        ),
+        key=lambda r: (-r.messages, r.reason, r.tenant),
+    )
     rows = []
     for c in found.items:
         own = (c.allowance_messages, c.allowance_bytes)
@@ -100,7 +136,8 @@ def usage_page(
             "title": "Usage",
             "period": period,
             "rows": rows,
-            "totals": {state: (n, micros) for state, n, micros in totals},
+            "totals": totals,
+            "rejections": rejections,
             "next_url": next_url,
         },
         flash=flash,

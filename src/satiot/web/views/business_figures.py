@@ -1,0 +1,156 @@
+"""The business side's numbers on the dashboard: what waits for a person, and what is owed.
+
+Each figure answers "is there work for me?" for the team that reads it: customers waiting to
+be verified (sales, compliance), contracts waiting for a signature, orders still open or gone
+wrong, subscriptions suspended, invoices sent and not yet paid. A figure is shown only to
+people whose scopes open the page it links to, and it is an aggregate over the caller's
+tenant-scoped session, so a customer counts only its own orders, subscriptions and invoices.
+
+Usage is not summed here: a month's usage records are the platform's largest table, and the
+Usage page (one scan of the month, on request) is where it is read.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from satiot.bss.models import Contract, Customer, CustomerBill, ProductOrder, Subscription
+from satiot.bss.money import format_cny
+from satiot.bss.states import ORDER_OPEN_STATES
+from satiot.web.session import ConsoleSession
+from satiot.web.views.figures import Figure
+
+#: Bills a customer still has to pay (customers see bills from ``sent`` on).
+OPEN_BILL_STATES = ("sent", "partiallyPaid")
+#: How far back failed and partial orders are counted as needing a look.
+RECENT_ORDERS = timedelta(days=30)
+
+
+def _customers(session: Session) -> Figure:
+    validated, new, review, unassessed = (
+        int(n or 0)
+        for n in session.execute(
+            select(
+                func.count(Customer.id).filter(Customer.status == "validated"),
+                func.count(Customer.id).filter(Customer.status == "initialized"),
+                func.count(Customer.id).filter(Customer.status == "manual-review"),
+                func.count(Customer.id).filter(
+                    Customer.status == "validated", Customer.risk_status != "passed"
+                ),
+            )
+        ).one()
+    )
+    parts = [f"{new:,} to verify"]
+    if review:
+        parts.append(f"{review:,} in manual review")
+    if unassessed:
+        parts.append(f"{unassessed:,} without a passed risk assessment")
+    status = "manual-review" if review else "initialized" if new else ""
+    return Figure(
+        "Customers verified",
+        f"{validated:,}",
+        f"/customers?status={status}" if status else "/customers",
+        ", ".join(parts),
+        "review" if status else "customers",
+        alert=bool(review or new or unassessed),
+    )
+
+
+def _contracts(session: Session) -> Figure:
+    newer = aliased(Contract)
+    superseded = exists().where(newer.supersedes_id == Contract.id, newer.signed_at.is_not(None))
+    in_force, drafts = session.execute(
+        select(
+            func.count(Contract.id).filter(Contract.status == "signed", ~superseded),
+            func.count(Contract.id).filter(Contract.status == "draft"),
+        )
+    ).one()
+    return Figure(
+        "Contracts in force",
+        f"{int(in_force or 0):,}",
+        "/contracts",
+        f"{int(drafts or 0):,} drafts awaiting signature",
+        "contracts",
+    )
+
+
+def _orders(session: Session, signed_in: ConsoleSession) -> Figure:
+    since = signed_in.now() - RECENT_ORDERS
+    open_, held, failed = session.execute(
+        select(
+            func.count(ProductOrder.id).filter(ProductOrder.state.in_(ORDER_OPEN_STATES)),
+            func.count(ProductOrder.id).filter(ProductOrder.state == "held"),
+            func.count(ProductOrder.id).filter(
+                ProductOrder.state.in_(("failed", "partial")), ProductOrder.created_at >= since
+            ),
+        )
+    ).one()
+    failed = int(failed or 0)
+    return Figure(
+        "Open orders",
+        f"{int(open_ or 0):,}",
+        "/orders",
+        f"{int(held or 0):,} held, {failed:,} failed or partial in the last 30 days",
+        "orders",
+        alert=failed > 0,
+    )
+
+
+def _subscriptions(session: Session) -> Figure:
+    active, suspended = session.execute(
+        select(
+            func.count(Subscription.id).filter(Subscription.status == "active"),
+            func.count(Subscription.id).filter(Subscription.status == "suspended"),
+        )
+    ).one()
+    suspended = int(suspended or 0)
+    return Figure(
+        "Subscriptions active",
+        f"{int(active or 0):,}",
+        "/subscriptions?status=suspended" if suspended else "/subscriptions",
+        f"{suspended:,} suspended",
+        "review" if suspended else "subscriptions",
+    )
+
+
+def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
+    now = signed_in.now()
+    count, due, overdue = session.execute(
+        select(
+            func.count(CustomerBill.id),
+            func.coalesce(func.sum(CustomerBill.total_micros - CustomerBill.paid_micros), 0),
+            func.count(CustomerBill.id).filter(CustomerBill.due_at < now),
+        ).where(CustomerBill.state.in_(OPEN_BILL_STATES))
+    ).one()
+    count, overdue = int(count or 0), int(overdue or 0)
+    customer = signed_in.audience == "customer"
+    note = f"{count:,} invoices unpaid"
+    if overdue:
+        note += f", {overdue:,} past due"
+    return Figure(
+        "Amount due" if customer else "Receivable",
+        format_cny(int(due or 0)),
+        "/invoices?state=sent" if count else "/invoices",
+        note,
+        "invoices",
+        alert=overdue > 0,
+    )
+
+
+def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
+    scopes = signed_in.principal.scopes
+    out: list[Figure] = []
+    if "customers:read" in scopes and signed_in.audience != "customer":
+        out.append(_customers(session))
+    if "contracts:read" in scopes:
+        out.append(_contracts(session))
+    if "orders:read" in scopes:
+        out.append(_orders(session, signed_in))
+    if "subscriptions:read" in scopes:
+        out.append(_subscriptions(session))
+    if "bills:read" in scopes:
+        out.append(_bills(session, signed_in))
+    return out

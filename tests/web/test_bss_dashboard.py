@@ -1,0 +1,199 @@
+"""The business figures on the dashboard and the Usage page's account of what was not charged:
+what waits for staff, what a customer owes, and traffic nobody pays for, per audience."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from satiot.bss.models import Contract, Customer, ProductOrder, Subscription
+from satiot.core.auth.roles import Role
+from satiot.core.models import Tenant
+from tests.bss.billing_world import USCCS, offering, price, rate_all, sent_bill_for, shop, uplink
+from tests.web.console_helpers import signed_in
+
+FIGURE = re.compile(
+    r'<div class="figure card( figure-alert)?">\s*<div class="figure-label">([^<]+)</div>\s*'
+    r'<div class="figure-value">([^<]*)</div>\s*<div class="figure-note">(.*?)</div>',
+    re.S,
+)
+
+
+def _figures(html: str) -> dict[str, tuple[str, str, bool]]:
+    """label -> (value, note without tags, highlighted)."""
+    return {
+        label: (value.strip(), re.sub(r"<[^>]+>", "", note).strip(), bool(alert))
+        for alert, label, value, note in FIGURE.findall(html)
+    }
+
+
+def _as(client: TestClient, username: str) -> dict[str, tuple[str, str, bool]]:
+    client.cookies.clear()
+    signed_in(client, username)
+    return _figures(client.get("/").text)
+
+
+def _business(world, ctx):
+    """Two customers in service, one waiting in manual review; a draft, orders, a suspension
+    and an unpaid bill of the first."""
+    acme = shop(world)
+    other = shop(world, uscc=USCCS[1], name="上海其他物联有限公司")
+    plan = offering(ctx, "Plan", [price("recurring", 1_000_000)])
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    bill = sent_bill_for(world, acme.tenant.id)  # October's, with an active device of acme
+    acme.n[0] += 1  # that device took acme's first DevEUI
+    acme.device(plan, start)
+    acme.device(plan, start, status="suspended")
+    other.device(plan, start)
+    waiting = world.tenant("waiting", "Waiting Co")
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        s.add(
+            Customer(
+                tenant_id=waiting.id,
+                name="Waiting Co",
+                uscc=USCCS[2],
+                uscc_check_ok=False,
+                org_type="enterprise",
+                industry="D",
+                province="11",
+                legal_rep_name="x",
+                legal_rep_id="x",
+                agent_name="x",
+                agent_id="x",
+                status="manual-review",
+                risk_status="pending",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        signed = s.get(Contract, acme.contract_id)
+        assert signed is not None
+        s.add(
+            Contract(
+                tenant_id=acme.tenant.id,
+                customer_id=acme.customer_id,
+                number=signed.number,
+                version=2,
+                supersedes_id=signed.id,
+                scenario=signed.scenario,
+                allowed_models=signed.allowed_models,
+                max_devices=signed.max_devices,
+                quota_action="notify",
+                destination_allow_list=[],
+                service_area=["11"],
+                offering_ids=[],
+                status="draft",
+                created_at=now,
+            )
+        )
+        for state, age in (("held", 1), ("failed", 3), ("partial", 45), ("completed", 2)):
+            s.add(
+                ProductOrder(
+                    tenant_id=acme.tenant.id,
+                    customer_id=acme.customer_id,
+                    contract_id=acme.contract_id,
+                    billing_account_id=acme.account_id,
+                    state=state,
+                    source="api",
+                    placed_by="test",
+                    created_at=now - timedelta(days=age),
+                )
+            )
+    return acme, other, bill
+
+
+def test_staff_see_the_work_waiting_and_what_is_owed(client: TestClient, ctx, world):
+    _business(world, ctx)
+    world.user(world.operator, Role.OPERATOR_ADMIN, "boss")
+    board = _as(client, "boss")
+    assert board["Customers verified"] == (
+        "2",
+        "0 to verify, 1 in manual review · review",
+        True,
+    )
+    assert board["Contracts in force"][:2] == ("2", "1 drafts awaiting signature · contracts")
+    # held is open; failed counts (3 days old), the 45-day-old partial no longer does
+    assert board["Open orders"] == (
+        "1",
+        "1 held, 1 failed or partial in the last 30 days · orders",
+        True,
+    )
+    assert board["Subscriptions active"][:2] == ("3", "1 suspended · review")
+    value, note, late = board["Receivable"]
+    assert value.startswith("¥") and value != "¥0.00"
+    assert note == "1 invoices unpaid · invoices" and not late
+
+    ctx.clock.advance(timedelta(days=40))  # past the bill's 30 days
+    board = _as(client, "boss")
+    assert board["Receivable"][1:] == ("1 invoices unpaid, 1 past due · invoices", True)
+    assert "/customers?status=manual-review" in client.get("/").text
+
+
+def test_a_customer_counts_only_its_own(client: TestClient, ctx, world):
+    acme, other, _bill = _business(world, ctx)
+    world.user(acme.tenant, Role.CUSTOMER_ADMIN, "acme")
+    world.user(other.tenant, Role.CUSTOMER_ADMIN, "other")
+    mine = _as(client, "acme")
+    assert "Customers verified" not in mine and "Receivable" not in mine
+    assert mine["Subscriptions active"][:2] == ("2", "1 suspended · review")
+    assert mine["Open orders"][0] == "1"
+    assert mine["Amount due"][0] != "¥0.00"
+    theirs = _as(client, "other")
+    assert theirs["Subscriptions active"][:2] == ("1", "0 suspended · subscriptions")
+    assert theirs["Open orders"] == (
+        "0",
+        "0 held, 0 failed or partial in the last 30 days · orders",
+        False,
+    )
+    assert theirs["Amount due"][:2] == ("¥0.00", "0 invoices unpaid · invoices")
+
+
+def test_a_regulator_sees_no_business_it_cannot_open(client: TestClient, ctx, world):
+    _business(world, ctx)
+    world.user(world.operator, Role.REGULATOR, "miit")
+    board = _as(client, "miit")
+    for label in ("Open orders", "Receivable", "Amount due"):
+        assert label not in board
+
+
+def test_usage_page_explains_what_was_not_charged(client: TestClient, ctx, world):
+    acme = shop(world)
+    other = shop(world, uscc=USCCS[1], name="上海其他物联有限公司")
+    plan = offering(ctx, "Plan", [price("per-message", 10_000)])
+    paid = acme.device(plan, datetime(2026, 10, 1, tzinfo=UTC))
+    late = acme.device(plan, datetime(2026, 11, 20, tzinfo=UTC))
+    stranger = Subscription(tenant_id=acme.tenant.id, dev_eui="00000000DEADBEEF")
+    when = datetime(2026, 11, 5, tzinfo=UTC)
+    uplink(ctx, paid, 10, when)
+    for i in range(3):
+        uplink(ctx, stranger, 10, when + timedelta(minutes=i))  # no subscription at all
+    uplink(ctx, late, 10, when)  # before its activation
+    uplink(ctx, other.device(plan, when - timedelta(days=1)), 10, when)
+    rate_all(ctx)
+    with ctx.db.read() as s:
+        acme_name = s.get(Tenant, acme.tenant.id).name
+
+    world.user(world.operator, Role.OPERATOR_ADMIN, "boss")
+    client.cookies.clear()
+    signed_in(client, "boss")
+    html = client.get("/usage?period=2026-11").text
+    assert "rejected</span> 4 messages" in html and "rated</span> 2 messages" in html
+    rows = re.findall(
+        r'<tr class="rejection-row">\s*<td><code>([^<]+)</code></td>\s*<td>([^<]+)</td>\s*'
+        r'<td class="num">([^<]+)</td>\s*<td class="muted">([^<]*)</td>',
+        html,
+    )
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("no-subscription", acme_name, "3"),
+        ("not-active", acme_name, "1"),
+    ]
+    assert "no live subscription" in rows[0][3] and "before" in rows[1][3]
+
+    world.user(other.tenant, Role.CUSTOMER_ADMIN, "other")
+    client.cookies.clear()
+    signed_in(client, "other")
+    html = client.get("/usage?period=2026-11").text
+    assert "Not charged" not in html and "rated</span> 1 messages" in html
