@@ -208,7 +208,8 @@ def up(
             ""
             if seeded.generated_password
             else " with the password you set (SATIOT_ADMIN_PASSWORD) or chose earlier"
-        )
+        ),
+        soft_wrap=True,
     )
     _announce_admin(seeded.generated_password)
     network = network_services(ctx, port=port)
