@@ -22,6 +22,7 @@ a session scoped to ``ALL_TENANTS`` is restricted only by its scopes.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -88,20 +89,20 @@ def _tenant_model() -> Any:
     return Tenant
 
 
-_scoped_tables: dict[str, str] | None = None
-
-
-def _tenant_columns(tenant_cls: Any) -> dict[str, str]:
+def _tenant_columns(tenant_cls: Any) -> Mapping[str, str]:
     """Table name -> the column that names its tenant, for every tenant-scoped table."""
-    global _scoped_tables
-    if _scoped_tables is None:
-        found = {tenant_cls.__table__.name: "id"}
-        for mapper in tenant_cls.registry.mappers:
-            if issubclass(mapper.class_, TenantScoped | TenantTagged):
-                for table in mapper.tables:
-                    found[table.name] = "tenant_id"
-        _scoped_tables = found
-    return _scoped_tables
+    mappers = tenant_cls.registry.mappers
+    return _tenant_columns_of(tenant_cls, mappers)  # again when more models are mapped
+
+
+@functools.cache
+def _tenant_columns_of(tenant_cls: Any, mappers: frozenset[Any]) -> Mapping[str, str]:
+    found = {tenant_cls.__table__.name: "id"}
+    for mapper in mappers:
+        if issubclass(mapper.class_, TenantScoped | TenantTagged):
+            for table in mapper.tables:
+                found[table.name] = "tenant_id"
+    return found
 
 
 def _confine_tables(statement: Select[Any], tenant: uuid.UUID, tenant_cls: Any) -> Select[Any]:
