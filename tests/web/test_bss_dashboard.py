@@ -47,28 +47,12 @@ def _business(world, ctx):
     acme.device(plan, start)
     acme.device(plan, start, status="suspended")
     other.device(plan, start)
-    waiting = world.tenant("waiting", "Waiting Co")
+    waiting = shop(world, uscc=USCCS[2], name="Waiting Co")  # then sent back to review
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        s.add(
-            Customer(
-                tenant_id=waiting.id,
-                name="Waiting Co",
-                uscc=USCCS[2],
-                uscc_check_ok=False,
-                org_type="enterprise",
-                industry="D",
-                province="11",
-                legal_rep_name="x",
-                legal_rep_id="x",
-                agent_name="x",
-                agent_id="x",
-                status="manual-review",
-                risk_status="pending",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        customer = s.get(Customer, waiting.customer_id)
+        assert customer is not None
+        customer.status, customer.risk_status = "manual-review", "pending"
         signed = s.get(Contract, acme.contract_id)
         assert signed is not None
         s.add(
@@ -114,7 +98,7 @@ def test_staff_see_the_work_waiting_and_what_is_owed(client: TestClient, ctx, wo
         "0 to verify, 1 in manual review · review",
         True,
     )
-    assert board["Contracts in force"][:2] == ("2", "1 drafts awaiting signature · contracts")
+    assert board["Contracts in force"][:2] == ("3", "1 drafts awaiting signature · contracts")
     # held is open; failed counts (3 days old), the 45-day-old partial no longer does
     assert board["Open orders"] == (
         "1",
