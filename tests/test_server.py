@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from satiot.api.context import AppContext
 from satiot.server import network_services
 
@@ -36,3 +39,20 @@ def test_the_business_side_runs_rating_and_its_housekeeping(ctx: AppContext):
 
     assert "bss-housekeeping" in {s.name for s in business_services()}
     assert any("bss.rating" in s.name for s in consumer_services(ctx))
+
+
+def test_the_audit_chain_is_walked_beside_the_server(ctx: AppContext, world):
+    from satiot.core.audit_watch import audit_verifier
+    from satiot.server import BACKGROUND_SERVICES
+
+    assert "audit-verifier" in {s.name for s in BACKGROUND_SERVICES}
+    assert ctx.audit_watch.whole_at is None
+    stop = threading.Event()
+    worker = threading.Thread(target=audit_verifier().run, args=(ctx, stop))
+    worker.start()
+    deadline = time.monotonic() + 20
+    while ctx.audit_watch.whole_at is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    worker.join(timeout=10)
+    assert ctx.audit_watch.whole_at == ctx.clock.now()

@@ -1,8 +1,8 @@
 """Composes the HTTP application (API + console) and serves it on IPv4 and IPv6 loopback.
 
 The composition lives here, above both ``api`` and ``web``, so neither imports the other's
-wiring. Long-running background services (event consumers today, the digital twin's traffic
-generator once it exists) are registered in :data:`BACKGROUND_SERVICES` and started by
+wiring. Long-running background services (event consumers, the network's and the business
+side's workers, the platform's own in :data:`BACKGROUND_SERVICES`) are started by
 :func:`serve` beside the web server, and stopped with it.
 """
 
@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from satiot.api.app import add_middleware, create_api
 from satiot.api.context import AppContext
 from satiot.core import bus, consumers, events
+from satiot.core.audit_watch import audit_verifier
 from satiot.core.bus import BusConfig
 from satiot.core.clock import Clock, SystemClock
 from satiot.core.config import Settings
@@ -46,9 +47,10 @@ def build_app(ctx: AppContext) -> FastAPI:
     return app
 
 
-#: Services started by ``satiot up`` besides the event consumers and the network's own
-#: (:func:`network_services`); extensions may register theirs here.
-BACKGROUND_SERVICES: list[BackgroundService] = []
+#: Services started by ``satiot up`` besides the event consumers, the network's own
+#: (:func:`network_services`) and the business side's (:func:`business_services`): the
+#: platform's walk of the audit chain; extensions may register theirs here.
+BACKGROUND_SERVICES: list[BackgroundService] = [audit_verifier()]
 
 
 def network_services(

@@ -220,3 +220,55 @@ def test_appending_after_verified_chain_keeps_it_verified(db, clock):
     _chain(db, 4, clock)
     assert _verify(db).last_seq == 8
     assert _verify(db).ok
+
+
+# --- verifying from a checkpoint --------------------------------------------------------------
+
+
+def test_a_checkpoint_verifies_only_what_came_after(db, clock):
+    _chain(db, 5, clock)
+    first = _verify(db)
+    assert first.checkpoint is not None and first.checkpoint.seq == 5
+    _chain(db, 3, clock)
+    with db.read() as s:
+        later = audit.verify(s, since=first.checkpoint)
+    assert later.ok and (later.checked, later.last_seq) == (8, 8)
+    assert later.checkpoint == _verify(db).checkpoint
+    _sql(db, "UPDATE audit_log SET reason = 'x' WHERE seq = 7")
+    with db.read() as s:
+        broken = audit.verify(s, since=first.checkpoint)
+    assert (broken.seq, broken.checkpoint) == (7, None) and "row 7 altered" in broken.problem
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["UPDATE audit_log SET reason = 'x' WHERE seq = 5", "DELETE FROM audit_log WHERE seq >= 5"],
+    ids=["altered", "deleted"],
+)
+def test_a_checkpoint_whose_entry_changed_is_refused(db, clock, sql):
+    _chain(db, 5, clock)
+    mark = _verify(db).checkpoint
+    _sql(db, sql)
+    with db.read() as s:
+        verdict = audit.verify(s, since=mark)
+    assert not verdict.ok and verdict.seq == 5 and "since it was verified" in verdict.problem
+
+
+def test_an_older_change_is_found_by_the_next_whole_walk(db, clock):
+    from satiot.core.audit_watch import AuditWatch
+
+    watch = AuditWatch(whole_every=timedelta(minutes=10))
+    _chain(db, 6, clock)
+    with db.read() as s:
+        assert watch.current(s, clock.now()).verdict.checked == 6  # a whole walk: no checkpoint
+    _chain(db, 2, clock)
+    _sql(db, "UPDATE audit_log SET reason = 'x' WHERE seq = 2")
+    with db.read() as s:
+        seen = watch.current(s, clock.now() + timedelta(minutes=1))
+    # only entries 7 and 8 were read: the change before the checkpoint waits for a whole walk
+    assert seen.verdict.ok and seen.verdict.checked == 8
+    with db.read() as s:
+        seen = watch.current(s, clock.now() + timedelta(minutes=11))
+    assert not seen.verdict.ok and seen.verdict.seq == 2
+    with db.read() as s:  # broken: walked whole again on every view, and still broken
+        assert watch.current(s, clock.now() + timedelta(minutes=12)).verdict.seq == 2

@@ -220,6 +220,7 @@ def test_operator_dashboard_shows_platform_health(client: TestClient, world: Wor
     assert "Tenants" in html and "Active API keys" in html
     assert 'id="event-head"' in html
     assert 'badge-ok badge-big">OK<' in html
+    assert "entries verified; whole chain walked" in html
 
 
 def test_dashboard_shows_broken_audit_chain(client: TestClient, world: World, ctx: AppContext):

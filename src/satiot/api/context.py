@@ -11,6 +11,7 @@ from functools import cached_property
 
 from prometheus_client import CollectorRegistry
 
+from satiot.core.audit_watch import AuditWatch
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
@@ -28,3 +29,8 @@ class AppContext:
     def kek(self) -> Kek:
         """The key-encryption key, loaded (or, embedded, created) on first use."""
         return load_kek(self.settings)
+
+    @cached_property
+    def audit_watch(self) -> AuditWatch:
+        """Where the last intact walk of the audit chain ended (for the dashboard)."""
+        return AuditWatch()

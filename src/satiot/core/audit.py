@@ -98,26 +98,49 @@ def record(
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """The last entry of a chain found intact: a later verification may start after it."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """The outcome of a verification: ``problem`` is None when the chain is intact."""
+    """The outcome of a verification: ``problem`` is None when the chain is intact.
+
+    ``checked`` counts the entries known intact, those before a ``since`` checkpoint
+    included; ``checkpoint`` is where the next verification may start (intact chains only)."""
 
     checked: int
     last_seq: int
     problem: str | None = None
     seq: int | None = None
+    checkpoint: Checkpoint | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify(session: Session, *, chunk: int = 5000) -> Verdict:
-    """Walk the whole chain in sequence order and report the first inconsistency."""
-    expected_seq = 1
-    prev = GENESIS
-    checked = 0
+def verify(session: Session, *, chunk: int = 5000, since: Checkpoint | None = None) -> Verdict:
+    """Walk the chain in sequence order and report the first inconsistency.
+
+    From the start, or after ``since`` (an earlier verdict's checkpoint): then only the newer
+    entries are read, chained to the checkpoint's entry, which must still be there unchanged.
+    An alteration of an entry before the checkpoint is found only by a walk from the start.
+    """
+    expected_seq, prev, checked = 1, GENESIS, 0
+    rows_after = select(AuditEntry)
+    if since is not None and since.seq > 0:
+        anchor = session.get(AuditEntry, since.seq)
+        if anchor is None or anchor.hash != since.hash or entry_hash(anchor) != anchor.hash:
+            problem = f"row {since.seq} changed or deleted since it was verified"
+            return Verdict(since.seq - 1, since.seq, problem, since.seq)
+        expected_seq, prev, checked = since.seq + 1, since.hash, since.seq
+        rows_after = rows_after.where(AuditEntry.seq > since.seq)
     rows = session.execute(
-        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=chunk)
+        rows_after.order_by(AuditEntry.seq).execution_options(yield_per=chunk)
     ).scalars()
     for entry in rows:
         checked += 1
@@ -151,4 +174,4 @@ def verify(session: Session, *, chunk: int = 5000) -> Verdict:
             gone = f"{last + 1}" if head.last_seq == last + 1 else f"{last + 1}..{head.last_seq}"
             return Verdict(checked, last, f"row(s) {gone} deleted", last + 1)
         return Verdict(checked, last, "log head does not match the last row", last)
-    return Verdict(checked, last)
+    return Verdict(checked, last, checkpoint=Checkpoint(last, prev))
