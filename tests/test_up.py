@@ -93,6 +93,16 @@ def _uplinks_in(db_url: str) -> list[str]:
         engine.dispose()
 
 
+def _active_subscriptions(db_url: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            sql = "SELECT count(*) FROM subscriptions WHERE status = 'active'"
+            return int(conn.execute(text(sql)).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def test_up_runs_the_twin_and_its_messages_arrive_through_the_api(tmp_path: Path, db_url: str):
     port = _free_port()
     env = os.environ | {
@@ -127,6 +137,10 @@ def test_up_runs_the_twin_and_its_messages_arrive_through_the_api(tmp_path: Path
         )
         assert pulled.status_code == 200, pulled.text
         assert pulled.json()["items"], "the pull API shows no message of a device with uplinks"
+        # The demo customer is onboarded and its terminals are being activated meanwhile.
+        while not _active_subscriptions(db_url) and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert _active_subscriptions(db_url), "no terminal of the demo customer was activated"
     finally:
         proc.send_signal(signal.SIGINT)
         try:

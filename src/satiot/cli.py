@@ -214,7 +214,7 @@ def up(
     _announce_admin(seeded.generated_password)
     network = network_services(ctx, port=port)
     _announce_services(settings, network)
-    business = business_services()
+    business = business_services(twin=any(s.name == "live-twin" for s in network))
     out.print(
         f"  business services: {', '.join(s.name for s in business)}, rating (event consumer)",
         highlight=False,

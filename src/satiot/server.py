@@ -81,13 +81,19 @@ def network_services(
     return services
 
 
-def business_services() -> list[BackgroundService]:
+def business_services(*, twin: bool = False) -> list[BackgroundService]:
     """The BSS's periodic work for ``satiot up``: quota suspensions lifted when their month is
     over, due orders fulfilled, stale handles sent to the identification node
-    (:mod:`satiot.bss.housekeeping`). Rating runs as an event consumer."""
+    (:mod:`satiot.bss.housekeeping`). Rating runs as an event consumer. With the live
+    ``twin``, also ``twin-demo-business``: the twin's demo tenant onboarded as a customer and
+    its terminals activated (:mod:`satiot.bss.demo_business`)."""
+    from satiot.bss.demo_business import demo_business_service
     from satiot.bss.housekeeping import housekeeping_service
 
-    return [housekeeping_service()]
+    services = [housekeeping_service()]
+    if twin:
+        services.append(demo_business_service())
+    return services
 
 
 def _bus_config(settings: Settings) -> BusConfig | None:
