@@ -3,14 +3,15 @@
 SQLite runs in WAL mode so readers never block the writer. Writing transactions start with
 ``BEGIN IMMEDIATE``: a deferred transaction that first reads and later writes fails at once with
 ``SQLITE_BUSY_SNAPSHOT`` when another process committed in between, whereas an immediate one
-waits its turn (``busy_timeout``). Readers keep deferred transactions.
+waits its turn (``busy_timeout``). Readers keep deferred transactions. Writers of one process
+queue first come, first served (:mod:`satiot.core.write_queue`) before SQLite's own lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from satiot.core.clock import as_utc
+from satiot.core.write_queue import WriteQueue
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -53,6 +55,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
+#: How long a writer waits for the embedded database before it gives up.
+BUSY_TIMEOUT_S = 30.0
+
+
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # Take transaction control away from the sqlite3 module so that BEGIN is ours to emit.
     dbapi_conn.isolation_level = None
@@ -60,7 +66,7 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cur.close()
 
 
@@ -76,7 +82,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
         )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
@@ -91,15 +99,20 @@ class Database:
     engine: Engine
     reader: sessionmaker[Session]
     writer: sessionmaker[Session]
+    #: SQLite's writers of this process, in the order they came (None on PostgreSQL, whose
+    #: writers do not exclude one another).
+    write_queue: WriteQueue | None = field(default=None, compare=False)
 
     @classmethod
     def connect(cls, url: str) -> Database:
         engine = make_engine(url)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        sqlite = engine.dialect.name == "sqlite"
         return cls(
             engine=engine,
             reader=sessionmaker(engine, expire_on_commit=False),
             writer=sessionmaker(write_engine, expire_on_commit=False),
+            write_queue=WriteQueue(BUSY_TIMEOUT_S) if sqlite else None,
         )
 
     @property
@@ -109,7 +122,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A writing unit of work: commits on success, rolls back on any exception."""
-        with self.writer() as session, session.begin():
+        if self.write_queue is None:
+            with self.writer() as session, session.begin():
+                yield session
+            return
+        with self.write_queue, self.writer() as session, session.begin():
             yield session
 
     @contextmanager
