@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Form
 from pydantic import BaseModel
 
 from satiot.api.deps import Call, Ctx, requires
-from satiot.core.auth.credentials import issue_token
-from satiot.core.auth.users import authenticate_password
+from satiot.core.auth.login import log_in
 from satiot.core.errors import DomainError
 
 router = APIRouter(tags=["auth"])
@@ -49,13 +48,9 @@ def token(
     grant_type: Annotated[str, Form(pattern="^password$")] = "password",
 ) -> TokenOut:
     ttl = timedelta(seconds=ctx.settings.access_token_ttl_s)
-    with ctx.db.write() as session:
-        user = authenticate_password(session, username, password)
-        if user is None:
-            raise InvalidGrant("wrong username or password", error="invalid_grant")
-        now = ctx.clock.now()
-        user.last_login_at = now
-        _, secret = issue_token(session, user, kind="bearer", at=now, ttl=ttl)
+    secret = log_in(ctx.db, username, password, kind="bearer", at=ctx.clock.now(), ttl=ttl)
+    if secret is None:
+        raise InvalidGrant("wrong username or password", error="invalid_grant")
     return TokenOut(access_token=secret, expires_in=int(ttl.total_seconds()))
 
 

@@ -17,8 +17,7 @@ from starlette.responses import Response
 
 from satiot.api.context import AppContext
 from satiot.api.deps import get_ctx
-from satiot.core.auth.credentials import issue_token
-from satiot.core.auth.users import authenticate_password
+from satiot.core.auth.login import log_in
 from satiot.core.models import AccessToken
 from satiot.web.rendering import bare_page
 from satiot.web.session import (
@@ -73,20 +72,14 @@ def login(
             },
             status_code=403,
         )
-    now = ctx.clock.now()
-    with ctx.db.write() as session:
-        user = authenticate_password(session, username.strip(), password)
-        if user is None:
-            secret = None
-        else:
-            user.last_login_at = now
-            _token, secret = issue_token(
-                session,
-                user,
-                kind="session",
-                at=now,
-                ttl=timedelta(seconds=ctx.settings.session_ttl_s),
-            )
+    secret = log_in(
+        ctx.db,
+        username.strip(),
+        password,
+        kind="session",
+        at=ctx.clock.now(),
+        ttl=timedelta(seconds=ctx.settings.session_ttl_s),
+    )
     if secret is None:
         return bare_page(
             request,
