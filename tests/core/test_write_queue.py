@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from satiot.core.db import Database
 from satiot.core.write_queue import WriteQueue, WriteQueueTimeout
@@ -104,3 +105,33 @@ def test_a_lone_write_is_not_starved_by_a_busy_writer(tmp_path: Path) -> None:
         thread.join(10)
         db.dispose()
     assert in_between <= 2, f"{in_between} transactions of the busy writer went first"
+
+
+def test_a_writer_that_waits_too_long_fails_as_a_locked_database(tmp_path: Path) -> None:
+    """The same error SQLite gives when its busy timeout runs out: ingest and order fulfilment
+    retry it, and nothing of the failed unit of work is written."""
+    db = Database.connect(f"sqlite:///{tmp_path / 'locked.db'}", busy_timeout_s=0.2)
+    with db.write() as s:
+        s.execute(text("CREATE TABLE t (n INTEGER)"))
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(OperationalError) as caught, db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (2)"))
+        assert "database is locked" in str(caught.value.orig)
+    finally:
+        release.set()
+        thread.join(10)
+    with db.read() as s:
+        assert s.execute(text("SELECT n FROM t")).scalars().all() == [1]
+    db.dispose()

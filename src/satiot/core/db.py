@@ -9,6 +9,7 @@ queue first come, first served (:mod:`satiot.core.write_queue`) before SQLite's 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from satiot.core.clock import as_utc
-from satiot.core.write_queue import WriteQueue
+from satiot.core.write_queue import WriteQueue, WriteQueueTimeout
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -104,7 +106,8 @@ class Database:
     write_queue: WriteQueue | None = field(default=None, compare=False)
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Database:
+        """``busy_timeout_s``: how long a writer of this process waits in the queue."""
         engine = make_engine(url)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
         sqlite = engine.dialect.name == "sqlite"
@@ -112,7 +115,7 @@ class Database:
             engine=engine,
             reader=sessionmaker(engine, expire_on_commit=False),
             writer=sessionmaker(write_engine, expire_on_commit=False),
-            write_queue=WriteQueue(BUSY_TIMEOUT_S) if sqlite else None,
+            write_queue=WriteQueue(busy_timeout_s) if sqlite else None,
         )
 
     @property
@@ -126,8 +129,18 @@ class Database:
             with self.writer() as session, session.begin():
                 yield session
             return
-        with self.write_queue, self.writer() as session, session.begin():
-            yield session
+        try:
+            self.write_queue.acquire()
+        except WriteQueueTimeout as exc:
+            # What SQLite itself raises when its busy timeout runs out, so that callers who
+            # retry a locked database (ingest, order fulfilment) treat both alike.
+            locked = sqlite3.OperationalError(f"database is locked ({exc})")
+            raise OperationalError("BEGIN IMMEDIATE", None, locked) from exc
+        try:
+            with self.writer() as session, session.begin():
+                yield session
+        finally:
+            self.write_queue.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
