@@ -4,6 +4,7 @@ where the next threshold falls."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from satiot.bss.rating_pass import NEVER, _needed, pg_instant, sqlite_instant, stage
 from satiot.bss.rating_rules import THRESHOLDS, share
+from satiot.bss.rating_sql import _json_texts
 from satiot.core.bulk import sqlite_timestamp
 
 OCCURRED = "2026-11-01 00:00:00.000000"
@@ -83,3 +85,13 @@ def test_impossible_days_and_clock_times_are_not_instants():
         assert pg_instant(text, datetime(2026, 1, 1, tzinfo=UTC)) == datetime(
             2026, 1, 1, tzinfo=UTC
         )
+
+
+@given(st.lists(st.text()))
+def test_bucket_names_reach_sqlite_as_the_same_json_strings(names: list[str]):
+    """Counters are looked up by a JSON array of bucket names, written by hand when the names
+    are plain; any text must come back as itself."""
+    assert json.loads(_json_texts(names)) == names
+    assert json.loads(_json_texts([f"sub:{n}" for n in names if n.isalnum()])) == [
+        f"sub:{n}" for n in names if n.isalnum()
+    ]

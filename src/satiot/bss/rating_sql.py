@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 
 from satiot.bss.rating_store import ENDED
 from satiot.core import bulk
+from satiot.core.ids import new_id_block
 
 UPLINK: Final = "uplink.accepted"
 DOWNLINK: Final = "downlink.sent"
@@ -85,7 +86,9 @@ def statements(name: str) -> Statements:
     addons = "CAST(s.add_on_ids AS text)" if d.pg else "s.add_on_ids"
     # The payload's JSON is parsed by each function that reads it: only what the join needs
     # (the device) and the raw texts (payload, time) are read here; sizes, times and reasons
-    # are worked out in Python (``rating_pass.stage``).
+    # are worked out in Python (``rating_pass.stage``). On SQLite the range is walked by
+    # ``seq`` (``+type`` keeps the planner off the type index), so the rows come out in log
+    # order without a sort: a quarter of the read's time in a batch of 5,000.
     fetch = (
         "SELECT e.seq, e.id, e.tenant_id, e.dev_eui, e.type, "
         f"{d.json_text('payload')}, CASE e.type WHEN '{UPLINK}' THEN {d.json_text('received_at')} "
@@ -97,7 +100,7 @@ def statements(name: str) -> Statements:
         f"upper({d.json_text('dev_eui')}) AS dev_eui, "
         "EXISTS (SELECT 1 FROM usage_records u WHERE u.id = events.id) AS rated "
         f"FROM events WHERE seq > {p('after')} AND seq <= {p('last')} "
-        f"AND type IN ('{UPLINK}', '{DOWNLINK}') "
+        f"AND {'' if d.pg else '+'}type IN ('{UPLINK}', '{DOWNLINK}') "
         f"AND tenant_id IS NOT NULL AND {d.json_is_text('dev_eui')}) e "
         f"LEFT JOIN subscriptions s ON s.dev_eui = e.dev_eui AND s.status NOT IN ({ended}) "
         "LEFT JOIN contracts c ON c.id = s.contract_id ORDER BY e.seq"
@@ -157,14 +160,15 @@ def statements(name: str) -> Statements:
             f"FROM json_each(:pools)) w LEFT JOIN subscriptions m ON {member} GROUP BY w.key"
         )
         create_counters = (
-            counter_columns + "SELECT lower(hex(randomblob(16))), value ->> 0, value ->> 1, "
+            counter_columns + "SELECT value ->> 5, value ->> 0, value ->> 1, "
             "value ->> 2, 0, 0, value ->> 3, value ->> 4, 0, 0 FROM json_each(:buckets) "
             "WHERE true ON CONFLICT (bucket, period) DO NOTHING"
         )
+        # One month's buckets at a time (a batch rarely spans two).
         read_counters = (
             "SELECT c.bucket, c.period, c.id, c.messages, c.bytes, c.notified_pct, "
-            "c.quota_notified_pct FROM json_each(:keys) w JOIN usage_counters c "
-            "ON c.bucket = w.value ->> 0 AND c.period = w.value ->> 1"
+            "c.quota_notified_pct FROM usage_counters c WHERE c.period = :period "
+            "AND c.bucket IN (SELECT value FROM json_each(:buckets))"
         )
         write_counters = (
             "UPDATE usage_counters SET messages = ?, bytes = ?, allowance_messages = ?, "
@@ -263,7 +267,13 @@ def counters(
                 "abs": [b.lb for b in missing],
             }
         else:
-            rows = [[b.tenant_id, b.key, b.period, b.lm, b.lb] for b in missing]
+            # Ids that follow one another (UUIDv7): the new rows go to the end of the primary
+            # key's index instead of a random page each (random ids cost twice the time).
+            first = new_id_block(len(missing))
+            rows = [
+                [b.tenant_id, b.key, b.period, b.lm, b.lb, f"{first + i:032x}"]
+                for i, b in enumerate(missing)
+            ]
             params = {"buckets": json.dumps(rows)}
         conn.exec_driver_sql(sql.create_counters, params)
         found.update(_read_counters(conn, missing))
@@ -280,9 +290,29 @@ def _read_counters(
             "periods": [b.period for b in buckets],
         }
     else:
-        params = {"keys": json.dumps([[b.key, b.period] for b in buckets])}
-    rows = conn.exec_driver_sql(sql, params).fetchall()
-    return {(r[0], r[1]): (r[2], r[3], r[4], r[5], r[6]) for r in rows}
+        months: dict[str, list[str]] = {}
+        for b in buckets:
+            months.setdefault(b.period, []).append(b.key)
+        found = {}
+        for period, keys in months.items():
+            params = {"period": period, "buckets": _json_texts(keys)}
+            # The driver's tuples, as in :func:`fetch`: a batch reads thousands of counters.
+            for r in conn.exec_driver_sql(sql, params).cursor.fetchall():
+                found[(r[0], r[1])] = r[2:]
+        return found
+    rows = conn.exec_driver_sql(sql, params).cursor.fetchall()
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def _json_texts(values: Sequence[str]) -> str:
+    """A JSON array of strings. Bucket names are made of ids, letters and colons, which JSON
+    writes as they are, so joining them costs a tenth of ``json.dumps``; any other text (a
+    quote, a backslash, a control or non-ASCII character) goes through ``json.dumps``."""
+    body = '","'.join(values)
+    plain = body.isascii() and body.isprintable() and "\\" not in body
+    if plain and body.count('"') == 2 * (len(values) - 1):
+        return f'["{body}"]'
+    return json.dumps(list(values))
 
 
 def write_counters(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
