@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from satiot.bss import activation
+from satiot.bss import activation, rating_sql
 from satiot.bss.activation import ActivationRequest, activate, register_pending_handles
 from satiot.bss.models import Subscription
 from satiot.bss.subscriptions import (
@@ -168,14 +168,24 @@ def test_a_customer_lifts_only_a_suspension_it_made_itself(ctx, world):
     assert (row.status, row.suspended_by, row.suspended_at) == ("active", None, None)
 
 
+def _pool_mark(ctx):
+    with ctx.db.read() as session:
+        return rating_sql.membership_mark(session.connection())
+
+
 def test_terminate_quarantines_the_number_and_frees_the_terminal(ctx, world):
     s = shop(ctx, world)
     t = terminal()
+    marks = [_pool_mark(ctx)]
     sub = activate_one(s, t)
+    marks.append(_pool_mark(ctx))
     with ctx.db.write() as session:
         terminate_subscription(
             session, world.system, sub.id, "contract ended", ctx.clock.now(), quarantine_days=120
         )
+    # Rating counts pool sizes again after each (it keeps them while this mark stays put).
+    marks.append(_pool_mark(ctx))
+    assert marks[0] < marks[1] < marks[2]
     with ctx.db.read() as session:
         number = session.scalar(select(IotNumber).where(IotNumber.number == sub.iot_number))
         handle = session.scalar(select(Handle).where(Handle.handle == sub.handle))

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
+from satiot.bss import rating_sql
 from satiot.bss.housekeeping import lift_quota_suspensions
 from satiot.bss.models import BillingAccount, Subscription, UsageCounter, UsageRecord
 from satiot.bss.payments import top_up
 from satiot.bss.rating import CONSUMER_NAME, THROTTLE_GAP_S, Rater
+from satiot.bss.subscriptions import change_offering
 from satiot.core import events
 from satiot.core.models import Event
 from satiot.network.models import Device
@@ -193,6 +195,49 @@ def test_a_pooled_allowance_is_shared_by_the_accounts_devices(world):
     ]
     assert [e.payload["threshold_pct"] for e in pool_events] == [50, 80, 100]
     assert pool_events[0].payload["subscription_id"] is None
+
+
+def test_a_rater_counts_a_pool_again_only_when_a_device_joins_or_leaves_it(world, monkeypatch):
+    """Pool sizes are kept between batches (counting a large pool costs as much as rating a
+    batch); a change of offering, like an activation or a termination, has them counted again,
+    and the next message sees the larger allowance."""
+    ctx = world.ctx
+    s = shop(world)
+    pool = offering(
+        ctx,
+        "Pool 2b",
+        [
+            price("recurring", 3_000_000, allowance_messages=2, pooled=True),
+            price("per-message", 50_000),
+        ],
+    )
+    a = s.device(pool, T - timedelta(days=5))
+    b = s.device(_pay_per_use(ctx), T - timedelta(days=5))
+    counted: list[int] = []
+    real = rating_sql.member_counts
+    monkeypatch.setattr(
+        rating_sql,
+        "member_counts",
+        lambda conn, pools: counted.append(len(pools)) or real(conn, pools),
+    )
+    rater, done = Rater(), [0]
+
+    def rate(uplinks: int, minute: int) -> None:
+        for i in range(uplinks):
+            uplink(ctx, a, 10, T + timedelta(minutes=minute + i))
+        with ctx.db.write() as w:
+            last = events.head(w)
+            rater.rate_range(w, done[0], last)
+        done[0] = last
+
+    rate(2, 0)  # the allowance of one device: two free messages
+    rate(1, 10)  # no device came or went: the pool is not counted again
+    assert counted == [1]
+    with ctx.db.write() as w:
+        change_offering(w, world.system, b.id, pool, at=T + timedelta(minutes=15))
+    rate(1, 20)  # b joined: four messages in the pool's allowance, the fourth is free
+    assert counted == [1, 1]
+    assert [r.charge_micros for r in _records(ctx)] == [0, 0, 50_000, 0]
 
 
 def test_a_message_tagged_with_another_tenant_is_rejected_and_counts_nowhere(world):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from satiot.bss import rating_sql
@@ -94,12 +94,41 @@ def _instant(value: Any) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+class PoolSizes:
+    """Devices per pool and month, kept across batches while no device joins or leaves a pool.
+
+    Counting a pool reads an index entry per device: 0.1 s per batch for a pool of 200,000
+    devices, the cost of the batch's whole rating again. Devices join and leave pools only by
+    activation, termination or a change of offering, each of which writes an event
+    (``rating_sql.MEMBERSHIP_EVENTS``) in its transaction; the counts are kept while the last
+    such event is the one seen when they were made, and the pools of a batch are counted
+    again otherwise. Rating itself moves no device between pools, so a batch that rolls back
+    leaves the counts true.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._mark: int | None = None
+        self._counts: dict[rating_sql.PoolMonth, int] = {}
+        self._limit = limit
+
+    def counts(self, conn: Connection, pools: Sequence[rating_sql.PoolMonth]) -> list[int]:
+        mark = rating_sql.membership_mark(conn)
+        if mark != self._mark or len(self._counts) > self._limit:
+            self._counts.clear()
+            self._mark = mark
+        missing = [p for p in pools if p not in self._counts]
+        if missing:
+            self._counts.update(zip(missing, rating_sql.member_counts(conn, missing), strict=True))
+        return [self._counts[p] for p in pools]
+
+
 class Rater:
-    """Rates ranges of the event log; holds the tariff cache across batches."""
+    """Rates ranges of the event log; holds the tariff cache and pool sizes across batches."""
 
     def __init__(self, tz: str = DEFAULT_TZ) -> None:
         self.tz = tz
         self.tariffs = TariffCache()
+        self.pool_sizes = PoolSizes()
 
     # -- the consumer ----------------------------------------------------------------------
 
@@ -130,7 +159,7 @@ class Rater:
         batch = RatingPass(rows, periods=ends, price_of=self._pricer(session), id_text=_id_text(pg))
         batch.plan()
         pools = batch.pool_months(lambda name: bounds[name])
-        batch.set_members(rating_sql.member_counts(conn, pools))
+        batch.set_members(self.pool_sizes.counts(conn, pools))
         batch.load(rating_sql.counters(conn, batch.new_buckets()))
         result = batch.apply()
         rating_sql.insert_usage(session, conn, result.usage)

@@ -63,7 +63,17 @@ class Statements:
     write_counters: str
     insert_usage: str
     prepaid: str
+    membership_mark: str
 
+
+#: The events that add a device to a pool or take one out: the only changes to a
+#: subscription's account, offering, activation or termination time (``record_change`` names
+#: each event after its action, in the transaction that makes the change).
+MEMBERSHIP_EVENTS: Final = (
+    "subscription.activated",
+    "subscription.terminated",
+    "subscription.offering-changed",
+)
 
 #: The columns of a fetched usage event, in order (``rating_pass.stage`` unpacks them).
 FETCHED: Final = (
@@ -106,7 +116,8 @@ def statements(name: str) -> Statements:
         "LEFT JOIN contracts c ON c.id = s.contract_id ORDER BY e.seq"
     )
     # A pool's allowance is its per-device share times the devices on that offering in the
-    # account during the month (at least one): one count per (pool, month) of the batch.
+    # account during the month (at least one): one count per (pool, month) of the batch, from
+    # the pool index alone (a non-null column of it is counted, not the row's id).
     member = (
         "m.billing_account_id = w.account AND m.offering_id = w.offering "
         "AND m.activated_at IS NOT NULL AND m.activated_at < w.ends "
@@ -118,7 +129,7 @@ def statements(name: str) -> Statements:
     )
     if d.pg:
         members = (
-            "SELECT w.i, count(m.id) FROM unnest(CAST(%(accounts)s AS uuid[]), "
+            "SELECT w.i, count(m.billing_account_id) FROM unnest(CAST(%(accounts)s AS uuid[]), "
             "CAST(%(offerings)s AS uuid[]), CAST(%(starts)s AS timestamptz[]), "
             "CAST(%(ends)s AS timestamptz[])) WITH ORDINALITY "
             "AS w(account, offering, starts, ends, i) "
@@ -155,7 +166,7 @@ def statements(name: str) -> Statements:
         insert_usage = ""  # COPY (bulk.insert_rows)
     else:
         members = (
-            "SELECT w.key, count(m.id) FROM (SELECT key, value ->> 0 AS account, "
+            "SELECT w.key, count(m.billing_account_id) FROM (SELECT key, value ->> 0 AS account, "
             "value ->> 1 AS offering, value ->> 2 AS starts, value ->> 3 AS ends "
             f"FROM json_each(:pools)) w LEFT JOIN subscriptions m ON {member} GROUP BY w.key"
         )
@@ -182,8 +193,21 @@ def statements(name: str) -> Statements:
             f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
         )
+    # The last event that changed any pool's devices: each a seek to the end of its type's
+    # range in the (type, seq) index, whatever the log's length.
+    latest = ", ".join(
+        f"coalesce((SELECT max(seq) FROM events WHERE type = '{t}'), 0)" for t in MEMBERSHIP_EVENTS
+    )
+    membership_mark = f"SELECT {'greatest' if d.pg else 'max'}({latest})"
     return Statements(
-        fetch, members, create_counters, read_counters, write_counters, insert_usage, prepaid
+        fetch,
+        members,
+        create_counters,
+        read_counters,
+        write_counters,
+        insert_usage,
+        prepaid,
+        membership_mark,
     )
 
 
@@ -208,6 +232,11 @@ class PoolMonth:
     offering_id: Any
     starts: Any
     ends: Any
+
+
+def membership_mark(conn: Connection) -> int:
+    """The log position of the last change to any pool's devices (0 before the first)."""
+    return int(conn.exec_driver_sql(statements(conn.dialect.name).membership_mark).scalar_one())
 
 
 def member_counts(conn: Connection, pools: Sequence[PoolMonth]) -> list[int]:
