@@ -60,6 +60,16 @@ def test_a_run_bills_once_and_customers_see_a_bill_only_once_sent(client, billed
     )
 
 
+@pytest.mark.parametrize("period", ["\u0662\u0660\u0662\u0666-11", "\uff12\uff10\uff12\uff16-11"])
+def test_a_period_in_non_ascii_digits_is_refused_not_billed_twice(client, billed, ctx, period):
+    _s, clerk, _ = billed
+    _run(client, clerk)
+    with unchanged(ctx):
+        assert_problem(client.post(f"{API}/bill-runs", headers=clerk, json={"period": period}), 422)
+    assert len(client.get(f"{API}/bills", headers=clerk).json()["items"]) == 1
+    assert_problem(client.get(f"{API}/bills", headers=clerk, params={"period": period}), 422)
+
+
 def test_runs_and_transitions_need_billing_staff(client, billed, ctx):
     _s, clerk, customer = billed
     with unchanged(ctx):
@@ -85,6 +95,15 @@ def test_an_unfinished_period_cannot_be_run(client, billed, ctx):
         assert_problem(
             client.post(f"{API}/bill-runs", headers=clerk, json={"period": "2026-11"}), 422
         )
+
+
+@pytest.mark.parametrize("period", ["0000-01", "0001-01", "9999-12"])
+def test_a_period_outside_the_calendar_is_422_not_500(client, billed, ctx, period):
+    s, clerk, _ = billed
+    with unchanged(ctx):
+        assert_problem(client.post(f"{API}/bill-runs", headers=clerk, json={"period": period}), 422)
+    dry = f"{API}/billing-accounts/{s.account_id}/dry-run?period={period}"
+    assert_problem(client.get(dry, headers=clerk), 422)
 
 
 def test_payments_are_idempotent_by_reference(client, billed):
@@ -123,6 +142,21 @@ def test_payments_are_idempotent_by_reference(client, billed):
     )
 
 
+def test_a_payment_time_without_a_zone_is_422_not_500(client, billed, ctx):
+    _s, clerk, _ = billed
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    for step in ("validate", "send"):
+        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    body = {"amount": "1.00", "method": "bank-transfer", "reference": "CMB-NAIVE"}
+    url = f"{API}/bills/{bill['id']}/payments"
+    with unchanged(ctx):
+        naive = client.post(url, headers=clerk, json=body | {"received_at": "2026-12-01T10:00:00"})
+    assert_problem(naive, 422, "validation-error")
+    aware = client.post(url, headers=clerk, json=body | {"received_at": "2026-12-01T10:00:00Z"})
+    assert aware.status_code == 201, aware.text
+
+
 def test_the_dry_run_matches_the_real_run_and_writes_nothing(client, billed, ctx, world):
     s, clerk, customer = billed
     url = f"{API}/billing-accounts/{s.account_id}/dry-run?period=2026-11"
@@ -156,3 +190,16 @@ def test_top_ups_credit_a_prepaid_account_once(client, world, ctx):
         client.post(f"{API}/billing-accounts/{post.account_id}/top-ups", headers=clerk, json=body),
         409,
     )
+
+
+def test_top_ups_past_the_largest_balance_are_422_not_500(client, world, ctx):
+    s = shop(world, payment_mode="prepaid")
+    clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk3"))
+    url = f"{API}/billing-accounts/{s.account_id}/top-ups"
+    body = {"amount": "999999999999.99", "method": "bank-transfer"}
+    assert client.post(url, headers=clerk, json=body | {"reference": "BIG-0"}).status_code == 201
+    with unchanged(ctx):
+        r = client.post(url, headers=clerk, json=body | {"reference": "BIG-1"})
+    assert assert_problem(r, 422, "invalid-input")["field"] == "amount_micros"
+    small = client.post(url, headers=clerk, json=body | {"amount": "0.01", "reference": "S-1"})
+    assert small.status_code == 201, small.text

@@ -186,3 +186,10 @@ def test_bad_device_records_are_problems(client, ctx, world):
     )
     body = assert_problem(r, 422, "invalid-input")
     assert body["field"] == "imei"
+
+
+def test_minting_for_an_unknown_tenant_is_404_not_500(client, ctx, world):
+    ctx.settings.handle_prefix = PREFIX
+    body = BODY | {"tenant_id": "6f2bc7e7-82a3-4a44-b195-d1eade69ca47"}
+    r = client.post("/api/v1/identifiers", json=body, headers=world.admin_headers())
+    assert assert_problem(r, 404, "not-found")["field"] == "tenant_id"

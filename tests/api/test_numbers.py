@@ -128,3 +128,13 @@ def test_who_may_do_what(client, world):
         == 201
     )
     assert_problem(client.get("/api/v1/numbers", headers=customer), 403)
+
+
+def test_allocating_to_an_unknown_tenant_is_404_not_500(client, ctx, world):
+    admin = world.admin_headers()
+    _block(client, admin)
+    body = {"tenant_id": "6f2bc7e7-82a3-4a44-b195-d1eade69ca47"}
+    for extra in ({}, {"Idempotency-Key": "alloc-unknown-tenant"}):
+        with unchanged(ctx):
+            r = client.post("/api/v1/numbers", json=body, headers=admin | extra)
+        assert assert_problem(r, 404, "not-found")["field"] == "tenant_id"

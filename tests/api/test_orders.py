@@ -178,3 +178,15 @@ def test_a_good_csv_makes_one_order_with_one_item_per_row(client, ctx, world):
         f"{API}/csv", headers=world.headers(s.admin) | {"Content-Type": "image/png"}, content=b"x"
     )
     assert_problem(r, 415, "unsupported-media-type")
+
+
+def test_a_start_date_without_a_zone_is_422_not_500(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    body = {"requestedStartDate": "2030-01-01T00:00:00", "productOrderItem": [add_item(terminal())]}
+    before = all_counts(ctx)
+    assert_problem(client.post(API, headers=headers, json=body), 422, "validation-error")
+    assert all_counts(ctx) == before
+    body["requestedStartDate"] = "2030-01-01T00:00:00+08:00"
+    r = client.post(API, headers=headers, json=body)
+    assert r.status_code == 201 and r.json()["state"] == "pending", r.text

@@ -90,3 +90,24 @@ def test_roles(client, world):
         client.get("/api/v1/terminal-models/01234567-89ab-7def-8123-456789abcdef", headers=admin),
         404,
     )
+
+
+def test_licence_watch_at_the_end_of_the_calendar_is_not_a_server_error(client, world):
+    admin = world.admin_headers()
+    assert client.post("/api/v1/terminal-models", json=MODEL, headers=admin).status_code == 201
+    url = "/api/v1/terminal-models/licence-watch?on=9999-12-31&within_days=1"
+    r = client.get(url, headers=admin)
+    assert r.status_code == 200, r.text
+    assert [m["name"] for m in r.json()["expired"]] == [MODEL["name"]]
+
+
+def test_licence_numbers_and_tacs_take_ascii_digits_only(client, ctx, world):
+    """Other scripts' digits are digits to a plain regular expression, not to the register."""
+    admin = world.admin_headers()
+    for bad in (
+        {"licence_number": "\u0660\u0660-B182-\u0662\u0662\u0668\u0662\u0660\u0669"},
+        {"tacs": ["\uff13\uff15\uff14\uff11\uff17\uff18\uff10\uff13"]},
+    ):
+        with unchanged(ctx):
+            r = client.post("/api/v1/terminal-models", json=MODEL | bad, headers=admin)
+        assert_problem(r, 422, "validation-error")

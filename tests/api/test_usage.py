@@ -61,3 +61,10 @@ def test_usage_needs_its_scope(client, world):
     s = shop(world)
     key = world.headers(world.user(s.tenant, Role.CUSTOMER_USER), scopes=["devices:read"])
     assert_problem(client.get(f"{API}/usage", headers=key), 403)
+
+
+def test_a_threshold_position_beyond_64_bits_is_422_not_500(client, world):
+    me = world.admin_headers()
+    assert client.get(f"{API}/usage/thresholds?after={2**63 - 1}", headers=me).json() == []
+    for after in (2**63, 2662850807553224343552):
+        assert_problem(client.get(f"{API}/usage/thresholds?after={after}", headers=me), 422)

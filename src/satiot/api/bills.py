@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ Writer = Annotated[Call, Depends(requires("bills:write"))]
 BillState = Literal["new", "onHold", "validated", "sent", "partiallyPaid", "settled"]
 #: What a customer sees: bills that have been sent to it.
 CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
-Period = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
 
 
 def yuan_text(micros: int) -> str:
@@ -97,7 +97,7 @@ class PaymentIn(Input):
     reference: str = Field(
         min_length=1, max_length=100, description="Unique per account: a repeat is recorded once"
     )
-    received_at: datetime | None = None
+    received_at: AwareDatetime | None = Field(default=None, description="ISO-8601 with a zone")
 
 
 class TopUpIn(Input):
@@ -123,7 +123,7 @@ class HoldIn(Input):
 
 
 class RunIn(Input):
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
     billing_account_ids: list[uuid.UUID] | None = Field(
         default=None, description="Bill only these accounts (default: every account)"
     )

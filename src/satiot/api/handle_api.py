@@ -161,7 +161,7 @@ class DeviceRecordIn(Input):
     terminal_id: str = Field(min_length=15, max_length=32, description="IMEI or DevEUI")
     model: str = Field(min_length=1, max_length=100)
     licence_number: str = Field(min_length=14, max_length=14, examples=["00-B182-228209"])
-    iot_number: str = Field(pattern=r"^\d{13}$")
+    iot_number: str = Field(pattern=r"^[0-9]{13}$")
     credit_code: str = Field(min_length=18, max_length=18, examples=["91110000600037341L"])
     iccid: str | None = Field(default=None, max_length=22)
     imsi: str | None = Field(default=None, max_length=15)
@@ -175,7 +175,7 @@ class HandleIn(DeviceRecordIn):
 class HandlePatch(Input):
     status: HandleStatus | None = None
     reason: str | None = Field(default=None, max_length=500)
-    iot_number: str | None = Field(default=None, pattern=r"^\d{13}$")
+    iot_number: str | None = Field(default=None, pattern=r"^[0-9]{13}$")
     model: str | None = Field(default=None, min_length=1, max_length=100)
     licence_number: str | None = Field(default=None, min_length=14, max_length=14)
     credit_code: str | None = Field(default=None, min_length=18, max_length=18)

@@ -39,7 +39,7 @@ Reader = Annotated[Call, Depends(requires("numbers:read"))]
 Writer = Annotated[Call, Depends(requires("numbers:write"))]
 NumberStatus = Literal["available", "reserved", "active", "suspended", "cancelled", "quarantine"]
 assert set(get_args(NumberStatus)) == set(NUMBER.states)
-NumberPath = Annotated[str, Path(pattern=r"^\d{13}$", examples=["1410123400001"])]
+NumberPath = Annotated[str, Path(pattern=r"^[0-9]{13}$", examples=["1410123400001"])]
 
 problems.CATALOG.setdefault(
     numbering.NumbersExhausted.slug,
@@ -49,12 +49,12 @@ problems.CATALOG.setdefault(
 
 class BlockIn(Input):
     name: str = Field(min_length=1, max_length=64, examples=["satiot-2026-1"])
-    prefix: str = Field(pattern=r"^\d{1,12}$", examples=["14101234"])
+    prefix: str = Field(pattern=r"^[0-9]{1,12}$", examples=["14101234"])
     first: str | None = Field(
-        default=None, pattern=r"^\d{1,12}$", description="First suffix (default all zeros)"
+        default=None, pattern=r"^[0-9]{1,12}$", description="First suffix (default all zeros)"
     )
     last: str | None = Field(
-        default=None, pattern=r"^\d{1,12}$", description="Last suffix (default all nines)"
+        default=None, pattern=r"^[0-9]{1,12}$", description="Last suffix (default all nines)"
     )
     purpose: str = Field(min_length=1, max_length=200, examples=["satellite IoT terminals"])
     scope: str = Field(min_length=1, max_length=200, examples=["national"])

@@ -25,7 +25,7 @@ from typing import IO, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -152,7 +152,9 @@ class OrderBody(CamelIn):
     billing_account_id: uuid.UUID | None = None
     external_id: str | None = Field(default=None, max_length=100)
     note: str | None = Field(default=None, max_length=2000)
-    requested_start_date: datetime | None = None
+    requested_start_date: AwareDatetime | None = Field(
+        default=None, description="ISO-8601 with a zone"
+    )
     product_order_item: list[OrderItemBody] = Field(min_length=1, max_length=MAX_JSON_ITEMS)
 
     def order(self) -> OrderIn:

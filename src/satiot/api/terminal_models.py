@@ -44,7 +44,7 @@ problems.CATALOG.setdefault(
 LicenceNumber = Annotated[
     str, Field(pattern=terminals.LICENCE_RE.pattern, examples=["00-B182-228209"])
 ]
-Tac = Annotated[str, Field(pattern=r"^\d{8}$")]
+Tac = Annotated[str, Field(pattern=r"^[0-9]{8}$")]
 
 
 class TerminalModelIn(Input):

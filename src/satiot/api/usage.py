@@ -24,7 +24,7 @@ from satiot.core.pagination import paginate
 
 router = APIRouter(prefix="/usage", tags=["usage"])
 Reader = Annotated[Call, Depends(requires("usage:read"))]
-Period = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+Period = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
 
 
 class UsageOut(Output):
@@ -144,7 +144,7 @@ class ThresholdOut(Output):
 )
 def list_thresholds(
     call: Reader,
-    after: Annotated[int, Query(ge=0, description="Events after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Events after this seq")] = 0,
     limit: LimitParam = 100,
 ) -> list[ThresholdOut]:
     stmt = (

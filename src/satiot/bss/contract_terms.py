@@ -61,7 +61,7 @@ MIN_PREFIX = {4: 16, 6: 48}
 MAX_ALLOW_LIST = 64
 
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_PORT_RE = re.compile(r"^\d{1,5}$")
+_PORT_RE = re.compile(r"^[0-9]{1,5}$")
 
 
 @dataclass(frozen=True)

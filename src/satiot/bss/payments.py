@@ -30,6 +30,8 @@ from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
 
 PAYABLE = ("sent", "partiallyPaid")
+#: Largest prepaid balance (¥1 trillion): far from the 64-bit column's limit.
+MAX_BALANCE_MICROS = 10**18
 
 
 def payment_view(p: Payment) -> dict[str, Any]:
@@ -152,6 +154,10 @@ def top_up(
         return found, False
     if account.payment_mode != "prepaid":
         raise Conflict("only a prepaid account takes top-ups; pay a postpaid account's bills")
+    if account.balance_micros + amount_micros > MAX_BALANCE_MICROS:
+        raise InvalidInput(
+            f"the balance would exceed {format_cny(MAX_BALANCE_MICROS)}", field="amount_micros"
+        )
     payment = Payment(
         tenant_id=account.tenant_id,
         billing_account_id=account.id,

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from satiot.core.errors import InvalidInput
 
 DEFAULT_TZ = "Asia/Shanghai"
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
 @lru_cache(maxsize=8)
@@ -25,10 +25,16 @@ def zone(name: str = DEFAULT_TZ) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+#: Years a period may name: its bounds, and the next month's, must be real dates in every zone.
+MIN_YEAR, MAX_YEAR = 1970, 9998
+
+
 def check_period(period: str) -> str:
     """``period`` if it is a well-formed ``YYYY-MM``; a clear 422 otherwise."""
     if not _PERIOD.match(period):
         raise InvalidInput("period must look like YYYY-MM, e.g. 2026-11", field="period")
+    if not MIN_YEAR <= int(period[:4]) <= MAX_YEAR:
+        raise InvalidInput(f"period must be in the years {MIN_YEAR}-{MAX_YEAR}", field="period")
     return period
 
 

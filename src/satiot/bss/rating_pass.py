@@ -372,10 +372,11 @@ class RatingPass:
         )
 
 
-#: ISO-8601 as the network writes it for UTC (no decimals, or six), read without parsing.
-_UTC_TEXT = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d{6})?(?:Z|\+00:00)")
+#: ISO-8601 as the network writes it for UTC (no decimals, or six), read without parsing;
+#: ASCII digits only (``\d`` alone also takes other scripts' digits).
+_UTC_TEXT = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d{6})?(?:Z|\+00:00)", re.ASCII)
 #: Any ISO-8601 instant with a zone that rating accepts.
-_ISO_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
+_ISO_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
 
 
 def _iso_instant(text: Any) -> datetime | None:

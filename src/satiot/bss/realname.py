@@ -94,8 +94,8 @@ ORGANIZATION_TYPES = ("enterprise", "institution")
 #: The characters GB 32100 allows in a credit code (no I, O, S, V, Z).
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
-_MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE_RE = re.compile(r"^0\d{9,11}$")
+_MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
+_LANDLINE_RE = re.compile(r"^0[0-9]{9,11}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -111,7 +111,7 @@ class FleetSpec(_Strict):
     count: int = Field(gt=0, le=10_000_000)
     region: str
     industry: str = Field(pattern=r"^[A-T]$", description="GB/T 4754-2017 section letter")
-    province: str | None = Field(default=None, pattern=r"^\d{2}$")
+    province: str | None = Field(default=None, pattern=r"^[0-9]{2}$")
     message_interval_s: float = Field(gt=0, description="Mean time between messages")
     payload_bytes: int = Field(gt=0, le=222)
     emergency_share: float = Field(default=0.0, ge=0, le=1)

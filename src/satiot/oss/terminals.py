@@ -29,8 +29,8 @@ from satiot.oss import states
 from satiot.oss.models import TerminalModel
 
 #: The observed shape of an MIIT network-access licence number, e.g. ``00-B182-228209``.
-LICENCE_RE = re.compile(r"^\d{2}-[0-9A-Z]{4}-\d{6}$")
-TAC_RE = re.compile(r"^\d{8}$")
+LICENCE_RE = re.compile(r"^[0-9]{2}-[0-9A-Z]{4}-[0-9]{6}$")
+TAC_RE = re.compile(r"^[0-9]{8}$")
 CSV_HEADER = (
     "name",
     "equipment_name",
@@ -291,7 +291,10 @@ def licence_watch(session: Session, *, on: date, within_days: int = 90) -> Licen
     """Listed models expired before ``on``, and those expiring within ``within_days`` of it."""
     if within_days < 0:
         raise InvalidInput("within_days must not be negative", field="within_days")
-    horizon = on + timedelta(days=within_days)
+    try:
+        horizon = on + timedelta(days=within_days)
+    except OverflowError:  # past 9999-12-31: every licence expires before the horizon
+        horizon = date.max
     rows = session.scalars(
         select(TerminalModel)
         .where(TerminalModel.status == "listed", TerminalModel.expires_on <= horizon)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from satiot.core.errors import DomainError, InvalidInput
 
-_FIELD_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?:\[(?P<index>\d+)\])?$")
-_NUMBER_RE = re.compile(r"^-?\d{1,18}$")
+_FIELD_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?:\[(?P<index>[0-9]+)\])?$")
+_NUMBER_RE = re.compile(r"^-?[0-9]{1,18}$")
 
 
 @dataclass(frozen=True)
