@@ -327,3 +327,24 @@ def test_nul_in_query_or_form_is_not_a_server_error(client, ctx, admin):
         r = client.post("/api/v1/auth/token", data={"username": "a\x00b", "password": "x" * 12})
         assert r.status_code in (400, 422)
         assert_problem(r, r.status_code)
+
+
+def test_the_openapi_document_declares_the_errors_the_api_returns(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path, op in (
+        ("/api/v1/users", "post"),
+        ("/api/v1/bills/{bill_id}/send", "post"),
+        ("/api/v1/subscriptions/{subscription_id}/suspend", "post"),
+        ("/api/v1/tenants/{tenant_id}", "patch"),
+    ):
+        assert "409" in paths[path][op]["responses"], (op, path)
+    handle_422 = paths["/api/handles/{handle}"]["get"]["responses"]["422"]["content"]
+    assert "application/problem+json" in handle_422
+    assert "404" in paths["/problems/{slug}"]["get"]["responses"]
+    assert "503" in paths["/readyz"]["get"]["responses"]
+    assert "415" in paths["/api/v1/product-orders/csv"]["post"]["responses"]
+    token_400 = paths["/api/v1/auth/token"]["post"]["responses"]["400"]["content"]
+    assert "application/problem+json" in token_400
+    name = spec["components"]["schemas"]["DevicePatch"]["properties"]["name"]
+    assert name.get("type") == "string" and "anyOf" not in name  # a null is refused

@@ -64,6 +64,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing, unknown or expired credential",
         403: "Scope or tenant does not allow this",
         404: "Not found",
+        409: "Conflicts with the current state, or an Idempotency-Key reused for another body",
         413: "Body too large",
         422: "Validation failed",
     }.items()
@@ -127,9 +128,15 @@ def create_api(ctx: AppContext) -> FastAPI:
     app.include_router(health.router)
     _serve_docs_offline(app)
     app.include_router(api_router())
-    app.include_router(resolution_router)  # the Handle REST API path, outside /api/v1
+    # the Handle REST API path, outside /api/v1; a bad query is a problem like everywhere else
+    app.include_router(resolution_router, responses={422: _ERRORS[422]})
 
-    @app.get("/problems/{slug}", tags=["health"], summary="What a problem type means")
+    @app.get(
+        "/problems/{slug}",
+        tags=["health"],
+        summary="What a problem type means",
+        responses={404: _ERRORS[404]},
+    )
     def problem_type(slug: str) -> JSONResponse:
         if slug not in problems.CATALOG:
             raise NotFound(f"no problem type {slug!r}")

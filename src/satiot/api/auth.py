@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form
 from pydantic import BaseModel
 
+from satiot.api import problems
 from satiot.api.deps import Call, Ctx, requires
 from satiot.core.auth.login import log_in
 from satiot.core.errors import DomainError
@@ -39,7 +40,12 @@ class MeOut(BaseModel):
     "/auth/token",
     response_model=TokenOut,
     summary="Exchange a username and password for a bearer token (OAuth2 password grant)",
-    responses={400: {"description": "Wrong username or password (error=invalid_grant)"}},
+    responses={
+        400: {
+            "description": "Wrong username or password (error=invalid_grant)",
+            "content": {problems.MEDIA_TYPE: {}},
+        }
+    },
 )
 def token(
     ctx: Ctx,

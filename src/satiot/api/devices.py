@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,7 +67,8 @@ class DeviceIn(Input):
 
 
 class DevicePatch(Input):
-    name: str | None = Field(default=None, max_length=100)
+    # A name can be changed, not removed: the schema offers no null (a null is refused).
+    name: str | SkipJsonSchema[None] = Field(default=None, max_length=100)
     lat: float | None = Field(default=None, ge=-90, le=90, description="null clears it")
     lon: float | None = Field(default=None, ge=-180, le=180, description="null clears it")
 

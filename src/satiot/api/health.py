@@ -24,7 +24,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers and is fully migrated")
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers and is fully migrated",
+    responses={503: {"description": "Not ready: the checks say which part failed"}},
+)
 def readyz(ctx: Ctx) -> JSONResponse:
     checks: dict[str, str] = {}
     try:

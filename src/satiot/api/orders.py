@@ -380,6 +380,7 @@ def _place_csv(
     status_code=201,
     response_model=OrderOut,
     summary="Place a bulk order from a CSV file (multipart 'file', or a text/csv body)",
+    responses={415: {"description": "Neither multipart/form-data nor a CSV body"}},
     openapi_extra={
         "requestBody": {
             "content": {
