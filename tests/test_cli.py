@@ -385,6 +385,16 @@ def test_events_status_and_rewind(shared, db, clock):
     run = satiot("events", "status", env=shared)
     row = next(line for line in run.out.splitlines() if "billing" in line)
     assert re.search(rf"billing\s*│\s*0\s*│\s*{head}\s*│", row), row
+    # A mistyped consumer, or a position past the log's end, changes nothing.
+    typo = satiot("events", "rewind", "biling", "--position", "0", env=shared)
+    assert typo.code == 1 and _one_error_line(typo).startswith("error: no consumer 'biling'")
+    for far in (head + 1, 10**30):
+        past = satiot("events", "rewind", "billing", "--position", str(far), env=shared)
+        assert past.code == 1
+        assert _one_error_line(past) == (
+            f"error: position {far} is past the end of the event log ({head})"
+        )
+    assert "biling" not in satiot("events", "status", env=shared).out
 
 
 def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypatch):

@@ -390,10 +390,15 @@ def events_rewind(
     forget: Annotated[bool, typer.Option(help="Also re-apply events already processed")] = False,
 ) -> None:
     """Move a consumer back so it reads events again (skipped unless --forget)."""
-    from satiot.core import events
+    from satiot.core import consumers, events
     from satiot.core.clock import SystemClock
 
     with _database() as database, database.write() as s:
+        # A registered consumer, or one that has read the log already (`events status`): a
+        # mistyped name would otherwise make a cursor that nothing reads.
+        known = set(consumers.registered()) | {c.name for c in events.status(s)}
+        if consumer not in known:
+            fail(f"no consumer {consumer!r} (known: {', '.join(sorted(known)) or 'none'})")
         events.rewind(s, consumer, position, forget=forget, at=SystemClock().now())
     out.print(f"{consumer} will resume after event {position}")
 

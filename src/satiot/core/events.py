@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from satiot.core import bulk
 from satiot.core.clock import Clock
 from satiot.core.db import Database
+from satiot.core.errors import InvalidInput
 from satiot.core.ids import new_id
 from satiot.core.logs import queue, register_log
 from satiot.core.models import ConsumerCursor, Event, LogHead, ProcessedEvent
@@ -276,7 +277,15 @@ def status(session: Session) -> list[ConsumerStatus]:
 
 def rewind(session: Session, consumer: str, position: int, *, forget: bool, at: datetime) -> None:
     """Move a consumer's cursor back to ``position``. With ``forget`` the processed marks after
-    it are dropped too, so the events are applied again; without, they are re-read and skipped."""
+    it are dropped too, so the events are applied again; without, they are re-read and skipped.
+
+    A position past the log's end is refused: the consumer would silently skip the events
+    that fill the gap."""
+    last = head(session)
+    if position > last:
+        raise InvalidInput(
+            f"position {position} is past the end of the event log ({last})", field="position"
+        )
     cursor = session.get(ConsumerCursor, consumer, with_for_update=True)
     if cursor is None:
         cursor = ConsumerCursor(name=consumer, position=position, updated_at=at)
