@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DataError
 from typer.testing import CliRunner
 
 from satiot.cli import app
@@ -230,6 +231,20 @@ def test_tenants_create_and_duplicate(shared, db):
     assert bad.code == 1
     assert "slug" in _one_error_line(bad)
     assert listed.code == 0 and "acme" in listed.out and "operator" in listed.out
+
+
+def test_values_longer_than_their_column_are_one_line_on_every_database(shared, db):
+    """PostgreSQL refuses them at INSERT and SQLite would keep them: refused before either."""
+    long_name = satiot_here("tenants", "create", "wordy", "--name", "x" * 201, env=shared)
+    assert long_name.code == 1
+    assert _one_error_line(long_name) == "error: name is 201 characters; at most 200"
+    long_key = satiot_here("api-keys", "create", "k" * 101, "--tenant", "operator", env=shared)
+    assert long_key.code == 1
+    assert _one_error_line(long_key) == "error: name is 101 characters; at most 100"
+    with db.read() as s:
+        assert s.scalar(select(Tenant.id).where(Tenant.slug == "wordy")) is None
+    fitting = satiot_here("tenants", "create", "wordy", "--name", "x" * 200, env=shared)
+    assert fitting.code == 0, fitting.err
 
 
 def test_users_create(shared, db, world):
@@ -458,3 +473,20 @@ def test_up_refuses_a_broker_ca_file_that_cannot_serve(fresh, tmp_path):
         run = satiot("up", "--no-twin", "--port", "0", env=env)
         assert run.code == 1
         assert f"error: SATIOT_MQTT_CA_FILE {path}: " in _one_error_line(run) and why in run.err
+
+
+def test_a_value_the_database_refuses_is_one_line_too(monkeypatch, capsys):
+    """What no check caught (PostgreSQL's own limits) still ends in one line, not a trace."""
+    import satiot.cli as cli
+
+    def refused() -> None:
+        orig = Exception("value too long for type character varying(64)\nDETAIL: …")
+        raise DataError("INSERT INTO t VALUES (%(v)s)", {"v": "x" * 65}, orig)
+
+    monkeypatch.setattr(cli, "app", refused)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: the database refused a value: value too long for type character varying(64)"
+    )

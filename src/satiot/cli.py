@@ -476,3 +476,16 @@ def main() -> None:
     except DomainError as exc:  # a command that did not catch its own: still one line
         err.print(f"[bold red]error:[/] {exc.detail}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except Exception as exc:
+        # A value the database cannot hold that no check caught first. Looked up, not
+        # imported: `satiot --help` must not load the database layer.
+        database = sys.modules.get("sqlalchemy.exc")
+        if database is None or not isinstance(exc, database.DataError):
+            raise
+        refused = str(exc.orig).strip().splitlines()[0] if exc.orig else "a value"
+        err.print(
+            f"[bold red]error:[/] the database refused a value: {refused}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

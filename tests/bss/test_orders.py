@@ -15,7 +15,7 @@ from satiot.bss.order_fulfilment import fulfil_due_orders, fulfil_order
 from satiot.bss.order_items import ItemIn, OrderRejected
 from satiot.bss.orders import cancel_order, get_order, hold_order, place_order, release_order
 from satiot.bss.risk import CustomerNotReady
-from satiot.core.errors import IllegalTransition, PermissionDenied
+from satiot.core.errors import IllegalTransition, InvalidInput, PermissionDenied
 from satiot.network import devices
 from satiot.oss.models import IotNumber
 from satiot.schema import metadata
@@ -109,6 +109,16 @@ def test_validation_failures_name_the_item_and_field_and_change_nothing(ctx, wor
     assert "does not disclose" in reasons[3]
     assert "already on item 0" in reasons[6]
     assert all_counts(ctx) == before
+
+
+def test_a_reference_longer_than_its_column_is_refused_on_every_database(ctx, world):
+    s = shop(ctx, world)
+    before = all_counts(ctx)
+    with pytest.raises(InvalidInput, match="at most 100") as err:
+        place(s, s.add(terminal(), 0), external_id="R" * 101)
+    assert err.value.extensions["field"] == "external_id"
+    assert all_counts(ctx) == before
+    assert place(s, s.add(terminal(), 0), external_id="R" * 100).order.external_id == "R" * 100
 
 
 def test_the_contract_device_limit_counts_live_subscriptions(ctx, world):

@@ -31,6 +31,7 @@ from satiot.bss.states import ORDER, ORDER_ITEM
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import InvalidInput, NotFound
+from satiot.core.lengths import fits
 from satiot.network.keys import Kek
 
 #: How many items one order may hold (a CSV file of this many rows is one order).
@@ -150,6 +151,7 @@ def place_order(
         raise InvalidInput(f"an order holds at most {MAX_ITEMS} items", field="items")
     if order.errors and not order.items:
         _reject(order, list(order.errors))
+    fits(order.external_id, ProductOrder.external_id, "external_id")
     party = resolve_party(session, principal, order)
     checked = check_items(order.items)
     resolved, errors = check_against_inventory(session, party, checked.items, at=at)

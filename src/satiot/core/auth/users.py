@@ -16,6 +16,7 @@ from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import CUSTOMER_ROLES, OPERATOR_ROLES, Role
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from satiot.core.lengths import fits
 from satiot.core.models import Tenant, User
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -64,6 +65,7 @@ def create_tenant(
     )
     if not tenant.name:
         raise InvalidInput("name must not be empty", field="name")
+    fits(tenant.name, Tenant.name, "name")
     session.add(tenant)
     session.flush()
     record_change(
