@@ -111,3 +111,12 @@ def test_licence_numbers_and_tacs_take_ascii_digits_only(client, ctx, world):
         with unchanged(ctx):
             r = client.post("/api/v1/terminal-models", json=MODEL | bad, headers=admin)
         assert_problem(r, 422, "validation-error")
+
+
+def test_a_licence_date_given_as_a_number_is_refused(client, ctx, world):
+    """``0`` is not 1 January 1970 to a person filling in a licence."""
+    admin = world.admin_headers()
+    with unchanged(ctx):
+        r = client.post("/api/v1/terminal-models", json=MODEL | {"issued_on": 0}, headers=admin)
+    problem = assert_problem(r, 422, "validation-error")
+    assert "ISO-8601" in problem["detail"]

@@ -4,10 +4,15 @@ rejected request creates nothing."""
 from __future__ import annotations
 
 import json
+from datetime import date
+from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pydantic import AwareDatetime, ValidationError
 
+from satiot.api.common import Input
 from tests.api.conftest import row_counts
 
 FIELDS = ["username", "password", "role", "tenant_id", "display_name", "email", "slug", "name"]
@@ -91,3 +96,40 @@ def test_random_json_never_breaks_the_api(client, ctx, world, path, value):
         assert {"type", "title", "status", "detail"} <= set(problem)
         assert problem["status"] == r.status_code
         assert after == before, (r.status_code, r.text)
+
+
+class _Shapes(Input):
+    ratio: float | None = None
+    count: int = 0
+    amount: Decimal | None = None
+    on: date | None = None
+    at: AwareDatetime | None = None
+    flag: bool = False
+    either: int | bool | None = None
+
+
+@given(
+    field=st.sampled_from(["ratio", "count", "amount"]),
+    value=st.booleans(),
+)
+def test_true_or_false_is_not_a_number(field: str, value: bool):
+    """Lax parsing would store 1 or 0: a client that sent a boolean meant something else."""
+    with pytest.raises(ValidationError, match="must be a number, not true or false"):
+        _Shapes.model_validate_json(json.dumps({field: value}))
+
+
+@given(field=st.sampled_from(["on", "at"]), value=st.integers(-(10**12), 10**12) | st.floats())
+def test_a_number_is_not_a_date_or_time(field: str, value: float):
+    """Lax parsing would read it as seconds or days since 1970."""
+    with pytest.raises(ValidationError, match="ISO-8601"):
+        _Shapes.model_validate({field: value})
+
+
+def test_what_each_field_takes_is_unchanged():
+    body = {"ratio": 3, "count": 5, "amount": "1.50", "on": "2026-11-01"}
+    body |= {"at": "2026-11-01T08:00:00+08:00", "flag": True, "either": True}
+    got = _Shapes.model_validate_json(json.dumps(body))
+    assert (got.ratio, got.count, got.amount) == (3.0, 5, Decimal("1.50"))
+    assert got.on == date(2026, 11, 1)
+    assert got.at is not None and got.at.utcoffset() is not None
+    assert got.flag is True and got.either is True

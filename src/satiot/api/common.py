@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from fastapi import Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    FutureDate,
+    FutureDatetime,
+    NaiveDatetime,
+    PastDate,
+    PastDatetime,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,17 +36,57 @@ T = TypeVar("T")
 
 
 class Input(BaseModel):
-    """Base of every request body: unknown fields are an error, not silently ignored."""
+    """Base of every request body: unknown fields are an error, not silently ignored.
+
+    Pydantic's lax mode would also read ``true`` as the number 1 and a number as a date (days
+    since 1970): a client that sent either meant something else, so both are refused here
+    while strings keep their usual conversions (a UUID, a date, a decimal amount).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
         # PostgreSQL cannot store NUL in text: refuse it here instead of failing at INSERT.
         if _has_nul(value):
             raise ValueError("must not contain NUL (\\u0000) characters")
+        if isinstance(value, bool | int | float) and info.field_name is not None:
+            annotation: Any = cls.model_fields[info.field_name].annotation
+            kinds = _kinds(annotation)
+            if isinstance(value, bool):
+                if bool not in kinds and kinds & _NUMBERS:
+                    raise ValueError("must be a number, not true or false")
+            elif kinds & _TIMES and not kinds & _NUMBERS:
+                raise ValueError("must be an ISO-8601 date or time (a string), not a number")
         return value
+
+
+_NUMBERS = frozenset({int, float, Decimal})
+_TIMES = frozenset({date, datetime, time})
+#: Pydantic's constrained times are marker classes, not subclasses of ``datetime``.
+_TIME_MARKERS = frozenset(
+    {AwareDatetime, NaiveDatetime, FutureDatetime, PastDatetime, FutureDate, PastDate}
+)
+
+
+@cache
+def _kinds(annotation: Any) -> frozenset[Any]:
+    """The plain types a field's annotation admits at its top level (through Optional,
+    unions, Annotated and Literal)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kinds(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return frozenset().union(*(_kinds(a) for a in get_args(annotation)))
+    if origin is Literal:
+        return frozenset(type(v) for v in get_args(annotation))
+    if annotation in _TIME_MARKERS:
+        return frozenset({datetime})
+    if isinstance(annotation, type):
+        bases = (t for t in _NUMBERS | _TIMES if issubclass(annotation, t))
+        return frozenset({annotation, *bases})
+    return frozenset()
 
 
 def _has_nul(value: Any) -> bool:
