@@ -520,3 +520,17 @@ def test_revoke_key(client: TestClient, world: World, ctx: AppContext):
             )
             == 1
         )
+
+
+def test_csrf_token_with_non_ascii_characters_is_refused_not_a_500(
+    client: TestClient, world: World, ctx: AppContext
+):
+    token = signed_in(client, "admin")
+    before = _count(ctx, User)
+    for forged in ("é" * len(token), "\u0661\u0662\u0663", token[:-1] + "²"):
+        data = _user_form("mallory", tenant_id=str(world.operator.id), role="noc")
+        data["csrf_token"] = forged
+        response = client.post("/access/users", data=data)
+        assert response.status_code == 403
+        assert "nothing was changed" in response.text
+    assert _count(ctx, User) == before

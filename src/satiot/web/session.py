@@ -136,7 +136,10 @@ CSRF_MESSAGE = (
 
 def checked_post(signed_in: SignedIn, csrf_token: Annotated[str, Form()] = "") -> ConsoleSession:
     """Dependency for every console POST: a signed-in person whose form carries the token."""
-    if not csrf_token or not hmac.compare_digest(csrf_token, signed_in.csrf_token):
+    # compare_digest refuses a str with non-ASCII characters (TypeError, a 500): compare the
+    # UTF-8 bytes, so any token a form can carry is simply a mismatch.
+    presented = csrf_token.encode("utf-8", "surrogatepass")
+    if not csrf_token or not hmac.compare_digest(presented, signed_in.csrf_token.encode()):
         raise ConsoleForbidden(CSRF_MESSAGE, signed_in)
     return signed_in
 
