@@ -227,3 +227,18 @@ def test_customers_see_only_their_own_accounts(client: TestClient, ctx: AppConte
     )
     assert r.status_code == 403
     assert _balance(ctx, mine.account_id) == before and _count(ctx, Payment) == 0
+
+
+def test_usage_page_refuses_a_month_that_is_not_one(
+    client: TestClient, ctx: AppContext, world: World
+):
+    """Arabic-Indic digits, month 13 and the year 0 were shown as an empty month of that name;
+    like the billing account's dry run, the page says so and shows the current month."""
+    ctx.clock.set(DEC_1)
+    _as(client, "admin")
+    for period in ("٢٠٢٦-١١", "²⁰²⁶-¹¹", "2026-13", "0000-01", "9999-99"):
+        r = client.get("/usage", params={"period": period})
+        assert r.status_code == 200
+        assert "flash-error" in r.text and period not in r.text, period
+        assert "2026-12" in r.text
+    assert "flash-error" not in client.get("/usage?period=2026-11").text

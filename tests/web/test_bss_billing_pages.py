@@ -88,3 +88,38 @@ def test_usage_invoices_moves_and_payments(client: TestClient, ctx, world):
         )
     assert client.get(f"/invoices/{theirs_bill}").status_code == 404
     assert client.get(f"/invoices/{theirs_bill}/pdf").status_code == 404
+
+
+def test_payment_amounts_a_decimal_reads_but_a_form_should_not_are_refused(
+    client: TestClient, ctx, world
+):
+    """``Infinity``, ``1e400`` and ``sNaN`` were a 500 (decimal.InvalidOperation); Arabic-Indic
+    digits were read as an amount."""
+    from satiot.bss.models import Payment
+
+    s = shop(world)
+    off = offering(ctx, "Bundle", [price("recurring", 10_000_000)])
+    s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    with ctx.db.write() as w:
+        run_bills(
+            w,
+            world.system,
+            "2026-11",
+            at=DEC_1,
+            settings=RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )
+        bill = w.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == s.account_id))
+    clerk = world.user(world.operator, Role.BILLING, "clerk")
+    csrf = _as(client, clerk.username)
+    for move in ("validate", "send"):
+        client.post(f"/invoices/{bill.id}/{move}", data={"csrf_token": csrf})
+    for amount in ("Infinity", "-Infinity", "1e400", "sNaN", "NaN", "١٠", "1" * 30):
+        r = client.post(
+            f"/invoices/{bill.id}/payments",
+            data={"csrf_token": csrf, "amount": amount, "reference": f"R-{amount}"},
+        )
+        assert r.status_code == 200 and "flash-error" in r.text, amount
+    with ctx.db.read() as r2:
+        assert r2.scalar(select(Payment).where(Payment.bill_id == bill.id)) is None

@@ -120,3 +120,32 @@ def test_staff_design_and_launch_and_order_for_a_customer(client: TestClient, ct
     assert "order-row" not in client.get("/orders").text
     assert client.get(r.headers["location"]).status_code == 404
     assert "subscription-row" not in client.get("/subscriptions").text
+
+
+def test_catalog_form_refuses_what_the_api_refuses_and_never_answers_500(
+    client: TestClient, ctx, world
+):
+    """An amount of ``Infinity`` or of 2^63 micro-yuan, or a size beyond 64 bits, was a 500
+    (OverflowError); Arabic-Indic digits and sizes beyond the API's bounds were accepted."""
+    csrf = _as(client, "admin")
+    base = {"csrf_token": csrf, "name": "Fuzz", "price_name": "Monthly", "kind": "per-byte"}
+    for n, changes in enumerate(
+        (
+            {"amount": "Infinity"},
+            {"amount": "1e400"},
+            {"amount": str(2**63)},
+            {"amount": "99999999999999"},
+            {"amount": "١٢"},
+            {"amount": "1", "min_billable_bytes": str(2**63)},
+            {"amount": "1", "min_billable_bytes": "5000000"},
+            {"amount": "1", "kind": "recurring", "allowance_messages": "9" * 19},
+        )
+    ):
+        code = f"FUZZ-{n}"
+        r = client.post("/catalog", data={**base, "code": code, **changes})
+        assert r.status_code == 200 and "flash-error" in r.text, changes
+        with ctx.db.read() as session:
+            made = session.scalar(select(ProductOffering).where(ProductOffering.code == code))
+        assert made is None, changes
+    r = client.post("/catalog", data={**base, "code": "FUZZ-OK", "amount": "0.000001"})
+    assert "is in design" in r.text

@@ -12,11 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from satiot.core.errors import DomainError, InvalidInput
 
 _FIELD_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?:\[(?P<index>[0-9]+)\])?$")
 _NUMBER_RE = re.compile(r"^-?[0-9]{1,18}$")
+_AMOUNT_RE = re.compile(r"^\+?[0-9]*\.?[0-9]*$")
+#: The largest amount a form takes, in yuan (the API's 14 digits with two decimals).
+MAX_YUAN = Decimal("999999999999.99")
+MICROS_PER_YUAN = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,30 @@ def whole_number(text: str, field: str, *, required: bool) -> int | None:
     if not _NUMBER_RE.fullmatch(cleaned):
         raise InvalidInput(f"{field}: {text.strip()!r} is not a whole number", field=field)
     return int(cleaned)
+
+
+def yuan_amount(text: str, field: str = "amount", *, example: str = "200.00") -> int:
+    """A positive yuan amount typed into a form (``1,200.50``) as micro-yuan: ASCII digits, at
+    most two decimals, at most :data:`MAX_YUAN` (``Decimal`` alone also reads ``Infinity``,
+    ``1e400`` and Arabic-Indic digits)."""
+    cleaned = text.strip().replace(",", "")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidInput(
+            f"{field} must be a number of yuan, e.g. {example}", field=field
+        ) from None
+    if not value.is_finite() or value <= 0 or value > MAX_YUAN:
+        raise InvalidInput(
+            f"{field} must be a positive number of yuan, e.g. {example}", field=field
+        )
+    if not _AMOUNT_RE.fullmatch(cleaned):
+        raise InvalidInput(
+            f"{field} must be written with the digits 0-9, e.g. {example}", field=field
+        )
+    if value != value.quantize(Decimal("0.01")):
+        raise InvalidInput(f"{field} has more than two decimals", field=field)
+    return int(value * MICROS_PER_YUAN)
 
 
 def lines(text: str) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -23,11 +22,12 @@ from starlette.responses import Response
 from satiot.bss import billing, payments
 from satiot.bss.accounts import balance_text
 from satiot.bss.models import BillingAccount, Customer, CustomerBill, Payment
-from satiot.bss.money import MICROS_PER_YUAN, format_cny
+from satiot.bss.money import format_cny
 from satiot.bss.periods import check_period, period_of
-from satiot.core.errors import DomainError, InvalidInput, NotFound
+from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash
+from satiot.web.forms import yuan_amount
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import Posted, SignedIn
@@ -39,21 +39,11 @@ PATH = "/billing-accounts"
 PAGE = 50
 MODES = ("postpaid", "prepaid")
 RECENT_TOP_UPS = 20
-#: The largest top-up the form takes, in yuan (the API's 14 digits with two decimals).
-MAX_TOP_UP = Decimal("999999999999.99")
 
 
 def amount_micros(amount: str) -> int:
     """A positive yuan amount typed into a form (``1,200.50``) as micro-yuan."""
-    try:
-        value = Decimal(amount.strip().replace(",", ""))
-    except InvalidOperation as exc:
-        raise InvalidInput("amount must be a number of yuan, e.g. 200.00", field="amount") from exc
-    if not value.is_finite() or value <= 0 or value > MAX_TOP_UP:
-        raise InvalidInput("amount must be a positive number of yuan, e.g. 200.00", field="amount")
-    if value != value.quantize(Decimal("0.01")):
-        raise InvalidInput("amount has more than two decimals", field="amount")
-    return int(value * MICROS_PER_YUAN)
+    return yuan_amount(amount)
 
 
 @router.get(PATH)

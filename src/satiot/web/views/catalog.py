@@ -8,8 +8,9 @@ audited as through the API.
 
 from __future__ import annotations
 
+import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -22,12 +23,36 @@ from satiot.bss.models import ProductOffering
 from satiot.bss.money import to_micros
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.web.flash import Flash, redirect_with
+from satiot.web.forms import whole_number
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 
 router = APIRouter()
 PATH = "/catalog"
+#: A price in yuan as the API takes it (18 digits, 6 of them decimals), in ASCII digits.
+_AMOUNT_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{0,6})?")
+#: The API's bounds on a price's sizes (``PriceIn``).
+MAX_MIN_BILLABLE_BYTES = 1_000_000
+MAX_ALLOWANCE_MESSAGES = 10**12
+
+
+def _amount_micros(amount: str) -> int:
+    text = amount.strip()
+    if not _AMOUNT_RE.fullmatch(text):
+        raise InvalidInput(
+            f"price {amount!r} is not an amount in yuan (digits 0-9, at most 12 before the "
+            "point and 6 after it)",
+            field="amount",
+        )
+    return to_micros(Decimal(text))
+
+
+def _size(text: str, field: str, maximum: int) -> int:
+    value = whole_number(text, field, required=False) or 0
+    if value > maximum:
+        raise InvalidInput(f"{field} must be at most {maximum:,}", field=field)
+    return value
 
 
 def _back(signed_in: ConsoleSession, flash: Flash) -> Response:
@@ -71,8 +96,8 @@ def design(
     amount: Annotated[str, Form()],
     description: Annotated[str, Form()] = "",
     is_add_on: Annotated[bool, Form()] = False,
-    min_billable_bytes: Annotated[int, Form(ge=0)] = 0,
-    allowance_messages: Annotated[int, Form(ge=0)] = 0,
+    min_billable_bytes: Annotated[str, Form()] = "0",
+    allowance_messages: Annotated[str, Form()] = "0",
     pooled: Annotated[bool, Form()] = False,
     priority: Annotated[bool, Form()] = False,
     form_key: FormKey = "",
@@ -80,18 +105,16 @@ def design(
     """Design a new offering (version 1, in design) with its first price."""
     signed_in.require_any("catalog:write")
     try:
-        try:
-            micros = to_micros(Decimal(amount.strip()))
-        except (InvalidOperation, ValueError):
-            raise InvalidInput(
-                f"price {amount!r} is not an amount in yuan", field="amount"
-            ) from None
         price = catalog.PriceSpec(
             name=price_name,
             kind=kind,
-            amount_micros=micros,
-            min_billable_bytes=min_billable_bytes,
-            allowance_messages=allowance_messages,
+            amount_micros=_amount_micros(amount),
+            min_billable_bytes=_size(
+                min_billable_bytes, "min_billable_bytes", MAX_MIN_BILLABLE_BYTES
+            ),
+            allowance_messages=_size(
+                allowance_messages, "allowance_messages", MAX_ALLOWANCE_MESSAGES
+            ),
             pooled=pooled,
             priority=priority,
         )

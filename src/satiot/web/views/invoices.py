@@ -8,7 +8,6 @@ Customers see their bills once sent, as through the API; every move and payment 
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -21,11 +20,11 @@ from starlette.responses import Response
 from satiot.bss import invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
-from satiot.bss.money import MICROS_PER_YUAN
 from satiot.bss.states import BILL
-from satiot.core.errors import DomainError, InvalidInput
+from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash, set_flash
+from satiot.web.forms import yuan_amount
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 
@@ -196,10 +195,4 @@ def invoice_move(
 
 
 def _micros(amount: str) -> int:
-    try:
-        value = Decimal(amount.strip().replace(",", ""))
-    except InvalidOperation as exc:
-        raise InvalidInput("amount must be a number of yuan, e.g. 106.01", field="amount") from exc
-    if value != value.quantize(Decimal("0.01")):
-        raise InvalidInput("amount has more than two decimals", field="amount")
-    return int(value * MICROS_PER_YUAN)
+    return yuan_amount(amount, example="106.01")

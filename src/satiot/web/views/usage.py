@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from starlette.responses import Response
 
 from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
-from satiot.bss.periods import period_of
+from satiot.bss.periods import check_period, period_of
 from satiot.bss.rating_rules import REJECTION_REASONS, share
 from satiot.core.errors import DomainError
 from satiot.core.models import Tenant
@@ -56,9 +56,14 @@ def usage_page(
 ) -> Response:
     signed_in.require_any("usage:read")
     tz = signed_in.ctx.settings.business_timezone
-    if len(period) != 7 or period[4] != "-" or not period.replace("-", "").isdigit():
-        period = period_of(signed_in.now(), tz)
     flash = None
+    period = period.strip()
+    try:  # str.isdigit() also took Arabic-Indic digits, month 13 and the year 0
+        check_period(period)
+    except DomainError as exc:
+        if period:
+            flash = Flash("error", exc.detail)
+        period = period_of(signed_in.now(), tz)
     with signed_in.call.read() as session:
         stmt = select(UsageCounter).where(UsageCounter.period == period)
         try:
