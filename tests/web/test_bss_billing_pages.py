@@ -22,6 +22,21 @@ def _as(client: TestClient, username: str) -> str:
     return signed_in(client, username)
 
 
+def _november_bill(ctx, world, account_id) -> CustomerBill:
+    """Bill November (a run on 1 December) and return the account's bill."""
+    with ctx.db.write() as w:
+        run_bills(
+            w,
+            world.system,
+            "2026-11",
+            at=DEC_1,
+            settings=RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )
+        bill = w.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == account_id))
+    assert bill is not None
+    return bill
+
+
 def test_usage_invoices_moves_and_payments(client: TestClient, ctx, world):
     s = shop(world, quota_messages=4)
     off = offering(
@@ -46,15 +61,7 @@ def test_usage_invoices_moves_and_payments(client: TestClient, ctx, world):
     assert "150 %" in html and "75 %" in html  # allowance 3 of 2, quota 3 of 4
     assert 'href="/usage"' in client.get("/").text and 'href="/invoices"' in client.get("/").text
 
-    with ctx.db.write() as w:
-        run_bills(
-            w,
-            world.system,
-            "2026-11",
-            at=DEC_1,
-            settings=RunSettings(600, "SAT", 30, "Asia/Shanghai"),
-        )
-        bill = w.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == s.account_id))
+    bill = _november_bill(ctx, world, s.account_id)
     assert bill.number not in client.get("/invoices").text  # not sent yet
     assert client.get(f"/invoices/{bill.id}").status_code == 404
 
@@ -102,15 +109,7 @@ def test_payment_amounts_a_decimal_reads_but_a_form_should_not_are_refused(
     s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
     rate_all(ctx)
     ctx.clock.set(DEC_1)
-    with ctx.db.write() as w:
-        run_bills(
-            w,
-            world.system,
-            "2026-11",
-            at=DEC_1,
-            settings=RunSettings(600, "SAT", 30, "Asia/Shanghai"),
-        )
-        bill = w.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == s.account_id))
+    bill = _november_bill(ctx, world, s.account_id)
     clerk = world.user(world.operator, Role.BILLING, "clerk")
     csrf = _as(client, clerk.username)
     for move in ("validate", "send"):
