@@ -534,3 +534,21 @@ def test_csrf_token_with_non_ascii_characters_is_refused_not_a_500(
         assert response.status_code == 403
         assert "nothing was changed" in response.text
     assert _count(ctx, User) == before
+
+
+def test_an_address_or_form_that_does_not_parse_is_a_console_page(
+    client: TestClient, world: World, ctx: AppContext
+):
+    """The console answers with a page naming the field, as for its other refusals; the API
+    keeps answering problem+json."""
+    token = signed_in(client, "admin")
+    before = _count(ctx, AuditEntry)
+    r = client.post("/invoices/not-a-bill/validate", data={"csrf_token": token})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Not accepted" in r.text and "Nothing was changed" in r.text
+    assert "bill_id: Input should be a valid UUID" in r.text
+    assert _count(ctx, AuditEntry) == before
+    api = client.get("/api/v1/bills/not-a-bill", headers=world.admin_headers())
+    assert api.status_code == 422
+    assert api.headers["content-type"] == "application/problem+json"

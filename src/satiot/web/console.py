@@ -8,7 +8,11 @@ stay out of the OpenAPI document, which describes the REST API only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 from starlette.routing import Match
@@ -73,6 +77,12 @@ def console_router() -> APIRouter:
     return router
 
 
+def _refusal(error: Mapping[str, Any]) -> str:
+    """One line per failing field, e.g. ``subscription_id: Input should be a valid UUID``."""
+    where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "path", "query"))
+    return f"{where or 'request'}: {error.get('msg', 'not valid')}"
+
+
 async def _on_login_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
     return RedirectResponse(login_url(exc.next_path), status_code=303)
@@ -102,3 +112,16 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
         return any(route.matches(scope)[0] is not Match.NONE for route in routes)
 
     app.add_middleware(SecurityHeaders, applies=is_console, static_prefix=STATIC_PATH + "/")
+
+    # A console address or form that does not parse (an id that is not one, a number field
+    # holding text) is a page, like every other refusal here; the API keeps its problem+json.
+    api_handler = app.exception_handlers[RequestValidationError]
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, RequestValidationError) or not is_console(request.scope):
+            answer = api_handler(request, exc)
+            return answer if isinstance(answer, Response) else await answer
+        problems = [_refusal(e) for e in exc.errors()[:10]]
+        return bare_page(request, "refused.html", {"problems": problems}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, on_invalid)
