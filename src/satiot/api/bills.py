@@ -25,7 +25,7 @@ from satiot.bss import billing, invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill, Payment
 from satiot.bss.money import MICROS_PER_YUAN, to_yuan
-from satiot.bss.periods import check_period
+from satiot.bss.periods import PERIOD_PATTERN, check_period
 from satiot.core.errors import Conflict, NotFound
 from satiot.core.pagination import paginate
 
@@ -38,7 +38,7 @@ Writer = Annotated[Call, Depends(requires("bills:write"))]
 BillState = Literal["new", "onHold", "validated", "sent", "partiallyPaid", "settled"]
 #: What a customer sees: bills that have been sent to it.
 CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
-Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])]
 
 
 def yuan_text(micros: int) -> str:
@@ -123,7 +123,7 @@ class HoldIn(Input):
 
 
 class RunIn(Input):
-    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
+    period: str = Field(pattern=PERIOD_PATTERN, examples=["2026-11"])
     billing_account_ids: list[uuid.UUID] | None = Field(
         default=None, description="Bill only these accounts (default: every account)"
     )

@@ -77,9 +77,9 @@ class PriceIn(CamelIn):
     name: str = Field(min_length=1, max_length=200, examples=["Uplink message"])
     kind: PriceKind
     price: Money
-    min_billable_bytes: int = Field(default=0, ge=0, le=1_000_000)
-    allowance_messages: int = Field(default=0, ge=0, le=10**12)
-    allowance_bytes: int = Field(default=0, ge=0, le=10**15)
+    min_billable_bytes: int = Field(default=0, ge=0, le=catalog.MAX_MIN_BILLABLE_BYTES)
+    allowance_messages: int = Field(default=0, ge=0, le=catalog.MAX_ALLOWANCE_MESSAGES)
+    allowance_bytes: int = Field(default=0, ge=0, le=catalog.MAX_ALLOWANCE_BYTES)
     pooled: bool = False
     applies_to: Literal["all", "uplink", "downlink"] = "all"
     priority: bool = False

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
 from satiot.api.deps import Call, requires
 from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
+from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.rating import THRESHOLD_EVENT
 from satiot.core.errors import NotFound
 from satiot.core.models import Event
@@ -24,7 +25,7 @@ from satiot.core.pagination import paginate
 
 router = APIRouter(prefix="/usage", tags=["usage"])
 Reader = Annotated[Call, Depends(requires("usage:read"))]
-Period = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+Period = Annotated[str | None, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])]
 
 
 class UsageOut(Output):

@@ -36,6 +36,10 @@ from satiot.core.errors import Conflict, InvalidInput, NotFound
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,63}$")
 PRICE_KINDS = ("recurring", "one-time", "per-message", "per-byte")
 USAGE_KINDS = frozenset({"per-message", "per-byte"})
+#: The largest sizes a price may name (the API's bounds too).
+MAX_MIN_BILLABLE_BYTES = 1_000_000
+MAX_ALLOWANCE_MESSAGES = 10**12
+MAX_ALLOWANCE_BYTES = 10**15
 APPLIES_TO = ("all", "uplink", "downlink")
 #: Offering states a customer may see: launched ones, and retired ones (still billed).
 CUSTOMER_VISIBLE = ("Active", "Retired")
@@ -77,6 +81,13 @@ class PriceSpec:
             raise bad("applies_to", f"applies_to must be one of {', '.join(APPLIES_TO)}")
         if self.min_billable_bytes < 0 or self.allowance_messages < 0 or self.allowance_bytes < 0:
             raise bad("allowance_messages", "sizes and allowances must not be negative")
+        for size, value, most in (
+            ("min_billable_bytes", self.min_billable_bytes, MAX_MIN_BILLABLE_BYTES),
+            ("allowance_messages", self.allowance_messages, MAX_ALLOWANCE_MESSAGES),
+            ("allowance_bytes", self.allowance_bytes, MAX_ALLOWANCE_BYTES),
+        ):
+            if value > most:
+                raise bad(size, f"{size} must be at most {most:,}")
         if self.min_billable_bytes and self.kind != "per-byte":
             raise bad("min_billable_bytes", "a minimum billable size applies to per-byte prices")
         has_allowance = bool(self.allowance_messages or self.allowance_bytes)

@@ -17,7 +17,10 @@ from zoneinfo import ZoneInfo
 from satiot.core.errors import InvalidInput
 
 DEFAULT_TZ = "Asia/Shanghai"
-_PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+#: A business month as text (ASCII digits only: ``\d`` would take other scripts' digits too);
+#: the API's query and body patterns use it as it is.
+PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
+_PERIOD = re.compile(PERIOD_PATTERN)
 
 
 @lru_cache(maxsize=8)

@@ -175,7 +175,6 @@ def statements(name: str) -> Statements:
             "value ->> 2, 0, 0, value ->> 3, value ->> 4, 0, 0 FROM json_each(:buckets) "
             "WHERE true ON CONFLICT (bucket, period) DO NOTHING"
         )
-        # One month's buckets at a time (a batch rarely spans two).
         read_counters = (
             "SELECT c.bucket, c.period, c.id, c.messages, c.bytes, c.notified_pct, "
             "c.quota_notified_pct FROM usage_counters c WHERE c.period = :period "
@@ -314,23 +313,20 @@ def _read_counters(
 ) -> dict[tuple[str, str], tuple[Any, int, int, int, int]]:
     sql = statements(conn.dialect.name).read_counters
     if conn.dialect.name == "postgresql":
-        params: dict[str, Any] = {
-            "buckets": [b.key for b in buckets],
-            "periods": [b.period for b in buckets],
-        }
-    else:
+        calls: list[dict[str, Any]] = [
+            {"buckets": [b.key for b in buckets], "periods": [b.period for b in buckets]}
+        ]
+    else:  # one statement per month (a batch rarely spans two)
         months: dict[str, list[str]] = {}
         for b in buckets:
             months.setdefault(b.period, []).append(b.key)
-        found = {}
-        for period, keys in months.items():
-            params = {"period": period, "buckets": _json_texts(keys)}
-            # The driver's tuples, as in :func:`fetch`: a batch reads thousands of counters.
-            for r in conn.exec_driver_sql(sql, params).cursor.fetchall():
-                found[(r[0], r[1])] = r[2:]
-        return found
-    rows = conn.exec_driver_sql(sql, params).cursor.fetchall()
-    return {(r[0], r[1]): r[2:] for r in rows}
+        calls = [{"period": p, "buckets": _json_texts(keys)} for p, keys in months.items()]
+    # The driver's tuples, as in :func:`fetch`: a batch reads thousands of counters.
+    return {
+        (r[0], r[1]): r[2:]
+        for params in calls
+        for r in conn.exec_driver_sql(sql, params).cursor.fetchall()
+    }
 
 
 def _json_texts(values: Sequence[str]) -> str:

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import ROLES
+from satiot.core.auth.users import require_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from satiot.core.models import Tenant
 from satiot.network.keys import Kek
 from satiot.network.models import Device
 from satiot.network.states import DEVICE, DEVICE_CUSTOMER_INITIAL
@@ -128,9 +128,7 @@ def create_device(
             " service starts with activation under a signed contract (an order)",
             field="status",
         )
-    # In a customer's session another tenant is invisible, so naming one is "not found".
-    if session.get(Tenant, tenant_id) is None:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    require_tenant(session, tenant_id)
     if session.scalar(select(Device.id).where(Device.dev_eui == eui)) is not None:
         raise Conflict(f"device {eui} already exists", field="dev_eui")
     device = Device(

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from satiot.core import events
 from satiot.core.auth.principal import Principal
+from satiot.core.auth.users import require_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import InvalidInput, NotFound
 from satiot.core.ids import new_id
-from satiot.core.models import Tenant
 from satiot.network.destinations import Resolver
 from satiot.network.integration_targets import (
     check_allowed,
@@ -267,8 +267,7 @@ def create_integration(
     _check_attempts(max_attempts)
     login = {"username": username, "password": password, "ca_pem": ca_pem}
     _check_login_fields(kind, url or None, login, {})
-    if session.get(Tenant, tenant_id) is None:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    require_tenant(session, tenant_id)
     check_allowed(session, tenant_id, kind, url, resolve)
     integration = Integration(
         id=new_id(),

@@ -27,9 +27,9 @@ from stdnum.exceptions import InvalidChecksum
 from stdnum.exceptions import ValidationError as StdnumError
 
 from satiot.core.auth.principal import Principal
+from satiot.core.auth.users import require_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
-from satiot.core.models import Tenant
 from satiot.oss import states
 from satiot.oss.models import Handle, HandleValue
 from satiot.oss.number_blocks import validate_number
@@ -267,8 +267,8 @@ def create_handle(
     nothing about the device or its customer.
     """
     record = record.validated()
-    if tenant_id is not None and session.get(Tenant, tenant_id) is None:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    if tenant_id is not None:
+        require_tenant(session, tenant_id)
     row_id = uuid.uuid4()
     name = validate_handle(f"{validate_prefix(prefix)}/{suffix or row_id.hex.upper()}")
     if session.scalar(select(Handle.id).where(Handle.handle == name)) is not None:

@@ -28,9 +28,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
+from satiot.core.auth.users import require_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
-from satiot.core.models import Tenant
 from satiot.oss import states
 from satiot.oss.models import IotNumber, NumberBlock
 from satiot.oss.number_blocks import format_number, get_block, validate_number
@@ -157,8 +157,7 @@ def allocate(
     Activation then moves it to ``active`` with :func:`transition`.
     """
     states.NUMBER.check("available", "reserved", principal.role)
-    if session.get(Tenant, tenant_id) is None:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    require_tenant(session, tenant_id)
     if block is not None:
         candidates = [get_block(session, block).id]
     else:

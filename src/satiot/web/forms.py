@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from satiot.bss.money import to_micros
 from satiot.core.errors import DomainError, InvalidInput
 
 _FIELD_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?:\[(?P<index>[0-9]+)\])?$")
@@ -21,7 +22,6 @@ _NUMBER_RE = re.compile(r"^-?[0-9]{1,18}$")
 _AMOUNT_RE = re.compile(r"^\+?[0-9]*\.?[0-9]*$")
 #: The largest amount a form takes, in yuan (the API's 14 digits with two decimals).
 MAX_YUAN = Decimal("999999999999.99")
-MICROS_PER_YUAN = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def yuan_amount(text: str, field: str = "amount", *, example: str = "200.00") ->
         )
     if value != value.quantize(Decimal("0.01")):
         raise InvalidInput(f"{field} has more than two decimals", field=field)
-    return int(value * MICROS_PER_YUAN)
+    return to_micros(value)
 
 
 def lines(text: str) -> list[str]:

@@ -38,6 +38,15 @@ def tenant_view(tenant: Tenant) -> dict[str, Any]:
     return {"slug": tenant.slug, "name": tenant.name, "kind": tenant.kind, "status": tenant.status}
 
 
+def require_tenant(session: Session, tenant_id: uuid.UUID) -> Tenant:
+    """The tenant named by a request, or NotFound naming ``tenant_id``: in a customer's
+    session another tenant is invisible, so naming one is "not found" too."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    return tenant
+
+
 def create_tenant(
     session: Session,
     principal: Principal,
@@ -141,9 +150,7 @@ def create_user(
         raise InvalidInput(
             "username: 2-64 lowercase letters, digits, '.', '_' or '-'", field="username"
         )
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    tenant = require_tenant(session, tenant_id)
     _check_role_for(principal, tenant, role)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"username {username!r} is taken", field="username")

@@ -32,9 +32,6 @@ router = APIRouter()
 PATH = "/catalog"
 #: A price in yuan as the API takes it (18 digits, 6 of them decimals), in ASCII digits.
 _AMOUNT_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{0,6})?")
-#: The API's bounds on a price's sizes (``PriceIn``).
-MAX_MIN_BILLABLE_BYTES = 1_000_000
-MAX_ALLOWANCE_MESSAGES = 10**12
 
 
 def _amount_micros(amount: str) -> int:
@@ -48,11 +45,9 @@ def _amount_micros(amount: str) -> int:
     return to_micros(Decimal(text))
 
 
-def _size(text: str, field: str, maximum: int) -> int:
-    value = whole_number(text, field, required=False) or 0
-    if value > maximum:
-        raise InvalidInput(f"{field} must be at most {maximum:,}", field=field)
-    return value
+def _size(text: str, field: str) -> int:
+    """A size typed into the form; its bounds are the catalog's (``PriceSpec.validated``)."""
+    return whole_number(text, field, required=False) or 0
 
 
 def _back(signed_in: ConsoleSession, flash: Flash) -> Response:
@@ -109,12 +104,8 @@ def design(
             name=price_name,
             kind=kind,
             amount_micros=_amount_micros(amount),
-            min_billable_bytes=_size(
-                min_billable_bytes, "min_billable_bytes", MAX_MIN_BILLABLE_BYTES
-            ),
-            allowance_messages=_size(
-                allowance_messages, "allowance_messages", MAX_ALLOWANCE_MESSAGES
-            ),
+            min_billable_bytes=_size(min_billable_bytes, "min_billable_bytes"),
+            allowance_messages=_size(allowance_messages, "allowance_messages"),
             pooled=pooled,
             priority=priority,
         )
