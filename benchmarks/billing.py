@@ -459,6 +459,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()
+    print(_args.tune_runtime())
     for backend in _args.backends(parser, args.backends):
         tmp = None
         admin = None

@@ -143,6 +143,7 @@ def main() -> None:
         "--anchor-events", type=int, default=2_000, help="events in the commit-per-event run"
     )
     args = parser.parse_args()
+    print(_args.tune_runtime())
     url = os.environ.get("SATIOT_DATABASE_URL")
     tmp = None
     if not url:

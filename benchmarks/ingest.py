@@ -387,6 +387,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the batched run")
     args = parser.parse_args()
+    print(_args.tune_runtime())
     if args.db_url:
         _args.database_url(parser, "--db-url", args.db_url)
     backends = ["given"] if args.db_url else _args.backends(parser, args.backends)

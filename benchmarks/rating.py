@@ -365,6 +365,7 @@ def main() -> None:
     parser.add_argument("--anchor-events", type=int, default=2_000)
     parser.add_argument("--consumer", action="store_true", help="also time the consumer path")
     args = parser.parse_args()
+    print(_args.tune_runtime())
     url = os.environ.get("SATIOT_DATABASE_URL")
     tmp = None
     if not url:

@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--terminals", type=int, default=100_000)
     parser.add_argument("--hours", type=float, default=2.0)
     args = parser.parse_args()
+    print(_args.tune_runtime())
     report = run_scenario(args.scenario, args.hours, terminals=args.terminals)
     s = report.summary()
     print(

@@ -453,6 +453,7 @@ def test_a_benchmark_given_bad_options_says_why_in_one_line(monkeypatch, args, w
         ("SATIOT_DOWNLINK_EMERGENCY_RESERVE", "1.5", "less than 1"),
         ("SATIOT_DOWNLINK_LOADS_PER_PASS", "0", "greater than or equal to 1"),
         ("SATIOT_PAGE_SIZE_MAX", "many", "valid integer"),
+        ("SATIOT_GC_YOUNG", "-1", "greater than or equal to 0"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_its_variable(fresh, variable, value, why):
@@ -460,6 +461,17 @@ def test_a_bad_setting_is_one_line_naming_its_variable(fresh, variable, value, w
     assert run.code == 1
     line = _one_error_line(run)
     assert line.startswith(f"error: {variable}: ") and why in line
+
+
+def test_a_command_runs_with_the_configured_garbage_collection(fresh):
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        assert satiot_here("migrate", env=fresh | {"SATIOT_GC_YOUNG": "4321"}).code == 0
+        assert gc.get_threshold() == (4321, *before[1:])
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_up_refuses_a_broker_ca_file_that_cannot_serve(fresh, tmp_path):

@@ -34,15 +34,19 @@ def domain_errors() -> Iterator[None]:
 
 
 def load_settings() -> Settings:
-    """The configuration from the environment; a bad value is one line naming its variable."""
+    """The configuration from the environment, with the runtime tuned as it says
+    (``core.runtime``); a bad value is one line naming its variable."""
     from pydantic import ValidationError
 
     from satiot.core.config import Settings
+    from satiot.core.runtime import tune_gc
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         name = "SATIOT_" + "_".join(str(part) for part in first["loc"]).upper()
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         fail(f"{name}: {first['msg']}{more}")
+    tune_gc(settings.gc_young)  # every command that does real work starts here
+    return settings

@@ -26,6 +26,7 @@ from satiot.core.bus import BusConfig
 from satiot.core.clock import Clock, SystemClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
+from satiot.core.runtime import freeze_startup
 from satiot.core.services import BackgroundService
 from satiot.web import console
 
@@ -178,6 +179,7 @@ def serve(
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM), then stop background services cleanly."""
     app = build_app(ctx)
+    freeze_startup()  # what is loaded now lives as long as the process
     stop = threading.Event()
     threads = [
         threading.Thread(target=svc.run, args=(ctx, stop), name=svc.name, daemon=True)

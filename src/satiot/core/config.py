@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from satiot.core.runtime import DEFAULT_YOUNG
+
 
 class Settings(BaseSettings):
     """Every knob an operator can turn; the README's configuration table mirrors this class."""
@@ -99,6 +101,14 @@ class Settings(BaseSettings):
         description=(
             "Let customers' webhooks and MQTT brokers be on loopback or private addresses "
             "(off: a tenant could otherwise make the platform call its own internal services)."
+        ),
+    )
+    gc_young: int = Field(
+        default=DEFAULT_YOUNG,
+        ge=0,
+        description=(
+            "Allocations between collections of Python's youngest generation (0: CPython's "
+            "700); batches of ingest and rating make tens of thousands of short-lived objects."
         ),
     )
     twin: bool = Field(
