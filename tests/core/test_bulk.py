@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satiot.core.bulk import sqlite_timestamp
+from satiot.core.bulk import sqlite_datetime, sqlite_timestamp, sqlite_uuid
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -44,3 +45,13 @@ def test_a_naive_datetime_is_refused_every_time():
 def test_the_text_reads_back_as_the_same_instant(when: datetime):
     text = sqlite_timestamp(when)
     assert datetime.fromisoformat(text).replace(tzinfo=UTC) == when
+    back = sqlite_datetime(text)
+    assert back == when and back.tzinfo is UTC  # as UTCDateTime returns it
+    assert sqlite_datetime(None) is None
+
+
+@given(st.uuids())
+def test_a_stored_uuid_reads_back_as_the_same_uuid(value: uuid.UUID):
+    back = sqlite_uuid(value.hex)
+    assert back == value and hash(back) == hash(value) and str(back) == str(value)
+    assert back.version == value.version

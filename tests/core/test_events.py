@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -346,6 +349,41 @@ def test_emit_records_tenant_and_subject(db, clock):
         "42",
         {"x": [1, "two"]},
     )
+
+
+def test_an_event_keeps_the_id_its_batch_gave_it(db, clock):
+    given_id = uuid.uuid4()
+    with db.write() as s:
+        assert events.emit(s, "t.given", at=clock.now(), payload={}, event_id=given_id) == given_id
+        made = events.emit(s, "t.made", at=clock.now(), payload={})
+    assert [e.id for e in _all_events(db)] == [given_id, made]
+    assert made != given_id
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # past 64 bits too: stored by the fallback
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=6))
+def test_a_payload_is_stored_as_json_that_reads_back_equal(payload):
+    text = events.payload_text(payload)
+    assert json.loads(text) == payload == json.loads(json.dumps(payload))
+
+
+def test_a_payload_orjson_refuses_is_still_stored_and_a_datetime_is_still_refused():
+    assert json.loads(events.payload_text({"n": 2**70, 7: "int key"})) == {
+        "n": 2**70,
+        "7": "int key",
+    }
+    with pytest.raises(TypeError):
+        events.payload_text({"at": datetime(2026, 1, 1, tzinfo=UTC)})
 
 
 def test_savepoint_rollback_drops_only_its_own_events(db, clock):

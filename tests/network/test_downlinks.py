@@ -23,7 +23,7 @@ from satiot.network.downlinks import (
     cancel_downlink,
     flush_downlinks,
     get_downlink,
-    on_uplinks,
+    on_acks,
     prepare_plan,
     queue_downlink,
 )
@@ -150,7 +150,7 @@ def test_full_lifecycle_through_a_station_with_a_decodable_frame(ctx, setup, clo
     clock.set(dl.estimated_delivery_at)
     assert receipts(ctx, station, (dl.id, dl.satellite, "sent")).applied == 1
     with ctx.db.write() as s:
-        on_uplinks(s, [_uplink(device, ack=True)], at=clock.now())
+        on_acks(s, [_uplink(device, ack=True)], at=clock.now())
     done = reload(ctx, dl.id)
     assert done.status == "acknowledged" and done.acknowledged_at is not None
     audit, events = history(ctx, dl.id)
@@ -306,10 +306,10 @@ def test_ack_settles_the_oldest_sent_confirmed_downlink(ctx, setup, clock):
     for dl in (first, plain, second):
         _send(ctx, clock, dl)
     with ctx.db.write() as s, statements(ctx) as seen:
-        on_uplinks(s, [_uplink(device, ack=False)], at=clock.now())
+        on_acks(s, [_uplink(device, ack=False)], at=clock.now())
     assert seen == []  # no ACK bit: not one query on ingest's hot path
     with ctx.db.write() as s:
-        on_uplinks(s, [_uplink(device, ack=True, f_cnt=2)], at=clock.now())
+        on_acks(s, [_uplink(device, ack=True, f_cnt=2)], at=clock.now())
     status = {d.id: reload(ctx, d.id).status for d in (first, plain, second)}
     assert status == {first.id: "acknowledged", plain.id: "sent", second.id: "sent"}
     assert reload(ctx, first.id).reason == "ACK in uplink FCnt 2"

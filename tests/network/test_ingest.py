@@ -376,27 +376,29 @@ def test_the_uplinks_and_their_events_commit_together_or_not_at_all(
     def broken(*_a, **_k):
         raise RuntimeError("downlink queue failed")
 
-    monkeypatch.setattr(downlinks, "on_uplinks", broken)
+    monkeypatch.setattr(downlinks, "on_acks", broken)
     with pytest.raises(RuntimeError):
         post(ctx, station, [rec(dev.frame(1))])
     assert counts(ctx) == (0, 0, 0)
     assert _device(ctx, dev).f_cnt_up is None
 
 
-def test_the_downlink_queue_hears_of_every_new_uplink_in_the_transaction(
+def test_the_downlink_queue_hears_of_every_new_ack_in_the_transaction(
     ctx, world, tenant, station, monkeypatch
 ):
     dev = add_device(ctx, world, tenant.id)
     heard: list[AcceptedUplink] = []
 
-    def on_uplinks(session, accepted, *, at):
+    def on_acks(session, acks, *, at):
         assert session.in_transaction()
-        heard.extend(accepted)
+        heard.extend(acks)
 
-    monkeypatch.setattr(downlinks, "on_uplinks", on_uplinks)
+    monkeypatch.setattr(downlinks, "on_acks", on_acks)
     post(ctx, station, [rec(dev.frame(1, ack=True), satellite="S2"), rec(dev.frame(1, ack=True))])
     post(ctx, station, [rec(dev.frame(1, ack=True), satellite="S3")])  # a copy: no news
-    (up,) = _uplinks(ctx, dev)
+    post(ctx, station, [rec(dev.frame(2))])  # no ACK: nothing to settle
+    up, no_ack = sorted(_uplinks(ctx, dev), key=lambda u: u.f_cnt)
+    assert no_ack.f_cnt == 2
     assert heard == [
         AcceptedUplink(
             uplink_id=up.id,

@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import CursorResult
 from sqlalchemy.orm import Session
 
+from satiot.core.ids import uuid_from_int
+
 
 def sqlite_timestamp(value: datetime) -> str:
     """An aware datetime as SQLAlchemy stores it on SQLite: naive UTC text.
@@ -49,6 +51,17 @@ def _sqlite_text(value: datetime) -> str:
     # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset (isoformat is several times
     # faster than strftime, and pads the year to four digits as SQLAlchemy does)
     return value.isoformat(" ", "microseconds")[:-6]
+
+
+def sqlite_uuid(value: str) -> uuid.UUID:
+    """A UUID read raw from SQLite (32 hex digits), as SQLAlchemy would return it."""
+    return uuid_from_int(int(value, 16))
+
+
+def sqlite_datetime(value: str | None) -> datetime | None:
+    """A timestamp read raw from SQLite (naive UTC text), aware, as ``UTCDateTime`` returns
+    it."""
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _sqlite_value(value: Any) -> Any:

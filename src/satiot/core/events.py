@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -69,11 +70,29 @@ _INSERT_EVENTS = {
 }
 
 
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """An event's payload as stored: compact JSON text, which SQLAlchemy's JSON type reads.
+
+    ``orjson`` writes it ten times faster than ``json.dumps``, and ingest writes one event per
+    accepted uplink. What ``orjson`` refuses (integers past 64 bits, keys that are not text)
+    goes to ``json.dumps``, so a payload stores exactly when it did before; datetimes and
+    dataclasses are refused by both, as before, instead of being stored in a form of
+    ``orjson``'s choosing. Non-finite floats become ``null`` (PostgreSQL's ``json`` refuses
+    ``NaN``)."""
+    try:
+        return orjson.dumps(payload, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(payload)
+
+
 def _write_events(session: Session, entries: Sequence[Any], first: int, prev_hash: str) -> str:
     # One statement for all of them, the values handed to the driver as they are stored
     # (:mod:`satiot.core.bulk`): the ORM unit of work, and even SQLAlchemy's per-value
     # processing, cost several times more per row than the insert itself.
-    dumps = json.dumps  # what SQLAlchemy's JSON type stores (no serializer is configured)
+    dumps = payload_text
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         rows = [
@@ -120,9 +139,14 @@ def emit(
     payload: dict[str, Any],
     tenant_id: uuid.UUID | None = None,
     subject: tuple[str, str] | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Queue an event in ``session``'s transaction and return its id (its seq comes at commit)."""
-    event_id = new_id()
+    """Queue an event in ``session``'s transaction and return its id (its seq comes at commit).
+
+    ``event_id`` is for a batch that numbers its rows from one block of ids (ingest); by
+    default the event gets a fresh one."""
+    if event_id is None:
+        event_id = new_id()
     queue(
         session,
         LOG_NAME,

@@ -10,7 +10,7 @@ never a silent drop.
 Planning (which satellite, loaded at which station, delivered when) is
 :mod:`satiot.network.downlink_plan`; the ground stations' side of the protocol is
 :mod:`satiot.network.downlink_station`; the background planner and expirer are
-:mod:`satiot.network.downlink_workers`. :func:`on_uplinks` is ingest's hook: an uplink with
+:mod:`satiot.network.downlink_workers`. :func:`on_acks` is ingest's hook: an uplink with
 the ACK bit settles the device's oldest sent confirmed downlink.
 """
 
@@ -320,15 +320,15 @@ def flush_downlinks(
     return Flushed(cancelled, len(rows) - len(cancelled))
 
 
-def on_uplinks(session: Session, accepted: Sequence[AcceptedUplink], *, at: datetime) -> None:
-    """Called by ingest, inside its transaction, with every newly accepted uplink.
+def on_acks(session: Session, acks: Sequence[AcceptedUplink], *, at: datetime) -> None:
+    """Called by ingest, inside its transaction, with every newly accepted uplink that
+    carries the ACK bit (ingest builds these for ACKs alone: it runs on the hot path).
 
-    It runs on ingest's hot path, so it does nothing (no query) unless an uplink carries the
-    ACK bit; then one query finds the devices' sent confirmed downlinks, and each ACK settles
-    its device's oldest one (a Class A device acknowledges the last confirmed downlink it
-    received, in its next uplink).
+    One query finds the devices' sent confirmed downlinks, and each ACK settles its device's
+    oldest one (a Class A device acknowledges the last confirmed downlink it received, in its
+    next uplink). No ACKs, no query.
     """
-    acks = [u for u in accepted if u.ack]
+    acks = [u for u in acks if u.ack]
     if not acks:
         return
     rows = session.scalars(

@@ -92,7 +92,6 @@ def ingest_batch(
     add_reception_counts(session, insert_receptions(session, *batch.reception_rows(at)))
     advance_devices(session, batch.device_progress())
     touch_station(session, station.id, at)
-    accepted = batch.accepted_uplinks()
     for up in batch.new:
         events.emit(
             session,
@@ -101,8 +100,9 @@ def ingest_batch(
             payload=batch.message(up, at),
             tenant_id=up.device.tenant_id,
             subject=("device", up.device.dev_eui),
+            event_id=batch.ids(),
         )
-    downlinks.on_uplinks(session, accepted, at=at)
+    downlinks.on_acks(session, batch.acknowledgements(), at=at)
     return batch.result()
 
 

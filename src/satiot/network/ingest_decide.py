@@ -106,7 +106,7 @@ class Batch:
         self.duplicates = 0
         self.new: list[_Uplink] = []
         self.known: dict[tuple[uuid.UUID, int], _Uplink] = {}
-        self.ids = _Ids(2 * size + 1)
+        self.ids = _Ids(3 * size + 1)  # uplinks, receptions and events: at most one each
 
     def reject(self, index: int, reason: str, detail: str) -> None:
         self.rejected.append(Rejection(index, reason, detail))
@@ -133,7 +133,7 @@ class Batch:
     ) -> list[_Matched]:
         by_addr: dict[int, list[Candidate]] = {}
         for row in rows:
-            by_addr.setdefault(row.dev_addr, []).append(Candidate(row))
+            by_addr.setdefault(row[3], []).append(Candidate(row))  # by its dev_addr
         for devs in by_addr.values():  # try active sessions first, then the others
             devs.sort(key=lambda d: d.status not in DEVICE_TRAFFIC_STATES)
         seen: dict[bytes, tuple[Candidate, int] | tuple[str, str]] = {}
@@ -330,11 +330,14 @@ class Batch:
             ],
         )
 
-    def accepted_uplinks(self) -> list[AcceptedUplink]:
+    def acknowledgements(self) -> list[AcceptedUplink]:
+        """The new uplinks that carry the ACK bit (each settles a confirmed downlink)."""
         out = []
         for up in self.new:
             frame = up.frame
             assert frame is not None
+            if not frame.ack:
+                continue
             out.append(
                 AcceptedUplink(
                     uplink_id=up.id,
