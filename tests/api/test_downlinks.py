@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from satiot.core.auth.roles import Role
 from satiot.network import frames
-from satiot.network.downlinks import on_uplinks
+from satiot.network.downlinks import on_acks
 from satiot.network.messages import AcceptedUplink
 from satiot.network.models import Downlink
 from tests.api.conftest import assert_problem, bearer, unchanged
@@ -225,7 +225,7 @@ def test_ground_station_protocol_full_lifecycle(client, ctx, env, clock):
     assert _receipts(client, env, other, sent)["applied"] == 1
     with ctx.db.write() as s:
         dl = s.get(Downlink, uuid.UUID(made["id"]))
-        on_uplinks(
+        on_acks(
             s,
             [
                 AcceptedUplink(
