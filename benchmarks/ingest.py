@@ -44,7 +44,7 @@ from satiot.core.auth.users import create_tenant
 from satiot.core.bootstrap import seed_operator
 from satiot.core.clock import SystemClock
 from satiot.core.config import Settings
-from satiot.core.db import Database
+from satiot.core.db import SQLITE_PRAGMAS, Database
 from satiot.core.ids import new_id
 from satiot.network import devices, frames, ground_stations
 from satiot.network.ingest import ingest
@@ -245,7 +245,7 @@ def storage_floor(batches: int, devices: int = 2000) -> Figures:
         migrate.upgrade(engine_db.engine)
         engine_db.dispose()
         conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=OFF"):
+        for pragma in (*SQLITE_PRAGMAS, "foreign_keys=OFF"):
             conn.execute(f"PRAGMA {pragma}")
         tenant = uuid.uuid4().hex
         ts = "2026-11-25 08:00:00.000000"

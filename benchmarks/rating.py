@@ -49,7 +49,7 @@ from satiot.bss.rating import consumer as rating_consumer
 from satiot.core import events, migrate
 from satiot.core.bulk import insert_rows
 from satiot.core.clock import SystemClock
-from satiot.core.db import Database
+from satiot.core.db import SQLITE_PRAGMAS, Database
 from satiot.core.ids import new_id
 from satiot.core.models import Event, Tenant
 
@@ -343,7 +343,7 @@ def storage_floor(devices: int, n: int, batch: int) -> float:
         after, last = fill_log(db, tenant_id, euis, n)
         db.dispose()
         conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        for pragma in SQLITE_PRAGMAS:
             conn.execute(f"PRAGMA {pragma}")
         started = time.process_time()
         for lo in range(after, last, batch):

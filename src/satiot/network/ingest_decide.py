@@ -122,10 +122,10 @@ class Batch:
             frame = parsed.get(rec.phy)
             if frame is None:
                 frame = parsed[rec.phy] = parse_frame(rec.phy)
-            if isinstance(frame, tuple):
-                self.reject(index, *frame)
-            else:
+            if isinstance(frame, DataFrame):
                 out.append((index, rec, frame))
+            else:
+                self.reject(index, *frame)
         return out
 
     def match(
