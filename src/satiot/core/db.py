@@ -64,7 +64,7 @@ BUSY_TIMEOUT_S = 30.0
 #: Pages the write-ahead log may hold before a commit copies them into the database file
 #: (SQLite's default is 1,000, 4 MB). Ingest and rating dirty the same index and device pages
 #: batch after batch; at 10,000 (40 MB of log) each is copied back once for many changes
-#: rather than after nearly every batch: 5 % less CPU per ingested reception.
+#: rather than every three or four batches: 5 % less CPU per ingested reception.
 WAL_CHECKPOINT_PAGES = 10_000
 
 #: What every connection to the embedded database sets (the benchmarks' floors use them too).
