@@ -384,7 +384,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite,postgresql")
     parser.add_argument("--db-url", help="benchmark this (scratch) database instead")
     parser.add_argument("--pg-server", default=PG_SERVER, help="server for the scratch database")
-    parser.add_argument("--batches", type=int, default=40, help="batches of 500 in each run")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=200,
+        help="batches of 500 in each run (enough for WAL checkpoints)",
+    )
     parser.add_argument("--devices", type=int, default=2000, help="devices per fleet")
     parser.add_argument(
         "--anchor-receptions", type=int, default=1000, help="receptions in the 1-per-tx run"
