@@ -92,7 +92,6 @@ def _write_events(session: Session, entries: Sequence[Any], first: int, prev_has
     # One statement for all of them, the values handed to the driver as they are stored
     # (:mod:`satiot.core.bulk`): the ORM unit of work, and even SQLAlchemy's per-value
     # processing, cost several times more per row than the insert itself.
-    dumps = payload_text
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         rows = [
@@ -103,7 +102,7 @@ def _write_events(session: Session, entries: Sequence[Any], first: int, prev_has
                 ev.tenant_id,
                 ev.subject_type,
                 ev.subject_id,
-                dumps(ev.payload),
+                payload_text(ev.payload),
                 ev.occurred_at,
             )
             for offset, ev in enumerate(entries)
@@ -119,7 +118,7 @@ def _write_events(session: Session, entries: Sequence[Any], first: int, prev_has
                 None if ev.tenant_id is None else ev.tenant_id.hex,
                 ev.subject_type,
                 ev.subject_id,
-                dumps(ev.payload),
+                payload_text(ev.payload),
                 ts(ev.occurred_at),
             )
             for offset, ev in enumerate(entries)

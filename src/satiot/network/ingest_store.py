@@ -61,12 +61,15 @@ def _connection(session: Session) -> Connection:
 
 #: The columns :class:`ingest_frames.Candidate` reads, in its order.
 _DEVICE_COLUMNS = (
-    "id, tenant_id, dev_eui, dev_addr, status, nwk_s_key_sealed, app_s_key_sealed, kek_id, "
-    "f_cnt_up, throttle_gap_s, throttle_next_at"
-)
+    "id", "tenant_id", "dev_eui", "dev_addr", "status", "nwk_s_key_sealed", "app_s_key_sealed",
+    "kek_id", "f_cnt_up", "throttle_gap_s", "throttle_next_at",
+)  # fmt: skip
 _SQLITE_DEVICES = (
-    f"SELECT {_DEVICE_COLUMNS} FROM devices "  # noqa: S608 - constant text
+    f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices "  # noqa: S608 - constant text
     "WHERE dev_addr IN (SELECT value FROM json_each(?))"
+)
+_PG_DEVICES = select(*(_DEVICES.c[name] for name in _DEVICE_COLUMNS)).where(
+    _DEVICES.c.dev_addr == any_(bindparam("addrs", type_=postgresql.ARRAY(BigInteger)))
 )
 
 
@@ -83,7 +86,7 @@ def _sqlite_device(row: tuple[Any, ...]) -> tuple[Any, ...]:
         kek_id,
         f_cnt,
         gap_s,
-        None if next_at is None else bulk.sqlite_datetime(next_at),
+        bulk.sqlite_datetime(next_at),
     )
 
 
@@ -103,22 +106,7 @@ def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
     if conn.dialect.name == "sqlite":
         rows = conn.exec_driver_sql(_SQLITE_DEVICES, (json.dumps(addrs),)).cursor.fetchall()
         return [_sqlite_device(r) for r in rows]
-    c = _DEVICES.c
-    wanted = c.dev_addr == any_(bindparam("addrs", type_=postgresql.ARRAY(BigInteger)))
-    stmt = select(
-        c.id,
-        c.tenant_id,
-        c.dev_eui,
-        c.dev_addr,
-        c.status,
-        c.nwk_s_key_sealed,
-        c.app_s_key_sealed,
-        c.kek_id,
-        c.f_cnt_up,
-        c.throttle_gap_s,
-        c.throttle_next_at,
-    ).where(wanted)
-    return conn.execute(stmt, {"addrs": addrs}).all()
+    return conn.execute(_PG_DEVICES, {"addrs": addrs}).all()
 
 
 def lock_throttled(
