@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -37,9 +38,10 @@ class Kek:
         if len(self.key) != KEK_BYTES:
             raise KekError(f"the KEK must be {KEK_BYTES} bytes, got {len(self.key)}")
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """A short public fingerprint naming this KEK (never the key itself)."""
+        """A short public fingerprint naming this KEK (never the key itself); computed once,
+        since ingest compares it for every candidate device."""
         return hashlib.sha256(b"satiot-kek-id" + self.key).hexdigest()[:16]
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
