@@ -503,35 +503,35 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
     skipped and left out of the ids it gets back (RETURNING on PostgreSQL, the row count and
     one query on SQLite)."""
     from satiot.core.ids import new_id
-    from satiot.network.ingest_store import insert_uplinks
+    from satiot.network.ingest_store import UplinkRow, insert_uplinks
 
     dev = add_device(ctx, world, tenant.id)
     post(ctx, station, [rec(dev.frame(1))])
     (stored,) = _uplinks(ctx, dev)
 
     def row(f_cnt):
-        return {
-            "id": new_id(),  # after the stored uplink's, as ingest's ids are
-            "tenant_id": tenant.id,
-            "device_id": dev.id,
-            "dev_eui": dev.dev_eui,
-            "f_cnt": f_cnt,
-            "f_port": 1,
-            "mic": 7,
-            "confirmed": False,
-            "ack": False,
-            "adr": False,
-            "f_opts": b"",
-            "payload": b"",
-            "received_at": T0,
-            "accepted_at": T0,
-            "reception_count": 1,
-        }
+        return UplinkRow(
+            id=new_id(),  # after the stored uplink's, as ingest's ids are
+            tenant_id=tenant.id,
+            device_id=dev.id,
+            dev_eui=dev.dev_eui,
+            f_cnt=f_cnt,
+            f_port=1,
+            mic=7,
+            confirmed=False,
+            ack=False,
+            adr=False,
+            f_opts=b"",
+            payload=b"",
+            received_at=T0,
+            accepted_at=T0,
+            reception_count=1,
+        )
 
     lost, won = row(1), row(2)
     with ctx.db.write() as s:
-        assert insert_uplinks(s, [lost, won]) == {won["id"]}
-    assert [u.id for u in _uplinks(ctx, dev)] == [stored.id, won["id"]]
+        assert insert_uplinks(s, [lost, won]) == {won.id}
+    assert [u.id for u in _uplinks(ctx, dev)] == [stored.id, won.id]
 
 
 def test_stations_posting_the_same_frames_at_once_store_each_frame_once(ctx, world, tenant):

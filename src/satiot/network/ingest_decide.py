@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 from satiot.core.ids import new_id_block, uuid_from_int
 from satiot.network.frames import DataFrame, MType
 from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
-from satiot.network.ingest_store import KnownUplink, load_devices, load_uplinks, lock_throttled
+from satiot.network.ingest_store import (
+    KnownUplink,
+    ReceptionRow,
+    UplinkRow,
+    load_devices,
+    load_uplinks,
+    lock_throttled,
+)
 from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
 from satiot.network.keys import Kek
 from satiot.network.messages import AcceptedUplink, reception_json, uplink_message
@@ -230,7 +237,7 @@ class Batch:
                     f"device {up.device.dev_eui} already sent another frame with FCnt {up.f_cnt}",
                 )
 
-    def uplink_rows(self, at: datetime, kek: Kek) -> list[dict[str, Any]]:
+    def uplink_rows(self, at: datetime, kek: Kek) -> list[UplinkRow]:
         """Rows of the new uplinks (their payloads decrypted here, once per frame)."""
         rows = []
         for up in self.new:
@@ -239,32 +246,33 @@ class Batch:
             assert frame is not None and cipher is not None  # it verified under this cipher
             up.payload = cipher.decrypt(frame, up.f_cnt)
             rows.append(
-                {
-                    "id": up.id,
-                    "tenant_id": dev.tenant_id,
-                    "device_id": dev.id,
-                    "dev_eui": dev.dev_eui,
-                    "f_cnt": up.f_cnt,
-                    "f_port": frame.f_port,
-                    "mic": up.mic,
-                    "confirmed": frame.mtype is MType.CONFIRMED_UP,
-                    "ack": frame.ack,
-                    "adr": frame.adr,
-                    "f_opts": frame.f_opts,
-                    "payload": up.payload,
-                    "received_at": up.received_at,
-                    "accepted_at": at,
-                    "reception_count": len(up.copies),
-                }
+                UplinkRow(
+                    up.id,
+                    dev.tenant_id,
+                    dev.id,
+                    dev.dev_eui,
+                    up.f_cnt,
+                    frame.f_port,
+                    up.mic,
+                    frame.mtype is MType.CONFIRMED_UP,
+                    frame.ack,
+                    frame.adr,
+                    frame.f_opts,
+                    up.payload,
+                    up.received_at,
+                    at,
+                    len(up.copies),
+                )
             )
         return rows
 
-    def reception_rows(self, at: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def reception_rows(self, at: datetime) -> tuple[list[ReceptionRow], list[ReceptionRow]]:
         """One row per distinct copy (station, satellite, time) of every frame in the batch:
         (copies of new uplinks, copies of stored ones)."""
         station_id = self.station.id
-        fresh: list[dict[str, Any]] = []
-        more: list[dict[str, Any]] = []
+        ids = self.ids
+        fresh: list[ReceptionRow] = []
+        more: list[ReceptionRow] = []
         for up in self.known.values():
             if not up.copies:
                 continue
@@ -272,19 +280,19 @@ class Batch:
             tenant_id = up.device.tenant_id
             for rec in up.copies.values():
                 rows.append(
-                    {
-                        "id": self.ids(),
-                        "tenant_id": tenant_id,
-                        "uplink_id": up.id,
-                        "ground_station_id": station_id,
-                        "satellite": rec.satellite,
-                        "received_at": rec.received_at,
-                        "frequency_hz": rec.frequency_hz,
-                        "rssi_dbm": rec.rssi_dbm,
-                        "snr_db": rec.snr_db,
-                        "doppler_hz": rec.doppler_hz,
-                        "ingested_at": at,
-                    }
+                    ReceptionRow(
+                        ids(),
+                        tenant_id,
+                        up.id,
+                        station_id,
+                        rec.satellite,
+                        rec.received_at,
+                        rec.frequency_hz,
+                        rec.rssi_dbm,
+                        rec.snr_db,
+                        rec.doppler_hz,
+                        at,
+                    )
                 )
         return fresh, more
 

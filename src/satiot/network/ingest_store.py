@@ -18,8 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -175,41 +174,73 @@ def load_uplinks(session: Session, keys: Iterable[tuple[uuid.UUID, int]]) -> lis
     return [KnownUplink(r.id, r.device_id, r.f_cnt, r.mic) for r in rows.all()]
 
 
-#: The columns the batch writes, with their PostgreSQL types (for the unnest arrays).
-_UPLINK_COLUMNS = (
-    ("id", "uuid"),
-    ("tenant_id", "uuid"),
-    ("device_id", "uuid"),
-    ("dev_eui", "varchar"),
-    ("f_cnt", "bigint"),
-    ("f_port", "integer"),
-    ("mic", "bigint"),
-    ("confirmed", "boolean"),
-    ("ack", "boolean"),
-    ("adr", "boolean"),
-    ("f_opts", "bytea"),
-    ("payload", "bytea"),
-    ("received_at", "timestamptz"),
-    ("accepted_at", "timestamptz"),
-    ("reception_count", "integer"),
-)
-_RECEPTION_COLUMNS = (
-    ("id", "uuid"),
-    ("tenant_id", "uuid"),
-    ("uplink_id", "uuid"),
-    ("ground_station_id", "uuid"),
-    ("satellite", "varchar"),
-    ("received_at", "timestamptz"),
-    ("frequency_hz", "bigint"),
-    ("rssi_dbm", "float8"),
-    ("snr_db", "float8"),
-    ("doppler_hz", "float8"),
-    ("ingested_at", "timestamptz"),
-)
+class UplinkRow(NamedTuple):
+    """A new uplink as the batch writes it (a tuple in column order: building a dict per row,
+    then picking its values out again, cost more than the insert's own Python work)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    device_id: uuid.UUID
+    dev_eui: str
+    f_cnt: int
+    f_port: int | None
+    mic: int
+    confirmed: bool
+    ack: bool
+    adr: bool
+    f_opts: bytes
+    payload: bytes
+    received_at: datetime
+    accepted_at: datetime
+    reception_count: int
+
+
+class ReceptionRow(NamedTuple):
+    """One copy of a frame as the batch writes it, in column order."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    uplink_id: uuid.UUID
+    ground_station_id: uuid.UUID
+    satellite: str
+    received_at: datetime
+    frequency_hz: int
+    rssi_dbm: float
+    snr_db: float
+    doppler_hz: float | None
+    ingested_at: datetime
+
+
+#: PostgreSQL's type of each written column (for the unnest arrays).
+_PG_TYPES = {
+    "id": "uuid",
+    "tenant_id": "uuid",
+    "device_id": "uuid",
+    "uplink_id": "uuid",
+    "ground_station_id": "uuid",
+    "dev_eui": "varchar",
+    "satellite": "varchar",
+    "f_cnt": "bigint",
+    "f_port": "integer",
+    "mic": "bigint",
+    "frequency_hz": "bigint",
+    "reception_count": "integer",
+    "confirmed": "boolean",
+    "ack": "boolean",
+    "adr": "boolean",
+    "f_opts": "bytea",
+    "payload": "bytea",
+    "received_at": "timestamptz",
+    "accepted_at": "timestamptz",
+    "ingested_at": "timestamptz",
+    "rssi_dbm": "float8",
+    "snr_db": "float8",
+    "doppler_hz": "float8",
+}
+_UPLINK_COLUMNS = tuple((name, _PG_TYPES[name]) for name in UplinkRow._fields)
+_RECEPTION_COLUMNS = tuple((name, _PG_TYPES[name]) for name in ReceptionRow._fields)
 _UPLINK_KEY = ("device_id", "f_cnt")
 _RECEPTION_KEY = ("uplink_id", "ground_station_id", "satellite", "received_at")
-_uplink_values = itemgetter(*(name for name, _ in _UPLINK_COLUMNS))
-_reception_values = itemgetter(*(name for name, _ in _RECEPTION_COLUMNS))
 
 
 def _names(columns: Sequence[tuple[str, str]]) -> str:
@@ -265,10 +296,9 @@ _ADVANCE_DEVICES = {
 }
 
 
-def _sqlite_uplink(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    (id_, tenant, device, eui, f_cnt, port, mic, confirmed, ack, adr, opts, payload, rx, acc, n) = (
-        _uplink_values(row)
-    )
+def _sqlite_uplink(row: UplinkRow) -> tuple[Any, ...]:
+    (id_, tenant, device, eui, f_cnt, port, mic, confirmed, ack, adr, opts, payload, rx, acc,
+     n) = row  # fmt: skip
     ts = bulk.sqlite_timestamp
     return (
         id_.hex,
@@ -289,10 +319,8 @@ def _sqlite_uplink(row: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _sqlite_reception(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    (id_, tenant, uplink, station, satellite, rx, freq, rssi, snr, doppler, at) = _reception_values(
-        row
-    )
+def _sqlite_reception(row: ReceptionRow) -> tuple[Any, ...]:
+    (id_, tenant, uplink, station, satellite, rx, freq, rssi, snr, doppler, at) = row
     ts = bulk.sqlite_timestamp
     return (
         id_.hex,
@@ -309,7 +337,7 @@ def _sqlite_reception(row: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
+def insert_uplinks(session: Session, rows: Sequence[UplinkRow]) -> set[uuid.UUID]:
     """Insert new uplinks, skipping any (device, FCnt) another transaction stored first;
     return the ids actually inserted.
 
@@ -322,11 +350,11 @@ def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[u
         return set()
     conn = _connection(session)
     if conn.dialect.name == "postgresql":
-        columns = bulk.pg_columns([_uplink_values(r) for r in rows])
+        columns = bulk.pg_columns(rows)
         return {r[0] for r in bulk.execute(session, _PG_INSERT_UPLINKS, columns)}
     values = [_sqlite_uplink(r) for r in rows]
     written = bulk.execute(session, _SQLITE_INSERT_UPLINKS, values).rowcount
-    ids = [row["id"] for row in rows]
+    ids = [row.id for row in rows]
     if written == len(rows):
         return set(ids)
     found = conn.execute(select(_UPLINKS.c.id).where(_UPLINKS.c.id.in_(ids)))
@@ -334,7 +362,7 @@ def insert_uplinks(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[u
 
 
 def insert_receptions(
-    session: Session, fresh: Sequence[Mapping[str, Any]], more: Sequence[Mapping[str, Any]]
+    session: Session, fresh: Sequence[ReceptionRow], more: Sequence[ReceptionRow]
 ) -> dict[uuid.UUID, int]:
     """Insert receptions; return how many were added per uplink among ``more``.
 
@@ -346,10 +374,10 @@ def insert_receptions(
     added: dict[uuid.UUID, int] = {}
     if _connection(session).dialect.name == "postgresql":
         if fresh:
-            columns = bulk.pg_columns([_reception_values(r) for r in fresh])
+            columns = bulk.pg_columns(fresh)
             bulk.execute(session, _PG_INSERT_RECEPTIONS, columns)
         if more:
-            columns = bulk.pg_columns([_reception_values(r) for r in more])
+            columns = bulk.pg_columns(more)
             for (uplink_id,) in bulk.execute(session, _PG_INSERT_MORE_RECEPTIONS, columns):
                 added[uplink_id] = added.get(uplink_id, 0) + 1
         return added
