@@ -23,34 +23,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import CursorResult
 from sqlalchemy.orm import Session
 
 from satiot.core.ids import uuid_from_int
+from satiot.core.instants import sqlite_text
 
-
-def sqlite_timestamp(value: datetime) -> str:
-    """An aware datetime as SQLAlchemy stores it on SQLite: naive UTC text.
-
-    Recent instants are remembered: a batch writes its own time into every row, and each
-    copy's reception time into more than one. Equal instants in other zones have the same
-    UTC text, so sharing an entry between them is exact.
-    """
-    if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
-    return _sqlite_text(value)
-
-
-@lru_cache(maxsize=8192)
-def _sqlite_text(value: datetime) -> str:
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset (isoformat is several times
-    # faster than strftime, and pads the year to four digits as SQLAlchemy does)
-    return value.isoformat(" ", "microseconds")[:-6]
+#: An aware datetime as SQLAlchemy stores it on SQLite: naive UTC text. Recent instants are
+#: remembered (:mod:`satiot.core.instants`): a batch writes its own time into every row, and
+#: each copy's reception time into more than one.
+sqlite_timestamp = sqlite_text
 
 
 def sqlite_uuid(value: str) -> uuid.UUID:

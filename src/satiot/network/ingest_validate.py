@@ -14,10 +14,11 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from satiot.core.errors import DomainError, InvalidInput
+from satiot.core.instants import parse_utc
 
 #: The most receptions one post may carry; a station with more sends several batches.
 MAX_BATCH = 5000
@@ -98,12 +99,12 @@ def _timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise _Invalid("invalid-reception", "received_at: must be an ISO-8601 string")
     try:
-        when = datetime.fromisoformat(value)
+        when = parse_utc(value)
     except ValueError:
         raise _Invalid("invalid-reception", "received_at: not an ISO-8601 timestamp") from None
-    if when.tzinfo is None or when.utcoffset() is None:
+    if when is None:
         raise _Invalid("invalid-reception", "received_at: needs a time zone (e.g. 'Z')")
-    return when.astimezone(UTC)
+    return when
 
 
 def _reception(item: Any) -> ReceptionIn:

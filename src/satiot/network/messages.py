@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
+
+from satiot.core.instants import iso_z
 
 UPLINK_ACCEPTED = "uplink.accepted"
 #: Event type of each downlink status change: ``downlink.<status>``.
@@ -33,21 +34,15 @@ CUSTOMER_NOTICES = frozenset(
 )
 
 
-@lru_cache(maxsize=8192)
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def iso(when: datetime | None) -> str | None:
-    """UTC ISO-8601 with a ``Z`` (what every delivered timestamp looks like).
-
-    Remembered for recent instants: ingest writes each batch's acceptance time and each
-    copy's reception time into several places, and the formatting costs more than a lookup.
-    Equal instants in other zones format alike, so sharing an entry between them is exact.
-    """
+    """UTC ISO-8601 with a ``Z`` (what every delivered timestamp looks like; see
+    :mod:`satiot.core.instants`). A naive datetime is taken as local time, as
+    ``datetime.astimezone`` takes it."""
     if when is None:
         return None
-    return _iso(when)
+    if when.tzinfo is None:
+        when = when.astimezone(UTC)
+    return iso_z(when)
 
 
 def reception_json(
