@@ -95,19 +95,23 @@ def _record(phy: bytes, satellite: str, at: datetime) -> dict[str, object]:
 
 def make_batches(fleet: Fleet, count: int, size: int = BATCH) -> list[list[dict[str, object]]]:
     """``count`` batches: 70 % new frames, 30 % copies of this or the previous batch's frames
-    via another satellite, later."""
+    via another satellite, later. Every reception has its own time, as on air (a batch of
+    identical timestamps would let caches of formatted times hit on every row)."""
     batches: list[list[dict[str, object]]] = []
-    previous: list[bytes] = []
+    previous: list[tuple[bytes, datetime]] = []
     dups = round(size * DUPLICATE_SHARE)
     for b in range(count):
         at = T0 + timedelta(minutes=10 * b)
-        new = [fleet.next_frame(os.urandom(20)) for _ in range(size - dups)]
-        pool = previous + new
-        batch = [_record(phy, "SAT-A", at) for phy in new]
-        batch += [
-            _record(pool[(i * 7919) % len(pool)], f"SAT-{i % 5}", at + timedelta(minutes=3))
-            for i in range(dups)
+        new = [
+            (fleet.next_frame(os.urandom(20)), at + timedelta(microseconds=1_137_013 * k))
+            for k in range(size - dups)
         ]
+        pool = previous + new
+        batch = [_record(phy, "SAT-A", when) for phy, when in new]
+        for i in range(dups):
+            phy, when = pool[(i * 7919) % len(pool)]
+            later = when + timedelta(minutes=3, microseconds=9_173 * (i + 1))
+            batch.append(_record(phy, f"SAT-{i % 5}", later))
         batches.append(batch)
         previous = new
     return batches
