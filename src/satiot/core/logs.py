@@ -14,10 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import update
 from sqlalchemy.orm import Session, SessionTransaction
-
-from satiot.core.models import LogHead
 
 _PENDING: Final = "satiot.pending_logs"
 _MARKS: Final = "satiot.pending_log_marks"  # per SAVEPOINT: queue lengths at its start
@@ -48,32 +45,42 @@ def pending(session: Session, log: str) -> list[Any]:
     return list(session.info.get(_PENDING, {}).get(log, []))
 
 
+#: The head's row is bumped and read in one driver statement per log (no ORM bulk-update
+#: compilation on every commit that writes events), in the driver's parameter style.
+_BUMP = {
+    "sqlite": "UPDATE log_heads SET last_seq = last_seq + ? WHERE name = ? "
+    "RETURNING last_seq, last_hash",
+    "postgresql": "UPDATE log_heads SET last_seq = last_seq + %s WHERE name = %s "
+    "RETURNING last_seq, last_hash",
+}
+_SET_HASH = {
+    "sqlite": "UPDATE log_heads SET last_hash = ? WHERE name = ?",
+    "postgresql": "UPDATE log_heads SET last_hash = %s WHERE name = %s",
+}
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _append_pending(session: Session) -> None:
     if session.in_nested_transaction():
         return  # releasing a SAVEPOINT: the entries wait for the outermost commit
     session.info.pop(_MARKS, None)
     queued: dict[str, list[Any]] = session.info.pop(_PENDING, None) or {}
+    if not any(queued.values()):
+        return
+    # The ORM flushes after this hook: flush first, so that rows the entries refer to (a
+    # tenant made in this transaction) are written before them.
+    session.flush()
+    connection = session.connection()
+    dialect = connection.dialect.name
     for name in sorted(queued):  # one fixed lock order for every transaction: no deadlock
         entries = queued[name]
         if not entries:
             continue
-        row = session.execute(
-            update(LogHead)
-            .where(LogHead.name == name)
-            .values(last_seq=LogHead.last_seq + len(entries))
-            .returning(LogHead.last_seq, LogHead.last_hash)
-            .execution_options(synchronize_session=False)
-        ).one()
-        first = row.last_seq - len(entries) + 1
-        new_hash = _WRITERS[name](session, entries, first, row.last_hash)
-        if new_hash != row.last_hash:
-            session.execute(
-                update(LogHead)
-                .where(LogHead.name == name)
-                .values(last_hash=new_hash)
-                .execution_options(synchronize_session=False)
-            )
+        last_seq, last_hash = connection.exec_driver_sql(_BUMP[dialect], (len(entries), name)).one()
+        first = last_seq - len(entries) + 1
+        new_hash = _WRITERS[name](session, entries, first, last_hash)
+        if new_hash != last_hash:
+            connection.exec_driver_sql(_SET_HASH[dialect], (new_hash, name))
 
 
 @sa_event.listens_for(Session, "after_transaction_create")
