@@ -503,17 +503,17 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
     skipped and left out of the ids it gets back (RETURNING on PostgreSQL, the row count and
     one query on SQLite)."""
     from satiot.core.ids import new_id
-    from satiot.network.ingest_store import UplinkRow, insert_uplinks
+    from satiot.network.ingest_store import UplinkRow, insert_uplinks, stored_id
 
     dev = add_device(ctx, world, tenant.id)
     post(ctx, station, [rec(dev.frame(1))])
     (stored,) = _uplinks(ctx, dev)
 
-    def row(f_cnt):
+    def row(s, f_cnt, uplink_id):
         return UplinkRow(
-            id=new_id(),  # after the stored uplink's, as ingest's ids are
-            tenant_id=tenant.id,
-            device_id=dev.id,
+            id=stored_id(s, uplink_id),  # rows carry ids as the database stores them
+            tenant_id=stored_id(s, tenant.id),
+            device_id=stored_id(s, dev.id),
             dev_eui=dev.dev_eui,
             f_cnt=f_cnt,
             f_port=1,
@@ -528,10 +528,11 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
             reception_count=1,
         )
 
-    lost, won = row(1), row(2)
+    won_id = new_id()  # after the stored uplink's, as ingest's ids are
     with ctx.db.write() as s:
-        assert insert_uplinks(s, [lost, won]) == {won.id}
-    assert [u.id for u in _uplinks(ctx, dev)] == [stored.id, won.id]
+        lost, won = row(s, 1, new_id()), row(s, 2, won_id)
+        assert insert_uplinks(s, [lost, won]) == {stored_id(s, won_id)}
+    assert [u.id for u in _uplinks(ctx, dev)] == [stored.id, won_id]
 
 
 def test_stations_posting_the_same_frames_at_once_store_each_frame_once(ctx, world, tenant):

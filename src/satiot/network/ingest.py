@@ -83,11 +83,11 @@ def ingest_batch(
     batch = decide(session, station, items, kek=kek, fcnt_window=fcnt_window)
     if batch.new:
         inserted = insert_uplinks(session, batch.uplink_rows(at, kek))
-        lost = [up for up in batch.new if up.id not in inserted]
+        lost = [up for up in batch.new if up.key not in inserted]
         if lost:
             # Another transaction stored these frames while this one decided: attach to its
             # uplinks (or reject as replays), as if they had been known from the start.
-            batch.lost_race(lost, load_uplinks(session, [(u.device.id, u.f_cnt) for u in lost]))
+            batch.lost_race(lost, load_uplinks(session, [(u.device.key, u.f_cnt) for u in lost]))
     # New uplinks were inserted with their count; stored ones gain what was really added.
     add_reception_counts(session, insert_receptions(session, *batch.reception_rows(at)))
     advance_devices(session, batch.device_progress())

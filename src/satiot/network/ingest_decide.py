@@ -22,10 +22,12 @@ from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
 from satiot.network.ingest_store import (
     KnownUplink,
     ReceptionRow,
+    StoredId,
     UplinkRow,
     load_devices,
     load_uplinks,
     lock_throttled,
+    stores_hex,
 )
 from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
 from satiot.network.keys import Kek
@@ -57,26 +59,47 @@ class IngestResult:
 class _Ids:
     """Ids for one batch's rows: a block of consecutive UUIDv7 values (RFC 9562 §6.2, method
     2), reserved so that no other id falls among them, and a batch's uplinks sort in the order
-    they were accepted."""
+    they were accepted. ``hex``: the database stores ids as hex text (SQLite)."""
 
-    def __init__(self, needed: int) -> None:
+    def __init__(self, needed: int, hex: bool) -> None:
         self._next = new_id_block(needed)
+        self._hex = hex
 
     def __call__(self) -> uuid.UUID:
         value = self._next
         self._next += 1
         return uuid_from_int(value)
 
+    def pair(self) -> tuple[uuid.UUID, StoredId]:
+        """An id and its stored form."""
+        value = self._next
+        self._next += 1
+        made = uuid_from_int(value)
+        return made, f"{value:032x}" if self._hex else made
+
+    def stored(self) -> StoredId:
+        """An id only ever written, never read back here: in its stored form alone."""
+        value = self._next
+        self._next += 1
+        return f"{value:032x}" if self._hex else uuid_from_int(value)
+
 
 class _Uplink:
     """One frame of the batch: new (to insert) or already stored (gaining copies)."""
 
-    __slots__ = ("_first", "copies", "device", "f_cnt", "frame", "id", "items", "mic", "payload")
+    __slots__ = (
+        "_first", "copies", "device", "f_cnt", "frame", "id", "items", "key", "mic", "payload",
+    )  # fmt: skip
 
     def __init__(
-        self, id: uuid.UUID, device: Candidate, f_cnt: int, mic: int, frame: DataFrame | None
+        self,
+        ids: tuple[uuid.UUID, StoredId],
+        device: Candidate,
+        f_cnt: int,
+        mic: int,
+        frame: DataFrame | None,
     ) -> None:
-        self.id = id
+        self.id, self.key = ids  # the id, and as stored
         self.device = device
         self.f_cnt = f_cnt
         self.mic = mic
@@ -106,14 +129,17 @@ _Matched = tuple[int, ReceptionIn, DataFrame, Candidate, int]
 class Batch:
     """The decisions for one batch and the rows and events they turn into."""
 
-    def __init__(self, station: GroundStation, size: int) -> None:
+    def __init__(self, station: GroundStation, size: int, *, hex_ids: bool) -> None:
+        """``hex_ids``: the database stores ids as hex text (SQLite), else as UUIDs."""
         self.station = station
         self.station_text = (str(station.id), station.name)  # as every message names it
+        self.station_key: StoredId = station.id.hex if hex_ids else station.id
         self.rejected: list[Rejection] = []
         self.duplicates = 0
         self.new: list[_Uplink] = []
-        self.known: dict[tuple[uuid.UUID, int], _Uplink] = {}
-        self.ids = _Ids(3 * size + 1)  # uplinks, receptions and events: at most one each
+        self.known: dict[tuple[StoredId, int], _Uplink] = {}  # by (device as stored, FCnt)
+        # uplinks, receptions and events: at most one each
+        self.ids = _Ids(3 * size + 1, hex_ids)
 
     def reject(self, index: int, reason: str, detail: str) -> None:
         self.rejected.append(Rejection(index, reason, detail))
@@ -164,18 +190,18 @@ class Batch:
 
     def assign(self, matched: list[_Matched], stored: list[KnownUplink], window: int) -> None:
         """Decide each authentic record in batch order: new, duplicate, replay or stale."""
-        devices = {m[3].id: m[3] for m in matched}
+        devices = {m[3].key: m[3] for m in matched}
         state = self.known
         for k in stored:
-            state[(k.device_id, k.f_cnt)] = _Uplink(
-                k.id, devices[k.device_id], k.f_cnt, k.mic, None
+            state[(k.device_key, k.f_cnt)] = _Uplink(
+                (k.id, k.key), devices[k.device_key], k.f_cnt, k.mic, None
             )
         for index, rec, frame, dev, f_cnt in matched:
             if dev.status not in DEVICE_TRAFFIC_STATES:
                 self.reject(index, "device-inactive", f"device {dev.dev_eui} is {dev.status}")
                 continue
             mic = int.from_bytes(frame.mic, "big")
-            up = state.get((dev.id, f_cnt))
+            up = state.get((dev.key, f_cnt))
             if up is not None:
                 if up.mic != mic:
                     self.reject(
@@ -205,7 +231,7 @@ class Batch:
                     )
                     continue
                 dev.throttle_next = rec.received_at + dev.throttle_gap
-            up = state[(dev.id, f_cnt)] = _Uplink(self.ids(), dev, f_cnt, mic, frame)
+            up = state[(dev.key, f_cnt)] = _Uplink(self.ids.pair(), dev, f_cnt, mic, frame)
             up.add(index, rec)
             self.new.append(up)
             dev.f_cnt = f_cnt if dev.f_cnt is None else max(dev.f_cnt, f_cnt)
@@ -215,20 +241,20 @@ class Batch:
     def lost_race(self, lost: list[_Uplink], winners: list[KnownUplink]) -> None:
         """Turn new uplinks that a concurrent transaction stored first into copies of its
         uplinks (same MIC) or into replays (another MIC)."""
-        by_key = {(w.device_id, w.f_cnt): w for w in winners}
+        by_key = {(w.device_key, w.f_cnt): w for w in winners}
         gone = {id(up) for up in lost}
         self.new = [up for up in self.new if id(up) not in gone]
         for up in lost:
-            winner = by_key.get((up.device.id, up.f_cnt))
+            winner = by_key.get((up.device.key, up.f_cnt))
             if winner is None:
                 raise RuntimeError("an uplink lost its insert but no winner is visible")
             if winner.mic == up.mic:
-                stored = _Uplink(winner.id, up.device, up.f_cnt, winner.mic, None)
+                stored = _Uplink((winner.id, winner.key), up.device, up.f_cnt, winner.mic, None)
                 stored.items, stored.copies = up.items, up.copies
-                self.known[(up.device.id, up.f_cnt)] = stored
+                self.known[(up.device.key, up.f_cnt)] = stored
                 self.duplicates += 1  # its first record was counted as accepted
                 continue
-            del self.known[(up.device.id, up.f_cnt)]
+            del self.known[(up.device.key, up.f_cnt)]
             self.duplicates -= len(up.items) - 1
             for index in up.items:
                 self.reject(
@@ -247,9 +273,9 @@ class Batch:
             up.payload = cipher.decrypt(frame, up.f_cnt)
             rows.append(
                 UplinkRow(
-                    up.id,
-                    dev.tenant_id,
-                    dev.id,
+                    up.key,
+                    dev.tenant_key,
+                    dev.key,
                     dev.dev_eui,
                     up.f_cnt,
                     frame.f_port,
@@ -269,22 +295,22 @@ class Batch:
     def reception_rows(self, at: datetime) -> tuple[list[ReceptionRow], list[ReceptionRow]]:
         """One row per distinct copy (station, satellite, time) of every frame in the batch:
         (copies of new uplinks, copies of stored ones)."""
-        station_id = self.station.id
-        ids = self.ids
+        station_key = self.station_key
+        stored_id = self.ids.stored
         fresh: list[ReceptionRow] = []
         more: list[ReceptionRow] = []
         for up in self.known.values():
             if not up.copies:
                 continue
             rows = fresh if up.frame is not None else more
-            tenant_id = up.device.tenant_id
+            tenant_key, uplink_key = up.device.tenant_key, up.key
             for rec in up.copies.values():
                 rows.append(
                     ReceptionRow(
-                        ids(),
-                        tenant_id,
-                        up.id,
-                        station_id,
+                        stored_id(),
+                        tenant_key,
+                        uplink_key,
+                        station_key,
                         rec.satellite,
                         rec.received_at,
                         rec.frequency_hz,
@@ -296,15 +322,15 @@ class Batch:
                 )
         return fresh, more
 
-    def device_progress(self) -> dict[uuid.UUID, tuple[int, datetime, datetime | None]]:
-        """Per device with new uplinks: its highest counter, latest reception time and, when
-        throttled, when it may send next."""
-        out: dict[uuid.UUID, tuple[int, datetime, datetime | None]] = {}
+    def device_progress(self) -> dict[StoredId, tuple[int, datetime, datetime | None]]:
+        """Per device (as stored) with new uplinks: its highest counter, latest reception time
+        and, when throttled, when it may send next."""
+        out: dict[StoredId, tuple[int, datetime, datetime | None]] = {}
         for up in self.new:
             dev = up.device
             if dev.f_cnt is not None and dev.last_seen is not None:
                 nxt = dev.throttle_next if dev.throttle_gap is not None else None
-                out[dev.id] = (dev.f_cnt, dev.last_seen, nxt)
+                out[dev.key] = (dev.f_cnt, dev.last_seen, nxt)
         return out
 
     def message(self, up: _Uplink, at: datetime) -> dict[str, Any]:
@@ -386,7 +412,7 @@ def decide(
 ) -> Batch:
     """Validate, authenticate and classify ``items`` (two queries, and on PostgreSQL a third
     that locks throttled devices when the batch has frames of any); nothing is written."""
-    batch = Batch(station, len(items))
+    batch = Batch(station, len(items), hex_ids=stores_hex(session))
     parsed = batch.parse(items)
     rows = load_devices(session, {frame.dev_addr for _, _, frame in parsed})
     matched = batch.match(parsed, rows, kek)
@@ -403,6 +429,6 @@ def decide(
         if fresh is not None:
             for dev in throttled:
                 dev.throttle(*fresh.get(dev.id, (None, None)))
-    stored = load_uplinks(session, {(m[3].id, m[4]) for m in matched})
+    stored = load_uplinks(session, {(m[3].key, m[4]) for m in matched})
     batch.assign(matched, stored, fcnt_window)
     return batch

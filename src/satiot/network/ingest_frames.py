@@ -16,6 +16,7 @@ from satiot.network import frames
 from satiot.network.devices import APP_S_KEY, NWK_S_KEY, key_aad
 from satiot.network.frames import DataFrame, FrameError, MType
 from satiot.network.ingest_keys import SessionCipher, session_cipher
+from satiot.network.ingest_store import StoredId
 from satiot.network.keys import Kek, KekError
 
 _UPLINK_TYPES = frozenset({MType.UNCONFIRMED_UP, MType.CONFIRMED_UP})
@@ -33,10 +34,12 @@ class Candidate:
         "f_cnt_stored",
         "id",
         "kek_id",
+        "key",
         "last_seen",
         "nwk_sealed",
         "status",
         "tenant_id",
+        "tenant_key",
         "throttle_gap",
         "throttle_next",
     )
@@ -47,12 +50,15 @@ class Candidate:
     nwk_sealed: bytes
     app_sealed: bytes
     kek_id: str
+    key: StoredId  # the id as the database stores it
+    tenant_key: StoredId
 
     def __init__(self, row: Any) -> None:
         """``row``: the columns of ``ingest_store.load_devices``, in its order (unpacked as a
         tuple: reading a row's fields by name costs more than the rest of this together)."""
         (self.id, self.tenant_id, self.dev_eui, _addr, self.status, self.nwk_sealed,
-         self.app_sealed, self.kek_id, f_cnt, gap_s, next_at) = row  # fmt: skip
+         self.app_sealed, self.kek_id, f_cnt, gap_s, next_at, self.key,
+         self.tenant_key) = row  # fmt: skip
         self.f_cnt_stored: int | None = f_cnt
         self.f_cnt: int | None = f_cnt  # highest counter, moving as the batch is decided
         self.last_seen: datetime | None = None

@@ -44,12 +44,19 @@ _RECEPTIONS = cast(Table, UplinkReception.__table__)
 _STATIONS = cast(Table, GroundStation.__table__)
 
 
+#: An id in the form the database stores and the driver takes: 32 hex digits on SQLite, a
+#: UUID on PostgreSQL. A batch writes each of its ids into several rows; carrying them in that
+#: form, as read from the database or made once, spares a conversion per row and column.
+StoredId = uuid.UUID | str
+
+
 @dataclass(slots=True)
 class KnownUplink:
     """An uplink already stored: enough to tell a duplicate from a replay."""
 
     id: uuid.UUID
-    device_id: uuid.UUID
+    key: StoredId  # its id as stored
+    device_key: StoredId  # its device's id as stored
     f_cnt: int
     mic: int
 
@@ -58,7 +65,24 @@ def _connection(session: Session) -> Connection:
     return session.connection()
 
 
-#: The columns :class:`ingest_frames.Candidate` reads, in its order.
+def stores_hex(session: Session) -> bool:
+    """Whether this session's database stores ids as hex text (SQLite) rather than as UUIDs."""
+    return _connection(session).dialect.name == "sqlite"
+
+
+def stored_id(session: Session, value: uuid.UUID) -> StoredId:
+    """``value`` as this session's database stores it (see :data:`StoredId`)."""
+    return value.hex if stores_hex(session) else value
+
+
+def _order(key: StoredId) -> int | str:
+    """Sort key for rows updated in id order: stored hex text sorts as the ids do; a UUID by
+    its integer (UUID's own ordering goes through Python-level comparison methods)."""
+    return key if isinstance(key, str) else key.int
+
+
+#: The columns :class:`ingest_frames.Candidate` reads, in its order; :func:`load_devices` adds
+#: the device's and its tenant's ids as stored.
 _DEVICE_COLUMNS = (
     "id", "tenant_id", "dev_eui", "dev_addr", "status", "nwk_s_key_sealed", "app_s_key_sealed",
     "kek_id", "f_cnt_up", "throttle_gap_s", "throttle_next_at",
@@ -86,12 +110,15 @@ def _sqlite_device(row: tuple[Any, ...]) -> tuple[Any, ...]:
         f_cnt,
         gap_s,
         bulk.sqlite_datetime(next_at),
+        id_,
+        tenant,
     )
 
 
 def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
     """Every device holding one of these DevAddrs, whatever its status (one query), as
-    tuples of :data:`_DEVICE_COLUMNS` with their Python types.
+    tuples of :data:`_DEVICE_COLUMNS` with their Python types, then the device's and its
+    tenant's ids as stored (:data:`StoredId`).
 
     The addresses travel as one parameter (a JSON array on SQLite, an array on PostgreSQL):
     an IN list of hundreds of placeholders costs more to render and parse than the lookups.
@@ -105,7 +132,7 @@ def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
     if conn.dialect.name == "sqlite":
         rows = conn.exec_driver_sql(_SQLITE_DEVICES, (json.dumps(addrs),)).cursor.fetchall()
         return [_sqlite_device(r) for r in rows]
-    return conn.execute(_PG_DEVICES, {"addrs": addrs}).all()
+    return [(*r, r[0], r[1]) for r in conn.execute(_PG_DEVICES, {"addrs": addrs})]
 
 
 def lock_throttled(
@@ -158,29 +185,30 @@ _KNOWN_COLUMNS: dict[str, TypeEngine[Any]] = {
 }
 
 
-def load_uplinks(session: Session, keys: Iterable[tuple[uuid.UUID, int]]) -> list[KnownUplink]:
-    """The stored uplinks among these (device, full FCnt) pairs (one query)."""
+def load_uplinks(session: Session, keys: Iterable[tuple[StoredId, int]]) -> list[KnownUplink]:
+    """The stored uplinks among these (device as stored, full FCnt) pairs (one query)."""
     pairs = list(set(keys))  # a read: no lock order to keep
     if not pairs:
         return []
     conn = _connection(session)
     if conn.dialect.name == "sqlite":
-        params = (json.dumps([[d.hex, f] for d, f in pairs]),)
+        params = (json.dumps(pairs),)
         found = conn.exec_driver_sql(_KNOWN_UPLINKS_SQLITE, params).cursor.fetchall()
         as_uuid = bulk.sqlite_uuid
-        return [KnownUplink(as_uuid(i), as_uuid(d), f, m) for i, d, f, m in found]
+        return [KnownUplink(as_uuid(i), i, d, f, m) for i, d, f, m in found]
     stmt = _KNOWN_UPLINKS_PG.columns(**_KNOWN_COLUMNS)
     rows = conn.execute(stmt, {"devices": [d for d, _ in pairs], "f_cnts": [f for _, f in pairs]})
-    return [KnownUplink(r.id, r.device_id, r.f_cnt, r.mic) for r in rows.all()]
+    return [KnownUplink(r.id, r.id, r.device_id, r.f_cnt, r.mic) for r in rows.all()]
 
 
 class UplinkRow(NamedTuple):
     """A new uplink as the batch writes it (a tuple in column order: building a dict per row,
-    then picking its values out again, cost more than the insert's own Python work)."""
+    then picking its values out again, cost more than the insert's own Python work), its ids
+    as stored."""
 
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    device_id: uuid.UUID
+    id: StoredId
+    tenant_id: StoredId
+    device_id: StoredId
     dev_eui: str
     f_cnt: int
     f_port: int | None
@@ -196,12 +224,12 @@ class UplinkRow(NamedTuple):
 
 
 class ReceptionRow(NamedTuple):
-    """One copy of a frame as the batch writes it, in column order."""
+    """One copy of a frame as the batch writes it, in column order, its ids as stored."""
 
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    uplink_id: uuid.UUID
-    ground_station_id: uuid.UUID
+    id: StoredId
+    tenant_id: StoredId
+    uplink_id: StoredId
+    ground_station_id: StoredId
     satellite: str
     received_at: datetime
     frequency_hz: int
@@ -267,6 +295,7 @@ _SQLITE_INSERT_UPLINKS = (
     f"VALUES ({', '.join('?' * len(_UPLINK_COLUMNS))}) "
     f"ON CONFLICT ({', '.join(_UPLINK_KEY)}) DO NOTHING"
 )
+_SQLITE_UPLINKS_AMONG = "SELECT id FROM uplinks WHERE id IN (SELECT value FROM json_each(?))"
 _SQLITE_INSERT_RECEPTIONS = f"INSERT INTO uplink_receptions ({_names(_RECEPTION_COLUMNS)}) "
 _SQLITE_ON_RECEPTION_CONFLICT = f" ON CONFLICT ({', '.join(_RECEPTION_KEY)}) DO NOTHING"
 _ADD_RECEPTION_COUNTS = {
@@ -301,9 +330,9 @@ def _sqlite_uplink(row: UplinkRow) -> tuple[Any, ...]:
      n) = row  # fmt: skip
     ts = bulk.sqlite_timestamp
     return (
-        id_.hex,
-        tenant.hex,
-        device.hex,
+        id_,
+        tenant,
+        device,
         eui,
         f_cnt,
         port,
@@ -323,10 +352,10 @@ def _sqlite_reception(row: ReceptionRow) -> tuple[Any, ...]:
     (id_, tenant, uplink, station, satellite, rx, freq, rssi, snr, doppler, at) = row
     ts = bulk.sqlite_timestamp
     return (
-        id_.hex,
-        tenant.hex,
-        uplink.hex,
-        station.hex,
+        id_,
+        tenant,
+        uplink,
+        station,
         satellite,
         ts(rx),
         freq,
@@ -337,9 +366,9 @@ def _sqlite_reception(row: ReceptionRow) -> tuple[Any, ...]:
     )
 
 
-def insert_uplinks(session: Session, rows: Sequence[UplinkRow]) -> set[uuid.UUID]:
+def insert_uplinks(session: Session, rows: Sequence[UplinkRow]) -> set[StoredId]:
     """Insert new uplinks, skipping any (device, FCnt) another transaction stored first;
-    return the ids actually inserted.
+    return the ids (as stored) actually inserted.
 
     PostgreSQL says which rows it wrote with RETURNING. On SQLite, where RETURNING costs as
     much again per row, a plain executemany counts the rows written: all of them, since
@@ -357,21 +386,21 @@ def insert_uplinks(session: Session, rows: Sequence[UplinkRow]) -> set[uuid.UUID
     ids = [row.id for row in rows]
     if written == len(rows):
         return set(ids)
-    found = conn.execute(select(_UPLINKS.c.id).where(_UPLINKS.c.id.in_(ids)))
+    found = conn.exec_driver_sql(_SQLITE_UPLINKS_AMONG, (json.dumps(ids),)).cursor.fetchall()
     return {r[0] for r in found}
 
 
 def insert_receptions(
     session: Session, fresh: Sequence[ReceptionRow], more: Sequence[ReceptionRow]
-) -> dict[uuid.UUID, int]:
-    """Insert receptions; return how many were added per uplink among ``more``.
+) -> dict[StoredId, int]:
+    """Insert receptions; return how many were added per uplink (as stored) among ``more``.
 
     ``fresh`` are copies of uplinks inserted by this transaction, so none can exist yet (no
     RETURNING); ``more`` are copies of stored uplinks, where a station's retried post meets its
     own earlier rows: those are skipped, and RETURNING tells what was added, for the uplinks'
     ``reception_count``.
     """
-    added: dict[uuid.UUID, int] = {}
+    added: dict[StoredId, int] = {}
     if _connection(session).dialect.name == "postgresql":
         if fresh:
             columns = bulk.pg_columns(fresh)
@@ -397,36 +426,29 @@ def insert_receptions(
             + " RETURNING uplink_id"
         )
         for (uplink_hex,) in bulk.execute(session, sql, tuple(v for r in part for v in r)):
-            uplink_id = uuid.UUID(uplink_hex)
-            added[uplink_id] = added.get(uplink_id, 0) + 1
+            added[uplink_hex] = added.get(uplink_hex, 0) + 1
     return added
 
 
-def _by_id(item: tuple[uuid.UUID, Any]) -> int:
-    """Sort key for rows updated in id order (UUID's own ordering, without its Python-level
-    comparison methods)."""
-    return item[0].int
+def _by_id(item: tuple[StoredId, Any]) -> int | str:
+    return _order(item[0])
 
 
-def add_reception_counts(session: Session, added: Mapping[uuid.UUID, int]) -> None:
+def add_reception_counts(session: Session, added: Mapping[StoredId, int]) -> None:
     """``reception_count += n`` on stored uplinks that gained copies (one executemany, in id
     order)."""
     if not added:
         return
     dialect = _connection(session).dialect.name
-    params: list[tuple[int, Any]]
-    if dialect == "postgresql":
-        params = [(n, uid) for uid, n in sorted(added.items(), key=_by_id)]
-    else:
-        params = [(n, uid.hex) for uid, n in sorted(added.items(), key=_by_id)]
+    params = [(n, key) for key, n in sorted(added.items(), key=_by_id)]
     bulk.execute(session, _ADD_RECEPTION_COUNTS[dialect], params)
 
 
 def advance_devices(
-    session: Session, progress: Mapping[uuid.UUID, tuple[int, datetime, datetime | None]]
+    session: Session, progress: Mapping[StoredId, tuple[int, datetime, datetime | None]]
 ) -> None:
     """Raise each device's ``f_cnt_up``, ``last_seen_at`` and (throttled devices)
-    ``throttle_next_at`` to at least the given values.
+    ``throttle_next_at`` to at least the given values (devices keyed by their ids as stored).
 
     Written as a maximum in SQL, so concurrent batches (in any order) leave the highest; rows
     are updated in id order so two transactions lock them in the same order.
@@ -443,7 +465,7 @@ def advance_devices(
     else:
         ts = bulk.sqlite_timestamp
         params = [
-            (n, ts(when), dev_id.hex, None if nxt is None else ts(nxt))
+            (n, ts(when), dev_id, None if nxt is None else ts(nxt))
             for dev_id, (n, when, nxt) in ordered
         ]
     bulk.execute(session, _ADVANCE_DEVICES[dialect], params)
