@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from satiot.core.models import Event
 from satiot.network import downlinks, frames, ingest_decide
+from satiot.network.ground_stations import posting_station
 from satiot.network.ingest import ingest_batch
 from satiot.network.ingest_keys import clear_cache
 from satiot.network.keys import Kek
@@ -367,7 +368,7 @@ def test_the_uplinks_and_their_events_commit_together_or_not_at_all(
 ):
     dev = add_device(ctx, world, tenant.id)
     with ctx.db.write() as s:
-        gs = s.get(GroundStation, station)
+        gs = posting_station(s, station)
         result = ingest_batch(s, gs, [rec(dev.frame(1))], kek=ctx.kek, at=T0, fcnt_window=16384)
         assert result.accepted == 1
         s.rollback()
@@ -437,7 +438,7 @@ def _second_waits_for_first(ctx, first_post, second_post):
     posts ``second_post``; check the second waits, then commit. Both results."""
     s1 = ctx.db.writer()
     s1.begin()
-    gs = s1.get(GroundStation, first_post[0])
+    gs = posting_station(s1, first_post[0])
     first = ingest_batch(s1, gs, first_post[1], kek=ctx.kek, at=T0, fcnt_window=100)
     second: list = []
     t = threading.Thread(target=lambda: second.append(post(ctx, *second_post)))

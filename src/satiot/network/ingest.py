@@ -46,7 +46,7 @@ from satiot.core import events
 from satiot.core.auth.principal import Principal
 from satiot.core.db import Database
 from satiot.network import downlinks
-from satiot.network.ground_stations import authorize_poster, get_station
+from satiot.network.ground_stations import PostingStation, authorize_poster, posting_station
 from satiot.network.ingest_decide import IngestResult, decide
 from satiot.network.ingest_store import (
     add_reception_counts,
@@ -58,7 +58,6 @@ from satiot.network.ingest_store import (
 )
 from satiot.network.keys import Kek
 from satiot.network.messages import UPLINK_ACCEPTED
-from satiot.network.models import GroundStation
 
 __all__ = ["IngestResult", "ingest", "ingest_batch"]
 
@@ -71,7 +70,7 @@ _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 
 def ingest_batch(
     session: Session,
-    station: GroundStation,
+    station: PostingStation,
     items: Sequence[Any],
     *,
     kek: Kek,
@@ -131,7 +130,7 @@ def ingest(
     for attempt in range(_RETRIES):
         try:
             with db.write() as session:
-                station = get_station(session, station_id)
+                station = posting_station(session, station_id)
                 authorize_poster(principal, station)
                 return ingest_batch(
                     session, station, items, kek=kek, at=at, fcnt_window=fcnt_window

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from satiot.core.ids import new_id_block, uuid_from_int
 from satiot.network.frames import DataFrame, MType
+from satiot.network.ground_stations import PostingStation
 from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
 from satiot.network.ingest_store import (
     KnownUplink,
@@ -32,7 +33,6 @@ from satiot.network.ingest_store import (
 from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
 from satiot.network.keys import Kek
 from satiot.network.messages import AcceptedUplink, reception_json, uplink_message
-from satiot.network.models import GroundStation
 from satiot.network.states import DEVICE_TRAFFIC_STATES
 
 
@@ -129,7 +129,7 @@ _Matched = tuple[int, ReceptionIn, DataFrame, Candidate, int]
 class Batch:
     """The decisions for one batch and the rows and events they turn into."""
 
-    def __init__(self, station: GroundStation, size: int, *, hex_ids: bool) -> None:
+    def __init__(self, station: PostingStation, size: int, *, hex_ids: bool) -> None:
         """``hex_ids``: the database stores ids as hex text (SQLite), else as UUIDs."""
         self.station = station
         self.station_text = (str(station.id), station.name)  # as every message names it
@@ -404,7 +404,7 @@ def _satellites(copies: dict[tuple[str, datetime], ReceptionIn]) -> tuple[str, .
 
 def decide(
     session: Session,
-    station: GroundStation,
+    station: PostingStation,
     items: Sequence[Any],
     *,
     kek: Kek,

@@ -29,19 +29,15 @@ from sqlalchemy import (
     bindparam,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from satiot.core import bulk
-from satiot.network.models import Device, GroundStation, Uplink, UplinkReception
+from satiot.network.models import Device
 
 _DEVICES = cast(Table, Device.__table__)
-_UPLINKS = cast(Table, Uplink.__table__)
-_RECEPTIONS = cast(Table, UplinkReception.__table__)
-_STATIONS = cast(Table, GroundStation.__table__)
 
 
 #: An id in the form the database stores and the driver takes: 32 hex digits on SQLite, a
@@ -471,7 +467,15 @@ def advance_devices(
     bulk.execute(session, _ADVANCE_DEVICES[dialect], params)
 
 
+_TOUCH_STATION = {
+    "sqlite": "UPDATE ground_stations SET last_seen_at = ? WHERE id = ?",
+    "postgresql": "UPDATE ground_stations SET last_seen_at = %s WHERE id = %s",
+}
+
+
 def touch_station(session: Session, station_id: uuid.UUID, at: datetime) -> None:
     """Record when the station last posted (its liveness, shown to the NOC)."""
-    stmt = update(_STATIONS).where(_STATIONS.c.id == station_id).values(last_seen_at=at)
-    _connection(session).execute(stmt)
+    if stores_hex(session):
+        bulk.execute(session, _TOUCH_STATION["sqlite"], (bulk.sqlite_timestamp(at), station_id.hex))
+    else:
+        bulk.execute(session, _TOUCH_STATION["postgresql"], (at, station_id))
