@@ -13,13 +13,13 @@ SQLite serialises writers (``BEGIN IMMEDIATE``), so there the loser case never a
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -59,6 +59,12 @@ class KnownUplink:
 
 def _connection(session: Session) -> Connection:
     return session.connection()
+
+
+def _json(value: Any) -> str:
+    """A JSON array parameter for SQLite's ``json_each`` (ids as hex text and integers only;
+    ``orjson`` writes one in a fraction of ``json.dumps``'s time)."""
+    return orjson.dumps(value).decode()
 
 
 def stores_hex(session: Session) -> bool:
@@ -126,7 +132,7 @@ def load_devices(session: Session, dev_addrs: Iterable[int]) -> Sequence[Any]:
         return []
     conn = _connection(session)
     if conn.dialect.name == "sqlite":
-        rows = conn.exec_driver_sql(_SQLITE_DEVICES, (json.dumps(addrs),)).cursor.fetchall()
+        rows = conn.exec_driver_sql(_SQLITE_DEVICES, (_json(addrs),)).cursor.fetchall()
         return [_sqlite_device(r) for r in rows]
     return [(*r, r[0], r[1]) for r in conn.execute(_PG_DEVICES, {"addrs": addrs})]
 
@@ -188,7 +194,7 @@ def load_uplinks(session: Session, keys: Iterable[tuple[StoredId, int]]) -> list
         return []
     conn = _connection(session)
     if conn.dialect.name == "sqlite":
-        params = (json.dumps(pairs),)
+        params = (_json(pairs),)
         found = conn.exec_driver_sql(_KNOWN_UPLINKS_SQLITE, params).cursor.fetchall()
         as_uuid = bulk.sqlite_uuid
         return [KnownUplink(as_uuid(i), i, d, f, m) for i, d, f, m in found]
@@ -382,7 +388,7 @@ def insert_uplinks(session: Session, rows: Sequence[UplinkRow]) -> set[StoredId]
     ids = [row.id for row in rows]
     if written == len(rows):
         return set(ids)
-    found = conn.exec_driver_sql(_SQLITE_UPLINKS_AMONG, (json.dumps(ids),)).cursor.fetchall()
+    found = conn.exec_driver_sql(_SQLITE_UPLINKS_AMONG, (_json(ids),)).cursor.fetchall()
     return {r[0] for r in found}
 
 
