@@ -51,6 +51,12 @@ _DATA_TYPES = frozenset(
 _UPLINK_TYPES = frozenset({MType.JOIN_REQUEST, MType.UNCONFIRMED_UP, MType.CONFIRMED_UP})
 
 
+#: MType by its 3-bit code, for the data types (a list lookup: calling the enum costs more
+#: than the rest of a parse's field extraction).
+_MTYPE_BY_CODE = [MType(code) if code < 6 else None for code in range(8)]
+_HEADER = struct.Struct("<IBH")  # DevAddr, FCtrl, FCnt
+
+
 class FrameError(ValueError):
     """Bytes that are not a well-formed LoRaWAN 1.0.x data frame; the message says why."""
 
@@ -102,9 +108,12 @@ def _check_u32(value: int, name: str) -> None:
 
 def parse(phy: bytes) -> DataFrame:
     """Split a PHYPayload into its fields, refusing anything that is not a data frame."""
-    if not isinstance(phy, bytes | bytearray | memoryview):
+    if type(phy) is bytes:
+        data = phy
+    elif isinstance(phy, bytes | bytearray | memoryview):
+        data = bytes(phy)
+    else:
         raise FrameError(f"a frame is bytes, not {type(phy).__name__}")
-    data = bytes(phy)
     if len(data) < _MIN_FRAME:
         raise FrameError(
             f"frame of {len(data)} bytes is shorter than the {_MIN_FRAME}-byte minimum"
@@ -124,7 +133,7 @@ def parse(phy: bytes) -> DataFrame:
         )
     if major != 0:
         raise FrameError(f"LoRaWAN major version {major} is not supported (only R1 = 0)")
-    dev_addr, f_ctrl, f_cnt16 = struct.unpack_from("<IBH", data, 1)
+    dev_addr, f_ctrl, f_cnt16 = _HEADER.unpack_from(data, 1)
     f_opts_len = f_ctrl & 0x0F
     body_end = len(data) - MIC_BYTES
     opts_end = 1 + _FHDR_MIN + f_opts_len
@@ -137,20 +146,22 @@ def parse(phy: bytes) -> DataFrame:
         payload = data[opts_end + 1 : body_end]
         if f_port == 0 and f_opts_len:
             raise FrameError("FPort 0 (MAC commands in the payload) with FOpts present")
-    return DataFrame(
-        mtype=MType(mtype_code),
-        major=major,
-        dev_addr=dev_addr,
-        adr=bool(f_ctrl & 0x80),
-        adr_ack_req=bool(f_ctrl & 0x40),
-        ack=bool(f_ctrl & 0x20),
-        f_pending=bool(f_ctrl & 0x10),
-        f_cnt16=f_cnt16,
-        f_opts=data[1 + _FHDR_MIN : opts_end],
-        f_port=f_port,
-        frm_payload=payload,
-        mic=data[body_end:],
-        raw=data[:body_end],
+    mtype = _MTYPE_BY_CODE[mtype_code]
+    assert mtype is not None  # codes 6 and 7 were refused above
+    return DataFrame(  # positional, in field order: keywords cost a named tuple more
+        mtype,
+        major,
+        dev_addr,
+        bool(f_ctrl & 0x80),  # adr
+        bool(f_ctrl & 0x40),  # adr_ack_req
+        bool(f_ctrl & 0x20),  # ack
+        bool(f_ctrl & 0x10),  # f_pending
+        f_cnt16,
+        data[1 + _FHDR_MIN : opts_end],  # f_opts
+        f_port,
+        payload,  # frm_payload
+        data[body_end:],  # mic
+        data[:body_end],  # raw
     )
 
 
