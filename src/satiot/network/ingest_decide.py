@@ -134,6 +134,7 @@ class Batch:
         self.station = station
         self.station_text = (str(station.id), station.name)  # as every message names it
         self.station_key: StoredId = station.id.hex if hex_ids else station.id
+        self._tenant_texts: dict[StoredId, str] = {}  # a batch's devices share few tenants
         self.rejected: list[Rejection] = []
         self.duplicates = 0
         self.new: list[_Uplink] = []
@@ -338,9 +339,12 @@ class Batch:
         frame, dev = up.frame, up.device
         assert frame is not None
         station_id, station_name = self.station_text
+        tenant_text = self._tenant_texts.get(dev.tenant_key)
+        if tenant_text is None:
+            tenant_text = self._tenant_texts[dev.tenant_key] = str(dev.tenant_id)
         return uplink_message(
             id=up.id,
-            tenant_id=dev.tenant_id,
+            tenant_id=tenant_text,
             dev_eui=dev.dev_eui,
             f_cnt=up.f_cnt,
             f_port=frame.f_port,

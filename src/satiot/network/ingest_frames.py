@@ -84,7 +84,7 @@ class Candidate:
                     kek.open(self.app_sealed, key_aad(self.dev_eui, APP_S_KEY)),
                 )
 
-            key = (kek.id, self.id, self.nwk_sealed, self.app_sealed)
+            key = (kek.id, self.key, self.nwk_sealed, self.app_sealed)
             try:
                 self._cipher = session_cipher(key, open_keys)
             except KekError:

@@ -56,16 +56,15 @@ class SessionCipher:
         if frame.f_port is None or not data:
             return b""
         ecb = self._nwk_ecb if frame.f_port == 0 else self._app_ecb
-        blocks = b"".join(
-            _B0.pack(0x01, 0, frame.dev_addr, f_cnt32, i) for i in range(1, -(-len(data) // 16) + 1)
-        )
+        addr, pack = frame.dev_addr, _B0.pack
+        blocks = b"".join([pack(1, 0, addr, f_cnt32, i) for i in range(1, -(-len(data) // 16) + 1)])
         stream = ecb.update(blocks)[: len(data)]
         mixed = int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")
         return mixed.to_bytes(len(data), "big")
 
 
-#: (kek id, device id, sealed NwkSKey, sealed AppSKey) -> cipher
-CacheKey = tuple[str, uuid.UUID, bytes, bytes]
+#: (kek id, device id as stored, sealed NwkSKey, sealed AppSKey) -> cipher
+CacheKey = tuple[str, uuid.UUID | str, bytes, bytes]
 _local = threading.local()
 
 

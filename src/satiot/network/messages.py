@@ -71,7 +71,7 @@ def reception_json(
 def uplink_message(
     *,
     id: uuid.UUID,
-    tenant_id: uuid.UUID,
+    tenant_id: uuid.UUID | str,
     dev_eui: str,
     f_cnt: int,
     f_port: int | None,
