@@ -28,11 +28,11 @@ class Candidate:
 
     __slots__ = (
         "_cipher",
+        "_id",
         "app_sealed",
         "dev_eui",
         "f_cnt",
         "f_cnt_stored",
-        "id",
         "kek_id",
         "key",
         "last_seen",
@@ -43,7 +43,7 @@ class Candidate:
         "throttle_gap",
         "throttle_next",
     )
-    id: uuid.UUID
+    _id: uuid.UUID | None
     tenant_id: uuid.UUID
     dev_eui: str
     status: str
@@ -56,7 +56,7 @@ class Candidate:
     def __init__(self, row: Any) -> None:
         """``row``: the columns of ``ingest_store.load_devices``, in its order (unpacked as a
         tuple: reading a row's fields by name costs more than the rest of this together)."""
-        (self.id, self.tenant_id, self.dev_eui, _addr, self.status, self.nwk_sealed,
+        (self._id, self.tenant_id, self.dev_eui, _addr, self.status, self.nwk_sealed,
          self.app_sealed, self.kek_id, f_cnt, gap_s, next_at, self.key,
          self.tenant_key) = row  # fmt: skip
         self.f_cnt_stored: int | None = f_cnt
@@ -66,6 +66,13 @@ class Candidate:
         self.throttle_next: datetime | None = None  # moves with the batch
         self.throttle(gap_s, next_at)
         self._cipher: SessionCipher | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The device's id (SQLite rows leave it to be made from the stored id, on demand)."""
+        if self._id is None:
+            self._id = uuid.UUID(hex=str(self.key))
+        return self._id
 
     def throttle(self, gap_s: int | None, next_at: datetime | None) -> None:
         """Set the device's throttling as stored (gap in seconds, or none)."""
