@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from satiot.core.errors import InvalidInput
 from satiot.network.ingest_validate import (
@@ -112,3 +114,17 @@ def test_a_batch_over_the_limit_is_too_large():
         batch_items({"receptions": [{}] * (MAX_BATCH + 1)})
     assert caught.value.status == 413
     assert len(batch_items({"receptions": [{}] * MAX_BATCH})[0]) == MAX_BATCH
+
+
+@settings(max_examples=2000)
+@given(st.text(alphabet="AQgw+/=\n é\x00-_", max_size=16))
+def test_phy_payload_is_read_as_strict_base64(encoded: str):
+    """Exactly what the standard library's validating decoder takes is taken, as it decodes it
+    (padding, characters outside the alphabet, non-ASCII text)."""
+    got = validate_item(0, {**GOOD, "phy_payload": encoded})
+    try:
+        expected = base64.b64decode(encoded, validate=True)
+    except ValueError:  # binascii.Error is one
+        assert isinstance(got, Rejection) and got.reason == "bad-base64"
+    else:
+        assert isinstance(got, ReceptionIn) and got.phy == expected

@@ -10,7 +10,6 @@ Reason codes are stable; stations may act on them (``docs/network-server.md`` li
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 from dataclasses import dataclass
@@ -135,7 +134,9 @@ def _reception(item: Any) -> ReceptionIn:
     if not isinstance(encoded, str):
         raise _Invalid("invalid-reception", "phy_payload: must be a base64 string")
     try:
-        phy = base64.b64decode(encoded, validate=True)
+        # What base64.b64decode(validate=True) accepts, without its Python-level checks
+        # (strict mode refuses characters outside the alphabet and misplaced padding).
+        phy = binascii.a2b_base64(encoded, strict_mode=True)
     except (binascii.Error, ValueError):
         raise _Invalid("bad-base64", "phy_payload: not valid base64") from None
     return ReceptionIn(satellite, received_at, frequency, rssi, snr, doppler_hz, phy)
