@@ -65,9 +65,16 @@ def parse_utc(text: str) -> datetime | None:
     Raises ValueError when it is not ISO-8601. A text already in the delivered form is kept as
     that instant's text, so neither text need be formatted again."""
     when = datetime.fromisoformat(text)
-    if when.tzinfo is None or when.utcoffset() is None:
-        return None
-    when = when.astimezone(UTC)
-    if when not in _TEXTS and _CANONICAL.fullmatch(text) and (len(text) == 20 or when.microsecond):
+    zone = when.tzinfo
+    if zone is not UTC:  # a "Z" or "+00:00" text parses to UTC itself
+        if zone is None or when.utcoffset() is None:
+            return None
+        return when.astimezone(UTC)  # not in the delivered form, which ends in "Z"
+    if (
+        text[-1] == "Z"
+        and when not in _TEXTS
+        and (len(text) == 20 or when.microsecond)
+        and _CANONICAL.fullmatch(text)
+    ):
         _remember(when, _texts_of_iso(text))
     return when
