@@ -59,11 +59,11 @@ class IngestResult:
 class _Ids:
     """Ids for one batch's rows: a block of consecutive UUIDv7 values (RFC 9562 §6.2, method
     2), reserved so that no other id falls among them, and a batch's uplinks sort in the order
-    they were accepted. ``hex``: the database stores ids as hex text (SQLite)."""
+    they were accepted. ``hex_ids``: the database stores ids as hex text (SQLite)."""
 
-    def __init__(self, needed: int, hex: bool) -> None:
+    def __init__(self, needed: int, hex_ids: bool) -> None:
         self._next = new_id_block(needed)
-        self._hex = hex
+        self._hex = hex_ids
 
     def __call__(self) -> uuid.UUID:
         value = self._next
