@@ -503,8 +503,9 @@ def test_an_uplink_insert_reports_only_the_rows_it_wrote(ctx, world, tenant, sta
     """What a transaction that lost the race sees: its row for a stored (device, FCnt) is
     skipped and left out of the ids it gets back (RETURNING on PostgreSQL, the row count and
     one query on SQLite)."""
+    from satiot.core.bulk import stored_id
     from satiot.core.ids import new_id
-    from satiot.network.ingest_store import UplinkRow, insert_uplinks, stored_id
+    from satiot.network.ingest_store import UplinkRow, insert_uplinks
 
     dev = add_device(ctx, world, tenant.id)
     post(ctx, station, [rec(dev.frame(1))])

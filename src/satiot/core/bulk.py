@@ -135,6 +135,28 @@ def update_rows(
     return len(rows)
 
 
+#: An id in the form the database stores and the driver takes: 32 hex digits on SQLite, a
+#: UUID on PostgreSQL. A batch that writes one id into several rows carries it in that form,
+#: as read from the database or made once, instead of converting it per row and column.
+StoredId = uuid.UUID | str
+
+
+def stores_hex(session: Session) -> bool:
+    """Whether this session's database stores ids as hex text (SQLite) rather than as UUIDs."""
+    return session.connection().dialect.name == "sqlite"
+
+
+def stored_id(session: Session, value: uuid.UUID) -> StoredId:
+    """``value`` as this session's database stores it (see :data:`StoredId`)."""
+    return value.hex if stores_hex(session) else value
+
+
+def driver_sql(sql: str) -> dict[str, str]:
+    """``sql``, written with ``?`` placeholders, in each driver's parameter style by dialect
+    name (psycopg takes ``%s``). For statements with no ``?`` or ``%`` of their own."""
+    return {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
+
+
 def execute(session: Session, sql: str, params: Any) -> CursorResult[Any]:
     """Run driver SQL on the session's connection: ``params`` one tuple (one execution) or a
     list of tuples (``executemany``), already in the driver's form."""

@@ -16,6 +16,8 @@ from typing import Any, Final
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from satiot.core.bulk import driver_sql
+
 _PENDING: Final = "satiot.pending_logs"
 _MARKS: Final = "satiot.pending_log_marks"  # per SAVEPOINT: queue lengths at its start
 
@@ -47,16 +49,10 @@ def pending(session: Session, log: str) -> list[Any]:
 
 #: The head's row is bumped and read in one driver statement per log (no ORM bulk-update
 #: compilation on every commit that writes events), in the driver's parameter style.
-_BUMP = {
-    "sqlite": "UPDATE log_heads SET last_seq = last_seq + ? WHERE name = ? "
-    "RETURNING last_seq, last_hash",
-    "postgresql": "UPDATE log_heads SET last_seq = last_seq + %s WHERE name = %s "
-    "RETURNING last_seq, last_hash",
-}
-_SET_HASH = {
-    "sqlite": "UPDATE log_heads SET last_hash = ? WHERE name = ?",
-    "postgresql": "UPDATE log_heads SET last_hash = %s WHERE name = %s",
-}
+_BUMP = driver_sql(
+    "UPDATE log_heads SET last_seq = last_seq + ? WHERE name = ? RETURNING last_seq, last_hash"
+)
+_SET_HASH = driver_sql("UPDATE log_heads SET last_hash = ? WHERE name = ?")
 
 
 @sa_event.listens_for(Session, "before_commit")

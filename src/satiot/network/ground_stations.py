@@ -114,21 +114,15 @@ class PostingStation(NamedTuple):
     api_key_id: uuid.UUID | None
 
 
-_POSTER = {
-    "sqlite": "SELECT name, api_key_id FROM ground_stations WHERE id = ?",
-    "postgresql": "SELECT name, api_key_id FROM ground_stations WHERE id = %s",
-}
+_POSTER = bulk.driver_sql("SELECT name, api_key_id FROM ground_stations WHERE id = ?")
 
 
 def posting_station(session: Session, station_id: uuid.UUID) -> PostingStation:
     """The station of a posted batch, read with one driver statement: loading the ORM object
     cost a batch more than its device lookup."""
-    sqlite = session.connection().dialect.name == "sqlite"
-    found: Any = bulk.execute(
-        session,
-        _POSTER["sqlite" if sqlite else "postgresql"],
-        (station_id.hex if sqlite else station_id,),
-    ).first()
+    sqlite = bulk.stores_hex(session)
+    sql = _POSTER["sqlite" if sqlite else "postgresql"]
+    found: Any = bulk.execute(session, sql, (bulk.stored_id(session, station_id),)).first()
     if found is None:
         raise NotFound(f"ground station {station_id} not found")
     name, key_id = found

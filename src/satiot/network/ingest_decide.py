@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from satiot.core.bulk import StoredId, stores_hex
 from satiot.core.ids import new_id_block, uuid_from_int
 from satiot.network.frames import DataFrame, MType
 from satiot.network.ground_stations import PostingStation
@@ -23,12 +24,10 @@ from satiot.network.ingest_frames import Candidate, match_frame, parse_frame
 from satiot.network.ingest_store import (
     KnownUplink,
     ReceptionRow,
-    StoredId,
     UplinkRow,
     load_devices,
     load_uplinks,
     lock_throttled,
-    stores_hex,
 )
 from satiot.network.ingest_validate import ReceptionIn, Rejection, validate_item
 from satiot.network.keys import Kek

@@ -12,11 +12,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from satiot.core.bulk import StoredId, sqlite_uuid
 from satiot.network import frames
 from satiot.network.devices import APP_S_KEY, NWK_S_KEY, key_aad
 from satiot.network.frames import DataFrame, FrameError, MType
 from satiot.network.ingest_keys import SessionCipher, session_cipher
-from satiot.network.ingest_store import StoredId
 from satiot.network.keys import Kek, KekError
 
 _UPLINK_TYPES = frozenset({MType.UNCONFIRMED_UP, MType.CONFIRMED_UP})
@@ -71,7 +71,7 @@ class Candidate:
     def id(self) -> uuid.UUID:
         """The device's id (SQLite rows leave it to be made from the stored id, on demand)."""
         if self._id is None:
-            self._id = uuid.UUID(hex=str(self.key))
+            self._id = sqlite_uuid(str(self.key))
         return self._id
 
     def throttle(self, gap_s: int | None, next_at: datetime | None) -> None:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hmac
 import struct
 import threading
-import uuid
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from satiot.core.bulk import StoredId
 from satiot.network.frames import DataFrame
 
 _B0 = struct.Struct("<B4xBIIxB")
@@ -64,7 +64,7 @@ class SessionCipher:
 
 
 #: (kek id, device id as stored, sealed NwkSKey, sealed AppSKey) -> cipher
-CacheKey = tuple[str, uuid.UUID | str, bytes, bytes]
+CacheKey = tuple[str, StoredId, bytes, bytes]
 _local = threading.local()
 
 

@@ -35,15 +35,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from satiot.core import bulk
+from satiot.core.bulk import StoredId, stores_hex
 from satiot.network.models import Device
 
 _DEVICES = cast(Table, Device.__table__)
-
-
-#: An id in the form the database stores and the driver takes: 32 hex digits on SQLite, a
-#: UUID on PostgreSQL. A batch writes each of its ids into several rows; carrying them in that
-#: form, as read from the database or made once, spares a conversion per row and column.
-StoredId = uuid.UUID | str
 
 
 @dataclass(slots=True)
@@ -65,22 +60,6 @@ def _json(value: Any) -> str:
     """A JSON array parameter for SQLite's ``json_each`` (ids as hex text and integers only;
     ``orjson`` writes one in a fraction of ``json.dumps``'s time)."""
     return orjson.dumps(value).decode()
-
-
-def stores_hex(session: Session) -> bool:
-    """Whether this session's database stores ids as hex text (SQLite) rather than as UUIDs."""
-    return _connection(session).dialect.name == "sqlite"
-
-
-def stored_id(session: Session, value: uuid.UUID) -> StoredId:
-    """``value`` as this session's database stores it (see :data:`StoredId`)."""
-    return value.hex if stores_hex(session) else value
-
-
-def _order(key: StoredId) -> int | str:
-    """Sort key for rows updated in id order: stored hex text sorts as the ids do; a UUID by
-    its integer (UUID's own ordering goes through Python-level comparison methods)."""
-    return key if isinstance(key, str) else key.int
 
 
 #: The columns :class:`ingest_frames.Candidate` reads, in its order; :func:`load_devices` adds
@@ -305,10 +284,9 @@ _SQLITE_INSERT_UPLINKS = (
 _SQLITE_UPLINKS_AMONG = "SELECT id FROM uplinks WHERE id IN (SELECT value FROM json_each(?))"
 _SQLITE_INSERT_RECEPTIONS = f"INSERT INTO uplink_receptions ({_names(_RECEPTION_COLUMNS)}) "
 _SQLITE_ON_RECEPTION_CONFLICT = f" ON CONFLICT ({', '.join(_RECEPTION_KEY)}) DO NOTHING"
-_ADD_RECEPTION_COUNTS = {
-    "sqlite": "UPDATE uplinks SET reception_count = reception_count + ? WHERE id = ?",
-    "postgresql": "UPDATE uplinks SET reception_count = reception_count + %s WHERE id = %s",
-}
+_ADD_RECEPTION_COUNTS = bulk.driver_sql(
+    "UPDATE uplinks SET reception_count = reception_count + ? WHERE id = ?"
+)
 _ADVANCE_DEVICES = {
     "sqlite": (
         "UPDATE devices SET "
@@ -438,7 +416,10 @@ def insert_receptions(
 
 
 def _by_id(item: tuple[StoredId, Any]) -> int | str:
-    return _order(item[0])
+    """Sort key for rows updated in id order: stored hex text sorts as the ids do; a UUID by
+    its integer (UUID's own ordering goes through Python-level comparison methods)."""
+    key = item[0]
+    return key if isinstance(key, str) else key.int
 
 
 def add_reception_counts(session: Session, added: Mapping[StoredId, int]) -> None:
@@ -478,15 +459,13 @@ def advance_devices(
     bulk.execute(session, _ADVANCE_DEVICES[dialect], params)
 
 
-_TOUCH_STATION = {
-    "sqlite": "UPDATE ground_stations SET last_seen_at = ? WHERE id = ?",
-    "postgresql": "UPDATE ground_stations SET last_seen_at = %s WHERE id = %s",
-}
+_TOUCH_STATION = bulk.driver_sql("UPDATE ground_stations SET last_seen_at = ? WHERE id = ?")
 
 
 def touch_station(session: Session, station_id: uuid.UUID, at: datetime) -> None:
     """Record when the station last posted (its liveness, shown to the NOC)."""
     if stores_hex(session):
-        bulk.execute(session, _TOUCH_STATION["sqlite"], (bulk.sqlite_timestamp(at), station_id.hex))
+        params = (bulk.sqlite_timestamp(at), station_id.hex)
+        bulk.execute(session, _TOUCH_STATION["sqlite"], params)
     else:
         bulk.execute(session, _TOUCH_STATION["postgresql"], (at, station_id))
