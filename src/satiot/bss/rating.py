@@ -235,7 +235,8 @@ class Rater:
 
 
 def _id_text(pg: bool) -> Callable[[Any], str]:
-    """A stored id as ``str(uuid)`` writes it (bucket names are built from it)."""
+    """An id as read (``rating_sql``) written as ``str(uuid)`` writes it (bucket names are
+    built from it): PostgreSQL's text is that form already."""
     if pg:
         return str
     return lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
