@@ -13,8 +13,10 @@ prices (minimum billable size) and a contract quota, then rates --events uplink 
   prices and counter, in the same process on the same database.
 
 The events are written to the log before the clock starts. It prints events/s for each (wall
-time, and on SQLite per CPU-second of this process, which there is all the work), the ratio
-batch/anchor, on SQLite the floor (SQLite alone writing the usage records) and the yardstick.
+time; on SQLite per CPU-second of this process, which there is all the work; on a PostgreSQL
+server on this machine per CPU-second of this process and the server's backend together, read
+from ``/proc``), the ratio batch/anchor, on SQLite the floor (SQLite alone writing the usage
+records) and the yardstick.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 import _args
 from _yardstick import calibrate
@@ -221,16 +223,43 @@ def fill_log(db: Database, tenant_id: uuid.UUID, euis: list[str], n: int) -> tup
         return first, events.head(s)
 
 
-def batch_path(db: Database, span: tuple[int, int], batch: int) -> tuple[float, float]:
-    """Events/s over wall time and per CPU-second of this process."""
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backend ``pid``, when it runs on this machine
+    (``/proc``); None for a remote server."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if comm != "postgres":  # the same number on another machine
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def batch_path(
+    db: Database, span: tuple[int, int], batch: int
+) -> tuple[float, float, float | None]:
+    """Events/s over wall time, per CPU-second of this process and, on a PostgreSQL server
+    on this machine, per CPU-second of this process and its server backend together."""
     rater = Rater()
     after, last = span
+    pg = db.engine.dialect.name == "postgresql"
+    server: float | None = 0.0
     wall, cpu = time.perf_counter(), time.process_time()
     for lo in range(after, last, batch):
         with db.write() as s:
+            pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one() if pg else None
+            before = backend_cpu(pid) if pid else None
             rater.rate_range(s, lo, min(lo + batch, last))
+        after_cpu = backend_cpu(pid) if pid else None
+        if server is not None and before is not None and after_cpu is not None:
+            server += after_cpu - before
+        else:
+            server = None
     n = last - after
-    return n / (time.perf_counter() - wall), n / (time.process_time() - cpu)
+    used = time.process_time() - cpu
+    both = n / (used + server) if pg and server is not None else None
+    return n / (time.perf_counter() - wall), n / used, both
 
 
 def consumer_path(db: Database, span: tuple[int, int], batch: int) -> float:
@@ -375,7 +404,7 @@ def main() -> None:
     migrate.upgrade(db.engine)
     tenant_id, euis = setup(db, args.devices)
     span = fill_log(db, tenant_id, euis, args.events)
-    batched, per_cpu = batch_path(db, span, args.batch)
+    batched, per_cpu, with_server = batch_path(db, span, args.batch)
     slow = anchor(db, make_events(tenant_id, euis, args.anchor_events, offset=args.events))
     print(f"backend                      {db.engine.dialect.name}")
     print(f"devices                      {args.devices:12,}")
@@ -383,6 +412,11 @@ def main() -> None:
     print(f"batch path, {args.batch:,} per tx   {batched:12,.0f} events/s  (wall)")
     if db.engine.dialect.name == "sqlite":  # elsewhere the work is in the server's process
         print(f"batch path per CPU-second    {per_cpu:12,.0f} events/s  (this process)")
+    elif with_server is not None:
+        print(
+            f"batch path per CPU-second    {with_server:12,.0f} events/s  (this process + server)"
+        )
+        print(f"  of this process alone      {per_cpu:12,.0f} events/s")
     if args.consumer:
         span = fill_log(db, tenant_id, euis, min(args.events, 50_000))
         consumed = consumer_path(db, span, args.batch)

@@ -24,6 +24,7 @@ from satiot.core.auth.users import authenticate_password
 from satiot.core.db import Database
 from satiot.core.events import Consumer, consume_batch
 from satiot.core.models import Tenant, User
+from tests.conftest import pg_database
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The console script that installing satiot puts next to the interpreter.
@@ -410,6 +411,39 @@ def test_events_status_and_rewind(shared, db, clock):
             f"error: position {far} is past the end of the event log ({head})"
         )
     assert "biling" not in satiot("events", "status", env=shared).out
+
+
+def test_bench_rating_on_the_suites_backend_counts_a_local_servers_cpu(request, monkeypatch):
+    """On PostgreSQL the work is mostly the server's: when the server runs on this machine
+    the benchmark reads its backend's CPU time and prints the rate per CPU-second of both."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    args = ("bench", "rating", "--devices", "30", "--events", "300", "--batch", "100",
+            "--anchor-events", "10")  # fmt: skip
+    if request.config.getoption("--db") == "sqlite":
+        run = satiot_here(*args, env={})
+        assert run.code == 0, run.err
+        assert "(this process + server)" not in run.out
+        assert re.search(r"batch path per CPU-second +[\d,]+ events/s  \(this process\)", run.out)
+        return
+    with pg_database(f"satiot_bench_{os.getpid()}") as url:
+        run = satiot_here(*args, env={"SATIOT_DATABASE_URL": url})
+    assert run.code == 0, run.err
+    assert "SQLite alone" not in run.out
+    both = re.search(r"per CPU-second +([\d,]+) events/s  \(this process \+ server\)", run.out)
+    alone = re.search(r"of this process alone +([\d,]+) events/s", run.out)
+    assert both and alone, run.out
+    # The server's CPU is added, so the rate per CPU-second of both is the lower one.
+    assert int(both[1].replace(",", "")) < int(alone[1].replace(",", ""))
+
+
+def test_bench_backend_cpu_is_none_for_anything_but_a_local_postgres(monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "benchmarks"), *sys.path])
+    import rating as bench  # benchmarks/rating.py
+
+    assert bench.backend_cpu(os.getpid()) is None  # this process is Python, not postgres
+    assert bench.backend_cpu(2**22 + 12345) is None  # beyond Linux's largest pid: none such
 
 
 def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypatch):

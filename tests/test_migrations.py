@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from satiot.bss.models import Contract, Customer, UsageRecord
@@ -154,5 +154,32 @@ def test_0011_gives_each_tenant_that_signed_the_allow_list_in_force(scratch_url)
             a: (["203.0.113.0/24", "iot.example.com"], "SC-1 v2, SC-2 v1"),
             b: ([], ""),  # its only contract ended: nowhere
         }  # c never signed: not restricted
+    finally:
+        database.dispose()
+
+
+def test_0014_keeps_usage_records_rated_before_it_and_their_rules(scratch_url):
+    database = Database.connect(scratch_url)
+    try:
+        migrate.upgrade(database.engine, "0013")
+        with database.engine.begin() as conn:
+            tenant_id = _tenant(conn, "t")
+            event_id = uuid.uuid4()
+            _usage(conn, event_id, event_id, tenant_id)
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as conn:
+            kept = conn.execute(select(UsageRecord.id, UsageRecord.tenant_id)).all()
+        assert kept == [(event_id, tenant_id)]
+        keys = inspect(database.engine).get_foreign_keys("usage_records")
+        assert [k["referred_table"] for k in keys] == ["customer_bills"]  # only the bill's
+        with pytest.raises(IntegrityError), database.engine.begin() as conn:
+            _usage(conn, event_id, event_id, tenant_id)  # the same event rated twice
+        with pytest.raises(IntegrityError), database.engine.begin() as conn:
+            _usage(conn, uuid.uuid4(), uuid.uuid4(), tenant_id)  # id and event must agree
+        options = inspect(database.engine).get_table_options("usage_counters")
+        if database.engine.dialect.name == "postgresql":
+            assert options.get("postgresql_with") == {"fillfactor": "50"}
+        else:
+            assert "postgresql_with" not in options  # a PostgreSQL storage setting only
     finally:
         database.dispose()
