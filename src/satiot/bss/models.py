@@ -351,6 +351,17 @@ class UsageRecord(TenantScoped, Base):
     )
 
 
+class UsageCounterMark(Base):
+    """A random number written with every change to the usage counters (by rating, their only
+    writer): a rater keeps the counters it wrote while the mark is the one it wrote
+    (``rating_cache.Counters``). One row, named ``usage``."""
+
+    __tablename__ = "usage_counter_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mark: Mapped[int] = mapped_column(BigInteger)
+
+
 #: Percent of each ``usage_counters`` page PostgreSQL fills on insert (the rest is for updates).
 COUNTER_FILLFACTOR: Final = 50
 

@@ -259,6 +259,10 @@ class RatingPass:
         for key, bucket in self.buckets.items():
             bucket.load(stored[key])
 
+    def stored(self) -> list[tuple[tuple[str, str], tuple[Any, int, int, int, int]]]:
+        """Each counter as :meth:`load` takes it, after :meth:`apply`: what the batch writes."""
+        return [(key, (b.id, b.n, b.b, b.notified, b.qnotified)) for key, b in self.buckets.items()]
+
     # -- applying the rules -----------------------------------------------------------------
 
     def apply(self) -> Result:

@@ -71,6 +71,8 @@ class Statements:
     insert_usage: str
     prepaid: str
     membership_mark: str
+    read_mark: str
+    write_mark: str
 
 
 #: The events that add a device to a pool or take one out: the only changes to a
@@ -81,6 +83,9 @@ MEMBERSHIP_EVENTS: Final = (
     "subscription.terminated",
     "subscription.offering-changed",
 )
+
+#: The row of ``usage_counter_marks`` that rating rewrites with every write to the counters.
+COUNTER_MARK: Final = "usage"
 
 #: The columns of a fetched usage event, in order (``rating_pass.stage`` unpacks them).
 FETCHED: Final = (
@@ -207,6 +212,13 @@ def statements(name: str) -> Statements:
         f"coalesce((SELECT max(seq) FROM events WHERE type = '{t}'), 0)" for t in MEMBERSHIP_EVENTS
     )
     membership_mark = f"SELECT {'greatest' if d.pg else 'max'}({latest})"
+    read_mark = f"SELECT mark FROM usage_counter_marks WHERE name = '{COUNTER_MARK}'" + (
+        " FOR UPDATE" if d.pg else ""
+    )
+    write_mark = (
+        f"INSERT INTO usage_counter_marks (name, mark) VALUES ('{COUNTER_MARK}', {p('mark')}) "
+        "ON CONFLICT (name) DO UPDATE SET mark = excluded.mark"
+    )
     return Statements(
         fetch,
         members,
@@ -216,6 +228,8 @@ def statements(name: str) -> Statements:
         insert_usage,
         prepaid,
         membership_mark,
+        read_mark,
+        write_mark,
     )
 
 
@@ -245,6 +259,18 @@ class PoolMonth:
 def membership_mark(conn: Connection) -> int:
     """The log position of the last change to any pool's devices (0 before the first)."""
     return int(conn.exec_driver_sql(statements(conn.dialect.name).membership_mark).scalar_one())
+
+
+def read_mark(conn: Connection) -> int | None:
+    """The counters' mark (locked on PostgreSQL until the transaction ends); None before the
+    first."""
+    found = conn.exec_driver_sql(statements(conn.dialect.name).read_mark).first()
+    return None if found is None else int(found[0])
+
+
+def write_mark(conn: Connection, mark: int) -> None:
+    """A new mark, in the transaction that writes counters (``rating_cache.Counters``)."""
+    conn.exec_driver_sql(statements(conn.dialect.name).write_mark, {"mark": mark})
 
 
 def member_counts(conn: Connection, pools: Sequence[PoolMonth]) -> list[int]:
