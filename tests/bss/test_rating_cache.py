@@ -37,14 +37,17 @@ def device(world):
 
 @pytest.fixture
 def reads(monkeypatch) -> list[int]:
-    """How many counters each batch read from the database."""
+    """How many counters each batch read from the database (batches that read none are left
+    out)."""
     seen: list[int] = []
     real = rating_sql.counters
-    monkeypatch.setattr(
-        rating_sql,
-        "counters",
-        lambda conn, buckets: seen.append(len(buckets)) or real(conn, buckets),
-    )
+
+    def counting(conn, buckets):
+        if buckets:
+            seen.append(len(buckets))
+        return real(conn, buckets)
+
+    monkeypatch.setattr(rating_sql, "counters", counting)
     return seen
 
 
@@ -169,3 +172,26 @@ def test_a_rater_that_kept_counters_waits_for_another_raters_open_batch(world, d
     assert waiting  # it waited for the open batch instead of rating on what it kept
     assert _messages(ctx) == 6
     assert _charges(ctx) == [0, 0, 0, 0, 10_000, 10_000]
+
+
+def test_a_batch_that_fails_before_writing_leaves_nothing_kept_that_it_counted(
+    world, device, reads, monkeypatch
+):
+    """The rules change the kept counters as they run: if the batch then fails before its
+    counters are written, the next batch reads them again instead of trusting them."""
+    ctx, rater = world.ctx, Rater()
+    _rate(ctx, rater, _send(ctx, device, 2, 0))
+    span = _send(ctx, device, 3, 10)
+    real = rating_sql.write_counters
+
+    def fail(conn, rows):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(rating_sql, "write_counters", fail)
+    with pytest.raises(RuntimeError):
+        _rate(ctx, rater, span)
+    monkeypatch.setattr(rating_sql, "write_counters", real)
+    _rate(ctx, rater, span)
+    assert reads == [1, 1]
+    assert _charges(ctx) == [0, 0, 0, 0, 10_000]
+    assert _messages(ctx) == 5

@@ -132,16 +132,21 @@ class Rater:
         periods = self._periods(fresh)
         bounds = {p.name: (stored(p.start), stored(p.end)) for p in periods}
         ends = [(stored(p.end), p.name) for p in periods[:-1]] + [(None, periods[-1].name)]
-        batch = RatingPass(rows, periods=ends, price_of=self._pricer(session), id_text=_id_text(pg))
+        batch = RatingPass(
+            rows,
+            periods=ends,
+            price_of=self._pricer(session),
+            id_text=_id_text(pg),
+            kept=self.counters.begin(conn),
+        )
         batch.plan()
         pools = batch.pool_months(lambda name: bounds[name])
         batch.set_members(self.pool_sizes.counts(conn, pools))
-        self.counters.begin(conn)
-        batch.load(self.counters.read(conn, batch.new_buckets()))
+        batch.load(rating_sql.counters(conn, batch.new_buckets()))
         result = batch.apply()
         rating_sql.insert_usage(session, conn, result.usage)
         rating_sql.write_counters(conn, result.counters)
-        self.counters.wrote(conn, batch.stored())
+        self.counters.wrote(conn, batch.buckets)
         out.rated, out.rejected, out.skipped = result.rated, result.rejected, result.skipped
         out.charged_micros = result.charged
         for crossing in result.crossings:

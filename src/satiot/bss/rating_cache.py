@@ -8,15 +8,12 @@ it had kept none, as it did before it kept any).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection
 
 from satiot.bss import rating_sql
-
-#: A counter as rating reads it: ``(id, messages, bytes, notified_pct, quota_notified_pct)``.
-Stored = tuple[Any, int, int, int, int]
+from satiot.bss.rating_pass import Bucket
 
 
 class PoolSizes:
@@ -54,42 +51,30 @@ class Counters:
     tenth of the batch, and they are the very values the rater wrote in its earlier batches.
     Every batch that writes counters also writes a new random mark (``rating_sql.write_mark``)
     in its transaction, and reads the mark first (locking it on PostgreSQL, so raters take
-    turns). The kept counters are used only while the mark read is the one this rater wrote
-    last: another rater's batch, or this rater's own batch that rolled back, leaves a
-    different mark, and every counter is read again. Only rating writes counters.
+    turns). The buckets kept (``rating_pass.Bucket``, as the batch left them) are used only
+    while the mark read is the one this rater wrote last: another rater's batch, or this
+    rater's own batch that rolled back, leaves a different mark, and every counter is read
+    again. A batch changes the kept buckets as it goes, so from :meth:`begin` until
+    :meth:`wrote` they count as unknown: a batch that fails in between has them read again.
+    Only rating writes counters.
     """
 
     def __init__(self, limit: int = 100_000) -> None:
         self._mark: int | None = None
-        self._kept: dict[tuple[str, str], Stored] = {}
+        self._kept: dict[tuple[str, str], Bucket] = {}
         self._limit = limit
 
-    def begin(self, conn: Connection) -> None:
-        """Read (and on PostgreSQL lock) the mark; forget the kept counters if it moved."""
+    def begin(self, conn: Connection) -> Mapping[tuple[str, str], Bucket]:
+        """Read (and on PostgreSQL lock) the mark; the buckets that still hold what is stored
+        (none if the mark moved)."""
         if rating_sql.read_mark(conn) != self._mark or len(self._kept) > self._limit:
             self._kept.clear()
-            self._mark = None
+        self._mark = None  # until :meth:`wrote`: the batch is changing the kept buckets
+        return self._kept
 
-    def read(
-        self, conn: Connection, buckets: Sequence[rating_sql.NewBucket]
-    ) -> dict[tuple[str, str], Stored]:
-        """The stored values of ``buckets``: those kept, and the others read (or created)."""
-        kept = self._kept
-        found = {}
-        missing = []
-        for b in buckets:
-            key = (b.key, b.period)
-            stored = kept.get(key)
-            if stored is None:
-                missing.append(b)
-            else:
-                found[key] = stored
-        if missing:
-            found.update(rating_sql.counters(conn, missing))
-        return found
-
-    def wrote(self, conn: Connection, written: Sequence[tuple[tuple[str, str], Stored]]) -> None:
-        """Keep what the batch wrote and write a new mark with it."""
-        self._mark = secrets.randbits(63)
-        rating_sql.write_mark(conn, self._mark)
-        self._kept.update(written)
+    def wrote(self, conn: Connection, buckets: Mapping[tuple[str, str], Bucket]) -> None:
+        """Keep the buckets the batch wrote and write a new mark with them."""
+        mark = secrets.randbits(63)
+        rating_sql.write_mark(conn, mark)
+        self._kept.update(buckets)
+        self._mark = mark

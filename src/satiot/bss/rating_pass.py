@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -79,6 +79,10 @@ class Bucket:
 
     def load(self, stored: tuple[Any, int, int, int, int]) -> None:
         self.id, self.n, self.b, self.notified, self.qnotified = stored
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a batch on what the bucket holds (its limits set for this batch)."""
         self.q_start = self.qnotified
         self.aim()
 
@@ -165,14 +169,18 @@ class RatingPass:
         periods: Sequence[tuple[Any, str]],
         price_of: Callable[[Any, str | None], Price],
         id_text: Callable[[Any], str],
+        kept: Mapping[tuple[str, str], Bucket] | None = None,
     ) -> None:
         """``periods``: (end, name) in order, each month ending at the stored instant ``end``
         (the last one open); ``price_of(offering_id, addons)``; ``id_text`` writes a stored
-        id as ``str(uuid)`` does (bucket names are made of them)."""
+        id as ``str(uuid)`` does (bucket names are made of them); ``kept``: buckets as earlier
+        batches left them, known to hold what is stored (``rating_cache.Counters``), taken
+        up instead of being read again."""
         self.rows = rows
         self.periods = periods
         self.price_of = price_of
         self.id_text = id_text
+        self.kept = kept or {}
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.pools: dict[tuple[str, str], tuple[Any, Any, int, int]] = {}
         self.planned: list[_Planned] = []
@@ -216,7 +224,7 @@ class RatingPass:
             if own is None:
                 lm = 0 if price.pooled else price.allowance_messages
                 lb = 0 if price.pooled else price.allowance_bytes
-                own = buckets[(own_key, period)] = Bucket(own_key, period, tenant_id, lm, lb)
+                own = self._bucket(own_key, period, tenant_id, lm, lb)
             own.qm, own.qb = int(qm), int(qb)
             alw: Bucket | None = None
             if price.pooled:
@@ -227,7 +235,7 @@ class RatingPass:
                     )
                 alw = buckets.get((pool_key, period))
                 if alw is None:
-                    alw = buckets[(pool_key, period)] = Bucket(pool_key, period, tenant_id, 0, 0)
+                    alw = self._bucket(pool_key, period, tenant_id, 0, 0)
                     self.pools[(pool_key, period)] = (
                         account_id,
                         offering_id,
@@ -237,6 +245,17 @@ class RatingPass:
             elif price.allowance_messages > 0 or price.allowance_bytes > 0:
                 alw = own
             self.planned.append((row, period, price, billable, own, alw))
+
+    def _bucket(self, key: str, period: str, tenant_id: Any, lm: int, lb: int) -> Bucket:
+        """The batch's bucket (key, period): the one kept, with this batch's allowance, or a
+        new one to be loaded from the database."""
+        bucket = self.kept.get((key, period))
+        if bucket is None:
+            bucket = Bucket(key, period, tenant_id, lm, lb)
+        else:
+            bucket.lm, bucket.lb = lm, lb
+        self.buckets[(key, period)] = bucket
+        return bucket
 
     def pool_months(self, bounds: Callable[[str], tuple[Any, Any]]) -> list[PoolMonth]:
         """The pools to count members of; ``bounds(period)`` gives its stored (start, end)."""
@@ -253,15 +272,16 @@ class RatingPass:
             bucket.lm, bucket.lb = am * max(1, count), ab * max(1, count)
 
     def new_buckets(self) -> list[Bucket]:
-        return list(self.buckets.values())
+        """The buckets to read from the database (not kept from an earlier batch)."""
+        return [b for b in self.buckets.values() if b.id is None]
 
     def load(self, stored: dict[tuple[str, str], tuple[Any, int, int, int, int]]) -> None:
+        """Fill the new buckets from ``stored``; start the batch on every bucket."""
         for key, bucket in self.buckets.items():
-            bucket.load(stored[key])
-
-    def stored(self) -> list[tuple[tuple[str, str], tuple[Any, int, int, int, int]]]:
-        """Each counter as :meth:`load` takes it, after :meth:`apply`: what the batch writes."""
-        return [(key, (b.id, b.n, b.b, b.notified, b.qnotified)) for key, b in self.buckets.items()]
+            if bucket.id is None:
+                bucket.load(stored[key])
+            else:
+                bucket.begin()
 
     # -- applying the rules -----------------------------------------------------------------
 
