@@ -1,5 +1,4 @@
-"""usage: records name their tenant, subscription and account without keys; counters leave
-room on their pages for updates
+"""usage: records without keys to their tenant, subscription and account; roomier counters
 
 Rating writes a usage record per message and rewrites a counter per device in each batch.
 On PostgreSQL, the record's three foreign keys (tenant, subscription, billing account) each
