@@ -98,7 +98,7 @@ def _instant(value: Any) -> datetime:
 
 
 class Rater:
-    """Rates ranges of the event log; holds the tariff cache and pool sizes across batches."""
+    """Rates ranges of the event log; holds tariffs, pool sizes and counters across batches."""
 
     def __init__(self, tz: str = DEFAULT_TZ) -> None:
         self.tz = tz
