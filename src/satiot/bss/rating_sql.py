@@ -3,10 +3,11 @@
 A batch is a range of the event log. One query reads its usage events already joined with
 their subscriptions and contracts (SQL reads the payload's device, for the join, and the raw
 texts of its payload and time; ``rating_pass.stage`` works out sizes and times); one reads the
-member counts of the pools it uses; the counters of every allowance bucket it touches are read
-(locked on PostgreSQL), the missing ones created first; the usage records and the counters' new
-totals go back in one bulk write each. Whatever the batch's size, the number of statements is
-the same: the rules themselves run in Python, once per message, in log order
+member counts of the pools it uses; the counters it touches that the rater has not kept from
+earlier batches (``rating_cache.Counters``, which also reads and writes the counters' mark) are
+read (locked on PostgreSQL), the missing ones created first; the usage records and the
+counters' new totals go back in one bulk write each. Whatever the batch's size, the number of
+statements is the same: the rules themselves run in Python, once per message, in log order
 (:mod:`satiot.bss.rating_pass`).
 
 Values travel in the driver's own form: on SQLite ids are 32 hex digits and instants naive UTC

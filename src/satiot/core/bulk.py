@@ -146,9 +146,14 @@ def stores_hex(session: Session) -> bool:
     return session.connection().dialect.name == "sqlite"
 
 
+def stored_form(value: uuid.UUID, hex_ids: bool) -> StoredId:
+    """``value`` as stored: hex text where ``hex_ids`` (see :func:`stores_hex`), else itself."""
+    return value.hex if hex_ids else value
+
+
 def stored_id(session: Session, value: uuid.UUID) -> StoredId:
     """``value`` as this session's database stores it (see :data:`StoredId`)."""
-    return value.hex if stores_hex(session) else value
+    return stored_form(value, stores_hex(session))
 
 
 def driver_sql(sql: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from satiot.core.bulk import StoredId, stores_hex
+from satiot.core.bulk import StoredId, stored_form, stores_hex
 from satiot.core.ids import new_id_block, uuid_from_int
 from satiot.network.frames import DataFrame, MType
 from satiot.network.ground_stations import PostingStation
@@ -132,7 +132,7 @@ class Batch:
         """``hex_ids``: the database stores ids as hex text (SQLite), else as UUIDs."""
         self.station = station
         self.station_text = (str(station.id), station.name)  # as every message names it
-        self.station_key: StoredId = station.id.hex if hex_ids else station.id
+        self.station_key = stored_form(station.id, hex_ids)
         self._tenant_texts: dict[StoredId, str] = {}  # a batch's devices share few tenants
         self.rejected: list[Rejection] = []
         self.duplicates = 0

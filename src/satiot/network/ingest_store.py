@@ -464,8 +464,7 @@ _TOUCH_STATION = bulk.driver_sql("UPDATE ground_stations SET last_seen_at = ? WH
 
 def touch_station(session: Session, station_id: uuid.UUID, at: datetime) -> None:
     """Record when the station last posted (its liveness, shown to the NOC)."""
-    if stores_hex(session):
-        params = (bulk.sqlite_timestamp(at), station_id.hex)
-        bulk.execute(session, _TOUCH_STATION["sqlite"], params)
-    else:
-        bulk.execute(session, _TOUCH_STATION["postgresql"], (at, station_id))
+    hex_ids = stores_hex(session)
+    when = bulk.sqlite_timestamp(at) if hex_ids else at
+    sql = _TOUCH_STATION["sqlite" if hex_ids else "postgresql"]
+    bulk.execute(session, sql, (when, bulk.stored_form(station_id, hex_ids)))
