@@ -91,6 +91,31 @@ def test_terminal_import_errors_are_one_line(env, tmp_path: Path):
     _one_error(_run("terminals", "import", str(bad)), "line 4", "licence number")
 
 
+def test_text_longer_than_its_column_names_the_line_and_field(env, tmp_path: Path):
+    """SQLite would have stored it and PostgreSQL refused it without naming the field."""
+    wordy = tmp_path / "wordy.csv"
+    wordy.write_text(
+        CSV + f"TQ-M300,{'e' * 201},Maker,Maker,00-B182-228211,2025-03-01,2028-02-29,\n"
+    )
+    _one_error(
+        _run("terminals", "import", str(wordy)),
+        "line 4: equipment_name is 201 characters; at most 200",
+    )
+    blocks = tmp_path / "wordy.toml"
+    blocks.write_text(TOML.replace('scope = "Xinjiang"', f'scope = "{"x" * 201}"'))
+    _one_error(
+        _run("numbers", "blocks", "load", str(blocks)),
+        "block 2 (sat-2): scope is 201 characters; at most 200",
+    )
+    listed = _run("numbers", "blocks", "list")
+    assert listed.exit_code == 0 and "sat-1" not in listed.stdout, "nothing was loaded"
+    fitting = tmp_path / "fitting.csv"
+    fitting.write_text(
+        CSV + f"TQ-M300,{'e' * 200},Maker,Maker,00-B182-228211,2025-03-01,2028-02-29,\n"
+    )
+    assert "3 created" in _run("terminals", "import", str(fitting)).stdout
+
+
 def test_commands_need_a_migrated_database(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("SATIOT_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     _one_error(_run("numbers", "blocks", "list"), "not migrated")

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from satiot.core import lengths  # noqa: F401  (registers the flush-time length check)
 from satiot.core.clock import as_utc
 from satiot.core.write_queue import WriteQueue, WriteQueueTimeout
 

@@ -3,12 +3,18 @@
 PostgreSQL refuses a value longer than its ``VARCHAR`` at INSERT, with an error that names no
 field; SQLite stores it whole. The API's request models carry the same limits, but the CLI and
 other callers reach the domain functions directly: those functions check here, so a long value
-is the same clear error on both databases and from every door.
+is the same clear error on both databases and from every door. Every ORM flush checks again
+(:func:`_check_lengths`, registered when :mod:`satiot.core.db` is imported), for the paths
+that do not.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+from sqlalchemy import String, event, inspect
+from sqlalchemy.orm import Mapper, Session
 
 from satiot.core.errors import InvalidInput
 
@@ -20,3 +26,48 @@ def fits(value: str | None, column: Any, field: str) -> str | None:
     if value is not None and limit is not None and len(value) > limit:
         raise InvalidInput(f"{field} is {len(value)} characters; at most {limit}", field=field)
     return value
+
+
+# -- the last line of defence: every ORM flush ------------------------------------------------
+
+
+@cache
+def _limits(mapper: Mapper[Any]) -> tuple[tuple[str, int], ...]:
+    """(attribute, length) of each of the mapped class's ``String(n)`` columns."""
+    out = []
+    for attr in mapper.column_attrs:
+        for column in attr.columns:
+            limit = getattr(column.type, "length", None)
+            if isinstance(limit, int) and isinstance(column.type, String):
+                out.append((attr.key, limit))
+    return tuple(out)
+
+
+@event.listens_for(Session, "before_flush")
+def _check_lengths(session: Session, _ctx: Any, _instances: Any) -> None:
+    """Refuse a flush that would store text longer than its column, naming the field.
+
+    Domain functions check what they take (:func:`fits`), and the API's models carry the same
+    limits; this catches whatever a path forgot, before the database sees it, so that SQLite
+    (which would store it whole) and PostgreSQL (which would refuse it without saying which
+    field) give the same one clear error. Only values being written are looked at: the new
+    rows' and, for changed rows, the attributes that changed.
+    """
+    for obj in session.new:
+        state = inspect(obj)
+        for key, limit in _limits(state.mapper):
+            _check(state.dict.get(key), limit, state.mapper, key)
+    for obj in session.dirty:
+        state = inspect(obj)
+        for key, limit in _limits(state.mapper):
+            if key in state.committed_state:  # changed since loaded
+                _check(state.dict.get(key), limit, state.mapper, key)
+
+
+def _check(value: Any, limit: int, mapper: Mapper[Any], key: str) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        raise InvalidInput(
+            f"{key} is {len(value)} characters; at most {limit}",
+            field=key,
+            entity=mapper.class_.__name__,
+        )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.lengths import fits
 from satiot.oss import states
 from satiot.oss.models import IotNumber, NumberBlock
 
@@ -168,6 +169,9 @@ def read_blocks_file(path: Path) -> list[BlockSpec]:
         spec = BlockSpec(**entry)
         try:
             spec.bounds()
+            for key in ("name", "purpose", "scope"):  # stored stripped
+                fits(entry[key].strip(), getattr(NumberBlock, key), key)
+            fits(spec.authority_ref, NumberBlock.authority_ref, "authority_ref")
         except InvalidInput as exc:
             raise InvalidInput(f"{path} block {n} ({spec.name}): {exc.detail}") from None
         specs.append(spec)

@@ -25,6 +25,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.lengths import fits
 from satiot.oss import states
 from satiot.oss.models import TerminalModel
 
@@ -103,6 +104,7 @@ class TerminalModelSpec:
             value = str(getattr(self, name)).strip()
             if not value:
                 raise InvalidInput(f"{name} must not be empty", field=name)
+            fits(value, getattr(TerminalModel, name), name)
             texts[name] = value
         if self.expires_on <= self.issued_on:
             raise InvalidInput("the licence must expire after it was issued", field="expires_on")
