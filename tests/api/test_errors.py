@@ -276,6 +276,45 @@ def test_bad_query_parameter_is_422(client, world, query):
     assert body["errors"][0]["loc"][0] == "query"
 
 
+def test_unknown_query_parameter_is_422_naming_it_and_what_the_list_takes(client, world):
+    """A misspelt filter must not read as the filtered list: here every user would come back."""
+    world.user(world.tenant(), Role.CUSTOMER_USER)
+    r = client.get("/api/v1/users?stauts=disabled&limit=5", headers=world.admin_headers())
+    body = assert_problem(r, 422, "validation-error")
+    assert [e["loc"] for e in body["errors"]] == [["query", "stauts"]]
+    assert body["detail"].startswith("query.stauts: unknown query parameter")
+    assert "status" in body["detail"] and "limit" in body["detail"]
+    two = client.get("/api/v1/users?b=1&a=2", headers=world.admin_headers())
+    assert [e["loc"] for e in two.json()["errors"]] == [["query", "a"], ["query", "b"]]
+    fine = client.get("/api/v1/users?status=active&limit=5", headers=world.admin_headers())
+    assert fine.status_code == 200
+
+
+def test_every_api_route_takes_the_query_parameters_its_openapi_declares(client, world):
+    """The names allowed are read from each route's declarations: for every GET of the API,
+    each parameter the OpenAPI document lists passes this check (whatever its value then
+    does), and a name it does not list is refused."""
+    paths = client.get("/openapi.json").json()["paths"]
+    admin = world.admin_headers()
+    checked = 0
+    for path, item in paths.items():
+        get = item.get("get")
+        if not path.startswith("/api/v1/") or get is None:
+            continue
+        url = path.replace("{", "").replace("}", "")  # path parameters: any text
+        names = [p["name"] for p in get.get("parameters", []) if p["in"] == "query"]
+        for name in names:
+            r = client.get(url, params={name: "x"}, headers=admin)
+            errors = r.json().get("errors", []) if r.status_code == 422 else []
+            assert ["query", name] not in [e["loc"] for e in errors if "unknown" in e["msg"]]
+        refused = client.get(url, params={"no_such_filter": "1"}, headers=admin)
+        if refused.status_code != 404 or "unknown query parameter" in refused.text:
+            body = assert_problem(refused, 422, "validation-error")
+            assert ["query", "no_such_filter"] in [e["loc"] for e in body["errors"]], path
+        checked += 1
+    assert checked > 30
+
+
 @pytest.mark.parametrize("cursor", ["garbage!!", "eyJ4IjogMX0", "eyJrIjogIm5vdC1hLXV1aWQifQ"])
 def test_forged_cursor_is_422(client, world, cursor):
     r = client.get(f"/api/v1/users?cursor={cursor}", headers=world.admin_headers())

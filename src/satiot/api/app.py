@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -39,6 +39,7 @@ from satiot.api.handle_api import router as identifiers_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
 from satiot.api.numbers import blocks_router, numbers_router
 from satiot.api.orders import router as orders_router
+from satiot.api.strict_query import known_query_only
 from satiot.api.subscriptions import router as subscriptions_router
 from satiot.api.terminal_models import router as terminal_models_router
 from satiot.api.usage import router as usage_router
@@ -72,7 +73,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def api_router() -> APIRouter:
-    router = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
+    router = APIRouter(
+        prefix=API_PREFIX, responses=_ERRORS, dependencies=[Depends(known_query_only)]
+    )
     for module in (
         auth,
         tenants,
