@@ -18,6 +18,20 @@ from rich.console import Console
 from rich.table import Table
 
 from satiot.cli_common import fail, out
+from satiot.cli_twin_checks import (
+    MAX_CELL_KM,
+    MAX_HOURS,
+    MAX_MINUTES,
+    MAX_TERMINALS,
+    STEP_RANGE_S,
+    check_elevation,
+    check_hours,
+    check_image,
+    check_output,
+    check_range,
+    check_terminals,
+    parse_extent,
+)
 
 # The twin (numpy, numba, SGP4, the land mask, matplotlib) is imported inside the commands
 # that use it, so that the rest of `satiot` starts without it.
@@ -37,6 +51,15 @@ SITE_HEADER = ("name", "lat", "lon", "alt_m")
 PASS_HEADER = ("site", "satellite", "rise", "culmination", "set", "max_elevation_deg")
 
 
+def _window_end(start: datetime, hours: float) -> datetime:
+    """Where the window ends, refused up front: a start near year 9999 would otherwise
+    overflow in the middle of the work."""
+    try:
+        return start + timedelta(hours=hours)
+    except OverflowError:
+        fail(f"--hours: a window of {hours:g} h from {iso_ms(start)} ends after the year 9999")
+
+
 def read_sites(path: Path) -> list[Site]:
     """Sites from a CSV with header ``name,lat,lon,alt_m``; ValueError names the bad row."""
     from satiot.network.contacts import Site
@@ -45,6 +68,8 @@ def read_sites(path: Path) -> list[Site]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start})") from None
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
     if header is None or [h.strip() for h in header] != list(SITE_HEADER):
@@ -93,10 +118,23 @@ def iso_ms(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+@contextmanager
+def _staged(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text file that appears whole or not at all: written beside its target, renamed
+    into place when the block succeeds, removed when anything in it fails."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with tmp.open("w", newline=newline, encoding="utf-8") as fh:
+            yield fh
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_passes(path: Path, passes: list[Pass]) -> None:
     """The contact plan CSV, written to a temporary file and renamed (never half-written)."""
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with _staged(path, newline="") as fh:
         w = csv.writer(fh)
         w.writerow(PASS_HEADER)
         for p in passes:
@@ -110,7 +148,6 @@ def write_passes(path: Path, passes: list[Pass]) -> None:
                     f"{p.max_elevation_deg:.3f}",
                 ]
             )
-    tmp.replace(path)
 
 
 @contextmanager
@@ -137,11 +174,23 @@ def contacts(
     tle: Annotated[Path, typer.Option(help="TLE file (2- or 3-line element sets)")],
     sites: Annotated[Path, typer.Option(help="CSV with header name,lat,lon,alt_m")],
     start: Annotated[str, typer.Option(help="Window start, ISO-8601 with a zone")],
-    hours: Annotated[float, typer.Option(help="Window length in hours")],
-    min_elevation: Annotated[float, typer.Option(help="Elevation mask in degrees")],
+    hours: Annotated[
+        float, typer.Option(help=f"Window length in hours, at most {MAX_HOURS:g} (a week)")
+    ],
+    min_elevation: Annotated[
+        float, typer.Option(help="Elevation mask in degrees, -90 up to (not including) 90")
+    ],
     out: Annotated[Path, typer.Option(help="Output CSV")],
-    step: Annotated[float, typer.Option(help="Screening grid step, seconds")] = 60.0,
-    cell_km: Annotated[float, typer.Option(help="Share passes between sites this close")] = 0.0,
+    step: Annotated[
+        float,
+        typer.Option(
+            help=f"Screening grid step, {STEP_RANGE_S[0]:g} to {STEP_RANGE_S[1]:g} seconds"
+        ),
+    ] = 60.0,
+    cell_km: Annotated[
+        float,
+        typer.Option(help=f"Share passes between sites this close, 0 to {MAX_CELL_KM:g} km"),
+    ] = 0.0,
     refine: Annotated[
         str, typer.Option(help="exact (SGP4 per evaluation) or hermite (bulk plans)")
     ] = "exact",
@@ -154,18 +203,19 @@ def contacts(
     from satiot.network.contacts import compute_contacts
     from satiot.network.orbits import load_tles
 
+    check_hours(hours)
+    check_elevation("--min-elevation", min_elevation)
+    check_range("--step", step, *STEP_RANGE_S, " seconds")
+    check_range("--cell-km", cell_km, 0.0, MAX_CELL_KM, " km")
+    if refine not in ("exact", "hermite"):
+        fail(f"--refine must be exact or hermite, not {refine!r}")
     try:
         when = parse_start(start)
-        if not hours > 0.0:
-            raise ValueError(f"--hours must be positive, not {hours}")
-        if not -90.0 <= min_elevation < 90.0:
-            raise ValueError(f"--min-elevation must be in -90..90 degrees, not {min_elevation}")
-        if not 0.0 < step <= 600.0:
-            raise ValueError(f"--step must be in (0, 600] seconds, not {step}")
-        if cell_km < 0.0:
-            raise ValueError(f"--cell-km must not be negative, not {cell_km}")
-        if refine not in ("exact", "hermite"):
-            raise ValueError(f"--refine must be exact or hermite, not {refine!r}")
+    except ValueError as exc:
+        fail(str(exc))
+    _window_end(when, hours)
+    check_output("--out", out)
+    try:
         tles = load_tles(tle)
         places = read_sites(sites)
     except ValueError as exc:  # TleError is a ValueError
@@ -309,8 +359,13 @@ def _print_report(report: TwinReport, top: int) -> None:
 @twin_app.command()
 def run(
     scenario: Annotated[Path, typer.Option(help="Scenario file (TOML), e.g. scenarios/…")],
-    hours: Annotated[float, typer.Option(help="Simulated hours")] = 6.0,
-    terminals: Annotated[int | None, typer.Option(help="Resize the fleet to this many")] = None,
+    hours: Annotated[
+        float, typer.Option(help=f"Simulated hours, at most {MAX_HOURS:g} (a week)")
+    ] = 6.0,
+    terminals: Annotated[
+        int | None,
+        typer.Option(help=f"Resize the fleet to this many, at most {MAX_TERMINALS:,}"),
+    ] = None,
     out_file: Annotated[
         Path | None,
         typer.Option(
@@ -319,46 +374,78 @@ def run(
     ] = None,
     latency_plot: Annotated[Path | None, typer.Option(help="Latency histogram, .png/.svg")] = None,
     json_report: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
-    top: Annotated[int, typer.Option(help="Satellites listed in the report")] = 10,
+    top: Annotated[int, typer.Option(help="Satellites listed in the report, 0 or more")] = 10,
 ) -> None:
     """Simulate a scenario faster than real time and report what reached the ground."""
     from satiot.network.plots import plot_latency_histogram
     from satiot.network.twin import TwinRun
 
-    if not hours > 0:
-        fail(f"--hours must be positive, not {hours}")
-    if terminals is not None and terminals <= 0:
-        fail(f"--terminals must be positive, not {terminals}")
+    check_hours(hours)
+    check_terminals(terminals)
+    check_range("--top", top, 0)
+    if out_file is not None:
+        check_output("--out", out_file)
     if latency_plot is not None:
-        _check_image(latency_plot)
-    spec, tles = _scenario(scenario)
-    if terminals is not None:
-        spec = spec.scaled(terminals)
+        check_image("--latency-plot", latency_plot)
+    spec, tles = _twin_run(scenario, hours, terminals)
     try:
         sim = TwinRun(spec, tles, hours)
     except ValueError as exc:
         fail(str(exc))
     interactive = sys.stderr.isatty() and not json_report
-    stream = None
-    try:
-        if out_file is not None:
-            stream = out_file.open("w")
+    # The receptions file is renamed into place only once the plot is written too: a run
+    # that fails leaves neither behind.
+    with _staged_or_none(out_file) as stream:
         sink = JsonLinesSink(stream) if stream is not None else None
-        with _hours_bar(interactive, "simulating") as progress:
-            report = sim.run(sink, progress)
-    except OSError as exc:
-        fail(f"cannot write {out_file}: {exc.strerror}")
-    finally:
-        if stream is not None:
-            stream.close()
-    if latency_plot is not None:
-        plot_latency_histogram(
-            report.latencies_s, latency_plot, title=f"{spec.name}: transmission to ground receipt"
-        )
+        try:
+            with _hours_bar(interactive, "simulating") as progress:
+                report = sim.run(sink, progress)
+        except OSError as exc:
+            fail(f"cannot write {out_file}: {exc.strerror}")
+        if latency_plot is not None:
+            _write_plot(
+                latency_plot,
+                lambda: plot_latency_histogram(
+                    report.latencies_s,
+                    latency_plot,
+                    title=f"{spec.name}: transmission to ground receipt",
+                ),
+            )
     if json_report:
         print(json.dumps(report.summary()))
     else:
         _print_report(report, top)
+
+
+@contextmanager
+def _staged_or_none(path: Path | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        with _staged(path) as stream:
+            yield stream
+    except OSError as exc:  # opening or renaming the staged file
+        fail(f"cannot write {path}: {exc.strerror}")
+
+
+def _twin_run(scenario: Path, hours: float, terminals: int | None) -> tuple[Scenario, list[Tle]]:
+    """The scenario a run simulates, resized as asked, refused before the run if the window
+    would end past what a datetime holds (receptions carry their time)."""
+    spec, tles = _scenario(scenario)
+    _window_end(spec.start, hours)
+    if terminals is not None:
+        spec = spec.scaled(terminals)
+    return spec, tles
+
+
+def _write_plot(path: Path, draw: Callable[[], Path]) -> Path:
+    """Draw, turning a failure to write (full disk, a path changed since it was checked)
+    into one line."""
+    try:
+        return draw()
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
 
 
 plot_app = typer.Typer(
@@ -367,20 +454,22 @@ plot_app = typer.Typer(
 twin_app.add_typer(plot_app, name="plot")
 
 
-def _check_image(path: Path) -> None:
-    if path.suffix.lower() not in (".png", ".svg"):
-        fail(f"{path}: write .png or .svg")
-
-
 @plot_app.command("tracks")
 def plot_tracks(
     scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
     out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
-    minutes: Annotated[float, typer.Option(help="Length of each ground track")] = 100.0,
+    minutes: Annotated[
+        float,
+        typer.Option(help=f"Length of each ground track, at most {MAX_MINUTES:g} (a week)"),
+    ] = 100.0,
     extent: Annotated[
-        str | None, typer.Option(help="lon0,lon1,lat0,lat1 to zoom (default: the world)")
+        str | None,
+        typer.Option(help="lon0,lon1,lat0,lat1 in degrees to zoom (default: the world)"),
     ] = None,
-    mask: Annotated[float, typer.Option(help="Elevation mask for the footprints")] = 10.0,
+    mask: Annotated[
+        float,
+        typer.Option(help="Elevation mask for the footprints, -90 up to (not including) 90"),
+    ] = 10.0,
 ) -> None:
     """Ground tracks from the scenario's start, footprints at the start, ground stations."""
     import numpy as np
@@ -394,15 +483,11 @@ def plot_tracks(
     from satiot.network.orbits import propagate_ecef, satrec_array, time_grid
     from satiot.network.plots import plot_ground_tracks
 
-    _check_image(out_file)
+    check_image("--out", out_file)
+    check_range("--minutes", minutes, 0.0, MAX_MINUTES, " minutes (a week)", open_low=True)
+    check_elevation("--mask", mask)
+    box = parse_extent(extent) if extent else None
     spec, tles = _scenario(scenario)
-    box = None
-    if extent:
-        try:
-            lon0, lon1, lat0, lat1 = (float(x) for x in extent.split(","))
-        except ValueError:
-            fail("--extent takes four numbers: lon0,lon1,lat0,lat1")
-        box = (lon0, lon1, lat0, lat1)
     jd0, fr0 = julian_date(spec.start)
     jd, fr = time_grid(jd0, fr0, np.arange(0.0, minutes * 60.0 + 1.0, 30.0))
     r, _, ok = propagate_ecef(satrec_array(tles), jd, fr)
@@ -413,14 +498,17 @@ def plot_tracks(
         half = footprint_half_angle_rad(float(alt[i, 0]), mask)
         footprints.append((float(lat[i, 0]), float(lon[i, 0]), half * EARTH_RADIUS_KM))
     stations = [(g.name, g.lat, g.lon) for g in spec.ground_stations]
-    path = plot_ground_tracks(
-        tracks,
+    path = _write_plot(
         out_file,
-        footprints=footprints,
-        stations=stations,
-        extent=box,
-        title=f"{spec.name}: {len(tles)} satellites, {minutes:g} min of ground track, "
-        f"footprints at {mask:g}°",
+        lambda: plot_ground_tracks(
+            tracks,
+            out_file,
+            footprints=footprints,
+            stations=stations,
+            extent=box,
+            title=f"{spec.name}: {len(tles)} satellites, {minutes:g} min of ground track, "
+            f"footprints at {mask:g}°",
+        ),
     )
     out.print(f"wrote {path}")
 
@@ -430,17 +518,23 @@ def plot_passes(
     scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
     out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
     site: Annotated[str, typer.Option(help="A ground station of the scenario, or lat,lon")],
-    hours: Annotated[float, typer.Option(help="Window from the scenario's start")] = 24.0,
-    min_elevation: Annotated[float, typer.Option(help="Elevation mask in degrees")] = 10.0,
+    hours: Annotated[
+        float,
+        typer.Option(help=f"Window from the scenario's start, at most {MAX_HOURS:g} (a week)"),
+    ] = 24.0,
+    min_elevation: Annotated[
+        float, typer.Option(help="Elevation mask in degrees, -90 up to (not including) 90")
+    ] = 10.0,
 ) -> None:
     """A pass timeline for one site: which satellite is overhead when, and how high."""
     from satiot.network.contacts import Site, compute_contacts
     from satiot.network.plots import plot_pass_timeline
 
-    _check_image(out_file)
-    if not hours > 0:
-        fail(f"--hours must be positive, not {hours}")
+    check_image("--out", out_file)
+    check_hours(hours)
+    check_elevation("--min-elevation", min_elevation)
     spec, tles = _scenario(scenario)
+    end = _window_end(spec.start, hours)
     station = next((g for g in spec.ground_stations if g.name.lower() == site.lower()), None)
     if station is not None:
         place = Site(station.name, station.lat, station.lon, station.alt_m)
@@ -454,13 +548,15 @@ def plot_passes(
             names = ", ".join(g.name for g in spec.ground_stations)
             fail(f"--site: not a ground station ({names}) nor lat,lon in degrees")
     passes = compute_contacts(tles, [place], spec.start, hours, min_elevation)
-    end = spec.start + timedelta(hours=hours)
-    path = plot_pass_timeline(
-        [(p.satellite, p.rise, p.set, p.max_elevation_deg) for p in passes],
-        place.name,
-        spec.start,
-        end,
+    path = _write_plot(
         out_file,
+        lambda: plot_pass_timeline(
+            [(p.satellite, p.rise, p.set, p.max_elevation_deg) for p in passes],
+            place.name,
+            spec.start,
+            end,
+            out_file,
+        ),
     )
     out.print(f"wrote {path} ({len(passes)} passes)")
 
@@ -469,25 +565,35 @@ def plot_passes(
 def plot_latency(
     scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
     out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
-    hours: Annotated[float, typer.Option(help="Simulated hours")] = 6.0,
-    terminals: Annotated[int | None, typer.Option(help="Resize the fleet to this many")] = None,
+    hours: Annotated[
+        float, typer.Option(help=f"Simulated hours, at most {MAX_HOURS:g} (a week)")
+    ] = 6.0,
+    terminals: Annotated[
+        int | None,
+        typer.Option(help=f"Resize the fleet to this many, at most {MAX_TERMINALS:,}"),
+    ] = None,
 ) -> None:
     """Run the scenario and draw the delivery-latency histogram."""
     from satiot.network.plots import plot_latency_histogram
     from satiot.network.twin import TwinRun
 
-    _check_image(out_file)
-    if not hours > 0:
-        fail(f"--hours must be positive, not {hours}")
-    spec, tles = _scenario(scenario)
-    if terminals is not None:
-        spec = spec.scaled(terminals)
+    check_image("--out", out_file)
+    check_hours(hours)
+    check_terminals(terminals)
+    spec, tles = _twin_run(scenario, hours, terminals)
+    try:
+        sim = TwinRun(spec, tles, hours)
+    except ValueError as exc:
+        fail(str(exc))
     with _hours_bar(sys.stderr.isatty(), "simulating") as progress:
-        report = TwinRun(spec, tles, hours).run(None, progress)
-    path = plot_latency_histogram(
-        report.latencies_s,
+        report = sim.run(None, progress)
+    path = _write_plot(
         out_file,
-        title=f"{spec.name}: transmission to ground receipt, {report.delivered:,} messages",
+        lambda: plot_latency_histogram(
+            report.latencies_s,
+            out_file,
+            title=f"{spec.name}: transmission to ground receipt, {report.delivered:,} messages",
+        ),
     )
     out.print(f"wrote {path}")
 

@@ -93,9 +93,11 @@ def parse_tles(text: str, *, checksums: bool = True) -> list[Tle]:
 
 def load_tles(path: Path, *, checksums: bool = True) -> list[Tle]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # element sets are ASCII
     except OSError as exc:
         raise TleError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TleError(f"{path} is not a text file (byte {exc.start})") from None
     tles = parse_tles(text, checksums=checksums)
     if not tles:
         raise TleError(f"{path} holds no element sets")

@@ -198,9 +198,11 @@ def _format(exc: ValidationError) -> str:
 def load_scenario(path: Path) -> tuple[Scenario, Path]:
     """Read and validate a scenario; returns it with its folder (TLE paths are relative)."""
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 by definition
     except OSError as exc:
         raise ScenarioError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path} is not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path} is not valid TOML: {exc}") from exc
     try:
