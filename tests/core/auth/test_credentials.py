@@ -203,7 +203,6 @@ def test_key_scopes_never_exceed_issuer_scopes(db, world, clock, acme):
 
 
 def test_machine_key_scopes_limited_by_machine_role(db, world, clock, acme):
-    tenant, _ = acme
     with pytest.raises(PermissionDenied), db.write() as s:
         issue_api_key(
             s,
@@ -212,7 +211,7 @@ def test_machine_key_scopes_limited_by_machine_role(db, world, clock, acme):
             scopes=["tenants:read"],
             at=clock.now(),
             machine_role=Role.GROUND_STATION,
-            tenant_id=tenant.id,
+            tenant_id=world.operator.id,
         )
     with pytest.raises(InvalidInput, match="tenant"), db.write() as s:
         issue_api_key(
@@ -222,6 +221,47 @@ def test_machine_key_scopes_limited_by_machine_role(db, world, clock, acme):
             scopes=None,
             at=clock.now(),
             machine_role=Role.GROUND_STATION,
+        )
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR_ADMIN, Role.NOC, Role.GROUND_STATION])
+def test_a_customers_machine_key_takes_only_a_customer_role(db, world, clock, acme, role):
+    """A customer tenant's key with an operator role would carry scopes over every tenant."""
+    tenant, _ = acme
+    with pytest.raises(InvalidInput, match=f"cannot have role '{role.value}'"), db.write() as s:
+        issue_api_key(
+            s,
+            world.system,
+            name="m",
+            scopes=None,
+            at=clock.now(),
+            machine_role=role,
+            tenant_id=tenant.id,
+        )
+    with db.write() as s:
+        issued = issue_api_key(
+            s,
+            world.system,
+            name="m",
+            scopes=None,
+            at=clock.now(),
+            machine_role=Role.CUSTOMER_ADMIN,
+            tenant_id=tenant.id,
+        )
+    assert set(issued.key.scopes) == set(ROLES[Role.CUSTOMER_ADMIN].scopes)
+
+
+def test_only_an_operator_administrator_issues_an_operator_machine_key(db, world, clock):
+    noc = _principal_of(world.user(world.operator, Role.NOC, "noc-1"))
+    with pytest.raises(PermissionDenied, match="operator administrator"), db.write() as s:
+        issue_api_key(
+            s,
+            noc,
+            name="m",
+            scopes=None,
+            at=clock.now(),
+            machine_role=Role.NOC,
+            tenant_id=world.operator.id,
         )
 
 
