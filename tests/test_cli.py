@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -338,6 +339,111 @@ def test_api_keys_create_prints_a_working_secret_once(shared, db, world, clock):
     assert "users:write" in _one_error_line(too_much)
 
 
+@pytest.mark.parametrize(
+    "role,why",
+    [
+        ("operator-admin", "cannot have role 'operator-admin'"),
+        ("noc", "cannot have role 'noc'"),
+        ("ground-station", "cannot have role 'ground-station'"),
+    ],
+)
+def test_a_customers_machine_key_cannot_hold_an_operator_role(shared, db, world, role, why):
+    """A key for a customer tenant with operator scopes would read every tenant's data."""
+    world.tenant("acme")
+    with db.read() as s:
+        keys_before = s.connection().exec_driver_sql("SELECT count(*) FROM api_keys").scalar()
+    run = satiot_here("api-keys", "create", "k", "--tenant", "acme", "--role", role, env=shared)
+    assert run.code == 1
+    assert why in _one_error_line(run) and "customer-admin" in run.err
+    with db.read() as s:
+        assert s.connection().exec_driver_sql("SELECT count(*) FROM api_keys").scalar() == (
+            keys_before
+        )
+    station = satiot_here(
+        "api-keys", "create", "gs", "--tenant", "operator", "--role", "ground-station", env=shared
+    )
+    assert station.code == 0, station.err
+
+
+def test_text_in_square_brackets_prints_as_typed(shared, db):
+    """Names are printed as they were typed, never read as the terminal's style tags."""
+    made = satiot_here(
+        "tenants", "create", "brackets", "--name", "[/x] [bold]Co[/bold]", env=shared
+    )
+    assert made.code == 0, made.err
+    listed = satiot_here("tenants", "list", env=shared)
+    assert listed.code == 0, listed.err
+    assert "[/x] [bold]Co[/bold]" in listed.out
+    unknown = satiot_here("api-keys", "create", "k", "--tenant", "[/x]", env=shared)
+    assert _one_error_line(unknown) == "error: no tenant with slug '[/x]'"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tenants", "list"),
+        ("tenants", "create", "acme"),
+        ("users", "create", "bob", "--role", "noc", "--password", "long-enough-pw"),
+        ("api-keys", "create", "k", "--tenant", "operator"),
+        ("audit", "verify"),
+        ("events", "status"),
+        ("events", "rewind", "bss.rating", "--position", "1"),
+        ("events", "consume", "bss.rating"),
+    ],
+)
+def test_commands_refuse_a_database_that_is_not_migrated_and_create_none(fresh, tmp_path, args):
+    run = satiot(*args, env=fresh)
+    assert run.code == 1
+    assert "the database is not migrated" in _one_error_line(run)
+    assert not (tmp_path / "satiot.db").exists()
+    empty = {"SATIOT_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    (tmp_path / "empty.db").touch()  # there, but holding no tables
+    assert "not migrated" in _one_error_line(satiot_here(*args, env=empty))
+
+
+def test_a_database_url_that_cannot_be_opened_is_one_line(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    for url, why in (
+        ("garbage", "SATIOT_DATABASE_URL: 'garbage' is not a database URL"),
+        ("mysql://u@localhost/x", "SATIOT_DATABASE_URL: 'mysql' is not supported"),
+        (
+            f"sqlite:///{junk}",
+            f"cannot open the database at sqlite:///{junk}: file is not a database",
+        ),
+        ("postgresql://nobody@127.0.0.1:1/x", "cannot open the database at postgresql://"),
+    ):
+        for args in (("migrate",), ("tenants", "list")):
+            run = satiot_here(*args, env={"SATIOT_DATABASE_URL": url})
+            assert run.code == 1, (url, args)
+            assert why in _one_error_line(run), (url, args)
+
+
+def test_bad_options_are_one_line_and_up_changes_nothing_before_it_can_listen(fresh, tmp_path):
+    """Click's own answer to a bad option is a framed block; the command's is one line."""
+    for args, why in (
+        (("up", "--port", "99999"), "error: Invalid value for '--port'"),
+        (("users", "create", "bob", "--role", "nope"), "error: Invalid value for '--role'"),
+        (("tenants", "create"), "error: Missing argument 'slug'"),
+        (("tenants", "list", "--colour"), "error: No such option: --colour"),
+    ):
+        run = satiot(*args, env=fresh)
+        assert run.code == 2, run
+        line = _one_error_line(run)
+        assert line.startswith(why) and f"(see `satiot {args[0]}" in line, line
+    assert not (tmp_path / "satiot.db").exists()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = satiot("up", "--no-twin", "--port", str(port), env=fresh)
+    assert run.code == 1
+    assert f"error: cannot listen on port {port}" in _one_error_line(run)
+    assert not (tmp_path / "satiot.db").exists(), "no admin made whose password is never shown"
+    helped = satiot(env=fresh)
+    assert "Usage: satiot" in helped.out and "Traceback" not in helped.err
+
+
 def test_audit_verify_on_intact_chain(shared, db):
     run, migrated = satiot_each(("audit", "verify"), ("migrate",), env=shared)
     assert migrated.code == 0, migrated.err
@@ -525,7 +631,7 @@ def test_a_value_the_database_refuses_is_one_line_too(monkeypatch, capsys):
     """What no check caught (PostgreSQL's own limits) still ends in one line, not a trace."""
     import satiot.cli as cli
 
-    def refused() -> None:
+    def refused(**_: object) -> None:
         orig = Exception("value too long for type character varying(64)\nDETAIL: …")
         raise DataError("INSERT INTO t VALUES (%(v)s)", {"v": "x" * 65}, orig)
 

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
-from satiot.cli_common import err, fail, load_settings, out
+from satiot.cli_common import error_line, fail, load_settings, out, styled
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.core.auth.roles import ROLES, SCOPES, Role
@@ -23,6 +23,8 @@ from satiot.core.errors import DomainError
 # What the commands need is imported inside them, so that `satiot --help` and the light
 # commands start without the database layer, the server or the twin.
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from satiot.core.auth.principal import Principal
     from satiot.core.config import Settings
     from satiot.core.db import Database
@@ -59,15 +61,53 @@ app.add_typer(bills_app, name="bills")
 
 
 @contextmanager
-def _database(settings: Settings | None = None) -> Iterator[Database]:
+def _database(settings: Settings | None = None, *, migrated: bool = True) -> Iterator[Database]:
+    """The configured database, opened; one ``error:`` line for a URL that names none, a
+    server that cannot be reached and, unless ``migrated`` is False (the commands that
+    migrate it), a database that is not migrated. A missing SQLite file is not created for a
+    command that would only find it empty."""
+    from pathlib import Path
+
+    from sqlalchemy.exc import DBAPIError
+
+    from satiot.core import migrate
     from satiot.core.db import Database
 
     settings = settings or load_settings()
-    database = Database.connect(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    parsed = _database_url(url)
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if migrated and path and path != ":memory:" and not Path(path).is_file():
+        fail(f"the database is not migrated (there is none at {path}): run `satiot migrate` first")
+    database = Database.connect(url)
     try:
+        try:
+            revision = migrate.current_revision(database.engine)
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
+            fail(f"cannot open the database at {parsed.render_as_string()}: {reason}")
+        if migrated and revision is None:
+            fail("the database is not migrated: run `satiot migrate` first")
         yield database
     finally:
         database.dispose()
+
+
+def _database_url(url: str) -> URL:
+    """``url`` parsed, or one ``error:`` line naming the setting."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        fail(f"SATIOT_DATABASE_URL: {url!r} is not a database URL (sqlite:///… or postgresql://…)")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        fail(
+            f"SATIOT_DATABASE_URL: {parsed.get_backend_name()!r} is not supported "
+            "(SQLite or PostgreSQL)"
+        )
+    return parsed
 
 
 def _operator_principal(database: Database) -> Principal:
@@ -106,7 +146,7 @@ def migrate_db() -> None:
     """Create or upgrade the database schema to the newest version."""
     from satiot.core import migrate
 
-    with _database() as database:
+    with _database(migrated=False) as database:
         before = migrate.current_revision(database.engine)
         migrate.upgrade(database.engine)
         after = migrate.current_revision(database.engine)
@@ -124,7 +164,7 @@ def seed() -> None:
     from satiot.core.clock import SystemClock
 
     settings = load_settings()
-    with _database(settings) as database:
+    with _database(settings, migrated=False) as database:
         migrate.upgrade(database.engine)
         with database.write() as s:
             seeded = seed_operator(
@@ -136,8 +176,13 @@ def seed() -> None:
 def _announce_admin(generated: str | None) -> None:
     if generated:
         out.print(
-            f"created user [bold]admin[/] with password [bold]{generated}[/] "
-            "(shown once; set SATIOT_ADMIN_PASSWORD to choose it)",
+            styled(
+                "created user ",
+                ("admin", "bold"),
+                " with password ",
+                (generated, "bold"),
+                " (shown once; set SATIOT_ADMIN_PASSWORD to choose it)",
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -145,7 +190,9 @@ def _announce_admin(generated: str | None) -> None:
 
 @app.command()
 def up(
-    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 and ::1")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port on 127.0.0.1 and ::1 (0: any free one)")
+    ] = 8000,
     host: Annotated[str, typer.Option(help="IPv4 address to listen on")] = "127.0.0.1",
     host6: Annotated[str, typer.Option(help="IPv6 address to listen on ('' for none)")] = "::1",
     twin: Annotated[
@@ -163,6 +210,8 @@ def up(
 
     Listens on both IPv4 and IPv6 loopback. Stop with Ctrl-C.
     """
+    from sqlalchemy.exc import DBAPIError
+
     from satiot.core import migrate
     from satiot.core.bootstrap import seed_operator
     from satiot.server import (
@@ -184,17 +233,26 @@ def up(
         read_ca_file(settings.mqtt_ca_file)
     except ValueError as exc:
         fail(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the twin's stations post constantly
-    ctx = build_context(settings)
-    migrate.upgrade(ctx.db.engine)
-    with ctx.db.write() as s:
-        seeded = seed_operator(s, at=ctx.clock.now(), admin_password=settings.admin_password)
+    _database_url(settings.resolved_database_url())
+    # Listen before touching the database: a port that cannot be had changes nothing (and a
+    # new admin's password is never made without being shown).
     try:
         sockets = bind_sockets(host, host6 or None, port)
     except OSError as exc:
         fail(f"cannot listen on port {port}: {exc.strerror}")
-    out.print(f"[bold]satiot[/] is up — database {ctx.db.engine.url.render_as_string()}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the twin's stations post constantly
+    ctx = build_context(settings)
+    try:
+        migrate.upgrade(ctx.db.engine)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
+        fail(f"cannot open the database at {ctx.db.engine.url.render_as_string()}: {reason}")
+    with ctx.db.write() as s:
+        seeded = seed_operator(s, at=ctx.clock.now(), admin_password=settings.admin_password)
+    out.print(
+        styled(("satiot", "bold"), f" is up — database {ctx.db.engine.url.render_as_string()}")
+    )
     for sock in sockets:
         addr = sock.getsockname()
         shown = f"[{addr[0]}]" if sock.family.name == "AF_INET6" else addr[0]
@@ -203,11 +261,12 @@ def up(
             highlight=False,
         )
     out.print(
-        "  log in as [bold]admin[/]"
-        + (
+        styled(
+            "  log in as ",
+            ("admin", "bold"),
             ""
             if seeded.generated_password
-            else " with the password you set (SATIOT_ADMIN_PASSWORD) or chose earlier"
+            else " with the password you set (SATIOT_ADMIN_PASSWORD) or chose earlier",
         ),
         soft_wrap=True,
     )
@@ -234,16 +293,22 @@ def _announce_services(settings: Settings, services: Sequence[BackgroundService]
         out.print("  digital twin: off (no simulated traffic)")
     elif not scenario.is_file():
         out.print(
-            f"  digital twin: [bold red]no scenario at {scenario}[/] (SATIOT_TWIN_SCENARIO); "
-            "no simulated traffic",
+            styled(
+                "  digital twin: ",
+                (f"no scenario at {scenario}", "bold red"),
+                " (SATIOT_TWIN_SCENARIO); no simulated traffic",
+            ),
             highlight=False,
             soft_wrap=True,
         )
     else:
         out.print(
-            f"  digital twin: scenario [bold]{scenario.stem}[/] at {settings.twin_speed:g}× real "
-            "time; its ground stations post through the API (console → Messages; --no-twin "
-            "to turn it off)",
+            styled(
+                "  digital twin: scenario ",
+                (scenario.stem, "bold"),
+                f" at {settings.twin_speed:g}× real time; its ground stations post through the "
+                "API (console → Messages; --no-twin to turn it off)",
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -425,7 +490,10 @@ def events_consume(name: Annotated[str, typer.Argument(help="A registered consum
     known = consumers.registered()
     if name not in known:
         fail(f"no consumer {name!r} (registered: {', '.join(sorted(known)) or 'none'})")
-    ctx = build_context(load_settings())
+    settings = load_settings()
+    with _database(settings):  # one line, not a retry loop, on a database not ready for it
+        pass
+    ctx = build_context(settings)
     service = next(s for s in consumer_services(ctx) if s.name == name)
     out.print(f"consuming as {name}; Ctrl-C to stop")
     _until_interrupted(lambda stop: service.run(ctx, stop))
@@ -439,6 +507,8 @@ def events_relay() -> None:
     settings = load_settings()
     if not settings.bus_url:
         fail("set SATIOT_BUS_URL (e.g. nats://127.0.0.1:4222) to relay events")
+    with _database(settings):
+        pass
     ctx = build_context(settings)
     service = next(s for s in consumer_services(ctx) if s.name == "bus-relay")
     out.print(f"relaying events to {settings.bus_url} stream {settings.bus_stream}; Ctrl-C to stop")
@@ -469,12 +539,31 @@ def bench(
 
 
 def main() -> None:
+    """The ``satiot`` entry point: every way a command can fail ends in one ``error:`` line."""
+    # Typer (pinned) carries its own copy of Click; its exceptions are these, not click's.
+    from typer._click import exceptions as click
+
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         sys.exit(130)
+    except click.NoArgsIsHelpError as exc:  # `satiot users`: its help, as asked
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # Click's own answer is a framed block over several lines; a bad option is a bad
+        # input like any other.
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        error_line(f"{exc.format_message()}{hint}")
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        error_line(exc.format_message())
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        error_line("stopped (no input)")
+        sys.exit(1)
     except DomainError as exc:  # a command that did not catch its own: still one line
-        err.print(f"[bold red]error:[/] {exc.detail}", highlight=False, soft_wrap=True)
+        error_line(exc.detail)
         sys.exit(1)
     except Exception as exc:
         # A value the database cannot hold that no check caught first. Looked up, not
@@ -483,9 +572,7 @@ def main() -> None:
         if database is None or not isinstance(exc, database.DataError):
             raise
         refused = str(exc.orig).strip().splitlines()[0] if exc.orig else "a value"
-        err.print(
-            f"[bold red]error:[/] the database refused a value: {refused}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        error_line(f"the database refused a value: {refused}")
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -8,19 +8,33 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
     from satiot.core.config import Settings
 
-out = Console()
-err = Console(stderr=True)
+#: Markup is off: what the commands print holds names, paths and messages that people typed,
+#: and ``[/x]`` in a tenant's name must print as it is, not fail as a closing tag. Styles are
+#: given as :class:`rich.text.Text` spans (:func:`styled`).
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of plain text with styled spans: ``styled(("error:", "bold red"), " ", text)``."""
+    return Text.assemble(*parts)
+
+
+def error_line(message: str, label: str = "error:") -> None:
+    """One line on stderr: the label in bold red, then the message as it is."""
+    err.print(styled((label, "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: how every CLI error ends."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_line(message)
     raise typer.Exit(code)
 
 
