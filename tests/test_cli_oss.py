@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from satiot.cli import app
+from satiot.oss.models import TerminalModel
 from tests.oss.test_numbering import TOML
 from tests.oss.test_terminals import CSV
 
@@ -69,6 +71,41 @@ def test_block_errors_are_one_line(env, tmp_path: Path, monkeypatch):
     _one_error(_run("numbers", "report", "--year", "2999"), "has ended")
 
 
+BLOCK = '[[blocks]]\nname = "{name}"\nprefix = "{prefix}"\npurpose = "{purpose}"\nscope = "s"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b"\x00\xff\xfe binary", ("is not UTF-8 text",)),
+        (b"blocks = [1, 2]", ("block 1: must be a table",)),
+        (BLOCK.format(name="x", prefix="\u00b2", purpose="p").encode(), ("block 3 (x): prefix",)),
+        (
+            BLOCK.format(name="x", prefix="\u0661\u0660\u0666\u0665", purpose="p").encode(),
+            ("block 3 (x): prefix",),
+        ),
+        (
+            BLOCK.format(name="a\\u0000b", prefix="1410", purpose="p").encode(),
+            ("block 3 ('a\\x00b'): name", "U+0000"),
+        ),
+        (
+            BLOCK.format(name="x", prefix="1410", purpose="p\\u001b[2J").encode(),
+            ("block 3 (x): purpose", "U+001B"),
+        ),
+    ],
+    ids=["binary", "not-a-table", "superscript", "arabic-indic", "nul", "escape"],
+)
+def test_unusable_block_files_are_one_line_and_load_nothing(
+    env, tmp_path: Path, text: bytes, words: tuple[str, ...]
+):
+    path = tmp_path / "blocks.toml"
+    # A bad block after two good ones: all or nothing.
+    path.write_bytes(TOML.encode() + b"\n" + text if text.startswith(b"[[") else text)
+    _one_error(_run("numbers", "blocks", "load", str(path)), *words)
+    listed = _run("numbers", "blocks", "list")
+    assert listed.exit_code == 0 and "sat-1" not in listed.stdout, "nothing was loaded"
+
+
 def test_terminals_import_and_check(env, tmp_path: Path):
     path = tmp_path / "models.csv"
     path.write_text(CSV)
@@ -89,6 +126,38 @@ def test_terminal_import_errors_are_one_line(env, tmp_path: Path):
     bad = tmp_path / "bad.csv"
     bad.write_text(CSV + "TQ-M300,x,y,z,BAD,2025-01-01,2026-01-01,\n")
     _one_error(_run("terminals", "import", str(bad)), "line 4", "licence number")
+
+
+@pytest.mark.parametrize(
+    ("row", "words"),
+    [
+        ("TQ\x00M300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,", "line 4: name"),
+        ("TQ\x1b[31mM300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,", "line 4: name"),
+        (
+            "TQ-M300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,"
+            + " ".join(f"{n:08d}" for n in range(5000)),
+            "line 4: 5000 TACs; a model records at most 100",
+        ),
+        ("TQ-M300,x,y,z,00-B182-228211,2999-01-01,2999-12-31,", "line 4: the licence cannot"),
+    ],
+    ids=["nul", "escape", "5000-tacs", "issued-in-the-future"],
+)
+def test_unacceptable_terminal_rows_are_one_line_and_import_nothing(
+    env, tmp_path: Path, row: str, words: str
+):
+    path = tmp_path / "models.csv"
+    path.write_text(CSV + row + "\n")
+    _one_error(_run("terminals", "import", str(path)), words)
+    with env.read() as s:
+        assert s.scalar(select(func.count()).select_from(TerminalModel)) == 0
+
+
+def test_a_directory_or_binary_file_is_one_line(env, tmp_path: Path):
+    _one_error(_run("terminals", "import", str(tmp_path)), "cannot read", "directory")
+    _one_error(_run("numbers", "blocks", "load", str(tmp_path)), "cannot read", "directory")
+    binary = tmp_path / "models.csv"
+    binary.write_bytes(bytes(range(256)))
+    _one_error(_run("terminals", "import", str(binary)), "not UTF-8")
 
 
 def test_text_longer_than_its_column_names_the_line_and_field(env, tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from satiot.cli_common import domain_errors, fail, load_settings, out
+from satiot.cli_common import domain_errors, fail, load_settings, out, styled
 from satiot.cli_oss import _migrated, _principal
 
 if TYPE_CHECKING:
@@ -86,6 +87,23 @@ def _customer_id(database: Database, ref: str) -> uuid.UUID:
     return found.id
 
 
+def _readable_size(path: Path) -> int:
+    """The file's size, once it has opened: a directory or an unreadable file passes
+    ``stat`` and would fail only later, mid-import, as a traceback."""
+    try:
+        with path.open("rb") as f:
+            return os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _billing_account_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"--billing-account {text!r} is not a billing account id (a UUID)")
+
+
 def _read(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
@@ -118,15 +136,16 @@ def orders_import(
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 
-    try:
-        size = file.stat().st_size
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+    for option, value in (("--customer", customer), ("--external-id", external_id)):
+        if value is not None and "\x00" in value:
+            # PostgreSQL cannot store NUL in text (the API's models refuse it too).
+            fail(f"{option} must not contain NUL characters")
+    size = _readable_size(file)
+    account = _billing_account_id(billing_account) if billing_account else None
     settings = load_settings()
     clock = SystemClock()
     with _migrated() as database:
         customer_id = _customer_id(database, customer)
-        account = uuid.UUID(billing_account) if billing_account else None
         kek = load_kek(settings)
         try:
             with Progress(TextColumn("checking"), BarColumn(), DownloadColumn()) as bar:
@@ -171,7 +190,7 @@ def _print_errors(exc: object) -> None:
     for e in exc.errors:
         table.add_row(str(e.item), e.field, e.reason)
     out.print(table)
-    out.print(f"[bold red]refused:[/] {exc.detail}", highlight=False, soft_wrap=True)
+    out.print(styled(("refused:", "bold red"), " ", exc.detail), highlight=False, soft_wrap=True)
 
 
 def _summary(database: Database, order_id: uuid.UUID, state: str) -> None:

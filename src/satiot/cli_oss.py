@@ -31,15 +31,12 @@ terminals_app = typer.Typer(
 
 @contextmanager
 def _migrated() -> Iterator[Database]:
-    """The configured database, refusing one that is not migrated; domain errors end in one
-    ``error:`` line."""
+    """The configured database (``cli._database`` refuses one that is not migrated); domain
+    errors end in one ``error:`` line."""
     # Imported here: satiot.cli imports this module.
     from satiot.cli import _database
-    from satiot.core import migrate
 
     with _database() as database:
-        if migrate.current_revision(database.engine) is None:
-            fail("the database is not migrated: run `satiot migrate` first")
         try:
             yield database
         except DomainError as exc:
@@ -186,12 +183,11 @@ def terminals_import(
         fail(f"cannot read {csv_file}: {exc.strerror}")
     except UnicodeDecodeError:
         fail(f"{csv_file} is not UTF-8 text")
+    now = SystemClock().now()
     with _migrated() as database:
-        specs = parse_models_csv(text)
+        specs = parse_models_csv(text, at=now)
         with database.write() as s:
-            result = import_models(
-                s, _principal(database, "terminals"), specs, at=SystemClock().now()
-            )
+            result = import_models(s, _principal(database, "terminals"), specs, at=now)
     out.print(
         f"terminal models: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged",

@@ -238,7 +238,7 @@ def contacts(
         write_passes(out, passes)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}")
-    Console().print(
+    Console(markup=False).print(
         f"{len(passes)} passes, {len(places)} sites, {len(tles)} satellites, "
         f"{time.perf_counter() - began:.2f} s → {out}",
         highlight=False,

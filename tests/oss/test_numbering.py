@@ -54,12 +54,41 @@ def test_a_block_is_a_prefix_and_a_range(db, world, clock):
         ({"prefix": "1410123412345"}, "prefix"),
         ({"prefix": "1410", "first": "12"}, "first"),
         ({"prefix": "1410", "first": "000000200", "last": "000000100"}, "first"),
+        # Digits to str.isdigit, not to a numbering plan: superscripts, Arabic-Indic, full-width.
+        ({"prefix": "\u00b2"}, "prefix"),
+        ({"prefix": "\u0661\u0660\u0666\u0665"}, "prefix"),
+        ({"prefix": "1410", "first": "\uff11" * 9}, "first"),
+        ({"prefix": "1410", "last": "\u0669" * 9}, "last"),
     ],
 )
 def test_malformed_blocks_are_refused(kw, field):
     with pytest.raises(InvalidInput) as info:
         block_spec(**kw).bounds()
     assert info.value.extensions["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"name": "b\x001"}, "name"),
+        ({"name": "  "}, "name"),
+        ({"purpose": "IoT\x1b[2J"}, "purpose"),
+        ({"scope": "nation\twide"}, "scope"),
+        ({"prefix": "\u0661\u0660\u0666\u0665"}, "prefix"),
+    ],
+)
+def test_blocks_with_control_characters_or_foreign_digits_store_nothing(
+    db, world, clock, kw, field
+):
+    with pytest.raises(InvalidInput) as info, db.write() as s:
+        create_block(s, world.system, block_spec(**kw), at=clock.now())
+    assert info.value.extensions["field"] == field
+    assert _count(db, NumberBlock) == 0
+
+
+def test_numbers_take_ascii_digits_only():
+    with pytest.raises(InvalidInput, match="13 digits"):
+        number_blocks.validate_number("\u0661" * 13)
 
 
 @pytest.mark.parametrize(
@@ -130,6 +159,19 @@ def test_blocks_load_from_toml_and_reload_idempotently(db, world, clock, tmp_pat
         ("[[blocks]]\nname='x'\nprefix=141\npurpose='p'\nscope='s'", "quoted string"),
         ("[[blocks]]\nname='x'\nprefix='1a'\npurpose='p'\nscope='s'", "block 1 \\(x\\): prefix"),
         ("[[blocks", "not valid TOML"),
+        ("blocks = [1, 2]", "block 1: must be a table, not int"),
+        (
+            "[[blocks]]\nname='x'\nprefix='\u00b2'\npurpose='p'\nscope='s'",
+            "block 1 \\(x\\): prefix",
+        ),
+        (
+            '[[blocks]]\nname="a\\u0000b"\nprefix="1"\npurpose="p"\nscope="s"',
+            "block 1 \\('a\\\\x00b'\\): name contains a control character \\(U\\+0000\\)",
+        ),
+        (
+            '[[blocks]]\nname="x"\nprefix="1"\npurpose="p"\nscope="s\\u001b"',
+            "block 1 \\(x\\): scope contains a control character \\(U\\+001B\\)",
+        ),
     ],
 )
 def test_bad_block_files_are_named(tmp_path: Path, text, words):
@@ -139,6 +181,13 @@ def test_bad_block_files_are_named(tmp_path: Path, text, words):
         read_blocks_file(path)
     with pytest.raises(InvalidInput, match="cannot read"):
         read_blocks_file(tmp_path / "missing.toml")
+
+
+def test_a_block_file_that_is_not_utf8_is_named(tmp_path: Path):
+    path = tmp_path / "b.toml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(InvalidInput, match="is not UTF-8 text"):
+        read_blocks_file(path)
 
 
 # -- allocation ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -125,6 +125,12 @@ def test_names_and_licence_numbers_are_unique(db, world, clock, change, field):
         ({"manufacturer": "  "}, "manufacturer"),
         ({"tacs": ("1234",)}, "tacs"),
         ({"licence_number": "B182-228209"}, "licence_number"),
+        ({"name": "TQ\x00M100"}, "name"),
+        ({"applicant": "Maker \x1b[31mred"}, "applicant"),
+        ({"equipment_name": "module\nsecond line"}, "equipment_name"),
+        ({"manufacturer": "Ma\x85ker"}, "manufacturer"),
+        ({"tacs": tuple(f"{n:08d}" for n in range(terminals.MAX_TACS + 1))}, "tacs"),
+        ({"issued_on": date(2026, 11, 26)}, "issued_on"),  # the clock says 2026-11-25
     ],
 )
 def test_invalid_specs_store_nothing(db, world, clock, kw, field):
@@ -133,6 +139,47 @@ def test_invalid_specs_store_nothing(db, world, clock, kw, field):
     assert info.value.extensions["field"] == field
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(TerminalModel)) == 0
+
+
+def test_as_many_tacs_as_the_api_takes_are_recorded(db, world, clock):
+    from satiot.api.terminal_models import TerminalModelIn, TerminalModelPatch
+
+    for body in (TerminalModelIn, TerminalModelPatch):
+        assert [m.max_length for m in body.model_fields["tacs"].metadata] == [terminals.MAX_TACS]
+    tacs = tuple(f"{n:08d}" for n in range(terminals.MAX_TACS))
+    with db.write() as s:
+        assert len(create_model(s, world.system, model_spec(tacs=tacs), at=clock.now()).tacs) == 100
+
+
+def test_a_licence_issued_today_in_beijing_is_not_in_the_future(db, world, clock):
+    """At 01:00 in Beijing on the 26th it is still the 25th in UTC."""
+    clock.set(datetime(2026, 11, 25, 17, 0, tzinfo=UTC))
+    with db.write() as s:
+        m = create_model(s, world.system, model_spec(issued_on=date(2026, 11, 26)), at=clock.now())
+    assert m.issued_on == date(2026, 11, 26)
+    with pytest.raises(InvalidInput) as info, db.write() as s:
+        create_model(
+            s,
+            world.system,
+            model_spec("TQ-M200", "00-B182-228210", issued_on=date(2026, 11, 27)),
+            at=clock.now(),
+        )
+    assert info.value.extensions["field"] == "issued_on"
+
+
+def test_a_renewal_may_not_be_issued_in_the_future_but_history_stays(db, world, clock):
+    with db.write() as s:
+        m = create_model(s, world.system, model_spec(), at=clock.now())
+    with pytest.raises(InvalidInput, match="after today") as info, db.write() as s:
+        update_model(s, world.system, m.id, {"issued_on": date(2027, 1, 1)}, at=clock.now())
+    assert info.value.extensions["field"] == "issued_on"
+    # A stored issue date is not re-judged by a later change (here: a clock set back).
+    clock_before_issue = datetime(2025, 1, 1, tzinfo=UTC)
+    with db.write() as s:
+        update_model(s, world.system, m.id, {"status": "withdrawn"}, at=clock_before_issue)
+    with db.read() as s:
+        row = s.get(TerminalModel, m.id)
+        assert row is not None and row.status == "withdrawn"
 
 
 def test_update_renews_a_licence_and_audits_before_and_after(db, world, clock):
@@ -258,6 +305,7 @@ def test_licence_watch_lists_expired_and_expiring_listed_models(db, world, clock
 
 # -- CSV import -----------------------------------------------------------------------------------
 
+TACS_5000 = " ".join(f"{n:08d}" for n in range(5000))
 CSV = (
     "name,equipment_name,manufacturer,applicant,licence_number,issued_on,expires_on,tacs\n"
     "TQ-M100,Satellite IoT module,Maker,Maker,00-B182-228209,2025-03-01,2028-02-29,35417803\n"
@@ -266,11 +314,13 @@ CSV = (
 
 
 def test_csv_import_creates_updates_and_leaves_unchanged(db, world, clock):
-    specs = terminals.parse_models_csv(CSV)
+    specs = terminals.parse_models_csv(CSV, at=clock.now())
     with db.write() as s:
         first = terminals.import_models(s, world.system, specs, at=clock.now())
     assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
-    changed = terminals.parse_models_csv(CSV.replace("2028-02-29,\n", "2029-01-01,\n"))
+    changed = terminals.parse_models_csv(
+        CSV.replace("2028-02-29,\n", "2029-01-01,\n"), at=clock.now()
+    )
     with db.write() as s:
         second = terminals.import_models(s, world.system, changed, at=clock.now())
     assert (second.created, second.updated, second.unchanged) == (0, 1, 1)
@@ -285,8 +335,48 @@ def test_csv_import_creates_updates_and_leaves_unchanged(db, world, clock):
         (CSV + "TQ-M100,x,y,z,00-B182-228211,2025-01-01,2026-01-01,\n", "already on line 2"),
         (CSV + "TQ-M300,x,y\n", "line 4: expected 8 fields"),
         (CSV.splitlines()[0] + "\n", "no terminal models"),
+        (CSV + "TQ\x00M300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,\n", "line 4: name"),
+        (CSV + "TQ-M300,x,\x1b[2Jy,z,00-B182-228211,2025-01-01,2026-01-01,\n", "line 4: manu"),
+        (CSV + f"TQ-M300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,{TACS_5000}\n", "line 4: 5"),
+        (CSV + "TQ-M300,x,y,z,00-B182-228211,2999-01-01,2999-12-31,\n", "line 4: the lic"),
     ],
 )
-def test_bad_csv_names_the_line(text, words):
+def test_bad_csv_names_the_line(clock, text, words):
     with pytest.raises(InvalidInput, match=words):
-        terminals.parse_models_csv(text)
+        terminals.parse_models_csv(text, at=clock.now())
+
+
+# -- the API agrees --------------------------------------------------------------------------------
+
+
+def test_the_api_refuses_a_licence_issued_in_the_future(client, ctx, world):
+    from tests.api.conftest import assert_problem, unchanged
+    from tests.api.test_terminal_models import MODEL
+
+    admin = world.admin_headers()
+    with unchanged(ctx):
+        r = client.post(
+            "/api/v1/terminal-models", json=MODEL | {"issued_on": "2026-11-26"}, headers=admin
+        )
+    assert assert_problem(r, 422, "invalid-input")["field"] == "issued_on"
+    created = client.post("/api/v1/terminal-models", json=MODEL, headers=admin)
+    assert created.status_code == 201, created.text
+    r = client.patch(
+        f"/api/v1/terminal-models/{created.json()['id']}",
+        json={"issued_on": "2999-01-01", "expires_on": "2999-12-31"},
+        headers=admin,
+    )
+    assert assert_problem(r, 422, "invalid-input")["field"] == "issued_on"
+
+
+def test_the_api_refuses_control_characters_past_nul(client, ctx, world):
+    from tests.api.conftest import assert_problem, unchanged
+    from tests.api.test_terminal_models import MODEL
+
+    admin = world.admin_headers()
+    with unchanged(ctx):
+        r = client.post(
+            "/api/v1/terminal-models", json=MODEL | {"manufacturer": "Maker\x1b[31m"}, headers=admin
+        )
+    problem = assert_problem(r, 422, "invalid-input")
+    assert problem["field"] == "manufacturer" and "U+001B" in problem["detail"]

@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from satiot.bss.customers import business_day
 from satiot.bss.models import InvoiceSequence
+from satiot.core.days import business_day
 
 
 def take_number(session: Session, at: datetime) -> str:

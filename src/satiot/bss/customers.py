@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,11 +30,11 @@ from satiot.bss.states import CUSTOMER
 from satiot.core.auth.principal import Principal
 from satiot.core.auth.users import SLUG_RE, create_tenant
 from satiot.core.changes import record_change
+from satiot.core.days import business_day
 from satiot.core.errors import Conflict, InvalidInput, NotFound
 from satiot.core.models import Tenant
 
 #: The business day (birth-date checks, contract years) is China's: UTC+8.
-CHINA = timezone(timedelta(hours=8), "UTC+8")
 
 #: Subscription states that no longer hold a service (closing a customer needs all ended).
 ENDED_SUBSCRIPTION_STATES = ("terminated", "cancelled", "aborted")
@@ -83,11 +83,6 @@ class Checked:
     agent: Person
     agent_phone: str
     tenant_slug: str | None
-
-
-def business_day(at: datetime) -> date:
-    """The calendar day in China at ``at`` (birth dates and contract years use it)."""
-    return at.astimezone(CHINA).date()
 
 
 def check_application(app: Application, *, at: datetime) -> Checked:

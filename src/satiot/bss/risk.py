@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from satiot.bss import realname
 from satiot.bss.customers import (
-    business_day,
     document_kinds_on_file,
     get_customer,
     region_mismatch,
@@ -30,6 +29,7 @@ from satiot.bss.customers import (
 from satiot.bss.models import Customer
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
+from satiot.core.days import business_day
 from satiot.core.errors import Conflict
 
 

@@ -10,6 +10,7 @@ that do not.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -17,6 +18,9 @@ from sqlalchemy import String, event, inspect
 from sqlalchemy.orm import Mapper, Session
 
 from satiot.core.errors import InvalidInput
+
+#: C0 controls, DEL and C1 controls (Unicode category Cc).
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def fits(value: str | None, column: Any, field: str) -> str | None:
@@ -26,6 +30,27 @@ def fits(value: str | None, column: Any, field: str) -> str | None:
     if value is not None and limit is not None and len(value) > limit:
         raise InvalidInput(f"{field} is {len(value)} characters; at most {limit}", field=field)
     return value
+
+
+def plain_text(value: str, column: Any, field: str) -> str:
+    """``value`` trimmed, if it is text without control characters that ``column`` holds;
+    InvalidInput naming ``field`` otherwise.
+
+    A control character in a name or label is a broken file or a paste accident: PostgreSQL
+    refuses NUL at INSERT without naming the field, and ESC or a line break would garble the
+    terminal, CSV and report output the value ends up in. The API refuses only NUL, and the
+    CLI reaches the domain directly, so the domain checks for every door.
+    """
+    text = value.strip()
+    if not text:
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    control = CONTROL_RE.search(text)
+    if control is not None:
+        raise InvalidInput(
+            f"{field} contains a control character (U+{ord(control.group()):04X})", field=field
+        )
+    fits(text, column, field)
+    return text
 
 
 # -- the last line of defence: every ORM flush ------------------------------------------------

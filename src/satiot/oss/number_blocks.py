@@ -8,6 +8,7 @@ into rows (see :mod:`satiot.oss.numbering`); blocks may not overlap.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import uuid
 from collections.abc import Sequence
@@ -22,22 +23,29 @@ from sqlalchemy.orm import Session
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
-from satiot.core.lengths import fits
+from satiot.core.lengths import plain_text
 from satiot.oss import states
 from satiot.oss.models import IotNumber, NumberBlock
 
 NUMBER_LEN = 13
 #: Key of the PostgreSQL advisory lock that serialises block creation (overlap checks).
 _BLOCKS_LOCK = 0x5A710055
+_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 def format_number(value: int) -> str:
     return str(value).zfill(NUMBER_LEN)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes superscripts and other scripts' digits,
+    which ``int`` then refuses or silently reads as the ASCII ones."""
+    return _DIGITS_RE.fullmatch(text) is not None
+
+
 def validate_number(text: str) -> str:
     value = text.strip()
-    if len(value) != NUMBER_LEN or not value.isdigit():
+    if len(value) != NUMBER_LEN or not _digits(value):
         raise InvalidInput(f"an IoT number has {NUMBER_LEN} digits, not {text!r}", field="number")
     return value
 
@@ -58,7 +66,7 @@ class BlockSpec:
     def bounds(self) -> tuple[int, int]:
         """``(first_number, last_number)``; InvalidInput explains a malformed block."""
         prefix = self.prefix.strip()
-        if not (1 <= len(prefix) < NUMBER_LEN and prefix.isdigit()):
+        if not (1 <= len(prefix) < NUMBER_LEN and _digits(prefix)):
             raise InvalidInput(
                 f"prefix {self.prefix!r} must be 1-{NUMBER_LEN - 1} digits", field="prefix"
             )
@@ -66,7 +74,7 @@ class BlockSpec:
         ends = []
         for label, raw, default in (("first", self.first, "0"), ("last", self.last, "9")):
             suffix = (raw if raw is not None else default * width).strip()
-            if len(suffix) != width or not suffix.isdigit():
+            if len(suffix) != width or not _digits(suffix):
                 raise InvalidInput(
                     f"{label} must be {width} digits after the prefix {prefix}", field=label
                 )
@@ -74,6 +82,25 @@ class BlockSpec:
         if ends[0] > ends[1]:
             raise InvalidInput("first must not exceed last", field="first")
         return ends[0], ends[1]
+
+    def validated(self) -> BlockSpec:
+        """The spec as it is stored: text trimmed and free of control characters, the range
+        well-formed (:meth:`bounds`); InvalidInput names the first bad field. The file, the
+        API and any other caller all come through here, so they refuse the same blocks."""
+        name = plain_text(self.name, NumberBlock.name, "name")
+        self.bounds()
+        ref = (self.authority_ref or "").strip()  # a blank reference is none
+        return BlockSpec(
+            name=name,
+            prefix=self.prefix.strip(),
+            purpose=plain_text(self.purpose, NumberBlock.purpose, "purpose"),
+            scope=plain_text(self.scope, NumberBlock.scope, "scope"),
+            first=self.first,
+            last=self.last,
+            authority_ref=plain_text(ref, NumberBlock.authority_ref, "authority_ref")
+            if ref
+            else None,
+        )
 
 
 def block_view(block: NumberBlock) -> dict[str, Any]:
@@ -96,16 +123,13 @@ def create_block(
     session: Session, principal: Principal, spec: BlockSpec, *, at: datetime
 ) -> NumberBlock:
     """Add a block; Conflict if its name is taken or its range overlaps another block."""
+    spec = spec.validated()
     first, last = spec.bounds()
-    name, purpose, scope = spec.name.strip(), spec.purpose.strip(), spec.scope.strip()
-    for label, value in (("name", name), ("purpose", purpose), ("scope", scope)):
-        if not value:
-            raise InvalidInput(f"{label} must not be empty", field=label)
     if _is_postgresql(session):
         # Two overlapping blocks created at once would both pass the check below.
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _BLOCKS_LOCK})
-    if session.scalar(select(NumberBlock.id).where(NumberBlock.name == name)) is not None:
-        raise Conflict(f"there is already a number block named {name!r}", field="name")
+    if session.scalar(select(NumberBlock.id).where(NumberBlock.name == spec.name)) is not None:
+        raise Conflict(f"there is already a number block named {spec.name!r}", field="name")
     clash = session.scalar(
         select(NumberBlock).where(
             NumberBlock.first_number <= last, NumberBlock.last_number >= first
@@ -118,13 +142,13 @@ def create_block(
             field="prefix",
         )
     block = NumberBlock(
-        name=name,
-        prefix=spec.prefix.strip(),
+        name=spec.name,
+        prefix=spec.prefix,
         first_number=first,
         last_number=last,
         next_fresh=first,
-        purpose=purpose,
-        scope=scope,
+        purpose=spec.purpose,
+        scope=spec.scope,
         authority_ref=spec.authority_ref,
         created_at=at,
         updated_at=at,
@@ -149,6 +173,8 @@ def read_blocks_file(path: Path) -> list[BlockSpec]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{path} is not valid TOML: {exc}") from None
     entries = data.get("blocks")
@@ -157,6 +183,8 @@ def read_blocks_file(path: Path) -> list[BlockSpec]:
     allowed = {f for f in BlockSpec.__dataclass_fields__}
     specs = []
     for n, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise InvalidInput(f"{path} block {n}: must be a table, not {type(entry).__name__}")
         unknown = set(entry) - allowed
         missing = {"name", "prefix", "purpose", "scope"} - set(entry)
         if unknown or missing:
@@ -168,13 +196,11 @@ def read_blocks_file(path: Path) -> list[BlockSpec]:
             raise InvalidInput(f"{path} block {n}: every value must be a quoted string")
         spec = BlockSpec(**entry)
         try:
-            spec.bounds()
-            for key in ("name", "purpose", "scope"):  # stored stripped
-                fits(entry[key].strip(), getattr(NumberBlock, key), key)
-            fits(spec.authority_ref, NumberBlock.authority_ref, "authority_ref")
+            specs.append(spec.validated())
         except InvalidInput as exc:
-            raise InvalidInput(f"{path} block {n} ({spec.name}): {exc.detail}") from None
-        specs.append(spec)
+            # The name labels the block unless it is what is wrong with it.
+            label = spec.name if spec.name.isprintable() else repr(spec.name)
+            raise InvalidInput(f"{path} block {n} ({label}): {exc.detail}") from None
     return specs
 
 
@@ -192,8 +218,9 @@ def load_blocks(
     reference of known ones (by name). A known block's range never changes (Conflict): its
     numbers may be in use. Blocks absent from ``specs`` are left alone."""
     created = updated = 0
-    for spec in specs:
-        block = session.scalar(select(NumberBlock).where(NumberBlock.name == spec.name.strip()))
+    for given in specs:
+        spec = given.validated()
+        block = session.scalar(select(NumberBlock).where(NumberBlock.name == spec.name))
         if block is None:
             create_block(session, principal, spec, at=at)
             created += 1
@@ -201,7 +228,7 @@ def load_blocks(
         if spec.bounds() != (block.first_number, block.last_number):
             raise Conflict(f"the range of block {block.name} cannot change", field="prefix")
         before = block_view(block)
-        block.purpose, block.scope = spec.purpose.strip(), spec.scope.strip()
+        block.purpose, block.scope = spec.purpose, spec.scope
         block.authority_ref = spec.authority_ref
         if block_view(block) != before:
             block.updated_at = at

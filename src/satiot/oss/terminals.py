@@ -24,14 +24,17 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
+from satiot.core.days import business_day
 from satiot.core.errors import Conflict, InvalidInput, NotFound
-from satiot.core.lengths import fits
+from satiot.core.lengths import plain_text
 from satiot.oss import states
 from satiot.oss.models import TerminalModel
 
 #: The observed shape of an MIIT network-access licence number, e.g. ``00-B182-228209``.
 LICENCE_RE = re.compile(r"^[0-9]{2}-[0-9A-Z]{4}-[0-9]{6}$")
 TAC_RE = re.compile(r"^[0-9]{8}$")
+#: The most TACs one model records: the API's request models carry the same limit.
+MAX_TACS = 100
 CSV_HEADER = (
     "name",
     "equipment_name",
@@ -97,17 +100,30 @@ class TerminalModelSpec:
     expires_on: date
     tacs: tuple[str, ...] = field(default_factory=tuple)
 
-    def validated(self) -> TerminalModelSpec:
-        """The spec with canonical values; InvalidInput names the first bad field."""
-        texts = {}
-        for name in ("name", "equipment_name", "manufacturer", "applicant"):
-            value = str(getattr(self, name)).strip()
-            if not value:
-                raise InvalidInput(f"{name} must not be empty", field=name)
-            fits(value, getattr(TerminalModel, name), name)
-            texts[name] = value
+    def validated(self, *, today: date | None = None) -> TerminalModelSpec:
+        """The spec with canonical values; InvalidInput names the first bad field.
+
+        With ``today``, a licence issued after it is refused: it is a typo, not a licence.
+        MIIT dates licences in Beijing, so callers pass China's day (:func:`business_day`):
+        by UTC, a licence issued in Beijing before 08:00 would not be issued yet. Without
+        ``today`` the issue date is taken as it is, so that a stored record can be changed
+        in other ways whatever the day.
+        """
+        texts = {
+            name: plain_text(str(getattr(self, name)), getattr(TerminalModel, name), name)
+            for name in ("name", "equipment_name", "manufacturer", "applicant")
+        }
+        if today is not None and self.issued_on > today:
+            raise InvalidInput(
+                f"the licence cannot be issued after today ({today.isoformat()})",
+                field="issued_on",
+            )
         if self.expires_on <= self.issued_on:
             raise InvalidInput("the licence must expire after it was issued", field="expires_on")
+        if len(self.tacs) > MAX_TACS:
+            raise InvalidInput(
+                f"{len(self.tacs)} TACs; a model records at most {MAX_TACS}", field="tacs"
+            )
         for tac in self.tacs:
             if not TAC_RE.fullmatch(tac):
                 raise InvalidInput(f"TAC {tac!r} is not 8 digits", field="tacs")
@@ -149,7 +165,7 @@ def create_model(
     session: Session, principal: Principal, spec: TerminalModelSpec, *, at: datetime
 ) -> TerminalModel:
     """Record a licensed terminal model."""
-    spec = spec.validated()
+    spec = spec.validated(today=business_day(at))
     _check_unique(session, spec, None)
     fields = asdict(spec) | {"tacs": list(spec.tacs)}
     model = TerminalModel(
@@ -211,7 +227,11 @@ def update_model(
     unknown = set(fields) - set(asdict(current))
     if unknown:
         raise InvalidInput(f"unknown fields {sorted(unknown)}")
-    spec = TerminalModelSpec(**(asdict(current) | fields)).validated()
+    # A renewal's new issue date is checked against the day; an unchanged one is history.
+    renewed = fields.get("issued_on", model.issued_on) != model.issued_on
+    spec = TerminalModelSpec(**(asdict(current) | fields)).validated(
+        today=business_day(at) if renewed else None
+    )
     _check_unique(session, spec, model.id)
     status = changes.get("status")
     if status is not None and status != model.status:
@@ -316,11 +336,13 @@ class ImportResult:
     unchanged: int
 
 
-def parse_models_csv(text: str) -> list[TerminalModelSpec]:
+def parse_models_csv(text: str, *, at: datetime) -> list[TerminalModelSpec]:
     """Specs from a CSV (header :data:`CSV_HEADER`, ``tacs`` space-separated and optional).
 
-    Every row is validated before anything is stored; InvalidInput names the row and field.
+    Every row is validated, as of ``at`` (the time of the import), before anything is stored;
+    InvalidInput names the row and field.
     """
+    today = business_day(at)
     rows = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(rows, [])]
     if header not in (list(CSV_HEADER), list(CSV_HEADER[:-1])):
@@ -346,7 +368,7 @@ def parse_models_csv(text: str) -> list[TerminalModelSpec]:
                 licence_number=cells["licence_number"],
                 tacs=tuple(cells.get("tacs", "").split()),
                 **dates,
-            ).validated()
+            ).validated(today=today)
         except InvalidInput as exc:
             raise InvalidInput(f"line {n}: {exc.detail}", **exc.extensions) from None
         if spec.name in seen:
