@@ -342,9 +342,15 @@ def test_api_keys_create_prints_a_working_secret_once(shared, db, world, clock):
 @pytest.mark.parametrize(
     "role,why",
     [
-        ("operator-admin", "cannot have role 'operator-admin'"),
-        ("noc", "cannot have role 'noc'"),
-        ("ground-station", "cannot have role 'ground-station'"),
+        (
+            "operator-admin",
+            "role 'operator-admin' cannot be held in a customer tenant by a machine key",
+        ),
+        ("noc", "role 'noc' cannot be held in a customer tenant by a machine key"),
+        (
+            "ground-station",
+            "role 'ground-station' cannot be held in a customer tenant by a machine key",
+        ),
     ],
 )
 def test_a_customers_machine_key_cannot_hold_an_operator_role(shared, db, world, role, why):

@@ -60,6 +60,15 @@ def _window_end(start: datetime, hours: float) -> datetime:
         fail(f"--hours: a window of {hours:g} h from {iso_ms(start)} ends after the year 9999")
 
 
+#: The options of the commands that run a scenario (``run`` and ``plot latency``).
+SimulatedHours = Annotated[
+    float, typer.Option(help=f"Simulated hours, at most {MAX_HOURS:g} (a week)")
+]
+FleetSize = Annotated[
+    int | None, typer.Option(help=f"Resize the fleet to this many, at most {MAX_TERMINALS:,}")
+]
+
+
 def read_sites(path: Path) -> list[Site]:
     """Sites from a CSV with header ``name,lat,lon,alt_m``; ValueError names the bad row."""
     from satiot.network.contacts import Site
@@ -359,13 +368,8 @@ def _print_report(report: TwinReport, top: int) -> None:
 @twin_app.command()
 def run(
     scenario: Annotated[Path, typer.Option(help="Scenario file (TOML), e.g. scenarios/…")],
-    hours: Annotated[
-        float, typer.Option(help=f"Simulated hours, at most {MAX_HOURS:g} (a week)")
-    ] = 6.0,
-    terminals: Annotated[
-        int | None,
-        typer.Option(help=f"Resize the fleet to this many, at most {MAX_TERMINALS:,}"),
-    ] = None,
+    hours: SimulatedHours = 6.0,
+    terminals: FleetSize = None,
     out_file: Annotated[
         Path | None,
         typer.Option(
@@ -565,13 +569,8 @@ def plot_passes(
 def plot_latency(
     scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
     out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
-    hours: Annotated[
-        float, typer.Option(help=f"Simulated hours, at most {MAX_HOURS:g} (a week)")
-    ] = 6.0,
-    terminals: Annotated[
-        int | None,
-        typer.Option(help=f"Resize the fleet to this many, at most {MAX_TERMINALS:,}"),
-    ] = None,
+    hours: SimulatedHours = 6.0,
+    terminals: FleetSize = None,
 ) -> None:
     """Run the scenario and draw the delivery-latency histogram."""
     from satiot.network.plots import plot_latency_histogram

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
-from satiot.core.auth.roles import CUSTOMER_ROLES, OPERATOR_ROLES, ROLES, Role
+from satiot.core.auth.roles import ROLES, Role, check_grant
 from satiot.core.changes import record_change
 from satiot.core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from satiot.core.lengths import fits
@@ -36,33 +36,6 @@ def _digest(secret: str) -> bytes:
 class IssuedKey:
     key: ApiKey
     secret: str  # shown to the caller once, never stored
-
-
-#: Machine roles by the kind of tenant a key is for: a customer's machines act as its users
-#: may (so a customer's key can never carry an operator's scope); the operator's machines as
-#: its staff, or as a ground station.
-MACHINE_ROLES = {
-    "operator": OPERATOR_ROLES | {Role.GROUND_STATION},
-    "customer": CUSTOMER_ROLES,
-}
-
-
-def _check_machine_role(
-    session: Session, principal: Principal, tenant_id: uuid.UUID, role: Role
-) -> None:
-    """The rule users have (``users._check_role_for``), for keys that belong to no user."""
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
-    allowed = MACHINE_ROLES.get(tenant.kind, frozenset())
-    if role not in allowed:
-        raise InvalidInput(
-            f"a {tenant.kind} tenant's machine key cannot have role {role.value!r} "
-            f"(allowed: {', '.join(sorted(r.value for r in allowed))})",
-            field="role",
-        )
-    if role in OPERATOR_ROLES and principal.role is not Role.OPERATOR_ADMIN:
-        raise PermissionDenied("only an operator administrator grants operator roles")
 
 
 def issue_api_key(
@@ -87,7 +60,10 @@ def issue_api_key(
     if machine_role is not None:
         if tenant_id is None:
             raise InvalidInput("a machine key needs a tenant", field="tenant_id")
-        _check_machine_role(session, principal, tenant_id, machine_role)
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+        check_grant(principal.role, tenant.kind, machine_role, machine=True)
         owner_role, owner_id, owner_tenant = machine_role, None, tenant_id
     else:
         owner_id = user_id or principal.user_id

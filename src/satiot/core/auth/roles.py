@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from satiot.core.errors import InvalidInput, PermissionDenied
+
 
 class Role(StrEnum):
     OPERATOR_ADMIN = "operator-admin"
@@ -234,3 +236,23 @@ OPERATOR_ROLES = frozenset(
     r for r, s in ROLES.items() if s.all_tenants and r is not Role.GROUND_STATION
 )
 CUSTOMER_ROLES = frozenset({Role.CUSTOMER_ADMIN, Role.CUSTOMER_USER})
+
+#: The operator's machines act as its staff or as a ground station; a customer's as its users.
+MACHINE_ROLES = {"operator": OPERATOR_ROLES | {Role.GROUND_STATION}, "customer": CUSTOMER_ROLES}
+PERSON_ROLES = {"operator": OPERATOR_ROLES, "customer": CUSTOMER_ROLES}
+
+
+def check_grant(granted_by: Role, tenant_kind: str, role: Role, *, machine: bool = False) -> None:
+    """Whether ``granted_by`` may give ``role`` to a person (or, with ``machine``, a key that
+    belongs to no user) in a tenant of ``tenant_kind``: a customer's roles never reach past
+    its tenant, and only an operator administrator grants an operator role."""
+    allowed = (MACHINE_ROLES if machine else PERSON_ROLES).get(tenant_kind, frozenset())
+    if role not in allowed:
+        raise InvalidInput(
+            f"role {role.value!r} cannot be held in a {tenant_kind} tenant"
+            + (" by a machine key" if machine else "")
+            + f" (allowed: {', '.join(sorted(r.value for r in allowed))})",
+            field="role",
+        )
+    if role in OPERATOR_ROLES and granted_by is not Role.OPERATOR_ADMIN:
+        raise PermissionDenied("only an operator administrator grants operator roles")

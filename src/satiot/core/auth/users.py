@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from satiot.core import states
 from satiot.core.auth.passwords import hash_password, verify_password
 from satiot.core.auth.principal import Principal
-from satiot.core.auth.roles import CUSTOMER_ROLES, OPERATOR_ROLES, Role
+from satiot.core.auth.roles import Role, check_grant
 from satiot.core.changes import record_change
-from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from satiot.core.errors import Conflict, InvalidInput, NotFound
 from satiot.core.lengths import fits
 from satiot.core.models import Tenant, User
 
@@ -122,18 +122,6 @@ def set_tenant_status(
     return tenant
 
 
-def _check_role_for(principal: Principal, tenant: Tenant, role: Role) -> None:
-    allowed = OPERATOR_ROLES if tenant.kind == "operator" else CUSTOMER_ROLES
-    if role not in allowed:
-        raise InvalidInput(
-            f"role {role.value!r} cannot be held in a {tenant.kind} tenant "
-            f"(allowed: {', '.join(sorted(r.value for r in allowed))})",
-            field="role",
-        )
-    if role in OPERATOR_ROLES and principal.role is not Role.OPERATOR_ADMIN:
-        raise PermissionDenied("only an operator administrator grants operator roles")
-
-
 def create_user(
     session: Session,
     principal: Principal,
@@ -151,7 +139,7 @@ def create_user(
             "username: 2-64 lowercase letters, digits, '.', '_' or '-'", field="username"
         )
     tenant = require_tenant(session, tenant_id)
-    _check_role_for(principal, tenant, role)
+    check_grant(principal.role, tenant.kind, role)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"username {username!r} is taken", field="username")
     try:
