@@ -231,6 +231,20 @@ def test_bad_tenant_slugs_are_refused(db, world, clock, slug):
     assert _count(db, Tenant) == before
 
 
+@pytest.mark.parametrize("name", ["Acme\tLogistics", "Acme\nLogistics", "Acme\x1b[31m", "A\x85B"])
+def test_tenant_names_with_control_characters_are_refused(db, world, clock, name):
+    """A tab or line break in a name would garble every list, CSV and report it appears in."""
+    before = _count(db, Tenant)
+    with pytest.raises(InvalidInput, match="name contains a control character"), db.write() as s:
+        create_tenant(s, world.system, slug="ctl", name=name, at=clock.now())
+    assert _count(db, Tenant) == before
+    with db.write() as s:
+        made = create_tenant(
+            s, world.system, slug="ok", name="  新疆 Acme · Logistics  ", at=clock.now()
+        )
+    assert made.name == "新疆 Acme · Logistics"
+
+
 def test_tenant_rules(db, world, clock):
     world.tenant("taken")
     with pytest.raises(Conflict, match="taken"), db.write() as s:

@@ -16,7 +16,7 @@ from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import Role, check_grant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
-from satiot.core.lengths import fits
+from satiot.core.lengths import plain_text
 from satiot.core.models import Tenant, User
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -69,12 +69,9 @@ def create_tenant(
         and session.scalar(select(Tenant.id).where(Tenant.kind == "operator")) is not None
     ):
         raise Conflict("there is already an operator tenant", field="kind")
-    tenant = Tenant(
-        slug=slug, name=name.strip(), kind=kind, status=states.TENANT.initial, created_at=at
-    )
-    if not tenant.name:
-        raise InvalidInput("name must not be empty", field="name")
-    fits(tenant.name, Tenant.name, "name")
+    # A tab or line break in a name would garble every list, CSV and report it appears in.
+    display = plain_text(name, Tenant.name, "name")
+    tenant = Tenant(slug=slug, name=display, kind=kind, status=states.TENANT.initial, created_at=at)
     session.add(tenant)
     session.flush()
     record_change(
