@@ -17,6 +17,7 @@ from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import error_line, fail, load_settings, out, styled
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
+from satiot.cli_twin_plots import plot_app
 from satiot.core.auth.roles import ROLES, SCOPES, Role
 from satiot.core.errors import DomainError
 
@@ -24,6 +25,7 @@ from satiot.core.errors import DomainError
 # commands start without the database layer, the server or the twin.
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+    from sqlalchemy.exc import DBAPIError
 
     from satiot.core.auth.principal import Principal
     from satiot.core.config import Settings
@@ -52,6 +54,7 @@ app.add_typer(keys_app, name="api-keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
 app.add_typer(twin_app, name="twin")
+twin_app.add_typer(plot_app, name="plot")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(terminals_app, name="terminals")
 app.add_typer(catalog_app, name="catalog")
@@ -60,8 +63,7 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(bills_app, name="bills")
 
 
-@contextmanager
-def _database(settings: Settings | None = None, *, migrated: bool = True) -> Iterator[Database]:
+def _open_database(settings: Settings, *, migrated: bool = True) -> Database:
     """The configured database, opened; one ``error:`` line for a URL that names none, a
     server that cannot be reached and, unless ``migrated`` is False (the commands that
     migrate it), a database that is not migrated. A missing SQLite file is not created for a
@@ -73,7 +75,6 @@ def _database(settings: Settings | None = None, *, migrated: bool = True) -> Ite
     from satiot.core import migrate
     from satiot.core.db import Database
 
-    settings = settings or load_settings()
     url = settings.resolved_database_url()
     parsed = _database_url(url)
     path = parsed.database if parsed.get_backend_name() == "sqlite" else None
@@ -81,16 +82,35 @@ def _database(settings: Settings | None = None, *, migrated: bool = True) -> Ite
         fail(f"the database is not migrated (there is none at {path}): run `satiot migrate` first")
     database = Database.connect(url)
     try:
-        try:
-            revision = migrate.current_revision(database.engine)
-        except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
-            fail(f"cannot open the database at {parsed.render_as_string()}: {reason}")
-        if migrated and revision is None:
-            fail("the database is not migrated: run `satiot migrate` first")
+        revision = migrate.current_revision(database.engine)
+    except DBAPIError as exc:
+        database.dispose()
+        fail(f"cannot open the database at {parsed.render_as_string()}: {_first_line(exc)}")
+    if migrated and revision is None:
+        database.dispose()
+        fail("the database is not migrated: run `satiot migrate` first")
+    return database
+
+
+@contextmanager
+def _database(settings: Settings | None = None, *, migrated: bool = True) -> Iterator[Database]:
+    """:func:`_open_database` for the length of a block."""
+    database = _open_database(settings or load_settings(), migrated=migrated)
+    try:
         yield database
     finally:
         database.dispose()
+
+
+def _check_database(settings: Settings, *, migrated: bool = True) -> None:
+    """The checks of :func:`_open_database`, for the commands that open their own (through
+    ``build_context``): one line at the start, not a traceback or a retry loop later."""
+    _open_database(settings, migrated=migrated).dispose()
+
+
+def _first_line(exc: DBAPIError, otherwise: str = "no answer") -> str:
+    """What the database driver said, first line only (one ``error:`` line)."""
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else otherwise
 
 
 def _database_url(url: str) -> URL:
@@ -210,8 +230,6 @@ def up(
 
     Listens on both IPv4 and IPv6 loopback. Stop with Ctrl-C.
     """
-    from sqlalchemy.exc import DBAPIError
-
     from satiot.core import migrate
     from satiot.core.bootstrap import seed_operator
     from satiot.server import (
@@ -233,21 +251,17 @@ def up(
         read_ca_file(settings.mqtt_ca_file)
     except ValueError as exc:
         fail(str(exc))
-    _database_url(settings.resolved_database_url())
     # Listen before touching the database: a port that cannot be had changes nothing (and a
     # new admin's password is never made without being shown).
     try:
         sockets = bind_sockets(host, host6 or None, port)
     except OSError as exc:
         fail(f"cannot listen on port {port}: {exc.strerror}")
+    _check_database(settings, migrated=False)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the twin's stations post constantly
     ctx = build_context(settings)
-    try:
-        migrate.upgrade(ctx.db.engine)
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
-        fail(f"cannot open the database at {ctx.db.engine.url.render_as_string()}: {reason}")
+    migrate.upgrade(ctx.db.engine)
     with ctx.db.write() as s:
         seeded = seed_operator(s, at=ctx.clock.now(), admin_password=settings.admin_password)
     out.print(
@@ -491,8 +505,7 @@ def events_consume(name: Annotated[str, typer.Argument(help="A registered consum
     if name not in known:
         fail(f"no consumer {name!r} (registered: {', '.join(sorted(known)) or 'none'})")
     settings = load_settings()
-    with _database(settings):  # one line, not a retry loop, on a database not ready for it
-        pass
+    _check_database(settings)
     ctx = build_context(settings)
     service = next(s for s in consumer_services(ctx) if s.name == name)
     out.print(f"consuming as {name}; Ctrl-C to stop")
@@ -507,8 +520,7 @@ def events_relay() -> None:
     settings = load_settings()
     if not settings.bus_url:
         fail("set SATIOT_BUS_URL (e.g. nats://127.0.0.1:4222) to relay events")
-    with _database(settings):
-        pass
+    _check_database(settings)
     ctx = build_context(settings)
     service = next(s for s in consumer_services(ctx) if s.name == "bus-relay")
     out.print(f"relaying events to {settings.bus_url} stream {settings.bus_stream}; Ctrl-C to stop")
@@ -571,8 +583,7 @@ def main() -> None:
         database = sys.modules.get("sqlalchemy.exc")
         if database is None or not isinstance(exc, database.DataError):
             raise
-        refused = str(exc.orig).strip().splitlines()[0] if exc.orig else "a value"
-        error_line(f"the database refused a value: {refused}")
+        error_line(f"the database refused a value: {_first_line(exc, 'a value')}")
         sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)

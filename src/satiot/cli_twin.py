@@ -21,7 +21,6 @@ from satiot.cli_common import fail, out
 from satiot.cli_twin_checks import (
     MAX_CELL_KM,
     MAX_HOURS,
-    MAX_MINUTES,
     MAX_TERMINALS,
     STEP_RANGE_S,
     check_elevation,
@@ -30,7 +29,6 @@ from satiot.cli_twin_checks import (
     check_output,
     check_range,
     check_terminals,
-    parse_extent,
 )
 
 # The twin (numpy, numba, SGP4, the land mask, matplotlib) is imported inside the commands
@@ -51,7 +49,7 @@ SITE_HEADER = ("name", "lat", "lon", "alt_m")
 PASS_HEADER = ("site", "satellite", "rise", "culmination", "set", "max_elevation_deg")
 
 
-def _window_end(start: datetime, hours: float) -> datetime:
+def window_end(start: datetime, hours: float) -> datetime:
     """Where the window ends, refused up front: a start near year 9999 would otherwise
     overflow in the middle of the work."""
     try:
@@ -222,7 +220,7 @@ def contacts(
         when = parse_start(start)
     except ValueError as exc:
         fail(str(exc))
-    _window_end(when, hours)
+    window_end(when, hours)
     check_output("--out", out)
     try:
         tles = load_tles(tle)
@@ -255,7 +253,8 @@ def contacts(
     )
 
 
-def _scenario(path: Path) -> tuple[Scenario, list[Tle]]:
+def read_scenario(path: Path) -> tuple[Scenario, list[Tle]]:
+    """A scenario and its satellites, or one ``error:`` line naming what is wrong with it."""
     from satiot.network.scenario import ScenarioError, constellation, load_scenario
 
     try:
@@ -266,7 +265,8 @@ def _scenario(path: Path) -> tuple[Scenario, list[Tle]]:
 
 
 @contextmanager
-def _hours_bar(enabled: bool, label: str) -> Iterator[Callable[[float, float], None] | None]:
+def hours_bar(enabled: bool, label: str) -> Iterator[Callable[[float, float], None] | None]:
+    """A progress bar over simulated hours on stderr (None where no one watches)."""
     if not enabled:
         yield None
         return
@@ -391,7 +391,7 @@ def run(
         check_output("--out", out_file)
     if latency_plot is not None:
         check_image("--latency-plot", latency_plot)
-    spec, tles = _twin_run(scenario, hours, terminals)
+    spec, tles = run_spec(scenario, hours, terminals)
     try:
         sim = TwinRun(spec, tles, hours)
     except ValueError as exc:
@@ -402,12 +402,12 @@ def run(
     with _staged_or_none(out_file) as stream:
         sink = JsonLinesSink(stream) if stream is not None else None
         try:
-            with _hours_bar(interactive, "simulating") as progress:
+            with hours_bar(interactive, "simulating") as progress:
                 report = sim.run(sink, progress)
         except OSError as exc:
             fail(f"cannot write {out_file}: {exc.strerror}")
         if latency_plot is not None:
-            _write_plot(
+            write_plot(
                 latency_plot,
                 lambda: plot_latency_histogram(
                     report.latencies_s,
@@ -433,168 +433,23 @@ def _staged_or_none(path: Path | None) -> Iterator[TextIO | None]:
         fail(f"cannot write {path}: {exc.strerror}")
 
 
-def _twin_run(scenario: Path, hours: float, terminals: int | None) -> tuple[Scenario, list[Tle]]:
+def run_spec(scenario: Path, hours: float, terminals: int | None) -> tuple[Scenario, list[Tle]]:
     """The scenario a run simulates, resized as asked, refused before the run if the window
     would end past what a datetime holds (receptions carry their time)."""
-    spec, tles = _scenario(scenario)
-    _window_end(spec.start, hours)
+    spec, tles = read_scenario(scenario)
+    window_end(spec.start, hours)
     if terminals is not None:
         spec = spec.scaled(terminals)
     return spec, tles
 
 
-def _write_plot(path: Path, draw: Callable[[], Path]) -> Path:
+def write_plot(path: Path, draw: Callable[[], Path]) -> Path:
     """Draw, turning a failure to write (full disk, a path changed since it was checked)
     into one line."""
     try:
         return draw()
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror}")
-
-
-plot_app = typer.Typer(
-    help="Pictures of a scenario: ground tracks, passes, latency.", no_args_is_help=True
-)
-twin_app.add_typer(plot_app, name="plot")
-
-
-@plot_app.command("tracks")
-def plot_tracks(
-    scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
-    out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
-    minutes: Annotated[
-        float,
-        typer.Option(help=f"Length of each ground track, at most {MAX_MINUTES:g} (a week)"),
-    ] = 100.0,
-    extent: Annotated[
-        str | None,
-        typer.Option(help="lon0,lon1,lat0,lat1 in degrees to zoom (default: the world)"),
-    ] = None,
-    mask: Annotated[
-        float,
-        typer.Option(help="Elevation mask for the footprints, -90 up to (not including) 90"),
-    ] = 10.0,
-) -> None:
-    """Ground tracks from the scenario's start, footprints at the start, ground stations."""
-    import numpy as np
-
-    from satiot.network.geometry import (
-        EARTH_RADIUS_KM,
-        ecef_to_geodetic,
-        footprint_half_angle_rad,
-        julian_date,
-    )
-    from satiot.network.orbits import propagate_ecef, satrec_array, time_grid
-    from satiot.network.plots import plot_ground_tracks
-
-    check_image("--out", out_file)
-    check_range("--minutes", minutes, 0.0, MAX_MINUTES, " minutes (a week)", open_low=True)
-    check_elevation("--mask", mask)
-    box = parse_extent(extent) if extent else None
-    spec, tles = _scenario(scenario)
-    jd0, fr0 = julian_date(spec.start)
-    jd, fr = time_grid(jd0, fr0, np.arange(0.0, minutes * 60.0 + 1.0, 30.0))
-    r, _, ok = propagate_ecef(satrec_array(tles), jd, fr)
-    lat, lon, alt = ecef_to_geodetic(r)
-    tracks = {t.name: (lat[i][ok[i]], lon[i][ok[i]]) for i, t in enumerate(tles)}
-    footprints = []
-    for i in range(len(tles)):
-        half = footprint_half_angle_rad(float(alt[i, 0]), mask)
-        footprints.append((float(lat[i, 0]), float(lon[i, 0]), half * EARTH_RADIUS_KM))
-    stations = [(g.name, g.lat, g.lon) for g in spec.ground_stations]
-    path = _write_plot(
-        out_file,
-        lambda: plot_ground_tracks(
-            tracks,
-            out_file,
-            footprints=footprints,
-            stations=stations,
-            extent=box,
-            title=f"{spec.name}: {len(tles)} satellites, {minutes:g} min of ground track, "
-            f"footprints at {mask:g}°",
-        ),
-    )
-    out.print(f"wrote {path}")
-
-
-@plot_app.command("passes")
-def plot_passes(
-    scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
-    out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
-    site: Annotated[str, typer.Option(help="A ground station of the scenario, or lat,lon")],
-    hours: Annotated[
-        float,
-        typer.Option(help=f"Window from the scenario's start, at most {MAX_HOURS:g} (a week)"),
-    ] = 24.0,
-    min_elevation: Annotated[
-        float, typer.Option(help="Elevation mask in degrees, -90 up to (not including) 90")
-    ] = 10.0,
-) -> None:
-    """A pass timeline for one site: which satellite is overhead when, and how high."""
-    from satiot.network.contacts import Site, compute_contacts
-    from satiot.network.plots import plot_pass_timeline
-
-    check_image("--out", out_file)
-    check_hours(hours)
-    check_elevation("--min-elevation", min_elevation)
-    spec, tles = _scenario(scenario)
-    end = _window_end(spec.start, hours)
-    station = next((g for g in spec.ground_stations if g.name.lower() == site.lower()), None)
-    if station is not None:
-        place = Site(station.name, station.lat, station.lon, station.alt_m)
-    else:
-        try:
-            lat_s, lon_s = site.split(",")
-            place = Site(site, float(lat_s), float(lon_s), 0.0)
-            if not (-90.0 <= place.lat <= 90.0 and -180.0 <= place.lon <= 360.0):
-                raise ValueError(site)
-        except ValueError:
-            names = ", ".join(g.name for g in spec.ground_stations)
-            fail(f"--site: not a ground station ({names}) nor lat,lon in degrees")
-    passes = compute_contacts(tles, [place], spec.start, hours, min_elevation)
-    path = _write_plot(
-        out_file,
-        lambda: plot_pass_timeline(
-            [(p.satellite, p.rise, p.set, p.max_elevation_deg) for p in passes],
-            place.name,
-            spec.start,
-            end,
-            out_file,
-        ),
-    )
-    out.print(f"wrote {path} ({len(passes)} passes)")
-
-
-@plot_app.command("latency")
-def plot_latency(
-    scenario: Annotated[Path, typer.Option(help="Scenario file (TOML)")],
-    out_file: Annotated[Path, typer.Option("--out", help="Image to write, .png or .svg")],
-    hours: SimulatedHours = 6.0,
-    terminals: FleetSize = None,
-) -> None:
-    """Run the scenario and draw the delivery-latency histogram."""
-    from satiot.network.plots import plot_latency_histogram
-    from satiot.network.twin import TwinRun
-
-    check_image("--out", out_file)
-    check_hours(hours)
-    check_terminals(terminals)
-    spec, tles = _twin_run(scenario, hours, terminals)
-    try:
-        sim = TwinRun(spec, tles, hours)
-    except ValueError as exc:
-        fail(str(exc))
-    with _hours_bar(sys.stderr.isatty(), "simulating") as progress:
-        report = sim.run(None, progress)
-    path = _write_plot(
-        out_file,
-        lambda: plot_latency_histogram(
-            report.latencies_s,
-            out_file,
-            title=f"{spec.name}: transmission to ground receipt, {report.delivered:,} messages",
-        ),
-    )
-    out.print(f"wrote {path}")
 
 
 @twin_app.command("import")
@@ -608,14 +463,11 @@ def import_inventory(
     """
     # Imported here: satiot.cli imports this module.
     from satiot.cli import _database, _operator_principal
-    from satiot.core import migrate
     from satiot.core.clock import SystemClock
     from satiot.network.inventory import import_ground_stations, import_satellites
 
-    spec, tles = _scenario(scenario)
-    with _database() as database:
-        if migrate.current_revision(database.engine) is None:
-            fail("the database is not migrated: run `satiot migrate` first")
+    spec, tles = read_scenario(scenario)
+    with _database() as database:  # refuses one that is not migrated
         principal = _operator_principal(database)
         at = SystemClock().now()
         with database.write() as s:

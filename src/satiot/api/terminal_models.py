@@ -55,7 +55,7 @@ class TerminalModelIn(Input):
     licence_number: LicenceNumber
     issued_on: date
     expires_on: date
-    tacs: list[Tac] = Field(default_factory=list, max_length=100)
+    tacs: list[Tac] = Field(default_factory=list, max_length=terminals.MAX_TACS)
 
 
 class TerminalModelPatch(Input):
@@ -66,7 +66,7 @@ class TerminalModelPatch(Input):
     licence_number: LicenceNumber | None = None
     issued_on: date | None = None
     expires_on: date | None = None
-    tacs: list[Tac] | None = Field(default=None, max_length=100)
+    tacs: list[Tac] | None = Field(default=None, max_length=terminals.MAX_TACS)
     status: Literal["listed", "withdrawn"] | None = None
     reason: str | None = Field(default=None, max_length=500)
 
