@@ -53,6 +53,17 @@ def test_an_unknown_mode_is_refused(world):
     assert caught.value.extensions["field"] == "payment_mode"
 
 
+@pytest.mark.parametrize("name", ["Fleet\nA", "Fleet \u202eA", "x" * 201])
+def test_bad_account_names_are_refused(world, ctx, name):
+    """An account's name heads its invoices."""
+    customer = onboard(world)
+    with pytest.raises(InvalidInput) as caught:
+        open_account(world, customer.id, "postpaid", name)
+    assert caught.value.extensions["field"] == "name"
+    with ctx.db.read() as s:
+        assert accounts.accounts_of(s, customer.id) == []
+
+
 def test_a_closed_customer_gets_no_account(world, ctx):
     customer = onboard(world)
     with ctx.db.write() as s:

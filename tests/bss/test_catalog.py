@@ -105,6 +105,9 @@ def test_lifecycle_moves_follow_the_table_and_the_roles(ctx, world):
     ("price", "field"),
     [
         (PriceSpec("", "recurring", 1), "prices[0].name"),
+        # Price names are invoice lines: no line break, no reordering override.
+        (PriceSpec("Monthly\nfee", "recurring", 1), "prices[0].name"),
+        (PriceSpec("Monthly \u202eeef", "recurring", 1), "prices[0].name"),
         (PriceSpec("x", "per-minute", 1), "prices[0].kind"),
         (PriceSpec("x", "per-message", -1), "prices[0].amount_micros"),
         (PriceSpec("x", "per-message", 1, min_billable_bytes=10), "prices[0].min_billable_bytes"),
@@ -119,6 +122,15 @@ def test_bad_prices_are_named(ctx, world, price, field):
     with ctx.db.write() as s, pytest.raises(InvalidInput) as err:
         catalog.create_offering(s, world.system, spec, at=ctx.clock.now())
     assert err.value.extensions["field"] == field
+
+
+@pytest.mark.parametrize("name", ["", "Bundle\tA", "Bundle \u2066A", "x" * 201])
+def test_bad_offering_names_are_refused(ctx, world, name):
+    with ctx.db.write() as s, pytest.raises(InvalidInput) as err:
+        catalog.create_offering(s, world.system, replace(BUNDLE, name=name), at=ctx.clock.now())
+    assert err.value.extensions["field"] == "name"
+    with ctx.db.read() as s:
+        assert s.scalar(select(ProductOffering).where(ProductOffering.code == BUNDLE.code)) is None
 
 
 def test_codes_are_unique_and_well_formed(ctx, world):

@@ -260,6 +260,9 @@ def test_a_duplicate_credit_code_is_a_conflict_and_creates_nothing(world, ctx):
         ({"province": "99"}, "province"),
         ({"organization_type": "club"}, "organization_type"),
         ({"name": "  "}, "name"),
+        # A right-to-left override would make the name read backwards wherever it is shown.
+        ({"name": "Acme \u202egnitsigol"}, "name"),
+        ({"agent": customers.Person("Li\u2066 Na", AGENT_ID)}, "agent.name"),
         ({"agent": customers.Person("Li Na", "360426199113010079")}, "agent.resident_id"),
         ({"legal_representative": customers.Person("", LEGAL_REP_ID)}, "legal_representative.name"),
         ({"tenant_slug": "Not A Slug"}, "tenant_slug"),

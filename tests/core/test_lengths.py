@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from satiot.core import migrate
 from satiot.core.db import Database
 from satiot.core.errors import InvalidInput
 from satiot.core.ids import new_id
+from satiot.core.lengths import unsafe_character
 from satiot.core.models import Tenant
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
@@ -75,3 +79,23 @@ def test_rows_stored_before_the_check_can_still_change_other_columns(tmp_path):
             assert (old.status, len(old.name)) == ("suspended", 300)
     finally:
         db.dispose()
+
+
+# -- what a name may hold ------------------------------------------------------------------
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@given(st.text())
+def test_unsafe_character_names_exactly_controls_and_directional_overrides(text: str):
+    bad = [c for c in text if unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS]
+    found = unsafe_character(text)
+    if not bad:
+        assert found is None
+    else:
+        assert found is not None and f"U+{ord(bad[0]):04X}" in found
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u061c"])
+def test_implicit_direction_marks_are_allowed(mark: str):
+    assert unsafe_character(f"\u0634\u0631\u0643\u0629{mark} Acme") is None

@@ -21,6 +21,7 @@ from satiot.bss.money import format_cny
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.lengths import plain_text
 
 PAYMENT_MODES = ("postpaid", "prepaid")
 
@@ -59,9 +60,7 @@ def open_account(
     customer = get_customer(session, customer_id)
     if customer.status == "closed":
         raise Conflict(f"customer {customer.name} is closed")
-    label = (name or "").strip() or customer.name
-    if len(label) > 200:
-        raise InvalidInput("name: at most 200 characters", field="name")
+    label = plain_text(name, BillingAccount.name, "name") if (name or "").strip() else customer.name
     account = BillingAccount(
         tenant_id=customer.tenant_id,
         customer_id=customer.id,

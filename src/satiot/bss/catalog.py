@@ -32,6 +32,7 @@ from satiot.bss.states import OFFERING
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.lengths import plain_text
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,63}$")
 PRICE_KINDS = ("recurring", "one-time", "per-message", "per-byte")
@@ -70,9 +71,10 @@ class PriceSpec:
         def bad(name: str, why: str) -> InvalidInput:
             return InvalidInput(f"price {index}: {why}", field=f"prices[{index}].{name}")
 
-        name = self.name.strip()
-        if not name:
-            raise bad("name", "name must not be empty")
+        try:
+            name = plain_text(self.name, ProductOfferingPrice.name, "name")
+        except InvalidInput as exc:
+            raise bad("name", str(exc)) from None
         if self.kind not in PRICE_KINDS:
             raise bad("kind", f"kind must be one of {', '.join(PRICE_KINDS)}")
         if self.amount_micros < 0:
@@ -119,9 +121,7 @@ class OfferingSpec:
                 f"code {self.code!r} must be 2-64 upper-case letters, digits or '-'",
                 field="code",
             )
-        name = self.name.strip()
-        if not name:
-            raise InvalidInput("name must not be empty", field="name")
+        name = plain_text(self.name, ProductOffering.name, "name")
         if not self.prices:
             raise InvalidInput("an offering needs at least one price", field="prices")
         prices = tuple(p.validated(i) for i, p in enumerate(self.prices))

@@ -21,6 +21,7 @@ from stdnum.cn import ric, uscc
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
 
 from satiot.core.errors import InvalidInput
+from satiot.core.lengths import unsafe_character
 
 #: First two digits of a GB/T 2260 region code (positions 3-4 of a credit code, 1-2 of a
 #: resident ID) and the province-level division they name.
@@ -96,7 +97,6 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 _MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 _LANDLINE_RE = re.compile(r"^0[0-9]{9,11}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -221,14 +221,16 @@ def check_phone(text: str, field: str = "agent.phone") -> str:
 
 
 def check_name(text: str, field: str, *, max_length: int = 100) -> str:
-    """A person's or organisation's name: trimmed, not empty, no control characters."""
+    """A person's or organisation's name: trimmed, not empty, no control or directional
+    override characters (:func:`satiot.core.lengths.unsafe_character`)."""
     value = (text or "").strip()
     if not value:
         raise InvalidInput(f"{field}: must not be empty", field=field)
     if len(value) > max_length:
         raise InvalidInput(f"{field}: at most {max_length} characters", field=field)
-    if _CONTROL_RE.search(value):
-        raise InvalidInput(f"{field}: must not contain control characters", field=field)
+    unsafe = unsafe_character(value)
+    if unsafe is not None:
+        raise InvalidInput(f"{field}: {unsafe}", field=field)
     return value
 
 

@@ -22,6 +22,23 @@ from satiot.core.errors import InvalidInput
 #: C0 controls, DEL and C1 controls (Unicode category Cc).
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
+#: Unicode's explicit directional embeddings, overrides and isolates (U+202A-U+202E,
+#: U+2066-U+2069). In a name they reorder what follows them wherever the name is shown, so a
+#: customer's name could make a listing, an audit line or an invoice read differently from
+#: what is stored (the "Trojan Source" trick). Right-to-left names need none of them: the
+#: implicit marks U+200E, U+200F and U+061C, which reorder nothing around them, stay allowed.
+BIDI_CONTROL_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def unsafe_character(text: str) -> str | None:
+    """Why ``text`` cannot be a name or label shown to people (the character it holds), or
+    None when it can."""
+    for pattern, kind in ((CONTROL_RE, "a control"), (BIDI_CONTROL_RE, "a bidirectional control")):
+        found = pattern.search(text)
+        if found is not None:
+            return f"contains {kind} character (U+{ord(found.group()):04X})"
+    return None
+
 
 def fits(value: str | None, column: Any, field: str) -> str | None:
     """``value`` if ``column`` (a mapped ``String(n)`` attribute) holds it; InvalidInput naming
@@ -38,17 +55,16 @@ def plain_text(value: str, column: Any, field: str) -> str:
 
     A control character in a name or label is a broken file or a paste accident: PostgreSQL
     refuses NUL at INSERT without naming the field, and ESC or a line break would garble the
-    terminal, CSV and report output the value ends up in. The API refuses only NUL, and the
-    CLI reaches the domain directly, so the domain checks for every door.
+    terminal, CSV and report output the value ends up in; a directional override would
+    reorder how it reads (:data:`BIDI_CONTROL_RE`). The API refuses only NUL, and the CLI
+    reaches the domain directly, so the domain checks for every door.
     """
     text = value.strip()
     if not text:
         raise InvalidInput(f"{field} must not be empty", field=field)
-    control = CONTROL_RE.search(text)
-    if control is not None:
-        raise InvalidInput(
-            f"{field} contains a control character (U+{ord(control.group()):04X})", field=field
-        )
+    unsafe = unsafe_character(text)
+    if unsafe is not None:
+        raise InvalidInput(f"{field} {unsafe}", field=field)
     fits(text, column, field)
     return text
 

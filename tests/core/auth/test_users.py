@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -243,6 +245,39 @@ def test_tenant_names_with_control_characters_are_refused(db, world, clock, name
             s, world.system, slug="ok", name="  新疆 Acme · Logistics  ", at=clock.now()
         )
     assert made.name == "新疆 Acme · Logistics"
+
+
+@pytest.mark.parametrize("name", ["Acme \u202egnitsigol", "Acme\u2067 Logistics", "\u202aAcme"])
+def test_tenant_names_with_directional_overrides_are_refused(db, world, clock, name):
+    """An override or isolate reorders how the rest of a name reads wherever it is shown."""
+    before = _count(db, Tenant)
+    with pytest.raises(InvalidInput, match="bidirectional control character"), db.write() as s:
+        create_tenant(s, world.system, slug="bidi", name=name, at=clock.now())
+    assert _count(db, Tenant) == before
+    # A right-to-left name with the implicit marks it may need is a name like any other.
+    arabic = "\u0634\u0631\u0643\u0629 \u200fAcme\u200e"
+    with db.write() as s:
+        made = create_tenant(s, world.system, slug="rtl", name=arabic, at=clock.now())
+    assert made.name == arabic
+
+
+@pytest.mark.parametrize("display", ["Ann\u202e", "Ann\nLee", "Ann\x00", "x" * 201])
+def test_bad_display_names_are_refused_and_no_user_is_made(db, world, display):
+    tenant = world.tenant()
+    users, entries = _count(db, User), _count(db, AuditEntry)
+    with pytest.raises(InvalidInput) as info, db.write() as s:
+        create_user(
+            s,
+            world.system,
+            tenant_id=tenant.id,
+            username="ann",
+            password=PASSWORD,
+            role=Role.CUSTOMER_USER,
+            at=datetime.now(UTC),
+            display_name=display,
+        )
+    assert info.value.extensions["field"] == "display_name"
+    assert (_count(db, User), _count(db, AuditEntry)) == (users, entries)
 
 
 def test_tenant_rules(db, world, clock):

@@ -16,7 +16,7 @@ from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import Role, check_grant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
-from satiot.core.lengths import plain_text
+from satiot.core.lengths import fits, plain_text, unsafe_character
 from satiot.core.models import Tenant, User
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -135,6 +135,11 @@ def create_user(
         raise InvalidInput(
             "username: 2-64 lowercase letters, digits, '.', '_' or '-'", field="username"
         )
+    display_name = display_name.strip()
+    unsafe = unsafe_character(display_name)
+    if unsafe is not None:
+        raise InvalidInput(f"display_name {unsafe}", field="display_name")
+    fits(display_name, User.display_name, "display_name")
     tenant = require_tenant(session, tenant_id)
     check_grant(principal.role, tenant.kind, role)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
