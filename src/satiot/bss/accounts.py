@@ -60,7 +60,8 @@ def open_account(
     customer = get_customer(session, customer_id)
     if customer.status == "closed":
         raise Conflict(f"customer {customer.name} is closed")
-    label = plain_text(name, BillingAccount.name, "name") if (name or "").strip() else customer.name
+    given = (name or "").strip()
+    label = plain_text(given, BillingAccount.name, "name") if given else customer.name
     account = BillingAccount(
         tenant_id=customer.tenant_id,
         customer_id=customer.id,
