@@ -27,7 +27,14 @@ def test_dry_run_shows_the_bill_so_far_and_writes_nothing(setup, env):  # noqa: 
     r = runner.invoke(app, ["bills", "dry-run", str(s.account_id), "2026-11"])
     assert r.exit_code == 0, r.output
     with ctx.db.read() as session:
-        draft = dry_run(session, s.account_id, "2026-11", tax_rate_bp=600, tz="Asia/Shanghai")
+        draft = dry_run(
+            session,
+            s.account_id,
+            "2026-11",
+            at=ctx.clock.now(),
+            tax_rate_bp=600,
+            tz="Asia/Shanghai",
+        )
         assert session.scalar(select(CustomerBill.id)) is None
     assert draft is not None and draft.total_micros > 0
     assert f"total {format_cny(draft.total_micros)}" in r.stdout
@@ -48,4 +55,10 @@ def test_a_run_bills_a_finished_month_once(setup, env):  # noqa: F811
 def test_bad_periods_and_accounts_are_one_line_errors(setup, env):  # noqa: F811
     _one_error(runner.invoke(app, ["bills", "run", "26-10"]), "YYYY-MM")
     _one_error(runner.invoke(app, ["bills", "run", "2099-01"]), "has not ended")
+    # A month before anything was activated, a dry run of one not begun: errors, no answer.
+    _one_error(runner.invoke(app, ["bills", "run", "1970-01"]), "nothing to bill for 1970-01")
+    _one_error(
+        runner.invoke(app, ["bills", "dry-run", str(setup[1].account_id), "9998-12"]),
+        "period 9998-12 has not begun",
+    )
     _one_error(runner.invoke(app, ["bills", "dry-run", "nope", "2026-11"]), "not a billing")

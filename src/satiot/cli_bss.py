@@ -298,6 +298,7 @@ def bills_dry_run(
     from satiot.bss.models import BillingAccount
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
+    from satiot.core.clock import SystemClock
 
     with domain_errors():
         check_period(period)
@@ -306,13 +307,14 @@ def bills_dry_run(
     except ValueError:
         fail(f"{account!r} is not a billing account id")
     settings = load_settings()
-    with _migrated() as database, database.read() as s:
+    with domain_errors(), _migrated() as database, database.read() as s:
         if s.get(BillingAccount, account_id) is None:
             fail(f"no billing account {account_id}")
         draft = dry_run(
             s,
             account_id,
             period,
+            at=SystemClock().now(),
             tax_rate_bp=settings.tax_rate_bp,
             tz=settings.business_timezone,
         )

@@ -97,6 +97,17 @@ def test_an_unfinished_period_cannot_be_run(client, billed, ctx):
         )
 
 
+def test_months_with_nothing_to_know_are_422(client, billed, ctx):
+    """A run for a month before any activation, a dry run of one not begun: a clear 422,
+    not an empty run on record or "nothing to bill"."""
+    s, clerk, _ = billed
+    with unchanged(ctx):
+        r = client.post(f"{API}/bill-runs", headers=clerk, json={"period": "1970-01"})
+        assert "nothing to bill for 1970-01" in assert_problem(r, 422)["detail"]
+    dry = f"{API}/billing-accounts/{s.account_id}/dry-run?period=9998-12"
+    assert "has not begun" in assert_problem(client.get(dry, headers=clerk), 422)["detail"]
+
+
 @pytest.mark.parametrize("period", ["0000-01", "0001-01", "9999-12"])
 def test_a_period_outside_the_calendar_is_422_not_500(client, billed, ctx, period):
     s, clerk, _ = billed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,7 @@ SETTINGS = RunSettings(
     tax_rate_bp=600, series_prefix="SAT", payment_terms_days=30, tz="Asia/Shanghai"
 )
 DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Beijing, November is over
+TERMS = {"tax_rate_bp": 600, "tz": "Asia/Shanghai"}
 
 
 def _local(y, m, d, h=0):
@@ -94,7 +96,7 @@ def test_a_month_of_recurring_usage_one_time_and_vat(setup, world):
 def test_the_dry_run_writes_nothing_and_matches_the_real_run(setup, world):
     ctx, s, _, _ = setup
     with ctx.db.read() as r:
-        draft = dry_run(r, s.account_id, "2026-11", tax_rate_bp=600, tz="Asia/Shanghai")
+        draft = dry_run(r, s.account_id, "2026-11", at=DEC_1, tax_rate_bp=600, tz="Asia/Shanghai")
         counts = (r.scalar(select(func.count()).select_from(BillRun)), len(_bills(ctx)))
     assert counts == (0, 0)
     assert draft is not None
@@ -108,7 +110,10 @@ def test_the_dry_run_writes_nothing_and_matches_the_real_run(setup, world):
     )
     assert (draft.tax_micros, draft.total_micros) == (bill.tax_micros, bill.total_micros)
     with ctx.db.read() as r:  # billed: a dry run now has nothing more to bill
-        assert dry_run(r, s.account_id, "2026-11", tax_rate_bp=600, tz="Asia/Shanghai") is None
+        assert (
+            dry_run(r, s.account_id, "2026-11", at=DEC_1, tax_rate_bp=600, tz="Asia/Shanghai")
+            is None
+        )
 
 
 def test_rerunning_a_period_bills_nobody_twice(setup, world):
@@ -142,6 +147,35 @@ def test_a_period_is_billed_only_once_it_is_over(setup, world):
     ctx, *_ = setup
     with ctx.db.write() as w, pytest.raises(InvalidInput):
         run_bills(w, world.system, "2026-11", at=_local(2026, 11, 30, 23), settings=SETTINGS)
+
+
+@pytest.mark.parametrize("period", ["1970-01", "2026-08"])
+def test_a_month_before_the_first_activation_is_not_run(setup, world, period):
+    """Nothing can be charged for it: an empty run on record would be a typo taken for fact."""
+    ctx, *_ = setup
+    with ctx.db.write() as w, pytest.raises(InvalidInput) as caught:
+        run_bills(w, world.system, period, at=DEC_1, settings=SETTINGS)
+    assert caught.value.extensions["field"] == "period"
+    assert "the first subscription was activated on 2026-09-01" in caught.value.detail
+    with ctx.db.read() as r:
+        assert r.scalar(select(func.count()).select_from(BillRun)) == 0
+    # The month of the first activation runs, and so does a later one that bills nobody.
+    with ctx.db.write() as w:
+        assert run_bills(w, world.system, "2026-09", at=DEC_1, settings=SETTINGS).bills == 1
+
+
+def test_a_run_for_accounts_with_nothing_activated_is_refused(setup, world):
+    ctx, *_ = setup
+    with ctx.db.write() as w, pytest.raises(InvalidInput, match="no subscription has been"):
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS, accounts=[uuid.uuid4()])
+
+
+def test_a_dry_run_of_a_month_not_begun_is_refused(setup):
+    ctx, s, *_ = setup
+    with ctx.db.read() as r:
+        with pytest.raises(InvalidInput, match="period 2026-12 has not begun"):
+            dry_run(r, s.account_id, "2026-12", at=_local(2026, 11, 30, 23), **TERMS)
+        assert dry_run(r, s.account_id, "2026-12", at=_local(2026, 12, 1), **TERMS) is not None
 
 
 def test_activation_just_after_local_midnight_is_a_full_month(world):

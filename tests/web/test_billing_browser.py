@@ -28,7 +28,12 @@ def test_dry_run_and_top_up_through_the_console(
     mine, _ = _two_shops(ctx, world)
     with ctx.db.read() as s:
         draft = billing.dry_run(
-            s, mine.account_id, "2026-11", tax_rate_bp=ctx.settings.tax_rate_bp, tz="Asia/Shanghai"
+            s,
+            mine.account_id,
+            "2026-11",
+            at=ctx.clock.now(),
+            tax_rate_bp=ctx.settings.tax_rate_bp,
+            tz="Asia/Shanghai",
         )
     assert draft is not None
     before = _balance(ctx, mine.account_id)

@@ -67,6 +67,7 @@ def test_billing_staff_run_a_finished_month(client: TestClient, ctx: AppContext,
     for period, message in (
         ("2026-12", "period 2026-12 has not ended yet"),
         ("2026-13", "period must look like YYYY-MM"),
+        ("1970-01", "nothing to bill for 1970-01"),
         ("", "period must look like YYYY-MM"),
     ):
         r = client.post("/bill-runs", data={"csrf_token": csrf, "period": period})
@@ -136,7 +137,12 @@ def test_accounts_dry_run_and_top_ups(client: TestClient, ctx: AppContext, world
     # The dry run shows lines, subtotal, VAT and total, and writes nothing.
     with ctx.db.read() as s:
         expected = billing.dry_run(
-            s, mine.account_id, "2026-11", tax_rate_bp=ctx.settings.tax_rate_bp, tz="Asia/Shanghai"
+            s,
+            mine.account_id,
+            "2026-11",
+            at=ctx.clock.now(),
+            tax_rate_bp=ctx.settings.tax_rate_bp,
+            tz="Asia/Shanghai",
         )
         rated = s.scalar(select(func.count()).where(UsageRecord.state == "rated"))
     assert expected is not None and expected.total_micros > 0
@@ -155,6 +161,9 @@ def test_accounts_dry_run_and_top_ups(client: TestClient, ctx: AppContext, world
     # A malformed month is an error; the page falls back to the current month.
     html = client.get(f"/billing-accounts/{mine.account_id}?period=2026-13").text
     assert "flash-error" in html and "Dry run for 2026-12" in html
+    # So is a month that has not begun (a mistyped year): not "nothing to bill".
+    html = client.get(f"/billing-accounts/{mine.account_id}?period=9998-12").text
+    assert "period 9998-12 has not begun" in html and "Dry run for 2026-12" in html
 
     # Top-ups: bad input changes nothing.
     before = _balance(ctx, mine.account_id)

@@ -344,7 +344,12 @@ def get_dry_run(call: Reader, account_id: uuid.UUID, period: Period) -> DraftOut
     with call.read() as session:
         _account(session, account_id)
         draft = billing.dry_run(
-            session, account_id, period, tax_rate_bp=s.tax_rate_bp, tz=s.business_timezone
+            session,
+            account_id,
+            period,
+            at=call.now(),
+            tax_rate_bp=s.tax_rate_bp,
+            tz=s.business_timezone,
         )
         if draft is None:
             existing = session.scalar(

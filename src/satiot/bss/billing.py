@@ -27,9 +27,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from satiot.bss import billing_sql as q
@@ -39,10 +39,11 @@ from satiot.bss.models import (
     CustomerBill,
     ProductOffering,
     ProductOfferingPrice,
+    Subscription,
     UsageRecord,
 )
 from satiot.bss.money import round_to_fen
-from satiot.bss.periods import Period, period_bounds
+from satiot.bss.periods import Period, local_date, period_bounds
 from satiot.core.audit import record as audit_record
 from satiot.core.auth.principal import Principal
 from satiot.core.bulk import insert_rows
@@ -225,14 +226,62 @@ def compute(
 
 
 def dry_run(
-    session: Session, account_id: uuid.UUID, period: str, *, tax_rate_bp: int, tz: str
+    session: Session,
+    account_id: uuid.UUID,
+    period: str,
+    *,
+    at: datetime,
+    tax_rate_bp: int,
+    tz: str,
 ) -> Draft | None:
-    """The bill ``account_id`` would get for ``period`` if it were billed now (writes
-    nothing); None when there is nothing to bill or the account is billed already."""
-    drafts = compute(
-        session, period_bounds(period, tz), tax_rate_bp=tax_rate_bp, accounts=[account_id]
-    )
+    """The bill ``account_id`` would get for ``period`` if it were billed at ``at`` (writes
+    nothing); None when there is nothing to bill or the account is billed already.
+
+    A month that has not begun is refused (:func:`begun_period`) rather than answered
+    "nothing to bill": that answer would read as a fact about a month nobody can know yet (a
+    mistyped year, mostly).
+    """
+    bounds = begun_period(period, at=at, tz=tz)
+    drafts = compute(session, bounds, tax_rate_bp=tax_rate_bp, accounts=[account_id])
     return drafts[0] if drafts else None
+
+
+def begun_period(period: str, *, at: datetime, tz: str) -> Period:
+    """The bounds of ``period``, a month under way or over at ``at``; InvalidInput for one
+    that has not begun."""
+    bounds = period_bounds(period, tz)
+    if at < bounds.start:
+        raise InvalidInput(
+            f"period {period} has not begun (a dry run shows a month under way or over)",
+            field="period",
+        )
+    return bounds
+
+
+def _check_anything_to_bill(
+    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
+) -> None:
+    """Refuse a run for a month that ended before any subscription (of the given accounts)
+    was activated: nothing can be charged for it (no fee, no one-time charge, no usage), and
+    an empty run on record for 1970-01, or for 2016-11 typed for 2026-11, is a mistake that
+    reads as a fact. A month after the first activation always runs, even if it bills nobody.
+    """
+    first = select(func.min(Subscription.activated_at))
+    if accounts is not None:
+        first = first.where(Subscription.billing_account_id.in_(list(accounts)))
+    activated = session.scalar(first)
+    if activated is None:
+        raise InvalidInput(
+            "nothing to bill: no subscription has been activated yet", field="period"
+        )
+    if activated.tzinfo is None:
+        activated = activated.replace(tzinfo=UTC)
+    if activated >= period.end:
+        raise InvalidInput(
+            f"nothing to bill for {period.name}: the first subscription was activated on "
+            f"{local_date(activated, period.tz).isoformat()}",
+            field="period",
+        )
 
 
 @dataclass(frozen=True)
@@ -273,6 +322,7 @@ def run_bills(
             f"period {period_name} has not ended yet (a dry run shows the bill so far)",
             field="period",
         )
+    _check_anything_to_bill(session, period, accounts)
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(text("LOCK TABLE usage_records IN SHARE ROW EXCLUSIVE MODE"))

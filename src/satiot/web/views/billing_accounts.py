@@ -113,6 +113,7 @@ def billing_account_page(
     period = period.strip()
     try:
         check_period(period)
+        billing.begun_period(period, at=signed_in.now(), tz=s.business_timezone)
     except DomainError as exc:
         if period:
             flash = Flash("error", exc.detail)
@@ -123,7 +124,12 @@ def billing_account_page(
             return _not_found(request, signed_in, account_id)
         customer = session.get(Customer, account.customer_id)
         draft = billing.dry_run(
-            session, account.id, period, tax_rate_bp=s.tax_rate_bp, tz=s.business_timezone
+            session,
+            account.id,
+            period,
+            at=signed_in.now(),
+            tax_rate_bp=s.tax_rate_bp,
+            tz=s.business_timezone,
         )
         billed = None
         if draft is None:
