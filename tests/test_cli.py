@@ -269,6 +269,35 @@ def test_users_create(shared, db, world):
         assert authenticate_password(s, "carol", "a-long-password") is not None
 
 
+def test_users_create_reads_a_piped_password_without_warnings(shared, db):
+    """A script pipes the password: the command reads its first line and says nothing else
+    (no "password may be echoed" warnings in the script's log); no password at all is one
+    error line and no user."""
+    base = {k: v for k, v in os.environ.items() if _inherited(k)} | shared
+
+    def create(name: str, stdin: str) -> Run:
+        done = subprocess.run(
+            [str(SATIOT), "users", "create", name, "--role", "noc"],
+            input=stdin,
+            env=base,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    piped = create("erin", "a-long-password\nignored\n")
+    assert piped.code == 0 and piped.err == "", piped.err
+    assert "user erin (noc) created in operator" in piped.out
+    empty = create("frank", "")
+    assert empty.code == 1
+    assert "no password" in _one_error_line(empty)
+    with db.read() as s:
+        assert authenticate_password(s, "erin", "a-long-password") is not None
+        assert s.scalar(select(User).where(User.username == "frank")) is None
+
+
 def test_users_create_refusals(shared, db, world):
     world.tenant("acme")
     create = ("users", "create", "dave")

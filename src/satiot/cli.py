@@ -367,13 +367,18 @@ def users_create(
     role: Annotated[Role, typer.Option(help="One of the roles in the README")],
     tenant: Annotated[str, typer.Option(help="Tenant slug")] = "operator",
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+        str,
+        typer.Option(
+            help="The password. Without it: asked for twice at a terminal, or read as the "
+            "first line of standard input (`printf '%s\\n' \"$PW\" | satiot users create …`)"
+        ),
     ] = "",
 ) -> None:
-    """Create a user in a tenant (prompts for the password)."""
+    """Create a user in a tenant."""
     from satiot.core.auth.users import create_user
     from satiot.core.clock import SystemClock
 
+    password = password or _new_password()
     with _database() as database, _domain_errors():
         actor = _operator_principal(database)
         target = _tenant_by_slug(database, tenant)
@@ -388,6 +393,18 @@ def users_create(
                 at=SystemClock().now(),
             )
         out.print(f"user {user.username} ({user.role}) created in {target.slug}")
+
+
+def _new_password() -> str:
+    """The password asked for at a terminal (twice, unseen), or the first line of standard
+    input when it is not a terminal. getpass would read a pipe too, but only after printing
+    its "may be echoed" warnings, which a script's log would then carry."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        fail("no password: give --password, pipe one on standard input, or run at a terminal")
+    return line
 
 
 @keys_app.command("create")
