@@ -121,6 +121,18 @@ def test_a_reference_longer_than_its_column_is_refused_on_every_database(ctx, wo
     assert place(s, s.add(terminal(), 0), external_id="R" * 100).order.external_id == "R" * 100
 
 
+@pytest.mark.parametrize("ref", ["PO\x00-1", "PO\n1", "PO-\u202e1"])
+def test_a_reference_with_control_characters_is_refused(ctx, world, ref):
+    """A NUL failed on PostgreSQL alone, unnamed; other callers than the CLI reach here."""
+    s = shop(ctx, world)
+    before = all_counts(ctx)
+    with pytest.raises(InvalidInput) as err:
+        place(s, s.add(terminal(), 0), external_id=ref)
+    assert err.value.extensions["field"] == "external_id"
+    assert all_counts(ctx) == before
+    assert place(s, s.add(terminal(), 0), external_id="  PO-1 ").order.external_id == "PO-1"
+
+
 def test_the_contract_device_limit_counts_live_subscriptions(ctx, world):
     s = shop(ctx, world, max_devices=2)
     fulfil(s, place(s, s.add(terminal(), 0)).id)
