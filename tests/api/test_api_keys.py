@@ -164,3 +164,13 @@ def test_key_for_a_disabled_user_is_refused(client, ctx, world):
     with unchanged(ctx):
         r = client.post(KEYS, json={"name": "x", "user_id": str(member.id)}, headers=headers)
         assert_problem(r, 422, "invalid-input")
+
+
+def test_a_key_name_with_control_or_direction_characters_is_a_422_naming_it(client, ctx, world):
+    admin = world.admin_headers()
+    for name in ("fleet\x1b[2J", "fleet \u202eyek"):
+        with unchanged(ctx):
+            problem = assert_problem(client.post(KEYS, json={"name": name}, headers=admin), 422)
+        assert problem["field"] == "name"
+    made = client.post(KEYS, json={"name": "车队看板"}, headers=admin)
+    assert made.status_code == 201 and made.json()["name"] == "车队看板"

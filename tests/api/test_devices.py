@@ -364,3 +364,33 @@ def test_keys_appear_in_no_answer_of_any_device_route(client, ctx, world, custom
     ]
     for text in texts:
         _secrets_absent(text)
+
+
+@pytest.mark.parametrize("name", ["tracker\x1b[2J", "tracker\n7", "tracker \u202e7"])
+def test_a_device_name_with_control_or_direction_characters_is_refused(client, ctx, customer, name):
+    """The label is listed, exported and shown in the console: an escape, line break or
+    directional override would garble or reorder them. Refused on creation and on change,
+    and nothing is stored either way."""
+    _, admin, _ = customer
+    with unchanged(ctx):
+        problem = assert_problem(client.post(API, json=body(name=name), headers=admin), 422)
+    assert problem["field"] == "name"
+    with ctx.db.read() as s:
+        assert s.scalars(select(Device)).all() == []
+    client.post(API, json=body(), headers=admin)
+    url = f"{API}/70B3D57E00000001"
+    with unchanged(ctx):
+        problem = assert_problem(client.patch(url, json={"name": name}, headers=admin), 422)
+    assert problem["field"] == "name"
+    assert client.get(url, headers=admin).json()["name"] == "tracker 1"
+
+
+def test_a_chinese_device_name_or_none_is_kept(client, customer):
+    _, admin, _ = customer
+    made = client.post(API, json=body(name=" 北斗追踪器 "), headers=admin)
+    assert made.status_code == 201, made.text
+    assert made.json()["name"] == "北斗追踪器"
+    url = f"{API}/70B3D57E00000001"
+    assert client.patch(url, json={"name": "  "}, headers=admin).json()["name"] == ""
+    unnamed = client.post(API, json=body(2, name=""), headers=admin)
+    assert unnamed.status_code == 201 and unnamed.json()["name"] == ""

@@ -8,6 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from satiot.core.auth.roles import Role
+from satiot.core.errors import InvalidInput
+from satiot.core.models import ApiKey
+from satiot.network.ground_stations import register_station
 from satiot.network.inventory import import_ground_stations
 from satiot.network.models import GroundStation
 from satiot.network.scenario import Station
@@ -190,3 +193,38 @@ def test_malformed_json_is_400(client, registered):
         headers=bearer(registered["api_key"]) | {"content-type": "application/json"},
     )
     assert_problem(r, 400, "malformed-json")
+
+
+@pytest.mark.parametrize("name", ["Kash\x1b[2Jgar", "Kashgar\nEast", "Kash\u202eragh"])
+def test_a_station_name_with_control_or_direction_characters_is_refused(client, ctx, world, name):
+    """The name is shown in contact plans, reports and the console, and names the station's
+    key: an escape, line break or directional override would garble or reorder them."""
+    admin = world.admin_headers()
+    with unchanged(ctx):
+        problem = assert_problem(
+            client.post(API, json=KASHGAR | {"name": name}, headers=admin), 422, "invalid-input"
+        )
+    assert problem["field"] == "name"
+    with ctx.db.read() as s:
+        assert s.scalars(select(GroundStation)).all() == []
+
+
+def test_the_station_checks_its_own_name_before_writing_anything(ctx, world):
+    """The key issued with the station is named after it and checks its name too, but only
+    after the station row is written: the station's own check refuses first, so a caller
+    that goes on with the session (or a key named otherwise) finds nothing half-made."""
+    with ctx.db.write() as s:
+        with pytest.raises(InvalidInput) as refused:
+            register_station(
+                s, world.system, name="Kash\u202eragh", lat=39.5, lon=76.0, alt_m=0.0,
+                min_elevation_deg=10.0, antennas=2, at=T0,
+            )  # fmt: skip
+        assert refused.value.extensions["field"] == "name"
+        assert s.scalars(select(GroundStation)).all() == []
+        assert s.scalars(select(ApiKey)).all() == []
+
+
+def test_a_chinese_station_name_is_registered_trimmed(client, world):
+    r = client.post(API, json=KASHGAR | {"name": " 喀什站 "}, headers=world.admin_headers())
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "喀什站"

@@ -424,3 +424,34 @@ def test_answers_say_whether_the_allow_list_lets_messages_through(client, ctx, w
         "state": "refused",
         "reason": "hooks.example.com:443 is not on the destination allow-list of SC-1 v2",
     }
+
+
+@pytest.mark.parametrize("name", ["ops\x1b[2J", "ops\nteam", "ops \u202emaet"])
+def test_an_integration_name_with_control_or_direction_characters_is_refused(
+    client, ctx, customer, name
+):
+    """The label is listed and shown in the console: an escape, line break or directional
+    override would garble or reorder it. Refused on creation and on change, storing nothing."""
+    _, admin, _ = customer
+    hook = {"kind": "webhook", "url": "https://example.com/hook", "secret": SECRET}
+    with unchanged(ctx):
+        problem = assert_problem(client.post(API, json=hook | {"name": name}, headers=admin), 422)
+    assert problem["field"] == "name"
+    assert client.get(API, headers=admin).json()["items"] == []
+    made = _create(client, admin, name="ops")
+    url = f"{API}/{made['id']}"
+    change = {"name": name, "url": "https://example.org/new"}
+    with unchanged(ctx):
+        problem = assert_problem(client.patch(url, json=change, headers=admin), 422)
+    assert problem["field"] == "name"
+    after = client.get(url, headers=admin).json()
+    assert (after["name"], after["url"]) == ("ops", "https://example.com/hook")
+
+
+def test_a_chinese_integration_name_is_kept_trimmed(client, customer):
+    _, admin, _ = customer
+    made = _create(client, admin, name=" 运维告警 ")
+    assert made["name"] == "运维告警"
+    url = f"{API}/{made['id']}"
+    assert client.patch(url, json={"name": "数据平台"}, headers=admin).json()["name"] == "数据平台"
+    assert client.patch(url, json={"name": None}, headers=admin).json()["name"] == ""

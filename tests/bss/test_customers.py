@@ -266,6 +266,10 @@ def test_a_duplicate_credit_code_is_a_conflict_and_creates_nothing(world, ctx):
         ({"agent": customers.Person("Li Na", "360426199113010079")}, "agent.resident_id"),
         ({"legal_representative": customers.Person("", LEGAL_REP_ID)}, "legal_representative.name"),
         ({"tenant_slug": "Not A Slug"}, "tenant_slug"),
+        # The address is one line on invoices and the contract.
+        ({"address": "1 Walker Road\x1b[2J, Beijing"}, "address"),
+        ({"address": "1 Walker Road\nBeijing"}, "address"),
+        ({"address": "1 Walker Road, \u202egnijieB"}, "address"),
     ],
 )
 def test_bad_fields_are_named_and_nothing_is_half_created(world, ctx, change, field):
@@ -456,3 +460,18 @@ def test_file_names_never_carry_paths_or_header_breakers(name_bytes):
     name = documents.clean_filename(name_bytes.decode("latin-1"))
     assert "/" not in name and "\\" not in name and '"' not in name and "\n" not in name
     assert 0 < len(name) <= 255
+
+
+def test_a_chinese_address_is_kept_trimmed(world, ctx):
+    customer = onboard(world, replace(application(), address=" 北京市海淀区知春路1号 "))
+    assert customer.address == "北京市海淀区知春路1号"
+    assert onboard(world, replace(application(2, uscc=uscc_for(2)), address="")).address == ""
+
+
+@pytest.mark.parametrize("name", ["scan\u202efdp.exe", "scan\x85.pdf", "scan\u2066.pdf"])
+def test_file_names_lose_directional_overrides_and_c1_controls(name):
+    """An uploaded name is listed in the console and sent in a header: a right-to-left
+    override would make ``scan<U+202E>fdp.exe`` read as ``scanexe.pdf``."""
+    cleaned = documents.clean_filename(name)
+    assert cleaned in {"scanfdp.exe", "scan.pdf"}
+    assert documents.clean_filename("营业执照.pdf") == "营业执照.pdf"

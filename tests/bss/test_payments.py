@@ -170,3 +170,45 @@ def test_a_prepaid_bill_that_empties_the_balance_stops_the_service(world):
     with ctx.db.read() as r:
         assert r.get(BillingAccount, s.account_id).balance_micros < 0
         assert {x.status for x in r.scalars(select(Subscription))} == {"suspended"}
+
+
+@pytest.mark.parametrize(
+    ("method", "reference", "field"),
+    [
+        ("bank\x1b[2J", "T1", "method"),
+        ("bank \u202eknab", "T1", "method"),
+        ("bank", "T\n1", "reference"),
+        ("bank", "T-\u202e1", "reference"),
+    ],
+)
+def test_payment_method_and_reference_are_one_line_of_plain_text(world, method, reference, field):
+    """Both are listed with the bill and the account and audited; an escape, line break or
+    directional override would garble or reorder them. Nothing is recorded."""
+    ctx = world.ctx
+    _, bill_id = _sent_bill(world)
+    pre = shop(world, uscc="91310115MA1K3BTP2B", payment_mode="prepaid", balance=0)
+    kw = {"amount_micros": 1_000_000, "method": method, "reference": reference, "at": DEC_1}
+    with pytest.raises(InvalidInput) as paid, ctx.db.write() as w:
+        record_payment(w, world.system, bill_id, **kw)
+    with pytest.raises(InvalidInput) as topped, ctx.db.write() as w:
+        top_up(w, world.system, pre.account_id, **kw)
+    assert paid.value.extensions["field"] == topped.value.extensions["field"] == field
+    with ctx.db.read() as r:
+        assert r.scalars(select(Payment)).all() == []
+        assert r.get(BillingAccount, pre.account_id).balance_micros == 0
+
+
+def test_a_chinese_method_is_recorded_trimmed(world):
+    ctx = world.ctx
+    _, bill_id = _sent_bill(world)
+    with ctx.db.write() as w:
+        payment, _ = record_payment(
+            w,
+            world.system,
+            bill_id,
+            amount_micros=1_000_000,
+            method=" 银行转账 ",
+            reference="工行-42",
+            at=DEC_1,
+        )
+        assert (payment.method, payment.reference) == ("银行转账", "工行-42")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from satiot.core import audit
 from satiot.core.db import Database
+from satiot.core.errors import InvalidInput
 from satiot.core.models import AuditEntry, Event
 from satiot.network.inventory import (
     ImportResult,
@@ -159,3 +162,38 @@ def test_satellites_as_tles_round_trips(db: Database, world: World) -> None:
         sat.status = "retired"
     with db.read() as s:
         assert [t.name for t in satellites_as_tles(s)] == sorted(t.name for t in tles[1:])
+
+
+@pytest.mark.parametrize("bad", ["TQ\x1b[31m-01", "TQ-\u202e10"])
+def test_an_imported_name_with_control_or_direction_characters_stores_nothing(
+    db: Database, world: World, bad: str
+) -> None:
+    """A scenario or TLE file is operator data: a broken name line is refused, naming where it
+    is, before any row is written (the names are shown in plans, reports and the console)."""
+    scenario, tles = _scenario()
+    audited = _count(db, AuditEntry)
+    sats = [*tles[:2], replace(tles[2], name=bad)]
+    with pytest.raises(InvalidInput) as refused, db.write() as s:
+        import_satellites(s, world.system, sats, scenario.payload, at=T0)
+    assert refused.value.extensions["field"] == "satellites.2.name"
+    stations = [*scenario.ground_stations[:1], scenario.ground_stations[1].model_copy(
+        update={"name": bad})]  # fmt: skip
+    with pytest.raises(InvalidInput) as refused, db.write() as s:
+        import_ground_stations(s, world.system, stations, at=T0)
+    assert refused.value.extensions["field"] == "ground_stations.1.name"
+    assert _count(db, Satellite) == _count(db, GroundStation) == 0
+    assert _count(db, AuditEntry) == audited
+
+
+def test_chinese_names_import_and_match_on_reimport(db: Database, world: World) -> None:
+    scenario, tles = _scenario()
+    sats = [replace(tles[0], name="天启-01")]
+    stations = [scenario.ground_stations[0].model_copy(update={"name": "喀什站"})]
+    for at in (T0, T0 + timedelta(days=1)):
+        with db.write() as s:
+            first = import_satellites(s, world.system, sats, scenario.payload, at=at)
+            second = import_ground_stations(s, world.system, stations, at=at)
+    assert (first.unchanged, second.unchanged) == (1, 1)
+    with db.read() as s:
+        assert s.scalars(select(Satellite.name)).all() == ["天启-01"]
+        assert s.scalars(select(GroundStation.name)).all() == ["喀什站"]

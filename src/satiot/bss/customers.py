@@ -32,6 +32,7 @@ from satiot.core.auth.users import SLUG_RE, create_tenant
 from satiot.core.changes import record_change
 from satiot.core.days import business_day
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.lengths import unsafe_character
 from satiot.core.models import Tenant
 
 #: The business day (birth-date checks, contract years) is China's: UTC+8.
@@ -102,6 +103,11 @@ def check_application(app: Application, *, at: datetime) -> Checked:
     address = (app.address or "").strip()
     if len(address) > 500:
         raise InvalidInput("address: at most 500 characters", field="address")
+    # One line, printed on invoices and the contract: no control or directional override
+    # characters, as for the names above (an empty address stays allowed).
+    unsafe = unsafe_character(address)
+    if unsafe is not None:
+        raise InvalidInput(f"address: {unsafe}", field="address")
     slug = app.tenant_slug.strip().lower() if app.tenant_slug else None
     if slug is not None and not SLUG_RE.fullmatch(slug):
         raise InvalidInput(

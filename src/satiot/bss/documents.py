@@ -24,6 +24,7 @@ from satiot.bss.models import CustomerDocument
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from satiot.core.lengths import BIDI_CONTROL_RE, CONTROL_RE
 from satiot.core.pagination import Page, paginate
 
 #: Kinds of document and what each is, for forms and the API's description.
@@ -62,9 +63,14 @@ def sniff_media_type(content: bytes) -> str | None:
 
 
 def clean_filename(name: str | None) -> str:
-    """The last path segment without control or quote characters (it ends up in a header)."""
+    """The last path segment without control or quote characters (it ends up in a header).
+
+    The name is the uploader's, not typed here, so unsafe characters are dropped rather than
+    refused: C0 and C1 controls, quotes, and directional overrides (which would make a listed
+    ``x`` U+202E ``fdp.exe`` read as ``xexe.pdf``; :data:`satiot.core.lengths.BIDI_CONTROL_RE`)."""
     base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[\x00-\x1f\x7f\"';]", "", base).strip()
+    base = BIDI_CONTROL_RE.sub("", CONTROL_RE.sub("", base))
+    base = re.sub(r"[\"';]", "", base).strip()
     return base[:255] or "document"
 
 

@@ -28,6 +28,7 @@ from satiot.bss.rating_store import debit_prepaid
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.lengths import plain_text
 
 PAYABLE = ("sent", "partiallyPaid")
 #: Largest prepaid balance (¥1 trillion): far from the 64-bit column's limit.
@@ -62,11 +63,15 @@ def _existing(
     return found
 
 
-def _check(amount: int, reference: str) -> None:
+def _check(amount: int, method: str, reference: str) -> str:
+    """The trimmed ``method``, once it and ``reference`` are known to be one line of plain
+    text: both are listed with the bill and the account's payments and audited
+    (``plain_text``). The reference is kept as given, since it is what a retry is matched by
+    (:func:`_existing`)."""
     if amount <= 0:
         raise InvalidInput("amount must be positive", field="amount_micros")
-    if not reference.strip():
-        raise InvalidInput("reference must not be empty", field="reference")
+    plain_text(reference, Payment.reference, "reference")
+    return plain_text(method, Payment.method, "method")
 
 
 def record_payment(
@@ -81,7 +86,7 @@ def record_payment(
     received_at: datetime | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment against a sent bill; return it and whether it is new."""
-    _check(amount_micros, reference)
+    method = _check(amount_micros, method, reference)
     bill = get_bill(session, bill_id, for_update=True)  # serialises payments of one bill
     found = _existing(session, bill.billing_account_id, reference, bill.id, amount_micros)
     if found is not None:
@@ -147,7 +152,7 @@ def top_up(
     at: datetime,
 ) -> tuple[Payment, bool]:
     """Add to a prepaid account's balance; return the payment and whether it is new."""
-    _check(amount_micros, reference)
+    method = _check(amount_micros, method, reference)
     account = _account(session, account_id)
     found = _existing(session, account.id, reference, None, amount_micros)
     if found is not None:

@@ -24,6 +24,7 @@ from satiot.core.auth.roles import Role
 from satiot.core.bootstrap import operator_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from satiot.core.lengths import plain_text
 from satiot.network.models import GroundStation
 
 
@@ -68,10 +69,11 @@ def register_station(
     antennas: int,
     at: datetime,
 ) -> RegisteredStation:
-    """Add a station and issue its first key; a name already registered is a 409."""
-    name = name.strip()
-    if not name:
-        raise InvalidInput("name must not be empty", field="name")
+    """Add a station and issue its first key; a name already registered is a 409.
+
+    The name is shown in the console, contact plans and reception reports, and it names the
+    station's API key: no control or directional override characters (``plain_text``)."""
+    name = plain_text(name, GroundStation.name, "name")
     _check_siting(lat, lon, min_elevation_deg, antennas)
     if session.scalar(select(GroundStation.id).where(GroundStation.name == name)) is not None:
         raise Conflict(f"ground station {name!r} already exists", field="name")

@@ -7,7 +7,7 @@ import updates a satellite in place (by name) instead of adding a new one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
+from satiot.core.lengths import plain_text
 from satiot.network.models import GroundStation, Satellite
 from satiot.network.orbits import Tle
 from satiot.network.scenario import Payload, Station
@@ -75,7 +76,15 @@ def import_satellites(
     *,
     at: datetime,
 ) -> ImportResult:
-    """Add new satellites and refresh the element sets and payloads of known ones."""
+    """Add new satellites and refresh the element sets and payloads of known ones.
+
+    Every name is checked before anything is written (``plain_text``): a TLE name line is shown
+    in contact plans, the console and reports, and a stray control or directional override
+    character from a broken file would garble or reorder them."""
+    tles = [
+        replace(t, name=plain_text(t.name, Satellite.name, f"satellites.{i}.name"))
+        for i, t in enumerate(tles)
+    ]
     known = {
         s.name: s
         for s in session.scalars(
@@ -120,7 +129,16 @@ def import_satellites(
 def import_ground_stations(
     session: Session, principal: Principal, stations: Sequence[Station], *, at: datetime
 ) -> ImportResult:
-    """Add new ground stations and update the siting of known ones (by name)."""
+    """Add new ground stations and update the siting of known ones (by name).
+
+    Every name is checked first, as :func:`import_satellites` does, and as registering a
+    station does (``satiot.network.ground_stations``)."""
+    stations = [
+        s.model_copy(
+            update={"name": plain_text(s.name, GroundStation.name, f"ground_stations.{i}.name")}
+        )
+        for i, s in enumerate(stations)
+    ]
     known = {
         g.name: g
         for g in session.scalars(

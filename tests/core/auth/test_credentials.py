@@ -336,3 +336,32 @@ def test_revoked_token_and_disabled_user_fail(db, world, clock, acme):
         set_user_status(s, world.system, admin.id, "disabled", at=clock.now(), reason=None)
     with db.read() as s, pytest.raises(AuthenticationFailed, match="disabled"):
         authenticate_token(s, secret2, "bearer", clock.now())
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("fleet\x1b[2J", "control character"),
+        ("fleet\nkey", "control character"),
+        ("fleet \u202eyek", "bidirectional control character"),
+        ("   ", "must not be empty"),
+    ],
+)
+def test_key_names_are_one_line_of_plain_text(db, world, clock, acme, name, why):
+    """The name tells keys apart in the console, the key list and the audit log; the CLI and
+    the console reach this function directly, so it checks for them too."""
+    _, admin = acme
+    with pytest.raises(InvalidInput, match=why) as refused, db.write() as s:
+        issue_api_key(s, _principal_of(admin), name=name, scopes=None, at=clock.now())
+    assert refused.value.extensions["field"] == "name"
+    with db.read() as s:
+        assert s.scalars(select(ApiKey).where(ApiKey.user_id == admin.id)).all() == []
+
+
+def test_a_chinese_key_name_is_kept_trimmed(db, clock, acme):
+    _, admin = acme
+    with db.write() as s:
+        issued = issue_api_key(
+            s, _principal_of(admin), name=" 车队看板 ", scopes=None, at=clock.now()
+        )
+    assert issued.key.name == "车队看板"

@@ -21,7 +21,7 @@ from satiot.core.auth.principal import Principal
 from satiot.core.auth.roles import ROLES, Role, check_grant
 from satiot.core.changes import record_change
 from satiot.core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
-from satiot.core.lengths import fits
+from satiot.core.lengths import plain_text
 from satiot.core.models import AccessToken, ApiKey, Tenant, User
 
 API_KEY_PREFIX = "sk"
@@ -56,7 +56,9 @@ def issue_api_key(
     """
     if expires_at is not None and expires_at <= at:
         raise InvalidInput("expires_at must be in the future", field="expires_at")
-    fits(name, ApiKey.name, "name")
+    # The name is how people tell keys apart in the console, the key list and the audit
+    # log, so it is plain one-line text, checked here for the API, the CLI and the console.
+    name = plain_text(name, ApiKey.name, "name")
     if machine_role is not None:
         if tenant_id is None:
             raise InvalidInput("a machine key needs a tenant", field="tenant_id")
