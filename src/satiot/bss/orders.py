@@ -31,7 +31,7 @@ from satiot.bss.states import ORDER, ORDER_ITEM
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import InvalidInput, NotFound
-from satiot.core.lengths import plain_text
+from satiot.core.lengths import optional_text
 from satiot.network.keys import Kek
 
 #: How many items one order may hold (a CSV file of this many rows is one order).
@@ -153,9 +153,7 @@ def place_order(
         _reject(order, list(order.errors))
     # The customer's own reference: shown in lists and searched by, so plain text (a NUL
     # would also fail on PostgreSQL only, without naming the field); blank is no reference.
-    external_id = (order.external_id or "").strip() or None
-    if external_id is not None:
-        external_id = plain_text(external_id, ProductOrder.external_id, "external_id")
+    external_id = optional_text(order.external_id, ProductOrder.external_id, "external_id")
     party = resolve_party(session, principal, order)
     checked = check_items(order.items)
     resolved, errors = check_against_inventory(session, party, checked.items, at=at)
@@ -168,7 +166,7 @@ def place_order(
         billing_account_id=party.account.id,
         state=ORDER.initial,
         source=order.source,
-        external_id=external_id,
+        external_id=external_id or None,
         note=order.note,
         placed_by=principal.actor,
         requested_start_at=order.requested_start_at,

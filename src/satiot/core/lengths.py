@@ -69,6 +69,13 @@ def plain_text(value: str, column: Any, field: str) -> str:
     return text
 
 
+def optional_text(value: str | None, column: Any, field: str) -> str:
+    """:func:`plain_text` for a label that may be left out: blank (or None) is ``""``."""
+    if value is None or not value.strip():
+        return ""
+    return plain_text(value, column, field)
+
+
 # -- the last line of defence: every ORM flush ------------------------------------------------
 
 

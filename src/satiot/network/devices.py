@@ -24,7 +24,7 @@ from satiot.core.auth.roles import ROLES
 from satiot.core.auth.users import require_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from satiot.core.lengths import plain_text
+from satiot.core.lengths import optional_text
 from satiot.network.keys import Kek
 from satiot.network.models import Device
 from satiot.network.states import DEVICE, DEVICE_CUSTOMER_INITIAL
@@ -118,7 +118,7 @@ def create_device(
     addr = parse_dev_addr(dev_addr)
     nwk = parse_key(nwk_s_key, NWK_S_KEY)
     app = parse_key(app_s_key, APP_S_KEY)
-    label = _device_name(name)
+    label = optional_text(name, Device.name, "name")
     _check_position(lat, lon)
     customer = not ROLES[principal.role].operator_staff
     initial = status or ("inventory" if customer else DEVICE.initial)
@@ -168,12 +168,6 @@ def create_device(
     return device
 
 
-def _device_name(name: str) -> str:
-    """The optional label (blank is no label), shown in device lists, exports and the console:
-    one line without control or directional override characters (``plain_text``)."""
-    return plain_text(name, Device.name, "name") if name.strip() else ""
-
-
 def get_device(session: Session, dev_eui: str) -> Device:
     """The device (within the session's tenant scope) or 404; a malformed DevEUI is 404 too,
     so an answer never tells a well-formed foreign DevEUI from a typo."""
@@ -203,7 +197,7 @@ def update_device(
     if "name" in changes:
         if changes["name"] is None:
             raise InvalidInput("name must be a string", field="name")
-        changes = changes | {"name": _device_name(str(changes["name"]))}
+        changes = changes | {"name": optional_text(str(changes["name"]), Device.name, "name")}
     _check_position(changes.get("lat"), changes.get("lon"))
     before = device_view(device)
     for key, value in changes.items():

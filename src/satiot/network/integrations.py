@@ -28,7 +28,7 @@ from satiot.core.auth.users import require_tenant
 from satiot.core.changes import record_change
 from satiot.core.errors import InvalidInput, NotFound
 from satiot.core.ids import new_id
-from satiot.core.lengths import plain_text
+from satiot.core.lengths import optional_text
 from satiot.network.destinations import Resolver
 from satiot.network.integration_targets import (
     check_allowed,
@@ -264,7 +264,7 @@ def create_integration(
     (the password only over ``mqtts://``) and trust ``ca_pem`` instead of the system store.
     The target must be on the tenant's destination allow-list, if it has one (``resolve``
     looks a host name up when only its addresses can decide)."""
-    name = _integration_name(name)
+    name = optional_text(name, Integration.name, "name")
     _check_target(kind, url, secret, platform_mqtt_url, allow_private)
     _check_attempts(max_attempts)
     login = {"username": username, "password": password, "ca_pem": ca_pem}
@@ -302,12 +302,6 @@ def create_integration(
     return integration
 
 
-def _integration_name(name: str | None) -> str:
-    """The optional label (blank is none), shown in integration lists and the console: one
-    line without control or directional override characters (``plain_text``)."""
-    return plain_text(name, Integration.name, "name") if name and name.strip() else ""
-
-
 def get_integration(session: Session, integration_id: uuid.UUID) -> Integration:
     integration = session.get(Integration, integration_id)
     if integration is None:
@@ -332,7 +326,11 @@ def update_integration(
     password is recorded only as "rotated"). Everything is checked before anything changes."""
     integration = get_integration(session, integration_id)
     before = integration_view(integration)
-    name = _integration_name(changes["name"]) if "name" in changes else integration.name
+    name = (
+        optional_text(changes["name"], Integration.name, "name")
+        if "name" in changes
+        else integration.name
+    )
     url = (changes["url"] or None) if "url" in changes else integration.url
     if "url" in changes:
         if integration.kind == "webhook":
