@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
-from satiot.cli_common import error_line, fail, load_settings, out, styled
+from satiot.cli_common import error_line, fail, load_settings, new_password, out, styled
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.cli_twin_plots import plot_app
@@ -378,7 +378,7 @@ def users_create(
     from satiot.core.auth.users import create_user
     from satiot.core.clock import SystemClock
 
-    password = password or _new_password()
+    password = password or new_password()
     with _database() as database, _domain_errors():
         actor = _operator_principal(database)
         target = _tenant_by_slug(database, tenant)
@@ -393,18 +393,6 @@ def users_create(
                 at=SystemClock().now(),
             )
         out.print(f"user {user.username} ({user.role}) created in {target.slug}")
-
-
-def _new_password() -> str:
-    """The password asked for at a terminal (twice, unseen), or the first line of standard
-    input when it is not a terminal. getpass would read a pipe too, but only after printing
-    its "may be echoed" warnings, which a script's log would then carry."""
-    if sys.stdin.isatty():
-        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
-    line = sys.stdin.readline().rstrip("\r\n")
-    if not line:
-        fail("no password: give --password, pipe one on standard input, or run at a terminal")
-    return line
 
 
 @keys_app.command("create")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
@@ -64,3 +65,15 @@ def load_settings() -> Settings:
         fail(f"{name}: {first['msg']}{more}")
     tune_gc(settings.gc_young)  # every command that does real work starts here
     return settings
+
+
+def new_password() -> str:
+    """The password asked for at a terminal (twice, unseen), or the first line of standard
+    input when it is not a terminal. getpass would read a pipe too, but only after printing
+    its "may be echoed" warnings, which a script's log would then carry."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        fail("no password: give --password, pipe one on standard input, or run at a terminal")
+    return line

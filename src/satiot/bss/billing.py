@@ -27,7 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -274,8 +274,6 @@ def _check_anything_to_bill(
         raise InvalidInput(
             "nothing to bill: no subscription has been activated yet", field="period"
         )
-    if activated.tzinfo is None:
-        activated = activated.replace(tzinfo=UTC)
     if activated >= period.end:
         raise InvalidInput(
             f"nothing to bill for {period.name}: the first subscription was activated on "
