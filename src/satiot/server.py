@@ -44,7 +44,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
 def build_app(ctx: AppContext) -> FastAPI:
     app = create_api(ctx)
     console.mount(app, ctx)
-    add_middleware(app, ctx)
+    add_middleware(app)
     return app
 
 

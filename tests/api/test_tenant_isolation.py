@@ -582,8 +582,9 @@ def test_no_route_reveals_or_changes_another_tenants_data(ctx, client, two_tenan
     assert sum(w.targets_b for w in walked) >= 8
 
 
-def test_walker_catches_a_leaky_route(ctx, client, two_tenants):
+def test_walker_catches_a_leaky_route(ctx, two_tenants):
     """A route that reads around the tenant scope is reported, so the walker can fail."""
+    app = build_app(ctx)  # its own: the routes added here must not outlive the test
     b, callers = two_tenants
     from satiot.core.models import User
 
@@ -595,9 +596,9 @@ def test_walker_catches_a_leaky_route(ctx, client, two_tenants):
     def leaky_list(tenant_id: uuid.UUID | None = None) -> dict[str, str]:
         return {"seen": "b-user-zebra"}
 
-    client.app.add_api_route(f"{API}/leaky/{{user_id}}", leaky_user, methods=["GET"])
-    client.app.add_api_route(f"{API}/leaky", leaky_list, methods=["GET"])
-    walked, failures, _ = walk(client.app, callers["customer-admin key"], b)
+    app.add_api_route(f"{API}/leaky/{{user_id}}", leaky_user, methods=["GET"])
+    app.add_api_route(f"{API}/leaky", leaky_list, methods=["GET"])
+    walked, failures, _ = walk(app, callers["customer-admin key"], b)
     assert {("GET", f"{API}/leaky/{{user_id}}"), ("GET", f"{API}/leaky")} <= {
         (w.method, w.path) for w in walked
     }

@@ -126,7 +126,7 @@ def create_api(ctx: AppContext) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.ctx = ctx
+    use_context(app, ctx)
     problems.install(app)
     app.include_router(health.router)
     _serve_docs_offline(app)
@@ -146,11 +146,21 @@ def create_api(ctx: AppContext) -> FastAPI:
         title, text = problems.CATALOG[slug]
         return JSONResponse({"type": f"/problems/{slug}", "title": title, "description": text})
 
-    health.register_collectors(ctx)
     return app
 
 
-def add_middleware(app: FastAPI, ctx: AppContext) -> None:
+def use_context(app: FastAPI, ctx: AppContext) -> None:
+    """Serve ``app`` from ``ctx`` from now on.
+
+    Handlers, console pages and middleware all read the context per request
+    (``app.state.ctx``), so a built app can be pointed at another context. Building one costs
+    FastAPI's analysis of every route (about half a second); a process that serves several
+    contexts in turn, as the test suite does, builds once.
+    """
+    app.state.ctx = ctx
+
+
+def add_middleware(app: FastAPI) -> None:
     """Outermost layers, added once everything else is mounted."""
-    app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
-    app.add_middleware(RequestMetrics, registry=ctx.registry)
+    app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestMetrics)

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from prometheus_client import CollectorRegistry
 
+from satiot.api.metrics import Meters
 from satiot.core.audit_watch import AuditWatch
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
@@ -24,6 +25,11 @@ class AppContext:
     db: Database
     clock: Clock
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    @cached_property
+    def meters(self) -> Meters:
+        """What ``/metrics`` shows, in :attr:`registry`: made once, by the first request."""
+        return Meters(self.registry, self.db)
 
     @cached_property
     def kek(self) -> Kek:

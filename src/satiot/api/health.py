@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from satiot.api.context import AppContext
 from satiot.api.deps import Ctx
-from satiot.core import events, migrate
-from satiot.core.db import Database
+from satiot.core import migrate
 
 router = APIRouter(tags=["health"])
 
@@ -47,30 +41,6 @@ def readyz(ctx: Ctx) -> JSONResponse:
     )
 
 
-class EventLogCollector(Collector):
-    """Reads the event log's head and each consumer's lag at scrape time."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        head = GaugeMetricFamily("satiot_event_log_head", "Sequence number of the newest event")
-        lag = GaugeMetricFamily(
-            "satiot_consumer_lag_events", "Events a consumer has not read", labels=["consumer"]
-        )
-        with self.db.read() as session:
-            statuses = events.status(session)
-            head.add_metric([], events.head(session))
-        for s in statuses:
-            lag.add_metric([s.name], s.lag)
-        yield head
-        yield lag
-
-
-def register_collectors(ctx: AppContext) -> None:
-    ctx.registry.register(EventLogCollector(ctx.db))
-
-
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(ctx: Ctx) -> Response:
-    return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(ctx.meters.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,9 @@
-"""ASGI middleware: a request-body size limit and Prometheus request metrics."""
+"""ASGI middleware: a request-body size limit and Prometheus request metrics.
+
+Both read what they need from the context of the app serving the request
+(``scope["app"].state.ctx``), as handlers do, rather than holding values from when the app
+was built: an app can then be pointed at another context (:func:`satiot.api.app.use_context`).
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,33 @@ import time
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from satiot.api.context import AppContext
 from satiot.api.problems import MEDIA_TYPE
 
 
-class BodySizeLimit:
-    """Refuse bodies over ``max_bytes`` with 413, whether declared up front or streamed."""
+def _context(scope: Scope) -> AppContext:
+    ctx: AppContext = scope["app"].state.ctx
+    return ctx
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodySizeLimit:
+    """Refuse bodies over the context's ``max_body_bytes`` with 413, whether declared up front
+    or streamed."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = _context(scope).settings.max_body_bytes
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send, scope)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._reject(send, scope, max_bytes)
             return
         seen = 0
 
@@ -36,25 +47,22 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     # Raised inside the app, so its exception handlers answer with a problem.
-                    raise HTTPException(413, self._detail())
+                    raise HTTPException(413, _detail(max_bytes))
             return message
 
         await self.app(scope, limited, send)
 
-    def _detail(self) -> str:
-        return f"the request body exceeds {self.max_bytes} bytes"
-
-    async def _reject(self, send: Send, scope: Scope) -> None:
+    async def _reject(self, send: Send, scope: Scope, max_bytes: int) -> None:
         body = json.dumps(
             {
                 "type": "/problems/payload-too-large",
                 "title": "Request body too large",
                 "status": 413,
-                "detail": self._detail(),
+                "detail": _detail(max_bytes),
                 "instance": scope.get("path", ""),
-                "max_bytes": self.max_bytes,
+                "max_bytes": max_bytes,
             }
         ).encode()
         await send(
@@ -71,23 +79,15 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def _detail(max_bytes: int) -> str:
+    return f"the request body exceeds {max_bytes} bytes"
+
+
 class RequestMetrics:
     """Count requests and time them, labelled by route template (never the raw path)."""
 
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.requests = Counter(
-            "satiot_http_requests",
-            "HTTP requests handled",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "satiot_http_request_duration_seconds",
-            "Time to answer an HTTP request",
-            ["method", "route"],
-            registry=registry,
-        )
         self._templates: dict[int, str] = {}
 
     def _template(self, scope: Scope) -> str:
@@ -127,5 +127,6 @@ class RequestMetrics:
         finally:
             template = self._template(scope)
             method = scope.get("method", "GET")
-            self.requests.labels(method, template, str(status)).inc()
-            self.latency.labels(method, template).observe(time.perf_counter() - started)
+            meters = _context(scope).meters
+            meters.requests.labels(method, template, str(status)).inc()
+            meters.latency.labels(method, template).observe(time.perf_counter() - started)
