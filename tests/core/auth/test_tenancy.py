@@ -74,6 +74,21 @@ def test_select_sees_only_own_tenant(db, two, model):
         assert s.scalar(select(func.count(model.id))) == len(rows)
 
 
+def test_one_statement_shape_is_confined_to_each_sessions_own_tenant(db, two):
+    """The tables a statement shape names are remembered between executions; the tenant is
+    not: the same statements, run for one tenant and then the other, each see their own."""
+    users = User.__table__
+    shapes = [
+        select(users.c.username),  # plain Core: only the FROM list confines it
+        select(User.username).where(User.status == "active"),
+        select(func.count()).select_from(users).where(users.c.username != ""),
+    ]
+    for _ in range(2):  # the second round reads the shapes' remembered tables
+        for tenant, name in ((two.a.id, "alice"), (two.b.id, "bob")):
+            with _scoped(db, tenant) as s:
+                assert [s.execute(q).all() for q in shapes] == [[(name,)], [(name,)], [(1,)]]
+
+
 def test_filtered_aggregates_are_scoped_too(db, two):
     """``count(…).filter(…)`` alone is plain Core to the ORM: the tables confine it."""
     with _scoped(db, two.a.id) as s:

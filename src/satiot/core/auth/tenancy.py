@@ -108,10 +108,39 @@ def _tenant_columns_of(tenant_cls: Any, mappers: frozenset[Any]) -> Mapping[str,
 def _confine_tables(statement: Select[Any], tenant: uuid.UUID, tenant_cls: Any) -> Select[Any]:
     """Add the tenant condition for each tenant-scoped table the SELECT names directly."""
     columns = _tenant_columns(tenant_cls)
-    for source in statement.get_final_froms():
-        if isinstance(source, Table) and source.name in columns:
-            statement = statement.where(source.c[columns[source.name]] == tenant)
+    tables = tenant_cls.metadata.tables
+    for name in _scoped_froms(statement, columns):
+        statement = statement.where(tables[name].c[columns[name]] == tenant)
     return statement
+
+
+#: Statement shape (SQLAlchemy's cache key) -> the tenant-scoped tables in its FROM list.
+_FROMS: dict[Any, tuple[str, ...]] = {}
+_FROMS_LIMIT = 5000
+
+
+def _scoped_froms(statement: Select[Any], columns: Mapping[str, str]) -> tuple[str, ...]:
+    """The tenant-scoped tables among the statement's final FROMs.
+
+    Working them out (``get_final_froms``) runs SQLAlchemy's whole ORM compilation for an ORM
+    statement: 2 ms, half the time of activating a device, which issues twenty queries.
+    Statements with the same cache key compile to the same SQL, hence the same FROM list, so
+    the answer is kept per key (not the tenant, a bound value: the condition is built anew).
+    """
+    cache_key = statement._generate_cache_key()
+    key = cache_key.key if cache_key is not None else None
+    found = _FROMS.get(key) if key is not None else None
+    if found is None:
+        found = tuple(
+            source.name
+            for source in statement.get_final_froms()
+            if isinstance(source, Table) and source.name in columns
+        )
+        if key is not None:
+            if len(_FROMS) >= _FROMS_LIMIT:
+                _FROMS.clear()
+            _FROMS[key] = found
+    return found
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -126,7 +155,17 @@ def _scope_statements(state: ORMExecuteState) -> None:
         return
     if isinstance(state.statement, Select):
         state.statement = _confine_tables(state.statement, tenant, tenant_cls)
-    state.statement = state.statement.options(
+    state.statement = state.statement.options(*_criteria(tenant, tenant_cls))
+
+
+@functools.lru_cache(maxsize=1024)
+def _criteria(tenant: uuid.UUID, tenant_cls: Any) -> tuple[Any, ...]:
+    """The ORM options confining a statement's entities to ``tenant``.
+
+    Made once per tenant and reused (they are immutable): building them analyses the lambdas,
+    a third of a millisecond on every statement a scoped session runs.
+    """
+    return (
         with_loader_criteria(
             TenantScoped,
             lambda cls: cls.tenant_id == tenant,
