@@ -94,3 +94,33 @@ def test_every_problem_type_is_documented(client, slug):
 
 def test_unknown_problem_type_is_404(client):
     assert_problem(client.get("/problems/no-such-thing"), 404, "not-found")
+
+
+def test_an_app_pointed_at_another_context_serves_that_contexts_limit_and_metrics(app, ctx, world):
+    """Nothing is captured when the app is built: after ``use_context`` the body limit and
+    the request counts are the new context's, and the old context's registry counts nothing
+    more."""
+    from fastapi.testclient import TestClient
+    from prometheus_client import generate_latest
+
+    from satiot.api.app import use_context
+    from satiot.api.context import AppContext
+
+    other = AppContext(
+        settings=ctx.settings.model_copy(update={"max_body_bytes": 1000}),
+        db=ctx.db,
+        clock=ctx.clock,
+    )
+    use_context(app, other)
+    with TestClient(app) as c:
+        r = c.post("/api/v1/users", content=b"x" * 2000, headers=world.admin_headers())
+        assert_problem(r, 413, "payload-too-large")
+        assert r.json()["max_bytes"] == 1000
+        assert c.get("/healthz").status_code == 200
+        body = c.get("/metrics").text
+    assert 'route="/healthz",status="200"} 1.0' in body
+    assert "satiot_http_requests_total" not in generate_latest(ctx.registry).decode()
+    use_context(app, ctx)  # the first context again: 64 KiB
+    with TestClient(app) as c:
+        r = c.post("/api/v1/users", content=b"x" * 2000, headers=world.admin_headers())
+    assert r.status_code == 422  # read, and refused as JSON, not for its size
