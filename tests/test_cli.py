@@ -587,6 +587,19 @@ def test_bench_backend_cpu_is_none_for_anything_but_a_local_postgres(monkeypatch
     assert bench.backend_cpu(2**22 + 12345) is None  # beyond Linux's largest pid: none such
 
 
+def test_bench_activation_compares_activating_with_provisioning(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here("bench", "activation", "--devices", "10", env={})
+    assert run.code == 0, run.err
+    for label in ("anchor: device provisioning", "activation, customer's tenant", "activation, op"):
+        assert re.search(rf"{label}\S* +[\d,]+ terminals/s +per CPU-s: +[\d,]+", run.out), run.out
+    assert len(re.findall(r"CPU per terminal: [\d.]+× the anchor's", run.out)) == 2
+    few = satiot_here("bench", "activation", "--devices", "5", env={})
+    assert few.code == 2 and _one_error_line(few) == "error: --devices: at least 10 (see --help)"
+
+
 def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the command puts benchmarks/ on it
@@ -600,7 +613,7 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
         assert figure in run.out
     assert "M interpreter steps/s (yardstick)" in run.out
     line = _one_error_line(satiot_here("bench", "_yardstick", env={}))
-    assert "have: billing, contacts, events, ingest, rating, twin;" in line
+    assert "have: activation, billing, contacts, events, ingest, rating, twin;" in line
 
 
 @pytest.mark.parametrize(
