@@ -90,15 +90,18 @@ def _tenant_model() -> Any:
 
 
 def _tenant_columns(tenant_cls: Any) -> Mapping[str, str]:
-    """Table name -> the column that names its tenant, for every tenant-scoped table."""
-    mappers = tenant_cls.registry.mappers
-    return _tenant_columns_of(tenant_cls, mappers)  # again when more models are mapped
+    """Table name -> the column that names its tenant, for every tenant-scoped table.
+
+    Worked out again when a table is added (a model mapped later, e.g. by an extension):
+    counting the tables is cheap, unlike listing the registry's mappers, which every
+    statement of a scoped session would otherwise pay for."""
+    return _tenant_columns_of(tenant_cls, len(tenant_cls.metadata.tables))
 
 
 @functools.cache
-def _tenant_columns_of(tenant_cls: Any, mappers: frozenset[Any]) -> Mapping[str, str]:
+def _tenant_columns_of(tenant_cls: Any, _tables: int) -> Mapping[str, str]:
     found = {tenant_cls.__table__.name: "id"}
-    for mapper in mappers:
+    for mapper in tenant_cls.registry.mappers:
         if issubclass(mapper.class_, TenantScoped | TenantTagged):
             for table in mapper.tables:
                 found[table.name] = "tenant_id"
@@ -108,10 +111,16 @@ def _tenant_columns_of(tenant_cls: Any, mappers: frozenset[Any]) -> Mapping[str,
 def _confine_tables(statement: Select[Any], tenant: uuid.UUID, tenant_cls: Any) -> Select[Any]:
     """Add the tenant condition for each tenant-scoped table the SELECT names directly."""
     columns = _tenant_columns(tenant_cls)
-    tables = tenant_cls.metadata.tables
     for name in _scoped_froms(statement, columns):
-        statement = statement.where(tables[name].c[columns[name]] == tenant)
+        statement = statement.where(_condition(tenant_cls, name, columns[name], tenant))
     return statement
+
+
+@functools.lru_cache(maxsize=4096)
+def _condition(tenant_cls: Any, table: str, column: str, tenant: uuid.UUID) -> Any:
+    """``table.column = tenant``, made once (an expression is immutable, and making one
+    costs more than the look-up)."""
+    return tenant_cls.metadata.tables[table].c[column] == tenant
 
 
 #: Statement shape (SQLAlchemy's cache key) -> the tenant-scoped tables in its FROM list.
