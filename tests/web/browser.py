@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
-from satiot.api.context import AppContext
-from satiot.server import build_app
 from tests.factories import PASSWORD, World
 
 if TYPE_CHECKING:
@@ -49,10 +48,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live_server(ctx: AppContext, world: World) -> Iterator[str]:
+def live_server(app: FastAPI, world: World) -> Iterator[str]:
     port = _free_port()
     config = uvicorn.Config(
-        build_app(ctx),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
