@@ -44,6 +44,13 @@ def test_metrics_count_requests_by_route_template(client, ctx, world):
     assert "/api/v1/nowhere" not in body
     assert 'route="unmatched"' in body or 'status="404"' in body
     assert "satiot_http_request_duration_seconds_bucket" in body
+    # What FastAPI does not route itself is named by the mount or route that took it.
+    for path in ("/static/console.css", "/openapi.json"):
+        assert client.get(path).status_code == 200
+    body = client.get("/metrics").text
+    for route in ("/static/{path}", "/openapi.json"):
+        assert f'route="{route}",status="200"}} 1.0' in body, body
+    assert 'route="unmatched",status="200"' not in body
     with ctx.db.read() as s:
         head = events.head(s)
     assert head > 0

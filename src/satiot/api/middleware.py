@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from satiot.api.context import AppContext
@@ -83,6 +84,24 @@ def _detail(max_bytes: int) -> str:
     return f"the request body exceeds {max_bytes} bytes"
 
 
+def _template_of(routes: list[Any], route: Any, endpoint: Any) -> str:
+    if route is not None:
+        return next(
+            (
+                rc.path
+                for rc in iter_route_contexts(routes)
+                if rc.original_route is route and rc.path
+            ),
+            getattr(route, "path", None) or "unmatched",
+        )
+    for candidate in routes:
+        if isinstance(candidate, Mount) and candidate.app is endpoint:
+            return f"{candidate.path}/{{path}}"
+        if getattr(candidate, "endpoint", None) is endpoint:
+            return str(candidate.path)
+    return "unmatched"
+
+
 class RequestMetrics:
     """Count requests and time them, labelled by route template (never the raw path)."""
 
@@ -91,22 +110,17 @@ class RequestMetrics:
         self._templates: dict[int, str] = {}
 
     def _template(self, scope: Scope) -> str:
-        """The matched route's full path template (``scope["route"]`` lacks router prefixes)."""
+        """The matched route's full path template (``scope["route"]`` lacks router prefixes);
+        for what FastAPI does not route itself (static files, ``/openapi.json``), the mount
+        or route that took the request; ``unmatched`` only when nothing did."""
         route: Any = scope.get("route")
-        if route is None:
+        taken: Any = route if route is not None else scope.get("endpoint")
+        if taken is None:
             return "unmatched"
-        template = self._templates.get(id(route))
+        template = self._templates.get(id(taken))
         if template is None:
-            app = scope.get("app")
-            template = next(
-                (
-                    rc.path
-                    for rc in iter_route_contexts(getattr(app, "routes", []))
-                    if rc.original_route is route and rc.path
-                ),
-                getattr(route, "path", None) or "unmatched",
-            )
-            self._templates[id(route)] = template
+            template = _template_of(getattr(scope.get("app"), "routes", []), route, taken)
+            self._templates[id(taken)] = template
         return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
