@@ -13,16 +13,12 @@ from typing import Any
 
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from satiot.api.context import AppContext
+from satiot.api.deps import get_ctx
 from satiot.api.problems import MEDIA_TYPE
-
-
-def _context(scope: Scope) -> AppContext:
-    ctx: AppContext = scope["app"].state.ctx
-    return ctx
 
 
 class BodySizeLimit:
@@ -36,7 +32,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = _context(scope).settings.max_body_bytes
+        max_bytes = get_ctx(Request(scope)).settings.max_body_bytes
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await self._reject(send, scope, max_bytes)
@@ -141,6 +137,6 @@ class RequestMetrics:
         finally:
             template = self._template(scope)
             method = scope.get("method", "GET")
-            meters = _context(scope).meters
+            meters = get_ctx(Request(scope)).meters
             meters.requests.labels(method, template, str(status)).inc()
             meters.latency.labels(method, template).observe(time.perf_counter() - started)
