@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 
 from satiot.core.auth.roles import Role
@@ -97,6 +99,17 @@ def test_every_error_code_replaces_values_with_a_message(client, handle, path, h
     body = r.json()
     assert body["responseCode"] == code and body["message"] and "values" not in body
     assert body["handle"] == path.split("?")[0]
+
+
+@pytest.mark.parametrize("text", ["88.608.8899/a%0Ab", "%0A", "88.608.8899/%0D%0A%09"])
+def test_a_handle_with_line_breaks_is_answered_in_the_handle_shape(client, world, text):
+    """Not the router's generic 404: a Handle client parses every answer."""
+    r = client.get(f"/api/handles/{text}")
+    assert r.status_code in (400, 404), r.text
+    body = r.json()
+    assert body["responseCode"] in (100, 102) and body["handle"] == unquote(text)
+    managed = client.get(f"/api/v1/identifiers/{text}", headers=world.admin_headers())
+    assert managed.status_code in (404, 422) and managed.json()["type"] != "/problems/not-found"
 
 
 def test_an_unknown_credential_is_code_402(client, handle):

@@ -156,7 +156,7 @@ def test_operator_staff_create_for_a_named_tenant(client, world, customer):
     )  # fmt: skip
 
 
-def test_patch_and_lifecycle(client, customer):
+def test_patch_and_lifecycle(client, ctx, customer):
     _, admin, _ = customer
     made = _create(client, admin)
     r = client.patch(
@@ -170,6 +170,9 @@ def test_patch_and_lifecycle(client, customer):
         "renamed",
         3,
     )
+    reset = client.patch(f"{API}/{made['id']}", json={"max_attempts": None}, headers=admin)
+    assert reset.status_code == 200, reset.text
+    assert reset.json()["max_attempts"] == ctx.settings.webhook_max_attempts
     assert_problem(
         client.patch(f"{API}/{made['id']}", json={"url": "gopher://x"}, headers=admin), 422
     )

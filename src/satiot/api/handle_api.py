@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
 
 from satiot.api import problems
 from satiot.api.common import (
@@ -42,6 +43,23 @@ from satiot.oss import identifiers
 from satiot.oss.models import Handle
 
 log = logging.getLogger(__name__)
+
+
+class _HandleText(Convertor[str]):
+    """The rest of the path, line breaks included. Starlette's ``path`` stops at a line break,
+    so a handle holding one (``%0A``) matched no route and got the generic 404 instead of the
+    Handle API's own "invalid handle" answer, which identifier clients parse."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("handle", _HandleText())
 
 resolution_router = APIRouter(tags=["identifiers"])
 router = APIRouter(prefix="/identifiers", tags=["identifiers"])
@@ -94,7 +112,7 @@ def _may_read_all(request: Request, ctx: Ctx) -> bool | None:
 
 
 @resolution_router.get(
-    "/api/handles/{handle:path}",
+    "/api/handles/{handle:handle}",
     response_model=HandleResponse,
     response_model_exclude_none=True,
     summary="Resolve a handle (Handle REST API)",
@@ -251,14 +269,14 @@ def post_handle(
     return create_idempotently(call, request, idempotency_key, body, create)
 
 
-@router.get("/{handle:path}", response_model=HandleDetailOut, summary="One handle, all values")
+@router.get("/{handle:handle}", response_model=HandleDetailOut, summary="One handle, all values")
 def get_handle(call: Reader, handle: str) -> HandleDetailOut:
     with call.read() as session:
         return _detail(session, identifiers.find_handle(session, handle))
 
 
 @router.patch(
-    "/{handle:path}",
+    "/{handle:handle}",
     response_model=HandleDetailOut,
     summary="Suspend, restore, migrate or retire a handle; change its record",
 )
@@ -278,7 +296,7 @@ def patch_handle(call: Writer, handle: str, body: HandlePatch) -> HandleDetailOu
         return _detail(session, row)
 
 
-@router.delete("/{handle:path}", status_code=204, summary="Delete a mistaken handle")
+@router.delete("/{handle:handle}", status_code=204, summary="Delete a mistaken handle")
 def delete_handle(
     call: Writer,
     handle: str,

@@ -87,7 +87,9 @@ class IntegrationPatch(Input):
         default=None, max_length=65536, description=_CA_HELP + "; null trusts the public CAs"
     )
     name: str | None = Field(default=None, max_length=100)
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_attempts: int | None = Field(
+        default=None, ge=1, le=100, description="null restores the platform's default"
+    )
 
 
 class IntegrationStatusIn(Input):
@@ -252,6 +254,8 @@ def patch_integration(
         changes["password"] = (
             body.password.get_secret_value() if body.password is not None else None
         )
+    if "max_attempts" in changes and changes["max_attempts"] is None:
+        changes["max_attempts"] = call.ctx.settings.webhook_max_attempts
     with call.write() as session:
         integration = domain.update_integration(
             session,

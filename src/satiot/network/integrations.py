@@ -193,7 +193,9 @@ def _check_target(
         )
 
 
-def _check_attempts(max_attempts: int) -> None:
+def _check_attempts(max_attempts: object) -> None:
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
+        raise InvalidInput("max_attempts must be a whole number, 1-100", field="max_attempts")
     if not 1 <= max_attempts <= 100:
         raise InvalidInput("max_attempts must be 1-100", field="max_attempts")
 
