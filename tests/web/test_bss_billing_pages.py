@@ -122,3 +122,27 @@ def test_payment_amounts_a_decimal_reads_but_a_form_should_not_are_refused(
         assert r.status_code == 200 and "flash-error" in r.text, amount
     with ctx.db.read() as r2:
         assert r2.scalar(select(Payment).where(Payment.bill_id == bill.id)) is None
+
+
+def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient, ctx, world):
+    from satiot.bss.models import BillingAccount
+
+    s = shop(world)
+    off = offering(
+        ctx, "Shared plan", [price("recurring", 3_000_000, allowance_messages=4, pooled=True)]
+    )
+    for n in range(2):
+        sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+        uplink(ctx, sub, 20, datetime(2026, 11, 5, n, tzinfo=UTC))
+    rate_all(ctx)
+    with ctx.db.read() as r:
+        account = r.get(BillingAccount, s.account_id)
+        assert account is not None
+        name = account.name
+    customer = world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust")
+    _as(client, customer.username)
+    html = client.get("/usage?period=2026-11").text
+    assert f'Pool of <a href="/billing-accounts/{s.account_id}">{name}</a> · Shared plan (v1)' in (
+        html
+    )
+    assert "25 % of 8 msg" in html  # two devices' shares of 4 messages, two used

@@ -14,9 +14,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
+from satiot.bss.models import (
+    BillingAccount,
+    Contract,
+    ProductOffering,
+    Subscription,
+    UsageCounter,
+    UsageRecord,
+)
 from satiot.bss.periods import check_period, period_of
 from satiot.bss.rating_rules import REJECTION_REASONS, share
 from satiot.core.errors import DomainError
@@ -32,12 +40,63 @@ PAGE = 100
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Whose pool a counter is, by name: its id alone tells an operator nothing."""
+
+    account_id: str
+    account: str
+    offering: str
+
+
+@dataclass(frozen=True)
 class Row:
     counter: UsageCounter
     label: str  # DevEUI, or "pool"
     allowance_pct: int | None
     quota_pct: int | None
     quota: tuple[int, int] | None
+    pool: Pool | None = None
+
+
+def _pool_names(session: Session, buckets: list[str]) -> dict[str, Pool]:
+    """``pool:<account>:<offering>`` -> the account's and the offering's names (two queries
+    for a page, whatever its pools)."""
+    parts = {b: b.split(":") for b in buckets if b.startswith("pool:") and b.count(":") == 2}
+    ids = {b: (p[1], p[2]) for b, p in parts.items()}
+
+    def as_ids(texts: set[str]) -> set[uuid.UUID]:
+        found = set()
+        for text in texts:
+            try:
+                found.add(uuid.UUID(text))
+            except ValueError:
+                continue
+        return found
+
+    accounts = {
+        str(a.id): a.name
+        for a in session.scalars(
+            select(BillingAccount).where(
+                BillingAccount.id.in_(as_ids({a for a, _ in ids.values()}))
+            )
+        )
+    }
+    offerings = {
+        str(o.id): f"{o.name} (v{o.version})"
+        for o in session.scalars(
+            select(ProductOffering).where(
+                ProductOffering.id.in_(as_ids({o for _, o in ids.values()}))
+            )
+        )
+    }
+    return {
+        bucket: Pool(
+            account_id,
+            accounts.get(account_id, f"account {account_id[:8]}…"),
+            offerings.get(offering_id, f"offering {offering_id[:8]}…"),
+        )
+        for bucket, (account_id, offering_id) in ids.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -76,6 +135,7 @@ def usage_page(
             str(s.id): s
             for s in session.scalars(select(Subscription).where(Subscription.id.in_(sub_ids)))
         }
+        pools = _pool_names(session, [c.bucket for c in found.items])
         quotas = {
             k.id: (k.monthly_messages_per_device or 0, k.monthly_bytes_per_device or 0)
             for k in session.scalars(
@@ -128,6 +188,7 @@ def usage_page(
                 allowance,
                 share(c.messages, c.bytes, *quota) if quota else None,
                 quota,
+                pools.get(c.bucket),
             )
         )
     next_url = None
