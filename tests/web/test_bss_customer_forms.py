@@ -98,6 +98,9 @@ def test_staff_onboard_a_customer_and_its_tenant(client: TestClient, world: Worl
         flash_text(page)
         == "success: Harbour Freight 901 onboarded: file its documents, then verify it."
     )
+    row = re.search(r'<tr class="customer-row".*?</tr>', client.get("/customers").text, re.S)
+    assert row is not None  # the list names the industry and the province, not their codes
+    assert ">Transport, storage and post<" in row[0] and ">Tianjin<" in row[0]
     assert 'id="customer-status">initialized<' in page
     assert 'id="draft-needs-validation"' in page and 'id="draft-form"' not in page
 

@@ -212,6 +212,8 @@ def render_list(
         {
             "title": "Customers",
             "listing": listing,
+            "industries": realname.INDUSTRIES,
+            "provinces": realname.PROVINCES,
             "statuses": STATUSES,
             "form": form or OnboardForm(),
             "choices": choices,
