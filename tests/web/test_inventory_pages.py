@@ -177,7 +177,9 @@ def test_number_blocks_show_allocated_quarantined_and_free(
     assert "trials" in filtered and "satellite IoT terminals" not in filtered
 
 
-def test_handles_show_binding_and_node_state(client: TestClient, world: World, inv: Inventory):
+def test_handles_show_binding_and_node_state(
+    client: TestClient, ctx: AppContext, world: World, inv: Inventory
+):
     world.user(world.operator, Role.COMPLIANCE, "auditor")
     _as(client, "auditor")
     html = client.get("/handles").text
@@ -188,6 +190,7 @@ def test_handles_show_binding_and_node_state(client: TestClient, world: World, i
     assert f"/subscriptions?id={inv.subscription.id}" in registered
     assert inv.subscription.dev_eui in registered
     assert "badge-pending" in _row(html, "handle-row", inv.pending)
+    assert "no identification node is configured" in html  # pending stays pending here
     failed = _row(html, "handle-row", inv.failed)
     assert "badge-failed" in failed and "node refused: 401 unauthorised" in failed
 
@@ -201,6 +204,10 @@ def test_handles_show_binding_and_node_state(client: TestClient, world: World, i
     by_terminal = client.get(f"/handles?q={DEV_EUI[:10]}").text
     assert by_terminal.count('class="handle-row"') == 2  # both DevEUIs start alike
     assert client.get("/handles?status=retired").text.count('class="handle-row"') == 0
+    ctx.settings.handle_node_url = "https://user:secret@node.example:8443/api"
+    note = client.get("/handles").text
+    assert "reach the identification node (https://node.example:8443)" in note
+    assert "secret" not in note
 
 
 def test_inventory_is_not_for_customers(

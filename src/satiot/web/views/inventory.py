@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from sqlalchemy import Select, func, or_, select
@@ -250,6 +250,15 @@ def _handle_rows(session: Session, items: list[Handle]) -> list[HandleRow]:
     ]
 
 
+def _node_address(url: str | None) -> str | None:
+    """Where handles are sent, for the page: scheme, host and port, never a login in the URL."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
+
+
 @router.get("/handles")
 def handles_page(
     request: Request,
@@ -296,6 +305,7 @@ def handles_page(
         {
             "title": "Handles",
             "rows": rows,
+            "node_url": _node_address(signed_in.ctx.settings.handle_node_url),
             "statuses": states.HANDLE.states,
             "nodes": NODE_FILTERS,
             "filtered": any(params.values()),
