@@ -616,6 +616,20 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
     assert "have: activation, billing, contacts, events, ingest, rating, twin;" in line
 
 
+def test_bench_help_lists_the_benchmarks_and_a_benchmarks_help_its_options(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    for args in (("bench", "--help"), ("bench",)):
+        run = satiot_here(*args, env={})
+        assert run.code == 0, run.err
+        assert "benchmarks here: activation, billing, contacts, events, ingest, rating" in run.out
+    own = satiot_here("bench", "activation", "--help", env={})
+    assert own.code == 0, own.err
+    assert own.out.startswith("usage: satiot bench activation")
+    assert "--devices DEVICES" in own.out and "terminals per run" in own.out
+
+
 @pytest.mark.parametrize(
     ("args", "why"),
     [

@@ -532,27 +532,50 @@ def events_relay() -> None:
     _until_interrupted(lambda stop: service.run(ctx, stop))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def _benchmarks() -> list[str]:
+    from pathlib import Path
+
+    folder = Path.cwd() / "benchmarks"
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        # `satiot bench rating --help` is the benchmark's own help: its options are its own.
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
 def bench(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Benchmark script in benchmarks/ (without .py)")],
+    name: Annotated[
+        str | None, typer.Argument(help="Benchmark script in benchmarks/ (without .py)")
+    ] = None,
 ) -> None:
     """Run a benchmark from benchmarks/ and print its figures and ratio to its anchor.
 
-    Options after the name go to the benchmark, e.g. `satiot bench events --events 50000`.
+    Options after the name go to the benchmark, e.g. `satiot bench events --events 50000`;
+    `satiot bench <name> --help` lists them.
     """
     import runpy
     from pathlib import Path
 
+    if name is None or name in ("--help", "-h"):
+        out.print(ctx.get_help())
+        names = ", ".join(_benchmarks()) or "none (run from the checkout)"
+        out.print(f"\nbenchmarks here: {names}")
+        return
     script = Path.cwd() / "benchmarks" / f"{name}.py"
     if name.startswith("_") or not script.exists():
-        found = sorted(
-            p.stem for p in (Path.cwd() / "benchmarks").glob("*.py") if not p.stem.startswith("_")
-        )
-        fail(f"no benchmark {name!r} (have: {', '.join(found) or 'none'}; run from the checkout)")
-    sys.argv = [str(script), *ctx.args]
-    sys.path.insert(0, str(script.parent))  # as `python benchmarks/<name>.py` would: its helpers
-    runpy.run_path(str(script), run_name="__main__")
+        found = ", ".join(_benchmarks()) or "none"
+        fail(f"no benchmark {name!r} (have: {found}; run from the checkout)")
+    # As `python benchmarks/<name>.py` would run it (its helpers import from its folder), but
+    # named as it was called, so its help and errors say `satiot bench <name>`.
+    sys.argv = [f"satiot bench {name}", *ctx.args]
+    sys.path.insert(0, str(script.parent))
+    runpy.run_module(name, run_name="__main__", alter_sys=False)
 
 
 def main() -> None:
