@@ -134,8 +134,18 @@ def tenant_b(client, world, ctx):
     return b
 
 
-@pytest.mark.parametrize("kind", sorted(PASSES))
-@pytest.mark.parametrize("caller", ["operator admin", "customer admin"])
+@pytest.mark.parametrize(
+    ("caller", "kind"),
+    [
+        ("operator admin", "real rows"),
+        ("operator admin", "generated paths"),
+        ("operator admin", "schema broken"),
+        ("customer admin", "real rows"),
+        ("customer admin", "generated paths"),
+        # Requests that break the schema exercise validation, the same for every caller; the
+        # operator's admin reaches every operation's validation, a customer only its own.
+    ],
+)
 def test_every_operation_answers_as_its_document_says(app, world, tenant_b, caller, kind):
     mode, real_rows, examples = PASSES[kind]
     headers = world.admin_headers() if caller == "operator admin" else tenant_b.own_headers
