@@ -347,6 +347,9 @@ def test_an_mqtt_broker_password_is_sealed_and_never_shown(client, ctx, customer
         ({"url": "mqtt://broker.example:1883", "password": ...}, "ca_pem"),
         ({"username": ...}, "password"),  # a password needs a username
         ({"username": ""}, "username"),
+        ({"username": "acme\nadmin"}, "username"),  # MQTT: no control characters
+        ({"username": "acme\x7f"}, "username"),
+        ({"username": "ac\x85me"}, "username"),
         ({"password": ""}, "password"),
         ({"url": "mqtts://acme:pw@broker.example"}, "url"),  # credentials in their fields
         ({"url": ...}, "username"),  # the platform broker takes no login

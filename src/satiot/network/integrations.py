@@ -14,6 +14,7 @@ letter, because a replay re-sends data to a customer's system.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import uuid
 from collections.abc import Collection
 from datetime import datetime
@@ -117,9 +118,14 @@ def integration_view(integration: Integration) -> dict[str, Any]:
 
 
 def _check_username(username: str) -> str:
-    if not 1 <= len(username) <= MAX_USERNAME_CHARS or "\x00" in username:
+    """MQTT forbids NUL in a UTF-8 string and says control characters should not be sent
+    (3.1.1 §1.5.3, 5.0 §1.5.4); a broker may drop the connection for one, which would show up
+    only later, as deliveries failing. Other characters are the broker's business."""
+    if not 1 <= len(username) <= MAX_USERNAME_CHARS or any(
+        unicodedata.category(c) == "Cc" for c in username
+    ):
         raise InvalidInput(
-            f"the username must be 1-{MAX_USERNAME_CHARS} characters without NUL",
+            f"the username must be 1-{MAX_USERNAME_CHARS} characters without control characters",
             field="username",
         )
     return username
