@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from satiot.cli_bench import BENCH_SETTINGS, bench
 from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import error_line, fail, load_settings, new_password, out, styled
 from satiot.cli_oss import numbers_app, terminals_app
@@ -532,50 +533,7 @@ def events_relay() -> None:
     _until_interrupted(lambda stop: service.run(ctx, stop))
 
 
-def _benchmarks() -> list[str]:
-    from pathlib import Path
-
-    folder = Path.cwd() / "benchmarks"
-    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
-
-
-@app.command(
-    context_settings={
-        "allow_extra_args": True,
-        "ignore_unknown_options": True,
-        # `satiot bench rating --help` is the benchmark's own help: its options are its own.
-        "help_option_names": [],
-    },
-    add_help_option=False,
-)
-def bench(
-    ctx: typer.Context,
-    name: Annotated[
-        str | None, typer.Argument(help="Benchmark script in benchmarks/ (without .py)")
-    ] = None,
-) -> None:
-    """Run a benchmark from benchmarks/ and print its figures and ratio to its anchor.
-
-    Options after the name go to the benchmark, e.g. `satiot bench events --events 50000`;
-    `satiot bench <name> --help` lists them.
-    """
-    import runpy
-    from pathlib import Path
-
-    if name is None or name in ("--help", "-h"):
-        out.print(ctx.get_help())
-        names = ", ".join(_benchmarks()) or "none (run from the checkout)"
-        out.print(f"\nbenchmarks here: {names}")
-        return
-    script = Path.cwd() / "benchmarks" / f"{name}.py"
-    if name.startswith("_") or not script.exists():
-        found = ", ".join(_benchmarks()) or "none"
-        fail(f"no benchmark {name!r} (have: {found}; run from the checkout)")
-    # As `python benchmarks/<name>.py` would run it (its helpers import from its folder), but
-    # named as it was called, so its help and errors say `satiot bench <name>`.
-    sys.argv = [f"satiot bench {name}", *ctx.args]
-    sys.path.insert(0, str(script.parent))
-    runpy.run_module(name, run_name="__main__", alter_sys=False)
+app.command(context_settings=BENCH_SETTINGS, add_help_option=False)(bench)
 
 
 def main() -> None:

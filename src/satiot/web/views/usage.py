@@ -61,23 +61,12 @@ class Row:
 def _pool_names(session: Session, buckets: list[str]) -> dict[str, Pool]:
     """``pool:<account>:<offering>`` -> the account's and the offering's names (two queries
     for a page, whatever its pools)."""
-    parts = {b: b.split(":") for b in buckets if b.startswith("pool:") and b.count(":") == 2}
-    ids = {b: (p[1], p[2]) for b, p in parts.items()}
-
-    def as_ids(texts: set[str]) -> set[uuid.UUID]:
-        found = set()
-        for text in texts:
-            try:
-                found.add(uuid.UUID(text))
-            except ValueError:
-                continue
-        return found
-
+    ids = {b: b.split(":")[1:] for b in buckets if b.startswith("pool:")}
     accounts = {
         str(a.id): a.name
         for a in session.scalars(
             select(BillingAccount).where(
-                BillingAccount.id.in_(as_ids({a for a, _ in ids.values()}))
+                BillingAccount.id.in_({uuid.UUID(a) for a, _ in ids.values()})
             )
         )
     }
@@ -85,16 +74,12 @@ def _pool_names(session: Session, buckets: list[str]) -> dict[str, Pool]:
         str(o.id): f"{o.name} (v{o.version})"
         for o in session.scalars(
             select(ProductOffering).where(
-                ProductOffering.id.in_(as_ids({o for _, o in ids.values()}))
+                ProductOffering.id.in_({uuid.UUID(o) for _, o in ids.values()})
             )
         )
     }
     return {
-        bucket: Pool(
-            account_id,
-            accounts.get(account_id, f"account {account_id[:8]}…"),
-            offerings.get(offering_id, f"offering {offering_id[:8]}…"),
-        )
+        bucket: Pool(account_id, accounts[account_id], offerings[offering_id])
         for bucket, (account_id, offering_id) in ids.items()
     }
 
