@@ -5,6 +5,10 @@ read the whole list as if it were the filtered one: on a list of devices to susp
 to recycle that is worse than an error. Every route under ``/api/v1`` gets this check as a
 router dependency; the names it takes are read from the route's own parameter declarations
 (and its dependencies'), so a new filter needs no second list here.
+
+A value holding NUL (``%00``) is refused here too, for every parameter: PostgreSQL cannot take
+NUL in text, so a filter compared in SQL would fail there as a 500, and a parameter kept in a
+request model (an order's ``externalId``) would fail that model's own check as one.
 """
 
 from __future__ import annotations
@@ -37,23 +41,32 @@ def _allowed(route: APIRoute) -> frozenset[str]:
 
 
 def known_query_only(request: Request) -> None:
-    """Refuse the request (422, naming each unknown parameter and what the endpoint takes)."""
+    """Refuse the request (422, naming each unknown parameter and what the endpoint takes,
+    and each value holding NUL)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     allowed = _allowed(route)
     unknown = sorted(set(request.query_params.keys()) - allowed)
-    if not unknown:
-        return
     takes = ", ".join(sorted(allowed)) or "no query parameters"
-    raise RequestValidationError(
-        [
-            {
-                "type": "extra_forbidden",
-                "loc": ("query", name),
-                "msg": f"unknown query parameter (this endpoint takes: {takes})",
-                "input": request.query_params.get(name),
-            }
-            for name in unknown
-        ]
-    )
+    errors = [
+        {
+            "type": "extra_forbidden",
+            "loc": ("query", name),
+            "msg": f"unknown query parameter (this endpoint takes: {takes})",
+            "input": request.query_params.get(name),
+        }
+        for name in unknown
+    ]
+    errors += [
+        {
+            "type": "value_error",
+            "loc": ("query", name),
+            "msg": "must not contain NUL (\\u0000) characters",
+            "input": value,
+        }
+        for name, value in request.query_params.multi_items()
+        if "\x00" in value and name in allowed
+    ]
+    if errors:
+        raise RequestValidationError(errors)
