@@ -48,19 +48,40 @@ def test_a_billing_account_that_is_not_an_id(ctx, uscc, tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "data",
-    [bytes(range(256)) * 4, b"\xff\xfe" + f"{CSV_HEADER}\n".encode("utf-16-le")],
-    ids=["binary", "utf-16"],
+    ("data", "words"),
+    [
+        (bytes(range(256)) * 4, "the header line is unreadable: contains a NUL character"),
+        (b"\xff\xfe" + f"{CSV_HEADER}\n".encode("utf-16-le"), "the file is UTF-16 text"),
+        (b"PK\x03\x04" + bytes(range(256)) * 4, "the file is a zip archive"),
+    ],
+    ids=["binary", "utf-16", "xlsx"],
 )
-def test_a_file_that_is_not_utf8_is_refused_by_line(ctx, uscc, tmp_path: Path, data: bytes):
-    """Row errors are the import's report (a table of line, column, reason), not a crash."""
+def test_a_file_that_is_not_csv_text_is_refused_in_one_line(
+    ctx, uscc, tmp_path: Path, data: bytes, words: str
+):
+    """The report is one row for the whole file (line 1), not one per line, and no crash."""
     path = tmp_path / "order.bin"
     path.write_bytes(data)
     before = all_counts(ctx)
     r = _import(path, uscc)
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
-    assert "refused" in r.stdout and "not valid UTF-8" in r.stdout
+    assert "refused" in r.stdout and words in " ".join(r.stdout.split())
+    assert "1 line cannot be accepted" in r.stdout
     assert all_counts(ctx) == before
+
+
+def test_a_gb18030_file_imports_with_its_encoding_named(ctx, uscc, tmp_path: Path):
+    path = tmp_path / "order.csv"
+    rows = [f"{terminal().csv_row()},泵站 {i}" for i in range(2)]
+    path.write_bytes("\n".join([CSV_HEADER + ",name", *rows, ""]).encode("gb18030"))
+    before = all_counts(ctx)
+    r = _import(path, uscc, "--no-fulfil")
+    assert r.exit_code == 1 and "import it as gb18030" in " ".join(r.stdout.split())
+    _one_error(_import(path, uscc, "--encoding", "latin-1"), "--encoding: unknown encoding")
+    assert all_counts(ctx) == before
+    r = _import(path, uscc, "--encoding", "GBK", "--no-fulfil")
+    assert r.exit_code == 0, r.output
+    assert "2 items acknowledged" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -122,13 +122,20 @@ def orders_import(
     fulfil: Annotated[
         bool, typer.Option("--fulfil/--no-fulfil", help="Activate the devices now")
     ] = True,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            help="The file's encoding: utf-8, or gb18030 (also gbk) as Excel saves 'CSV' "
+            "on Chinese Windows; a UTF-8 byte-order mark wins"
+        ),
+    ] = "utf-8",
 ) -> None:
     """Place a bulk order from a CSV file: every row is checked first; any bad row is listed
     (line, column, reason) and nothing is applied. Then each row is fulfilled."""
     from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
     from satiot.bss.activation import ActivationConfig, register_pending_handles
-    from satiot.bss.order_csv import order_from_csv, parse_order_csv
+    from satiot.bss.order_csv import encoding_named, order_from_csv, parse_order_csv
     from satiot.bss.order_fulfilment import fulfil_order
     from satiot.bss.order_items import OrderRejected
     from satiot.bss.orders import place_order
@@ -140,6 +147,10 @@ def orders_import(
         if value is not None and "\x00" in value:
             # PostgreSQL cannot store NUL in text (the API's models refuse it too).
             fail(f"{option} must not contain NUL characters")
+    try:
+        encoding_named(encoding)
+    except ValueError as exc:
+        fail(f"--encoding: {exc}")
     size = _readable_size(file)
     account = _billing_account_id(billing_account) if billing_account else None
     settings = load_settings()
@@ -150,7 +161,7 @@ def orders_import(
         try:
             with Progress(TextColumn("checking"), BarColumn(), DownloadColumn()) as bar:
                 task = bar.add_task("read", total=size)
-                parsed = parse_order_csv(_read(file, bar, task))
+                parsed = parse_order_csv(_read(file, bar, task), encoding=encoding)
             order = order_from_csv(
                 parsed,
                 customer_id=customer_id,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from satiot.core.auth.roles import Role
+from satiot.network.models import Device
 from tests.api.conftest import assert_problem
 from tests.bss.order_world import CSV_HEADER, Terminal, shop, terminal
 from tests.bss.test_orders import all_counts
@@ -190,3 +193,62 @@ def test_a_start_date_without_a_zone_is_422_not_500(client, ctx, world):
     body["requestedStartDate"] = "2030-01-01T00:00:00+08:00"
     r = client.post(API, headers=headers, json=body)
     assert r.status_code == 201 and r.json()["state"] == "pending", r.text
+
+
+def test_a_gb18030_csv_is_read_when_its_encoding_is_named(client, ctx, world):
+    """Excel on Chinese Windows saves "CSV" in GB18030 (GBK): the charset of the body, or the
+    ``encoding`` parameter, names it; unnamed, the refusal says what the file reads as."""
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+
+    def gbk_file() -> tuple[list[Terminal], bytes]:
+        made = [terminal() for _ in range(2)]
+        rows = [f"{t.csv_row()},黑龙江 气象站 {i}" for i, t in enumerate(made)]
+        return made, "\n".join([CSV_HEADER + ",name", *rows]).encode("gb18030") + b"\n"
+
+    before = all_counts(ctx)
+    _, data = gbk_file()
+    r = client.post(f"{API}/csv", headers=headers | {"Content-Type": "text/csv"}, content=data)
+    problem = assert_problem(r, 422, "order-rejected")
+    assert [e["line"] for e in problem["errors"]] == [2, 3]
+    assert "it reads as GB18030 (GBK)" in problem["errors"][0]["reason"]
+    for content_type, params, status, slug in (
+        ("text/csv; charset=latin-1", {}, 415, "unsupported-media-type"),
+        ("text/csv", {"encoding": "latin-1"}, 422, "validation-error"),
+    ):
+        r = client.post(
+            f"{API}/csv",
+            headers=headers | {"Content-Type": content_type},
+            content=data,
+            params=params,
+        )
+        assert_problem(r, status, slug)
+    assert all_counts(ctx) == before
+
+    made, data = gbk_file()
+    r = client.post(
+        f"{API}/csv", headers=headers | {"Content-Type": 'text/csv; charset="GBK"'}, content=data
+    )
+    assert r.status_code == 201, r.text
+    made2, data2 = gbk_file()
+    r = client.post(
+        f"{API}/csv",
+        headers=headers,
+        files={"file": ("o.csv", data2, "text/csv")},
+        params={"encoding": "gb18030"},
+    )
+    assert r.status_code == 201, r.text
+    with ctx.db.read() as session:
+        names = dict(
+            session.execute(
+                select(Device.dev_eui, Device.name).where(
+                    Device.dev_eui.in_([t.dev_eui for t in made + made2])
+                )
+            ).all()
+        )
+    assert sorted(names.values()) == [
+        "黑龙江 气象站 0",
+        "黑龙江 气象站 0",
+        "黑龙江 气象站 1",
+        "黑龙江 气象站 1",
+    ]

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from satiot.bss.models import Subscription
-from satiot.bss.order_csv import MAX_ROWS, ParsedCsv, order_from_csv, parse_order_csv
+from satiot.bss.order_csv import (
+    MAX_ROWS,
+    ParsedCsv,
+    encoding_named,
+    order_from_csv,
+    parse_order_csv,
+)
 from satiot.bss.order_fulfilment import fulfil_order
 from satiot.bss.order_items import OrderRejected
 from satiot.bss.orders import place_order
@@ -73,6 +79,63 @@ def test_bad_bytes_and_headers_are_row_errors():
     assert "longer than" in parse(long_line, chunk=4096).errors[0].reason
 
 
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 8, "Excel workbook (.xlsx)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "Excel 97-2003 workbook"),
+        (b"\xff\xfe" + f"{CSV_HEADER}\n1,2\n".encode("utf-16-le"), "UTF-16 text"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
+        (bytes(range(256)) * 4, "header line is unreadable: contains a NUL"),
+        (b"\xc3\x28," + CSV_HEADER.encode() + b"\n\xff\n\xfe\n", "header line is unreadable"),
+        (b'"imei,dev_eui\n', "header line is unreadable: malformed CSV"),
+    ],
+    ids=["xlsx", "xls", "utf-16", "pdf", "binary", "bad-header", "open-quote"],
+)
+def test_a_file_that_is_not_csv_text_gets_one_error(data: bytes, words: str):
+    """One error for the whole file, not one per line: nothing in it can be read as rows."""
+    parsed = parse(data, chunk=3)
+    assert [(e.line, e.column) for e in parsed.errors] == [(1, "")]
+    assert words in parsed.errors[0].reason and not parsed.items
+
+
+def test_a_gb18030_file_is_read_when_named_and_hinted_at_when_not():
+    """Excel on Chinese Windows saves "CSV" in GB18030 (GBK)."""
+    rows = [terminal().csv_row() + ",北京市 水文站 1 号" for _ in range(2)]
+    data = csv_of(*rows, header=CSV_HEADER + ",name").encode("gb18030")
+    assert "北京".encode("gb18030") != "北京".encode()
+    for name in ("gb18030", "GBK", " gb2312 "):
+        parsed = parse_order_csv([data], encoding=name)
+        assert not parsed.errors
+        assert [i.terminal.name for i in parsed.items] == ["北京市 水文站 1 号"] * 2
+    hinted = parse(data)  # read as UTF-8
+    assert [e.line for e in hinted.errors] == [2, 3] and not hinted.items
+    assert "not valid UTF-8 (byte" in hinted.errors[0].reason
+    assert "it reads as GB18030 (GBK): import it as gb18030" in hinted.errors[0].reason
+    # A UTF-8 file (with its byte-order mark) stays UTF-8 whatever the caller said.
+    marked = b"\xef\xbb\xbf" + csv_of(*rows, header=CSV_HEADER + ",name").encode()
+    assert [i.terminal.name for i in parse_order_csv([marked], encoding="gb18030").items] == [
+        "北京市 水文站 1 号"
+    ] * 2
+    # Bytes GB18030 cannot read either: no hint, and the GB18030 read names itself.
+    broken = csv_of(terminal().csv_row()).encode() + b"\x80\xff,x\n"
+    assert "reads as GB18030" not in parse(broken).errors[-1].reason
+    assert (
+        parse_order_csv([broken], encoding="gb18030")
+        .errors[-1]
+        .reason.startswith("not valid GB18030 (byte 1 of the line)")
+    )
+
+
+def test_an_unknown_encoding_is_refused():
+    with pytest.raises(
+        ValueError, match="unknown encoding 'latin-1': a CSV file is utf-8 or gb18030"
+    ):
+        encoding_named("latin-1")
+    with pytest.raises(ValueError, match="unknown encoding"):
+        parse_order_csv([b"dev_eui\n"], encoding="shift_jis")
+
+
 def test_more_rows_than_allowed_is_an_error():
     rows = "".join(f"{terminal().csv_row()}\n" for _ in range(3))
     parsed = parse_order_csv([(CSV_HEADER + "\n" + rows).encode()], max_rows=2)
@@ -90,14 +153,16 @@ def test_more_rows_than_allowed_is_an_error():
         ).map(lambda rows: ("dev_eui,terminal_model,offering,imei\n" + "\n".join(rows)).encode()),
     ),
     st.integers(min_value=1, max_value=64),
+    st.sampled_from(["utf-8", "gb18030"]),
 )
-def test_arbitrary_bytes_never_crash_the_parser(data, chunk):
-    parsed = parse_order_csv([data[i : i + chunk] for i in range(0, len(data), chunk)])
+def test_arbitrary_bytes_never_crash_the_parser(data, chunk, encoding):
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    parsed = parse_order_csv(chunks, encoding=encoding)
     assert parsed.items or parsed.errors
     for e in parsed.errors:
         assert e.line >= 1 and e.reason
     # Chunking never changes the outcome.
-    whole = parse_order_csv([data])
+    whole = parse_order_csv([data], encoding=encoding)
     assert [e.as_dict() for e in whole.errors] == [e.as_dict() for e in parsed.errors]
     assert whole.items == parsed.items
 

@@ -149,3 +149,38 @@ def test_catalog_form_refuses_what_the_api_refuses_and_never_answers_500(
         assert made is None, changes
     r = client.post("/catalog", data={**base, "code": "FUZZ-OK", "amount": "0.000001"})
     assert "is in design" in r.text
+
+
+def test_an_excel_gbk_csv_is_placed_with_the_encoding_chosen(client: TestClient, ctx, world):
+    """The upload form offers GB18030 (GBK), as Excel saves "CSV" on Chinese Windows."""
+    s = shop(ctx, world)
+    csrf = _as(client, s.admin.username)
+    form = client.get("/orders").text
+    assert '<select name="encoding">' in form and '<option value="gb18030">' in form
+    made = [terminal() for _ in range(2)]
+    rows = [f"{t.csv_row()},水泵 {i}" for i, t in enumerate(made)]
+    data = "\n".join([CSV_HEADER + ",name", *rows]).encode("gb18030")
+
+    def upload(**form: str):  # type: ignore[no-untyped-def]
+        return client.post(
+            "/orders/upload",
+            data={"csrf_token": csrf, **form},
+            files={"file": ("devices.csv", data, "text/csv")},
+            follow_redirects=False,
+        )
+
+    before = all_counts(ctx)
+    r = upload()
+    assert r.status_code == 422 and "it reads as GB18030 (GBK)" in r.text
+    r = upload(encoding="latin-1")
+    assert r.status_code == 422 and "unknown encoding" in r.text
+    assert all_counts(ctx) == before
+    r = upload(encoding="gb18030")
+    assert r.status_code == 303, r.text
+    html = client.get(r.headers["location"]).text
+    assert "Order accepted: 2 items" in html
+    with ctx.db.read() as session:
+        found = session.scalars(
+            select(Subscription.dev_eui).where(Subscription.dev_eui.in_([t.dev_eui for t in made]))
+        ).all()
+    assert sorted(found) == sorted(t.dev_eui for t in made)

@@ -1,7 +1,8 @@
 """Bulk orders as CSV: a streaming parser that turns bytes into order items or row errors.
 
-Format (UTF-8, with or without a byte-order mark; ``,`` separated; RFC 4180 quoting; one
-header line naming the columns, in any order, case-insensitive):
+Format (UTF-8, with or without a byte-order mark, or GB18030 when the caller says so; ``,``
+separated; RFC 4180 quoting; one header line naming the columns, in any order,
+case-insensitive):
 
 ==================  ========  ===============================================================
 column              needed    meaning
@@ -29,11 +30,21 @@ whatever arbitrary bytes it is given, it returns items and/or :class:`RowError`\
 line (1 is the header), the column and the reason — invalid UTF-8, a NUL, a wrong number of
 fields, a malformed identity, an unknown or missing column. Checks that need the database
 come after (:func:`satiot.bss.orders.place_order`), and any error refuses the whole file.
+
+A file that is no CSV text at all (a workbook, UTF-16 text, a header that cannot be read) gets
+one error for the whole file instead of one per line: without a header no line means anything,
+and a report of a thousand "not valid UTF-8" lines hides the one thing to do, which is to save
+the file again as CSV. Excel on Chinese Windows saves "CSV" in GB18030 (GBK): such a file is
+read when the caller names ``gb18030``, and a UTF-8 read that fails on a line that GB18030
+reads says so. GB18030 never uses the bytes of ``\n``, ``,`` or ``"`` inside a character, so
+lines and fields split the same way as in UTF-8; a UTF-8 byte-order mark wins over the named
+encoding, as in browsers.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +62,24 @@ MAX_ROWS = 10_000
 #: The longest line the parser takes (a row is a few hundred bytes).
 MAX_LINE_BYTES = 16 * 1024
 BOM = b"\xef\xbb\xbf"
+#: Encodings a file may be in, by the names callers use (GBK and GB2312 are subsets of GB18030).
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "gb18030": "gb18030",
+    "gbk": "gb18030",
+    "gb2312": "gb18030",
+    "cp936": "gb18030",
+}
+#: What the first bytes of a file that is not CSV text say it is.
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a zip archive, such as an Excel workbook (.xlsx)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
+    (b"%PDF-", "a PDF document"),
+    (b"\xff\xfe", 'UTF-16 text (Excel\'s "Unicode Text")'),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+_SAVE_AS = 'save it as "CSV UTF-8" and send that'
 COLUMNS = (
     "action",
     "imei",
@@ -98,25 +127,69 @@ class ParsedCsv:
     rows: int = 0
 
 
+def encoding_named(name: str) -> str:
+    """The codec for an encoding as a caller names it (case-insensitive), or ValueError."""
+    codec = ENCODINGS.get(name.strip().lower())
+    if codec is None:
+        raise ValueError(f"unknown encoding {name!r}: a CSV file is utf-8 or gb18030")
+    return codec
+
+
+def _undecodable(raw: bytes, codec: str, exc: UnicodeDecodeError) -> str:
+    """Why a line cannot be read, with what to do when it reads as GB18030."""
+    name = "UTF-8" if codec == "utf-8" else "GB18030"
+    reason = f"not valid {name} (byte {exc.start + 1} of the line)"
+    if codec == "utf-8":
+        try:
+            raw.decode("gb18030")
+        except UnicodeDecodeError:
+            return reason
+        return f"{reason}; it reads as GB18030 (GBK): import it as gb18030, or {_SAVE_AS}"
+    return reason
+
+
+def not_csv_text(head: bytes) -> str | None:
+    """What the first bytes of a file say it is, when that is not CSV text."""
+    for magic, kind in _NOT_TEXT:
+        if head.startswith(magic):
+            return f"the file is {kind}, not CSV text: {_SAVE_AS}"
+    return None
+
+
+def _peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first ``size`` bytes, and all the chunks again."""
+    it = iter(chunks)
+    taken: list[bytes] = []
+    head = b""
+    while len(head) < size:
+        chunk = next(it, None)
+        if chunk is None:
+            break
+        taken.append(chunk)
+        head += chunk
+    return head[:size], itertools.chain(taken, it)
+
+
 def _lines(
-    chunks: Iterable[bytes], bad: dict[int, str], progress: Progress | None
+    chunks: Iterable[bytes], bad: dict[int, str], progress: Progress | None, codec: str
 ) -> Iterator[str]:
-    """Decoded lines (with their newline) from byte chunks; a line that is not UTF-8 or too
-    long is noted in ``bad`` by its number and yielded empty, so CSV parsing goes on."""
+    """Decoded lines (with their newline) from byte chunks; a line that cannot be decoded or
+    is too long is noted in ``bad`` by its number and yielded empty, so CSV parsing goes on."""
     buffer = bytearray()
     number = 0
     seen = 0
     skipping = False
 
     def decoded(raw: bytes) -> str:
-        nonlocal number
+        nonlocal number, codec
         number += 1
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
+            codec = "utf-8"
         try:
-            return raw.decode("utf-8")
+            return raw.decode(codec)
         except UnicodeDecodeError as exc:
-            bad[number] = f"not valid UTF-8 (byte {exc.start + 1} of the line)"
+            bad[number] = _undecodable(raw, codec, exc)
             return "\n"
 
     for chunk in chunks:
@@ -205,15 +278,26 @@ def _item(line: int, row: dict[str, str], errors: list[RowError]) -> ItemIn:
 
 
 def parse_order_csv(
-    chunks: Iterable[bytes], *, max_rows: int = MAX_ROWS, progress: Progress | None = None
+    chunks: Iterable[bytes],
+    *,
+    encoding: str = "utf-8",
+    max_rows: int = MAX_ROWS,
+    progress: Progress | None = None,
 ) -> ParsedCsv:
     """Items and row errors from a CSV file given as byte chunks (see the module's format).
 
-    ``progress`` is called with the number of bytes read so far, after each chunk.
+    ``encoding`` is one of :data:`ENCODINGS`' names (ValueError otherwise); ``progress`` is
+    called with the number of bytes read so far, after each chunk.
     """
+    codec = encoding_named(encoding)
     out = ParsedCsv()
+    head, chunks = _peek(chunks, 8)
+    kind = not_csv_text(head)
+    if kind is not None:
+        out.errors.append(RowError(1, "", kind))
+        return out
     bad: dict[int, str] = {}
-    reader = csv.reader(_lines(chunks, bad, progress), strict=True)
+    reader = csv.reader(_lines(chunks, bad, progress, codec), strict=True)
     names: list[str] | None = None
     first = 1
     while True:
@@ -223,17 +307,23 @@ def parse_order_csv(
             break
         except csv.Error as exc:
             out.errors.append(RowError(first, "", f"malformed CSV: {exc}"))
+            if names is None:
+                return _unreadable_header(out)
             first = reader.line_num + 1
             continue
         line, first = first, reader.line_num + 1
         spanned = [bad.pop(n) for n in range(line, reader.line_num + 1) if n in bad]
         if spanned:
             out.errors.append(RowError(line, "", spanned[0]))
+            if names is None:
+                return _unreadable_header(out)
             continue
         if not any(c.strip() for c in cells):
             continue
         if any("\x00" in c for c in cells):
             out.errors.append(RowError(line, "", "contains a NUL character"))
+            if names is None:
+                return _unreadable_header(out)
             continue
         if names is None:
             names, errors = _header(cells, line)
@@ -261,6 +351,14 @@ def parse_order_csv(
     out.items = checked.items
     out.errors.extend(RowError.of(e) for e in checked.errors)
     out.errors.sort(key=lambda e: e.line)
+    return out
+
+
+def _unreadable_header(out: ParsedCsv) -> ParsedCsv:
+    """Stop at a header line that cannot be read: the file's one error says so."""
+    last = out.errors[-1]
+    reason = f"the header line is unreadable: {last.reason}; is the file CSV text?"
+    out.errors[-1] = RowError(last.line, last.column, reason)
     return out
 
 

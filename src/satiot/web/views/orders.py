@@ -26,7 +26,7 @@ from satiot.bss.models import Customer, ProductOffering, ProductOrder, ProductOr
 from satiot.bss.order_fulfilment import fulfil_and_register
 from satiot.bss.order_items import OrderRejected
 from satiot.bss.states import ORDER
-from satiot.core.errors import DomainError
+from satiot.core.errors import DomainError, InvalidInput
 from satiot.core.pagination import paginate
 from satiot.oss.handle_client import NodeConfig
 from satiot.web.flash import Flash, set_flash
@@ -145,6 +145,7 @@ def upload(
     signed_in: Posted,
     file: Annotated[UploadFile, File()],
     customer_id: Annotated[str, Form()] = "",
+    encoding: Annotated[str, Form()] = "utf-8",
     form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("orders:write")
@@ -160,7 +161,10 @@ def upload(
         return Sent(f"{PATH}/{made.id}", message)
 
     try:
-        parsed = order_csv.parse_order_csv(chunks)
+        try:
+            parsed = order_csv.parse_order_csv(chunks, encoding=encoding)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="encoding") from None
         order = order_csv.order_from_csv(parsed, customer_id=parse_uuid(customer_id))
         sent, _ = submit_once(signed_in, form_key, request.url.path, work)
     except OrderRejected as exc:
