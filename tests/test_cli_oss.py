@@ -157,7 +157,30 @@ def test_a_directory_or_binary_file_is_one_line(env, tmp_path: Path):
     _one_error(_run("numbers", "blocks", "load", str(tmp_path)), "cannot read", "directory")
     binary = tmp_path / "models.csv"
     binary.write_bytes(bytes(range(256)))
-    _one_error(_run("terminals", "import", str(binary)), "not UTF-8")
+    _one_error(
+        _run("terminals", "import", str(binary)), "line 2: not valid UTF-8 (byte 118 of the line"
+    )
+    binary.write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    _one_error(_run("terminals", "import", str(binary)), "Excel workbook (.xlsx)", "CSV UTF-8")
+
+
+def test_a_gbk_licence_list_imports_with_its_encoding_named(env, tmp_path: Path):
+    """Licence holders are Chinese companies; Excel on Chinese Windows saves "CSV" as GBK."""
+    path = tmp_path / "models.csv"
+    maker = "北京天星物联科技有限公司"
+    path.write_bytes(CSV.replace("Maker,Maker", f"{maker},{maker}").encode("gbk"))
+    _one_error(
+        _run("terminals", "import", str(path)),
+        "line 2: not valid UTF-8 (byte",
+        "it reads as GB18030 (GBK)",
+    )
+    _one_error(_run("terminals", "import", str(path), "--encoding", "big5"), "unknown encoding")
+    with env.read() as s:
+        assert s.scalar(select(func.count()).select_from(TerminalModel)) == 0
+    r = _run("terminals", "import", str(path), "--encoding", "gbk")
+    assert r.exit_code == 0 and "2 created" in r.stdout, r.output
+    with env.read() as s:
+        assert set(s.scalars(select(TerminalModel.manufacturer))) == {maker}
 
 
 def test_text_longer_than_its_column_names_the_line_and_field(env, tmp_path: Path):

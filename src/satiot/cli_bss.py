@@ -135,11 +135,12 @@ def orders_import(
     from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
     from satiot.bss.activation import ActivationConfig, register_pending_handles
-    from satiot.bss.order_csv import encoding_named, order_from_csv, parse_order_csv
+    from satiot.bss.order_csv import order_from_csv, parse_order_csv
     from satiot.bss.order_fulfilment import fulfil_order
     from satiot.bss.order_items import OrderRejected
     from satiot.bss.orders import place_order
     from satiot.core.clock import SystemClock
+    from satiot.core.csv_text import encoding_named
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 

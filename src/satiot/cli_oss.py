@@ -167,6 +167,13 @@ def numbers_recycle() -> None:
 @terminals_app.command("import")
 def terminals_import(
     csv_file: Annotated[Path, typer.Argument(help="CSV with a header row", metavar="CSV")],
+    encoding: Annotated[
+        str,
+        typer.Option(
+            help="The file's encoding: utf-8, or gb18030 (also gbk) as Excel saves 'CSV' "
+            "on Chinese Windows; a UTF-8 byte-order mark wins"
+        ),
+    ] = "utf-8",
 ) -> None:
     """Import licensed terminal models from a CSV; known models (by name) are updated.
 
@@ -175,14 +182,21 @@ def terminals_import(
     nothing: one bad line imports none.
     """
     from satiot.core.clock import SystemClock
+    from satiot.core.csv_text import decode_file, encoding_named
     from satiot.oss.terminals import import_models, parse_models_csv
 
     try:
-        text = csv_file.read_text(encoding="utf-8-sig")
+        encoding_named(encoding)
+    except ValueError as exc:
+        fail(f"--encoding: {exc}")
+    try:
+        data = csv_file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {csv_file}: {exc.strerror}")
-    except UnicodeDecodeError:
-        fail(f"{csv_file} is not UTF-8 text")
+    try:
+        text = decode_file(data, encoding)
+    except ValueError as exc:
+        fail(f"{csv_file}: {exc}")
     now = SystemClock().now()
     with _migrated() as database:
         specs = parse_models_csv(text, at=now)

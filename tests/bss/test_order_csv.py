@@ -13,13 +13,13 @@ from satiot.bss.models import Subscription
 from satiot.bss.order_csv import (
     MAX_ROWS,
     ParsedCsv,
-    encoding_named,
     order_from_csv,
     parse_order_csv,
 )
 from satiot.bss.order_fulfilment import fulfil_order
 from satiot.bss.order_items import OrderRejected
 from satiot.bss.orders import place_order
+from satiot.core.csv_text import encoding_named
 from tests.bss.order_world import CSV_HEADER, MODEL, shop, terminal
 from tests.bss.test_orders import all_counts
 

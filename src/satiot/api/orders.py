@@ -48,6 +48,7 @@ from satiot.bss.activation import ActivationConfig
 from satiot.bss.models import ProductOrder, ProductOrderItem
 from satiot.bss.order_fulfilment import fulfil_and_register
 from satiot.bss.order_items import ItemError, ItemIn, OrderIn, OrderRejected, TerminalIn
+from satiot.core.csv_text import encoding_named
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.core.pagination import paginate
 from satiot.oss.handle_client import NodeConfig
@@ -361,12 +362,12 @@ def _codec(asked: str | None, content_type: str | None) -> str:
     """The file's codec: the ``encoding`` parameter, else the charset its content type names,
     else UTF-8 (an unknown charset is 415, as HTTP says)."""
     if asked is not None:
-        return order_csv.encoding_named(asked)
+        return encoding_named(asked)
     for part in (content_type or "").split(";")[1:]:
         name, _, value = part.partition("=")
         if name.strip().lower() == "charset":
             try:
-                return order_csv.encoding_named(value.strip().strip('"'))
+                return encoding_named(value.strip().strip('"'))
             except ValueError as exc:
                 raise UnsupportedMedia(str(exc)) from None
     return "utf-8"

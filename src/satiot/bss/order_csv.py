@@ -34,11 +34,8 @@ come after (:func:`satiot.bss.orders.place_order`), and any error refuses the wh
 A file that is no CSV text at all (a workbook, UTF-16 text, a header that cannot be read) gets
 one error for the whole file instead of one per line: without a header no line means anything,
 and a report of a thousand "not valid UTF-8" lines hides the one thing to do, which is to save
-the file again as CSV. Excel on Chinese Windows saves "CSV" in GB18030 (GBK): such a file is
-read when the caller names ``gb18030``, and a UTF-8 read that fails on a line that GB18030
-reads says so. GB18030 never uses the bytes of ``\n``, ``,`` or ``"`` inside a character, so
-lines and fields split the same way as in UTF-8; a UTF-8 byte-order mark wins over the named
-encoding, as in browsers.
+the file again as CSV. GB18030 is read when the caller names it (:mod:`satiot.core.csv_text`),
+and a UTF-8 read that fails on a line GB18030 reads says so.
 """
 
 from __future__ import annotations
@@ -57,29 +54,17 @@ from satiot.bss.order_items import (
     TerminalIn,
     check_items,
 )
+from satiot.core.csv_text import (
+    BOM,
+    HEAD_BYTES,
+    encoding_named,
+    not_csv_text,
+    undecodable,
+)
 
 MAX_ROWS = 10_000
 #: The longest line the parser takes (a row is a few hundred bytes).
 MAX_LINE_BYTES = 16 * 1024
-BOM = b"\xef\xbb\xbf"
-#: Encodings a file may be in, by the names callers use (GBK and GB2312 are subsets of GB18030).
-ENCODINGS = {
-    "utf-8": "utf-8",
-    "utf8": "utf-8",
-    "gb18030": "gb18030",
-    "gbk": "gb18030",
-    "gb2312": "gb18030",
-    "cp936": "gb18030",
-}
-#: What the first bytes of a file that is not CSV text say it is.
-_NOT_TEXT = (
-    (b"PK\x03\x04", "a zip archive, such as an Excel workbook (.xlsx)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
-    (b"%PDF-", "a PDF document"),
-    (b"\xff\xfe", 'UTF-16 text (Excel\'s "Unicode Text")'),
-    (b"\xfe\xff", "UTF-16 text"),
-)
-_SAVE_AS = 'save it as "CSV UTF-8" and send that'
 COLUMNS = (
     "action",
     "imei",
@@ -127,35 +112,6 @@ class ParsedCsv:
     rows: int = 0
 
 
-def encoding_named(name: str) -> str:
-    """The codec for an encoding as a caller names it (case-insensitive), or ValueError."""
-    codec = ENCODINGS.get(name.strip().lower())
-    if codec is None:
-        raise ValueError(f"unknown encoding {name!r}: a CSV file is utf-8 or gb18030")
-    return codec
-
-
-def _undecodable(raw: bytes, codec: str, exc: UnicodeDecodeError) -> str:
-    """Why a line cannot be read, with what to do when it reads as GB18030."""
-    name = "UTF-8" if codec == "utf-8" else "GB18030"
-    reason = f"not valid {name} (byte {exc.start + 1} of the line)"
-    if codec == "utf-8":
-        try:
-            raw.decode("gb18030")
-        except UnicodeDecodeError:
-            return reason
-        return f"{reason}; it reads as GB18030 (GBK): import it as gb18030, or {_SAVE_AS}"
-    return reason
-
-
-def not_csv_text(head: bytes) -> str | None:
-    """What the first bytes of a file say it is, when that is not CSV text."""
-    for magic, kind in _NOT_TEXT:
-        if head.startswith(magic):
-            return f"the file is {kind}, not CSV text: {_SAVE_AS}"
-    return None
-
-
 def _peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
     """The first ``size`` bytes, and all the chunks again."""
     it = iter(chunks)
@@ -189,7 +145,7 @@ def _lines(
         try:
             return raw.decode(codec)
         except UnicodeDecodeError as exc:
-            bad[number] = _undecodable(raw, codec, exc)
+            bad[number] = undecodable(raw, codec, exc)
             return "\n"
 
     for chunk in chunks:
@@ -291,7 +247,7 @@ def parse_order_csv(
     """
     codec = encoding_named(encoding)
     out = ParsedCsv()
-    head, chunks = _peek(chunks, 8)
+    head, chunks = _peek(chunks, HEAD_BYTES)
     kind = not_csv_text(head)
     if kind is not None:
         out.errors.append(RowError(1, "", kind))

@@ -1,0 +1,83 @@
+"""What encodings the CSV files people upload may be in, and how to tell a file that is no CSV.
+
+Spreadsheets are where bulk orders and licence lists come from, and Excel writes CSV in more
+than one way: "CSV UTF-8" is UTF-8 with a byte-order mark, while "CSV (comma delimited)" on
+Chinese Windows is GB18030 (GBK), and "Unicode Text" is UTF-16. Both imports read UTF-8 and,
+when the caller names it, GB18030: a superset of GBK and GB2312 that never uses the bytes of
+``\\n``, ``,`` or ``"`` inside a character, so lines and fields split as in UTF-8. A UTF-8
+byte-order mark wins over the named encoding, as in browsers.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+BOM: Final = b"\xef\xbb\xbf"
+#: Encodings a file may be in, by the names callers use, with the codec that reads each.
+ENCODINGS: Final = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "gb18030": "gb18030",
+    "gbk": "gb18030",
+    "gb2312": "gb18030",
+    "cp936": "gb18030",
+}
+#: What the first bytes of a file that is not CSV text say it is.
+_NOT_TEXT: Final = (
+    (b"PK\x03\x04", "a zip archive, such as an Excel workbook (.xlsx)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
+    (b"%PDF-", "a PDF document"),
+    (b"\xff\xfe", 'UTF-16 text (Excel\'s "Unicode Text")'),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+SAVE_AS: Final = 'save it as "CSV UTF-8" and send that'
+#: Bytes enough to recognise any of them.
+HEAD_BYTES: Final = 8
+
+
+def encoding_named(name: str) -> str:
+    """The codec for an encoding as a caller names it (case-insensitive), or ValueError."""
+    codec = ENCODINGS.get(name.strip().lower())
+    if codec is None:
+        raise ValueError(f"unknown encoding {name!r}: a CSV file is utf-8 or gb18030")
+    return codec
+
+
+def not_csv_text(head: bytes) -> str | None:
+    """What the first bytes of a file say it is, when that is not CSV text."""
+    for magic, kind in _NOT_TEXT:
+        if head.startswith(magic):
+            return f"the file is {kind}, not CSV text: {SAVE_AS}"
+    return None
+
+
+def undecodable(raw: bytes, codec: str, exc: UnicodeDecodeError) -> str:
+    """Why the line ``raw`` cannot be read, and what to do when it would read as GB18030."""
+    name = "UTF-8" if codec == "utf-8" else "GB18030"
+    reason = f"not valid {name} (byte {exc.start + 1} of the line)"
+    if codec == "utf-8":
+        try:
+            raw.decode("gb18030")
+        except UnicodeDecodeError:
+            return reason
+        return f"{reason}; it reads as GB18030 (GBK): import it as gb18030, or {SAVE_AS}"
+    return reason
+
+
+def decode_file(data: bytes, encoding: str) -> str:
+    """A whole file's text (ValueError saying why not: not CSV text, or not in the encoding)."""
+    codec = encoding_named(encoding)
+    kind = not_csv_text(data[:HEAD_BYTES])
+    if kind is not None:
+        raise ValueError(kind)
+    if data.startswith(BOM):
+        data, codec = data[len(BOM) :], "utf-8"
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        raw = data[start : None if end < 0 else end]
+        err = UnicodeDecodeError(codec, raw, exc.start - start, exc.end - start, exc.reason)
+        raise ValueError(f"line {line}: {undecodable(raw, codec, err)}") from None
