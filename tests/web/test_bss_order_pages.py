@@ -8,7 +8,7 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from satiot.bss.models import ProductOffering, Subscription
+from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.core.auth.roles import Role
 from tests.bss.order_world import CSV_HEADER, MODEL, shop, terminal
 from tests.bss.test_orders import all_counts
@@ -184,3 +184,22 @@ def test_an_excel_gbk_csv_is_placed_with_the_encoding_chosen(client: TestClient,
             select(Subscription.dev_eui).where(Subscription.dev_eui.in_([t.dev_eui for t in made]))
         ).all()
     assert sorted(found) == sorted(t.dev_eui for t in made)
+
+
+def test_staff_pick_among_customers_that_may_order(client: TestClient, ctx, world):
+    """The form greys out a customer that may not order yet, saying why, instead of letting
+    staff upload a file only to be told so; with none left, it says what to do first."""
+    ready, waiting = shop(ctx, world), shop(ctx, world)
+    with ctx.db.write() as session:
+        session.get(Customer, waiting.customer_id).risk_status = "pending"
+    _as(client, "admin")
+    html = client.get("/orders").text
+    options = dict(re.findall(r'<option value="([0-9a-f-]{36})"( disabled)?>', html))
+    assert options == {str(ready.customer_id): "", str(waiting.customer_id): " disabled"}
+    assert "— no risk assessment yet</option>" in html
+    assert 'id="no-orderer"' not in html
+    with ctx.db.write() as session:
+        session.get(Customer, ready.customer_id).status = "closed"
+    html = client.get("/orders").text
+    assert "— closed, not validated</option>" in html
+    assert 'id="no-orderer"' in html and 'href="/customers"' in html

@@ -25,6 +25,7 @@ from satiot.bss.activation import ActivationConfig
 from satiot.bss.models import Customer, ProductOffering, ProductOrder, ProductOrderItem
 from satiot.bss.order_fulfilment import fulfil_and_register
 from satiot.bss.order_items import OrderRejected
+from satiot.bss.risk import order_blocker
 from satiot.bss.states import ORDER
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.core.pagination import paginate
@@ -56,6 +57,17 @@ def _customers(session: Session, ids: set[uuid.UUID] | None = None) -> dict[uuid
     if ids is not None:
         stmt = stmt.where(Customer.id.in_(ids))
     return {cid: name for cid, name in session.execute(stmt)}
+
+
+def _orderers(session: Session) -> list[tuple[uuid.UUID, str, str | None]]:
+    """Every customer for the upload form, with why it may not order yet (None: it may):
+    the form offers those that may and shows the others greyed, with the reason."""
+    rows = session.execute(
+        select(Customer.id, Customer.name, Customer.status, Customer.risk_status).order_by(
+            Customer.name
+        )
+    )
+    return [(cid, name, order_blocker(status, risk)) for cid, name, status, risk in rows]
 
 
 def _listing(signed_in: ConsoleSession, after: str | None) -> tuple[list[OrderRow], str | None]:
@@ -94,10 +106,10 @@ def _list_page(
 ) -> Response:
     rows, cursor = _listing(signed_in, after)
     staff = signed_in.principal.all_tenants
-    customers: dict[uuid.UUID, str] = {}
+    customers: list[tuple[uuid.UUID, str, str | None]] = []
     if staff and "orders:write" in signed_in.principal.scopes:
         with signed_in.call.read() as session:
-            customers = _customers(session)
+            customers = _orderers(session)
     return page(
         request,
         signed_in,
