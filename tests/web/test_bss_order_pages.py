@@ -198,6 +198,12 @@ def test_staff_pick_among_customers_that_may_order(client: TestClient, ctx, worl
     assert options == {str(ready.customer_id): "", str(waiting.customer_id): " disabled"}
     assert "— no risk assessment yet</option>" in html
     assert 'id="no-orderer"' not in html
+    # The waiting customer's own admin is told why before choosing a file, the ready one not.
+    _as(client, waiting.admin.username)
+    assert "cannot order yet (no risk assessment yet)" in client.get("/orders").text
+    _as(client, ready.admin.username)
+    assert 'id="no-orderer"' not in client.get("/orders").text
+    _as(client, "admin")
     with ctx.db.write() as session:
         session.get(Customer, ready.customer_id).status = "closed"
     html = client.get("/orders").text

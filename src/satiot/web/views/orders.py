@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from satiot.bss import order_csv, orders
 from satiot.bss.activation import ActivationConfig
+from satiot.bss.customers import customer_of_tenant
 from satiot.bss.models import Customer, ProductOffering, ProductOrder, ProductOrderItem
 from satiot.bss.order_fulfilment import fulfil_and_register
 from satiot.bss.order_items import OrderRejected
@@ -107,9 +108,18 @@ def _list_page(
     rows, cursor = _listing(signed_in, after)
     staff = signed_in.principal.all_tenants
     customers: list[tuple[uuid.UUID, str, str | None]] = []
-    if staff and "orders:write" in signed_in.principal.scopes:
+    own_blocker: str | None = None
+    if "orders:write" in signed_in.principal.scopes:
         with signed_in.call.read() as session:
-            customers = _orderers(session)
+            if staff:
+                customers = _orderers(session)
+            else:  # a customer's own record: why it may not order yet, if so
+                own = customer_of_tenant(session, signed_in.principal.tenant_id)
+                own_blocker = (
+                    "no customer record yet"
+                    if own is None
+                    else order_blocker(own.status, own.risk_status)
+                )
     return page(
         request,
         signed_in,
@@ -120,6 +130,7 @@ def _list_page(
             "next_url": f"{PATH}?after={cursor}" if cursor else None,
             "staff": staff,
             "customers": customers,
+            "own_blocker": own_blocker,
             "csv_errors": csv_errors or [],
             "problem": problem,
             "columns": order_csv.COLUMNS,
