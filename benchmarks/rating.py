@@ -16,7 +16,8 @@ The events are written to the log before the clock starts. It prints events/s fo
 time; on SQLite per CPU-second of this process, which there is all the work; on a PostgreSQL
 server on this machine per CPU-second of this process and the server's backend together, read
 from ``/proc``), the ratio batch/anchor, on SQLite the floor (SQLite alone writing the usage
-records) and the yardstick.
+records) and the yardstick. ``--sql-bound`` adds, on SQLite, the rules run as set-based SQL
+(cut down to this traffic), with the charges of both, which must agree.
 """
 
 from __future__ import annotations
@@ -364,26 +365,108 @@ def storage_floor(devices: int, n: int, batch: int) -> float:
     """SQLite alone writing the usage records (one ``INSERT ... SELECT`` per batch, through
     ``sqlite3`` with the pragmas ``core.db`` sets) from the same events and subscriptions,
     per CPU-second: no counters, thresholds or checks, so no rater can go faster here."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "floor.db"
-        db = Database.connect(f"sqlite:///{path}")
-        migrate.upgrade(db.engine)
-        tenant_id, euis = setup(db, devices)
-        after, last = fill_log(db, tenant_id, euis, n)
-        db.dispose()
-        conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in SQLITE_PRAGMAS:
-            conn.execute(f"PRAGMA {pragma}")
-        started = time.process_time()
-        for lo in range(after, last, batch):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(FLOOR_SQL, (lo, min(lo + batch, last)))
-            conn.execute("COMMIT")
-        cpu = time.process_time() - started
-        written = conn.execute("SELECT count(*) FROM usage_records").fetchone()[0]
-        conn.close()
+    tmp, path, after, last = _scratch(devices, n)
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(f"PRAGMA {pragma}")
+    started = time.process_time()
+    for lo in range(after, last, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(FLOOR_SQL, (lo, min(lo + batch, last)))
+        conn.execute("COMMIT")
+    cpu = time.process_time() - started
+    written = conn.execute("SELECT count(*) FROM usage_records").fetchone()[0]
+    conn.close()
+    tmp.cleanup()
     assert written == n, (written, n)
     return n / cpu
+
+
+#: Rating's rules as set-based SQL, cut down to what this benchmark's traffic needs (one month,
+#: uplinks only, every device live; no thresholds, cap actions, prepaid debits or rejections
+#: other than the quota's): the batch staged in a temporary table, the usage records written
+#: with window running counts against the stored counters, the counters moved by aggregates.
+_OWN_KEY = (
+    "'sub:'||substr(s.id,1,8)||'-'||substr(s.id,9,4)||'-'||substr(s.id,13,4)||'-'"
+    "||substr(s.id,17,4)||'-'||substr(s.id,21)"
+)
+_POOL_KEY = "'pool:'||s.billing_account_id||':'||s.offering_id"
+SQL_RULES = (
+    "CREATE TEMP TABLE batch (seq INTEGER, id TEXT, tenant_id TEXT, occurred_at TEXT, "
+    "dev TEXT, sid TEXT, bid TEXT, oid TEXT, sz INTEGER, bill INTEGER, qm INTEGER, "
+    "own_key TEXT, pool_key TEXT)",
+    f"INSERT INTO usage_counters (id, tenant_id, bucket, period, messages, bytes, "
+    "allowance_messages, allowance_bytes, notified_pct, quota_notified_pct) "
+    f"SELECT lower(hex(randomblob(16))), s.tenant_id, {_OWN_KEY}, '2026-11', 0, 0, 0, 0, 0, 0 "
+    f"FROM subscriptions s UNION ALL SELECT lower(hex(randomblob(16))), min(s.tenant_id), "
+    f"{_POOL_KEY}, '2026-11', 0, 0, 100 * count(*), 0, 0, 0 FROM subscriptions s "
+    "GROUP BY s.billing_account_id, s.offering_id",
+)
+SQL_RATE = (
+    "DELETE FROM temp.batch",
+    "INSERT INTO temp.batch SELECT e.seq, e.id, e.tenant_id, e.occurred_at, e.dev, s.id, "
+    "s.billing_account_id, s.offering_id, e.sz, max(e.sz, 50), "
+    f"coalesce(c.monthly_messages_per_device, 0), {_OWN_KEY}, {_POOL_KEY} "
+    "FROM (SELECT seq, id, tenant_id, occurred_at, upper(json_extract(payload, '$.dev_eui')) "
+    "AS dev, length(json_extract(payload, '$.payload')) * 3 / 4 "
+    "- (json_extract(payload, '$.payload') LIKE '%=') "
+    "- (json_extract(payload, '$.payload') LIKE '%==') AS sz "
+    "FROM events WHERE seq > :lo AND seq <= :hi AND +type = 'uplink.accepted') e "
+    "JOIN subscriptions s ON s.dev_eui = e.dev AND s.status = 'active' "
+    "LEFT JOIN contracts c ON c.id = s.contract_id",
+    "INSERT INTO usage_records (id, event_id, tenant_id, dev_eui, subscription_id, "
+    "billing_account_id, offering_id, kind, bytes, billable_bytes, period, occurred_at, "
+    "charge_micros, state) SELECT w.id, w.id, w.tenant_id, dev, sid, bid, oid, 'uplink', sz, "
+    "bill, '2026-11', occurred_at, CASE WHEN cp.messages + pool_n <= cp.allowance_messages "
+    "THEN 0 ELSE 20000 END + 100 * bill, CASE WHEN qm > 0 AND co.messages + own_n > qm "
+    "THEN 'rejected' ELSE 'rated' END FROM (SELECT b.*, "
+    "row_number() OVER (PARTITION BY own_key ORDER BY seq) AS own_n, "
+    "row_number() OVER (PARTITION BY pool_key ORDER BY seq) AS pool_n FROM temp.batch b) w "
+    "JOIN usage_counters co ON co.bucket = w.own_key AND co.period = '2026-11' "
+    "JOIN usage_counters cp ON cp.bucket = w.pool_key AND cp.period = '2026-11'",
+    "UPDATE usage_counters SET messages = messages + d.n, bytes = bytes + d.b "
+    "FROM (SELECT own_key AS k, count(*) AS n, sum(bill) AS b FROM temp.batch GROUP BY own_key "
+    "UNION ALL SELECT pool_key, count(*), sum(bill) FROM temp.batch GROUP BY pool_key) d "
+    "WHERE usage_counters.bucket = d.k AND usage_counters.period = '2026-11'",
+)
+
+
+def _scratch(devices: int, n: int) -> tuple[tempfile.TemporaryDirectory[str], Path, int, int]:
+    """A new SQLite database with the benchmark's customer and events (the caller cleans up)."""
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(tmp.name) / "scratch.db"
+    db = Database.connect(f"sqlite:///{path}")
+    migrate.upgrade(db.engine)
+    tenant_id, euis = setup(db, devices)
+    after, last = fill_log(db, tenant_id, euis, n)
+    db.dispose()
+    return tmp, path, after, last
+
+
+def sql_rules_bound(devices: int, n: int, batch: int) -> tuple[float, int]:
+    """Events per CPU-second with the rules as SQL (:data:`SQL_RATE`), and the micro-yuan
+    charged (which the batch path must match on this traffic): how far moving the rules out
+    of Python could take the batch path, before any rule the cut-down version leaves out."""
+    tmp, path, after, last = _scratch(devices, n)
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(f"PRAGMA {pragma}")
+    for statement in SQL_RULES:
+        conn.execute(statement)
+    started = time.process_time()
+    for lo in range(after, last, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in SQL_RATE:
+            conn.execute(statement, {"lo": lo, "hi": min(lo + batch, last)})
+        conn.execute("COMMIT")
+    cpu = time.process_time() - started
+    written, charged = conn.execute(
+        "SELECT count(*), sum(charge_micros) FROM usage_records"
+    ).fetchone()
+    conn.close()
+    tmp.cleanup()
+    assert written == n, (written, n)
+    return n / cpu, charged
 
 
 def main() -> None:
@@ -393,6 +476,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000, help="events per transaction")
     parser.add_argument("--anchor-events", type=int, default=2_000)
     parser.add_argument("--consumer", action="store_true", help="also time the consumer path")
+    parser.add_argument(
+        "--sql-bound",
+        action="store_true",
+        help="on SQLite, also time the rules as set-based SQL, cut down to this traffic",
+    )
     args = parser.parse_args()
     print(_args.tune_runtime())
     url = os.environ.get("SATIOT_DATABASE_URL")
@@ -405,6 +493,8 @@ def main() -> None:
     tenant_id, euis = setup(db, args.devices)
     span = fill_log(db, tenant_id, euis, args.events)
     batched, per_cpu, with_server = batch_path(db, span, args.batch)
+    with db.read() as s:
+        rated_charge = s.execute(text("SELECT sum(charge_micros) FROM usage_records")).scalar()
     slow = anchor(db, make_events(tenant_id, euis, args.anchor_events, offset=args.events))
     print(f"backend                      {db.engine.dialect.name}")
     print(f"devices                      {args.devices:12,}")
@@ -426,6 +516,10 @@ def main() -> None:
     if db.engine.dialect.name == "sqlite":
         floor = storage_floor(args.devices, args.events, args.batch)
         print(f"SQLite alone (floor)         {floor:12,.0f} events/s  (per CPU-second)")
+        if args.sql_bound:
+            bound, charged = sql_rules_bound(args.devices, args.events, args.batch)
+            print(f"rules as SQL, cut down       {bound:12,.0f} events/s  (per CPU-second)")
+            print(f"  charged: batch path {rated_charge:,} micro-yuan, SQL {charged:,}")
     print(f"this core now                {calibrate():12.1f} M interpreter steps/s (yardstick)")
     db.dispose()
     if tmp:
