@@ -616,6 +616,25 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
     assert "have: activation, billing, contacts, events, ingest, rating, twin;" in line
 
 
+def test_bench_rating_sql_bound_charges_what_the_rater_charges(monkeypatch):
+    """The cut-down SQL rules are a figure only if they price as the rater does: past the
+    pool's allowance (100 messages a device, 10 devices) both charge the per-message price."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here(
+        "bench", "rating", "--devices", "10", "--events", "1500", "--batch", "400",
+        "--anchor-events", "10", "--sql-bound", env={},
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert re.search(r"rules as SQL, cut down +[\d,]+ events/s", run.out), run.out
+    charged = re.search(r"charged: batch path ([\d,]+) micro-yuan, SQL ([\d,]+)", run.out)
+    assert charged and charged[1] == charged[2], run.out
+    # 1,500 uplinks of 20-79 bytes (at least 50 billable), 500 of them past the allowance.
+    billable = sum(max(50, 20 + i % 60) for i in range(1500))
+    assert int(charged[1].replace(",", "")) == 100 * billable + 500 * 20_000
+
+
 def test_bench_help_lists_the_benchmarks_and_a_benchmarks_help_its_options(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))
