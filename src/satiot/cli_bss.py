@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from satiot.cli_common import domain_errors, fail, load_settings, out, styled
+from satiot.cli_common import (
+    EncodingOption,
+    checked_encoding,
+    domain_errors,
+    fail,
+    load_settings,
+    out,
+    styled,
+)
 from satiot.cli_oss import _migrated, _principal
 
 if TYPE_CHECKING:
@@ -122,13 +130,7 @@ def orders_import(
     fulfil: Annotated[
         bool, typer.Option("--fulfil/--no-fulfil", help="Activate the devices now")
     ] = True,
-    encoding: Annotated[
-        str,
-        typer.Option(
-            help="The file's encoding: utf-8, or gb18030 (also gbk) as Excel saves 'CSV' "
-            "on Chinese Windows; a UTF-8 byte-order mark wins"
-        ),
-    ] = "utf-8",
+    encoding: EncodingOption = "utf-8",
 ) -> None:
     """Place a bulk order from a CSV file: every row is checked first; any bad row is listed
     (line, column, reason) and nothing is applied. Then each row is fulfilled."""
@@ -140,7 +142,6 @@ def orders_import(
     from satiot.bss.order_items import OrderRejected
     from satiot.bss.orders import place_order
     from satiot.core.clock import SystemClock
-    from satiot.core.csv_text import encoding_named
     from satiot.network.keys import load_kek
     from satiot.oss.handle_client import NodeConfig
 
@@ -148,10 +149,7 @@ def orders_import(
         if value is not None and "\x00" in value:
             # PostgreSQL cannot store NUL in text (the API's models refuse it too).
             fail(f"{option} must not contain NUL characters")
-    try:
-        encoding_named(encoding)
-    except ValueError as exc:
-        fail(f"--encoding: {exc}")
+    checked_encoding(encoding)
     size = _readable_size(file)
     account = _billing_account_id(billing_account) if billing_account else None
     settings = load_settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +15,15 @@ from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
     from satiot.core.config import Settings
+
+#: The ``--encoding`` of the commands that import CSV files (``satiot.core.csv_text``).
+EncodingOption = Annotated[
+    str,
+    typer.Option(
+        help="The file's encoding: utf-8, or gb18030 (also gbk) as Excel saves 'CSV' "
+        "on Chinese Windows; a UTF-8 byte-order mark wins"
+    ),
+]
 
 #: Markup is off: what the commands print holds names, paths and messages that people typed,
 #: and ``[/x]`` in a tenant's name must print as it is, not fail as a closing tag. Styles are
@@ -26,6 +35,16 @@ err = Console(stderr=True, markup=False)
 def styled(*parts: str | tuple[str, str]) -> Text:
     """A line of plain text with styled spans: ``styled(("error:", "bold red"), " ", text)``."""
     return Text.assemble(*parts)
+
+
+def checked_encoding(name: str) -> str:
+    """The codec an ``--encoding`` names, or one line on stderr and exit 1."""
+    from satiot.core.csv_text import encoding_named
+
+    try:
+        return encoding_named(name)
+    except ValueError as exc:
+        fail(f"--encoding: {exc}")
 
 
 def error_line(message: str, label: str = "error:") -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from satiot.cli_common import fail, load_settings, out
+from satiot.cli_common import EncodingOption, checked_encoding, fail, load_settings, out
 from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
@@ -167,13 +167,7 @@ def numbers_recycle() -> None:
 @terminals_app.command("import")
 def terminals_import(
     csv_file: Annotated[Path, typer.Argument(help="CSV with a header row", metavar="CSV")],
-    encoding: Annotated[
-        str,
-        typer.Option(
-            help="The file's encoding: utf-8, or gb18030 (also gbk) as Excel saves 'CSV' "
-            "on Chinese Windows; a UTF-8 byte-order mark wins"
-        ),
-    ] = "utf-8",
+    encoding: EncodingOption = "utf-8",
 ) -> None:
     """Import licensed terminal models from a CSV; known models (by name) are updated.
 
@@ -182,13 +176,10 @@ def terminals_import(
     nothing: one bad line imports none.
     """
     from satiot.core.clock import SystemClock
-    from satiot.core.csv_text import decode_file, encoding_named
+    from satiot.core.csv_text import decode_file
     from satiot.oss.terminals import import_models, parse_models_csv
 
-    try:
-        encoding_named(encoding)
-    except ValueError as exc:
-        fail(f"--encoding: {exc}")
+    checked_encoding(encoding)
     try:
         data = csv_file.read_bytes()
     except OSError as exc:

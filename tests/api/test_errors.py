@@ -290,19 +290,29 @@ def test_unknown_query_parameter_is_422_naming_it_and_what_the_list_takes(client
     assert fine.status_code == 200
 
 
+def _api_gets(client) -> list[tuple[str, str, list[str]]]:  # type: ignore[no-untyped-def]
+    """Every GET of the API as (path, a URL for it, its query parameter names), read from the
+    OpenAPI document; path parameters become any text (their names)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    return [
+        (
+            path,
+            path.replace("{", "").replace("}", ""),
+            [p["name"] for p in item["get"].get("parameters", []) if p["in"] == "query"],
+        )
+        for path, item in paths.items()
+        if path.startswith("/api/v1/") and "get" in item
+    ]
+
+
 def test_a_nul_in_any_query_value_is_422_naming_it(client, world):
     """PostgreSQL cannot take NUL in text: a filter compared in SQL, or a parameter an order
     keeps (``externalId`` of a CSV order, whose request model refused it as a 500), would
     fail past the edge. Every GET's every query parameter, and that POST, are refused first."""
-    paths = client.get("/openapi.json").json()["paths"]
     admin = world.admin_headers()
     checked = 0
-    for path, item in paths.items():
-        get = item.get("get")
-        if not path.startswith("/api/v1/") or get is None:
-            continue
-        url = path.replace("{", "").replace("}", "")
-        for name in (p["name"] for p in get.get("parameters", []) if p["in"] == "query"):
+    for path, url, names in _api_gets(client):
+        for name in names:
             r = client.get(url, params={name: "a\x00b"}, headers=admin)
             body = assert_problem(r, 422, "validation-error")
             assert ["query", name] in [e["loc"] for e in body["errors"]], (path, name)
@@ -323,15 +333,9 @@ def test_every_api_route_takes_the_query_parameters_its_openapi_declares(client,
     """The names allowed are read from each route's declarations: for every GET of the API,
     each parameter the OpenAPI document lists passes this check (whatever its value then
     does), and a name it does not list is refused."""
-    paths = client.get("/openapi.json").json()["paths"]
     admin = world.admin_headers()
     checked = 0
-    for path, item in paths.items():
-        get = item.get("get")
-        if not path.startswith("/api/v1/") or get is None:
-            continue
-        url = path.replace("{", "").replace("}", "")  # path parameters: any text
-        names = [p["name"] for p in get.get("parameters", []) if p["in"] == "query"]
+    for path, url, names in _api_gets(client):
         for name in names:
             r = client.get(url, params={name: "x"}, headers=admin)
             errors = r.json().get("errors", []) if r.status_code == 422 else []
