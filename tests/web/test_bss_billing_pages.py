@@ -58,7 +58,7 @@ def test_usage_invoices_moves_and_payments(client: TestClient, ctx, world):
     _as(client, customer.username)
     html = client.get("/usage?period=2026-11").text
     assert sub.dev_eui in html and theirs.dev_eui not in html
-    assert "150 %" in html and "75 %" in html  # allowance 3 of 2, quota 3 of 4
+    assert "150&nbsp;%" in html and "75&nbsp;%" in html  # allowance 3 of 2, quota 3 of 4
     assert 'href="/usage"' in client.get("/").text and 'href="/invoices"' in client.get("/").text
 
     bill = _november_bill(ctx, world, s.account_id)
@@ -145,4 +145,4 @@ def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient,
     assert f'Pool of <a href="/billing-accounts/{s.account_id}">{name}</a> · Shared plan (v1)' in (
         html
     )
-    assert "25 % of 8 msg" in html  # two devices' shares of 4 messages, two used
+    assert "25&nbsp;%</span> of 8 msg" in html  # two devices' shares of 4 messages, two used

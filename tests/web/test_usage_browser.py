@@ -1,0 +1,58 @@
+"""The Usage page's counters in a real browser (headless Chromium against uvicorn): each
+meter stays on one line with its percentage, in the narrow quota column too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from satiot.api.context import AppContext
+from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+from tests.factories import World
+from tests.web.browser import SCREENS, admin_console, live_server
+
+__all__ = ["live_server"]  # the fixture, imported for this module's tests
+
+pytestmark = pytest.mark.browser
+
+#: Whether a cell's meter and the percent sign after it share a line: the boxes of that
+#: stretch all overlap vertically (a meter sits higher than the text beside it, so their tops
+#: differ even on one line).
+ONE_LINE = """cell => {
+  const meter = cell.querySelector("meter");
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  let node;
+  while ((node = walker.nextNode()) && !(meter.compareDocumentPosition(node) &
+         Node.DOCUMENT_POSITION_FOLLOWING && node.data.includes("%"))) {}
+  const range = document.createRange();
+  range.setStartBefore(meter);
+  range.setEnd(node, node.data.indexOf("%") + 1);
+  const boxes = [...range.getClientRects()].filter(r => r.width > 0);
+  return Math.max(...boxes.map(r => r.top)) < Math.min(...boxes.map(r => r.bottom));
+}"""
+
+
+def test_each_meter_reads_on_one_line(live_server: str, ctx: AppContext, world: World) -> None:
+    from playwright.sync_api import expect
+
+    s = shop(world, quota_messages=1_000)
+    off = offering(
+        ctx, "Shared plan", [price("recurring", 3_000_000, allowance_messages=4, pooled=True)]
+    )
+    for n in range(3):
+        sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+        uplink(ctx, sub, 20, datetime(2026, 11, 5, n, tzinfo=UTC))
+    rate_all(ctx)
+    with admin_console(live_server) as page:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(f"{live_server}/usage?period=2026-11")
+        meters = page.locator("#usage-counters td:has(meter)")
+        expect(meters.first).to_be_visible()
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "usage.png"), full_page=True)
+        # Three devices' quota meters and the pool's allowance meter.
+        assert meters.count() == 4
+        for i in range(meters.count()):
+            cell = meters.nth(i)
+            assert cell.evaluate(ONE_LINE), cell.inner_text()
