@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from satiot.api.context import AppContext
-from satiot.bss.models import Subscription
+from satiot.bss.models import Customer, Subscription
 from tests.bss.order_world import shop, terminal
 from tests.bss.test_orders import fulfil, place
 from tests.factories import World
@@ -15,6 +15,13 @@ from tests.web.browser import SCREENS, admin_console, live_server
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
 pytestmark = pytest.mark.browser
+
+#: How many lines an element's text takes.
+LINES = """el => {
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+}"""
 
 
 def test_each_button_of_a_row_makes_its_own_move_with_the_rows_reason(
@@ -26,8 +33,10 @@ def test_each_button_of_a_row_makes_its_own_move_with_the_rows_reason(
     first, second = terminal(), terminal()
     placed = place(s, s.add(first, 0), s.add(second, 1))
     assert fulfil(s, placed.id) == "completed"
-    with ctx.db.read() as session:
+    with ctx.db.write() as session:
         subs = {sub.imei: sub.id for sub in session.query(Subscription)}
+        # Names as a Chinese operator's customers have them: long, and wrapping.
+        session.get(Customer, s.customer_id).name = "内蒙古草原智慧牧业科技发展有限责任公司"
     with admin_console(live_server) as page:
         page.goto(f"{live_server}/subscriptions")
         row = page.locator(f'tr[data-id="{subs[first.imei]}"]')
@@ -39,6 +48,8 @@ def test_each_button_of_a_row_makes_its_own_move_with_the_rows_reason(
         wrap = page.locator("#subscriptions .table-wrap")
         overflow = wrap.evaluate("el => el.scrollWidth - el.clientWidth")
         assert overflow <= 0, f"the table is {overflow} px wider than its card"
+        # An offering's code breaks at no hyphen ("SAT-" / "BUNDLE-" / "100 v1").
+        assert row.locator("td.offering").evaluate(LINES) == 1
 
         row.get_by_placeholder("Why").fill("device stolen")
         row.get_by_role("button", name="Terminate").click()
