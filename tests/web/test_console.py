@@ -134,6 +134,30 @@ def test_security_headers_on_console_responses(client: TestClient, world: World)
         assert response.headers["referrer-policy"] == "same-origin"
 
 
+def test_a_browser_that_mistypes_an_address_gets_a_console_page(client: TestClient, world: World):
+    """A stale bookmark or a typo showed a raw problem+json body in the browser."""
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = client.get("/dashboard", headers=html, follow_redirects=False)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "There is no page at /dashboard." in r.text and 'href="/login"' in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    signed_in(client, "admin")
+    r = client.get("/invoicez", headers=html)
+    assert r.status_code == 404 and "There is no page at /invoicez." in r.text
+    assert 'href="/invoices"' in r.text  # the navigation, signed in
+    # The API, its documents and callers that do not ask for HTML keep problem+json.
+    for path, headers in (("/api/v1/nope", html), ("/problems/nope", html), ("/dashboard", {})):
+        r = client.get(path, headers=headers)
+        assert r.status_code == 404, path
+        assert r.headers["content-type"].startswith("application/problem+json"), path
+    assert (
+        client.post("/dashboard", headers=html)
+        .headers["content-type"]
+        .startswith("application/problem+json")
+    )
+
+
 def test_api_is_left_without_console_csp(client: TestClient):
     assert "content-security-policy" not in client.get("/healthz").headers
 

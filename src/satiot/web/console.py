@@ -14,18 +14,22 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from satiot.api.context import AppContext
+from satiot.api.deps import get_ctx
 from satiot.web.rendering import STATIC_DIR, bare_page, page
-from satiot.web.security import SecurityHeaders
+from satiot.web.security import HEADERS, SecurityHeaders
 from satiot.web.session import (
+    COOKIE_NAME,
     ConsoleForbidden,
     LoginRequired,
     login_url,
+    resolve,
 )
 from satiot.web.views import (
     access,
@@ -96,6 +100,41 @@ async def _on_forbidden(request: Request, exc: Exception) -> Response:
     return page(request, exc.signed_in, "forbidden.html", context, status_code=403)
 
 
+#: Addresses that belong to the REST API and its documents: a miss there stays problem+json.
+API_PREFIXES = ("/api/", "/openapi.json", "/docs", "/redoc", "/problems/", "/metrics")
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a miss should be answered as a console page: a browser's GET of an address
+    outside the API (``Accept`` names HTML)."""
+    path = request.url.path
+    return (
+        request.method in ("GET", "HEAD")
+        and not any(path == p.rstrip("/") or path.startswith(p) for p in API_PREFIXES)
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def not_found_page(request: Request) -> Response:
+    """A mistyped or stale console address: the layout with a way back, not a JSON body."""
+    context = {
+        "title": "Not found",
+        "message": f"There is no page at {request.url.path}.",
+        "back": "/",
+        "back_label": "Back to the dashboard",
+    }
+    signed_in = resolve(get_ctx(request), request.cookies.get(COOKIE_NAME))
+    if signed_in is None:
+        context |= {"back": login_url("/"), "back_label": "Sign in"}
+        response = bare_page(request, "not_found.html", context, status_code=404)
+    else:
+        response = page(request, signed_in, "not_found.html", context, status_code=404)
+    for name, value in HEADERS.items():  # the middleware knows console routes, not misses
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def mount(app: FastAPI, ctx: AppContext) -> None:
     """Attach the console's pages and static files to ``app``."""
     router = console_router()
@@ -125,3 +164,17 @@ def mount(app: FastAPI, ctx: AppContext) -> None:
         return bare_page(request, "refused.html", {"problems": problems}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, on_invalid)
+
+    api_http_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        if (
+            isinstance(exc, StarletteHTTPException)
+            and exc.status_code == 404
+            and wants_page(request)
+        ):
+            return not_found_page(request)
+        answer = api_http_handler(request, exc)
+        return answer if isinstance(answer, Response) else await answer
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
