@@ -49,6 +49,7 @@ def test_a_file_that_is_no_csv_text_is_named(head: bytes, kind: str):
 
 def test_only_known_encodings_are_taken():
     assert {encoding_named(n) for n in ENCODINGS} == {"utf-8", "gb18030"}
+    assert encoding_named("US-ASCII") == "utf-8"  # a default charset of some HTTP clients
     with pytest.raises(ValueError, match="unknown encoding 'big5'"):
         encoding_named("big5")
 

@@ -242,8 +242,8 @@ def parse_order_csv(
 ) -> ParsedCsv:
     """Items and row errors from a CSV file given as byte chunks (see the module's format).
 
-    ``encoding`` is one of :data:`ENCODINGS`' names (ValueError otherwise); ``progress`` is
-    called with the number of bytes read so far, after each chunk.
+    ``encoding`` is one of :data:`~satiot.core.csv_text.ENCODINGS`' names (ValueError
+    otherwise); ``progress`` is called with the number of bytes read so far, after each chunk.
     """
     codec = encoding_named(encoding)
     out = ParsedCsv()

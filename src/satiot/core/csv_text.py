@@ -13,10 +13,13 @@ from __future__ import annotations
 from typing import Final
 
 BOM: Final = b"\xef\xbb\xbf"
-#: Encodings a file may be in, by the names callers use, with the codec that reads each.
+#: Encodings a file may be in, by the names callers use, with the codec that reads each
+#: (ASCII, which some HTTP clients name by default, is read as the UTF-8 it is a part of).
 ENCODINGS: Final = {
     "utf-8": "utf-8",
     "utf8": "utf-8",
+    "us-ascii": "utf-8",
+    "ascii": "utf-8",
     "gb18030": "gb18030",
     "gbk": "gb18030",
     "gb2312": "gb18030",
