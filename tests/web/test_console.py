@@ -158,6 +158,30 @@ def test_a_browser_that_mistypes_an_address_gets_a_console_page(client: TestClie
     )
 
 
+def test_every_command_a_page_names_exists():
+    """Empty states told operators to run `satiot terminal-models import` and `satiot numbers
+    load-blocks`, neither of which existed. Each `<code>satiot …</code>` in a template must
+    name a command that answers --help (its arguments, in capitals or with a dot, dropped)."""
+    from typer.testing import CliRunner
+
+    from satiot.cli import app
+    from satiot.web.rendering import TEMPLATES_DIR
+
+    named = set()
+    for template in TEMPLATES_DIR.glob("*.html"):
+        for text in re.findall(r"<code>satiot ([^<]+)</code>", template.read_text()):
+            words = []
+            for word in text.split():
+                if word.startswith("-") or "." in word or not word.islower():
+                    break
+                words.append(word)
+            named.add(tuple(words))
+    assert ("terminals", "import") in named and ("numbers", "blocks", "load") in named
+    for words in sorted(named):
+        ran = CliRunner().invoke(app, [*words, "--help"])
+        assert ran.exit_code == 0, f"satiot {' '.join(words)}: {ran.output}"
+
+
 def test_api_is_left_without_console_csp(client: TestClient):
     assert "content-security-policy" not in client.get("/healthz").headers
 
