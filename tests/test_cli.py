@@ -723,3 +723,24 @@ def test_a_value_the_database_refuses_is_one_line_too(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: the database refused a value: value too long for type character varying(64)"
     )
+
+
+def test_every_command_the_readme_and_docs_name_exists(monkeypatch):
+    """What the README and docs/ tell an operator to type must be a command: each
+    `` `satiot …` `` answers --help (its arguments, options and paths dropped)."""
+    monkeypatch.chdir(ROOT)  # `satiot bench NAME` finds its benchmark in the checkout
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    named: dict[tuple[str, ...], str] = {}
+    for doc in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
+        for said in re.findall(r"`satiot ([^`]+)`", doc.read_text()):
+            words: list[str] = []
+            for word in said.split():
+                if not re.fullmatch(r"[a-z][a-z-]*", word):
+                    break
+                words.append(word)
+            named.setdefault(tuple(words), doc.name)
+    assert ("orders", "import") in named and ("terminals", "import") in named
+    for words, doc in sorted(named.items()):
+        ran = CliRunner().invoke(app, [*words, "--help"])
+        assert ran.exit_code == 0, f"{doc}: satiot {' '.join(words)}: {ran.output[-300:]}"
