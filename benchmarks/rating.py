@@ -391,7 +391,8 @@ _OWN_KEY = (
     "||substr(s.id,17,4)||'-'||substr(s.id,21)"
 )
 _POOL_KEY = "'pool:'||s.billing_account_id||':'||s.offering_id"
-SQL_RULES = (
+#: Made once, before the clock starts: the batch table, and a counter per device and per pool.
+SQL_SETUP = (
     "CREATE TEMP TABLE batch (seq INTEGER, id TEXT, tenant_id TEXT, occurred_at TEXT, "
     "dev TEXT, sid TEXT, bid TEXT, oid TEXT, sz INTEGER, bill INTEGER, qm INTEGER, "
     "own_key TEXT, pool_key TEXT)",
@@ -451,7 +452,7 @@ def sql_rules_bound(devices: int, n: int, batch: int) -> tuple[float, int]:
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in SQLITE_PRAGMAS:
         conn.execute(f"PRAGMA {pragma}")
-    for statement in SQL_RULES:
+    for statement in SQL_SETUP:
         conn.execute(statement)
     started = time.process_time()
     for lo in range(after, last, batch):

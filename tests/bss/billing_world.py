@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from satiot.api.context import AppContext
@@ -255,6 +255,20 @@ def rate_all(ctx: AppContext, batch_size: int = 500) -> int:
     while n := consume_batch(ctx.db, consumer, ctx.clock):
         total += n
     return total
+
+
+def pooled_usage(ctx: AppContext, world: World, devices: int, **shop_args: Any) -> Shop:
+    """A shop whose ``devices`` share a pool of 4 messages each ("Shared plan"), each having
+    sent one 20-byte uplink on 5 November 2026, rated."""
+    s = shop(world, **shop_args)
+    off = offering(
+        ctx, "Shared plan", [price("recurring", 3_000_000, allowance_messages=4, pooled=True)]
+    )
+    for n in range(devices):
+        sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+        uplink(ctx, sub, 20, datetime(2026, 11, 5, n, tzinfo=UTC))
+    rate_all(ctx)
+    return s
 
 
 def sent_bill_for(world: World, tenant_id: uuid.UUID) -> dict[str, str]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.models import CustomerBill
 from satiot.core.auth.roles import Role
-from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+from tests.bss.billing_world import offering, pooled_usage, price, rate_all, shop, uplink
 from tests.web.console_helpers import signed_in
 
 DEC_1 = datetime(2026, 12, 1, 2, tzinfo=UTC)
@@ -127,14 +127,7 @@ def test_payment_amounts_a_decimal_reads_but_a_form_should_not_are_refused(
 def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient, ctx, world):
     from satiot.bss.models import BillingAccount
 
-    s = shop(world)
-    off = offering(
-        ctx, "Shared plan", [price("recurring", 3_000_000, allowance_messages=4, pooled=True)]
-    )
-    for n in range(2):
-        sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-        uplink(ctx, sub, 20, datetime(2026, 11, 5, n, tzinfo=UTC))
-    rate_all(ctx)
+    s = pooled_usage(ctx, world, 2)
     with ctx.db.read() as r:
         account = r.get(BillingAccount, s.account_id)
         assert account is not None

@@ -3,12 +3,10 @@ meter stays on one line with its percentage, in the narrow quota column too."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from satiot.api.context import AppContext
-from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+from tests.bss.billing_world import pooled_usage
 from tests.factories import World
 from tests.web.browser import SCREENS, admin_console, live_server
 
@@ -36,14 +34,7 @@ ONE_LINE = """cell => {
 def test_each_meter_reads_on_one_line(live_server: str, ctx: AppContext, world: World) -> None:
     from playwright.sync_api import expect
 
-    s = shop(world, quota_messages=1_000)
-    off = offering(
-        ctx, "Shared plan", [price("recurring", 3_000_000, allowance_messages=4, pooled=True)]
-    )
-    for n in range(3):
-        sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-        uplink(ctx, sub, 20, datetime(2026, 11, 5, n, tzinfo=UTC))
-    rate_all(ctx)
+    pooled_usage(ctx, world, 3, quota_messages=1_000)
     with admin_console(live_server) as page:
         page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(f"{live_server}/usage?period=2026-11")

@@ -145,7 +145,7 @@ def _lines(
         try:
             return raw.decode(codec)
         except UnicodeDecodeError as exc:
-            bad[number] = undecodable(raw, codec, exc)
+            bad[number] = undecodable(raw, codec, exc.start)
             return "\n"
 
     for chunk in chunks:

@@ -291,18 +291,16 @@ def require_order_ready(session: Session, customer_id: uuid.UUID) -> Customer:
     Raises :class:`CustomerNotReady` (409) saying which condition fails, or NotFound.
     """
     customer = get_customer(session, customer_id)
-    if order_blocker(customer.status, customer.risk_status) is None:
+    if order_blocker(customer.status, customer.risk_status) is None:  # the one gate
         return customer
     if customer.status != "validated":
         raise CustomerNotReady(
             f"customer {customer.name} is {customer.status}: only a validated customer may order",
             customer_status=customer.status,
         )
-    if customer.risk_status != "passed":
-        state = "none yet" if customer.risk_status == "pending" else customer.risk_status
-        raise CustomerNotReady(
-            f"a risk assessment must pass before any order (customer {customer.name}: "
-            f"latest assessment {state})",
-            risk_status=customer.risk_status,
-        )
-    return customer
+    state = "none yet" if customer.risk_status == "pending" else customer.risk_status
+    raise CustomerNotReady(
+        f"a risk assessment must pass before any order (customer {customer.name}: "
+        f"latest assessment {state})",
+        risk_status=customer.risk_status,
+    )

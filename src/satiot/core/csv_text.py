@@ -54,10 +54,11 @@ def not_csv_text(head: bytes) -> str | None:
     return None
 
 
-def undecodable(raw: bytes, codec: str, exc: UnicodeDecodeError) -> str:
-    """Why the line ``raw`` cannot be read, and what to do when it would read as GB18030."""
+def undecodable(raw: bytes, codec: str, start: int) -> str:
+    """Why the line ``raw`` cannot be read from its byte ``start`` (0-based) on, and what to
+    do when it would read as GB18030."""
     name = "UTF-8" if codec == "utf-8" else "GB18030"
-    reason = f"not valid {name} (byte {exc.start + 1} of the line)"
+    reason = f"not valid {name} (byte {start + 1} of the line)"
     if codec == "utf-8":
         try:
             raw.decode("gb18030")
@@ -82,5 +83,4 @@ def decode_file(data: bytes, encoding: str) -> str:
         start = data.rfind(b"\n", 0, exc.start) + 1
         end = data.find(b"\n", exc.start)
         raw = data[start : None if end < 0 else end]
-        err = UnicodeDecodeError(codec, raw, exc.start - start, exc.end - start, exc.reason)
-        raise ValueError(f"line {line}: {undecodable(raw, codec, err)}") from None
+        raise ValueError(f"line {line}: {undecodable(raw, codec, exc.start - start)}") from None
