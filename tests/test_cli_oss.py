@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from satiot.cli import app
 from satiot.oss.models import TerminalModel
+from tests.oss.test_licence_list import CSV
 from tests.oss.test_numbering import TOML
-from tests.oss.test_terminals import CSV
 
 runner = CliRunner()
 
@@ -126,6 +126,37 @@ def test_terminal_import_errors_are_one_line(env, tmp_path: Path):
     bad = tmp_path / "bad.csv"
     bad.write_text(CSV + "TQ-M300,x,y,z,BAD,2025-01-01,2026-01-01,\n")
     _one_error(_run("terminals", "import", str(bad)), "line 4", "licence number")
+
+
+def test_every_bad_line_of_a_list_is_its_own_line_then_the_count(env, tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        CSV
+        + "TQ-M300,x,y,z,BAD,2025-01-01,2026-01-01,\n"
+        + "TQ-M400,x,y,z,00-B182-228212,2025-13-01,2026-01-01,\n"
+    )
+    r = _run("terminals", "import", str(bad))
+    assert r.exit_code == 1, r.output
+    lines = r.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith("error: ") for line in lines), lines
+    assert "line 4: licence number 'BAD'" in lines[0]
+    assert "line 5: issued_on '2025-13-01' is not a date" in lines[1]
+    assert lines[2].endswith("2 lines cannot be imported; nothing was imported")
+    with env.read() as s:
+        assert s.scalar(select(func.count()).select_from(TerminalModel)) == 0
+
+
+def test_the_template_fills_in_and_imports(env, tmp_path: Path):
+    r = _run("terminals", "template")
+    assert r.exit_code == 0 and r.stdout_bytes.startswith(b"\xef\xbb\xbfname,equipment_name,")
+    path = tmp_path / "list.csv"
+    r = _run("terminals", "template", "-o", str(path))
+    assert r.exit_code == 0 and "fill in one licensed model per line" in r.stdout
+    _one_error(_run("terminals", "import", str(path)), "line 2: the list holds no terminal models")
+    with path.open("a") as f:
+        f.write(CSV.splitlines()[1] + "\r\n")
+    assert "1 created" in _run("terminals", "import", str(path)).stdout
+    _one_error(_run("terminals", "template", "-o", str(tmp_path)), "cannot write")
 
 
 @pytest.mark.parametrize(

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.table import Table
 
-from satiot.cli_common import EncodingOption, checked_encoding, fail, load_settings, out
+from satiot.cli_common import (
+    EncodingOption,
+    checked_encoding,
+    error_line,
+    fail,
+    load_settings,
+    out,
+)
 from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
     from satiot.core.auth.principal import Principal
     from satiot.core.db import Database
+    from satiot.oss.licence_list import LicenceListRejected
 
 numbers_app = typer.Typer(
     help="IoT number blocks, recycling and the annual numbering report.", no_args_is_help=True
@@ -166,38 +175,74 @@ def numbers_recycle() -> None:
 
 @terminals_app.command("import")
 def terminals_import(
-    csv_file: Annotated[Path, typer.Argument(help="CSV with a header row", metavar="CSV")],
+    csv_file: Annotated[Path, typer.Argument(help="CSV with a header line", metavar="CSV")],
     encoding: EncodingOption = "utf-8",
 ) -> None:
-    """Import licensed terminal models from a CSV; known models (by name) are updated.
+    """Import a licence list: licensed terminal models from a CSV; known models (by name) are
+    updated.
 
-    Header: name,equipment_name,manufacturer,applicant,licence_number,issued_on,expires_on
-    and optionally tacs (space-separated 8-digit TACs). Dates are YYYY-MM-DD. All or
-    nothing: one bad line imports none.
+    The header names the columns, in any order: name, equipment_name, manufacturer,
+    applicant, licence_number, issued_on, expires_on (dates YYYY-MM-DD) and optionally tacs
+    (8-digit TACs separated by spaces or ;). All or nothing: every bad line is named and
+    none is imported. `satiot terminals template` writes an empty list to fill in.
     """
     from satiot.core.clock import SystemClock
-    from satiot.core.csv_text import decode_file
-    from satiot.oss.terminals import import_models, parse_models_csv
+    from satiot.oss.licence_list import (
+        LicenceListRejected,
+        import_licence_list,
+        read_licence_list,
+    )
 
     checked_encoding(encoding)
     try:
         data = csv_file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {csv_file}: {exc.strerror}")
-    try:
-        text = decode_file(data, encoding)
-    except ValueError as exc:
-        fail(f"{csv_file}: {exc}")
     now = SystemClock().now()
     with _migrated() as database:
-        specs = parse_models_csv(text, at=now)
-        with database.write() as s:
-            result = import_models(s, _principal(database, "terminals"), specs, at=now)
+        try:
+            listed = read_licence_list(data, encoding=encoding, at=now)
+            with database.write() as s:
+                result = import_licence_list(s, _principal(database, "terminals"), listed, at=now)
+        except LicenceListRejected as exc:
+            _refuse_list(csv_file, exc)
     out.print(
         f"terminal models: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged",
         highlight=False,
     )
+
+
+def _refuse_list(path: Path, exc: LicenceListRejected) -> NoReturn:
+    """One line for a list with one bad line; one per bad line, then the count, for more."""
+    if len({e.line for e in exc.rows}) == 1 and len(exc.rows) == 1:
+        fail(f"{path}: {exc.detail}")
+    for e in exc.rows:
+        error_line(f"{path}: line {e.line}: {e.reason}")
+    lines = len({e.line for e in exc.rows})
+    fail(f"{path}: {lines} lines cannot be imported; nothing was imported")
+
+
+@terminals_app.command("template")
+def terminals_template(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output"),
+    ] = None,
+) -> None:
+    """Write an empty licence list to fill in: the header line (UTF-8 with a byte-order mark,
+    which Excel opens as UTF-8)."""
+    from satiot.oss.licence_list import template
+
+    data = template()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    out.print(f"wrote {output}: fill in one licensed model per line", highlight=False)
 
 
 @terminals_app.command("check")

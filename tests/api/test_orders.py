@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from satiot.core.auth.roles import Role
 from satiot.network.models import Device
-from tests.api.conftest import assert_problem
-from tests.bss.order_world import CSV_HEADER, Terminal, shop, terminal
+from tests.api.conftest import assert_problem, unchanged
+from tests.bss.order_world import CSV_HEADER, MODEL, Terminal, shop, terminal
 from tests.bss.test_orders import all_counts
 
 API = "/api/v1/product-orders"
@@ -181,6 +181,41 @@ def test_a_good_csv_makes_one_order_with_one_item_per_row(client, ctx, world):
         f"{API}/csv", headers=world.headers(s.admin) | {"Content-Type": "image/png"}, content=b"x"
     )
     assert_problem(r, 415, "unsupported-media-type")
+
+
+def test_the_template_filled_in_is_an_order(client, ctx, world):
+    """The empty order names every column; a row that fills in only what an add needs (the
+    other cells empty, as a spreadsheet saves them) is ordered as it is."""
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    r = client.get(f"{API}/csv-template", headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="satiot-order.csv"' in r.headers["content-disposition"]
+    assert r.content.startswith(b"\xef\xbb\xbfaction,imei,dev_eui,") and r.content.endswith(b"\r\n")
+    header = r.content[3:].decode().strip().split(",")
+    t = terminal()
+    cells = {
+        "imei": t.imei,
+        "dev_eui": t.dev_eui,
+        "terminal_model": MODEL,
+        "offering": "SAT-BUNDLE-100",
+        "dev_addr": t.dev_addr,
+        "nwk_s_key": t.nwk_s_key,
+        "app_s_key": t.app_s_key,
+    }
+    row = ",".join(cells.get(name, "") for name in header)
+    placed = client.post(
+        f"{API}/csv",
+        headers=headers | {"Content-Type": "text/csv"},
+        content=r.content + row.encode() + b"\r\n",
+    )
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["productOrderItem"][0]["action"] == "add"
+    with unchanged(ctx):
+        empty = client.post(
+            f"{API}/csv", headers=headers | {"Content-Type": "text/csv"}, content=r.content
+        )
+    assert "header but no rows" in assert_problem(empty, 422)["errors"][0]["reason"]
 
 
 def test_a_start_date_without_a_zone_is_422_not_500(client, ctx, world):

@@ -120,3 +120,112 @@ def test_a_licence_date_given_as_a_number_is_refused(client, ctx, world):
         r = client.post("/api/v1/terminal-models", json=MODEL | {"issued_on": 0}, headers=admin)
     problem = assert_problem(r, 422, "validation-error")
     assert "ISO-8601" in problem["detail"]
+
+
+# -- licence lists ---------------------------------------------------------------------------------
+
+
+def test_a_licence_list_imports_and_a_replay_imports_nothing_twice(client, ctx, world):
+    from tests.oss.test_licence_list import CSV
+
+    admin = world.admin_headers() | {"Content-Type": "text/csv"}
+    r = client.post("/api/v1/terminal-models/csv", content=CSV, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"created": 2, "updated": 0, "unchanged": 0}
+    again = client.post("/api/v1/terminal-models/csv", content=CSV, headers=admin)
+    assert again.json() == {"created": 0, "updated": 0, "unchanged": 2}
+    keyed = admin | {"Idempotency-Key": "list-2026-01"}
+    renewed = CSV.replace("2028-02-29,\n", "2029-01-01,\n")
+    first = client.post("/api/v1/terminal-models/csv", content=renewed, headers=keyed)
+    with unchanged(ctx):
+        replay = client.post("/api/v1/terminal-models/csv", content=renewed, headers=keyed)
+    assert first.json() == replay.json() == {"created": 0, "updated": 1, "unchanged": 1}
+    names = {
+        m["name"] for m in client.get("/api/v1/terminal-models", headers=admin).json()["items"]
+    }
+    assert names == {"TQ-M100", "TQ-M200"}
+
+
+def test_a_bad_licence_list_names_every_line_and_imports_none(client, ctx, world):
+    from tests.oss.test_licence_list import CSV
+
+    admin = world.admin_headers()
+    text = (
+        CSV
+        + "TQ-M300,x,y,z,BAD,2025-01-01,2026-01-01,\n"
+        + "TQ-M400,x,y,z,00-B182-228212,2025-13-01,2026-01-01,\n"
+    )
+    with unchanged(ctx):
+        r = client.post(
+            "/api/v1/terminal-models/csv",
+            files={"file": ("models.csv", text.encode(), "text/csv")},
+            headers=admin,
+        )
+    body = assert_problem(r, 422, "licence-list-rejected")
+    assert [(e["line"], e["column"]) for e in body["errors"]] == [
+        (4, "licence_number"),
+        (5, "issued_on"),
+    ]
+    assert body["detail"].startswith(
+        "2 lines cannot be imported; nothing was imported. First, line 4:"
+    )
+    assert client.get("/problems/licence-list-rejected").status_code == 200
+
+
+def test_a_licence_list_in_gbk_reads_with_its_charset_named(client, world):
+    from tests.oss.test_licence_list import CSV
+
+    maker = "北京天星物联科技有限公司"
+    data = CSV.replace("Maker,Maker", f"{maker},{maker}").encode("gbk")
+    admin = world.admin_headers()
+    plain = client.post(
+        "/api/v1/terminal-models/csv", content=data, headers=admin | {"Content-Type": "text/csv"}
+    )
+    (error,) = assert_problem(plain, 422, "licence-list-rejected")["errors"]
+    assert error["line"] == 2 and "it reads as GB18030 (GBK)" in error["reason"]
+    assert_problem(
+        client.post(
+            "/api/v1/terminal-models/csv",
+            content=data,
+            headers=admin | {"Content-Type": "text/csv; charset=big5"},
+        ),
+        415,
+    )
+    r = client.post(
+        "/api/v1/terminal-models/csv",
+        content=data,
+        headers=admin | {"Content-Type": "text/csv; charset=GBK"},
+    )
+    assert r.status_code == 200 and r.json()["created"] == 2, r.text
+    listed = client.get("/api/v1/terminal-models", headers=admin).json()["items"]
+    assert {m["manufacturer"] for m in listed} == {maker}
+    workbook = client.post(
+        "/api/v1/terminal-models/csv?encoding=gb18030",
+        content=b"PK\x03\x04" + bytes(40),
+        headers=admin | {"Content-Type": "application/octet-stream"},
+    )
+    assert "Excel workbook" in assert_problem(workbook, 422)["errors"][0]["reason"]
+    assert_problem(
+        client.post("/api/v1/terminal-models/csv", json={"csv": "x"}, headers=admin), 415
+    )
+
+
+def test_the_licence_list_template_and_who_may_import(client, world):
+    from tests.oss.test_licence_list import CSV
+
+    noc = world.headers(world.user(world.operator, Role.NOC))
+    r = client.get("/api/v1/terminal-models/csv-template", headers=noc)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="satiot-licence-list.csv"' in r.headers["content-disposition"]
+    header = "name,equipment_name,manufacturer,applicant,licence_number,issued_on,expires_on,tacs"
+    assert r.content == b"\xef\xbb\xbf" + header.encode() + b"\r\n"
+    assert_problem(
+        client.post(
+            "/api/v1/terminal-models/csv",
+            content=CSV,
+            headers=noc | {"Content-Type": "text/csv"},
+        ),
+        403,
+    )
+    customer = world.headers(world.user(world.tenant(), Role.CUSTOMER_USER))
+    assert_problem(client.get("/api/v1/terminal-models/csv-template", headers=customer), 403)

@@ -1,4 +1,4 @@
-"""Terminal models and licences: validators, admissibility, the daily re-check, CSV import."""
+"""Terminal models and licences: validators, admissibility, the daily re-check."""
 
 from __future__ import annotations
 
@@ -301,49 +301,6 @@ def test_licence_watch_lists_expired_and_expiring_listed_models(db, world, clock
     assert [m.name for m in watch.expiring] == ["m1", "m2"]
     with pytest.raises(InvalidInput), db.read() as s:
         licence_watch(s, on=day, within_days=-1)
-
-
-# -- CSV import -----------------------------------------------------------------------------------
-
-TACS_5000 = " ".join(f"{n:08d}" for n in range(5000))
-CSV = (
-    "name,equipment_name,manufacturer,applicant,licence_number,issued_on,expires_on,tacs\n"
-    "TQ-M100,Satellite IoT module,Maker,Maker,00-B182-228209,2025-03-01,2028-02-29,35417803\n"
-    "TQ-M200,Satellite IoT module,Maker,Maker,00-B182-228210,2025-03-01,2028-02-29,\n"
-)
-
-
-def test_csv_import_creates_updates_and_leaves_unchanged(db, world, clock):
-    specs = terminals.parse_models_csv(CSV, at=clock.now())
-    with db.write() as s:
-        first = terminals.import_models(s, world.system, specs, at=clock.now())
-    assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
-    changed = terminals.parse_models_csv(
-        CSV.replace("2028-02-29,\n", "2029-01-01,\n"), at=clock.now()
-    )
-    with db.write() as s:
-        second = terminals.import_models(s, world.system, changed, at=clock.now())
-    assert (second.created, second.updated, second.unchanged) == (0, 1, 1)
-
-
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
-        ("a,b\n", "header"),
-        (CSV + "TQ-M300,x,y,z,BAD,2025-01-01,2026-01-01,\n", "line 4: licence number"),
-        (CSV + "TQ-M300,x,y,z,00-B182-228211,2025-13-01,2026-01-01,\n", "line 4: dates"),
-        (CSV + "TQ-M100,x,y,z,00-B182-228211,2025-01-01,2026-01-01,\n", "already on line 2"),
-        (CSV + "TQ-M300,x,y\n", "line 4: expected 8 fields"),
-        (CSV.splitlines()[0] + "\n", "no terminal models"),
-        (CSV + "TQ\x00M300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,\n", "line 4: name"),
-        (CSV + "TQ-M300,x,\x1b[2Jy,z,00-B182-228211,2025-01-01,2026-01-01,\n", "line 4: manu"),
-        (CSV + f"TQ-M300,x,y,z,00-B182-228211,2025-01-01,2026-01-01,{TACS_5000}\n", "line 4: 5"),
-        (CSV + "TQ-M300,x,y,z,00-B182-228211,2999-01-01,2999-12-31,\n", "line 4: the lic"),
-    ],
-)
-def test_bad_csv_names_the_line(clock, text, words):
-    with pytest.raises(InvalidInput, match=words):
-        terminals.parse_models_csv(text, at=clock.now())
 
 
 # -- the API agrees --------------------------------------------------------------------------------

@@ -12,15 +12,16 @@ after the answer, item by item (``GET`` it to follow ``inProgress`` → ``comple
 with ``errors`` of ``{line, column, reason}``; all good rows make one order, one item per row.
 The body limit (``SATIOT_MAX_BODY_BYTES``, 1 MiB by default: about 8,000 rows carrying session
 keys) applies; the CLI (``satiot orders import``) takes files of up to 10,000 rows.
+``GET /product-orders/csv-template`` is an empty file to fill in: the header with every column.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from typing import IO, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -29,7 +30,6 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
-from starlette.datastructures import UploadFile
 
 from satiot.api import problems
 from satiot.api.catalog import CamelIn, CamelOut
@@ -42,14 +42,20 @@ from satiot.api.common import (
     page_response,
 )
 from satiot.api.context import AppContext
+from satiot.api.csv_upload import (
+    CSV_415,
+    CSV_BODY,
+    CSV_FILE,
+    EncodingParam,
+    read_csv,
+    template_response,
+)
 from satiot.api.deps import Call, requires
 from satiot.bss import order_csv, orders
 from satiot.bss.activation import ActivationConfig
 from satiot.bss.models import ProductOrder, ProductOrderItem
 from satiot.bss.order_fulfilment import fulfil_and_register
 from satiot.bss.order_items import ItemError, ItemIn, OrderIn, OrderRejected, TerminalIn
-from satiot.core.csv_text import encoding_named
-from satiot.core.errors import DomainError, InvalidInput
 from satiot.core.pagination import paginate
 from satiot.oss.handle_client import NodeConfig
 
@@ -68,7 +74,6 @@ OrderState = Literal[
     "partial",
 ]
 MAX_JSON_ITEMS = 1000
-CHUNK = 64 * 1024
 
 problems.CATALOG.setdefault(
     OrderRejected.slug,
@@ -98,12 +103,6 @@ JSON_FIELDS = {
     "add_ons": "addOns",
     "subscription_id": "subscriptionId",
 }
-
-
-class UnsupportedMedia(DomainError):
-    slug = "unsupported-media-type"
-    title = "Unsupported media type"
-    status = 415
 
 
 #: A stored item's terminal fields as the API names them.
@@ -353,26 +352,6 @@ class _CsvUpload(CamelIn):
     external_id: str | None
 
 
-def _chunks(file: IO[bytes]) -> Iterator[bytes]:
-    while chunk := file.read(CHUNK):
-        yield chunk
-
-
-def _codec(asked: str | None, content_type: str | None) -> str:
-    """The file's codec: the ``encoding`` parameter, else the charset its content type names,
-    else UTF-8 (an unknown charset is 415, as HTTP says)."""
-    if asked is not None:
-        return encoding_named(asked)
-    for part in (content_type or "").split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip().lower() == "charset":
-            try:
-                return encoding_named(value.strip().strip('"'))
-            except ValueError as exc:
-                raise UnsupportedMedia(str(exc)) from None
-    return "utf-8"
-
-
 def _place_csv(
     call: Call,
     request: Request,
@@ -398,28 +377,23 @@ def _place_csv(
     return _answer(call, create_idempotently(call, request, key, fingerprint, create), placed)
 
 
+@router.get(
+    "/csv-template",
+    summary="An empty bulk-order file to fill in: the header line with every column",
+    response_class=Response,
+    responses=CSV_FILE,
+)
+def get_csv_template(call: Reader) -> Response:
+    return template_response(order_csv.template(), "satiot-order.csv")
+
+
 @router.post(
     "/csv",
     status_code=201,
     response_model=OrderOut,
     summary="Place a bulk order from a CSV file (multipart 'file', or a text/csv body)",
-    responses={
-        415: {"description": "Neither multipart/form-data nor a CSV body, or an unknown charset"}
-    },
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                        "required": ["file"],
-                    }
-                },
-            }
-        }
-    },
+    responses=CSV_415,
+    openapi_extra=CSV_BODY,
 )
 async def post_csv(
     call: Writer,
@@ -427,32 +401,10 @@ async def post_csv(
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query(alias="billingAccountId")] = None,
     external_id: Annotated[str | None, Query(alias="externalId", max_length=100)] = None,
-    encoding: Annotated[
-        Literal["utf-8", "gb18030"] | None,
-        Query(
-            description="The file's encoding (default: the charset its content type names, "
-            "else utf-8). gb18030 also reads GBK, as Excel saves 'CSV' on Chinese Windows. "
-            "A UTF-8 byte-order mark wins."
-        ),
-    ] = None,
+    encoding: EncodingParam = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";")[0].strip().lower()
-    if media == "multipart/form-data":
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("send the CSV file in the multipart field 'file'", field="file")
-        codec = _codec(encoding, upload.content_type)
-        chunks = await run_in_threadpool(lambda: list(_chunks(upload.file)))
-    elif media in ("text/csv", "text/plain", "application/octet-stream"):
-        codec = _codec(encoding, content_type)
-        chunks = [chunk async for chunk in request.stream() if chunk]
-    else:
-        raise UnsupportedMedia(
-            "send the CSV as multipart/form-data (field 'file') or as a text/csv body"
-        )
+    chunks, codec = await read_csv(request, encoding)
     params = {
         "customer_id": customer_id,
         "billing_account_id": billing_account_id,

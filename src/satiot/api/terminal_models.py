@@ -1,12 +1,17 @@
-"""Licensed terminal models (MIIT network-access licences): the operator's own register."""
+"""Licensed terminal models (MIIT network-access licences): the operator's own register,
+kept model by model or imported whole as a licence list (``POST /terminal-models/csv``, every
+bad line named and nothing imported; see :mod:`satiot.oss.licence_list`)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -23,15 +28,31 @@ from satiot.api.common import (
     create_idempotently,
     page_response,
 )
+from satiot.api.csv_upload import (
+    CSV_415,
+    CSV_BODY,
+    CSV_FILE,
+    EncodingParam,
+    read_csv,
+    template_response,
+)
 from satiot.api.deps import Call, requires
 from satiot.core.pagination import paginate
-from satiot.oss import terminals
+from satiot.oss import licence_list, terminals
 from satiot.oss.models import TerminalModel
 
 router = APIRouter(prefix="/terminal-models", tags=["terminal-models"])
 Reader = Annotated[Call, Depends(requires("terminal-models:read"))]
 Writer = Annotated[Call, Depends(requires("terminal-models:write"))]
 
+problems.CATALOG.setdefault(
+    licence_list.LicenceListRejected.slug,
+    (
+        licence_list.LicenceListRejected.title,
+        "One or more lines of the licence list cannot be imported; nothing was. The errors "
+        "member lists each one: line (the header is 1), column and reason.",
+    ),
+)
 problems.CATALOG.setdefault(
     terminals.ModelNotAdmissible.slug,
     (
@@ -142,6 +163,59 @@ def licence_watch(
             expired=[TerminalModelOut.model_validate(m) for m in watch.expired],
             expiring=[TerminalModelOut.model_validate(m) for m in watch.expiring],
         )
+
+
+class LicenceImportOut(Output):
+    created: int
+    updated: int
+    unchanged: int
+
+
+class _ListUpload(BaseModel):
+    """What identifies a licence list upload for Idempotency-Key (the file by its hash)."""
+
+    sha256: str
+    encoding: str
+
+
+@router.get(
+    "/csv-template",
+    summary="An empty licence list to fill in: the header line",
+    response_class=Response,
+    responses=CSV_FILE,
+)
+def get_csv_template(call: Reader) -> Response:
+    return template_response(licence_list.template(), "satiot-licence-list.csv")
+
+
+@router.post(
+    "/csv",
+    response_model=LicenceImportOut,
+    summary="Import a licence list from a CSV file (multipart 'file', or a text/csv body)",
+    responses=CSV_415,
+    openapi_extra=CSV_BODY,
+)
+async def post_csv(
+    call: Writer,
+    request: Request,
+    encoding: EncodingParam = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """New models are recorded and known ones (by name) updated, each change audited. Any
+    bad line refuses the whole list: 422 ``licence-list-rejected`` with ``errors`` naming
+    each ``{line, column, reason}``."""
+    chunks, codec = await read_csv(request, encoding)
+    data = b"".join(chunks)
+    fingerprint = _ListUpload(sha256=hashlib.sha256(data).hexdigest(), encoding=codec)
+
+    def load(session: Session) -> LicenceImportOut:
+        listed = licence_list.read_licence_list(data, encoding=codec, at=call.now())
+        result = licence_list.import_licence_list(session, call.principal, listed, at=call.now())
+        return LicenceImportOut(**asdict(result))
+
+    return await run_in_threadpool(
+        create_idempotently, call, request, idempotency_key, fingerprint, load, status_code=200
+    )
 
 
 @router.get("/{model_id}", response_model=TerminalModelOut, summary="One terminal model")

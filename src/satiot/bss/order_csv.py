@@ -57,6 +57,7 @@ from satiot.bss.order_items import (
 from satiot.core.csv_text import (
     BOM,
     HEAD_BYTES,
+    RowError,
     encoding_named,
     not_csv_text,
     undecodable,
@@ -89,20 +90,6 @@ _SPLIT = re.compile(r"[;\s]+")
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    column: str
-    reason: str
-
-    @classmethod
-    def of(cls, error: ItemError) -> RowError:
-        return cls(error.item, error.field, error.reason)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
-
-
 @dataclass
 class ParsedCsv:
     """Items (one per data row, ``line`` = the row's first line) and every error found."""
@@ -110,6 +97,13 @@ class ParsedCsv:
     items: list[ItemIn] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
+
+
+def template() -> bytes:
+    """An empty bulk order to fill in: the header line with every column (empty cells take
+    their defaults), in UTF-8 with a byte-order mark so that Excel opens it as UTF-8 and keeps
+    it so. It holds no example row: one filled in could be ordered unchanged by mistake."""
+    return BOM + ",".join(COLUMNS).encode() + b"\r\n"
 
 
 def _peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
@@ -305,7 +299,7 @@ def parse_order_csv(
         out.errors.append(RowError(2, "", "the file has a header but no rows"))
     checked = check_items(out.items)
     out.items = checked.items
-    out.errors.extend(RowError.of(e) for e in checked.errors)
+    out.errors.extend(RowError(e.item, e.field, e.reason) for e in checked.errors)
     out.errors.sort(key=lambda e: e.line)
     return out
 

@@ -10,6 +10,7 @@ byte-order mark wins over the named encoding, as in browsers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 BOM: Final = b"\xef\xbb\xbf"
@@ -36,6 +37,29 @@ _NOT_TEXT: Final = (
 SAVE_AS: Final = 'save it as "CSV UTF-8" and send that'
 #: Bytes enough to recognise any of them.
 HEAD_BYTES: Final = 8
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one line of an uploaded file cannot be taken (``line`` 1 is the header; ``column``
+    is empty when the whole line is at fault)."""
+
+    line: int
+    column: str
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"line": self.line, "column": self.column, "reason": self.reason}
+
+
+class UnreadableText(ValueError):
+    """A file that is no text in its encoding; ``line`` is where reading stopped (1, and
+    ``whole``, when the file is no CSV text at all)."""
+
+    def __init__(self, line: int, reason: str, *, whole: bool = False) -> None:
+        super().__init__(reason if whole else f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
 
 
 def encoding_named(name: str) -> str:
@@ -69,11 +93,12 @@ def undecodable(raw: bytes, codec: str, start: int) -> str:
 
 
 def decode_file(data: bytes, encoding: str) -> str:
-    """A whole file's text (ValueError saying why not: not CSV text, or not in the encoding)."""
+    """A whole file's text; ValueError for an unknown encoding, and :class:`UnreadableText`
+    saying why not for a file that is no CSV text or not in the encoding."""
     codec = encoding_named(encoding)
     kind = not_csv_text(data[:HEAD_BYTES])
     if kind is not None:
-        raise ValueError(kind)
+        raise UnreadableText(1, kind, whole=True)
     if data.startswith(BOM):
         data, codec = data[len(BOM) :], "utf-8"
     try:
@@ -83,4 +108,4 @@ def decode_file(data: bytes, encoding: str) -> str:
         start = data.rfind(b"\n", 0, exc.start) + 1
         end = data.find(b"\n", exc.start)
         raw = data[start : None if end < 0 else end]
-        raise ValueError(f"line {line}: {undecodable(raw, codec, exc.start - start)}") from None
+        raise UnreadableText(line, undecodable(raw, codec, exc.start - start)) from None

@@ -1,18 +1,16 @@
 """Terminal models and their MIIT network-access licences.
 
 MIIT publishes no licence lookup API, so the operator keeps its own table of licensed models
-(imported from a CSV or entered through the API). Activation calls
-:func:`check_model_admissible`; a daily job calls :func:`licence_watch` to raise alarms for
-licences that are about to expire (typically three years after issue) or already have.
+(entered through the API or imported as a list, :mod:`satiot.oss.licence_list`). Activation
+calls :func:`check_model_admissible`; a daily job calls :func:`licence_watch` to raise alarms
+for licences that are about to expire (typically three years after issue) or already have.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,16 +33,6 @@ LICENCE_RE = re.compile(r"^[0-9]{2}-[0-9A-Z]{4}-[0-9]{6}$")
 TAC_RE = re.compile(r"^[0-9]{8}$")
 #: The most TACs one model records: the API's request models carry the same limit.
 MAX_TACS = 100
-CSV_HEADER = (
-    "name",
-    "equipment_name",
-    "manufacturer",
-    "applicant",
-    "licence_number",
-    "issued_on",
-    "expires_on",
-    "tacs",
-)
 
 
 class ModelNotAdmissible(InvalidInput):
@@ -327,77 +315,3 @@ def licence_watch(session: Session, *, on: date, within_days: int = 90) -> Licen
         expired=[m for m in rows if m.expires_on < on],
         expiring=[m for m in rows if m.expires_on >= on],
     )
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    created: int
-    updated: int
-    unchanged: int
-
-
-def parse_models_csv(text: str, *, at: datetime) -> list[TerminalModelSpec]:
-    """Specs from a CSV (header :data:`CSV_HEADER`, ``tacs`` space-separated and optional).
-
-    Every row is validated, as of ``at`` (the time of the import), before anything is stored;
-    InvalidInput names the row and field.
-    """
-    today = business_day(at)
-    rows = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(rows, [])]
-    if header not in (list(CSV_HEADER), list(CSV_HEADER[:-1])):
-        raise InvalidInput(f"the CSV header must be {','.join(CSV_HEADER)} (tacs optional)")
-    specs: list[TerminalModelSpec] = []
-    seen: dict[str, int] = {}
-    for n, row in enumerate(rows, start=2):
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise InvalidInput(f"line {n}: expected {len(header)} fields, got {len(row)}")
-        cells = dict(zip(header, (c.strip() for c in row), strict=True))
-        try:
-            dates = {k: date.fromisoformat(cells[k]) for k in ("issued_on", "expires_on")}
-        except ValueError as exc:
-            raise InvalidInput(f"line {n}: dates must be YYYY-MM-DD ({exc})") from None
-        try:
-            spec = TerminalModelSpec(
-                name=cells["name"],
-                equipment_name=cells["equipment_name"],
-                manufacturer=cells["manufacturer"],
-                applicant=cells["applicant"],
-                licence_number=cells["licence_number"],
-                tacs=tuple(cells.get("tacs", "").split()),
-                **dates,
-            ).validated(today=today)
-        except InvalidInput as exc:
-            raise InvalidInput(f"line {n}: {exc.detail}", **exc.extensions) from None
-        if spec.name in seen:
-            raise InvalidInput(f"line {n}: model {spec.name!r} already on line {seen[spec.name]}")
-        seen[spec.name] = n
-        specs.append(spec)
-    if not specs:
-        raise InvalidInput("the CSV holds no terminal models")
-    return specs
-
-
-def import_models(
-    session: Session, principal: Principal, specs: Sequence[TerminalModelSpec], *, at: datetime
-) -> ImportResult:
-    """Create new models and update known ones (by name); each change audited."""
-    known = {
-        m.name: m
-        for m in session.scalars(
-            select(TerminalModel).where(TerminalModel.name.in_([s.name for s in specs]))
-        )
-    }
-    created = updated = 0
-    for spec in specs:
-        model = known.get(spec.name)
-        if model is None:
-            create_model(session, principal, spec, at=at)
-            created += 1
-            continue
-        before = model_view(model)
-        update_model(session, principal, model.id, asdict(spec), at=at, reason="import")
-        updated += model_view(model) != before
-    return ImportResult(created, updated, len(specs) - created - updated)

@@ -46,6 +46,7 @@ from satiot.web.views import (
     integrations,
     inventory,
     invoices,
+    licence_import,
     messages,
     orders,
     subscriptions,
@@ -76,6 +77,7 @@ def console_router() -> APIRouter:
         billing_accounts,
         bill_runs,
         inventory,
+        licence_import,
     ):
         router.include_router(module.router)
     return router

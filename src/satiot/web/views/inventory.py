@@ -1,10 +1,11 @@
-"""The OSS inventory pages, read-only: licensed terminal models (expired licences flagged),
-IoT number blocks with their allocated, quarantined and free counts, and device handles with
-what they bind and whether the identifier node has their current record.
+"""The OSS inventory pages: licensed terminal models (expired licences flagged), IoT number
+blocks with their allocated, quarantined and free counts, and device handles with what they
+bind and whether the identifier node has their current record.
 
 The inventory is the operator's (its tables are not tenant-scoped), so the pages need the
-OSS read scopes, which only operator staff and the regulator hold, as through the API;
-changes stay with the API and the CLI.
+OSS read scopes, which only operator staff and the regulator hold, as through the API.
+Changes stay with the API and the CLI, but for the licence list's import
+(:mod:`satiot.web.views.licence_import`), which staff keep in a spreadsheet.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from starlette.responses import Response
 
 from satiot.bss.models import Subscription
+from satiot.core.csv_text import RowError
 from satiot.core.errors import DomainError
 from satiot.core.models import Tenant
 from satiot.core.pagination import Page, paginate
-from satiot.oss import states
+from satiot.oss import licence_list, states
 from satiot.oss.models import Handle, IotNumber, NumberBlock, TerminalModel
 from satiot.oss.number_blocks import format_number
 from satiot.web.flash import Flash
 from satiot.web.rendering import page
-from satiot.web.session import SignedIn
+from satiot.web.session import ConsoleSession, SignedIn
 
 router = APIRouter()
 PAGE = 50
@@ -81,6 +83,22 @@ def terminal_models_page(
     licence: str = "",
     after: str | None = None,
 ) -> Response:
+    return models_page(request, signed_in, q=q, status=status, licence=licence, after=after)
+
+
+def models_page(
+    request: Request,
+    signed_in: ConsoleSession,
+    *,
+    q: str = "",
+    status: str = "",
+    licence: str = "",
+    after: str | None = None,
+    import_errors: list[RowError] | None = None,
+    flash: Flash | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The register, filtered; with the bad lines of a refused licence list when there are."""
     signed_in.require_any("terminal-models:read")
     q = q.strip()[:100]
     today = signed_in.now().date()
@@ -108,7 +126,7 @@ def terminal_models_page(
     else:
         licence = ""
     with signed_in.call.read() as session:
-        found, flash = _page_of(session, stmt, TerminalModel.id, after)
+        found, cursor_flash = _page_of(session, stmt, TerminalModel.id, after)
     rows = [ModelRow(m, *licence_state(m, today)) for m in found.items]
     params = {"q": q, "status": status, "licence": licence}
     return page(
@@ -124,9 +142,12 @@ def terminal_models_page(
             "licences": LICENCE_FILTERS,
             "filtered": any(params.values()),
             "next_url": _next_url("/terminal-models", params, found.next_cursor),
+            "import_errors": import_errors or [],
+            "columns": licence_list.COLUMNS,
             **params,
         },
-        flash=flash,
+        flash=flash or cursor_flash,
+        status_code=status_code,
     )
 
 

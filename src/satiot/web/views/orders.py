@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
+from satiot.api.csv_upload import template_response
 from satiot.bss import order_csv, orders
 from satiot.bss.activation import ActivationConfig
 from satiot.bss.customers import customer_of_tenant
@@ -160,6 +161,13 @@ def _fulfil(signed_in: ConsoleSession, order_id: uuid.UUID) -> BackgroundTask:
         config=ActivationConfig.from_settings(ctx.settings, ctx.kek),
         node=NodeConfig.from_settings(ctx.settings),
     )
+
+
+@router.get(PATH + "/template.csv")
+def order_template(signed_in: SignedIn) -> Response:
+    """An empty bulk order to fill in (every column; see :func:`order_csv.template`)."""
+    signed_in.require_any("orders:read")
+    return template_response(order_csv.template(), "satiot-order.csv")
 
 
 @router.post(PATH + "/upload")

@@ -1,0 +1,78 @@
+"""The licence list's import in the console, and the empty list (a template) to fill in.
+
+Staff keep the register of licensed terminal models in a spreadsheet and import it whole after
+each renewal; from the Terminal models page they can do so without a shell. A refused list
+comes back on the page with every bad line's line, column and reason, nothing imported, as
+``satiot terminals import`` and ``POST /api/v1/terminal-models/csv`` answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from satiot.api.csv_upload import template_response
+from satiot.core.csv_text import RowError
+from satiot.oss.licence_list import (
+    LicenceListRejected,
+    import_licence_list,
+    read_licence_list,
+    template,
+)
+from satiot.web.flash import Flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
+from satiot.web.session import Posted, SignedIn
+from satiot.web.views.inventory import models_page
+
+router = APIRouter()
+PATH = "/terminal-models"
+#: The largest list the form takes (a register of a few thousand models is a few hundred KiB).
+MAX_BYTES = 4 * 1024 * 1024
+
+
+@router.get(PATH + "/template.csv")
+def licence_template(signed_in: SignedIn) -> Response:
+    signed_in.require_any("terminal-models:read")
+    return template_response(template(), "satiot-licence-list.csv")
+
+
+@router.post(PATH + "/import")
+def import_list(
+    request: Request,
+    signed_in: Posted,
+    file: Annotated[UploadFile, File()],
+    encoding: Annotated[str, Form()] = "utf-8",
+    form_key: FormKey = "",
+) -> Response:
+    signed_in.require_any("terminal-models:write")
+    data = file.file.read(MAX_BYTES + 1)
+    try:
+        if len(data) > MAX_BYTES:
+            raise LicenceListRejected(
+                [RowError(1, "", f"the file is over {MAX_BYTES // 1024 // 1024} MiB")]
+            )
+        try:
+            listed = read_licence_list(data, encoding=encoding, at=signed_in.now())
+        except ValueError as exc:  # an encoding the form does not offer
+            return models_page(request, signed_in, flash=Flash("error", str(exc)), status_code=422)
+
+        def work(session: Session) -> Sent:
+            result = import_licence_list(session, signed_in.principal, listed, at=signed_in.now())
+            counts = asdict(result)
+            told = ", ".join(f"{n} {what}" for what, n in counts.items())
+            return Sent(PATH, f"Licence list imported: {told}.")
+
+        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
+    except LicenceListRejected as exc:
+        return models_page(
+            request,
+            signed_in,
+            import_errors=exc.rows,
+            flash=Flash("error", exc.detail),
+            status_code=422,
+        )
+    return redirect(signed_in, sent)
