@@ -59,6 +59,7 @@ from satiot.core.csv_text import (
     HEAD_BYTES,
     RowError,
     encoding_named,
+    header_only,
     not_csv_text,
     undecodable,
 )
@@ -100,10 +101,8 @@ class ParsedCsv:
 
 
 def template() -> bytes:
-    """An empty bulk order to fill in: the header line with every column (empty cells take
-    their defaults), in UTF-8 with a byte-order mark so that Excel opens it as UTF-8 and keeps
-    it so. It holds no example row: one filled in could be ordered unchanged by mistake."""
-    return BOM + ",".join(COLUMNS).encode() + b"\r\n"
+    """An empty bulk order to fill in, with every column (empty cells take their defaults)."""
+    return header_only(COLUMNS)
 
 
 def _peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:

@@ -10,6 +10,7 @@ byte-order mark wins over the named encoding, as in browsers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -60,6 +61,13 @@ class UnreadableText(ValueError):
         super().__init__(reason if whole else f"line {line}: {reason}")
         self.line = line
         self.reason = reason
+
+
+def header_only(columns: Sequence[str]) -> bytes:
+    """An empty file to fill in: the header line alone, in UTF-8 with a byte-order mark so
+    that Excel opens it as UTF-8 and saves it back so. It holds no example row, which could
+    be uploaded unchanged by mistake."""
+    return BOM + ",".join(columns).encode() + b"\r\n"
 
 
 def encoding_named(name: str) -> str:

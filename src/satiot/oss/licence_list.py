@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
-from satiot.core.csv_text import BOM, RowError, UnreadableText, decode_file
+from satiot.core.csv_text import RowError, UnreadableText, decode_file, header_only
 from satiot.core.days import business_day
 from satiot.core.errors import InvalidInput
 from satiot.oss.models import TerminalModel
@@ -89,10 +89,8 @@ class ImportResult:
 
 
 def template() -> bytes:
-    """An empty list to fill in: the header line, in UTF-8 with a byte-order mark so that
-    Excel opens it as UTF-8 and keeps it so (a filled-in example row could be imported
-    unchanged by mistake, so there is none)."""
-    return BOM + ",".join(COLUMNS).encode() + b"\r\n"
+    """An empty list to fill in (see :func:`~satiot.core.csv_text.header_only`)."""
+    return header_only(COLUMNS)
 
 
 def read_licence_list(data: bytes, *, encoding: str, at: datetime) -> list[ListedModel]:
