@@ -99,3 +99,37 @@ def test_a_nul_in_an_option_is_refused(ctx, uscc, tmp_path: Path, args: list[str
     r = runner.invoke(app, ["orders", "import", str(path), "--customer", uscc, *args])
     _one_error(r, words)
     assert all_counts(ctx) == before
+
+
+def test_subscriptions_export_to_stdout_or_a_file(ctx, world, db_url, monkeypatch, tmp_path: Path):
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from tests.bss.billing_world import USCCS, offering, price
+    from tests.bss.billing_world import shop as billing_shop
+
+    monkeypatch.setenv("SATIOT_DATABASE_URL", db_url)
+    owner, other = billing_shop(world), billing_shop(world, uscc=USCCS[1], name="Other Co")
+    plan = offering(ctx, "Plan", [price("recurring", 1_000_000)])
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for _ in range(3):
+        owner.device(plan, start)
+    owner.device(plan, start, status="suspended")
+    other.device(plan, start)
+    r = runner.invoke(app, ["subscriptions", "export"])
+    assert r.exit_code == 0, r.output
+    lines = list(csv.DictReader(io.StringIO(r.stdout_bytes.decode("utf-8-sig"), newline="")))
+    assert len(lines) == 5
+    path = tmp_path / "subs.csv"
+    r = runner.invoke(
+        app,
+        ["subscriptions", "export", "-o", str(path), "--customer", USCCS[0], "--status", "active"],
+    )
+    assert r.exit_code == 0 and f"wrote 3 subscriptions to {path}" in r.stdout, r.output
+    written = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline="")))
+    assert {(x["customer_credit_code"], x["status"]) for x in written} == {(USCCS[0], "active")}
+    assert len(written) == 3
+    _one_error(runner.invoke(app, ["subscriptions", "export", "--status", "gone"]), "not a subscr")
+    _one_error(runner.invoke(app, ["subscriptions", "export", "--customer", "nobody"]), "no custom")
+    _one_error(runner.invoke(app, ["subscriptions", "export", "-o", str(tmp_path)]), "cannot write")

@@ -242,7 +242,9 @@ def terminals_template(
         output.write_bytes(data)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
-    out.print(f"wrote {output}: fill in one licensed model per line", highlight=False)
+    out.print(
+        f"wrote {output}: fill in one licensed model per line", highlight=False, soft_wrap=True
+    )
 
 
 @terminals_app.command("check")

@@ -67,3 +67,38 @@ def test_who_may_act_on_which_subscription(client, ctx, world):
     noc = world.headers(world.user(world.operator, Role.COMPLIANCE))
     r = client.post(f"{API}/{sub['id']}/suspend", headers=noc, json={"reason": "fraud case 7"})
     assert r.status_code == 200 and r.json()["status"] == "suspended"
+
+
+def test_the_export_streams_what_the_list_shows_to_whoever_may_read_it(client, ctx, world):
+    import csv
+    import io
+
+    ours, theirs = shop(ctx, world), shop(ctx, world)
+    subs = _subscribed(client, world, ours, 3)
+    _subscribed(client, world, theirs, 2)
+    headers = world.headers(ours.admin)
+    client.post(f"{API}/{subs[0]['id']}/suspend", headers=headers, json={"reason": "stolen"})
+    r = client.get(f"{API}/csv", headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"] == (
+        'attachment; filename="satiot-subscriptions-20261125.csv"'
+    )
+    lines = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"), newline="")))
+    assert [x["subscription_id"] for x in lines] == sorted(x["id"] for x in subs)
+    listed = {x["id"]: x for x in subs}
+    for line in lines:
+        sub = listed[line["subscription_id"]]
+        assert (line["imei"], line["dev_eui"], line["iot_number"], line["handle"]) == (
+            sub["imei"],
+            sub["devEui"],
+            sub["iotNumber"],
+            sub["handle"],
+        )
+    suspended = client.get(f"{API}/csv", headers=headers, params={"status": "suspended"})
+    (only,) = list(csv.DictReader(io.StringIO(suspended.content.decode("utf-8-sig"))))
+    assert (only["subscription_id"], only["status_reason"]) == (subs[0]["id"], "stolen")
+    everyone = client.get(f"{API}/csv", headers=world.admin_headers())
+    assert everyone.content.count(b"\r\n") == 1 + 5
+    assert_problem(client.get(f"{API}/csv", headers=headers, params={"status": "gone"}), 422)
+    regulator = world.headers(world.user(world.operator, Role.REGULATOR))
+    assert client.get(f"{API}/csv", headers=regulator).content == everyone.content

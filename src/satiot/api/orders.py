@@ -42,7 +42,7 @@ from satiot.api.common import (
     page_response,
 )
 from satiot.api.context import AppContext
-from satiot.api.csv_upload import (
+from satiot.api.csv_files import (
     CSV_415,
     CSV_BODY,
     CSV_FILE,

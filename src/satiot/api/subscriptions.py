@@ -16,15 +16,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTasks
+from starlette.responses import StreamingResponse
 
 from satiot.api import problems
 from satiot.api.catalog import CamelIn, CamelOut
 from satiot.api.common import CursorParam, LimitParam, Page, page_response
+from satiot.api.csv_files import streamed_download
 from satiot.api.deps import Call, requires
-from satiot.bss import subscriptions
+from satiot.bss import subscription_export, subscriptions
 from satiot.bss.activation import register_pending_handles
 from satiot.bss.models import Subscription
 from satiot.core.pagination import paginate
@@ -98,6 +100,34 @@ class SubscriptionOut(CamelOut):
         )
 
 
+StatusParam = Annotated[Status | None, Query()]
+ImeiParam = Annotated[str | None, Query(max_length=32)]
+DevEuiParam = Annotated[str | None, Query(alias="devEui", max_length=32)]
+IotNumberParam = Annotated[str | None, Query(alias="iotNumber", max_length=13)]
+CustomerParam = Annotated[uuid.UUID | None, Query(alias="customerId")]
+
+
+def _filters(
+    status: str | None,
+    imei: str | None,
+    dev_eui: str | None,
+    iot_number: str | None,
+    customer_id: uuid.UUID | None,
+) -> list[ColumnElement[bool]]:
+    where = []
+    if status is not None:
+        where.append(Subscription.status == status)
+    if imei is not None:
+        where.append(Subscription.imei == imei)
+    if dev_eui is not None:
+        where.append(Subscription.dev_eui == dev_eui.upper())
+    if iot_number is not None:
+        where.append(Subscription.iot_number == iot_number)
+    if customer_id is not None:
+        where.append(Subscription.customer_id == customer_id)
+    return where
+
+
 @router.get("", response_model=Page[SubscriptionOut], summary="List subscriptions")
 def list_subscriptions(
     call: Reader,
@@ -105,26 +135,41 @@ def list_subscriptions(
     response: Response,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
-    status: Annotated[Status | None, Query()] = None,
-    imei: Annotated[str | None, Query(max_length=32)] = None,
-    dev_eui: Annotated[str | None, Query(alias="devEui", max_length=32)] = None,
-    iot_number: Annotated[str | None, Query(alias="iotNumber", max_length=13)] = None,
-    customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
+    status: StatusParam = None,
+    imei: ImeiParam = None,
+    dev_eui: DevEuiParam = None,
+    iot_number: IotNumberParam = None,
+    customer_id: CustomerParam = None,
 ) -> Page[SubscriptionOut]:
-    stmt = select(Subscription)
-    if status is not None:
-        stmt = stmt.where(Subscription.status == status)
-    if imei is not None:
-        stmt = stmt.where(Subscription.imei == imei)
-    if dev_eui is not None:
-        stmt = stmt.where(Subscription.dev_eui == dev_eui.upper())
-    if iot_number is not None:
-        stmt = stmt.where(Subscription.iot_number == iot_number)
-    if customer_id is not None:
-        stmt = stmt.where(Subscription.customer_id == customer_id)
+    stmt = select(Subscription).where(*_filters(status, imei, dev_eui, iot_number, customer_id))
     with call.read() as session:
         page = paginate(session, stmt, Subscription.id, cursor=cursor, limit=limit)
         return page_response(request, response, page, SubscriptionOut.of)
+
+
+@router.get(
+    "/csv",
+    summary="Every subscription the list's filters keep, as one CSV file (streamed)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def export_csv(
+    call: Reader,
+    status: StatusParam = None,
+    imei: ImeiParam = None,
+    dev_eui: DevEuiParam = None,
+    iot_number: IotNumberParam = None,
+    customer_id: CustomerParam = None,
+) -> StreamingResponse:
+    """One line per device with its binding (IMEI, DevEUI, IoT number, handle), offering,
+    status and dates (China time), oldest first; the columns are in
+    :mod:`satiot.bss.subscription_export`."""
+    where = _filters(status, imei, dev_eui, iot_number, customer_id)
+    return streamed_download(
+        call.read,
+        lambda session: subscription_export.export_subscriptions(session, where),
+        subscription_export.file_name(call.now()),
+    )
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut, summary="One subscription")

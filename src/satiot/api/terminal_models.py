@@ -28,7 +28,7 @@ from satiot.api.common import (
     create_idempotently,
     page_response,
 )
-from satiot.api.csv_upload import (
+from satiot.api.csv_files import (
     CSV_415,
     CSV_BODY,
     CSV_FILE,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.api.csv_upload import template_response
+from satiot.api.csv_files import template_response
 from satiot.core.csv_text import RowError
 from satiot.oss.licence_list import (
     LicenceListRejected,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from satiot.api.csv_upload import template_response
+from satiot.api.csv_files import template_response
 from satiot.bss import order_csv, orders
 from satiot.bss.activation import ActivationConfig
 from satiot.bss.customers import customer_of_tenant

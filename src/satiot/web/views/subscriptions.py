@@ -14,9 +14,11 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from starlette.responses import Response
 
+from satiot.api.csv_files import streamed_download
+from satiot.bss import subscription_export
 from satiot.bss import subscriptions as domain
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.bss.states import SUBSCRIPTION
@@ -50,6 +52,38 @@ def _moves(sub: Subscription, role: str) -> list[str]:
     return allowed
 
 
+def _where(q: str, status: str, wanted: uuid.UUID | None = None) -> list[ColumnElement[bool]]:
+    """What the search box, the status choice and a linked id keep."""
+    where = []
+    if wanted is not None:
+        where.append(Subscription.id == wanted)
+    if q:
+        like = f"{q.upper()}%"
+        where.append(
+            or_(
+                Subscription.imei.like(like),
+                Subscription.dev_eui.like(like),
+                Subscription.iot_number.like(like),
+                Subscription.handle.like(f"%{q}%"),
+            )
+        )
+    if status in SUBSCRIPTION.states:
+        where.append(Subscription.status == status)
+    return where
+
+
+@router.get(PATH + "/export.csv")
+def export_csv(signed_in: SignedIn, q: str = "", status: str = "") -> Response:
+    """Every subscription the page's search keeps, as a spreadsheet (all pages, not one)."""
+    signed_in.require_any("subscriptions:read")
+    where = _where(q.strip()[:40], status)
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: subscription_export.export_subscriptions(session, where),
+        subscription_export.file_name(signed_in.now()),
+    )
+
+
 @router.get(PATH)
 def subscriptions_page(
     request: Request,
@@ -61,22 +95,7 @@ def subscriptions_page(
 ) -> Response:
     signed_in.require_any("subscriptions:read")
     q = q.strip()[:40]
-    stmt = select(Subscription)
-    wanted = parse_uuid(id)
-    if wanted is not None:
-        stmt = stmt.where(Subscription.id == wanted)
-    if q:
-        like = f"{q.upper()}%"
-        stmt = stmt.where(
-            or_(
-                Subscription.imei.like(like),
-                Subscription.dev_eui.like(like),
-                Subscription.iot_number.like(like),
-                Subscription.handle.like(f"%{q}%"),
-            )
-        )
-    if status in SUBSCRIPTION.states:
-        stmt = stmt.where(Subscription.status == status)
+    stmt = select(Subscription).where(*_where(q, status, parse_uuid(id)))
     writer = "subscriptions:write" in signed_in.principal.scopes
     flash = None
     with signed_in.call.read() as session:
@@ -109,10 +128,11 @@ def subscriptions_page(
         )
         for s in found.items
     ]
-    params = {"q": q, "status": status}
+    params = {"q": q, "status": status if status in SUBSCRIPTION.states else ""}
+    kept = {k: v for k, v in params.items() if v}
     next_url = None
     if found.next_cursor:
-        query = {k: v for k, v in params.items() if v} | {"after": found.next_cursor}
+        query = kept | {"after": found.next_cursor}
         next_url = f"{PATH}?{urlencode(query)}"
     return page(
         request,
@@ -126,6 +146,7 @@ def subscriptions_page(
             "statuses": SUBSCRIPTION.states,
             "staff": signed_in.principal.all_tenants,
             "next_url": next_url,
+            "export_url": f"{PATH}/export.csv?{urlencode(kept)}".rstrip("?"),
         },
         flash=flash,
     )

@@ -1,5 +1,5 @@
-"""CSV files sent to the API: as multipart (field ``file``) or as the body itself, in UTF-8 or
-in the encoding the caller names; and empty templates to fill in.
+"""CSV files sent to the API, as multipart (field ``file``) or as the body itself, in UTF-8 or
+in the encoding the caller names; and CSV files it sends: empty templates and exports.
 
 Both bulk imports (orders, licence lists) take files the same way, so that a script written
 for one works for the other and a spreadsheet saved one way is read the same everywhere.
@@ -7,13 +7,16 @@ for one works for the other and a spreadsheet saved one way is read the same eve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import IO, Annotated, Any, Literal
 
 from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
+from starlette.responses import StreamingResponse
 
 from satiot.core.csv_text import encoding_named
 from satiot.core.errors import DomainError, InvalidInput
@@ -102,6 +105,25 @@ def template_response(data: bytes, filename: str) -> Response:
     """A template as a download a browser saves under ``filename``."""
     return Response(
         data,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def streamed_download(
+    read: Callable[[], AbstractContextManager[Session]],
+    produce: Callable[[Session], Iterator[bytes]],
+    filename: str,
+) -> StreamingResponse:
+    """A CSV file made piece by piece in one session that ``read`` opens when the first piece
+    is wanted and closes after the last (or when the client goes away)."""
+
+    def pieces() -> Iterator[bytes]:
+        with read() as session:
+            yield from produce(session)
+
+    return StreamingResponse(
+        pieces(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
