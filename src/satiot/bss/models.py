@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from satiot.core.auth.tenancy import TenantScoped
+from satiot.core.auth.tenancy import TenantListed, TenantScoped, tenant_listing_index
 from satiot.core.db import Base, UTCDateTime
 from satiot.core.ids import new_id
 
@@ -240,7 +240,7 @@ class ProductOrderItem(TenantScoped, Base):
 LIVE_SUBSCRIPTION_SQL = "status NOT IN ('terminated', 'cancelled', 'aborted')"
 
 
-class Subscription(TenantScoped, Base):
+class Subscription(TenantListed, Base):
     """A product in the customer's inventory (TMF637): one device on one offering version.
 
     It carries the "one device, one code, one number" binding: terminal identity (IMEI and
@@ -275,6 +275,7 @@ class Subscription(TenantScoped, Base):
     terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
+        tenant_listing_index("subscriptions"),
         Index("ix_subscriptions_dev_eui", "dev_eui"),
         # Rating counts a pool's devices in a month (account, offering, active in it) for
         # every batch: this index answers the count without reading the rows.

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from satiot.core.auth.tenancy import TenantScoped
+from satiot.core.auth.tenancy import TenantListed, TenantScoped, tenant_listing_index
 from satiot.core.db import Base, UTCDateTime
 from satiot.core.ids import new_id
 
@@ -73,7 +73,7 @@ class GroundStation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Device(TenantScoped, Base):
+class Device(TenantListed, Base):
     """A terminal's network-side session (ABP): its addresses, sealed keys and counters.
 
     The session keys are sealed under the key-encryption key (``network.keys``) and never leave
@@ -107,6 +107,8 @@ class Device(TenantScoped, Base):
     priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (tenant_listing_index("devices"),)
 
 
 class Uplink(TenantScoped, Base):
