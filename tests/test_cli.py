@@ -600,6 +600,24 @@ def test_bench_activation_compares_activating_with_provisioning(monkeypatch):
     assert few.code == 2 and _one_error_line(few) == "error: --devices: at least 10 (see --help)"
 
 
+def test_bench_export_compares_the_file_with_walking_the_list(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here("bench", "export", "--subscriptions", "1200", env={})
+    assert run.code == 0, run.err
+    assert "setup                     1,200 subscriptions in" in run.out
+    for label in ("export (CSV)", "anchor: list pages of 500"):
+        assert re.search(
+            rf"{re.escape(label)} +[\d,]+ subscriptions/s +per CPU-s: +[\d,]+", run.out
+        ), run.out
+    assert re.search(r"ratio export/anchor +[\d.]+× wall, [\d.]+× per CPU-s", run.out), run.out
+    few = satiot_here("bench", "export", "--subscriptions", "5", env={})
+    assert (
+        few.code == 2 and _one_error_line(few) == "error: --subscriptions: at least 10 (see --help)"
+    )
+
+
 def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the command puts benchmarks/ on it
@@ -613,7 +631,7 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
         assert figure in run.out
     assert "M interpreter steps/s (yardstick)" in run.out
     line = _one_error_line(satiot_here("bench", "_yardstick", env={}))
-    assert "have: activation, billing, contacts, events, ingest, rating, twin;" in line
+    assert "have: activation, billing, contacts, events, export, ingest, rating, twin;" in line
 
 
 def test_bench_rating_sql_bound_charges_what_the_rater_charges(monkeypatch):
@@ -642,7 +660,10 @@ def test_bench_help_lists_the_benchmarks_and_a_benchmarks_help_its_options(monke
     for args in (("bench", "--help"), ("bench",)):
         run = satiot_here(*args, env={})
         assert run.code == 0, run.err
-        assert "benchmarks here: activation, billing, contacts, events, ingest, rating" in run.out
+        assert (
+            "benchmarks here: activation, billing, contacts, events, export, ingest, rating"
+            in run.out
+        )
     own = satiot_here("bench", "activation", "--help", env={})
     assert own.code == 0, own.err
     assert own.out.startswith("usage: satiot bench activation")
