@@ -14,6 +14,7 @@ from rich.table import Table
 
 from satiot.cli_common import (
     EncodingOption,
+    OutputOption,
     checked_encoding,
     domain_errors,
     err,
@@ -266,10 +267,7 @@ def register_handles() -> None:
 
 @subscriptions_app.command("export")
 def subscriptions_export(
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to this file instead of standard output"),
-    ] = None,
+    output: OutputOption = None,
     status: Annotated[
         str | None, typer.Option(help="Only subscriptions in this state, e.g. active")
     ] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
     from satiot.core.config import Settings
 
 #: The ``--encoding`` of the commands that import CSV files (``satiot.core.csv_text``).
+#: Where a command that makes a file writes it (standard output when not given).
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to this file instead of standard output"),
+]
 EncodingOption = Annotated[
     str,
     typer.Option(

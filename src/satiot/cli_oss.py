@@ -15,6 +15,7 @@ from rich.table import Table
 
 from satiot.cli_common import (
     EncodingOption,
+    OutputOption,
     checked_encoding,
     error_line,
     fail,
@@ -225,10 +226,7 @@ def _refuse_list(path: Path, exc: LicenceListRejected) -> NoReturn:
 
 @terminals_app.command("template")
 def terminals_template(
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to this file instead of standard output"),
-    ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Write an empty licence list to fill in: the header line (UTF-8 with a byte-order mark,
     which Excel opens as UTF-8)."""
