@@ -61,19 +61,22 @@ class TenantScoped:
 
 class TenantListed(TenantScoped):
     """A tenant's table that its owner lists, and exports, in id order by the thousand (a
-    customer's devices and subscriptions). Its tenant index holds the id after the tenant
-    (:func:`tenant_listing_index`), so that a scoped page or export chunk (``tenant_id = ?
-    AND id > ? ORDER BY id LIMIT n``) is read in order from the index; with the tenant alone
-    indexed, the database sorted all of the tenant's rows for every page."""
+    customer's devices, subscriptions and usage counters; usage records declare their own
+    ``tenant_id``, without a key, and the same index). Its tenant index holds the id after
+    the tenant (:func:`tenant_listing_index`), so that a scoped page or export chunk
+    (``tenant_id = ? AND id > ? ORDER BY id LIMIT n``) is read in order from the index; with
+    the tenant alone indexed, the database sorted all of the tenant's rows for every page."""
 
     @declared_attr
     def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - see TenantScoped
         return mapped_column(Uuid, ForeignKey("tenants.id"), nullable=False)
 
 
-def tenant_listing_index(table: str) -> Index:
-    """The (tenant, id) index of a :class:`TenantListed` table."""
-    return Index(f"ix_{table}_tenant_id_id", "tenant_id", "id")
+def tenant_listing_index(table: str, *between: str) -> Index:
+    """The (tenant, id) index of a :class:`TenantListed` table; with ``between``, the columns
+    a listing always filters on by equality go between the two (a month's usage counters)."""
+    columns = ("tenant_id", *between, "id")
+    return Index(f"ix_{table}_{'_'.join(columns)}", *columns)
 
 
 class TenantTagged:
