@@ -53,6 +53,7 @@ from satiot.core import events, migrate
 from satiot.core.bulk import insert_rows
 from satiot.core.clock import SystemClock
 from satiot.core.db import SQLITE_PRAGMAS, Database
+from satiot.core.db_statistics import refresh_statistics
 from satiot.core.ids import new_id
 from satiot.core.models import Event, Tenant
 
@@ -482,6 +483,11 @@ def main() -> None:
         action="store_true",
         help="on SQLite, also time the rules as set-based SQL, cut down to this traffic",
     )
+    parser.add_argument(
+        "--statistics",
+        action="store_true",
+        help="gather the planner's statistics once the log is filled, as satiot up does hourly",
+    )
     args = parser.parse_args()
     print(_args.tune_runtime())
     url = os.environ.get("SATIOT_DATABASE_URL")
@@ -493,6 +499,8 @@ def main() -> None:
     migrate.upgrade(db.engine)
     tenant_id, euis = setup(db, args.devices)
     span = fill_log(db, tenant_id, euis, args.events)
+    if args.statistics and refresh_statistics(db):
+        print("planner statistics           gathered after filling the log")
     batched, per_cpu, with_server = batch_path(db, span, args.batch)
     with db.read() as s:
         rated_charge = s.execute(text("SELECT sum(charge_micros) FROM usage_records")).scalar()

@@ -26,6 +26,7 @@ from satiot.core.bus import BusConfig
 from satiot.core.clock import Clock, SystemClock
 from satiot.core.config import Settings
 from satiot.core.db import Database
+from satiot.core.db_statistics import statistics_refresher
 from satiot.core.runtime import freeze_startup
 from satiot.core.services import BackgroundService
 from satiot.web import console
@@ -50,8 +51,9 @@ def build_app(ctx: AppContext) -> FastAPI:
 
 #: Services started by ``satiot up`` besides the event consumers, the network's own
 #: (:func:`network_services`) and the business side's (:func:`business_services`): the
-#: platform's walk of the audit chain; extensions may register theirs here.
-BACKGROUND_SERVICES: list[BackgroundService] = [audit_verifier()]
+#: platform's walk of the audit chain and, on SQLite, the planner's statistics; extensions
+#: may register theirs here.
+BACKGROUND_SERVICES: list[BackgroundService] = [audit_verifier(), statistics_refresher()]
 
 
 def network_services(

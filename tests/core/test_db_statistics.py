@@ -1,0 +1,121 @@
+"""Planner statistics on SQLite: with them, a device's downlinks are read through the device's
+index, not by reading every downlink of the tenant."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from sqlalchemy import event, insert
+
+from satiot.api.context import AppContext
+from satiot.core.auth.tenancy import scope_session
+from satiot.core.db_statistics import NAME, refresh_statistics, statistics_refresher
+from satiot.network import downlinks
+from satiot.network.models import Device, Downlink
+from satiot.server import BACKGROUND_SERVICES
+from tests.factories import World
+
+DEVICES = 40
+EACH = 25
+
+
+def _fleet(ctx: AppContext, tenant_id: uuid.UUID) -> str:
+    """A tenant with 40 devices of 25 downlinks each; the first device's DevEUI."""
+    now = ctx.clock.now()
+    euis = [f"70B3D5BE{n:08X}" for n in range(DEVICES)]
+    devices = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "dev_eui": eui,
+            "dev_addr": 0x26000000 + n,
+            "name": "",
+            "status": "active",
+            "nwk_s_key_sealed": bytes(48),
+            "app_s_key_sealed": bytes(48),
+            "kek_id": "k1",
+            "f_cnt_down": 0,
+            "priority": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n, eui in enumerate(euis)
+    ]
+    queued = [
+        {
+            "tenant_id": tenant_id,
+            "device_id": d["id"],
+            "dev_eui": d["dev_eui"],
+            "f_port": 1,
+            "payload": b"\x01",
+            "confirmed": False,
+            "status": "queued",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for d in devices
+        for _ in range(EACH)
+    ]
+    with ctx.db.write() as s:
+        s.execute(insert(Device), devices)
+        s.execute(insert(Downlink), queued)
+    return euis[0]
+
+
+def _plan(ctx: AppContext, tenant_id: uuid.UUID, dev_eui: str) -> str:
+    """SQLite's plan for the page of a device's downlinks, as the scoped session sends it."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "FROM downlinks" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant_id)
+            page = downlinks.list_downlinks(s, dev_eui, status=None, cursor=None, limit=50)
+            assert len(page.items) == EACH
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    ((statement, parameters),) = sent
+    with ctx.db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        return " | ".join(str(row[-1]) for row in rows)
+
+
+def test_with_statistics_a_devices_downlinks_are_read_through_its_index(
+    ctx: AppContext, world: World
+):
+    tenant = world.tenant()
+    dev_eui = _fleet(ctx, tenant.id)
+    if ctx.db.engine.dialect.name != "sqlite":
+        assert refresh_statistics(ctx.db) is False, "PostgreSQL gathers its own"
+        return
+    before = _plan(ctx, tenant.id, dev_eui)
+    assert "ix_downlinks_tenant_id" in before, before  # every downlink of the tenant
+    assert refresh_statistics(ctx.db) is True
+    after = _plan(ctx, tenant.id, dev_eui)
+    assert "ix_downlinks_device_status" in after and "tenant_id" not in after, after
+
+
+def test_satiot_up_gathers_them_at_start(ctx: AppContext, world: World):
+    assert NAME in {s.name for s in BACKGROUND_SERVICES}
+    tenant = world.tenant()
+    dev_eui = _fleet(ctx, tenant.id)
+    stop = threading.Event()
+    worker = threading.Thread(target=statistics_refresher(interval_s=60).run, args=(ctx, stop))
+    worker.start()
+    try:
+        if ctx.db.engine.dialect.name == "sqlite":
+            for _ in range(100):
+                if "ix_downlinks_device_status" in _plan(ctx, tenant.id, dev_eui):
+                    break
+                stop.wait(0.05)
+            assert "ix_downlinks_device_status" in _plan(ctx, tenant.id, dev_eui)
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
