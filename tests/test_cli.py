@@ -560,7 +560,9 @@ def test_bench_rating_on_the_suites_backend_counts_a_local_servers_cpu(request, 
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(sys, "argv", list(sys.argv))
-    args = ("bench", "rating", "--devices", "30", "--events", "300", "--batch", "100",
+    # Enough events that the server's backend uses more than one of /proc's 10 ms clock
+    # ticks: with 300, a fast machine's backend used less, and both rates came out equal.
+    args = ("bench", "rating", "--devices", "30", "--events", "3000", "--batch", "300",
             "--anchor-events", "10")  # fmt: skip
     if request.config.getoption("--db") == "sqlite":
         run = satiot_here(*args, env={})
