@@ -20,7 +20,7 @@ from satiot.api.context import AppContext
 from satiot.bss.models import Subscription, UsageCounter, UsageRecord
 from satiot.core.auth.tenancy import scope_session
 from satiot.core.pagination import encode_cursor, paginate
-from satiot.network.models import Device
+from satiot.network.models import Device, Uplink
 from tests.factories import World
 
 
@@ -51,6 +51,8 @@ PAGES = {
     # the Subscriptions and Devices lists and the subscriptions export
     "subscriptions": (Subscription, (), False, "ix_subscriptions_tenant_id_id"),
     "devices": (Device, (), False, "ix_devices_tenant_id_id"),
+    # the Messages page: a customer's newest uplinks
+    "uplinks": (Uplink, (), True, "ix_uplinks_tenant_id_id"),
     # GET /api/v1/usage: a customer's usage records, newest first
     "usage records": (UsageRecord, (), True, "ix_usage_records_tenant_id_id"),
     # the Usage page: a month's counters

@@ -111,7 +111,7 @@ class Device(TenantListed, Base):
     __table_args__ = (tenant_listing_index("devices"),)
 
 
-class Uplink(TenantScoped, Base):
+class Uplink(TenantListed, Base):
     """One verified, de-duplicated message from a device: the first copy's content, once.
 
     ``(device_id, f_cnt)`` is unique and ``mic`` is kept with it, so a later copy with the same
@@ -137,6 +137,10 @@ class Uplink(TenantScoped, Base):
     reception_count: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (
+        # A customer's Messages page (newest first, polled every few seconds) and its traffic
+        # figures read the tenant's newest uplinks: in order from this index, not a sort of
+        # every uplink the tenant ever sent.
+        tenant_listing_index("uplinks"),
         UniqueConstraint("device_id", "f_cnt", name="uq_uplinks_device_fcnt"),
         Index("ix_uplinks_device_id_id", "device_id", "id"),
     )

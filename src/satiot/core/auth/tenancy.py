@@ -61,8 +61,8 @@ class TenantScoped:
 
 class TenantListed(TenantScoped):
     """A tenant's table that its owner lists, and exports, in id order by the thousand (a
-    customer's devices, subscriptions and usage counters; usage records declare their own
-    ``tenant_id``, without a key, and the same index). Its tenant index holds the id after
+    customer's devices, subscriptions, uplinks and usage counters; usage records declare their
+    own ``tenant_id``, without a key, and the same index). Its tenant index holds the id after
     the tenant (:func:`tenant_listing_index`), so that a scoped page or export chunk
     (``tenant_id = ? AND id > ? ORDER BY id LIMIT n``) is read in order from the index; with
     the tenant alone indexed, the database sorted all of the tenant's rows for every page."""
