@@ -211,6 +211,11 @@ def test_name_and_position_change_and_are_audited(client, ctx, customer):
     assert r.json()["lon"] is None and r.json()["lat"] == 10.5
     assert_problem(client.patch(url, json={"lat": 100}, headers=admin), 422)
     assert_problem(client.patch(url, json={"status": "retired"}, headers=admin), 422)
+    # A name can be changed, not removed: a null was a 500 (pydantic's TypeError).
+    for refused in ({"name": None}, {"name": None, "lat": 1.0}, {"name": "x" * 101}):
+        problem = assert_problem(client.patch(url, json=refused, headers=admin), 422)
+        assert "name" in problem["detail"], problem
+    assert client.get(url, headers=admin).json()["name"] == "renamed"
     assert_problem(client.patch(url, json={"name": "x"}, headers=user), 403, "forbidden")
     with ctx.db.read() as s:
         updates = s.scalars(select(AuditEntry).where(AuditEntry.action == "device.updated")).all()

@@ -67,8 +67,10 @@ class DeviceIn(Input):
 
 
 class DevicePatch(Input):
-    # A name can be changed, not removed: the schema offers no null (a null is refused).
-    name: str | SkipJsonSchema[None] = Field(default=None, max_length=100)
+    # A name can be changed, not removed: the schema offers no null, and the domain refuses
+    # one (422). The length applies to the string alone: on the whole union, pydantic raised
+    # a TypeError for a null, a 500.
+    name: Annotated[str, Field(max_length=100)] | SkipJsonSchema[None] = None
     lat: float | None = Field(default=None, ge=-90, le=90, description="null clears it")
     lon: float | None = Field(default=None, ge=-180, le=180, description="null clears it")
 
