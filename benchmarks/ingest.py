@@ -405,7 +405,7 @@ def main() -> None:
     parser.add_argument(
         "--statistics",
         action="store_true",
-        help="gather the planner's statistics after the warm-up, as satiot up does hourly",
+        help="gather the planner's statistics after the warm-up, as satiot up does",
     )
     args = parser.parse_args()
     print(_args.tune_runtime())

@@ -486,7 +486,7 @@ def main() -> None:
     parser.add_argument(
         "--statistics",
         action="store_true",
-        help="gather the planner's statistics once the log is filled, as satiot up does hourly",
+        help="gather the planner's statistics once the log is filled, as satiot up does",
     )
     args = parser.parse_args()
     print(_args.tune_runtime())

@@ -183,3 +183,4 @@ def test_up_no_twin_runs_no_simulated_traffic(tmp_path: Path, db_url: str):
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "digital twin: off" in output and "live twin" not in output
+    assert "platform services: audit-verifier, db-statistics" in output

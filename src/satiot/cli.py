@@ -294,6 +294,11 @@ def up(
         highlight=False,
         soft_wrap=True,
     )
+    out.print(
+        f"  platform services: {', '.join(s.name for s in BACKGROUND_SERVICES)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     out.print("  press Ctrl-C to stop")
     serve(ctx, sockets, [*consumer_services(ctx), *network, *business, *BACKGROUND_SERVICES])
     out.print("satiot stopped")

@@ -25,8 +25,10 @@ from satiot.core.services import BackgroundService, periodic
 NAME: Final = "db-statistics"
 #: Rows ANALYZE reads per index.
 ANALYSIS_LIMIT: Final = 1000
-#: How often ``satiot up`` gathers them: the tables' shape changes over hours, not seconds.
-INTERVAL_S: Final = 3600.0
+#: How often ``satiot up`` gathers them. A new database starts nearly empty (statistics of
+#: empty tables mislead as they fill), and gathering costs tens of milliseconds (78 ms at
+#: 44,000 uplinks and 9,450 subscriptions), so every ten minutes keeps them near the data.
+INTERVAL_S: Final = 600.0
 
 
 def refresh_statistics(db: Database) -> bool:
@@ -40,5 +42,6 @@ def refresh_statistics(db: Database) -> bool:
 
 
 def statistics_refresher(interval_s: float = INTERVAL_S) -> BackgroundService:
-    """The ``db-statistics`` service: :func:`refresh_statistics` at start, then hourly."""
+    """The ``db-statistics`` service: :func:`refresh_statistics` at start, then every
+    ``interval_s``."""
     return periodic(NAME, interval_s, lambda ctx: refresh_statistics(ctx.db))
