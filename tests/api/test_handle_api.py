@@ -90,6 +90,10 @@ def test_type_and_index_filters(client, handle, query, indexes):
         ("88.608.8899/META_zj02?type=URL", 200, 200),
         ("88.608.8899/META_zj02?index=1", 200, 200),
         ("88.608.8899/META_zj02?index=x", 200, 200),
+        # "³" passed str.isdigit() and failed int(), and 5,000 digits fail int(): were 500s
+        ("88.608.8899/META_zj02?index=%C2%B3", 200, 200),
+        ("88.608.8899/META_zj02?index=" + "1" * 5000, 200, 200),
+        ("88.608.8899/META_zj02?index=%D9%A3", 200, 200),
         ("88.608.8899/META_zj02?publicOnly=false", 401, 402),
     ],
 )

@@ -14,6 +14,7 @@ clients parse them.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -111,6 +112,12 @@ def _may_read_all(request: Request, ctx: Ctx) -> bool | None:
     return "identifiers:read" in principal.scopes
 
 
+#: An index a value may have: ASCII digits, nine at most (str.isdigit() also took "³", which
+#: int() refuses, a 500; and int() refuses numbers past 4,300 digits). Anything else matches
+#: no value, as the Handle proxy answers.
+_INDEX = re.compile(r"-?[0-9]{1,9}")
+
+
 @resolution_router.get(
     "/api/handles/{handle:handle}",
     response_model=HandleResponse,
@@ -151,7 +158,7 @@ def resolve_handle(
             return _answer(401, 402, handle, message="Authentication needed for non-public values")
         if wants_all and not may_read_all:
             return _answer(403, 401, handle, message="This credential lacks identifiers:read")
-        wanted_indexes = [int(i) for i in indexes or [] if i.strip().lstrip("-").isdigit()]
+        wanted_indexes = [int(i) for i in indexes or [] if _INDEX.fullmatch(i.strip())]
         with ctx.db.read() as session:
             resolved = identifiers.resolve(
                 session,
