@@ -151,6 +151,7 @@ def test_a_dev_eui_terminal_and_an_explicit_suffix(db, world, clock):
         ({"licence_number": "B182"}, "licence_number"),
         ({"credit_code": "9111000060003IOZSV"}, "credit_code"),
         ({"iccid": "8986001234567890123"}, "iccid"),
+        ({"iccid": "89" + "\u0663" * 18}, "iccid"),  # Arabic-Indic digits passed isdigit()
         ({"imsi": "12345"}, "imsi"),
     ],
 )

@@ -124,10 +124,14 @@ def validate_credit_code(text: str) -> str:
     return value
 
 
+ICCID_RE = re.compile(r"89[0-9]{17,18}")
+
+
 def validate_iccid(text: str) -> str:
     """19 or 20 digits starting 89; the Luhn digit is checked on 19-digit ICCIDs only."""
     value = text.strip().replace(" ", "")
-    if not (value.isdigit() and len(value) in (19, 20) and value.startswith("89")):
+    # ASCII digits: str.isdigit() also took twenty Arabic-Indic digits after "89" as an ICCID.
+    if not ICCID_RE.fullmatch(value):
         raise InvalidInput(f"ICCID {text!r} must be 19-20 digits starting 89", field="iccid")
     if len(value) == 19 and not luhn.is_valid(value):
         raise InvalidInput(f"ICCID {text!r} fails its Luhn check", field="iccid")
