@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from satiot.cli_common import (
     err,
     fail,
     load_settings,
+    opened_output,
     out,
     styled,
 )
@@ -293,26 +293,17 @@ def subscriptions_export(
             where.append(Subscription.status == status)
         if customer is not None:
             where.append(Subscription.customer_id == _customer_id(database, customer))
-        with database.read() as s:
+        with database.read() as s, opened_output(output) as f:
             if output is None:
-                for piece in export_subscriptions(s, where):
-                    sys.stdout.buffer.write(piece)
+                f.writelines(export_subscriptions(s, where))
                 return
             total = s.scalar(select(func.count()).select_from(Subscription).where(*where)) or 0
-            try:
-                with (
-                    output.open("wb") as f,
-                    Progress(
-                        TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), console=err
-                    ) as bar,
-                ):
-                    task = bar.add_task("lines", total=total)
-                    for piece in export_subscriptions(
-                        s, where, progress=lambda n: bar.advance(task, n)
-                    ):
-                        f.write(piece)
-            except OSError as exc:
-                fail(f"cannot write {output}: {exc.strerror}")
+            columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, console=err) as bar:
+                task = bar.add_task("lines", total=total)
+                f.writelines(
+                    export_subscriptions(s, where, progress=lambda n: bar.advance(task, n))
+                )
     out.print(f"wrote {total} subscriptions to {output}", highlight=False, soft_wrap=True)
 
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
 
 import typer
 from rich.console import Console
@@ -62,6 +62,20 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: how every CLI error ends."""
     error_line(message)
     raise typer.Exit(code)
+
+
+@contextmanager
+def opened_output(output: Path | None) -> Iterator[BinaryIO]:
+    """Where a command writes the file it makes: ``output`` (opened before anything is
+    written, so that a path it cannot write is one error line) or standard output."""
+    if output is None:
+        yield sys.stdout.buffer
+        return
+    try:
+        with output.open("wb") as f:
+            yield f
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
 
 
 @contextmanager

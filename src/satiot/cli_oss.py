@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -20,6 +19,7 @@ from satiot.cli_common import (
     error_line,
     fail,
     load_settings,
+    opened_output,
     out,
 )
 from satiot.core.errors import DomainError
@@ -215,13 +215,12 @@ def terminals_import(
 
 
 def _refuse_list(path: Path, exc: LicenceListRejected) -> NoReturn:
-    """One line for a list with one bad line; one per bad line, then the count, for more."""
-    if len({e.line for e in exc.rows}) == 1 and len(exc.rows) == 1:
+    """One line for a list with one error; one per error, then the count of bad lines."""
+    if len(exc.rows) == 1:
         fail(f"{path}: {exc.detail}")
     for e in exc.rows:
         error_line(f"{path}: line {e.line}: {e.reason}")
-    lines = len({e.line for e in exc.rows})
-    fail(f"{path}: {lines} lines cannot be imported; nothing was imported")
+    fail(f"{path}: {exc.lines} lines cannot be imported; nothing was imported")
 
 
 @terminals_app.command("template")
@@ -232,14 +231,10 @@ def terminals_template(
     which Excel opens as UTF-8)."""
     from satiot.oss.licence_list import template
 
-    data = template()
+    with opened_output(output) as f:
+        f.write(template())
     if output is None:
-        sys.stdout.buffer.write(data)
         return
-    try:
-        output.write_bytes(data)
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
     out.print(
         f"wrote {output}: fill in one licensed model per line", highlight=False, soft_wrap=True
     )

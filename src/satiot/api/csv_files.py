@@ -101,13 +101,17 @@ async def read_csv(request: Request, encoding: str | None) -> tuple[list[bytes],
     )
 
 
+def _download(filename: str) -> dict[str, Any]:
+    """What makes a browser save an answer as a CSV file named ``filename``."""
+    return {
+        "media_type": "text/csv; charset=utf-8",
+        "headers": {"Content-Disposition": f'attachment; filename="{filename}"'},
+    }
+
+
 def template_response(data: bytes, filename: str) -> Response:
     """A template as a download a browser saves under ``filename``."""
-    return Response(
-        data,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return Response(data, **_download(filename))
 
 
 def streamed_download(
@@ -122,8 +126,4 @@ def streamed_download(
         with read() as session:
             yield from produce(session)
 
-    return StreamingResponse(
-        pieces(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return StreamingResponse(pieces(), **_download(filename))

@@ -384,7 +384,7 @@ def _place_csv(
     responses=CSV_FILE,
 )
 def get_csv_template(call: Reader) -> Response:
-    return template_response(order_csv.template(), "satiot-order.csv")
+    return template_response(order_csv.template(), order_csv.TEMPLATE_NAME)
 
 
 @router.post(

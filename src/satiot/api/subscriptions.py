@@ -24,7 +24,7 @@ from starlette.responses import StreamingResponse
 from satiot.api import problems
 from satiot.api.catalog import CamelIn, CamelOut
 from satiot.api.common import CursorParam, LimitParam, Page, page_response
-from satiot.api.csv_files import streamed_download
+from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.api.deps import Call, requires
 from satiot.bss import subscription_export, subscriptions
 from satiot.bss.activation import register_pending_handles
@@ -151,7 +151,7 @@ def list_subscriptions(
     "/csv",
     summary="Every subscription the list's filters keep, as one CSV file (streamed)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses=CSV_FILE,
 )
 def export_csv(
     call: Reader,

@@ -185,7 +185,7 @@ class _ListUpload(BaseModel):
     responses=CSV_FILE,
 )
 def get_csv_template(call: Reader) -> Response:
-    return template_response(licence_list.template(), "satiot-licence-list.csv")
+    return template_response(licence_list.template(), licence_list.TEMPLATE_NAME)
 
 
 @router.post(

@@ -100,6 +100,10 @@ class ParsedCsv:
     rows: int = 0
 
 
+#: What a downloaded template is saved as.
+TEMPLATE_NAME = "satiot-order.csv"
+
+
 def template() -> bytes:
     """An empty bulk order to fill in, with every column (empty cells take their defaults)."""
     return header_only(COLUMNS)

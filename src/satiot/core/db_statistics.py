@@ -33,7 +33,7 @@ INTERVAL_S: Final = 600.0
 
 def refresh_statistics(db: Database) -> bool:
     """Gather the planner's statistics on SQLite (True); on other databases do nothing."""
-    if db.engine.dialect.name != "sqlite":
+    if not db.is_sqlite:
         return False
     with db.write() as session:
         session.execute(text(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}"))

@@ -63,13 +63,14 @@ class LicenceListRejected(InvalidInput):
 
     def __init__(self, rows: Sequence[RowError]) -> None:
         self.rows = sorted(rows, key=lambda e: e.line)
+        #: How many lines are bad (a line may have more than one error).
+        self.lines = len({e.line for e in self.rows})
         first = self.rows[0]
-        lines = len({e.line for e in self.rows})
         where = f"line {first.line}: {first.reason}"
-        if lines == 1:
+        if self.lines == 1:
             detail = f"{where}; nothing was imported"
         else:
-            detail = f"{lines} lines cannot be imported; nothing was imported. First, {where}"
+            detail = f"{self.lines} lines cannot be imported; nothing was imported. First, {where}"
         super().__init__(detail, errors=[e.as_dict() for e in self.rows])
 
 
@@ -86,6 +87,10 @@ class ImportResult:
     created: int
     updated: int
     unchanged: int
+
+
+#: What a downloaded template is saved as.
+TEMPLATE_NAME: Final = "satiot-licence-list.csv"
 
 
 def template() -> bytes:

@@ -22,7 +22,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from starlette.responses import Response
 
 from satiot.bss.models import Subscription
-from satiot.core.csv_text import RowError
 from satiot.core.errors import DomainError
 from satiot.core.models import Tenant
 from satiot.core.pagination import Page, paginate
@@ -94,11 +93,11 @@ def models_page(
     status: str = "",
     licence: str = "",
     after: str | None = None,
-    import_errors: list[RowError] | None = None,
+    rejected: licence_list.LicenceListRejected | None = None,
     flash: Flash | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The register, filtered; with the bad lines of a refused licence list when there are."""
+    """The register, filtered; with the bad lines of a ``rejected`` licence list."""
     signed_in.require_any("terminal-models:read")
     q = q.strip()[:100]
     today = signed_in.now().date()
@@ -142,7 +141,7 @@ def models_page(
             "licences": LICENCE_FILTERS,
             "filtered": any(params.values()),
             "next_url": _next_url("/terminal-models", params, found.next_cursor),
-            "import_errors": import_errors or [],
+            "rejected": rejected,
             "columns": licence_list.COLUMNS,
             **params,
         },

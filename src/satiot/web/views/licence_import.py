@@ -18,6 +18,7 @@ from starlette.responses import Response
 from satiot.api.csv_files import template_response
 from satiot.core.csv_text import RowError
 from satiot.oss.licence_list import (
+    TEMPLATE_NAME,
     LicenceListRejected,
     import_licence_list,
     read_licence_list,
@@ -37,7 +38,7 @@ MAX_BYTES = 4 * 1024 * 1024
 @router.get(PATH + "/template.csv")
 def licence_template(signed_in: SignedIn) -> Response:
     signed_in.require_any("terminal-models:read")
-    return template_response(template(), "satiot-licence-list.csv")
+    return template_response(template(), TEMPLATE_NAME)
 
 
 @router.post(PATH + "/import")
@@ -71,7 +72,7 @@ def import_list(
         return models_page(
             request,
             signed_in,
-            import_errors=exc.rows,
+            rejected=exc,
             flash=Flash("error", exc.detail),
             status_code=422,
         )

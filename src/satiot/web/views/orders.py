@@ -167,7 +167,7 @@ def _fulfil(signed_in: ConsoleSession, order_id: uuid.UUID) -> BackgroundTask:
 def order_template(signed_in: SignedIn) -> Response:
     """An empty bulk order to fill in (every column; see :func:`order_csv.template`)."""
     signed_in.require_any("orders:read")
-    return template_response(order_csv.template(), "satiot-order.csv")
+    return template_response(order_csv.template(), order_csv.TEMPLATE_NAME)
 
 
 @router.post(PATH + "/upload")
