@@ -1,16 +1,20 @@
-"""``satiot bills …``: a month's bill run and an account's dry run from a shell."""
+"""``satiot bills …``: a month's bill run, an account's dry run and a bill's usage statement
+from a shell."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from satiot.bss.billing import dry_run
+from satiot.bss.billing import dry_run, run_bills
 from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
 from satiot.cli import app
-from tests.bss.test_billing import setup  # noqa: F401 - the fixture
+from tests.bss.test_billing import DEC_1, SETTINGS, setup  # noqa: F401 - the fixture
 from tests.test_cli_oss import _one_error
 
 runner = CliRunner()
@@ -62,3 +66,26 @@ def test_bad_periods_and_accounts_are_one_line_errors(setup, env):  # noqa: F811
         "period 9998-12 has not begun",
     )
     _one_error(runner.invoke(app, ["bills", "dry-run", "nope", "2026-11"]), "not a billing")
+
+
+def test_a_bills_statement_by_number_or_id_to_stdout_or_a_file(setup, env, world, tmp_path):  # noqa: F811
+    ctx, _s, _off, (full, half, _gone, _ended) = setup
+    with ctx.db.write() as w:
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        bill_id, number = w.execute(select(CustomerBill.id, CustomerBill.number)).one()
+    r = runner.invoke(app, ["bills", "statement", number.lower()])
+    assert r.exit_code == 0, r.output
+    lines = list(csv.DictReader(io.StringIO(r.stdout_bytes.decode("utf-8-sig"), newline="")))
+    assert {x["dev_eui"]: x["usage_charge_yuan"] for x in lines} == {
+        full.dev_eui: "0.060000",
+        half.dev_eui: "0.020000",
+    }
+    path = tmp_path / "statement.csv"
+    r = runner.invoke(app, ["bills", "statement", str(bill_id), "-o", str(path)])
+    assert r.exit_code == 0 and f"wrote 2 devices of bill {number} to {path}" in r.stdout
+    written = path.read_bytes().decode("utf-8-sig").splitlines()
+    assert written[1:] == [",".join(x.values()) for x in lines]
+    _one_error(runner.invoke(app, ["bills", "statement", "SAT2026-99999999"]), "no bill")
+    _one_error(
+        runner.invoke(app, ["bills", "statement", number, "-o", str(tmp_path)]), "cannot write"
+    )

@@ -393,3 +393,43 @@ def bills_dry_run(
         f"total {format_cny(draft.total_micros)}",
         highlight=False,
     )
+
+
+@bills_app.command("statement")
+def bills_statement(
+    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    output: OutputOption = None,
+) -> None:
+    """A bill's usage statement as CSV: one line per device with its identities, uplink and
+    downlink messages, bytes, billable bytes and exact usage charge in yuan (they add up to
+    the bill's usage before each usage line is rounded to the fen). UTF-8 with a byte-order
+    mark, as Excel opens it; a progress bar when writing to a file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from sqlalchemy import select
+
+    from satiot.bss.bill_statement import device_count, export_statement
+    from satiot.bss.models import CustomerBill
+
+    with _migrated() as database, database.read() as s:
+        try:
+            where = CustomerBill.id == uuid.UUID(bill)
+        except ValueError:
+            where = CustomerBill.number == bill.strip().upper()
+        found = s.execute(select(CustomerBill.id, CustomerBill.number).where(where)).first()
+        if found is None:
+            fail(f"no bill {bill!r} (give its number, e.g. SAT2026-00000042, or its id)")
+        bill_id, number = found
+        with opened_output(output) as f:
+            if output is None:
+                f.writelines(export_statement(s, bill_id, number))
+                return
+            total = device_count(s, bill_id)
+            columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, console=err) as bar:
+                task = bar.add_task("devices", total=total)
+                f.writelines(
+                    export_statement(s, bill_id, number, progress=lambda n: bar.advance(task, n))
+                )
+    out.print(
+        f"wrote {total} devices of bill {number} to {output}", highlight=False, soft_wrap=True
+    )

@@ -214,3 +214,34 @@ def test_top_ups_past_the_largest_balance_are_422_not_500(client, world, ctx):
     assert assert_problem(r, 422, "invalid-input")["field"] == "amount_micros"
     small = client.post(url, headers=clerk, json=body | {"amount": "0.01", "reference": "S-1"})
     assert small.status_code == 201, small.text
+
+
+def test_a_bills_usage_by_device_as_pages_and_as_csv_once_sent(client, billed, ctx):
+    s, clerk, customer = billed
+    off = offering(ctx, "Metered", [price("per-message", 10_000)])
+    for n in range(2):
+        sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+        uplink(ctx, sub, 20, datetime(2026, 11, 6, n, tzinfo=UTC))
+    rate_all(ctx)
+    _run(client, clerk)
+    (bill,) = client.get(f"{API}/bills?period=2026-11", headers=clerk).json()["items"]
+    url = f"{API}/bills/{bill['id']}/device-usage"
+    assert_problem(client.get(url, headers=customer), 404)  # not sent yet
+    assert_problem(client.get(f"{url}/csv", headers=customer), 404)
+    for step in ("validate", "send"):
+        assert client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk).status_code == 200
+    first = client.get(f"{url}?limit=2", headers=customer)
+    assert first.status_code == 200, first.text
+    assert 'rel="next"' in first.headers["link"]
+    rest = client.get(f"{url}?limit=2&cursor={first.json()['next_cursor']}", headers=customer)
+    devices = first.json()["items"] + rest.json()["items"]
+    assert rest.json()["next_cursor"] is None and len(devices) == 3
+    assert {d["charge"] for d in devices} == {"0.010000"}
+    assert sum(d["charge_micros"] for d in devices) == 30_000
+    assert all(d["uplink_messages"] == 1 and d["downlink_messages"] == 0 for d in devices)
+    csv_file = client.get(f"{url}/csv", headers=customer)
+    assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
+    assert f"satiot-usage-{bill['number']}.csv" in csv_file.headers["content-disposition"]
+    lines = csv_file.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("bill_number,subscription_id,dev_eui") and len(lines) == 4
+    assert_problem(client.get(f"{url}?cursor=nonsense", headers=customer), 422)

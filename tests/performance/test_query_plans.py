@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import event, select, text
 
 from satiot.api.context import AppContext
+from satiot.bss.bill_statement import device_usage
 from satiot.bss.models import Subscription, UsageCounter, UsageRecord
 from satiot.core.auth.tenancy import scope_session
 from satiot.core.pagination import encode_cursor, paginate
@@ -86,3 +87,38 @@ def test_a_tenants_page_is_read_in_index_order(ctx: AppContext, world: World, pa
                 str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)
             )
             assert index in plan and "Sort" not in plan, plan
+
+
+def test_a_bills_usage_statement_is_read_by_device_from_the_bills_index(
+    ctx: AppContext, world: World
+):
+    """A page of a bill's usage statement (``bill_statement.device_usage``): the bill's
+    records, grouped by device in index order, whatever else the tenant has."""
+    tenant = world.tenant()
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant.id)
+            device_usage(s, uuid.uuid4(), after=uuid.UUID(int=1), limit=50)
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    (statement, parameters), *_ = [q for q in sent if "usage_records" in q[0]]
+    assert "tenant_id" in statement and "GROUP BY" in statement
+    with ctx.db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            plan = " | ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
+            assert "ix_usage_bill_subscription" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " | ".join(
+                str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)
+            )
+            assert "ix_usage_bill_subscription" in plan and "Sort" not in plan, plan

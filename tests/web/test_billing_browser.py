@@ -6,11 +6,17 @@ the console's browser test). A screenshot of the account page is written to /tmp
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+from sqlalchemy import select
 
 from satiot.api.context import AppContext
 from satiot.bss import billing
+from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
+from tests.bss.billing_world import offering, price, rate_all, shop, uplink
 from tests.factories import World
 from tests.web.browser import SCREENS, admin_console, live_server
 from tests.web.test_billing_console_pages import _balance, _two_shops
@@ -71,3 +77,48 @@ def test_dry_run_and_top_up_through_the_console(
         page.screenshot(path=str(SCREENS / "billing-account.png"), full_page=True)
 
     assert _balance(ctx, mine.account_id) == before + 250_500_000
+
+
+def test_an_invoices_usage_by_device_pages_and_downloads(
+    live_server: str, ctx: AppContext, world: World
+) -> None:
+    from playwright.sync_api import expect
+
+    owner = shop(world)
+    plan = offering(ctx, "Metered", [price("per-message", 10_000)])
+    subs = [owner.device(plan, datetime(2026, 10, 1, tzinfo=UTC)) for _ in range(55)]
+    for n, sub in enumerate(subs):
+        uplink(ctx, sub, 20, datetime(2026, 11, 5, 0, n, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(datetime(2026, 12, 1, 2, tzinfo=UTC))
+    with ctx.db.write() as w:
+        run = billing.run_bills(
+            w,
+            world.system,
+            "2026-11",
+            at=ctx.clock.now(),
+            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )
+        number = w.scalar(select(CustomerBill.number).where(CustomerBill.bill_run_id == run.id))
+    problems: list[str] = []
+    with admin_console(live_server, problems) as page:
+        page.click("nav >> text=Invoices")
+        page.locator("a", has_text=str(number)).first.click()
+        rows = page.locator("#devices-table tbody tr")
+        expect(rows).to_have_count(50)
+        expect(rows.first).to_contain_text(subs[0].dev_eui)
+        wrap = page.locator("#devices .table-wrap")
+        fits = wrap.evaluate("e => e.scrollWidth <= e.clientWidth")
+        assert fits, "the devices table fits its card at 1360 px"
+        page.screenshot(path=str(SCREENS / "invoice-devices.png"), full_page=True)
+        with page.expect_download() as download:
+            page.click("#devices >> text=Download CSV")
+        saved = download.value
+        assert saved.suggested_filename == f"satiot-usage-{number}.csv"
+        lines = Path(saved.path()).read_bytes().decode("utf-8-sig").splitlines()
+        assert len(lines) == 1 + 55 and lines[1].split(",")[2] == subs[0].dev_eui
+        page.click("#devices-next")
+        expect(rows).to_have_count(5)
+        expect(rows.last).to_contain_text(subs[54].dev_eui)
+        expect(page.locator("#devices-next")).to_have_count(0)
+    assert problems == []

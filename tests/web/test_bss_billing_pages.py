@@ -3,12 +3,15 @@ customers see only their own, and bills only once sent."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from html import unescape
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from satiot.bss.billing import RunSettings, run_bills
+from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
 from satiot.core.auth.roles import Role
 from tests.bss.billing_world import offering, pooled_usage, price, rate_all, shop, uplink
@@ -139,3 +142,48 @@ def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient,
         html
     )
     assert "25&nbsp;%</span> of 8 msg" in html  # two devices' shares of 4 messages, two used
+
+
+def test_an_invoice_shows_its_usage_by_device_in_pages_and_as_csv(client: TestClient, ctx, world):
+    s = shop(world)
+    off = offering(ctx, "Metered", [price("per-message", 10_000)])
+    subs = [s.device(off, datetime(2026, 10, 1, tzinfo=UTC)) for _ in range(53)]
+    for n, sub in enumerate(subs):
+        for i in range(1 + n % 2):
+            uplink(ctx, sub, 20, datetime(2026, 11, 5, i, n, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    bill = _november_bill(ctx, world, s.account_id)
+    _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
+
+    first = client.get(f"/invoices/{bill.id}")
+    assert first.status_code == 200
+    assert first.text.count("<tr><td><code>") == 50
+    assert subs[0].dev_eui in first.text and subs[52].dev_eui not in first.text
+    assert "¥0.020000" in first.text and "¥0.010000" in first.text
+    assert f'href="/invoices/{bill.id}/devices.csv"' in first.text
+    (next_url,) = re.findall(r'<a href="([^"]+)" rel="next" id="devices-next">', first.text)
+    rest = client.get(unescape(next_url))
+    assert rest.status_code == 200
+    assert subs[52].dev_eui in rest.text and subs[0].dev_eui not in rest.text
+    assert "First devices" in rest.text and 'id="devices-next"' not in rest.text
+
+    bad = client.get(f"/invoices/{bill.id}?devices_after=nonsense")
+    assert bad.status_code == 200 and "cursor is not one this server issued" in bad.text
+    assert subs[0].dev_eui in bad.text
+
+    csv_file = client.get(f"/invoices/{bill.id}/devices.csv")
+    assert csv_file.status_code == 200 and csv_file.content.startswith(b"\xef\xbb\xbf")
+    assert len(csv_file.content.splitlines()) == 1 + 53
+    owner = world.user(s.tenant, Role.CUSTOMER_ADMIN).username
+    _as(client, owner)
+    assert client.get(f"/invoices/{bill.id}/devices.csv").status_code == 404  # not sent yet
+    with ctx.db.write() as w:
+        validate_bill(w, world.system, bill.id, at=DEC_1)
+        send_bill(w, world.system, bill.id, at=DEC_1)
+    _as(client, owner)
+    mine = client.get(f"/invoices/{bill.id}")
+    assert mine.text.count("<tr><td><code>") == 50 and subs[0].dev_eui in mine.text
+    assert len(client.get(f"/invoices/{bill.id}/devices.csv").content.splitlines()) == 1 + 53
+    _as(client, world.user(world.tenant(), Role.CUSTOMER_ADMIN).username)
+    assert client.get(f"/invoices/{bill.id}/devices.csv").status_code == 404

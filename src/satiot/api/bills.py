@@ -14,14 +14,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
+from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.api.deps import Call, requires
-from satiot.bss import billing, invoices, payments
+from satiot.bss import bill_statement, billing, invoices, payments
+from satiot.bss.bill_statement import DeviceUsage
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill, Payment
 from satiot.bss.money import MICROS_PER_YUAN, to_yuan
@@ -76,6 +78,34 @@ class LineOut(Output):
     unit: str
     amount_micros: int
     amount: str
+
+
+class DeviceUsageOut(Output):
+    subscription_id: uuid.UUID
+    dev_eui: str
+    imei: str | None
+    iot_number: str | None
+    uplink_messages: int
+    downlink_messages: int
+    bytes: int
+    billable_bytes: int
+    charge_micros: int = Field(description="The device's usage charge on the bill, exactly")
+    charge: str = Field(description="The same in yuan, six decimals (exact)")
+
+    @classmethod
+    def of(cls, d: DeviceUsage) -> DeviceUsageOut:
+        return cls(
+            subscription_id=d.subscription_id,
+            dev_eui=d.dev_eui,
+            imei=d.imei,
+            iot_number=d.iot_number,
+            uplink_messages=d.uplink_messages,
+            downlink_messages=d.downlink_messages,
+            bytes=d.bytes,
+            billable_bytes=d.billable_bytes,
+            charge_micros=d.charge_micros,
+            charge=d.charge_yuan,
+        )
 
 
 class DraftOut(Output):
@@ -215,6 +245,46 @@ def get_lines(call: Reader, bill_id: uuid.UUID) -> list[LineOut]:
     with call.read() as session:
         bill = _visible_bill(call, session, bill_id)
         return [_line_out(ln) for ln in invoices.lines_of(session, bill.id)]
+
+
+@router.get(
+    "/{bill_id}/device-usage",
+    response_model=Page[DeviceUsageOut],
+    summary="A bill's usage statement: each device's messages, bytes and usage charge",
+)
+def list_device_usage(
+    call: Reader,
+    request: Request,
+    response: Response,
+    bill_id: uuid.UUID,
+    cursor: CursorParam = None,
+    limit: LimitParam = 100,
+) -> Page[DeviceUsageOut]:
+    """Devices that used the network on this bill, by subscription id. The charges are
+    exact; they add up to the bill's usage before each usage line is rounded to the fen."""
+    with call.read() as session:
+        bill = _visible_bill(call, session, bill_id)
+        page = bill_statement.statement_page(session, bill.id, cursor=cursor, limit=limit)
+        return page_response(request, response, page, DeviceUsageOut.of)
+
+
+@router.get(
+    "/{bill_id}/device-usage/csv",
+    summary="A bill's usage statement as one CSV file (streamed)",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def export_device_usage(call: Reader, bill_id: uuid.UUID) -> StreamingResponse:
+    """One line per device, as the list has it; the columns are in
+    :mod:`satiot.bss.bill_statement`."""
+    with call.read() as session:
+        bill = _visible_bill(call, session, bill_id)
+        number = bill.number
+    return streamed_download(
+        call.read,
+        lambda session: bill_statement.export_statement(session, bill_id, number),
+        bill_statement.file_name(number),
+    )
 
 
 @router.get(

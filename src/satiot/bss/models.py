@@ -305,6 +305,10 @@ class Subscription(TenantListed, Base):
 # -- rating (TMF635) -----------------------------------------------------------------------
 
 
+#: The usage records a bill run has claimed (the condition of the bill's partial index).
+BILLED_SQL: Final = "bill_id IS NOT NULL"
+
+
 class UsageRecord(TenantScoped, Base):
     """One use of the network, keyed by the event it came from (rated once).
 
@@ -349,6 +353,15 @@ class UsageRecord(TenantScoped, Base):
         tenant_listing_index("usage_records"),
         Index("ix_usage_account_period", "billing_account_id", "period"),
         Index("ix_usage_subscription_period", "subscription_id", "period"),
+        # A bill's records by device, for its usage statement (``bill_statement``): billed
+        # records only, so that rating, which writes them unbilled, never touches it.
+        Index(
+            "ix_usage_bill_subscription",
+            "bill_id",
+            "subscription_id",
+            sqlite_where=text(BILLED_SQL),
+            postgresql_where=text(BILLED_SQL),
+        ),
         # A record is named by its event: the primary key is the one index that keeps an
         # event from being rated twice (a second unique index on event_id cost every write).
         CheckConstraint("id = event_id", name="id_is_event"),

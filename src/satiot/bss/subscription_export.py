@@ -16,10 +16,8 @@ people, and a spreadsheet would run such a cell as a formula (CSV injection).
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,7 +25,7 @@ from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import Customer, ProductOffering, Subscription
-from satiot.core.csv_text import BOM
+from satiot.core.csv_text import BOM, csv_lines, safe_cell
 from satiot.core.days import CHINA, business_day
 
 COLUMNS: Final = (
@@ -49,7 +47,6 @@ COLUMNS: Final = (
 #: Subscriptions read per statement: large enough that the statements cost little per line,
 #: small enough that a chunk's rows and text stay a few hundred KiB.
 CHUNK: Final = 1_000
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 #: The columns read: plain rows, not ORM objects, as nothing is changed.
 _READ: Final = (
     Subscription.id,
@@ -68,20 +65,8 @@ _READ: Final = (
 )
 
 
-def _cell(value: str | None) -> str:
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _when(at: datetime | None) -> str:
     return at.astimezone(CHINA).isoformat(timespec="seconds") if at else ""
-
-
-def _lines(rows: Iterable[Sequence[str]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
-    return out.getvalue().encode()
 
 
 def export_subscriptions(
@@ -93,7 +78,7 @@ def export_subscriptions(
 ) -> Iterator[bytes]:
     """The CSV file, header first, then a piece per chunk of subscriptions (oldest first)
     that the session sees and ``where`` keeps; ``progress`` is told each chunk's count."""
-    yield BOM + _lines([COLUMNS])
+    yield BOM + csv_lines([COLUMNS])
     after: uuid.UUID | None = None
     offerings: dict[uuid.UUID, str] = {}
     customers: dict[uuid.UUID, tuple[str, str]] = {}
@@ -106,7 +91,7 @@ def export_subscriptions(
             return
         after = subs[-1].id
         _learn_names(session, subs, offerings, customers)
-        yield _lines(_row(s, offerings, customers) for s in subs)
+        yield csv_lines(_row(s, offerings, customers) for s in subs)
         if progress is not None:
             progress(len(subs))
         if len(subs) < chunk:
@@ -145,16 +130,16 @@ def _row(
     name, uscc = customers.get(sub.customer_id, ("", ""))
     return [
         str(sub.id),
-        _cell(name),
+        safe_cell(name),
         uscc,
         sub.imei or "",
         sub.dev_eui,
-        _cell(sub.terminal_model),
+        safe_cell(sub.terminal_model),
         sub.iot_number or "",
-        _cell(sub.handle),
-        _cell(offerings.get(sub.offering_id, "")),
+        safe_cell(sub.handle),
+        safe_cell(offerings.get(sub.offering_id, "")),
         sub.status,
-        _cell(sub.status_reason),
+        safe_cell(sub.status_reason),
         "yes" if sub.throttled else "no",
         _when(sub.activated_at),
         _when(sub.terminated_at),

@@ -10,7 +10,9 @@ byte-order mark wins over the named encoding, as in browsers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -61,6 +63,26 @@ class UnreadableText(ValueError):
         super().__init__(reason if whole else f"line {line}: {reason}")
         self.line = line
         self.reason = reason
+
+
+#: What a spreadsheet takes a cell that begins with for a formula.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str | None) -> str:
+    """A cell of a file we send that a spreadsheet shows as the text it is: one that begins
+    like a formula gets a leading ``'``. Names and reasons are typed by people, and a
+    spreadsheet would run ``=HYPERLINK(...)`` as a formula (CSV injection)."""
+    if not value:
+        return ""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
+    """Lines of a file we send: UTF-8 with CRLF ends, as Excel writes them."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue().encode()
 
 
 def header_only(columns: Sequence[str]) -> bytes:

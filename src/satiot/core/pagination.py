@@ -40,6 +40,14 @@ def decode_cursor(cursor: str) -> Any:
         raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
 
 
+def decode_uuid_cursor(cursor: str) -> uuid.UUID:
+    """The id a cursor of :func:`encode_cursor` holds (InvalidInput for any other text)."""
+    try:
+        return uuid.UUID(str(decode_cursor(cursor)))
+    except ValueError as exc:
+        raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
+
+
 def paginate(
     session: Session,
     stmt: Select[Any],
@@ -53,15 +61,14 @@ def paginate(
     if limit < 1:
         raise InvalidInput("limit must be at least 1", field="limit")
     if cursor:
-        last = decode_cursor(cursor)
         if key.type.python_type is uuid.UUID:
-            try:
-                last = uuid.UUID(str(last))
-            except ValueError as exc:
-                raise InvalidInput("cursor is not one this server issued", field="cursor") from exc
-        elif not isinstance(last, key.type.python_type) or isinstance(last, bool):
-            # A forged cursor of the wrong type would otherwise reach the database as an error.
-            raise InvalidInput("cursor is not one this server issued", field="cursor")
+            last = decode_uuid_cursor(cursor)
+        else:
+            last = decode_cursor(cursor)
+            if not isinstance(last, key.type.python_type) or isinstance(last, bool):
+                # A forged cursor of the wrong type would otherwise reach the database as an
+                # error.
+                raise InvalidInput("cursor is not one this server issued", field="cursor")
         stmt = stmt.where(key < last if descending else key > last)
     stmt = stmt.order_by(key.desc() if descending else key.asc()).limit(limit + 1)
     rows = list(session.scalars(stmt))

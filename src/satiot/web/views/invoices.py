@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.bss import invoices, payments
+from satiot.api.csv_files import streamed_download
+from satiot.bss import bill_statement, invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.states import BILL
@@ -31,6 +32,8 @@ from satiot.web.session import ConsoleSession, Posted, SignedIn
 router = APIRouter()
 PATH = "/invoices"
 PAGE = 50
+#: Devices of a bill's usage statement shown at a time.
+DEVICES_PAGE = 50
 CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
 
 
@@ -96,8 +99,11 @@ def invoices_page(
 
 
 @router.get(PATH + "/{bill_id}")
-def invoice_page(request: Request, signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
+def invoice_page(
+    request: Request, signed_in: SignedIn, bill_id: uuid.UUID, devices_after: str | None = None
+) -> Response:
     signed_in.require_any("bills:read")
+    flash = None
     with signed_in.call.read() as session:
         try:
             bill = _bill(signed_in, session, bill_id)
@@ -105,6 +111,15 @@ def invoice_page(request: Request, signed_in: SignedIn, bill_id: uuid.UUID) -> R
             return page(
                 request, signed_in, "not_found.html", {"title": "Not found"}, status_code=404
             )
+        try:
+            devices = bill_statement.statement_page(
+                session, bill.id, cursor=devices_after, limit=DEVICES_PAGE
+            )
+        except DomainError as exc:
+            devices = bill_statement.statement_page(
+                session, bill.id, cursor=None, limit=DEVICES_PAGE
+            )
+            flash = Flash("error", exc.detail)
         lines = invoices.lines_of(session, bill.id)
         paid = list(
             session.scalars(select(Payment).where(Payment.bill_id == bill.id).order_by(Payment.id))
@@ -132,7 +147,31 @@ def invoice_page(request: Request, signed_in: SignedIn, bill_id: uuid.UUID) -> R
             "account": account,
             "moves": moves,
             "can_pay": writer and bill.state in payments.PAYABLE,
+            "devices": devices.items,
+            "devices_next": (
+                f"{PATH}/{bill.id}?{urlencode({'devices_after': devices.next_cursor})}#devices"
+                if devices.next_cursor
+                else None
+            ),
+            "devices_paged": devices_after is not None,
         },
+        flash=flash,
+    )
+
+
+@router.get(PATH + "/{bill_id}/devices.csv")
+def invoice_devices_csv(signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
+    """The bill's usage statement, every device, as the API's CSV."""
+    signed_in.require_any("bills:read")
+    with signed_in.call.read() as session:
+        try:
+            number = _bill(signed_in, session, bill_id).number
+        except DomainError:
+            return Response("not found", status_code=404, media_type="text/plain")
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: bill_statement.export_statement(session, bill_id, number),
+        bill_statement.file_name(number),
     )
 
 
