@@ -34,12 +34,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import _args
-from _yardstick import calibrate
-from ingest import PG_SERVER, scratch_database
+import _databases
 from satiot.bss.activation import ActivationConfig, ActivationRequest, activate
 from satiot.bss.demo_business import MODEL, PURPOSE, DemoBusiness, prepare
 from satiot.bss.order_items import TerminalIn
@@ -201,23 +199,13 @@ def bench(url: str, n: int, profile: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = _args.parser(__doc__)
     parser.add_argument("--devices", type=int, default=500, help="terminals per run (≥ 10)")
-    parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql")
-    parser.add_argument("--db-url", help="one given (scratch!) database instead")
-    parser.add_argument("--pg-server", default=PG_SERVER)
+    _databases.add_options(parser)
     parser.add_argument("--profile", action="store_true", help="cProfile the scoped run")
     args = parser.parse_args(argv)
     if args.devices < 10:
         parser.error("--devices: at least 10")
-    if args.db_url:
-        _args.database_url(parser, "--db-url", args.db_url)
-    backends = _args.backends(parser, args.backends)
-    print(_args.tune_runtime())
-    print(f"{'yardstick':<26}{calibrate():.1f} M interpreter steps/s")
-    print(f"{'started':<26}{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.devices:,} per run")
-    for backend in [None] if args.db_url else backends:
-        with scratch_database(backend or "", args.db_url, args.pg_server) as url:
-            print(f"== {backend or url.split(':')[0]} ==")
-            bench(url, args.devices, args.profile)
+    for url in _databases.each(parser, args, f", {args.devices:,} per run"):
+        bench(url, args.devices, args.profile)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import insert, select
 
 import _args
-from _yardstick import calibrate
-from ingest import PG_SERVER, scratch_database
+import _databases
 from satiot.api.subscriptions import SubscriptionOut
 from satiot.bss.demo_business import MODEL, prepare
 from satiot.bss.models import Contract, Subscription
@@ -172,22 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--subscriptions", type=int, default=100_000, help="the customer's fleet (≥ 10)"
     )
-    parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql")
-    parser.add_argument("--db-url", help="one given (scratch!) database instead")
-    parser.add_argument("--pg-server", default=PG_SERVER)
+    _databases.add_options(parser)
     args = parser.parse_args(argv)
     if args.subscriptions < 10:
         parser.error("--subscriptions: at least 10")
-    if args.db_url:
-        _args.database_url(parser, "--db-url", args.db_url)
-    backends = _args.backends(parser, args.backends)
-    print(_args.tune_runtime())
-    print(f"{'yardstick':<26}{calibrate():.1f} M interpreter steps/s")
-    print(f"{'started':<26}{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    for backend in [None] if args.db_url else backends:
-        with scratch_database(backend or "", args.db_url, args.pg_server) as url:
-            print(f"== {backend or url.split(':')[0]} ==")
-            bench(url, args.subscriptions)
+    for url in _databases.each(parser, args):
+        bench(url, args.subscriptions)
 
 
 if __name__ == "__main__":

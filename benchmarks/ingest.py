@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 import _args
+from _databases import PG_SERVER, scratch_database
 from _yardstick import calibrate
 from satiot.api.context import AppContext
 from satiot.core import migrate
@@ -53,7 +51,6 @@ from satiot.network.keys import Kek
 
 BATCH = 500
 DUPLICATE_SHARE = 0.30
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
 
@@ -209,28 +206,6 @@ def run_http(ctx: AppContext, station: uuid.UUID, key: str, batches: list) -> Fi
             n += len(batch)
             accepted += r.json()["accepted"]
     return Figures(n, accepted, *t)
-
-
-@contextmanager
-def scratch_database(backend: str, url: str | None, pg_server: str) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    server = make_url(pg_server)
-    name = f"satiot_bench_{os.getpid()}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def storage_floor(batches: int, devices: int = 2000) -> Figures:

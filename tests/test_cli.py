@@ -620,6 +620,27 @@ def test_bench_export_compares_the_file_with_walking_the_list(monkeypatch):
     )
 
 
+def test_bench_statement_compares_the_statement_with_summing_the_usage_list(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    args = ("bench", "statement", "--devices", "60", "--records", "12", "--months", "2")
+    run = satiot_here(*args, env={})
+    assert run.code == 0, run.err
+    assert "setup                     60 devices, 1,440 records over 2 bills in" in run.out
+    for label in ("statement (CSV)", "anchor: usage pages of 500"):
+        assert re.search(
+            rf"{re.escape(label)} +[\d,]+ devices/s \([\d,]+ records/s\) +per CPU-s: +[\d,]+",
+            run.out,
+        ), run.out
+    assert re.search(r"ratio statement/anchor +[\d.]+× wall, [\d.]+× per CPU-s", run.out)
+    assert re.search(
+        r"a page of 50 devices +[\d.]+ ms with the bill's index, [\d.]+ ms without: \d+×", run.out
+    ), run.out
+    few = satiot_here("bench", "statement", "--devices", "5", env={})
+    assert few.code == 2 and _one_error_line(few) == "error: --devices: at least 10 (see --help)"
+
+
 def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the command puts benchmarks/ on it
@@ -633,7 +654,8 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
         assert figure in run.out
     assert "M interpreter steps/s (yardstick)" in run.out
     line = _one_error_line(satiot_here("bench", "_yardstick", env={}))
-    assert "have: activation, billing, contacts, events, export, ingest, rating, twin;" in line
+    have = "activation, billing, contacts, events, export, ingest, rating, statement, twin"
+    assert f"have: {have};" in line
 
 
 def test_bench_rating_sql_bound_charges_what_the_rater_charges(monkeypatch):
