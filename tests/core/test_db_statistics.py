@@ -1,5 +1,6 @@
-"""Planner statistics on SQLite: with them, a device's downlinks are read through the device's
-index, not by reading every downlink of the tenant."""
+"""Planner statistics on SQLite: with them, a device's downlinks, and the uplinks of a page of
+devices however many the tenant has, are read through the devices' index, not by reading
+every row of the tenant."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import threading
 import uuid
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select, text
 
 from satiot.api.context import AppContext
 from satiot.core.auth.tenancy import scope_session
 from satiot.core.db_statistics import NAME, refresh_statistics, statistics_refresher
+from satiot.core.ids import new_id_block, uuid_from_int
 from satiot.network import downlinks
-from satiot.network.models import Device, Downlink
+from satiot.network.models import Device, Downlink, Uplink
 from satiot.server import BACKGROUND_SERVICES
+from satiot.web.views.devices import _counts
 from tests.factories import World
 
 DEVICES = 40
@@ -119,3 +122,82 @@ def test_satiot_up_gathers_them_at_start(ctx: AppContext, world: World):
         stop.set()
         worker.join(timeout=10)
     assert not worker.is_alive()
+
+
+def _uplinks(ctx: AppContext, tenant_id: uuid.UUID, devices: int, each: int) -> list[uuid.UUID]:
+    """``devices`` devices of the tenant with ``each`` uplinks apiece; their ids."""
+    dev_eui = _fleet(ctx, tenant_id)
+    now = ctx.clock.now()
+    with ctx.db.read() as s:
+        ids = list(s.scalars(select(Device.id).where(Device.tenant_id == tenant_id)))[:devices]
+    first = new_id_block(devices * each)
+    rows = [
+        {
+            "id": uuid_from_int(first + n * each + i),
+            "tenant_id": tenant_id,
+            "device_id": device_id,
+            "dev_eui": dev_eui,
+            "f_cnt": i,
+            "f_port": 1,
+            "mic": 0,
+            "confirmed": False,
+            "ack": False,
+            "adr": False,
+            "f_opts": b"",
+            "payload": b"\x01",
+            "received_at": now,
+            "accepted_at": now,
+            "reception_count": 1,
+        }
+        for n, device_id in enumerate(ids)
+        for i in range(each)
+    ]
+    with ctx.db.write() as s:
+        s.execute(insert(Uplink), rows)
+    return ids
+
+
+def _counts_plan(ctx: AppContext, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> str:
+    """The database's plan for the Devices page's uplink counts, as the scoped session sends
+    them."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "FROM uplinks" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant_id)
+            _counts(s, ids, ctx.clock.now())
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    ((statement, parameters),) = sent
+    explain = "EXPLAIN QUERY PLAN " if ctx.db.is_sqlite else "EXPLAIN "
+    with ctx.db.engine.connect() as conn:
+        rows = conn.exec_driver_sql(explain + statement, parameters)
+        return " | ".join(str(row[-1] if ctx.db.is_sqlite else row[0]) for row in rows)
+
+
+def test_a_page_of_devices_counts_their_uplinks_not_the_tenants(ctx: AppContext, world: World):
+    """40 devices of 300 uplinks: ANALYZE's first thousand rows of the tenant index hold one
+    tenant and of the device index four devices, which alone made SQLite read all 12,000
+    uplinks of the tenant to count those of a page of devices."""
+    tenant = world.tenant()
+    world.tenant()  # a tenant with no uplinks is not counted as holding any
+    ids = _uplinks(ctx, tenant.id, DEVICES, 300)
+    if ctx.db.is_sqlite:
+        assert refresh_statistics(ctx.db) is True
+    else:
+        with ctx.db.engine.begin() as conn:  # what autovacuum does in its own time
+            conn.exec_driver_sql("ANALYZE uplinks")
+    plan = _counts_plan(ctx, tenant.id, ids)
+    assert "device_id" in plan and "tenant_id_id" not in plan, plan
+    if ctx.db.is_sqlite:
+        with ctx.db.read() as s:
+            stat = s.scalar(
+                text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_uplinks_tenant_id_id'")
+            )
+        rows, per_tenant, *_ = str(stat).split()
+        assert per_tenant == rows, "one tenant holds every uplink"
