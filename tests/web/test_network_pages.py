@@ -113,6 +113,25 @@ def test_device_list_is_scoped_searchable_and_paged(
     assert client.get("/devices?after=forged").status_code == 422
 
 
+def test_the_device_list_counts_the_last_days_uplinks(
+    client: TestClient, net: NetworkWorld, clock: ManualClock
+):
+    _as(client, "admin")
+
+    def uplinks() -> str:
+        _as(client, "admin")  # a console session lasts less than a day
+        html = client.get("/devices").text
+        row = html.split(f'data-dev-eui="{net.a.device.dev_eui}"', 1)[1].split("</tr>", 1)[0]
+        return re.findall(r'<td class="num">([^<]*)</td>', row)[0]
+
+    assert "Uplinks, 24 h" in client.get("/devices").text
+    assert uplinks() == "3"
+    clock.advance(23 * 3600)
+    assert uplinks() == "3"
+    clock.advance(2 * 3600)  # a day and an hour later
+    assert uplinks() == "0"
+
+
 def test_device_page_shows_uplinks_and_the_downlink_queue(client: TestClient, net: NetworkWorld):
     _as(client, "acme-user")
     html = client.get(f"/devices/{net.a.device.dev_eui.lower()}").text
