@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from satiot.bss import accounts, contracts, customers, risk
+from satiot.bss.bill_statement import device_usage
 from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.models import (
     BillLine,
@@ -118,8 +119,9 @@ def _round_fen(micros: Decimal) -> int:
     return int((micros / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 10_000
 
 
-def _expected_total(session, account_id) -> tuple[int, int]:
-    """The bill recomputed from Uplink rows and the price table, in plain Python."""
+def _expected_total(session, account_id) -> tuple[int, int, int]:
+    """The bill recomputed from Uplink rows and the price table, in plain Python: its total,
+    the uplinks it charges and their charges before rounding."""
     subs = session.execute(
         select(Subscription.dev_eui, Subscription.offering_id, Subscription.activated_at).where(
             Subscription.billing_account_id == account_id
@@ -166,7 +168,8 @@ def _expected_total(session, account_id) -> tuple[int, int]:
     subtotal = sum(_round_fen(Decimal(v)) for v in lines.values())
     subtotal += sum(_round_fen(Decimal(v)) for v in usage.values() if v)
     tax = _round_fen(Decimal(subtotal) * 600 / 10_000)
-    return subtotal + tax, len([u for u in uplinks if first <= u[2] < after])
+    charged = len([u for u in uplinks if first <= u[2] < after])
+    return subtotal + tax, charged, sum(usage.values())
 
 
 def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
@@ -247,7 +250,7 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
 
     with ctx.db.read() as s:
         bill = s.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == account_id))
-        expected_total, uplinks = _expected_total(s, account_id)
+        expected_total, uplinks, usage_micros = _expected_total(s, account_id)
         rated = s.scalar(select(func.count()).select_from(UsageRecord))
         billed = s.scalar(
             select(func.count()).select_from(UsageRecord).where(UsageRecord.bill_id == bill.id)
@@ -261,3 +264,17 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
     assert sum(ln.quantity for ln in usage_lines) == uplinks
     assert bill.total_micros == expected_total, (bill.total_micros, expected_total)
     assert len(names) >= 3 and bill.usage_micros > 0
+
+    # The bill's usage statement: each device's messages and bytes as the network accepted
+    # them, and charges that add up to the usage before the bill rounded it.
+    with ctx.db.read() as s:
+        size = func.sum(func.length(Uplink.payload))
+        sent = s.execute(select(Uplink.dev_eui, func.count(), size).group_by(Uplink.dev_eui)).all()
+        statement, after = [], None
+        while page := device_usage(s, bill.id, after=after):
+            statement += page
+            after = page[-1].subscription_id
+    assert {d.dev_eui: (d.uplink_messages, d.bytes) for d in statement} == {
+        dev: (n, size) for dev, n, size in sent
+    }
+    assert sum(d.charge_micros for d in statement) == usage_micros
