@@ -16,12 +16,11 @@ from satiot.cli_common import (
     OutputOption,
     checked_encoding,
     domain_errors,
-    err,
     fail,
     load_settings,
-    opened_output,
     out,
     styled,
+    write_export,
 )
 from satiot.cli_oss import _migrated, _principal
 
@@ -278,7 +277,6 @@ def subscriptions_export(
     """Every subscription as CSV, one line per device: its binding (IMEI, DevEUI, IoT number,
     handle), customer, offering, status and dates (China time). UTF-8 with a byte-order mark,
     as Excel opens it; a progress bar when writing to a file."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy import func, select
 
     from satiot.bss.models import Subscription
@@ -293,18 +291,15 @@ def subscriptions_export(
             where.append(Subscription.status == status)
         if customer is not None:
             where.append(Subscription.customer_id == _customer_id(database, customer))
-        with database.read() as s, opened_output(output) as f:
-            if output is None:
-                f.writelines(export_subscriptions(s, where))
-                return
-            total = s.scalar(select(func.count()).select_from(Subscription).where(*where)) or 0
-            columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
-            with Progress(*columns, console=err) as bar:
-                task = bar.add_task("lines", total=total)
-                f.writelines(
-                    export_subscriptions(s, where, progress=lambda n: bar.advance(task, n))
-                )
-    out.print(f"wrote {total} subscriptions to {output}", highlight=False, soft_wrap=True)
+        with database.read() as s:
+            total = write_export(
+                output,
+                lambda progress: export_subscriptions(s, where, progress=progress),
+                lambda: s.scalar(select(func.count()).select_from(Subscription).where(*where)) or 0,
+                "subscriptions",
+            )
+    if total is not None:
+        out.print(f"wrote {total} subscriptions to {output}", highlight=False, soft_wrap=True)
 
 
 bills_app = typer.Typer(
@@ -404,7 +399,6 @@ def bills_statement(
     downlink messages, bytes, billable bytes and exact usage charge in yuan (they add up to
     the bill's usage before each usage line is rounded to the fen). UTF-8 with a byte-order
     mark, as Excel opens it; a progress bar when writing to a file."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy import select
 
     from satiot.bss.bill_statement import device_count, export_statement
@@ -419,17 +413,13 @@ def bills_statement(
         if found is None:
             fail(f"no bill {bill!r} (give its number, e.g. SAT2026-00000042, or its id)")
         bill_id, number = found
-        with opened_output(output) as f:
-            if output is None:
-                f.writelines(export_statement(s, bill_id, number))
-                return
-            total = device_count(s, bill_id)
-            columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
-            with Progress(*columns, console=err) as bar:
-                task = bar.add_task("devices", total=total)
-                f.writelines(
-                    export_statement(s, bill_id, number, progress=lambda n: bar.advance(task, n))
-                )
-    out.print(
-        f"wrote {total} devices of bill {number} to {output}", highlight=False, soft_wrap=True
-    )
+        total = write_export(
+            output,
+            lambda progress: export_statement(s, bill_id, number, progress=progress),
+            lambda: device_count(s, bill_id),
+            "devices",
+        )
+    if total is not None:
+        out.print(
+            f"wrote {total} devices of bill {number} to {output}", highlight=False, soft_wrap=True
+        )

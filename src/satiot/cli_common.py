@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
@@ -76,6 +76,32 @@ def opened_output(output: Path | None) -> Iterator[BinaryIO]:
             yield f
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
+
+
+#: How an export reports progress: told the count of each chunk it writes.
+Progressed = Callable[[int], None] | None
+
+
+def write_export(
+    output: Path | None,
+    produce: Callable[[Progressed], Iterable[bytes]],
+    count: Callable[[], int],
+    noun: str,
+) -> int | None:
+    """Write an export's pieces to standard output, or to ``output`` with a progress bar over
+    the ``count()`` lines it will hold; return that count when writing a file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with opened_output(output) as f:
+        if output is None:
+            f.writelines(produce(None))
+            return None
+        total = count()
+        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task(noun, total=total)
+            f.writelines(produce(lambda n: bar.advance(task, n)))
+    return total
 
 
 @contextmanager
