@@ -16,6 +16,7 @@ from rich.table import Table
 from satiot.cli_bench import BENCH_SETTINGS, bench
 from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import error_line, fail, load_settings, new_password, out, styled
+from satiot.cli_network import devices_app
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.cli_twin_plots import plot_app
@@ -56,6 +57,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
 app.add_typer(twin_app, name="twin")
 twin_app.add_typer(plot_app, name="plot")
+app.add_typer(devices_app, name="devices")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(terminals_app, name="terminals")
 app.add_typer(catalog_app, name="catalog")

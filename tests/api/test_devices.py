@@ -399,3 +399,28 @@ def test_a_chinese_device_name_or_none_is_kept(client, customer):
     assert client.patch(url, json={"name": "  "}, headers=admin).json()["name"] == ""
     unnamed = client.post(API, json=body(2, name=""), headers=admin)
     assert unnamed.status_code == 201 and unnamed.json()["name"] == ""
+
+
+def test_silent_devices_as_a_page_and_as_csv_without_their_keys(client, ctx, world, customer):
+    from datetime import timedelta
+
+    from tests.network.test_device_export import devices as make_devices
+
+    tenant, _admin, user = customer
+    now = ctx.clock.now()
+    recent, quiet, never = make_devices(ctx, tenant.id, [now, now - timedelta(days=9), None])
+    make_devices(ctx, world.tenant().id, [None])  # another tenant's, silent too
+    found = client.get(f"{API}?silent_for_days=7", headers=user)
+    assert found.status_code == 200, found.text
+    assert [d["dev_eui"] for d in found.json()["items"]] == [quiet, never]
+    export = client.get(f"{API}/csv?silent_for_days=7", headers=user)
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert "satiot-devices-" in export.headers["content-disposition"]
+    lines = export.content.decode("utf-8-sig").splitlines()
+    assert len(lines) == 3 and lines[1].startswith(quiet) and lines[2].startswith(never)
+    everything = client.get(f"{API}/csv?status=active", headers=user).content.decode("utf-8-sig")
+    assert recent in everything
+    _secrets_absent(everything)
+    for bad in ("0", "3651", "x"):
+        assert_problem(client.get(f"{API}?silent_for_days={bad}", headers=user), 422)
+        assert_problem(client.get(f"{API}/csv?silent_for_days={bad}", headers=user), 422)

@@ -7,6 +7,8 @@ operator staff, as each customer and as the regulator, and check who sees what.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -130,6 +132,31 @@ def test_the_device_list_counts_the_last_days_uplinks(
     assert uplinks() == "3"
     clock.advance(2 * 3600)  # a day and an hour later
     assert uplinks() == "0"
+
+
+def test_the_device_list_finds_silent_devices_and_exports_them(
+    client: TestClient, ctx: AppContext, net: NetworkWorld, clock: ManualClock
+):
+    from tests.network.test_device_export import devices as make_devices
+
+    now = clock.now()
+    quiet, never = make_devices(ctx, net.a.tenant_id, [now - timedelta(days=8), None])
+    _as(client, "acme-user")
+    page = client.get("/devices?silent=7").text
+    assert quiet in page and never in page and net.a.device.dev_eui not in page
+    assert '<option value="7" selected>' in page
+    (export,) = re.findall(r'<a href="([^"]+)" class="btn btn-quiet" id="devices-export"', page)
+    assert unescape(export) == "/devices/export.csv?silent=7"
+    data = client.get(unescape(export))
+    assert data.status_code == 200 and data.content.startswith(b"\xef\xbb\xbf")
+    lines = data.content.decode("utf-8-sig").splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == [quiet, never]
+    assert len(client.get("/devices/export.csv").content.splitlines()) == 1 + 3
+    everything = client.get("/devices?silent=bogus").text  # not a choice: no filter
+    assert net.a.device.dev_eui in everything and quiet in everything
+    assert "No device matches and has been silent" not in client.get("/devices?silent=1").text
+    empty = client.get("/devices?q=FFFF&silent=30").text
+    assert "No device matches “FFFF” and has been silent for 30 days." in empty
 
 
 def test_device_page_shows_uplinks_and_the_downlink_queue(client: TestClient, net: NetworkWorld):

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from satiot.api.common import (
@@ -27,9 +27,10 @@ from satiot.api.common import (
     create_idempotently,
     page_response,
 )
+from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.api.deps import Call, requires
 from satiot.core.pagination import paginate
-from satiot.network import devices, uplinks
+from satiot.network import device_export, devices, uplinks
 from satiot.network.models import Device
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -150,6 +151,31 @@ class UplinkMessage(BaseModel):
     receptions: list[ReceptionOut] = Field(description="Every copy known at the time of reading")
 
 
+StatusParam = Annotated[DeviceState | None, Query()]
+TenantParam = Annotated[uuid.UUID | None, Query(description="Only this tenant")]
+SilentParam = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=device_export.MAX_SILENT_DAYS,
+        description="Only devices with no uplink in this many days, or none ever",
+    ),
+]
+
+
+def _filters(
+    call: Call, status: str | None, tenant_id: uuid.UUID | None, silent_for_days: int | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if status is not None:
+        where.append(Device.status == status)
+    if tenant_id is not None:
+        where.append(Device.tenant_id == tenant_id)
+    if silent_for_days is not None:
+        where.append(device_export.silent(silent_for_days, call.now()))
+    return where
+
+
 @router.get("", response_model=Page[DeviceOut], summary="List devices, oldest first")
 def list_devices(
     call: Reader,
@@ -157,17 +183,39 @@ def list_devices(
     response: Response,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
-    status: Annotated[DeviceState | None, Query()] = None,
-    tenant_id: Annotated[uuid.UUID | None, Query(description="Only this tenant")] = None,
+    status: StatusParam = None,
+    tenant_id: TenantParam = None,
+    silent_for_days: SilentParam = None,
 ) -> Page[DeviceOut]:
-    stmt = select(Device)
-    if status is not None:
-        stmt = stmt.where(Device.status == status)
-    if tenant_id is not None:
-        stmt = stmt.where(Device.tenant_id == tenant_id)
+    stmt = select(Device).where(*_filters(call, status, tenant_id, silent_for_days))
     with call.read() as session:
         page = paginate(session, stmt, Device.id, cursor=cursor, limit=limit)
         return page_response(request, response, page, DeviceOut.of)
+
+
+@router.get(
+    "/csv",
+    summary="Every device the list's filters keep, as one CSV file (streamed)",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def export_csv(
+    call: Reader,
+    status: StatusParam = None,
+    tenant_id: TenantParam = None,
+    silent_for_days: SilentParam = None,
+) -> StreamingResponse:
+    """One line per device: DevEUI, name, tenant, status, priority, DevAddr, last seen and
+    whole days since (``never`` for a device never heard), frame counters, position and
+    creation (China time), oldest first; the columns are in
+    :mod:`satiot.network.device_export`."""
+    now = call.now()
+    where = _filters(call, status, tenant_id, silent_for_days)
+    return streamed_download(
+        call.read,
+        lambda session: device_export.export_devices(session, where, now=now),
+        device_export.file_name(now),
+    )
 
 
 @router.post("", status_code=201, response_model=DeviceOut, summary="Provision a device (ABP)")

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
-from satiot.core.days import CHINA, business_day
+from satiot.core.days import business_day, china_time_text
 
 COLUMNS: Final = (
     "subscription_id",
@@ -63,10 +63,6 @@ _READ: Final = (
     Subscription.activated_at,
     Subscription.terminated_at,
 )
-
-
-def _when(at: datetime | None) -> str:
-    return at.astimezone(CHINA).isoformat(timespec="seconds") if at else ""
 
 
 def export_subscriptions(
@@ -141,8 +137,8 @@ def _row(
         sub.status,
         safe_cell(sub.status_reason),
         "yes" if sub.throttled else "no",
-        _when(sub.activated_at),
-        _when(sub.terminated_at),
+        china_time_text(sub.activated_at),
+        china_time_text(sub.terminated_at),
     ]
 
 

@@ -16,3 +16,9 @@ CHINA: Final = timezone(timedelta(hours=8), "UTC+8")
 def business_day(at: datetime) -> date:
     """The calendar day in China at ``at``."""
     return at.astimezone(CHINA).date()
+
+
+def china_time_text(at: datetime | None) -> str:
+    """An instant as a file people read gives it: China's time with its offset, to the
+    second (empty for none)."""
+    return at.astimezone(CHINA).isoformat(timespec="seconds") if at else ""

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from satiot.api.csv_files import streamed_download
 from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import Page, paginate
+from satiot.network import device_export
 from satiot.network.models import Device, Downlink, GroundStation, Uplink
 from satiot.network.states import DOWNLINK_PENDING_STATES
 from satiot.web.flash import Flash
@@ -43,6 +45,8 @@ PAGE_SIZE = 50
 DEVICE_ROWS = 25
 #: The list counts each device's uplinks of this last stretch of time.
 RECENT = timedelta(hours=24)
+#: The Silent filter's choices: no uplink for this many days (or never).
+SILENT_CHOICES = (1, 7, 30)
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,29 @@ class DeviceList:
     next_url: str | None
     first_url: str | None
     q: str
+    silent: int | None
+    export_url: str
 
 
-def _list_url(q: str, after: str | None = None) -> str:
-    query = urlencode({k: v for k, v in {"q": q, "after": after}.items() if v})
-    return f"{PATH}?{query}" if query else PATH
+def _list_url(q: str, silent: int | None, after: str | None = None, path: str = PATH) -> str:
+    query = urlencode({k: v for k, v in {"q": q, "silent": silent, "after": after}.items() if v})
+    return f"{path}?{query}" if query else path
+
+
+def _silent_days(text: str) -> int | None:
+    """The Silent filter's days: one of :data:`SILENT_CHOICES`, anything else none."""
+    return int(text) if text in {str(d) for d in SILENT_CHOICES} else None
+
+
+def _where(q: str, silent: int | None, now: datetime) -> list[ColumnElement[bool]]:
+    """The search (a DevEUI prefix or part of the name) and the Silent filter."""
+    where: list[ColumnElement[bool]] = []
+    term = q.strip()
+    if term:
+        where.append(or_(Device.dev_eui.startswith(term.upper()), Device.name.ilike(f"%{term}%")))
+    if silent is not None:
+        where.append(device_export.silent(silent, now))
+    return where
 
 
 def _counts(
@@ -92,19 +114,21 @@ def _counts(
 
 
 def list_devices(
-    session: Session, signed_in: ConsoleSession, *, q: str, after: str | None
+    session: Session,
+    signed_in: ConsoleSession,
+    *,
+    q: str,
+    after: str | None,
+    silent: int | None = None,
 ) -> DeviceList:
-    """One page of the devices the session may see, optionally searched by DevEUI or name."""
-    stmt = select(Device)
+    """One page of the devices the session may see, optionally searched by DevEUI or name
+    and kept to those silent for ``silent`` days."""
+    now = signed_in.now()
     term = q.strip()
-    if term:
-        stmt = stmt.where(
-            or_(Device.dev_eui.startswith(term.upper()), Device.name.ilike(f"%{term}%"))
-        )
+    stmt = select(Device).where(*_where(term, silent, now))
     found: Page[Device] = paginate(session, stmt, Device.id, cursor=after, limit=PAGE_SIZE)
     devices = list(found.items)
     ids = [d.id for d in devices]
-    now = signed_in.now()
     uplinks, pending = _counts(session, ids, now)
     staff = signed_in.principal.all_tenants
     tenants = tenant_names(session, {d.tenant_id for d in devices}) if staff else {}
@@ -120,33 +144,58 @@ def list_devices(
     ]
     return DeviceList(
         rows,
-        _list_url(term, found.next_cursor) if found.next_cursor else None,
-        _list_url(term) if after else None,
+        _list_url(term, silent, found.next_cursor) if found.next_cursor else None,
+        _list_url(term, silent) if after else None,
         term,
+        silent,
+        _list_url(term, silent, path=PATH + "/export.csv"),
     )
 
 
 @router.get(PATH)
 def devices_page(
-    request: Request, signed_in: SignedIn, q: str = "", after: str | None = None
+    request: Request,
+    signed_in: SignedIn,
+    q: str = "",
+    after: str | None = None,
+    silent: str = "",
 ) -> Response:
     signed_in.require_any("devices:read")
     flash = None
     status_code = 200
+    days = _silent_days(silent)
     try:
         with signed_in.call.read() as session:
-            listing = list_devices(session, signed_in, q=q, after=after or None)
+            listing = list_devices(session, signed_in, q=q, after=after or None, silent=days)
     except DomainError as exc:  # a cursor this server did not issue: show the first page
         with signed_in.call.read() as session:
-            listing = list_devices(session, signed_in, q=q, after=None)
+            listing = list_devices(session, signed_in, q=q, after=None, silent=days)
         flash, status_code = Flash("error", exc.detail), exc.status
     return page(
         request,
         signed_in,
         "devices.html",
-        {"title": "Devices", "listing": listing, "with_tenant": signed_in.principal.all_tenants},
+        {
+            "title": "Devices",
+            "listing": listing,
+            "with_tenant": signed_in.principal.all_tenants,
+            "silent_choices": SILENT_CHOICES,
+        },
         flash=flash,
         status_code=status_code,
+    )
+
+
+@router.get(PATH + "/export.csv")
+def export_csv(signed_in: SignedIn, q: str = "", silent: str = "") -> Response:
+    """Every device the search and the Silent filter keep, as the API's CSV."""
+    signed_in.require_any("devices:read")
+    now = signed_in.now()
+    where = _where(q, _silent_days(silent), now)
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: device_export.export_devices(session, where, now=now),
+        device_export.file_name(now),
     )
 
 
