@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, insert, select, text
+from sqlalchemy.orm import Session
 
 from satiot.api.context import AppContext
 from satiot.core.auth.tenancy import scope_session
@@ -67,26 +69,39 @@ def _fleet(ctx: AppContext, tenant_id: uuid.UUID) -> str:
     return euis[0]
 
 
-def _plan(ctx: AppContext, tenant_id: uuid.UUID, dev_eui: str) -> str:
-    """SQLite's plan for the page of a device's downlinks, as the scoped session sends it."""
+def _plan_of(
+    ctx: AppContext, tenant_id: uuid.UUID, table: str, run: Callable[[Session], object]
+) -> str:
+    """The database's plan for the statement on ``table`` that ``run`` sends in a session
+    scoped to the tenant."""
     sent: list[tuple[str, Any]] = []
 
     def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "FROM downlinks" in statement:
+        if f"FROM {table}" in statement:
             sent.append((statement, parameters))
 
     event.listen(ctx.db.engine, "before_cursor_execute", record)
     try:
         with ctx.db.read() as s:
             scope_session(s, tenant_id)
-            page = downlinks.list_downlinks(s, dev_eui, status=None, cursor=None, limit=50)
-            assert len(page.items) == EACH
+            run(s)
     finally:
         event.remove(ctx.db.engine, "before_cursor_execute", record)
     ((statement, parameters),) = sent
+    explain = "EXPLAIN QUERY PLAN " if ctx.db.is_sqlite else "EXPLAIN "
     with ctx.db.engine.connect() as conn:
-        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-        return " | ".join(str(row[-1]) for row in rows)
+        rows = conn.exec_driver_sql(explain + statement, parameters)
+        return " | ".join(str(row[-1] if ctx.db.is_sqlite else row[0]) for row in rows)
+
+
+def _plan(ctx: AppContext, tenant_id: uuid.UUID, dev_eui: str) -> str:
+    """SQLite's plan for the page of a device's downlinks, as the scoped session sends it."""
+
+    def page(s: Session) -> None:
+        found = downlinks.list_downlinks(s, dev_eui, status=None, cursor=None, limit=50)
+        assert len(found.items) == EACH
+
+    return _plan_of(ctx, tenant_id, "downlinks", page)
 
 
 def test_with_statistics_a_devices_downlinks_are_read_through_its_index(
@@ -157,29 +172,6 @@ def _uplinks(ctx: AppContext, tenant_id: uuid.UUID, devices: int, each: int) -> 
     return ids
 
 
-def _counts_plan(ctx: AppContext, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> str:
-    """The database's plan for the Devices page's uplink counts, as the scoped session sends
-    them."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "FROM uplinks" in statement:
-            sent.append((statement, parameters))
-
-    event.listen(ctx.db.engine, "before_cursor_execute", record)
-    try:
-        with ctx.db.read() as s:
-            scope_session(s, tenant_id)
-            _counts(s, ids, ctx.clock.now())
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", record)
-    ((statement, parameters),) = sent
-    explain = "EXPLAIN QUERY PLAN " if ctx.db.is_sqlite else "EXPLAIN "
-    with ctx.db.engine.connect() as conn:
-        rows = conn.exec_driver_sql(explain + statement, parameters)
-        return " | ".join(str(row[-1] if ctx.db.is_sqlite else row[0]) for row in rows)
-
-
 def test_a_page_of_devices_counts_their_uplinks_not_the_tenants(ctx: AppContext, world: World):
     """40 devices of 300 uplinks: ANALYZE's first thousand rows of the tenant index hold one
     tenant and of the device index four devices, which alone made SQLite read all 12,000
@@ -192,7 +184,7 @@ def test_a_page_of_devices_counts_their_uplinks_not_the_tenants(ctx: AppContext,
     else:
         with ctx.db.engine.begin() as conn:  # what autovacuum does in its own time
             conn.exec_driver_sql("ANALYZE uplinks")
-    plan = _counts_plan(ctx, tenant.id, ids)
+    plan = _plan_of(ctx, tenant.id, "uplinks", lambda s: _counts(s, ids, ctx.clock.now()))
     assert "device_id" in plan and "tenant_id_id" not in plan, plan
     if ctx.db.is_sqlite:
         with ctx.db.read() as s:

@@ -8,6 +8,7 @@ micro-yuan (``*_micros``, exact) and as yuan text with two decimals (``total``, 
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -94,18 +95,7 @@ class DeviceUsageOut(Output):
 
     @classmethod
     def of(cls, d: DeviceUsage) -> DeviceUsageOut:
-        return cls(
-            subscription_id=d.subscription_id,
-            dev_eui=d.dev_eui,
-            imei=d.imei,
-            iot_number=d.iot_number,
-            uplink_messages=d.uplink_messages,
-            downlink_messages=d.downlink_messages,
-            bytes=d.bytes,
-            billable_bytes=d.billable_bytes,
-            charge_micros=d.charge_micros,
-            charge=d.charge_yuan,
-        )
+        return cls(**asdict(d), charge=d.charge_yuan)
 
 
 class DraftOut(Output):

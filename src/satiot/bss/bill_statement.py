@@ -27,7 +27,7 @@ from satiot.bss.models import Subscription, UsageRecord
 from satiot.bss.money import to_yuan
 from satiot.core.csv_text import BOM, csv_lines
 from satiot.core.errors import InvalidInput
-from satiot.core.pagination import Page, decode_uuid_cursor, encode_cursor
+from satiot.core.pagination import Page, decode_uuid_cursor, encode_cursor, walk
 
 COLUMNS: Final = (
     "bill_number",
@@ -162,17 +162,15 @@ def export_statement(
     """The statement as CSV (UTF-8 with a byte-order mark, CRLF), header first, then a piece
     per chunk of devices; ``progress`` is told each chunk's count."""
     yield BOM + csv_lines([COLUMNS])
-    after: uuid.UUID | None = None
-    while True:
-        devices = device_usage(session, bill_id, after=after, limit=chunk)
-        if not devices:
-            return
-        after = devices[-1].subscription_id
+    pieces = walk(
+        lambda after: device_usage(session, bill_id, after=after, limit=chunk),
+        lambda d: d.subscription_id,
+        chunk,
+    )
+    for devices in pieces:
         yield csv_lines(_row(number, d) for d in devices)
         if progress is not None:
             progress(len(devices))
-        if len(devices) < chunk:
-            return
 
 
 def _row(number: str, d: DeviceUsage) -> Sequence[str]:

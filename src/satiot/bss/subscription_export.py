@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
 from satiot.core.days import business_day, china_time_text
+from satiot.core.pagination import walk
 
 COLUMNS: Final = (
     "subscription_id",
@@ -75,23 +76,20 @@ def export_subscriptions(
     """The CSV file, header first, then a piece per chunk of subscriptions (oldest first)
     that the session sees and ``where`` keeps; ``progress`` is told each chunk's count."""
     yield BOM + csv_lines([COLUMNS])
-    after: uuid.UUID | None = None
     offerings: dict[uuid.UUID, str] = {}
     customers: dict[uuid.UUID, tuple[str, str]] = {}
-    while True:
+
+    def fetch(after: uuid.UUID | None) -> Sequence[Row[*tuple[Any, ...]]]:
         stmt = select(*_READ).where(*where).order_by(Subscription.id).limit(chunk)
         if after is not None:
             stmt = stmt.where(Subscription.id > after)
-        subs = session.execute(stmt).all()
-        if not subs:
-            return
-        after = subs[-1].id
+        return session.execute(stmt).all()
+
+    for subs in walk(fetch, lambda s: s.id, chunk):
         _learn_names(session, subs, offerings, customers)
         yield csv_lines(_row(s, offerings, customers) for s in subs)
         if progress is not None:
             progress(len(subs))
-        if len(subs) < chunk:
-            return
 
 
 def _learn_names(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from satiot.core.errors import InvalidInput
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,20 @@ def paginate(
     rows = rows[:limit]
     next_cursor = encode_cursor(getattr(rows[-1], key.key)) if more and rows else None
     return Page(rows, next_cursor)
+
+
+def walk(
+    fetch: Callable[[K | None], Sequence[T]], key: Callable[[T], K], chunk: int
+) -> Iterator[Sequence[T]]:
+    """Every row, a chunk at a time: ``fetch(after)`` reads at most ``chunk`` rows in key
+    order after the key ``after`` (None: from the start), as exports do to stream a whole
+    list with one statement a chunk whatever its length."""
+    after: K | None = None
+    while True:
+        rows = fetch(after)
+        if not rows:
+            return
+        yield rows
+        if len(rows) < chunk:
+            return
+        after = key(rows[-1])

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
 from satiot.core.days import business_day, china_time_text
 from satiot.core.models import Tenant
+from satiot.core.pagination import walk
 from satiot.network.devices import PRIORITY_EMERGENCY, dev_addr_hex
 from satiot.network.models import Device
 
@@ -81,16 +82,15 @@ def export_devices(
     session sees and ``where`` keeps; ``silent_days`` counts whole days up to ``now``;
     ``progress`` is told each chunk's count."""
     yield BOM + csv_lines([COLUMNS])
-    after: uuid.UUID | None = None
     tenants: dict[uuid.UUID, str] = {}
-    while True:
+
+    def fetch(after: uuid.UUID | None) -> Sequence[Row[*tuple[Any, ...]]]:
         stmt = select(*_READ).where(*where).order_by(Device.id).limit(chunk)
         if after is not None:
             stmt = stmt.where(Device.id > after)
-        found = session.execute(stmt).all()
-        if not found:
-            return
-        after = found[-1].id
+        return session.execute(stmt).all()
+
+    for found in walk(fetch, lambda d: d.id, chunk):
         new = {d.tenant_id for d in found} - tenants.keys()
         if new:
             named = select(Tenant.id, Tenant.slug).where(Tenant.id.in_(new))
@@ -98,8 +98,6 @@ def export_devices(
         yield csv_lines(_row(d, tenants, now) for d in found)
         if progress is not None:
             progress(len(found))
-        if len(found) < chunk:
-            return
 
 
 def _row(d: Row[*tuple[Any, ...]], tenants: dict[uuid.UUID, str], now: datetime) -> list[str]:
