@@ -20,7 +20,7 @@ def devices_export(
     ] = None,
     silent_days: Annotated[
         int | None,
-        typer.Option(help="Only devices with no uplink in this many days, or none ever"),
+        typer.Option(help="Only active devices with no uplink in this many days"),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's (its slug)")] = None,
 ) -> None:

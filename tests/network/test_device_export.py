@@ -41,7 +41,7 @@ def devices(ctx: AppContext, tenant_id: uuid.UUID, seen: list[datetime | None], 
             "lon": 116.4074 if n == 0 else None,
             "last_seen_at": at,
             "priority": 0,
-            "created_at": NOW - timedelta(days=60),
+            "created_at": kw.get("created_at", NOW - timedelta(days=60)),
             "updated_at": NOW,
         }
         for n, at in enumerate(seen)
@@ -80,10 +80,13 @@ def test_each_line_says_how_long_the_device_has_been_silent(ctx: AppContext, wor
     assert file_name(NOW) == "satiot-devices-20261128.csv"
 
 
-def test_silent_keeps_devices_not_heard_for_the_days_or_never(ctx: AppContext, world: World):
+def test_silent_keeps_active_devices_not_heard_for_the_days(ctx: AppContext, world: World):
     tenant = world.tenant()
     seen = [NOW - timedelta(hours=23), NOW - timedelta(days=1, minutes=1), None]
     _recent, quiet, never = devices(ctx, tenant.id, seen)
+    devices(ctx, tenant.id, [None], created_at=NOW - timedelta(hours=2))  # not had the time
+    devices(ctx, tenant.id, [None, NOW - timedelta(days=9)], status="inventory")
+    devices(ctx, tenant.id, [NOW - timedelta(days=9)], status="suspended")
     kept = _read(_export(ctx, where=[silent(1, NOW)]))
     assert {r["dev_eui"] for r in kept} == {quiet, never}
     assert {r["dev_eui"] for r in _read(_export(ctx, where=[silent(7, NOW)]))} == {never}

@@ -334,6 +334,24 @@ def test_dashboard_shows_the_networks_figures(client: TestClient, net: NetworkWo
     assert "Devices active" in html and "Uplinks / hour" not in html
 
 
+def test_dashboard_counts_a_tenants_silent_devices(
+    client: TestClient, ctx: AppContext, net: NetworkWorld, clock: ManualClock
+):
+    from tests.network.test_device_export import devices as make_devices
+
+    now = clock.now()
+    make_devices(ctx, net.a.tenant_id, [now - timedelta(days=8), None])
+    make_devices(ctx, net.a.tenant_id, [None], status="inventory")  # not expected to talk
+    _as(client, "acme-user")
+    html = client.get("/").text
+    assert re.search(r"Silent devices</div>\s*<div class=\"figure-value\">2<", html), html
+    assert 'href="/devices?silent=7"' in html and "active, no uplink for 7 days" in html
+    _as(client, "bolt-admin")
+    html = client.get("/").text
+    assert re.search(r"Silent devices</div>\s*<div class=\"figure-value\">0<", html)
+    assert "every active device was heard in the last 7 days" in html
+
+
 def test_id_floor_bounds_the_ids_minted_since_a_time():
     from datetime import UTC, datetime, timedelta
 

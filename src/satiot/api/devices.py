@@ -158,7 +158,8 @@ SilentParam = Annotated[
     Query(
         ge=1,
         le=device_export.MAX_SILENT_DAYS,
-        description="Only devices with no uplink in this many days, or none ever",
+        description="Only active devices with no uplink in this many days (one never heard: "
+        "registered before then)",
     ),
 ]
 

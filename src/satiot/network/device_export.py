@@ -3,10 +3,10 @@
 A terminal that stops reporting (a flat battery, a site out of coverage, a device taken
 away) is what an operator's network staff and a customer's field team look for first, and
 they work through the list in a spreadsheet, not page by page. :func:`silent` is the filter
-(no uplink for some days, or none ever) that the list, the console and the export share;
-:func:`export_devices` streams every matching device as CSV in chunks read by key (one
-statement a chunk, and one for the tenants it is the first to name), inside one read
-transaction, so the file is one consistent picture however long the download takes.
+(an active device with no uplink for some days) that the list, the console, the dashboard
+and the export share; :func:`export_devices` streams every matching device as CSV in chunks
+read by key (one statement a chunk, and one for the tenants it is the first to name), inside
+one read transaction, so the file is one consistent picture however long the download takes.
 
 The file is UTF-8 with a byte-order mark and CRLF line ends; times are China's; a name a
 spreadsheet would run as a formula gets a leading ``'`` (``csv_text.safe_cell``).
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Row, or_, select
+from sqlalchemy import ColumnElement, Row, and_, or_, select
 from sqlalchemy.orm import Session
 
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
@@ -66,8 +66,17 @@ _READ: Final = (
 
 
 def silent(days: int, now: datetime) -> ColumnElement[bool]:
-    """Devices with no uplink in the last ``days`` days, or none ever."""
-    return or_(Device.last_seen_at.is_(None), Device.last_seen_at < now - timedelta(days=days))
+    """Active devices with no uplink in the last ``days`` days: last heard before then, or
+    never heard and registered before then. A device in inventory or suspended is not
+    expected to talk, and one registered yesterday has not had the time to."""
+    cutoff = now - timedelta(days=days)
+    return and_(
+        Device.status == "active",
+        or_(
+            Device.last_seen_at < cutoff,
+            and_(Device.last_seen_at.is_(None), Device.created_at < cutoff),
+        ),
+    )
 
 
 def export_devices(

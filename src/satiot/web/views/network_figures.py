@@ -1,4 +1,4 @@
-"""The network's numbers on the dashboard: traffic, active devices, dead letters.
+"""The network's numbers on the dashboard: traffic, active and silent devices, dead letters.
 
 Each figure is shown only to people whose scopes open the page it links to, and each is an
 aggregate over the caller's tenant-scoped session, so a customer's dashboard counts only its
@@ -12,10 +12,14 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from satiot.network.device_export import silent
 from satiot.network.models import Delivery, Device
 from satiot.web.session import ConsoleSession
 from satiot.web.views.figures import Figure
 from satiot.web.views.network_rows import traffic
+
+#: The dashboard's silent devices: active, and no uplink for this many days.
+SILENT_DAYS = 7
 
 
 def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
@@ -39,9 +43,10 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
                 func.count(Device.id).filter(Device.status == "active"),
                 func.count(Device.id).filter(Device.last_seen_at >= now - timedelta(hours=1)),
                 func.count(Device.id),
+                func.count(Device.id).filter(silent(SILENT_DAYS, now)),
             )
         ).one()
-        active, seen, total = (int(v or 0) for v in row)
+        active, seen, total, quiet = (int(v or 0) for v in row)
         out.append(
             Figure(
                 "Devices active",
@@ -49,6 +54,18 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
                 "/devices",
                 f"{seen:,} heard in the last hour, {total:,} in all",
                 "devices",
+            )
+        )
+        out.append(
+            Figure(
+                "Silent devices",
+                f"{quiet:,}",
+                f"/devices?silent={SILENT_DAYS}",
+                f"active, no uplink for {SILENT_DAYS} days"
+                if quiet
+                else f"every active device was heard in the last {SILENT_DAYS} days",
+                "find them",
+                alert=quiet > 0,
             )
         )
     if "integrations:read" in scopes:
