@@ -64,7 +64,7 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
                 f"active, no uplink for {SILENT_DAYS} days"
                 if quiet
                 else f"every active device was heard in the last {SILENT_DAYS} days",
-                "find them",
+                "find them" if quiet else "devices",
                 alert=quiet > 0,
             )
         )
