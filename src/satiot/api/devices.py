@@ -117,7 +117,7 @@ class DeviceOut(Output):
             lat=device.lat,
             lon=device.lon,
             last_seen_at=device.last_seen_at,
-            priority="emergency" if device.priority >= devices.PRIORITY_EMERGENCY else "normal",
+            priority=devices.priority_name(device.priority),
             created_at=device.created_at,
             updated_at=device.updated_at,
         )

@@ -27,7 +27,7 @@ from satiot.bss.models import Subscription, UsageRecord
 from satiot.bss.money import to_yuan
 from satiot.core.csv_text import BOM, csv_lines
 from satiot.core.errors import InvalidInput
-from satiot.core.pagination import Page, decode_uuid_cursor, encode_cursor, walk
+from satiot.core.pagination import Page, cut_page, decode_uuid_cursor, walk
 
 COLUMNS: Final = (
     "bill_number",
@@ -138,9 +138,7 @@ def statement_page(
         raise InvalidInput(f"limit must be 1 to {CHUNK - 1}", field="limit")
     after = decode_uuid_cursor(cursor) if cursor else None
     found = device_usage(session, bill_id, after=after, limit=limit + 1)
-    more = len(found) > limit
-    found = found[:limit]
-    return Page(found, encode_cursor(found[-1].subscription_id) if more else None)
+    return cut_page(found, limit, lambda d: d.subscription_id)
 
 
 def device_count(session: Session, bill_id: uuid.UUID) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
 from satiot.core.days import business_day, china_time_text
-from satiot.core.pagination import walk
+from satiot.core.pagination import walk_rows
 
 COLUMNS: Final = (
     "subscription_id",
@@ -78,14 +78,7 @@ def export_subscriptions(
     yield BOM + csv_lines([COLUMNS])
     offerings: dict[uuid.UUID, str] = {}
     customers: dict[uuid.UUID, tuple[str, str]] = {}
-
-    def fetch(after: uuid.UUID | None) -> Sequence[Row[*tuple[Any, ...]]]:
-        stmt = select(*_READ).where(*where).order_by(Subscription.id).limit(chunk)
-        if after is not None:
-            stmt = stmt.where(Subscription.id > after)
-        return session.execute(stmt).all()
-
-    for subs in walk(fetch, lambda s: s.id, chunk):
+    for subs in walk_rows(session, select(*_READ).where(*where), Subscription.id, chunk):
         _learn_names(session, subs, offerings, customers)
         yield csv_lines(_row(s, offerings, customers) for s in subs)
         if progress is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from satiot.core.errors import InvalidInput
@@ -72,11 +72,15 @@ def paginate(
                 raise InvalidInput("cursor is not one this server issued", field="cursor")
         stmt = stmt.where(key < last if descending else key > last)
     stmt = stmt.order_by(key.desc() if descending else key.asc()).limit(limit + 1)
-    rows = list(session.scalars(stmt))
+    return cut_page(list(session.scalars(stmt)), limit, lambda row: getattr(row, key.key))
+
+
+def cut_page(rows: Sequence[T], limit: int, key: Callable[[T], Any]) -> Page[T]:
+    """A page of ``limit`` from ``rows`` read ``limit + 1`` at a time: the extra row, when
+    there is one, says that another page follows, from the last row's key."""
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(getattr(rows[-1], key.key)) if more and rows else None
-    return Page(rows, next_cursor)
+    return Page(rows, encode_cursor(key(rows[-1])) if more and rows else None)
 
 
 def walk(
@@ -94,3 +98,21 @@ def walk(
         if len(rows) < chunk:
             return
         after = key(rows[-1])
+
+
+def walk_rows(
+    session: Session,
+    stmt: Select[*tuple[Any, ...]],
+    key: InstrumentedAttribute[Any],
+    chunk: int,
+) -> Iterator[Sequence[Row[*tuple[Any, ...]]]]:
+    """The rows of ``stmt`` (one that selects ``key`` among its columns), a chunk at a time
+    in ``key`` order: :func:`walk` over one statement a chunk."""
+
+    def fetch(after: Any) -> Sequence[Row[*tuple[Any, ...]]]:
+        page = stmt.order_by(key).limit(chunk)
+        if after is not None:
+            page = page.where(key > after)
+        return session.execute(page).all()
+
+    return walk(fetch, lambda row: getattr(row, key.key), chunk)

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
 from satiot.core.days import business_day, china_time_text
 from satiot.core.models import Tenant
-from satiot.core.pagination import walk
-from satiot.network.devices import PRIORITY_EMERGENCY, dev_addr_hex
+from satiot.core.pagination import walk_rows
+from satiot.network.devices import dev_addr_hex, priority_name
 from satiot.network.models import Device
 
 COLUMNS: Final = (
@@ -92,14 +92,7 @@ def export_devices(
     ``progress`` is told each chunk's count."""
     yield BOM + csv_lines([COLUMNS])
     tenants: dict[uuid.UUID, str] = {}
-
-    def fetch(after: uuid.UUID | None) -> Sequence[Row[*tuple[Any, ...]]]:
-        stmt = select(*_READ).where(*where).order_by(Device.id).limit(chunk)
-        if after is not None:
-            stmt = stmt.where(Device.id > after)
-        return session.execute(stmt).all()
-
-    for found in walk(fetch, lambda d: d.id, chunk):
+    for found in walk_rows(session, select(*_READ).where(*where), Device.id, chunk):
         new = {d.tenant_id for d in found} - tenants.keys()
         if new:
             named = select(Tenant.id, Tenant.slug).where(Tenant.id.in_(new))
@@ -115,7 +108,7 @@ def _row(d: Row[*tuple[Any, ...]], tenants: dict[uuid.UUID, str], now: datetime)
         safe_cell(d.name),
         tenants.get(d.tenant_id, ""),
         d.status,
-        "emergency" if d.priority >= PRIORITY_EMERGENCY else "normal",
+        priority_name(d.priority),
         dev_addr_hex(d.dev_addr),
         china_time_text(d.last_seen_at),
         str((now - d.last_seen_at).days) if d.last_seen_at else "never",

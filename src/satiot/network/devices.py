@@ -44,6 +44,11 @@ PRIORITY_EMERGENCY = 1
 PRIORITY_NAMES = {PRIORITY_NORMAL: "normal", PRIORITY_EMERGENCY: "emergency"}
 
 
+def priority_name(priority: int) -> str:
+    """A device's priority as people read it: ``emergency`` at or above the emergency level."""
+    return PRIORITY_NAMES[PRIORITY_EMERGENCY if priority >= PRIORITY_EMERGENCY else PRIORITY_NORMAL]
+
+
 def key_aad(dev_eui: str, purpose: str) -> bytes:
     """Associated data binding a sealed session key to its device and its role."""
     return f"satiot/device/{dev_eui.upper()}/{purpose}".encode()
