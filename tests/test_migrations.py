@@ -12,11 +12,18 @@ from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from satiot.bss.models import Contract, Customer, UsageRecord
+from satiot.bss.models import (
+    BillingAccount,
+    Contract,
+    Customer,
+    ProductOffering,
+    Subscription,
+    UsageRecord,
+)
 from satiot.core import migrate
 from satiot.core.db import Database
 from satiot.core.models import Tenant
-from satiot.network.models import DestinationPolicy
+from satiot.network.models import DestinationPolicy, Device
 from satiot.schema import metadata
 from tests.conftest import pg_database
 
@@ -181,5 +188,69 @@ def test_0014_keeps_usage_records_rated_before_it_and_their_rules(scratch_url):
             assert options.get("postgresql_with") == {"fillfactor": "50"}
         else:
             assert "postgresql_with" not in options  # a PostgreSQL storage setting only
+    finally:
+        database.dispose()
+
+
+def _device(conn, tenant_id: uuid.UUID, n: int, status: str) -> uuid.UUID:
+    device_id = uuid.uuid4()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    conn.execute(
+        insert(Device.__table__).values(
+            id=device_id, tenant_id=tenant_id, dev_eui=f"70B3D57ED000000{n}", dev_addr=n,
+            name="", status=status, nwk_s_key_sealed=bytes(48), app_s_key_sealed=bytes(48),
+            kek_id="k1", f_cnt_down=0, priority=0, created_at=at, updated_at=at,
+        )
+    )  # fmt: skip
+    return device_id
+
+
+def test_0020_dates_active_devices_from_their_subscriptions(scratch_url):
+    database = Database.connect(scratch_url)
+    try:
+        migrate.upgrade(database.engine, "0019")
+        activated = [datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 9, 5, tzinfo=UTC)]
+        with database.engine.begin() as conn:
+            tenant_id = _tenant(conn, "t")
+            customer_id = _customer(conn, tenant_id, "USCC1")
+            contract_id = _contract(conn, tenant_id, customer_id, "SC-1", 1, "signed", [])
+            account_id, offering_id = uuid.uuid4(), uuid.uuid4()
+            conn.execute(
+                insert(BillingAccount.__table__).values(
+                    id=account_id, tenant_id=tenant_id, customer_id=customer_id, name="A",
+                    payment_mode="postpaid", status="active", created_at=activated[0],
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(ProductOffering.__table__).values(
+                    id=offering_id, code="O", version=1, name="O", lifecycle_status="Active",
+                    created_at=activated[0],
+                )
+            )  # fmt: skip
+            active, bare, stored = (
+                _device(conn, tenant_id, n, status)
+                for n, status in enumerate(("active", "active", "inventory"))
+            )
+            # The device active now was activated twice (its first subscription ended); the
+            # one in inventory had a subscription that ended.
+            for device_id, n, at, status in (
+                (active, 0, activated[0], "terminated"),
+                (active, 0, activated[1], "active"),
+                (stored, 2, activated[0], "terminated"),
+            ):
+                conn.execute(
+                    insert(Subscription.__table__).values(
+                        id=uuid.uuid4(), tenant_id=tenant_id, customer_id=customer_id,
+                        billing_account_id=account_id, contract_id=contract_id,
+                        offering_id=offering_id, device_id=device_id,
+                        dev_eui=f"70B3D57ED000000{n}", terminal_model="M", status=status,
+                        created_at=at, activated_at=at,
+                    )
+                )  # fmt: skip
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as conn:
+            since = dict(conn.execute(select(Device.id, Device.active_since)).all())
+        # The latest activation; none without a subscription, or when not active now.
+        assert since == {active: activated[1], bare: None, stored: None}
     finally:
         database.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -109,10 +110,12 @@ def test_a_sealed_key_does_not_open_on_another_device(ctx, world):
         s.rollback()
 
 
-def test_operator_staff_provision_into_a_named_tenant(client, world):
+def test_operator_staff_provision_into_a_named_tenant(client, clock, world):
     tenant = world.tenant()
     r = client.post(API, json=body(tenant_id=str(tenant.id)), headers=world.admin_headers())
     assert r.status_code == 201 and r.json()["tenant_id"] == str(tenant.id)
+    # an ABP device made active can talk at once: its silence counts from its creation
+    assert r.json()["status"] == "active" and _instant(r.json()["active_since"]) == clock.now()
 
 
 def test_a_customer_cannot_register_a_device_straight_into_service(client, ctx, customer):
@@ -223,18 +226,25 @@ def test_name_and_position_change_and_are_audited(client, ctx, customer):
     assert updates[1].before["lon"] == 2.0 and updates[1].after["lon"] is None
 
 
-def test_status_moves_through_the_lifecycle_with_who_and_why(client, ctx, world, customer):
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_status_moves_through_the_lifecycle_with_who_and_why(client, ctx, clock, world, customer):
     _, admin, user = customer
-    client.post(API, json=body(), headers=admin)
+    assert client.post(API, json=body(), headers=admin).json()["active_since"] is None
     url = f"{API}/70B3D57E00000001/status"
     # a customer declares its device ready; only the operator (or activation) puts it in service
     ready = client.post(url, json={"status": "activation-ready"}, headers=admin)
     assert ready.json()["status"] == "activation-ready"
     assert_problem(client.post(url, json={"status": "active"}, headers=admin), 403, "forbidden")
     operator = world.admin_headers()
+    first = clock.now()
     assert client.post(url, json={"status": "active"}, headers=operator).status_code == 200
+    clock.advance(timedelta(days=3))
     r = client.post(url, json={"status": "suspended", "reason": "lost in transit"}, headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "suspended"
+    assert _instant(r.json()["active_since"]) == first  # when it last became active
     problem = assert_problem(
         client.post(url, json={"status": "retired"}, headers=admin), 409, "illegal-transition"
     )
@@ -245,10 +255,12 @@ def test_status_moves_through_the_lifecycle_with_who_and_why(client, ctx, world,
     client.post(url, json={"status": "deactivated", "reason": "contract ended"}, headers=admin)
     # deactivated -> active is the operator's move, not the customer's
     assert_problem(client.post(url, json={"status": "active"}, headers=admin), 403, "forbidden")
+    clock.advance(timedelta(days=3))
     r = client.post(
         url, json={"status": "active", "reason": "reinstated"}, headers=world.admin_headers()
     )
     assert r.status_code == 200 and r.json()["status"] == "active"
+    assert _instant(r.json()["active_since"]) == clock.now()  # silence counts from here
     with ctx.db.read() as s:
         moves = s.scalars(
             select(AuditEntry)

@@ -42,6 +42,7 @@ def devices(ctx: AppContext, tenant_id: uuid.UUID, seen: list[datetime | None], 
             "last_seen_at": at,
             "priority": 0,
             "created_at": kw.get("created_at", NOW - timedelta(days=60)),
+            "active_since": kw.get("active_since"),
             "updated_at": NOW,
         }
         for n, at in enumerate(seen)
@@ -90,6 +91,21 @@ def test_silent_keeps_active_devices_not_heard_for_the_days(ctx: AppContext, wor
     kept = _read(_export(ctx, where=[silent(1, NOW)]))
     assert {r["dev_eui"] for r in kept} == {quiet, never}
     assert {r["dev_eui"] for r in _read(_export(ctx, where=[silent(7, NOW)]))} == {never}
+
+
+def test_silence_counts_from_the_last_activation(ctx: AppContext, world: World):
+    tenant = world.tenant()
+    yesterday, long_ago = NOW - timedelta(days=1, hours=1), NOW - timedelta(days=40)
+    # Provisioned 60 days ago, activated yesterday: one day to report, not sixty.
+    (fresh,) = devices(ctx, tenant.id, [None], active_since=yesterday)
+    # Heard 9 days ago, then suspended, and restored yesterday.
+    (restored,) = devices(ctx, tenant.id, [NOW - timedelta(days=9)], active_since=yesterday)
+    quiet = devices(ctx, tenant.id, [None, NOW - timedelta(days=9)], active_since=long_ago)
+    assert {r["dev_eui"] for r in _read(_export(ctx, where=[silent(7, NOW)]))} == set(quiet)
+    lines = {r["dev_eui"]: r for r in _read(_export(ctx, where=[silent(1, NOW)]))}
+    assert lines.keys() == {fresh, restored, *quiet}
+    assert lines[fresh]["active_since"] == "2026-11-27T11:00:00+08:00"
+    assert lines[fresh]["silent_days"] == "never"
 
 
 def test_a_name_a_spreadsheet_would_run_is_quoted(ctx: AppContext, world: World):

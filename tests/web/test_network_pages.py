@@ -166,6 +166,7 @@ def test_device_page_shows_uplinks_and_the_downlink_queue(client: TestClient, ne
     assert "TQ-A04" in html and "in 95 min" in html  # estimated delivery
     assert "01 02 03" in html
     assert 'id="uplinks"' in html and html.count("ca fe 0") == 3
+    assert "Active since" in html.split('id="device-active-since"', 1)[1].split("</div>", 1)[0]
 
 
 def test_a_customer_cannot_open_another_tenants_device(client: TestClient, net: NetworkWorld):

@@ -93,6 +93,11 @@ class DeviceOut(Output):
     lat: float | None
     lon: float | None
     last_seen_at: datetime | None
+    active_since: datetime | None = Field(
+        description="When the device last entered `active`: a device not heard since is "
+        "silent from here. Null for one never active, or active from before this was recorded "
+        "with no subscription to date it (its creation counts instead)"
+    )
     priority: Literal["normal", "emergency"] = Field(
         description=(
             "Downlink priority: `emergency` while the device's subscription carries the "
@@ -117,6 +122,7 @@ class DeviceOut(Output):
             lat=device.lat,
             lon=device.lon,
             last_seen_at=device.last_seen_at,
+            active_since=device.active_since,
             priority=devices.priority_name(device.priority),
             created_at=device.created_at,
             updated_at=device.updated_at,
@@ -158,8 +164,8 @@ SilentParam = Annotated[
     Query(
         ge=1,
         le=device_export.MAX_SILENT_DAYS,
-        description="Only active devices with no uplink in this many days (one never heard: "
-        "registered before then)",
+        description="Only active devices with no uplink in this many days and active since "
+        "before then (`active_since`, else their creation)",
     ),
 ]
 
@@ -207,8 +213,8 @@ def export_csv(
     silent_for_days: SilentParam = None,
 ) -> StreamingResponse:
     """One line per device: DevEUI, name, tenant, status, priority, DevAddr, last seen and
-    whole days since (``never`` for a device never heard), frame counters, position and
-    creation (China time), oldest first; the columns are in
+    whole days since (``never`` for a device never heard), frame counters, position,
+    creation and last activation (China time), oldest first; the columns are in
     :mod:`satiot.network.device_export`."""
     now = call.now()
     where = _filters(call, status, tenant_id, silent_for_days)

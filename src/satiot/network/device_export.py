@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Row, and_, or_, select
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from satiot.core.csv_text import BOM, csv_lines, safe_cell
@@ -43,6 +43,7 @@ COLUMNS: Final = (
     "lat",
     "lon",
     "created_at",
+    "active_since",
 )
 #: Devices read per statement.
 CHUNK: Final = 1_000
@@ -62,20 +63,20 @@ _READ: Final = (
     Device.lat,
     Device.lon,
     Device.created_at,
+    Device.active_since,
 )
 
 
 def silent(days: int, now: datetime) -> ColumnElement[bool]:
-    """Active devices with no uplink in the last ``days`` days: last heard before then, or
-    never heard and registered before then. A device in inventory or suspended is not
-    expected to talk, and one registered yesterday has not had the time to."""
+    """Active devices that have not reported for ``days`` days since they could: no uplink
+    since then, and active since before then. A device in inventory or suspended is not
+    expected to talk; one activated (or restored) yesterday has had one day to, whenever it
+    was registered or last heard. Without a recorded activation the registration counts."""
     cutoff = now - timedelta(days=days)
     return and_(
         Device.status == "active",
-        or_(
-            Device.last_seen_at < cutoff,
-            and_(Device.last_seen_at.is_(None), Device.created_at < cutoff),
-        ),
+        or_(Device.last_seen_at.is_(None), Device.last_seen_at < cutoff),
+        func.coalesce(Device.active_since, Device.created_at) < cutoff,
     )
 
 
@@ -117,6 +118,7 @@ def _row(d: Row[*tuple[Any, ...]], tenants: dict[uuid.UUID, str], now: datetime)
         "" if d.lat is None else repr(d.lat),
         "" if d.lon is None else repr(d.lon),
         china_time_text(d.created_at),
+        china_time_text(d.active_since),
     ]
 
 

@@ -151,6 +151,7 @@ def create_device(
         f_cnt_down=0,
         lat=lat,
         lon=lon,
+        active_since=at if initial == "active" else None,
         created_at=at,
         updated_at=at,
     )
@@ -238,6 +239,8 @@ def set_device_status(
     device = get_device(session, dev_eui)
     DEVICE.check(device.status, status, principal.role)
     before = device_view(device)
+    if status == "active" and device.status != "active":
+        device.active_since = at
     device.status = status
     device.updated_at = at
     record_change(

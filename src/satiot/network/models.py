@@ -96,6 +96,10 @@ class Device(TenantListed, Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the device last entered ``active`` (null when it never has, or was made before
+    #: this was kept): a device provisioned months ago and activated yesterday has had one
+    #: day to report, not months (``device_export.silent``).
+    active_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Throttling (a contract's quota reached with ``throttle``): at most one new message per
     #: this many seconds of reception time is accepted; null when not throttled.
     throttle_gap_s: Mapped[int | None] = mapped_column(Integer)
