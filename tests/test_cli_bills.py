@@ -89,3 +89,34 @@ def test_a_bills_statement_by_number_or_id_to_stdout_or_a_file(setup, env, world
     _one_error(
         runner.invoke(app, ["bills", "statement", number, "-o", str(tmp_path)]), "cannot write"
     )
+
+
+def test_a_bill_is_adjusted_by_number_and_bad_input_changes_nothing(setup, env, world):  # noqa: F811
+    ctx, _s, _off, _subs = setup
+    with ctx.db.write() as w:
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        bill = w.scalar(select(CustomerBill))
+        bill_id, number, subtotal = bill.id, bill.number, bill.subtotal_micros
+    for args, message in (
+        (["--amount", "0", "--reason", "x"], "non-zero"),
+        (["--amount", "-1.001", "--reason", "x"], "two decimals"),
+        (["--amount", "-99999999", "--reason", "x"], "more than the bill's subtotal"),
+        (["--amount", "-1.00", "--reason", " "], "say why"),
+    ):
+        _one_error(runner.invoke(app, ["bills", "adjust", number, *args]), message)
+    _one_error(
+        runner.invoke(app, ["bills", "adjust", "SAT1999-1", "--amount", "-1", "--reason", "x"]),
+        "no bill 'SAT1999-1'",
+    )
+    r = runner.invoke(
+        app, ["bills", "adjust", number.lower(), "--amount", "-1.00", "--reason", "Goodwill"]
+    )
+    assert r.exit_code == 0, r.output
+    with ctx.db.read() as session:
+        after = session.get(CustomerBill, bill_id)
+        assert (after.adjustment_micros, after.subtotal_micros) == (
+            -1_000_000,
+            subtotal - 1_000_000,
+        )
+    assert f"{number}: adjusted by -¥1.00" in r.stdout
+    assert f"total {format_cny(after.total_micros)}" in r.stdout

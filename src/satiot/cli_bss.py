@@ -26,6 +26,7 @@ from satiot.cli_oss import _migrated, _principal
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+    from sqlalchemy.orm import Session
 
     from satiot.core.db import Database
 
@@ -390,6 +391,63 @@ def bills_dry_run(
     )
 
 
+def _find_bill(session: Session, ref: str) -> tuple[uuid.UUID, str]:
+    """A bill's id and number from its number or id, or exit with a one-line error."""
+    from sqlalchemy import select
+
+    from satiot.bss.models import CustomerBill
+
+    try:
+        where = CustomerBill.id == uuid.UUID(ref)
+    except ValueError:
+        where = CustomerBill.number == ref.strip().upper()
+    found = session.execute(select(CustomerBill.id, CustomerBill.number).where(where)).first()
+    if found is None:
+        fail(f"no bill {ref!r} (give its number, e.g. SAT2026-00000042, or its id)")
+    return found[0], found[1]
+
+
+@bills_app.command("adjust")
+def bills_adjust(
+    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    amount: Annotated[
+        str, typer.Option("--amount", help="Yuan: below zero a credit (-50.00), above a charge")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why: the line's description on the invoice")
+    ],
+) -> None:
+    """Add an adjustment line to a bill still new or on hold, and work out its VAT and total
+    again. A validated bill is not changed: correct it with a credit on the next one."""
+    from satiot.bss.bill_adjustments import adjust_bill
+    from satiot.bss.money import format_cny
+    from satiot.core.clock import SystemClock
+    from satiot.web.forms import yuan_amount
+
+    with domain_errors():
+        micros = yuan_amount(amount, example="-50.00", signed=True)
+    with domain_errors(), _migrated() as database, database.write() as s:
+        bill_id, number = _find_bill(s, bill)
+        done = adjust_bill(
+            s,
+            _principal(database, "bill-adjustment"),
+            bill_id,
+            amount_micros=micros,
+            reason=reason,
+            at=SystemClock().now(),
+        )
+        subtotal, tax, total = (
+            done.bill.subtotal_micros,
+            done.bill.tax_micros,
+            done.bill.total_micros,
+        )
+    out.print(
+        f"{number}: adjusted by {format_cny(micros)}; subtotal {format_cny(subtotal)}, "
+        f"VAT {format_cny(tax)}, total {format_cny(total)}",
+        highlight=False,
+    )
+
+
 @bills_app.command("statement")
 def bills_statement(
     bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
@@ -399,20 +457,10 @@ def bills_statement(
     downlink messages, bytes, billable bytes and exact usage charge in yuan (they add up to
     the bill's usage before each usage line is rounded to the fen). UTF-8 with a byte-order
     mark, as Excel opens it; a progress bar when writing to a file."""
-    from sqlalchemy import select
-
     from satiot.bss.bill_statement import device_count, export_statement
-    from satiot.bss.models import CustomerBill
 
     with _migrated() as database, database.read() as s:
-        try:
-            where = CustomerBill.id == uuid.UUID(bill)
-        except ValueError:
-            where = CustomerBill.number == bill.strip().upper()
-        found = s.execute(select(CustomerBill.id, CustomerBill.number).where(where)).first()
-        if found is None:
-            fail(f"no bill {bill!r} (give its number, e.g. SAT2026-00000042, or its id)")
-        bill_id, number = found
+        bill_id, number = _find_bill(s, bill)
         total = write_export(
             output,
             lambda progress: export_statement(s, bill_id, number, progress=progress),

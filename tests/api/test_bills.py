@@ -245,3 +245,42 @@ def test_a_bills_usage_by_device_as_pages_and_as_csv_once_sent(client, billed, c
     lines = csv_file.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("bill_number,subscription_id,dev_eui") and len(lines) == 4
     assert_problem(client.get(f"{url}?cursor=nonsense", headers=customer), 422)
+
+
+def test_billing_staff_adjust_a_new_bill_once_per_idempotency_key(client, billed, ctx):
+    _s, clerk, customer = billed
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    url = f"{API}/bills/{bill['id']}/adjustments"
+    body = {"amount": "-50.00", "reason": "Credit for the outage of 12 November"}
+    key = {**clerk, "Idempotency-Key": "adj-0001"}
+    r = client.post(url, headers=key, json=body)
+    assert r.status_code == 201, r.text
+    line, after = r.json()["line"], r.json()["bill"]
+    assert (line["kind"], line["amount"], line["description"]) == (
+        "adjustment",
+        "-50.00",
+        "Credit for the outage of 12 November",
+    )
+    assert (after["adjustment_micros"], after["subtotal_micros"]) == (-50_000_000, 50_010_000)
+    assert (after["tax_micros"], after["total"]) == (3_000_000, "53.01")
+    with unchanged(ctx):  # the same key and body: the first answer, nothing added
+        again = client.post(url, headers=key, json=body)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["line"]["id"] == line["id"]
+    lines = client.get(f"{API}/bills/{bill['id']}/lines", headers=clerk).json()
+    assert [ln["kind"] for ln in lines] == ["recurring", "usage", "adjustment"]
+    with unchanged(ctx):
+        assert_problem(client.post(url, headers=customer, json=body), 403)
+        assert_problem(client.post(url, headers=clerk, json=body | {"amount": "0"}), 422)
+        too_much = assert_problem(
+            client.post(url, headers=clerk, json=body | {"amount": "-60.00"}), 422
+        )
+        assert "more than the bill's subtotal of ¥50.01" in too_much["detail"]
+        assert_problem(client.post(url, headers=clerk, json=body | {"amount": "-0.001"}), 422)
+        assert_problem(client.post(url, headers=clerk, json=body | {"reason": ""}), 422)
+    client.post(f"{API}/bills/{bill['id']}/validate", headers=clerk)
+    with unchanged(ctx):
+        late = assert_problem(client.post(url, headers=clerk, json=body), 409, "conflict")
+    assert "validated" in late["detail"]
+    assert client.get(f"{API}/bills/{bill['id']}", headers=clerk).json()["total"] == "53.01"

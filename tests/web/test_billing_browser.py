@@ -122,3 +122,43 @@ def test_an_invoices_usage_by_device_pages_and_downloads(
         expect(rows.last).to_contain_text(subs[54].dev_eui)
         expect(page.locator("#devices-next")).to_have_count(0)
     assert problems == []
+
+
+def test_an_invoice_is_adjusted_before_it_is_validated(
+    live_server: str, ctx: AppContext, world: World
+) -> None:
+    from playwright.sync_api import expect
+
+    owner = shop(world)
+    plan = offering(ctx, "Monthly", [price("recurring", 100_000_000)])
+    owner.device(plan, datetime(2026, 10, 1, tzinfo=UTC))
+    ctx.clock.set(datetime(2026, 12, 1, 2, tzinfo=UTC))
+    with ctx.db.write() as w:
+        billing.run_bills(
+            w,
+            world.system,
+            "2026-11",
+            at=ctx.clock.now(),
+            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )
+        number = w.scalar(select(CustomerBill.number))
+    problems: list[str] = []
+    with admin_console(live_server, problems) as page:
+        page.click("nav >> text=Invoices")
+        page.locator("a", has_text=str(number)).first.click()
+        expect(page.locator("#invoice-total")).to_have_text("¥106.00")
+        form = page.locator("#adjustment-form")
+        box = form.bounding_box()
+        assert box is not None and box["height"] < 60, "the form is one line at 1360 px"
+        form.locator("input[name=amount]").fill("-20.00")
+        form.locator("input[name=reason]").fill("Credit for the outage of 12 November")
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".flash-success")).to_contain_text("Adjustment added")
+        line = page.locator("#invoice-lines tr.line-row", has_text="outage of 12 November")
+        expect(line).to_contain_text("-¥20.00")
+        expect(page.locator("#invoice-total")).to_have_text("¥84.80")
+        page.screenshot(path=str(SCREENS / "invoice-adjusted.png"), full_page=True)
+        page.click("#invoice button:has-text('Validate')")
+        expect(page.locator("#adjustment-form")).to_have_count(0)
+        expect(page.locator("#invoice-total")).to_have_text("¥84.80")
+    assert problems == []

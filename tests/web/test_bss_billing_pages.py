@@ -127,6 +127,35 @@ def test_payment_amounts_a_decimal_reads_but_a_form_should_not_are_refused(
         assert r2.scalar(select(Payment).where(Payment.bill_id == bill.id)) is None
 
 
+def test_billing_staff_adjust_a_new_invoice_and_bad_amounts_change_nothing(
+    client: TestClient, ctx, world
+):
+    s = shop(world)
+    off = offering(ctx, "Bundle", [price("recurring", 100_000_000)])
+    s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    bill = _november_bill(ctx, world, s.account_id)  # ¥100 + 6 % = ¥106.00
+    csrf = _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
+    assert 'id="adjustment-form"' in client.get(f"/invoices/{bill.id}").text
+    url = f"/invoices/{bill.id}/adjustments"
+    for amount in ("0", "-0.001", "Infinity", "١٠", "-200.00", "abc"):
+        r = client.post(url, data={"csrf_token": csrf, "amount": amount, "reason": "x"})
+        assert r.status_code == 200 and "flash-error" in r.text, amount
+    r = client.post(url, data={"csrf_token": csrf, "amount": "-20.00", "reason": " "})
+    assert "say why" in unescape(r.text)
+    r = client.post(url, data={"csrf_token": csrf, "amount": "-20.00", "reason": "Outage credit"})
+    assert "Adjustment added" in r.text
+    row = r.text.split("Outage credit", 1)[1].split("</tr>", 1)[0]
+    assert "-¥20.00" in row and "1 item" in unescape(r.text)
+    assert re.search(r'id="invoice-total">¥84\.80<', r.text)  # ¥80 + 6 %
+    client.post(f"/invoices/{bill.id}/validate", data={"csrf_token": csrf})
+    page = client.get(f"/invoices/{bill.id}").text
+    assert 'id="adjustment-form"' not in page  # validated: what the customer is sent
+    with ctx.db.read() as r2:
+        assert r2.get(CustomerBill, bill.id).total_micros == 84_800_000
+
+
 def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient, ctx, world):
     from satiot.bss.models import BillingAccount
 

@@ -20,10 +20,19 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
+from satiot.api.common import (
+    CursorParam,
+    IdempotencyKey,
+    Input,
+    LimitParam,
+    Output,
+    Page,
+    create_idempotently,
+    page_response,
+)
 from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.api.deps import Call, requires
-from satiot.bss import bill_statement, billing, invoices, payments
+from satiot.bss import bill_adjustments, bill_statement, billing, invoices, payments
 from satiot.bss.bill_statement import DeviceUsage
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill, Payment
@@ -61,6 +70,10 @@ class BillOut(Output):
     recurring_micros: int
     usage_micros: int
     one_time_micros: int
+    adjustment_micros: int = Field(
+        description="Adjustments by billing staff before validation (below zero: credits)"
+    )
+    subtotal_micros: int = Field(description="Before VAT: every line, adjustments included")
     tax_rate_bp: int = Field(description="VAT rate in basis points (600 = 6 %)")
     tax_micros: int
     total_micros: int
@@ -136,6 +149,26 @@ class PaymentOut(Output):
     reference: str
     received_at: datetime
     recorded_by: str
+
+
+class AdjustmentIn(Input):
+    amount: Decimal = Field(
+        max_digits=14,
+        decimal_places=2,
+        description="Yuan: below zero a credit, above a charge, e.g. -50.00",
+        examples=["-50.00"],
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=bill_adjustments.MAX_REASON,
+        description="Why: the line's description, on the invoice",
+        examples=["Credit for the outage of 12 November"],
+    )
+
+
+class AdjustmentOut(Output):
+    line: LineOut
+    bill: BillOut
 
 
 class HoldIn(Input):
@@ -320,6 +353,36 @@ def hold(call: Writer, bill_id: uuid.UUID, body: HoldIn) -> BillOut:
             session, call.principal, bill_id, at=call.now(), reason=body.reason
         )
         return bill_out(bill)
+
+
+@router.post(
+    "/{bill_id}/adjustments",
+    status_code=201,
+    response_model=AdjustmentOut,
+    summary="Adjust a new or held bill: a credit or charge line, VAT and total worked out again",
+)
+def post_adjustment(
+    call: Writer,
+    request: Request,
+    bill_id: uuid.UUID,
+    body: AdjustmentIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """409 once the bill is validated; 422 for ¥0, or a credit beyond the subtotal. With an
+    ``Idempotency-Key`` a repeat adds nothing and returns the first answer."""
+
+    def adjust(session: Session) -> AdjustmentOut:
+        done = bill_adjustments.adjust_bill(
+            session,
+            call.principal,
+            bill_id,
+            amount_micros=_micros(body.amount),
+            reason=body.reason,
+            at=call.now(),
+        )
+        return AdjustmentOut(line=_line_out(done.line), bill=bill_out(done.bill))
+
+    return create_idempotently(call, request, idempotency_key, body, adjust)
 
 
 @router.get("/{bill_id}/payments", response_model=list[PaymentOut], summary="Payments of a bill")

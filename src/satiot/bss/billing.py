@@ -42,7 +42,7 @@ from satiot.bss.models import (
     Subscription,
     UsageRecord,
 )
-from satiot.bss.money import round_to_fen
+from satiot.bss.money import round_to_fen, vat_micros
 from satiot.bss.periods import Period, local_date, period_bounds
 from satiot.core.audit import record as audit_record
 from satiot.core.auth.principal import Principal
@@ -96,8 +96,7 @@ class Draft:
 
     @property
     def tax_micros(self) -> int:
-        # The subtotal is whole fen, so subtotal × bp / 10,000 is an exact micro-yuan amount.
-        return round_to_fen(self.subtotal_micros * self.tax_rate_bp // 10_000)
+        return vat_micros(self.subtotal_micros, self.tax_rate_bp)
 
     @property
     def total_micros(self) -> int:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss.invoices import get_bill, lines_of
 from satiot.bss.models import BillingAccount, Customer
-from satiot.bss.money import to_yuan
+from satiot.bss.money import format_cny
 from satiot.bss.periods import zone
 
 FONT = "STSong-Light"
@@ -40,7 +40,7 @@ KIND_LABELS = {
     "one-time": "一次性 One-time",
     "adjustment": "调整 Adjustment",
 }
-UNIT_LABELS = {"device": "台 dev.", "msg": "条 msg"}
+UNIT_LABELS = {"device": "台 dev.", "msg": "条 msg", "item": "项 item"}
 STATE_LABELS = {
     "new": "待审核 New",
     "onHold": "暂缓 On hold",
@@ -62,8 +62,8 @@ class Issuer:
 
 
 def yuan(micros: int) -> str:
-    """``¥1,234.56`` (lines are whole fen already)."""
-    return f"¥{to_yuan(micros).quantize(Decimal('0.01')):,}"
+    """``¥1,234.56``, a credit ``-¥50.00`` (lines are whole fen already)."""
+    return format_cny(micros)
 
 
 def _style(size: float = 9, *, bold: bool = False, right: bool = False) -> ParagraphStyle:
@@ -162,7 +162,7 @@ def render_invoice(session: Session, bill_id: object, issuer: Issuer) -> bytes:
         )
     if not lines:
         rows.append(["", _p("本期无费用 Nothing to charge this period", 8.5), "", ""])
-    subtotal = bill.recurring_micros + bill.usage_micros + bill.one_time_micros
+    subtotal = bill.subtotal_micros
     tax_pct = f"{Decimal(bill.tax_rate_bp) / 100:g}%"
     totals = [
         ("小计 Subtotal", yuan(subtotal)),

@@ -451,6 +451,9 @@ class CustomerBill(TenantScoped, Base):
     recurring_micros: Mapped[int] = mapped_column(Micros)
     usage_micros: Mapped[int] = mapped_column(Micros)
     one_time_micros: Mapped[int] = mapped_column(Micros)
+    #: Billing staff's corrections before validation (``bill_adjustments``): credits below
+    #: zero, charges above, each an ``adjustment`` line with its reason.
+    adjustment_micros: Mapped[int] = mapped_column(Micros, default=0, server_default=text("0"))
     tax_rate_bp: Mapped[int] = mapped_column(Integer)  # basis points, 600 = 6 %
     tax_micros: Mapped[int] = mapped_column(Micros)
     total_micros: Mapped[int] = mapped_column(Micros)
@@ -461,6 +464,16 @@ class CustomerBill(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("billing_account_id", "period", name="uq_customer_bills_account_period"),
     )
+
+    @property
+    def subtotal_micros(self) -> int:
+        """Before VAT: every line, adjustments included."""
+        return (
+            self.recurring_micros
+            + self.usage_micros
+            + self.one_time_micros
+            + (self.adjustment_micros or 0)
+        )
 
 
 class BillLine(TenantScoped, Base):

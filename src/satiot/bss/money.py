@@ -31,6 +31,13 @@ def round_to_fen(micros: int) -> int:
     return int(fen) * MICROS_PER_FEN
 
 
+def vat_micros(subtotal_micros: int, tax_rate_bp: int) -> int:
+    """VAT on a subtotal of whole fen at ``tax_rate_bp`` basis points, rounded half-up to the
+    fen: subtotal × bp / 10,000 is then an exact number of micro-yuan."""
+    return round_to_fen(subtotal_micros * tax_rate_bp // 10_000)
+
+
 def format_cny(micros: int) -> str:
-    """``¥1,234.56`` for people (amounts on invoices are whole fen)."""
-    return f"¥{to_yuan(round_to_fen(micros)):,.2f}"
+    """``¥1,234.56`` for people (amounts on invoices are whole fen); a credit ``-¥50.00``."""
+    fen = round_to_fen(micros)
+    return f"{'-' if fen < 0 else ''}¥{to_yuan(abs(fen)):,.2f}"

@@ -193,7 +193,11 @@ def top_up(
 
 
 def _resume_stopped(
-    session: Session, principal: Principal, account_id: uuid.UUID, at: datetime
+    session: Session,
+    principal: Principal,
+    account_id: uuid.UUID,
+    at: datetime,
+    why: str = "prepaid balance topped up",
 ) -> list[uuid.UUID]:
     """Service stopped at a zero balance returns once the balance is above zero again (the
     operator's system does it for whoever topped up: a customer could not lift it itself)."""
@@ -213,7 +217,7 @@ def _resume_stopped(
     )
     acting = on_behalf(principal, "top-up")
     for sub_id in stopped:
-        resume_subscription(session, acting, sub_id, "prepaid balance topped up", at)
+        resume_subscription(session, acting, sub_id, why, at)
     return stopped
 
 
@@ -228,7 +232,8 @@ def settle_from_balance(
     """Pay a prepaid account's sent bill from its balance.
 
     Usage was debited as it was rated, so only the rest is debited now: the bill's total
-    less the unrounded usage charges it carries.
+    less the unrounded usage charges it carries. Below zero (a credit adjustment larger
+    than the rest) the difference is returned to the balance.
     """
     already = session.scalar(
         select(func.coalesce(func.sum(UsageRecord.charge_micros), 0)).where(
@@ -248,8 +253,13 @@ def settle_from_balance(
     )
     session.add(payment)
     session.flush()
-    debit_prepaid(session, {account.id: bill.total_micros - int(already or 0)}, at)
+    rest = bill.total_micros - int(already or 0)
+    debit_prepaid(session, {account.id: rest}, at)
     session.refresh(account)
+    if rest < 0 and account.balance_micros > 0:
+        # A credit on the bill (an adjustment) beyond its other charges went back to the
+        # balance, as a top-up would have.
+        _resume_stopped(session, principal, account.id, at, "prepaid balance credited by a bill")
     bill.paid_micros = bill.total_micros
     move(
         session,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.templating import Jinja2Templates
 
+from satiot.bss.money import format_cny
 from satiot.web.flash import Flash, forget_flash, read_flash
 from satiot.web.navigation import NAVIGATION, SECTION_LABELS, visible_items
 from satiot.web.once import new_form_key
@@ -34,6 +35,7 @@ def _when(value: datetime | None) -> str:
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["cny"] = format_cny
 #: A fresh key for each rendering of a form that creates something (see :mod:`satiot.web.once`).
 templates.env.globals["form_key"] = new_form_key
 

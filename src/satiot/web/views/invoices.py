@@ -1,5 +1,6 @@
 """The Invoices pages: bills by month and state, one bill with its lines, payments and PDF,
-and for billing staff the moves (validate, send) and recording a payment.
+and for billing staff the moves (validate, send), adjusting a bill not yet validated and
+recording a payment.
 
 Customers see their bills once sent, as through the API; every move and payment goes through
 :mod:`satiot.bss.invoices` and :mod:`satiot.bss.payments` in the person's scoped session.
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.api.csv_files import streamed_download
-from satiot.bss import bill_statement, invoices, payments
+from satiot.bss import bill_adjustments, bill_statement, invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.states import BILL
@@ -147,6 +148,7 @@ def invoice_page(
             "account": account,
             "moves": moves,
             "can_pay": writer and bill.state in payments.PAYABLE,
+            "can_adjust": writer and bill.state in bill_adjustments.ADJUSTABLE,
             "devices": devices.items,
             "devices_next": (
                 f"{PATH}/{bill.id}?{urlencode({'devices_after': devices.next_cursor})}#devices"
@@ -201,6 +203,7 @@ def invoice_move(
     amount: Annotated[str, Form()] = "",
     method: Annotated[str, Form()] = "bank-transfer",
     reference: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     signed_in.require_any("bills:write")
     response = RedirectResponse(f"{PATH}/{bill_id}", status_code=303)
@@ -224,6 +227,16 @@ def invoice_move(
                     at=now,
                 )
                 done = "Payment recorded."
+            elif move == "adjustments":
+                bill_adjustments.adjust_bill(
+                    session,
+                    principal,
+                    bill_id,
+                    amount_micros=yuan_amount(amount, example="-50.00", signed=True),
+                    reason=reason,
+                    at=now,
+                )
+                done = "Adjustment added; VAT and total worked out again."
             else:
                 raise invoices.BillNotFound(f"no move {move!r}")
         flash = Flash("success", done)
