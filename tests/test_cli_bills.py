@@ -120,3 +120,20 @@ def test_a_bill_is_adjusted_by_number_and_bad_input_changes_nothing(setup, env, 
         )
     assert f"{number}: adjusted by -¥1.00" in r.stdout
     assert f"total {format_cny(after.total_micros)}" in r.stdout
+
+
+def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811
+    ctx, _s, _off, _subs = setup
+    with ctx.db.write() as w:
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        number, total = w.execute(select(CustomerBill.number, CustomerBill.total_micros)).one()
+    r = runner.invoke(app, ["bills", "export", "--period", "2026-11"])
+    assert r.exit_code == 0, r.output
+    (line,) = csv.DictReader(io.StringIO(r.stdout_bytes.decode("utf-8-sig"), newline=""))
+    assert (line["number"], line["total_yuan"]) == (number, f"{total / 1_000_000:.2f}")
+    target = tmp_path / "bills.csv"
+    r = runner.invoke(app, ["bills", "export", "--state", "new", "-o", str(target)])
+    assert r.exit_code == 0 and f"wrote 1 bills to {target}" in r.stdout.replace("\n", "")
+    assert target.read_bytes().startswith(b"\xef\xbb\xbfnumber,period,state,")
+    _one_error(runner.invoke(app, ["bills", "export", "--state", "lost"]), "not a bill state")
+    _one_error(runner.invoke(app, ["bills", "export", "--period", "2026-13"]), "YYYY-MM")

@@ -304,7 +304,9 @@ def subscriptions_export(
 
 
 bills_app = typer.Typer(
-    help="Monthly bill runs and dry runs (TMF678 customer bills).", no_args_is_help=True
+    help="Monthly bill runs, dry runs, adjustments, statements and exports (TMF678 customer "
+    "bills).",
+    no_args_is_help=True,
 )
 
 
@@ -446,6 +448,43 @@ def bills_adjust(
         f"VAT {format_cny(tax)}, total {format_cny(total)}",
         highlight=False,
     )
+
+
+@bills_app.command("export")
+def bills_export(
+    output: OutputOption = None,
+    period: Annotated[str | None, typer.Option(help="Only this month's bills, YYYY-MM")] = None,
+    state: Annotated[str | None, typer.Option(help="Only bills in this state, e.g. sent")] = None,
+) -> None:
+    """Every bill as CSV for the ledger, one line per invoice: number, period, state, customer
+    and credit code, account, issue and due dates, each charge, adjustments, subtotal, VAT,
+    total, paid and balance due in yuan. UTF-8 with a byte-order mark, as Excel opens it; a
+    progress bar when writing to a file."""
+    from sqlalchemy import func, select
+
+    from satiot.bss.bill_export import export_bills
+    from satiot.bss.models import CustomerBill
+    from satiot.bss.periods import check_period
+    from satiot.bss.states import BILL
+
+    if state is not None and state not in BILL.states:
+        fail(f"--state {state!r} is not a bill state ({', '.join(BILL.states)})")
+    where = []
+    if period is not None:
+        with domain_errors():
+            check_period(period)
+        where.append(CustomerBill.period == period)
+    if state is not None:
+        where.append(CustomerBill.state == state)
+    with _migrated() as database, database.read() as s:
+        total = write_export(
+            output,
+            lambda progress: export_bills(s, where, progress=progress),
+            lambda: s.scalar(select(func.count()).select_from(CustomerBill).where(*where)) or 0,
+            "bills",
+        )
+    if total is not None:
+        out.print(f"wrote {total} bills to {output}", highlight=False, soft_wrap=True)
 
 
 @bills_app.command("statement")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -284,3 +286,24 @@ def test_billing_staff_adjust_a_new_bill_once_per_idempotency_key(client, billed
         late = assert_problem(client.post(url, headers=clerk, json=body), 409, "conflict")
     assert "validated" in late["detail"]
     assert client.get(f"{API}/bills/{bill['id']}", headers=clerk).json()["total"] == "53.01"
+
+
+def test_the_bills_export_keeps_the_lists_filters_and_a_customer_its_sent_bills(client, billed):
+    _s, clerk, customer = billed
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    export = client.get(f"{API}/bills/csv?period=2026-11", headers=clerk)
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert 'filename="satiot-bills-2026-11.csv"' in export.headers["content-disposition"]
+    (line,) = csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"), newline=""))
+    assert (line["number"], line["state"], line["total_yuan"]) == (bill["number"], "new", "106.01")
+    empty = client.get(f"{API}/bills/csv?period=2026-10", headers=clerk).content
+    assert len(empty.decode("utf-8-sig").splitlines()) == 1  # the header alone
+    # a customer's export holds its bills once sent, as its list does
+    assert len(client.get(f"{API}/bills/csv", headers=customer).text.splitlines()) == 1
+    for step in ("validate", "send"):
+        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    mine = client.get(f"{API}/bills/csv", headers=customer).content.decode("utf-8-sig")
+    assert bill["number"] in mine and len(mine.splitlines()) == 2
+    assert_problem(client.get(f"{API}/bills/csv?period=2026-13", headers=clerk), 422)
+    assert_problem(client.get(f"{API}/bills/csv?state=lost", headers=clerk), 422)

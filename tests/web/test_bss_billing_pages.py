@@ -156,6 +156,33 @@ def test_billing_staff_adjust_a_new_invoice_and_bad_amounts_change_nothing(
         assert r2.get(CustomerBill, bill.id).total_micros == 84_800_000
 
 
+def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(
+    client: TestClient, ctx, world
+):
+    s = shop(world)
+    off = offering(ctx, "Bundle", [price("recurring", 100_000_000)])
+    s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    bill = _november_bill(ctx, world, s.account_id)
+    _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
+    page = client.get("/invoices?period=2026-11&state=new").text
+    link = unescape(page.split('id="invoices-export"', 1)[0].rsplit('href="', 1)[1].split('"')[0])
+    assert link == "/invoices/export.csv?period=2026-11&state=new"
+    export = client.get(link)
+    assert 'filename="satiot-bills-2026-11.csv"' in export.headers["content-disposition"]
+    lines = export.content.decode("utf-8-sig").splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{bill.number},2026-11,new,")
+    assert len(client.get("/invoices/export.csv?state=sent").text.splitlines()) == 1
+    _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
+    assert len(client.get("/invoices/export.csv").text.splitlines()) == 1  # not sent yet
+    csrf = _as(client, "clerk")
+    for move in ("validate", "send"):
+        client.post(f"/invoices/{bill.id}/{move}", data={"csrf_token": csrf})
+    _as(client, "cust")
+    assert bill.number in client.get("/invoices/export.csv").text
+
+
 def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient, ctx, world):
     from satiot.bss.models import BillingAccount
 

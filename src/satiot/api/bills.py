@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from satiot.api.common import (
@@ -32,11 +32,18 @@ from satiot.api.common import (
 )
 from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.api.deps import Call, requires
-from satiot.bss import bill_adjustments, bill_statement, billing, invoices, payments
+from satiot.bss import (
+    bill_adjustments,
+    bill_export,
+    bill_statement,
+    billing,
+    invoices,
+    payments,
+)
 from satiot.bss.bill_statement import DeviceUsage
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill, Payment
-from satiot.bss.money import MICROS_PER_YUAN, to_yuan
+from satiot.bss.money import MICROS_PER_YUAN, fen_text
 from satiot.bss.periods import PERIOD_PATTERN, check_period
 from satiot.core.errors import Conflict, NotFound
 from satiot.core.pagination import paginate
@@ -51,10 +58,6 @@ BillState = Literal["new", "onHold", "validated", "sent", "partiallyPaid", "sett
 #: What a customer sees: bills that have been sent to it.
 CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
 Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])]
-
-
-def yuan_text(micros: int) -> str:
-    return f"{to_yuan(micros).quantize(Decimal('0.01'))}"
 
 
 class BillOut(Output):
@@ -196,8 +199,8 @@ def bill_out(b: CustomerBill) -> BillOut:
     return BillOut.model_validate(
         {
             **{k: getattr(b, k) for k in BillOut.model_fields if hasattr(b, k)},
-            "total": yuan_text(b.total_micros),
-            "amount_due": yuan_text(b.total_micros - b.paid_micros),
+            "total": fen_text(b.total_micros),
+            "amount_due": fen_text(b.total_micros - b.paid_micros),
         }
     )
 
@@ -210,14 +213,14 @@ def _line_out(ln: BillLine) -> LineOut:
         quantity=ln.quantity,
         unit=ln.unit,
         amount_micros=ln.amount_micros,
-        amount=yuan_text(ln.amount_micros),
+        amount=fen_text(ln.amount_micros),
     )
 
 
 def _payment_out(p: Payment) -> PaymentOut:
     return PaymentOut.model_validate(
         {**{k: getattr(p, k) for k in PaymentOut.model_fields if k != "amount"}}
-        | {"amount": yuan_text(p.amount_micros)}
+        | {"amount": fen_text(p.amount_micros)}
     )
 
 
@@ -232,6 +235,22 @@ def _visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerB
     return bill
 
 
+def _bill_filters(
+    call: Call, period: str | None, state: str | None, account_id: uuid.UUID | None
+) -> list[ColumnElement[bool]]:
+    """The list's and the export's filters; a customer sees its bills once sent."""
+    where: list[ColumnElement[bool]] = []
+    if period is not None:
+        where.append(CustomerBill.period == period)
+    if state is not None:
+        where.append(CustomerBill.state == state)
+    if account_id is not None:
+        where.append(CustomerBill.billing_account_id == account_id)
+    if not call.principal.all_tenants:
+        where.append(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    return where
+
+
 @router.get("", response_model=Page[BillOut], summary="List bills, newest first")
 def list_bills(
     call: Reader,
@@ -243,18 +262,33 @@ def list_bills(
     state: Annotated[BillState | None, Query()] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> Page[BillOut]:
-    stmt = select(CustomerBill)
-    if period is not None:
-        stmt = stmt.where(CustomerBill.period == period)
-    if state is not None:
-        stmt = stmt.where(CustomerBill.state == state)
-    if billing_account_id is not None:
-        stmt = stmt.where(CustomerBill.billing_account_id == billing_account_id)
-    if not call.principal.all_tenants:
-        stmt = stmt.where(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    stmt = select(CustomerBill).where(*_bill_filters(call, period, state, billing_account_id))
     with call.read() as session:
         page = paginate(session, stmt, CustomerBill.id, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, bill_out)
+
+
+@router.get(
+    "/csv",
+    summary="Every bill the list's filters keep, as one CSV file for the ledger (streamed)",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def export_bills(
+    call: Reader,
+    period: Period | None = None,
+    state: Annotated[BillState | None, Query()] = None,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> StreamingResponse:
+    """One line per bill, oldest first: number, period, state, customer and credit code,
+    account, issue and due dates (China), each charge, adjustments, subtotal, VAT, total,
+    paid and balance due in yuan; the columns are in :mod:`satiot.bss.bill_export`."""
+    where = _bill_filters(call, period, state, billing_account_id)
+    return streamed_download(
+        call.read,
+        lambda session: bill_export.export_bills(session, where),
+        bill_export.file_name(period, call.now()),
+    )
 
 
 @router.get("/{bill_id}", response_model=BillOut, summary="One bill")
@@ -494,7 +528,7 @@ def get_dry_run(call: Reader, account_id: uuid.UUID, period: Period) -> DraftOut
                 quantity=ln.quantity,
                 unit=ln.unit,
                 amount_micros=ln.amount_micros,
-                amount=yuan_text(ln.amount_micros),
+                amount=fen_text(ln.amount_micros),
             )
             for i, ln in enumerate(draft.lines)
         ],
@@ -504,7 +538,7 @@ def get_dry_run(call: Reader, account_id: uuid.UUID, period: Period) -> DraftOut
         tax_rate_bp=draft.tax_rate_bp,
         tax_micros=draft.tax_micros,
         total_micros=draft.total_micros,
-        total=yuan_text(draft.total_micros),
+        total=fen_text(draft.total_micros),
     )
 
 

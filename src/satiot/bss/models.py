@@ -27,6 +27,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from satiot.core.auth.tenancy import TenantListed, TenantScoped, tenant_listing_index
@@ -465,14 +466,14 @@ class CustomerBill(TenantScoped, Base):
         UniqueConstraint("billing_account_id", "period", name="uq_customer_bills_account_period"),
     )
 
-    @property
+    @hybrid_property
     def subtotal_micros(self) -> int:
-        """Before VAT: every line, adjustments included."""
+        """Before VAT: every line, adjustments included (in SQL too, for the bills export)."""
         return (
             self.recurring_micros
             + self.usage_micros
             + self.one_time_micros
-            + (self.adjustment_micros or 0)
+            + (self.adjustment_micros)
         )
 
 

@@ -31,6 +31,12 @@ def round_to_fen(micros: int) -> int:
     return int(fen) * MICROS_PER_FEN
 
 
+def fen_text(micros: int) -> str:
+    """Yuan with two decimals and no symbol (``106.01``, ``-20.00``), as the API and the
+    spreadsheets carry amounts of whole fen."""
+    return f"{to_yuan(micros).quantize(Decimal('0.01'))}"
+
+
 def vat_micros(subtotal_micros: int, tax_rate_bp: int) -> int:
     """VAT on a subtotal of whole fen at ``tax_rate_bp`` basis points, rounded half-up to the
     fen: subtotal × bp / 10,000 is then an exact number of micro-yuan."""

@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.api.csv_files import streamed_download
-from satiot.bss import bill_adjustments, bill_statement, invoices, payments
+from satiot.bss import bill_adjustments, bill_export, bill_statement, invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.states import BILL
@@ -45,6 +45,22 @@ def _bill(signed_in: ConsoleSession, session: Session, bill_id: uuid.UUID) -> Cu
     return bill
 
 
+def _where(signed_in: ConsoleSession, period: str, state: str) -> list[ColumnElement[bool]]:
+    """The page's filters, which its export shares; a customer sees its bills once sent."""
+    where: list[ColumnElement[bool]] = []
+    if len(period) == 7:
+        where.append(CustomerBill.period == period)
+    if state in BILL.states:
+        where.append(CustomerBill.state == state)
+    if not signed_in.principal.all_tenants:
+        where.append(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    return where
+
+
+def _query(period: str, state: str, **more: str | None) -> str:
+    return urlencode({k: v for k, v in {"period": period, "state": state, **more}.items() if v})
+
+
 @router.get(PATH)
 def invoices_page(
     request: Request,
@@ -54,13 +70,7 @@ def invoices_page(
     after: str | None = None,
 ) -> Response:
     signed_in.require_any("bills:read")
-    stmt = select(CustomerBill)
-    if len(period) == 7:
-        stmt = stmt.where(CustomerBill.period == period)
-    if state in BILL.states:
-        stmt = stmt.where(CustomerBill.state == state)
-    if not signed_in.principal.all_tenants:
-        stmt = stmt.where(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    stmt = select(CustomerBill).where(*_where(signed_in, period, state))
     flash = None
     with signed_in.call.read() as session:
         try:
@@ -80,8 +90,7 @@ def invoices_page(
         }
     next_url = None
     if found.next_cursor:
-        query = {"period": period, "state": state, "after": found.next_cursor}
-        next_url = f"{PATH}?{urlencode({k: v for k, v in query.items() if v})}"
+        next_url = f"{PATH}?{_query(period, state, after=found.next_cursor)}"
     return page(
         request,
         signed_in,
@@ -94,8 +103,21 @@ def invoices_page(
             "state": state,
             "states": BILL.states,
             "next_url": next_url,
+            "export_url": f"{PATH}/export.csv?{_query(period, state)}".rstrip("?"),
         },
         flash=flash,
+    )
+
+
+@router.get(PATH + "/export.csv")
+def invoices_csv(signed_in: SignedIn, period: str = "", state: str = "") -> Response:
+    """Every invoice the page's filters keep, as the API's CSV."""
+    signed_in.require_any("bills:read")
+    where = _where(signed_in, period, state)
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: bill_export.export_bills(session, where),
+        bill_export.file_name(period if len(period) == 7 else None, signed_in.now()),
     )
 
 
