@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from satiot.api.context import AppContext
+from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.models import (
     BillingAccount,
     Contract,
     Customer,
+    CustomerBill,
     ProductOffering,
     ProductOfferingPrice,
     Subscription,
@@ -321,3 +325,27 @@ def _tenant(ctx: AppContext, tenant_id: uuid.UUID) -> Tenant:
         tenant = s.get(Tenant, tenant_id)
     assert tenant is not None
     return tenant
+
+
+#: The settings of the tests' bill runs: 6 % VAT, series SAT, 30 days to pay, China's months.
+RUN_SETTINGS = RunSettings(600, "SAT", 30, "Asia/Shanghai")
+#: When they bill November: 1 December, 10:00 in China.
+DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def november_bill(world: World, **shop_kw: Any) -> tuple[Shop, uuid.UUID]:
+    """A customer with one device at ¥100 a month and ¥0.01 a message that sent 1 message in
+    November, and its November bill, still new: ¥100.01 + 6 % VAT = ¥106.01."""
+    ctx = world.ctx
+    s = shop(world, **shop_kw)
+    off = offering(ctx, "Monthly", [price("recurring", 100_000_000), price("per-message", 10_000)])
+    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    uplink(ctx, sub, 10, datetime(2026, 11, 5, tzinfo=UTC))
+    rate_all(ctx)
+    with ctx.db.write() as w:
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=RUN_SETTINGS)
+        bill_id = w.scalar(
+            select(CustomerBill.id).where(CustomerBill.billing_account_id == s.account_id)
+        )
+    assert bill_id is not None
+    return s, bill_id

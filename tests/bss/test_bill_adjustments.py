@@ -5,38 +5,19 @@ customer money; on a prepaid bill a credit goes back to the balance."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
 from satiot.bss.bill_adjustments import adjust_bill
-from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.invoices import hold_bill, lines_of, send_bill, validate_bill
 from satiot.bss.models import BillingAccount, CustomerBill, Subscription
 from satiot.bss.payments import record_payment
 from satiot.core.errors import Conflict, InvalidInput
 from satiot.core.models import AuditEntry
-from tests.bss.billing_world import offering, price, rate_all, shop, uplink
-
-SETTINGS = RunSettings(600, "SAT", 30, "Asia/Shanghai")
-DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-
-
-def _new_bill(world, **shop_kw):  # type: ignore[no-untyped-def]
-    """A November bill of ¥100.01 + 6 % VAT = ¥106.01, still new."""
-    ctx = world.ctx
-    s = shop(world, **shop_kw)
-    off = offering(ctx, "Monthly", [price("recurring", 100_000_000), price("per-message", 10_000)])
-    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-    uplink(ctx, sub, 10, datetime(2026, 11, 5, tzinfo=UTC))
-    rate_all(ctx)
-    with ctx.db.write() as w:
-        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
-        bill_id = w.scalar(select(CustomerBill.id))
-    return s, bill_id
+from tests.bss.billing_world import DEC_1, november_bill
 
 
 def _adjust(world, bill_id, amount: int, reason: str = "Credit for the outage of 12 November"):  # type: ignore[no-untyped-def]
@@ -50,7 +31,7 @@ def _bill(world, bill_id) -> CustomerBill:  # type: ignore[no-untyped-def]
 
 
 def test_a_credit_line_lowers_vat_and_total_as_the_run_would(world):
-    _, bill_id = _new_bill(world)
+    _, bill_id = november_bill(world)
     assert _bill(world, bill_id).total_micros == 106_010_000
     done = _adjust(world, bill_id, -50_000_000, "  Credit for the\noutage of 12 November ")
     assert (done.line.kind, done.line.amount_micros) == ("adjustment", -50_000_000)
@@ -77,7 +58,7 @@ def test_a_credit_line_lowers_vat_and_total_as_the_run_would(world):
 
 
 def test_a_held_bill_is_adjusted_and_a_validated_one_is_not(world):
-    _, bill_id = _new_bill(world)
+    _, bill_id = november_bill(world)
     with world.ctx.db.write() as w:
         hold_bill(w, world.system, bill_id, at=DEC_1, reason="customer disputes the fee")
     _adjust(world, bill_id, -10_000_000)
@@ -102,7 +83,7 @@ def test_a_held_bill_is_adjusted_and_a_validated_one_is_not(world):
     ],
 )
 def test_bad_adjustments_are_refused_and_change_nothing(world, amount, reason, field, message):
-    _, bill_id = _new_bill(world)
+    _, bill_id = november_bill(world)
     with pytest.raises(InvalidInput, match=message) as refused:
         _adjust(world, bill_id, amount, reason)
     assert refused.value.extensions["field"] == field
@@ -113,14 +94,14 @@ def test_bad_adjustments_are_refused_and_change_nothing(world, amount, reason, f
 
 
 def test_a_credit_of_the_whole_subtotal_leaves_nothing_to_pay(world):
-    _, bill_id = _new_bill(world)
+    _, bill_id = november_bill(world)
     _adjust(world, bill_id, -100_010_000, "Waived: first month of the trial")
     bill = _bill(world, bill_id)
     assert (bill.subtotal_micros, bill.tax_micros, bill.total_micros) == (0, 0, 0)
 
 
 def test_the_invoice_pdf_carries_the_adjustment_line(world):
-    _, bill_id = _new_bill(world)
+    _, bill_id = november_bill(world)
     _adjust(world, bill_id, -50_000_000, "Outage credit 故障补偿")
     with world.ctx.db.read() as r:
         pdf = render_invoice(r, bill_id, Issuer("Op", "91110000000000000X", "Pay", "Asia/Shanghai"))
@@ -131,7 +112,7 @@ def test_the_invoice_pdf_carries_the_adjustment_line(world):
 
 
 def test_an_adjusted_bill_is_paid_to_its_new_total(world):
-    _, bill_id = _new_bill(world)
+    _, bill_id = november_bill(world)
     _adjust(world, bill_id, -50_000_000)
     with world.ctx.db.write() as w:
         validate_bill(w, world.system, bill_id, at=DEC_1)
@@ -153,7 +134,9 @@ def test_an_adjusted_bill_is_paid_to_its_new_total(world):
 def test_a_prepaid_credit_beyond_the_rest_returns_to_the_balance_and_restarts_service(world):
     # ¥0.005 in the balance: the usage (¥0.01, debited as rated) empties it and the contract
     # stops the service at zero.
-    s, bill_id = _new_bill(world, payment_mode="prepaid", balance=5_000, stop_at_zero_balance=True)
+    s, bill_id = november_bill(
+        world, payment_mode="prepaid", balance=5_000, stop_at_zero_balance=True
+    )
     with world.ctx.db.read() as r:
         assert r.get(BillingAccount, s.account_id).balance_micros == -5_000
         assert {x.status for x in r.scalars(select(Subscription))} == {"suspended"}

@@ -7,30 +7,20 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from satiot.bss.billing import RunSettings, run_bills
+from satiot.bss.billing import run_bills
 from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import BillingAccount, CustomerBill, Payment, Subscription
 from satiot.bss.payments import record_payment, top_up
 from satiot.core.errors import Conflict, IllegalTransition, InvalidInput
-from tests.bss.billing_world import offering, price, rate_all, shop, uplink
-
-SETTINGS = RunSettings(600, "SAT", 30, "Asia/Shanghai")
-DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+from tests.bss.billing_world import DEC_1, RUN_SETTINGS, november_bill, offering, price, shop
 
 
 def _sent_bill(world, **shop_kw):
-    ctx = world.ctx
-    s = shop(world, **shop_kw)
-    off = offering(ctx, "Monthly", [price("recurring", 100_000_000), price("per-message", 10_000)])
-    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-    uplink(ctx, sub, 10, datetime(2026, 11, 5, tzinfo=UTC))
-    rate_all(ctx)
-    with ctx.db.write() as w:
-        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
-        bill = w.scalar(select(CustomerBill))
-        validate_bill(w, world.system, bill.id, at=DEC_1)
-        send_bill(w, world.system, bill.id, at=DEC_1)
-    return s, bill.id
+    s, bill_id = november_bill(world, **shop_kw)
+    with world.ctx.db.write() as w:
+        validate_bill(w, world.system, bill_id, at=DEC_1)
+        send_bill(w, world.system, bill_id, at=DEC_1)
+    return s, bill_id
 
 
 def _bill(ctx, bill_id):
@@ -107,7 +97,7 @@ def test_bill_transitions_follow_the_lifecycle(world):
     s = shop(world)
     s.device(offering(ctx, "M", [price("recurring", 1_000_000)]), datetime(2026, 10, 1, tzinfo=UTC))
     with ctx.db.write() as w:
-        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=RUN_SETTINGS)
         bill_id = w.scalar(select(CustomerBill.id))
     with ctx.db.write() as w, pytest.raises(IllegalTransition):
         send_bill(w, world.system, bill_id, at=DEC_1)

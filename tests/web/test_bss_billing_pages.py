@@ -40,6 +40,16 @@ def _november_bill(ctx, world, account_id) -> CustomerBill:
     return bill
 
 
+def _monthly_bill(ctx, world):  # type: ignore[no-untyped-def]
+    """A customer with one device at ¥100 a month, and its November bill (¥106.00), new."""
+    s = shop(world)
+    off = offering(ctx, "Bundle", [price("recurring", 100_000_000)])
+    s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(DEC_1)
+    return s, _november_bill(ctx, world, s.account_id)
+
+
 def test_usage_invoices_moves_and_payments(client: TestClient, ctx, world):
     s = shop(world, quota_messages=4)
     off = offering(
@@ -130,12 +140,7 @@ def test_payment_amounts_a_decimal_reads_but_a_form_should_not_are_refused(
 def test_billing_staff_adjust_a_new_invoice_and_bad_amounts_change_nothing(
     client: TestClient, ctx, world
 ):
-    s = shop(world)
-    off = offering(ctx, "Bundle", [price("recurring", 100_000_000)])
-    s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-    rate_all(ctx)
-    ctx.clock.set(DEC_1)
-    bill = _november_bill(ctx, world, s.account_id)  # ¥100 + 6 % = ¥106.00
+    _, bill = _monthly_bill(ctx, world)
     csrf = _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
     assert 'id="adjustment-form"' in client.get(f"/invoices/{bill.id}").text
     url = f"/invoices/{bill.id}/adjustments"
@@ -159,12 +164,7 @@ def test_billing_staff_adjust_a_new_invoice_and_bad_amounts_change_nothing(
 def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(
     client: TestClient, ctx, world
 ):
-    s = shop(world)
-    off = offering(ctx, "Bundle", [price("recurring", 100_000_000)])
-    s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-    rate_all(ctx)
-    ctx.clock.set(DEC_1)
-    bill = _november_bill(ctx, world, s.account_id)
+    s, bill = _monthly_bill(ctx, world)
     _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
     page = client.get("/invoices?period=2026-11&state=new").text
     link = unescape(page.split('id="invoices-export"', 1)[0].rsplit('href="', 1)[1].split('"')[0])

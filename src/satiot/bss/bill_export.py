@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss.models import BillingAccount, Customer, CustomerBill
 from satiot.bss.money import fen_text
-from satiot.core.csv_text import BOM, csv_lines, safe_cell
+from satiot.core.csv_text import csv_file, safe_cell
 from satiot.core.days import business_day
 from satiot.core.pagination import walk_rows
 
@@ -79,17 +79,13 @@ def export_bills(
 ) -> Iterator[bytes]:
     """The CSV file, header first, then a piece per chunk of bills (oldest first) that the
     session sees and ``where`` keeps; ``progress`` is told each chunk's count."""
-    yield BOM + csv_lines([COLUMNS])
     stmt = (
         select(*_READ)
         .join(BillingAccount, BillingAccount.id == CustomerBill.billing_account_id)
         .join(Customer, Customer.id == BillingAccount.customer_id)
         .where(*where)
     )
-    for bills in walk_rows(session, stmt, CustomerBill.id, chunk):
-        yield csv_lines(_row(b) for b in bills)
-        if progress is not None:
-            progress(len(bills))
+    return csv_file(COLUMNS, walk_rows(session, stmt, CustomerBill.id, chunk), _row, progress)
 
 
 def _row(b: Row[*tuple[Any, ...]]) -> list[str]:

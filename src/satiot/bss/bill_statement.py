@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss.models import Subscription, UsageRecord
 from satiot.bss.money import to_yuan
-from satiot.core.csv_text import BOM, csv_lines
+from satiot.core.csv_text import csv_file
 from satiot.core.errors import InvalidInput
 from satiot.core.pagination import Page, cut_page, decode_uuid_cursor, walk
 
@@ -159,16 +159,12 @@ def export_statement(
 ) -> Iterator[bytes]:
     """The statement as CSV (UTF-8 with a byte-order mark, CRLF), header first, then a piece
     per chunk of devices; ``progress`` is told each chunk's count."""
-    yield BOM + csv_lines([COLUMNS])
     pieces = walk(
         lambda after: device_usage(session, bill_id, after=after, limit=chunk),
         lambda d: d.subscription_id,
         chunk,
     )
-    for devices in pieces:
-        yield csv_lines(_row(number, d) for d in devices)
-        if progress is not None:
-            progress(len(devices))
+    return csv_file(COLUMNS, pieces, lambda d: _row(number, d), progress)
 
 
 def _row(number: str, d: DeviceUsage) -> Sequence[str]:

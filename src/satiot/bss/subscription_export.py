@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import Customer, ProductOffering, Subscription
-from satiot.core.csv_text import BOM, csv_lines, safe_cell
+from satiot.core.csv_text import csv_file, safe_cell
 from satiot.core.days import business_day, china_time_text
 from satiot.core.pagination import walk_rows
 
@@ -75,14 +75,15 @@ def export_subscriptions(
 ) -> Iterator[bytes]:
     """The CSV file, header first, then a piece per chunk of subscriptions (oldest first)
     that the session sees and ``where`` keeps; ``progress`` is told each chunk's count."""
-    yield BOM + csv_lines([COLUMNS])
     offerings: dict[uuid.UUID, str] = {}
     customers: dict[uuid.UUID, tuple[str, str]] = {}
-    for subs in walk_rows(session, select(*_READ).where(*where), Subscription.id, chunk):
-        _learn_names(session, subs, offerings, customers)
-        yield csv_lines(_row(s, offerings, customers) for s in subs)
-        if progress is not None:
-            progress(len(subs))
+
+    def named() -> Iterator[Sequence[Row[*tuple[Any, ...]]]]:
+        for subs in walk_rows(session, select(*_READ).where(*where), Subscription.id, chunk):
+            _learn_names(session, subs, offerings, customers)
+            yield subs
+
+    return csv_file(COLUMNS, named(), lambda s: _row(s, offerings, customers), progress)
 
 
 def _learn_names(

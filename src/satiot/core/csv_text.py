@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
+T = TypeVar("T")
 BOM: Final = b"\xef\xbb\xbf"
 #: Encodings a file may be in, by the names callers use, with the codec that reads each
 #: (ASCII, which some HTTP clients name by default, is read as the UTF-8 it is a part of).
@@ -83,6 +84,22 @@ def csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(rows)
     return out.getvalue().encode()
+
+
+def csv_file(
+    columns: Sequence[str],
+    chunks: Iterable[Sequence[T]],
+    row: Callable[[T], Sequence[str]],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """A file we send, streamed: the header (with a byte-order mark, so that Excel reads it as
+    UTF-8), then a piece per chunk of items, each item a line; ``progress`` is told each
+    chunk's count, for a progress bar."""
+    yield BOM + csv_lines([columns])
+    for items in chunks:
+        yield csv_lines(row(item) for item in items)
+        if progress is not None:
+            progress(len(items))
 
 
 def header_only(columns: Sequence[str]) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from satiot.core.csv_text import BOM, csv_lines, safe_cell
+from satiot.core.csv_text import csv_file, safe_cell
 from satiot.core.days import business_day, china_time_text
 from satiot.core.models import Tenant
 from satiot.core.pagination import walk_rows
@@ -91,16 +91,17 @@ def export_devices(
     """The CSV file, header first, then a piece per chunk of devices (oldest first) that the
     session sees and ``where`` keeps; ``silent_days`` counts whole days up to ``now``;
     ``progress`` is told each chunk's count."""
-    yield BOM + csv_lines([COLUMNS])
     tenants: dict[uuid.UUID, str] = {}
-    for found in walk_rows(session, select(*_READ).where(*where), Device.id, chunk):
-        new = {d.tenant_id for d in found} - tenants.keys()
-        if new:
-            named = select(Tenant.id, Tenant.slug).where(Tenant.id.in_(new))
-            tenants.update((i, slug) for i, slug in session.execute(named))
-        yield csv_lines(_row(d, tenants, now) for d in found)
-        if progress is not None:
-            progress(len(found))
+
+    def named() -> Iterator[Sequence[Row[*tuple[Any, ...]]]]:
+        for found in walk_rows(session, select(*_READ).where(*where), Device.id, chunk):
+            new = {d.tenant_id for d in found} - tenants.keys()
+            if new:
+                slugs = select(Tenant.id, Tenant.slug).where(Tenant.id.in_(new))
+                tenants.update((i, slug) for i, slug in session.execute(slugs))
+            yield found
+
+    return csv_file(COLUMNS, named(), lambda d: _row(d, tenants, now), progress)
 
 
 def _row(d: Row[*tuple[Any, ...]], tenants: dict[uuid.UUID, str], now: datetime) -> list[str]:
