@@ -183,6 +183,40 @@ def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(
     assert bill.number in client.get("/invoices/export.csv").text
 
 
+def test_an_accounts_page_lists_its_invoices_and_opens_them_filtered(
+    client: TestClient, ctx, world
+):
+    s, bill = _monthly_bill(ctx, world)
+    other = shop(world, uscc="91310115MA1K3BTP2B")
+    other.device(offering(ctx, "Other", [price("recurring", 1_000_000)]), DEC_1)
+    with ctx.db.write() as w:  # December, for the other account only
+        run_bills(
+            w, world.system, "2026-12", at=datetime(2027, 1, 1, 2, tzinfo=UTC),
+            settings=RunSettings(600, "SAT", 30, "Asia/Shanghai"), accounts=[other.account_id],
+        )  # fmt: skip
+        theirs = w.scalar(select(CustomerBill).where(CustomerBill.period == "2026-12"))
+    csrf = _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
+    page = client.get(f"/billing-accounts/{s.account_id}").text
+    table = page.split('id="account-invoices-table"', 1)[1].split("</table>", 1)[0]
+    assert bill.number in table and theirs.number not in table and "¥106.00" in table
+    assert f'href="/invoices?account={s.account_id}"' in page
+    listing = client.get(f"/invoices?account={s.account_id}").text
+    assert bill.number in listing and theirs.number not in listing
+    assert 'id="invoices-account"' in listing and f'value="{s.account_id}"' in listing
+    export = client.get(f"/invoices/export.csv?account={s.account_id}").text
+    assert bill.number in export and theirs.number not in export
+    bad = client.get("/invoices?account=nonsense").text
+    assert "not a billing account id" in unescape(bad) and theirs.number in bad
+    # a customer's account page lists its invoices once sent
+    _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
+    assert "No invoice yet." in client.get(f"/billing-accounts/{s.account_id}").text
+    csrf = _as(client, "clerk")
+    for move in ("validate", "send"):
+        client.post(f"/invoices/{bill.id}/{move}", data={"csrf_token": csrf})
+    _as(client, "cust")
+    assert bill.number in client.get(f"/billing-accounts/{s.account_id}").text
+
+
 def test_usage_page_names_a_pool_by_its_account_and_offering(client: TestClient, ctx, world):
     from satiot.bss.models import BillingAccount
 

@@ -39,6 +39,8 @@ PATH = "/billing-accounts"
 PAGE = 50
 MODES = ("postpaid", "prepaid")
 RECENT_TOP_UPS = 20
+#: The account's latest invoices shown on its page (a year of months).
+RECENT_BILLS = 12
 
 
 def amount_micros(amount: str) -> int:
@@ -138,6 +140,12 @@ def billing_account_page(
                     CustomerBill.billing_account_id == account.id, CustomerBill.period == period
                 )
             )
+        recent = select(CustomerBill).where(CustomerBill.billing_account_id == account.id)
+        if not signed_in.principal.all_tenants:
+            recent = recent.where(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+        bills = list(
+            session.scalars(recent.order_by(CustomerBill.id.desc()).limit(RECENT_BILLS + 1))
+        )
         top_ups = list(
             session.scalars(
                 select(Payment)
@@ -161,6 +169,8 @@ def billing_account_page(
             "billed": billed,
             "bill_visible": staff or (billed is not None and billed.state in CUSTOMER_VISIBLE),
             "top_ups": top_ups,
+            "bills": bills[:RECENT_BILLS],
+            "more_bills": len(bills) > RECENT_BILLS,
             "can_top_up": account.payment_mode == "prepaid"
             and "bills:write" in signed_in.principal.scopes,
             "cny": format_cny,
