@@ -27,6 +27,7 @@ from satiot.network.states import DOWNLINK_PENDING_STATES
 from satiot.web.flash import Flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
+from satiot.web.views.device_service import ServiceFacts, service_facts
 from satiot.web.views.network_rows import (
     MessageRow,
     ago,
@@ -216,6 +217,7 @@ class DeviceDetail:
     uplinks: list[MessageRow] = field(default_factory=list)
     downlinks: list[DownlinkRow] = field(default_factory=list)
     pending: int = 0
+    service: ServiceFacts | None = None
 
 
 def _downlinks(session: Session, device: Device, signed_in: ConsoleSession) -> list[DownlinkRow]:
@@ -275,6 +277,9 @@ def device_detail(session: Session, signed_in: ConsoleSession, dev_eui: str) -> 
         ago(device.last_seen_at, signed_in.now()),
         int(count or 0),
     )
+    if "subscriptions:read" in scopes:
+        tz = signed_in.ctx.settings.business_timezone
+        detail.service = service_facts(session, device, now=signed_in.now(), tz=tz)
     if "uplinks:read" in scopes:
         uplinks = newest_uplinks(session, limit=DEVICE_ROWS, device_id=device.id)
         detail.uplinks = message_rows(session, uplinks, with_tenant=False)

@@ -1,0 +1,66 @@
+"""A device's page says what it is bound to and what it has used and cost this month."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from html import unescape
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from satiot.bss.models import UsageRecord
+from satiot.core.auth.roles import Role
+from satiot.core.ids import new_id
+from tests.bss.order_world import shop, terminal
+from tests.bss.test_activation import activate_one
+from tests.web.console_helpers import signed_in
+
+NOV_20 = datetime(2026, 11, 20, 4, tzinfo=UTC)
+
+
+def _records(ctx, sub, rows: list[tuple[str, str, int, int]]) -> None:  # type: ignore[no-untyped-def]
+    """Usage records of ``sub``: (period, state, billable bytes, charge in micro-yuan)."""
+    with ctx.db.write() as w:
+        for period, state, billable, charge in rows:
+            record_id = new_id()
+            w.execute(
+                insert(UsageRecord).values(
+                    id=record_id, event_id=record_id, tenant_id=sub.tenant_id,
+                    dev_eui=sub.dev_eui, subscription_id=sub.id,
+                    billing_account_id=sub.billing_account_id, offering_id=sub.offering_id,
+                    kind="uplink", bytes=billable, billable_bytes=billable, period=period,
+                    occurred_at=NOV_20, charge_micros=charge, state=state,
+                    reason="quota" if state == "rejected" else None,
+                )
+            )  # fmt: skip
+
+
+def test_the_device_page_shows_its_binding_and_its_month(client: TestClient, ctx, world):
+    ctx.clock.set(NOV_20)
+    s = shop(ctx, world)
+    sub = activate_one(s, terminal())
+    _records(
+        ctx,
+        sub,
+        [
+            ("2026-11", "rated", 50, 15_000),
+            ("2026-11", "rated", 80, 18_000),
+            ("2026-11", "rejected", 40, 0),
+            ("2026-10", "billed", 50, 15_000),  # last month: not this month's
+        ],
+    )
+    signed_in(client, s.admin.username)
+    html = unescape(client.get(f"/devices/{sub.dev_eui}").text)
+    card = html.split('id="device-service"', 1)[1].split("</section>", 1)[0]
+    for fact in (sub.iot_number, sub.imei, sub.handle, "SAT-BUNDLE-100 v1", ">active<"):
+        assert fact in card, fact
+    month = card.split('id="device-month"', 1)[1].split("</p>", 1)[0]
+    assert "2026-11 so far" in month and "<strong>2</strong> messages charged" in month
+    assert "130 billable bytes" in month and "¥0.03</strong> in usage charges" in month
+    assert "1 not charged" in month
+
+    # The network operations centre (no usage:read) sees the binding, not the money.
+    client.cookies.clear()
+    signed_in(client, world.user(world.operator, Role.NOC, "noc").username)
+    html = client.get(f"/devices/{sub.dev_eui}").text
+    assert sub.iot_number in html and 'id="device-month"' not in html
