@@ -13,6 +13,7 @@ from satiot.core.auth.roles import Role
 from satiot.core.ids import new_id
 from tests.bss.order_world import shop, terminal
 from tests.bss.test_activation import activate_one
+from tests.performance.test_query_counts import count_queries
 from tests.web.console_helpers import signed_in
 
 NOV_20 = datetime(2026, 11, 20, 4, tzinfo=UTC)
@@ -64,3 +65,19 @@ def test_the_device_page_shows_its_binding_and_its_month(client: TestClient, ctx
     signed_in(client, world.user(world.operator, Role.NOC, "noc").username)
     html = client.get(f"/devices/{sub.dev_eui}").text
     assert sub.iot_number in html and 'id="device-month"' not in html
+
+
+def test_the_service_card_costs_the_same_queries_however_much_the_device_used(
+    client: TestClient, ctx, world
+):
+    ctx.clock.set(NOV_20)
+    s = shop(ctx, world)
+    sub = activate_one(s, terminal())
+    signed_in(client, s.admin.username)
+    counts = []
+    for more in (1, 40):
+        _records(ctx, sub, [("2026-11", "rated", 50, 15_000)] * more)
+        with count_queries(ctx.db.engine) as seen:
+            assert client.get(f"/devices/{sub.dev_eui}").status_code == 200
+        counts.append(len(seen))
+    assert counts[0] == counts[1], counts
