@@ -174,6 +174,9 @@ def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(
     lines = export.content.decode("utf-8-sig").splitlines()
     assert len(lines) == 2 and lines[1].startswith(f"{bill.number},2026-11,new,")
     assert len(client.get("/invoices/export.csv?state=sent").text.splitlines()) == 1
+    odd = client.get('/invoices/export.csv?period=2026-1"')  # no month: every bill
+    assert re.search(r'filename="satiot-bills-[0-9]{8}\.csv"', odd.headers["content-disposition"])
+    assert bill.number in odd.text
     _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
     assert len(client.get("/invoices/export.csv").text.splitlines()) == 1  # not sent yet
     csrf = _as(client, "clerk")

@@ -8,6 +8,7 @@ Customers see their bills once sent, as through the API; every move and payment 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from satiot.api.csv_files import streamed_download
 from satiot.bss import bill_adjustments, bill_export, bill_statement, invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
+from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.states import BILL
 from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
@@ -51,7 +53,7 @@ def _where(
 ) -> list[ColumnElement[bool]]:
     """The page's filters, which its export shares; a customer sees its bills once sent."""
     where: list[ColumnElement[bool]] = []
-    if len(period) == 7:
+    if _is_period(period):
         where.append(CustomerBill.period == period)
     if state in BILL.states:
         where.append(CustomerBill.state == state)
@@ -60,6 +62,11 @@ def _where(
     if not signed_in.principal.all_tenants:
         where.append(CustomerBill.state.in_(CUSTOMER_VISIBLE))
     return where
+
+
+def _is_period(text: str) -> bool:
+    """A month as the filter takes it (anything else is no filter, and never a file name)."""
+    return re.fullmatch(PERIOD_PATTERN, text) is not None
 
 
 def _query(period: str, state: str, account: uuid.UUID | None, **more: str | None) -> str:
@@ -136,7 +143,7 @@ def invoices_csv(
     return streamed_download(
         signed_in.call.read,
         lambda session: bill_export.export_bills(session, where),
-        bill_export.file_name(period if len(period) == 7 else None, signed_in.now()),
+        bill_export.file_name(period if _is_period(period) else None, signed_in.now()),
     )
 
 
