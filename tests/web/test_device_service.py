@@ -81,3 +81,26 @@ def test_the_service_card_costs_the_same_queries_however_much_the_device_used(
             assert client.get(f"/devices/{sub.dev_eui}").status_code == 200
         counts.append(len(seen))
     assert counts[0] == counts[1], counts
+
+
+def test_the_history_says_who_suspended_the_device_and_why_to_those_who_read_the_audit(
+    client: TestClient, ctx, world
+):
+    from satiot.bss.subscriptions import suspend_subscription
+
+    ctx.clock.set(NOV_20)
+    s = shop(ctx, world)
+    sub = activate_one(s, terminal())
+    with ctx.db.write() as w:
+        suspend_subscription(w, world.system, sub.id, "unpaid since October", NOV_20)
+    signed_in(client, world.user(world.operator, Role.COMPLIANCE, "auditor").username)
+    html = unescape(client.get(f"/devices/{sub.dev_eui}").text)
+    rows = html.split('id="device-history-table"', 1)[1].split("</table>", 1)[0]
+    first = rows.split('class="history-row"')[1]  # newest first
+    assert "subscription.suspended" in first and "unpaid since October" in first
+    assert "active → suspended" in first
+    assert "device.status-changed" in rows and "subscription.activated" in rows
+    for who in (s.admin.username, world.user(world.operator, Role.NOC, "noc").username):
+        client.cookies.clear()
+        signed_in(client, who)
+        assert 'id="device-history"' not in client.get(f"/devices/{sub.dev_eui}").text

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from satiot.api.csv_files import streamed_download
 from satiot.core.errors import DomainError, NotFound
+from satiot.core.models import AuditEntry
 from satiot.core.pagination import Page, paginate
 from satiot.network import device_export
 from satiot.network.models import Device, Downlink, GroundStation, Uplink
@@ -27,7 +28,7 @@ from satiot.network.states import DOWNLINK_PENDING_STATES
 from satiot.web.flash import Flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
-from satiot.web.views.device_service import ServiceFacts, service_facts
+from satiot.web.views.device_service import ServiceFacts, history, service_facts
 from satiot.web.views.network_rows import (
     MessageRow,
     ago,
@@ -218,6 +219,7 @@ class DeviceDetail:
     downlinks: list[DownlinkRow] = field(default_factory=list)
     pending: int = 0
     service: ServiceFacts | None = None
+    history: list[AuditEntry] = field(default_factory=list)
 
 
 def _downlinks(session: Session, device: Device, signed_in: ConsoleSession) -> list[DownlinkRow]:
@@ -280,6 +282,8 @@ def device_detail(session: Session, signed_in: ConsoleSession, dev_eui: str) -> 
     if "subscriptions:read" in scopes:
         tz = signed_in.ctx.settings.business_timezone
         detail.service = service_facts(session, device, now=signed_in.now(), tz=tz)
+    if "audit:read" in scopes:
+        detail.history = history(session, device)
     if "uplinks:read" in scopes:
         uplinks = newest_uplinks(session, limit=DEVICE_ROWS, device_id=device.id)
         detail.uplinks = message_rows(session, uplinks, with_tenant=False)
