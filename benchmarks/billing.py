@@ -14,7 +14,13 @@ terminated during the month, and --usage rated usage records per device. Then:
   transaction (set-based ``GROUP BY`` in the database, bulk writes).
 
 It prints the data generation time, the bill run's time and accounts/s, the anchor's, and the
-ratio of their per-account times.
+ratio of their per-account times. Then the month's bills go to the ledger:
+
+- export: :func:`satiot.bss.bill_export.export_bills`, every bill as CSV (what ``GET
+  /api/v1/bills/csv`` and ``satiot bills export`` stream);
+- its anchor: what a script does without it, in the same process: list the bills a page of
+  500 at a time and look up each bill's account and customer (the first --anchor-bills bills,
+  extrapolated and labelled so).
 """
 
 from __future__ import annotations
@@ -32,22 +38,26 @@ from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
 import _args
+from satiot.bss.bill_export import export_bills
 from satiot.bss.billing import RunSettings, prorate, run_bills
 from satiot.bss.invoices import take_numbers
 from satiot.bss.models import (
+    BillingAccount,
     BillLine,
+    Customer,
     CustomerBill,
     ProductOfferingPrice,
     Subscription,
     UsageRecord,
 )
-from satiot.bss.money import round_to_fen
+from satiot.bss.money import fen_text, round_to_fen
 from satiot.bss.periods import local_date, period_bounds
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
 from satiot.core.bulk import insert_rows
 from satiot.core.db import Database
 from satiot.core.ids import new_id
+from satiot.core.pagination import paginate
 
 PERIOD = "2026-11"
 RUN_AT = datetime(2026, 12, 1, 2, tzinfo=UTC)
@@ -431,6 +441,34 @@ def naive_bill(db: Database, account_id: uuid.UUID) -> None:
         )
 
 
+def export_anchor(db: Database, limit: int) -> float:
+    """Seconds per bill of the list-and-look-up way over the first ``limit`` bills."""
+    started = time.perf_counter()
+    done = 0
+    with db.read() as s:
+        cursor = None
+        while done < limit:
+            page = paginate(s, select(CustomerBill), CustomerBill.id, cursor=cursor, limit=500)
+            for bill in page.items:
+                account = s.get(BillingAccount, bill.billing_account_id)
+                customer = s.get(Customer, account.customer_id) if account else None
+                fen_text(bill.total_micros)
+                assert customer is not None
+            done += len(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    return (time.perf_counter() - started) / max(done, 1)
+
+
+def export_all(db: Database) -> tuple[float, int]:
+    """Seconds to export every bill as CSV, and the bytes written."""
+    started = time.perf_counter()
+    with db.read() as s:
+        size = sum(len(piece) for piece in export_bills(s))
+    return time.perf_counter() - started, size
+
+
 def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
     migrate.upgrade(db.engine)
     t0 = time.perf_counter()
@@ -447,7 +485,17 @@ def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
         run = run_bills(s, principal, PERIOD, at=RUN_AT, settings=SETTINGS)
     elapsed = time.perf_counter() - t0
     assert run.bills == len(accounts) - len(sample), (run.bills, len(accounts))
-    return {"generate_s": generated, "run_s": elapsed, "bills": run.bills, "naive_s": naive}
+    exported_s, size = export_all(db)
+    return {
+        "generate_s": generated,
+        "run_s": elapsed,
+        "bills": run.bills,
+        "naive_s": naive,
+        "export_s": exported_s,
+        "export_bytes": size,
+        "export_anchor_s": export_anchor(db, args.anchor_bills),
+        "all_bills": len(accounts),
+    }
 
 
 def main() -> None:
@@ -456,6 +504,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--usage", type=int, default=1, help="rated usage records per device")
     parser.add_argument("--anchor-accounts", type=int, default=1_000)
+    parser.add_argument("--anchor-bills", type=int, default=5_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()
@@ -500,6 +549,17 @@ def main() -> None:
             f"{r['naive_s'] * args.accounts:,.0f} s"
         )
         print(f"ratio anchor/set-based    {r['naive_s'] / per_bill:10.1f}x per account")
+        bills = r["all_bills"]
+        print(
+            f"export for the ledger     {r['export_s']:10.1f} s for {bills:,} bills "
+            f"({bills / r['export_s']:,.0f} bills/s, {r['export_bytes'] / 1e6:.1f} MB)"
+        )
+        print(
+            f"anchor, list + look-ups   {r['export_anchor_s'] * 1000:10.3f} ms per bill on "
+            f"{args.anchor_bills:,} bills; extrapolated: {r['export_anchor_s'] * bills:,.1f} s"
+        )
+        per_exported = r["export_s"] / bills
+        print(f"ratio anchor/export       {r['export_anchor_s'] / per_exported:10.1f}x per bill")
 
 
 if __name__ == "__main__":
