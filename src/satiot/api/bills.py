@@ -55,8 +55,6 @@ Reader = Annotated[Call, Depends(requires("bills:read"))]
 Writer = Annotated[Call, Depends(requires("bills:write"))]
 
 BillState = Literal["new", "onHold", "validated", "sent", "partiallyPaid", "settled"]
-#: What a customer sees: bills that have been sent to it.
-CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
 Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])]
 
 
@@ -230,7 +228,7 @@ def _micros(amount: Decimal) -> int:
 
 def _visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerBill:
     bill = invoices.get_bill(session, bill_id)
-    if not call.principal.all_tenants and bill.state not in CUSTOMER_VISIBLE:
+    if not call.principal.all_tenants and bill.state not in invoices.CUSTOMER_VISIBLE:
         raise invoices.BillNotFound(f"no bill {bill_id}")
     return bill
 
@@ -238,17 +236,9 @@ def _visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerB
 def _bill_filters(
     call: Call, period: str | None, state: str | None, account_id: uuid.UUID | None
 ) -> list[ColumnElement[bool]]:
-    """The list's and the export's filters; a customer sees its bills once sent."""
-    where: list[ColumnElement[bool]] = []
-    if period is not None:
-        where.append(CustomerBill.period == period)
-    if state is not None:
-        where.append(CustomerBill.state == state)
-    if account_id is not None:
-        where.append(CustomerBill.billing_account_id == account_id)
-    if not call.principal.all_tenants:
-        where.append(CustomerBill.state.in_(CUSTOMER_VISIBLE))
-    return where
+    return invoices.bill_filters(
+        period=period, state=state, account_id=account_id, all_tenants=call.principal.all_tenants
+    )
 
 
 @router.get("", response_model=Page[BillOut], summary="List bills, newest first")

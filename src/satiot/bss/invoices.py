@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,31 @@ from satiot.core.errors import NotFound
 class BillNotFound(NotFound):
     slug = "bill-not-found"
     title = "Bill not found"
+
+
+#: What a customer sees of its bills: those sent to it (through the API and the console alike).
+CUSTOMER_VISIBLE: Final = ("sent", "partiallyPaid", "settled")
+
+
+def bill_filters(
+    *,
+    period: str | None,
+    state: str | None,
+    account_id: uuid.UUID | None,
+    all_tenants: bool,
+) -> list[ColumnElement[bool]]:
+    """The criteria of a list of bills (and of its export): a month, a state, an account, and
+    for a customer only the bills sent to it. Callers check ``period`` and ``state`` first."""
+    where: list[ColumnElement[bool]] = []
+    if period is not None:
+        where.append(CustomerBill.period == period)
+    if state is not None:
+        where.append(CustomerBill.state == state)
+    if account_id is not None:
+        where.append(CustomerBill.billing_account_id == account_id)
+    if not all_tenants:
+        where.append(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+    return where
 
 
 def invoice_series(prefix: str, at: datetime, tz: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.bss import billing, payments
+from satiot.bss import billing, invoices, payments
 from satiot.bss.accounts import balance_text
 from satiot.bss.models import BillingAccount, Customer, CustomerBill, Payment
 from satiot.bss.money import format_cny
@@ -31,7 +31,6 @@ from satiot.web.forms import yuan_amount
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import Posted, SignedIn
-from satiot.web.views.invoices import CUSTOMER_VISIBLE
 from satiot.web.views.network_rows import parse_uuid
 
 router = APIRouter()
@@ -120,6 +119,7 @@ def billing_account_page(
         if period:
             flash = Flash("error", exc.detail)
         period = period_of(signed_in.now(), s.business_timezone)
+    staff = signed_in.principal.all_tenants
     with signed_in.call.read() as session:
         account = session.get(BillingAccount, wanted)
         if account is None:
@@ -140,9 +140,10 @@ def billing_account_page(
                     CustomerBill.billing_account_id == account.id, CustomerBill.period == period
                 )
             )
-        recent = select(CustomerBill).where(CustomerBill.billing_account_id == account.id)
-        if not signed_in.principal.all_tenants:
-            recent = recent.where(CustomerBill.state.in_(CUSTOMER_VISIBLE))
+        shown = invoices.bill_filters(
+            period=None, state=None, account_id=account.id, all_tenants=staff
+        )
+        recent = select(CustomerBill).where(*shown)
         bills = list(
             session.scalars(recent.order_by(CustomerBill.id.desc()).limit(RECENT_BILLS + 1))
         )
@@ -154,7 +155,6 @@ def billing_account_page(
                 .limit(RECENT_TOP_UPS)
             )
         )
-    staff = signed_in.principal.all_tenants
     return page(
         request,
         signed_in,
@@ -167,7 +167,8 @@ def billing_account_page(
             "period": period,
             "draft": draft,
             "billed": billed,
-            "bill_visible": staff or (billed is not None and billed.state in CUSTOMER_VISIBLE),
+            "bill_visible": staff
+            or (billed is not None and billed.state in invoices.CUSTOMER_VISIBLE),
             "top_ups": top_ups,
             "bills": bills[:RECENT_BILLS],
             "more_bills": len(bills) > RECENT_BILLS,

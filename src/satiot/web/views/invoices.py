@@ -38,12 +38,11 @@ PATH = "/invoices"
 PAGE = 50
 #: Devices of a bill's usage statement shown at a time.
 DEVICES_PAGE = 50
-CUSTOMER_VISIBLE = ("sent", "partiallyPaid", "settled")
 
 
 def _bill(signed_in: ConsoleSession, session: Session, bill_id: uuid.UUID) -> CustomerBill:
     bill = invoices.get_bill(session, bill_id)
-    if not signed_in.principal.all_tenants and bill.state not in CUSTOMER_VISIBLE:
+    if not signed_in.principal.all_tenants and bill.state not in invoices.CUSTOMER_VISIBLE:
         raise invoices.BillNotFound(f"no bill {bill_id}")
     return bill
 
@@ -51,17 +50,14 @@ def _bill(signed_in: ConsoleSession, session: Session, bill_id: uuid.UUID) -> Cu
 def _where(
     signed_in: ConsoleSession, period: str, state: str, account_id: uuid.UUID | None
 ) -> list[ColumnElement[bool]]:
-    """The page's filters, which its export shares; a customer sees its bills once sent."""
-    where: list[ColumnElement[bool]] = []
-    if _is_period(period):
-        where.append(CustomerBill.period == period)
-    if state in BILL.states:
-        where.append(CustomerBill.state == state)
-    if account_id is not None:
-        where.append(CustomerBill.billing_account_id == account_id)
-    if not signed_in.principal.all_tenants:
-        where.append(CustomerBill.state.in_(CUSTOMER_VISIBLE))
-    return where
+    """The page's filters, which its export shares (a month or state that is none is no
+    filter); a customer sees its bills once sent."""
+    return invoices.bill_filters(
+        period=period if _is_period(period) else None,
+        state=state if state in BILL.states else None,
+        account_id=account_id,
+        all_tenants=signed_in.principal.all_tenants,
+    )
 
 
 def _is_period(text: str) -> bool:
