@@ -79,7 +79,9 @@ def test_a_held_bill_is_adjusted_and_a_validated_one_is_not(world):
         (-100_020_000, "more than the subtotal", "amount", "more than the bill's subtotal"),
         (10**16, "a typo", "amount", "beyond"),
         (-1_000_000, " \n ", "reason", "say why"),
-        (-1_000_000, "x" * 301, "reason", "longer than 300"),
+        (-1_000_000, "x" * 301, "reason", "at most 300"),
+        (-1_000_000, "Credit \u202egnissim", "reason", "bidirectional control"),
+        (-1_000_000, "Credit \x1b[2J", "reason", "control character"),
     ],
 )
 def test_bad_adjustments_are_refused_and_change_nothing(world, amount, reason, field, message):

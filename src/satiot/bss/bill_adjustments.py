@@ -28,12 +28,13 @@ from satiot.bss.money import MICROS_PER_FEN, format_cny, vat_micros
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput
+from satiot.core.lengths import plain_text
 
 #: The states in which a bill may still be corrected.
 ADJUSTABLE: Final = ("new", "onHold")
 #: The largest adjustment, either way (¥1 billion): a typo of a few zeros is refused.
 MAX_ADJUSTMENT_MICROS: Final = 1_000_000_000 * 1_000_000
-#: As long as a bill line's description may be.
+#: As long as a bill line's description may be (``BillLine.description``).
 MAX_REASON: Final = 300
 
 
@@ -46,12 +47,12 @@ class Adjusted:
 
 
 def _checked_reason(reason: str) -> str:
+    """The reason as one line of plain text (a pasted line break becomes a space): it is the
+    invoice's line, in the PDF, the audit log and the ledger's file (``plain_text``)."""
     text = " ".join(reason.split())
     if not text:
         raise InvalidInput("say why the bill is adjusted: the reason is its line", field="reason")
-    if len(text) > MAX_REASON:
-        raise InvalidInput(f"reason is longer than {MAX_REASON} characters", field="reason")
-    return text
+    return plain_text(text, BillLine.description, "reason")
 
 
 def _checked_amount(amount_micros: int) -> int:
