@@ -422,9 +422,8 @@ def bills_adjust(
     """Add an adjustment line to a bill still new or on hold, and work out its VAT and total
     again. A validated bill is not changed: correct it with a credit on the next one."""
     from satiot.bss.bill_adjustments import adjust_bill
-    from satiot.bss.money import format_cny
+    from satiot.bss.money import format_cny, yuan_amount
     from satiot.core.clock import SystemClock
-    from satiot.web.forms import yuan_amount
 
     with domain_errors():
         micros = yuan_amount(amount, example="-50.00", signed=True)

@@ -106,7 +106,7 @@ def adjust_bill(
         amount_micros=amount,
     )
     session.add(line)
-    bill.adjustment_micros = (bill.adjustment_micros or 0) + amount
+    bill.adjustment_micros += amount
     bill.tax_micros = vat_micros(subtotal, bill.tax_rate_bp)
     bill.total_micros = subtotal + bill.tax_micros
     session.flush()

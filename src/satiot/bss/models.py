@@ -473,7 +473,7 @@ class CustomerBill(TenantScoped, Base):
             self.recurring_micros
             + self.usage_micros
             + self.one_time_micros
-            + (self.adjustment_micros)
+            + self.adjustment_micros
         )
 
 

@@ -7,10 +7,18 @@ SQLite ``NUMERIC`` would not be). Amounts are rounded to the fen only on an invo
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from satiot.core.errors import InvalidInput
 
 MICROS_PER_YUAN = 1_000_000
 MICROS_PER_FEN = 10_000
+#: The largest amount a person types (a form, the CLI), in yuan: the API's 14 digits with two
+#: decimals.
+MAX_YUAN = Decimal("999999999999.99")
+_AMOUNT_RE = re.compile(r"^\+?[0-9]*\.?[0-9]*$")
+_SIGNED_AMOUNT_RE = re.compile(r"^[-+]?[0-9]*\.?[0-9]*$")
 
 
 def to_micros(yuan: Decimal | str | int) -> int:
@@ -47,3 +55,30 @@ def format_cny(micros: int) -> str:
     """``¥1,234.56`` for people (amounts on invoices are whole fen); a credit ``-¥50.00``."""
     fen = round_to_fen(micros)
     return f"{'-' if fen < 0 else ''}¥{to_yuan(abs(fen)):,.2f}"
+
+
+def yuan_amount(
+    text: str, field: str = "amount", *, example: str = "200.00", signed: bool = False
+) -> int:
+    """A positive yuan amount typed by a person in a form or on the command line (``1,200.50``)
+    as micro-yuan: ASCII digits, at most two decimals, at most :data:`MAX_YUAN` (``Decimal``
+    alone also reads ``Infinity``, ``1e400`` and Arabic-Indic digits). ``signed`` also takes
+    one below zero (``-50``, a credit); zero is refused either way."""
+    cleaned = text.strip().replace(",", "")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidInput(
+            f"{field} must be a number of yuan, e.g. {example}", field=field
+        ) from None
+    kind = "a non-zero" if signed else "a positive"
+    size = abs(value) if signed and value.is_finite() else value
+    if not value.is_finite() or size <= 0 or size > MAX_YUAN:
+        raise InvalidInput(f"{field} must be {kind} number of yuan, e.g. {example}", field=field)
+    if not (_SIGNED_AMOUNT_RE if signed else _AMOUNT_RE).fullmatch(cleaned):
+        raise InvalidInput(
+            f"{field} must be written with the digits 0-9, e.g. {example}", field=field
+        )
+    if value != value.quantize(Decimal("0.01")):
+        raise InvalidInput(f"{field} has more than two decimals", field=field)
+    return to_micros(value)

@@ -12,17 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
-from satiot.bss.money import to_micros
 from satiot.core.errors import DomainError, InvalidInput
 
 _FIELD_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?:\[(?P<index>[0-9]+)\])?$")
 _NUMBER_RE = re.compile(r"^-?[0-9]{1,18}$")
-_AMOUNT_RE = re.compile(r"^\+?[0-9]*\.?[0-9]*$")
-_SIGNED_AMOUNT_RE = re.compile(r"^[-+]?[0-9]*\.?[0-9]*$")
-#: The largest amount a form takes, in yuan (the API's 14 digits with two decimals).
-MAX_YUAN = Decimal("999999999999.99")
 
 
 @dataclass(frozen=True)
@@ -66,33 +60,6 @@ def whole_number(text: str, field: str, *, required: bool) -> int | None:
     if not _NUMBER_RE.fullmatch(cleaned):
         raise InvalidInput(f"{field}: {text.strip()!r} is not a whole number", field=field)
     return int(cleaned)
-
-
-def yuan_amount(
-    text: str, field: str = "amount", *, example: str = "200.00", signed: bool = False
-) -> int:
-    """A positive yuan amount typed into a form (``1,200.50``) as micro-yuan: ASCII digits, at
-    most two decimals, at most :data:`MAX_YUAN` (``Decimal`` alone also reads ``Infinity``,
-    ``1e400`` and Arabic-Indic digits). ``signed`` also takes one below zero (``-50``, a
-    credit); zero is refused either way."""
-    cleaned = text.strip().replace(",", "")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidInput(
-            f"{field} must be a number of yuan, e.g. {example}", field=field
-        ) from None
-    kind = "a non-zero" if signed else "a positive"
-    size = abs(value) if signed and value.is_finite() else value
-    if not value.is_finite() or size <= 0 or size > MAX_YUAN:
-        raise InvalidInput(f"{field} must be {kind} number of yuan, e.g. {example}", field=field)
-    if not (_SIGNED_AMOUNT_RE if signed else _AMOUNT_RE).fullmatch(cleaned):
-        raise InvalidInput(
-            f"{field} must be written with the digits 0-9, e.g. {example}", field=field
-        )
-    if value != value.quantize(Decimal("0.01")):
-        raise InvalidInput(f"{field} has more than two decimals", field=field)
-    return to_micros(value)
 
 
 def lines(text: str) -> list[str]:

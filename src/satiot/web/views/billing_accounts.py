@@ -22,12 +22,11 @@ from starlette.responses import Response
 from satiot.bss import billing, invoices, payments
 from satiot.bss.accounts import balance_text
 from satiot.bss.models import BillingAccount, Customer, CustomerBill, Payment
-from satiot.bss.money import format_cny
+from satiot.bss.money import format_cny, yuan_amount
 from satiot.bss.periods import check_period, period_of
 from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash
-from satiot.web.forms import yuan_amount
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import Posted, SignedIn

@@ -23,12 +23,12 @@ from satiot.api.csv_files import streamed_download
 from satiot.bss import bill_adjustments, bill_export, bill_statement, invoices, payments
 from satiot.bss.invoice_pdf import Issuer, render_invoice
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
+from satiot.bss.money import yuan_amount
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.states import BILL
 from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash, set_flash
-from satiot.web.forms import yuan_amount
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 from satiot.web.views.network_rows import parse_uuid
