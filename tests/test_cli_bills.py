@@ -11,6 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from satiot.bss.billing import dry_run, run_bills
+from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
 from satiot.cli import app
@@ -120,6 +121,38 @@ def test_a_bill_is_adjusted_by_number_and_bad_input_changes_nothing(setup, env, 
         )
     assert f"{number}: adjusted by -¥1.00" in r.stdout
     assert f"total {format_cny(after.total_micros)}" in r.stdout
+
+
+def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, env, world):  # noqa: F811
+    ctx, _s, _off, _subs = setup
+    with ctx.db.write() as w:
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        bill = w.scalar(select(CustomerBill))
+        bill_id, number, total = bill.id, bill.number, bill.total_micros
+    _one_error(
+        runner.invoke(app, ["bills", "credit", number, "--amount", "1.00", "--reason", "x"]),
+        "adjust a bill that is not yet validated",
+    )
+    with ctx.db.write() as w:
+        validate_bill(w, world.system, bill_id, at=DEC_1)
+        send_bill(w, world.system, bill_id, at=DEC_1)
+    for args, message in (
+        (["--amount", "0", "--reason", "x"], "positive"),
+        (["--amount", "-1.00", "--reason", "x"], "positive"),
+        (["--amount", "1.001", "--reason", "x"], "two decimals"),
+        (["--amount", "99999999", "--reason", "x"], "not yet credited"),
+        (["--amount", "1.00", "--reason", " "], "say why"),
+    ):
+        _one_error(runner.invoke(app, ["bills", "credit", number, *args]), message)
+    with ctx.db.read() as session:
+        assert session.get(CustomerBill, bill_id).credited_micros == 0
+    r = runner.invoke(app, ["bills", "credit", number, "--amount", "1.00", "--reason", "Goodwill"])
+    assert r.exit_code == 0, r.output
+    with ctx.db.read() as session:
+        after = session.get(CustomerBill, bill_id)
+    assert after.credited_micros == 1_060_000 and after.due_micros == total - 1_060_000
+    assert f"SATCN2026-00000001 credits {number}: ¥1.00 + VAT ¥0.06 = ¥1.06" in r.stdout
+    assert f"still owed {format_cny(total - 1_060_000)}" in r.stdout
 
 
 def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811

@@ -304,8 +304,8 @@ def subscriptions_export(
 
 
 bills_app = typer.Typer(
-    help="Monthly bill runs, dry runs, adjustments, statements and exports (TMF678 customer "
-    "bills).",
+    help="Monthly bill runs, dry runs, adjustments, credit notes, statements and exports "
+    "(TMF678 customer bills).",
     no_args_is_help=True,
 )
 
@@ -420,7 +420,8 @@ def bills_adjust(
     ],
 ) -> None:
     """Add an adjustment line to a bill still new or on hold, and work out its VAT and total
-    again. A validated bill is not changed: correct it with a credit on the next one."""
+    again. A validated bill is not changed: once sent, correct it with a credit note
+    (`satiot bills credit`)."""
     from satiot.bss.bill_adjustments import adjust_bill
     from satiot.bss.money import format_cny, yuan_amount
     from satiot.core.clock import SystemClock
@@ -446,6 +447,46 @@ def bills_adjust(
         f"{number}: adjusted by {format_cny(micros)}; subtotal {format_cny(subtotal)}, "
         f"VAT {format_cny(tax)}, total {format_cny(total)}",
         highlight=False,
+    )
+
+
+@bills_app.command("credit")
+def bills_credit(
+    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    amount: Annotated[str, typer.Option("--amount", help="Yuan credited before VAT, e.g. 50.00")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: printed on the credit note")],
+) -> None:
+    """Issue a credit note on a bill the customer has received: the amount and its VAT come
+    off what is still owed (on a prepaid account they go back to the balance). A bill not yet
+    validated is adjusted instead (`satiot bills adjust`)."""
+    from satiot.bss.credit_notes import issue_credit_note
+    from satiot.bss.invoices import get_bill
+    from satiot.bss.money import format_cny, yuan_amount
+    from satiot.core.clock import SystemClock
+
+    settings = load_settings()
+    with domain_errors():
+        micros = yuan_amount(amount, example="50.00")
+    with domain_errors(), _migrated() as database, database.write() as s:
+        bill_id, number = _find_bill(s, bill)
+        note = issue_credit_note(
+            s,
+            _principal(database, "credit-note"),
+            bill_id,
+            amount_micros=micros,
+            reason=reason,
+            at=SystemClock().now(),
+            series_prefix=settings.invoice_series_prefix,
+            tz=settings.business_timezone,
+        )
+        figures = (note.number, note.subtotal_micros, note.tax_micros, note.total_micros)
+        due = get_bill(s, bill_id).due_micros
+    credit_number, subtotal, tax, total = figures
+    out.print(
+        f"{credit_number} credits {number}: {format_cny(subtotal)} + VAT {format_cny(tax)} = "
+        f"{format_cny(total)}; still owed {format_cny(due)}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -61,3 +61,34 @@ def bearer(secret: str) -> dict[str, str]:
 @pytest.fixture
 def counts(ctx: AppContext) -> Any:
     return lambda: row_counts(ctx)
+
+
+@pytest.fixture
+def billed(
+    client: httpx.Client, world: Any, ctx: AppContext
+) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """One customer with one device at ¥100 a month and ¥0.01 a message that sent one message
+    in November, the clock at 1 December: (shop, billing clerk's headers, customer's)."""
+    from datetime import UTC, datetime
+
+    from satiot.core.auth.roles import Role
+    from tests.bss.billing_world import offering, price, rate_all, shop, uplink
+
+    s = shop(world)
+    off = offering(
+        ctx, "Tianqi Basic", [price("recurring", 100_000_000), price("per-message", 10_000)]
+    )
+    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    uplink(ctx, sub, 10, datetime(2026, 11, 5, tzinfo=UTC))
+    rate_all(ctx)
+    ctx.clock.set(datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+    clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk"))
+    customer = world.headers(world.user(s.tenant, Role.CUSTOMER_ADMIN))
+    return s, clerk, customer
+
+
+def run_november(client: httpx.Client, clerk: dict[str, str]) -> dict[str, Any]:
+    """Run November's bills as the clerk; the run's answer."""
+    r = client.post("/api/v1/bill-runs", headers=clerk, json={"period": "2026-11"})
+    assert r.status_code == 201, r.text
+    return dict(r.json())

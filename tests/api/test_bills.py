@@ -10,31 +10,11 @@ import pytest
 
 from satiot.core.auth.roles import Role
 from tests.api.conftest import assert_problem, unchanged
+from tests.api.conftest import run_november as _run
 from tests.bss.billing_world import offering, price, rate_all, shop, uplink
 
 API = "/api/v1"
 DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def billed(client, world, ctx):
-    s = shop(world)
-    off = offering(
-        ctx, "Tianqi Basic", [price("recurring", 100_000_000), price("per-message", 10_000)]
-    )
-    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
-    uplink(ctx, sub, 10, datetime(2026, 11, 5, tzinfo=UTC))
-    rate_all(ctx)
-    ctx.clock.set(DEC_1)
-    clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk"))
-    customer = world.headers(world.user(s.tenant, Role.CUSTOMER_ADMIN))
-    return s, clerk, customer
-
-
-def _run(client, clerk):
-    r = client.post(f"{API}/bill-runs", headers=clerk, json={"period": "2026-11"})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def test_a_run_bills_once_and_customers_see_a_bill_only_once_sent(client, billed):

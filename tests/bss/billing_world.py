@@ -277,10 +277,12 @@ def pooled_usage(ctx: AppContext, world: World, devices: int, **shop_args: Any) 
 
 def sent_bill_for(world: World, tenant_id: uuid.UUID) -> dict[str, str]:
     """A sent October bill of ``tenant_id`` (reusing its customer, account and contract if
-    it has them): ids of the bill, its run, account and subscription, for route walkers."""
+    it has them), credited ¥0.10: ids of the bill, its credit note, run, account and
+    subscription, for route walkers."""
     from sqlalchemy import select
 
     from satiot.bss.billing import RunSettings, run_bills
+    from satiot.bss.credit_notes import issue_credit_note
     from satiot.bss.invoices import send_bill, validate_bill
     from satiot.bss.models import CustomerBill
 
@@ -312,8 +314,13 @@ def sent_bill_for(world: World, tenant_id: uuid.UUID) -> dict[str, str]:
         assert bill_id is not None
         validate_bill(s, world.system, bill_id, at=ctx.clock.now())
         send_bill(s, world.system, bill_id, at=ctx.clock.now())
+        note = issue_credit_note(
+            s, world.system, bill_id, amount_micros=100_000, reason="Walker credit",
+            at=ctx.clock.now(), series_prefix="SAT", tz="Asia/Shanghai",
+        )  # fmt: skip
     return {
         "bill_id": str(bill_id),
+        "note_id": str(note.id),
         "run_id": str(run.id),
         "account_id": str(made.account_id),
         "subscription_id": str(sub.id),

@@ -124,7 +124,7 @@ def test_an_invoices_usage_by_device_pages_and_downloads(
     assert problems == []
 
 
-def test_an_invoice_is_adjusted_before_it_is_validated(
+def test_an_invoice_is_adjusted_before_it_is_validated_and_credited_once_sent(
     live_server: str, ctx: AppContext, world: World
 ) -> None:
     from playwright.sync_api import expect
@@ -161,4 +161,24 @@ def test_an_invoice_is_adjusted_before_it_is_validated(
         page.click("#invoice button:has-text('Validate')")
         expect(page.locator("#adjustment-form")).to_have_count(0)
         expect(page.locator("#invoice-total")).to_have_text("¥84.80")
+        expect(page.locator("#credit-note-form")).to_have_count(0)  # not sent yet
+        page.click("#invoice button:has-text('Send')")
+        credit = page.locator("#credit-note-form")
+        box = credit.bounding_box()
+        assert box is not None and box["height"] < 60, "the form is one line at 1360 px"
+        credit.locator("input[name=amount]").fill("10.00")
+        credit.locator("input[name=reason]").fill("Goodwill for the late activation")
+        credit.locator("button[type=submit]").click()
+        expect(page.locator(".flash-success")).to_contain_text(
+            "Credit note SATCN2026-00000001 issued for ¥10.60."
+        )
+        expect(page.locator("#invoice-total")).to_have_text("¥84.80")  # the invoice stays
+        expect(page.locator("#invoice-due")).to_have_text("¥74.20")
+        note = page.locator("#credit-notes-table tbody tr")
+        expect(note).to_contain_text("Goodwill for the late activation")
+        href = note.locator("a", has_text="PDF").get_attribute("href")
+        assert href is not None
+        pdf = page.request.get(live_server + href)
+        assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+        page.screenshot(path=str(SCREENS / "invoice-credited.png"), full_page=True)
     assert problems == []

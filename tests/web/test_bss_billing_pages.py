@@ -161,6 +161,42 @@ def test_billing_staff_adjust_a_new_invoice_and_bad_amounts_change_nothing(
         assert r2.get(CustomerBill, bill.id).total_micros == 84_800_000
 
 
+def test_billing_staff_credit_a_sent_invoice_and_the_customer_reads_the_note(
+    client: TestClient, ctx, world
+):
+    s, bill = _monthly_bill(ctx, world)  # ¥100 + 6 % VAT = ¥106.00
+    csrf = _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
+    assert 'id="credit-note-form"' not in client.get(f"/invoices/{bill.id}").text  # new: adjust
+    for move in ("validate", "send"):
+        client.post(f"/invoices/{bill.id}/{move}", data={"csrf_token": csrf})
+    assert 'id="credit-note-form"' in client.get(f"/invoices/{bill.id}").text
+    url = f"/invoices/{bill.id}/credit-notes"
+    for amount in ("0", "-5.00", "0.001", "Infinity", "abc", "100.01"):
+        r = client.post(url, data={"csrf_token": csrf, "amount": amount, "reason": "x"})
+        assert r.status_code == 200 and "flash-error" in r.text, amount
+    r = client.post(url, data={"csrf_token": csrf, "amount": "20.00", "reason": " "})
+    assert "say why" in unescape(r.text)
+    with ctx.db.read() as r2:
+        assert r2.get(CustomerBill, bill.id).credited_micros == 0
+    r = client.post(url, data={"csrf_token": csrf, "amount": "20.00", "reason": "Outage credit"})
+    assert "Credit note SATCN2026-00000001 issued for ¥21.20." in unescape(r.text)
+    row = r.text.split('id="credit-notes-table"', 1)[1].split("</tr>", 2)[1]
+    assert "SATCN2026-00000001" in row and "Outage credit" in row and "¥21.20" in row
+    assert re.search(r'id="invoice-due">¥84\.80<', r.text)  # ¥106.00 less ¥21.20
+    assert re.search(r'id="invoice-total">¥106\.00<', r.text)  # the invoice's own figures stay
+    pdf_link = re.search(r'href="(/invoices/credit-notes/[0-9a-f-]+/pdf)"', r.text)
+    assert pdf_link is not None
+    _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
+    page = client.get(f"/invoices/{bill.id}").text
+    assert "SATCN2026-00000001" in page and 'id="credit-note-form"' not in page
+    pdf = client.get(pdf_link[1])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    other = shop(world, uscc="91310115MA1K3BTP2B")
+    _as(client, world.user(other.tenant, Role.CUSTOMER_ADMIN, "other").username)
+    assert client.get(pdf_link[1]).status_code == 404  # another customer's note
+    assert client.get("/invoices/credit-notes/not-an-id/pdf").status_code == 422
+
+
 def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(
     client: TestClient, ctx, world
 ):

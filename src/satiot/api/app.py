@@ -34,6 +34,7 @@ from satiot.api.bills import router as bills_router
 from satiot.api.bills import runs_router as bill_runs_router
 from satiot.api.catalog import router as catalog_router
 from satiot.api.context import AppContext
+from satiot.api.credit_notes import router as credit_notes_router
 from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
@@ -96,7 +97,14 @@ def api_router() -> APIRouter:
         router.include_router(oss)
     for bss in (catalog_router, orders_router, subscriptions_router):
         router.include_router(bss)
-    for billing in (bills_router, bill_runs_router, bill_accounts_router, usage_router):
+    billing_routers = (
+        bills_router,
+        credit_notes_router,
+        bill_runs_router,
+        bill_accounts_router,
+        usage_router,
+    )
+    for billing in billing_routers:
         router.include_router(billing)
     return router
 

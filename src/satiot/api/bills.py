@@ -79,8 +79,12 @@ class BillOut(Output):
     tax_micros: int
     total_micros: int
     paid_micros: int
+    credited_micros: int = Field(
+        description="What credit notes took off once the bill was sent, VAT included"
+    )
+    due_micros: int = Field(description="Still owed: the total less payments and credit notes")
     total: str = Field(description="Total in yuan, two decimals")
-    amount_due: str = Field(description="Total less payments, in yuan")
+    amount_due: str = Field(description="Still owed, in yuan")
     issued_at: datetime
     due_at: datetime
 
@@ -198,7 +202,7 @@ def bill_out(b: CustomerBill) -> BillOut:
         {
             **{k: getattr(b, k) for k in BillOut.model_fields if hasattr(b, k)},
             "total": fen_text(b.total_micros),
-            "amount_due": fen_text(b.total_micros - b.paid_micros),
+            "amount_due": fen_text(b.due_micros),
         }
     )
 
@@ -226,7 +230,7 @@ def _micros(amount: Decimal) -> int:
     return int(amount * MICROS_PER_YUAN)
 
 
-def _visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerBill:
+def visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerBill:
     bill = invoices.get_bill(session, bill_id)
     if not call.principal.all_tenants and bill.state not in invoices.CUSTOMER_VISIBLE:
         raise invoices.BillNotFound(f"no bill {bill_id}")
@@ -284,13 +288,13 @@ def export_bills(
 @router.get("/{bill_id}", response_model=BillOut, summary="One bill")
 def get_bill(call: Reader, bill_id: uuid.UUID) -> BillOut:
     with call.read() as session:
-        return bill_out(_visible_bill(call, session, bill_id))
+        return bill_out(visible_bill(call, session, bill_id))
 
 
 @router.get("/{bill_id}/lines", response_model=list[LineOut], summary="A bill's lines")
 def get_lines(call: Reader, bill_id: uuid.UUID) -> list[LineOut]:
     with call.read() as session:
-        bill = _visible_bill(call, session, bill_id)
+        bill = visible_bill(call, session, bill_id)
         return [_line_out(ln) for ln in invoices.lines_of(session, bill.id)]
 
 
@@ -310,7 +314,7 @@ def list_device_usage(
     """Devices that used the network on this bill, by subscription id. The charges are
     exact; they add up to the bill's usage before each usage line is rounded to the fen."""
     with call.read() as session:
-        bill = _visible_bill(call, session, bill_id)
+        bill = visible_bill(call, session, bill_id)
         page = bill_statement.statement_page(session, bill.id, cursor=cursor, limit=limit)
         return page_response(request, response, page, DeviceUsageOut.of)
 
@@ -325,7 +329,7 @@ def export_device_usage(call: Reader, bill_id: uuid.UUID) -> StreamingResponse:
     """One line per device, as the list has it; the columns are in
     :mod:`satiot.bss.bill_statement`."""
     with call.read() as session:
-        bill = _visible_bill(call, session, bill_id)
+        bill = visible_bill(call, session, bill_id)
         number = bill.number
     return streamed_download(
         call.read,
@@ -344,7 +348,7 @@ def get_pdf(call: Reader, bill_id: uuid.UUID) -> Response:
     s = call.ctx.settings
     issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
     with call.read() as session:
-        bill = _visible_bill(call, session, bill_id)
+        bill = visible_bill(call, session, bill_id)
         pdf = render_invoice(session, bill.id, issuer)
         number = bill.number
     return Response(
@@ -412,7 +416,7 @@ def post_adjustment(
 @router.get("/{bill_id}/payments", response_model=list[PaymentOut], summary="Payments of a bill")
 def list_payments(call: Reader, bill_id: uuid.UUID) -> list[PaymentOut]:
     with call.read() as session:
-        bill = _visible_bill(call, session, bill_id)
+        bill = visible_bill(call, session, bill_id)
         rows = session.scalars(
             select(Payment).where(Payment.bill_id == bill.id).order_by(Payment.id)
         )

@@ -8,9 +8,10 @@ are worked out again from its subtotal exactly as the run works them out, so the
 if the run had made the line.
 
 Only a bill still ``new`` or ``onHold`` is adjusted: once validated its figures are what the
-customer is sent, and a correction after that is a credit note on a later bill. A credit that
-would take the subtotal below zero is refused (a bill never owes the customer money), as is a
-zero amount or a missing reason. Each adjustment is audited and announced as ``bill.adjusted``.
+customer is sent, and once sent a correction is a credit note (:mod:`satiot.bss.credit_notes`).
+A credit that would take the subtotal below zero is refused (a bill never owes the customer
+money), as is a zero amount or a missing reason. Each adjustment is audited and announced as
+``bill.adjusted``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
@@ -46,13 +47,14 @@ class Adjusted:
     bill: CustomerBill
 
 
-def _checked_reason(reason: str) -> str:
-    """The reason as one line of plain text (a pasted line break becomes a space): it is the
-    invoice's line, in the PDF, the audit log and the ledger's file (``plain_text``)."""
+def one_line_reason(reason: str, column: Any, empty: str) -> str:
+    """``reason`` as one line of plain text (a pasted line break becomes a space): it is a line
+    of the invoice or the credit note, in the PDF, the audit log and the ledger's file
+    (``plain_text``); ``empty`` is what to say when there is none."""
     text = " ".join(reason.split())
     if not text:
-        raise InvalidInput("say why the bill is adjusted: the reason is its line", field="reason")
-    return plain_text(text, BillLine.description, "reason")
+        raise InvalidInput(f"{empty}: the reason is printed on the document", field="reason")
+    return plain_text(text, column, "reason")
 
 
 def _checked_amount(amount_micros: int) -> int:
@@ -78,13 +80,13 @@ def adjust_bill(
 ) -> Adjusted:
     """Add an adjustment line of ``amount_micros`` (negative: a credit) to a bill not yet
     validated, and work out its VAT and total again; see the module's docstring."""
-    why = _checked_reason(reason)
+    why = one_line_reason(reason, BillLine.description, "say why the bill is adjusted")
     amount = _checked_amount(amount_micros)
     bill = get_bill(session, bill_id, for_update=True)
     if bill.state not in ADJUSTABLE:
         raise Conflict(
             f"bill {bill.number} is {bill.state}: only a new or held bill is adjusted; "
-            "correct a validated bill with a credit on the next one",
+            "once it is sent, correct it with a credit note",
             field="amount",
         )
     subtotal = bill.subtotal_micros + amount

@@ -44,6 +44,7 @@ COLUMNS: Final = (
     "vat_yuan",
     "total_yuan",
     "paid_yuan",
+    "credited_yuan",
     "balance_due_yuan",
 )
 #: Bills read per statement.
@@ -64,6 +65,7 @@ _READ: Final = (
     CustomerBill.tax_micros,
     CustomerBill.total_micros,
     CustomerBill.paid_micros,
+    CustomerBill.credited_micros,
     BillingAccount.name.label("account"),
     Customer.name.label("customer"),
     Customer.uscc,
@@ -107,7 +109,8 @@ def _row(b: Row[*tuple[Any, ...]]) -> list[str]:
         fen_text(b.tax_micros),
         fen_text(b.total_micros),
         fen_text(b.paid_micros),
-        fen_text(b.total_micros - b.paid_micros),
+        fen_text(b.credited_micros),
+        fen_text(b.total_micros - b.paid_micros - b.credited_micros),
     ]
 
 

@@ -5,8 +5,9 @@ Bilingual (Chinese first, English after) and typeset with reportlab's built-in C
 shows who bills whom (operator and tax id; customer, credit code, address, billing account),
 the invoice number, issue and due dates, the period, one row per line (recurring charges per
 offering with the proration note, usage with message and byte counts, one-time charges), the
-subtotal, VAT and total in yuan with two decimals, what has been paid, and how to pay. The
-official VAT fapiao is issued through the tax system; this document says so.
+subtotal, VAT and total in yuan with two decimals, what has been paid and credited, and how to
+pay. The official VAT fapiao is issued through the tax system; this document says so. A credit
+note (:func:`render_credit_note`) is the same kind of page for one correction of a sent bill.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.orm import Session
 
+from satiot.bss.credit_notes import CreditNoteNotFound
 from satiot.bss.invoices import get_bill, lines_of
-from satiot.bss.models import BillingAccount, Customer
+from satiot.bss.models import BillingAccount, CreditNote, Customer
 from satiot.bss.money import format_cny
 from satiot.bss.periods import zone
 
@@ -170,10 +172,11 @@ def render_invoice(session: Session, bill_id: object, issuer: Issuer) -> bytes:
         ("合计 Total (CNY)", yuan(bill.total_micros)),
     ]
     if bill.paid_micros:
-        totals += [
-            ("已付 Paid", yuan(bill.paid_micros)),
-            ("应付余额 Balance due", yuan(bill.total_micros - bill.paid_micros)),
-        ]
+        totals.append(("已付 Paid", yuan(bill.paid_micros)))
+    if bill.credited_micros:
+        totals.append(("红字冲减 Credit notes", yuan(-bill.credited_micros)))
+    if bill.paid_micros or bill.credited_micros:
+        totals.append(("应付余额 Balance due", yuan(bill.due_micros)))
     first_total = len(rows)
     for label, amount in totals:
         size = 10.5 if label.startswith("合计") else 9
@@ -212,4 +215,79 @@ def render_invoice(session: Session, bill_id: object, issuer: Issuer) -> bytes:
         ),
     ]
     doc.build(story)
+    return buf.getvalue()
+
+
+def render_credit_note(session: Session, note_id: object, issuer: Issuer) -> bytes:
+    """The PDF of one credit note: who credits whom, the bill it corrects, the amount before
+    VAT, the VAT and the total credited, and why (the caller's session decides whose notes it
+    may read)."""
+    import uuid
+
+    note = session.get(CreditNote, uuid.UUID(str(note_id)))
+    if note is None:
+        raise CreditNoteNotFound(f"no credit note {note_id}")
+    bill = get_bill(session, note.bill_id)
+    account = session.get(BillingAccount, note.billing_account_id)
+    customer = session.get(Customer, account.customer_id) if account else None
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=16 * mm,
+        title=f"Credit note {note.number}",
+        author=issuer.name,
+    )
+    width = A4[0] - 36 * mm
+    facts = [
+        ("红字单号 Credit note no.", note.number),
+        ("开具日期 Issue date", _date(note.issued_at, issuer.tz)),
+        ("原账单号 Corrects invoice", f"{bill.number} ({bill.period})"),
+        ("客户 Customer", customer.name if customer else "—"),
+        ("统一社会信用代码 USCC", customer.uscc if customer else "—"),
+        ("结算账户 Billing account", account.name if account else "—"),
+        ("原因 Reason", note.reason),
+    ]
+    tax_pct = f"{Decimal(bill.tax_rate_bp) / 100:g}%"
+    amounts = [
+        ("冲减金额 Credited before VAT", yuan(-note.subtotal_micros)),
+        (f"增值税 VAT {tax_pct}", yuan(-note.tax_micros)),
+        ("合计 Total credited (CNY)", yuan(-note.total_micros)),
+    ]
+    if note.returned_micros:
+        amounts.append(("退回预付余额 Returned to the prepaid balance", yuan(note.returned_micros)))
+    amounts.append(("原账单应付余额 Still owed on the invoice", yuan(bill.due_micros)))
+    table = Table(
+        [[_p(k, 8.5), _p(v, 9.5)] for k, v in facts]
+        + [[_p(k, 9), _p(v, 10, right=True)] for k, v in amounts],
+        colWidths=[62 * mm, width - 62 * mm],
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEABOVE", (0, len(facts)), (-1, len(facts)), 0.6, colors.HexColor("#5a6b7d")),
+            ]
+        )
+    )
+    doc.build(
+        [
+            _p(issuer.name, 13),
+            _p(f"纳税人识别号 Taxpayer ID: {issuer.tax_id}", 8.5),
+            Spacer(1, 5 * mm),
+            _p("卫星物联网业务红字账单  CREDIT NOTE", 17),
+            Spacer(1, 5 * mm),
+            table,
+            Spacer(1, 8 * mm),
+            _p(
+                "金额单位：人民币元。红字增值税发票通过税务系统另行开具。"
+                "Amounts in Chinese yuan (CNY). The red-letter VAT fapiao is issued separately "
+                "through the tax system.",
+                7.5,
+            ),
+        ]
+    )
     return buf.getvalue()

@@ -459,6 +459,9 @@ class CustomerBill(TenantScoped, Base):
     tax_micros: Mapped[int] = mapped_column(Micros)
     total_micros: Mapped[int] = mapped_column(Micros)
     paid_micros: Mapped[int] = mapped_column(Micros, default=0)
+    #: What credit notes took off the bill once it was sent (``credit_notes``), VAT included:
+    #: the total stays what the customer was sent, and what is still owed is less.
+    credited_micros: Mapped[int] = mapped_column(Micros, default=0, server_default=text("0"))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -476,6 +479,11 @@ class CustomerBill(TenantScoped, Base):
             + self.adjustment_micros
         )
 
+    @hybrid_property
+    def due_micros(self) -> int:
+        """What the customer still owes: the total less payments and credit notes."""
+        return self.total_micros - self.paid_micros - self.credited_micros
+
 
 class BillLine(TenantScoped, Base):
     __tablename__ = "bill_lines"
@@ -488,6 +496,27 @@ class BillLine(TenantScoped, Base):
     quantity: Mapped[int] = mapped_column(BigInteger)
     unit: Mapped[str] = mapped_column(String(16))
     amount_micros: Mapped[int] = mapped_column(Micros)
+
+
+class CreditNote(TenantScoped, Base):
+    """A correction of a bill the customer has received (a red-letter invoice, 红字发票):
+    what is credited before VAT, the VAT that goes with it, and why. Numbers are gap-free in
+    their own series per year (``<prefix>CN<year>-<8 digits>``), taken as invoices' are."""
+
+    __tablename__ = "credit_notes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    bill_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customer_bills.id"), index=True)
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("billing_accounts.id"))
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    subtotal_micros: Mapped[int] = mapped_column(Micros)  # credited before VAT (above zero)
+    tax_micros: Mapped[int] = mapped_column(Micros)
+    total_micros: Mapped[int] = mapped_column(Micros)
+    #: Of the total, what went back to a prepaid balance (the bill was paid from it already).
+    returned_micros: Mapped[int] = mapped_column(Micros, default=0)
+    reason: Mapped[str] = mapped_column(String(300))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_by: Mapped[str] = mapped_column(String(200))
 
 
 class InvoiceSequence(Base):

@@ -4,7 +4,8 @@ A payment's ``reference`` (the bank transfer's serial, the payment gateway's id)
 billing account, so recording the same payment twice records it once: a repeat with the same
 amount and target returns the first, a different one under the same reference is a conflict.
 A bill moves ``sent`` → ``partiallyPaid`` → ``settled`` as payments add up; paying more than is
-outstanding is refused (a credit note is a separate matter).
+outstanding (the total less payments and credit notes, :mod:`satiot.bss.credit_notes`) is
+refused.
 
 Prepaid accounts pay from their balance: rating debits usage as it is rated, and when their
 monthly bill is sent the rest (recurring and one-time charges, VAT, rounding) is debited and
@@ -93,7 +94,7 @@ def record_payment(
         return found, False
     if bill.state not in PAYABLE:
         raise Conflict(f"bill {bill.number} is {bill.state}; payments are taken on sent bills")
-    outstanding = bill.total_micros - bill.paid_micros
+    outstanding = bill.due_micros
     if amount_micros > outstanding:
         raise InvalidInput(
             f"{format_cny(amount_micros)} is more than the {format_cny(outstanding)} outstanding",
@@ -126,7 +127,7 @@ def record_payment(
 
 
 def _settle_state(session: Session, principal: Principal, bill: CustomerBill, at: datetime) -> None:
-    if bill.paid_micros >= bill.total_micros:
+    if bill.due_micros <= 0:
         move(session, principal, bill, "settled", at=at, system=True)
     elif bill.state == "sent":
         move(session, principal, bill, "partiallyPaid", at=at, system=True)
@@ -188,11 +189,11 @@ def top_up(
         after={"balance_micros": account.balance_micros, "reference": reference},
     )
     if account.balance_micros > 0:
-        _resume_stopped(session, principal, account.id, at)
+        resume_stopped(session, principal, account.id, at)
     return payment, True
 
 
-def _resume_stopped(
+def resume_stopped(
     session: Session,
     principal: Principal,
     account_id: uuid.UUID,
@@ -259,7 +260,7 @@ def settle_from_balance(
     if rest < 0 and account.balance_micros > 0:
         # A credit on the bill (an adjustment) beyond its other charges went back to the
         # balance, as a top-up would have.
-        _resume_stopped(session, principal, account.id, at, "prepaid balance credited by a bill")
+        resume_stopped(session, principal, account.id, at, "prepaid balance credited by a bill")
     bill.paid_micros = bill.total_micros
     move(
         session,

@@ -121,7 +121,7 @@ def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
     count, due, overdue = session.execute(
         select(
             func.count(CustomerBill.id),
-            func.coalesce(func.sum(CustomerBill.total_micros - CustomerBill.paid_micros), 0),
+            func.coalesce(func.sum(CustomerBill.due_micros), 0),
             func.count(CustomerBill.id).filter(CustomerBill.due_at < now),
         ).where(CustomerBill.state.in_(OPEN_BILL_STATES))
     ).one()

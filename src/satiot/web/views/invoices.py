@@ -1,6 +1,6 @@
-"""The Invoices pages: bills by month and state, one bill with its lines, payments and PDF,
-and for billing staff the moves (validate, send), adjusting a bill not yet validated and
-recording a payment.
+"""The Invoices pages: bills by month and state, one bill with its lines, payments, credit
+notes and PDF, and for billing staff the moves (validate, send), adjusting a bill not yet
+validated, crediting one the customer has received and recording a payment.
 
 Customers see their bills once sent, as through the API; every move and payment goes through
 :mod:`satiot.bss.invoices` and :mod:`satiot.bss.payments` in the person's scoped session.
@@ -20,10 +20,17 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.api.csv_files import streamed_download
-from satiot.bss import bill_adjustments, bill_export, bill_statement, invoices, payments
-from satiot.bss.invoice_pdf import Issuer, render_invoice
-from satiot.bss.models import BillingAccount, CustomerBill, Payment
-from satiot.bss.money import yuan_amount
+from satiot.bss import (
+    bill_adjustments,
+    bill_export,
+    bill_statement,
+    credit_notes,
+    invoices,
+    payments,
+)
+from satiot.bss.invoice_pdf import Issuer, render_credit_note, render_invoice
+from satiot.bss.models import BillingAccount, CreditNote, CustomerBill, Payment
+from satiot.bss.money import format_cny, yuan_amount
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.states import BILL
 from satiot.core.errors import DomainError
@@ -170,6 +177,7 @@ def invoice_page(
             session.scalars(select(Payment).where(Payment.bill_id == bill.id).order_by(Payment.id))
         )
         account = session.get(BillingAccount, bill.billing_account_id)
+        notes = credit_notes.notes_of(session, bill.id)
     writer = "bills:write" in signed_in.principal.scopes
     moves = (
         [
@@ -193,6 +201,8 @@ def invoice_page(
             "moves": moves,
             "can_pay": writer and bill.state in payments.PAYABLE,
             "can_adjust": writer and bill.state in bill_adjustments.ADJUSTABLE,
+            "notes": notes,
+            "can_credit": writer and bill.state in credit_notes.CREDITABLE,
             "devices": devices.items,
             "devices_next": (
                 f"{PATH}/{bill.id}?{urlencode({'devices_after': devices.next_cursor})}#devices"
@@ -239,6 +249,28 @@ def invoice_pdf(signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
     )
 
 
+@router.get(PATH + "/credit-notes/{note_id}/pdf")
+def credit_note_pdf(signed_in: SignedIn, note_id: uuid.UUID) -> Response:
+    signed_in.require_any("bills:read")
+    s = signed_in.ctx.settings
+    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    with signed_in.call.read() as session:
+        note = session.get(CreditNote, note_id)
+        try:
+            if note is None:
+                raise credit_notes.CreditNoteNotFound(f"no credit note {note_id}")
+            _bill(signed_in, session, note.bill_id)
+        except DomainError:
+            return Response("not found", status_code=404, media_type="text/plain")
+        pdf = render_credit_note(session, note.id, issuer)
+        number = note.number
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="credit-note-{number}.pdf"'},
+    )
+
+
 @router.post(PATH + "/{bill_id}/{move}")
 def invoice_move(
     signed_in: Posted,
@@ -281,6 +313,19 @@ def invoice_move(
                     at=now,
                 )
                 done = "Adjustment added; VAT and total worked out again."
+            elif move == "credit-notes":
+                settings = signed_in.ctx.settings
+                note = credit_notes.issue_credit_note(
+                    session,
+                    principal,
+                    bill_id,
+                    amount_micros=yuan_amount(amount, example="50.00"),
+                    reason=reason,
+                    at=now,
+                    series_prefix=settings.invoice_series_prefix,
+                    tz=settings.business_timezone,
+                )
+                done = f"Credit note {note.number} issued for {format_cny(note.total_micros)}."
             else:
                 raise invoices.BillNotFound(f"no move {move!r}")
         flash = Flash("success", done)
