@@ -14,6 +14,7 @@ from satiot.bss.billing import dry_run, run_bills
 from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
+from satiot.bss.payments import record_payment
 from satiot.cli import app
 from tests.bss.test_billing import DEC_1, SETTINGS, setup  # noqa: F401 - the fixture
 from tests.test_cli_oss import _one_error
@@ -153,6 +154,27 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
     assert after.credited_micros == 1_060_000 and after.due_micros == total - 1_060_000
     assert f"SATCN2026-00000001 credits {number}: ¥1.00 + VAT ¥0.06 = ¥1.06" in r.stdout
     assert f"still owed {format_cny(total - 1_060_000)}" in r.stdout
+    _one_error(
+        runner.invoke(app, ["bills", "refund", number, "--amount", "1.00", "--reference", "R1"]),
+        "owes the customer nothing",
+    )
+    with ctx.db.write() as w:  # paid in full, then credited ¥2.12 more: owed back
+        record_payment(
+            w, world.system, bill_id, amount_micros=total - 1_060_000, method="bank",
+            reference="T1", at=DEC_1,
+        )  # fmt: skip
+    r = runner.invoke(app, ["bills", "credit", number, "--amount", "2.00", "--reason", "More"])
+    assert r.exit_code == 0 and "to refund ¥2.12" in r.stdout, r.output
+    _one_error(
+        runner.invoke(app, ["bills", "refund", number, "--amount", "2.13", "--reference", "R1"]),
+        "more than the ¥2.12 the bill owes the customer",
+    )
+    for _ in range(2):  # the second is the first again
+        r = runner.invoke(app, ["bills", "refund", number, "--amount", "2.12", "--reference", "R1"])
+        assert r.exit_code == 0, r.output
+    assert "already refunded under this reference: ¥2.12" in r.stdout
+    with ctx.db.read() as session:
+        assert session.get(CustomerBill, bill_id).due_micros == 0
 
 
 def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811

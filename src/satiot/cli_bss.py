@@ -304,8 +304,8 @@ def subscriptions_export(
 
 
 bills_app = typer.Typer(
-    help="Monthly bill runs, dry runs, adjustments, credit notes, statements and exports "
-    "(TMF678 customer bills).",
+    help="Monthly bill runs, dry runs, adjustments, credit notes, refunds, statements and "
+    "exports (TMF678 customer bills).",
     no_args_is_help=True,
 )
 
@@ -457,7 +457,8 @@ def bills_credit(
     reason: Annotated[str, typer.Option("--reason", help="Why: printed on the credit note")],
 ) -> None:
     """Issue a credit note on a bill the customer has received: the amount and its VAT come
-    off what is still owed (on a prepaid account they go back to the balance). A bill not yet
+    off what is still owed (on a prepaid account they go back to the balance; beyond what a
+    postpaid customer owes, record the refund with `satiot bills refund`). A bill not yet
     validated is adjusted instead (`satiot bills adjust`)."""
     from satiot.bss.credit_notes import issue_credit_note
     from satiot.bss.invoices import get_bill
@@ -484,7 +485,46 @@ def bills_credit(
     credit_number, subtotal, tax, total = figures
     out.print(
         f"{credit_number} credits {number}: {format_cny(subtotal)} + VAT {format_cny(tax)} = "
-        f"{format_cny(total)}; still owed {format_cny(due)}",
+        f"{format_cny(total)}; "
+        + (f"still owed {format_cny(due)}" if due >= 0 else f"to refund {format_cny(-due)}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@bills_app.command("refund")
+def bills_refund(
+    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    amount: Annotated[str, typer.Option("--amount", help="Yuan paid back, e.g. 10.00")],
+    reference: Annotated[
+        str, typer.Option("--reference", help="The transfer's serial (unique per account)")
+    ],
+    method: Annotated[str, typer.Option("--method", help="How it was paid")] = "bank-transfer",
+) -> None:
+    """Record money paid back on a bill whose credit notes took off more than was left to pay.
+    The same reference again records nothing new."""
+    from satiot.bss.invoices import get_bill
+    from satiot.bss.money import format_cny, yuan_amount
+    from satiot.bss.payments import record_refund
+    from satiot.core.clock import SystemClock
+
+    with domain_errors():
+        micros = yuan_amount(amount, example="10.00")
+    with domain_errors(), _migrated() as database, database.write() as s:
+        bill_id, number = _find_bill(s, bill)
+        _, new = record_refund(
+            s,
+            _principal(database, "refund"),
+            bill_id,
+            amount_micros=micros,
+            method=method,
+            reference=reference,
+            at=SystemClock().now(),
+        )
+        due = get_bill(s, bill_id).due_micros
+    done = "refunded" if new else "already refunded under this reference:"
+    out.print(
+        f"{number}: {done} {format_cny(micros)}; owed to the customer {format_cny(max(-due, 0))}",
         highlight=False,
         soft_wrap=True,
     )

@@ -70,18 +70,34 @@ def test_billing_staff_credit_a_sent_bill_once_per_idempotency_key(client, bille
         404,
         "credit-note-not-found",
     )
-    # a credit beyond what is still owed would be a refund; paying the rest settles the bill
+    # a credit beyond what is still owed is owed back to the customer until refunded
     pay = {"method": "bank-transfer"}
     payments = f"{API}/bills/{bill['id']}/payments"
     paid = client.post(payments, headers=clerk, json=pay | {"amount": "10.00", "reference": "C1"})
     assert paid.status_code == 201, paid.text
+    refunds = f"{API}/bills/{bill['id']}/refunds"
     with unchanged(ctx):
-        too_much = client.post(url, headers=clerk, json=body | {"amount": "50.01"})
-        refund = assert_problem(too_much, 422)
-    assert "¥53.01 with VAT is more than the ¥43.01 still owed" in refund["detail"]
-    rest = client.post(payments, headers=clerk, json=pay | {"amount": "43.01", "reference": "C2"})
-    assert rest.status_code == 201, rest.text
-    assert client.get(f"{API}/bills/{bill['id']}", headers=clerk).json()["state"] == "settled"
+        nothing = assert_problem(
+            client.post(refunds, headers=clerk, json=pay | {"amount": "1.00", "reference": "R"}),
+            409,
+            "conflict",
+        )
+    assert "owes the customer nothing" in nothing["detail"]
+    r = client.post(url, headers=clerk, json=body | {"amount": "50.01"})  # ¥53.01 with VAT
+    assert r.status_code == 201, r.text
+    assert (r.json()["bill"]["amount_due"], r.json()["bill"]["state"]) == ("-10.00", "settled")
+    refund = pay | {"amount": "10.00", "reference": "R1"}
+    with unchanged(ctx):
+        assert_problem(client.post(refunds, headers=customer, json=refund), 403)
+        assert_problem(client.post(refunds, headers=clerk, json=refund | {"amount": "10.01"}), 422)
+        assert_problem(client.post(refunds, headers=clerk, json=refund | {"amount": "0"}), 422)
+    done = client.post(refunds, headers=clerk, json=refund)
+    assert done.status_code == 201 and done.json()["amount"] == "-10.00", done.text
+    assert client.post(refunds, headers=clerk, json=refund).status_code == 200  # recorded once
+    got = client.get(f"{API}/bills/{bill['id']}", headers=customer).json()
+    assert (got["amount_due"], got["paid_micros"]) == ("0.00", 0)
+    listed = client.get(payments, headers=customer).json()
+    assert [p["amount"] for p in listed] == ["10.00", "-10.00"]
 
 
 def test_the_bills_export_has_what_was_credited(client, billed):

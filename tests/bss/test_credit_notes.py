@@ -1,6 +1,7 @@
 """Credit notes: a sent bill is corrected by a numbered note that credits an amount and its
-VAT; what is owed falls, a bill owed nothing more is settled, a prepaid bill's credit goes back
-to the balance, and a credit that would be a refund, or on a bill not yet sent, is refused."""
+VAT; what is owed falls, a bill owed nothing more is settled, a credit beyond what a postpaid
+customer owes is owed back until refunded, a prepaid bill's credit goes back to the balance,
+and a bill not yet sent is adjusted, not credited."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from satiot.bss.credit_notes import issue_credit_note, notes_of
 from satiot.bss.invoice_pdf import Issuer, render_credit_note, render_invoice
 from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import BillingAccount, CreditNote, CustomerBill, Payment, Subscription
-from satiot.bss.payments import record_payment
+from satiot.bss.payments import record_payment, record_refund
 from satiot.core.errors import Conflict, InvalidInput
 from satiot.core.models import AuditEntry, Event
 from tests.bss.billing_world import DEC_1, november_bill
@@ -136,16 +137,39 @@ def test_a_bill_not_yet_sent_is_adjusted_not_credited(world):
     _nothing_changed(world, bill_id)
 
 
-def test_a_postpaid_credit_beyond_what_is_owed_would_be_a_refund_and_is_refused(world):
+def _refund(world, bill_id, amount: int, reference: str):  # type: ignore[no-untyped-def]
+    with world.ctx.db.write() as w:
+        refund, new = record_refund(
+            w, world.system, bill_id, amount_micros=amount, method="bank-transfer",
+            reference=reference, at=DEC_1,
+        )  # fmt: skip
+        return refund.amount_micros, new
+
+
+def test_a_postpaid_credit_beyond_what_is_owed_is_owed_back_until_refunded(world):
     _, bill_id = november_bill(world)
     _send(world, bill_id)
+    with pytest.raises(Conflict, match="owes the customer nothing"):
+        _refund(world, bill_id, 1_000_000, "R0")
     _pay(world, bill_id, 100_000_000, "T1")  # ¥6.01 still owed
-    with pytest.raises(InvalidInput, match=r"¥10\.60 with VAT is more than the ¥6\.01 still owed"):
-        _credit(world, bill_id, 10_000_000)
-    _nothing_changed(world, bill_id, paid=100_000_000)
-    _pay(world, bill_id, 6_010_000, "T2")
-    with pytest.raises(InvalidInput, match="refund"):  # settled: nothing is owed
-        _credit(world, bill_id, 1_000_000)
+    _credit(world, bill_id, 10_000_000)  # ¥10.60 with VAT: ¥4.59 more than was owed
+    bill = _bill(world, bill_id)
+    assert (bill.due_micros, bill.state) == (-4_590_000, "settled")
+    with pytest.raises(InvalidInput, match=r"more than the ¥4\.59 the bill owes the customer"):
+        _refund(world, bill_id, 5_000_000, "R1")
+    with pytest.raises(Conflict, match="another payment"):  # a payment's reference
+        _refund(world, bill_id, 4_590_000, "T1")
+    assert _refund(world, bill_id, 4_590_000, "R1") == (-4_590_000, True)
+    assert _refund(world, bill_id, 4_590_000, "R1") == (-4_590_000, False)  # a repeat
+    bill = _bill(world, bill_id)
+    assert (bill.paid_micros, bill.due_micros, bill.state) == (95_410_000, 0, "settled")
+    with pytest.raises(Conflict, match="owes the customer nothing"):
+        _refund(world, bill_id, 10_000, "R2")
+    with world.ctx.db.read() as r:
+        paid = r.scalars(select(Payment).where(Payment.bill_id == bill_id)).all()
+        audit = r.scalars(select(AuditEntry).where(AuditEntry.action == "bill.refunded")).one()
+    assert sum(p.amount_micros for p in paid) == bill.paid_micros
+    assert audit.after == {"paid_micros": 95_410_000, "reference": "R1"}
 
 
 def test_a_prepaid_credit_goes_back_to_the_balance_and_restarts_service(world):

@@ -186,6 +186,18 @@ def test_billing_staff_credit_a_sent_invoice_and_the_customer_reads_the_note(
     assert re.search(r'id="invoice-total">¥106\.00<', r.text)  # the invoice's own figures stay
     pdf_link = re.search(r'href="(/invoices/credit-notes/[0-9a-f-]+/pdf)"', r.text)
     assert pdf_link is not None
+    assert 'id="refund-form"' not in r.text  # the customer still owes
+    pay = {"csrf_token": csrf, "amount": "84.80", "reference": "CMB-1"}
+    assert "Payment recorded." in client.post(f"/invoices/{bill.id}/payments", data=pay).text
+    r = client.post(url, data={"csrf_token": csrf, "amount": "10.00", "reason": "Late fix"})
+    assert "Owed to the customer" in r.text and re.search(r'id="invoice-due">-¥10\.60<', r.text)
+    assert re.search(r'id="refund-amount"[^>]*value="10\.60"', r.text)
+    refund = {"csrf_token": csrf, "amount": "10.61", "reference": "REF-1"}
+    r = client.post(f"/invoices/{bill.id}/refunds", data=refund)
+    assert "flash-error" in r.text and "owes the customer" in unescape(r.text)
+    r = client.post(f"/invoices/{bill.id}/refunds", data=refund | {"amount": "10.60"})
+    assert "Refund recorded." in r.text and re.search(r'id="invoice-due">¥0\.00<', r.text)
+    assert 'id="refund-form"' not in r.text and "-¥10.60" in r.text  # listed with the payments
     _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
     page = client.get(f"/invoices/{bill.id}").text
     assert "SATCN2026-00000001" in page and 'id="credit-note-form"' not in page

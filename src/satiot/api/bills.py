@@ -82,9 +82,14 @@ class BillOut(Output):
     credited_micros: int = Field(
         description="What credit notes took off once the bill was sent, VAT included"
     )
-    due_micros: int = Field(description="Still owed: the total less payments and credit notes")
+    due_micros: int = Field(
+        description="Still owed: the total less payments and credit notes (below zero: owed to "
+        "the customer after credit notes, until refunded)"
+    )
     total: str = Field(description="Total in yuan, two decimals")
-    amount_due: str = Field(description="Still owed, in yuan")
+    amount_due: str = Field(
+        description="Still owed, in yuan (below zero: owed to the customer, to be refunded)"
+    )
     issued_at: datetime
     due_at: datetime
 
@@ -443,6 +448,40 @@ def post_payment(call: Writer, bill_id: uuid.UUID, body: PaymentIn) -> JSONRespo
             received_at=body.received_at,
         )
         out = _payment_out(payment)
+    return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)
+
+
+class RefundIn(Input):
+    amount: Decimal = Field(
+        gt=0, max_digits=14, decimal_places=2, description="Yuan paid back, e.g. 10.00"
+    )
+    method: str = Field(min_length=1, max_length=32, examples=["bank-transfer"])
+    reference: str = Field(
+        min_length=1, max_length=100, description="Unique per account: a repeat is recorded once"
+    )
+
+
+@router.post(
+    "/{bill_id}/refunds",
+    status_code=201,
+    response_model=PaymentOut,
+    responses={200: {"model": PaymentOut, "description": "Already recorded (same reference)"}},
+    summary="Record money paid back on a bill that owes the customer (after credit notes)",
+)
+def post_refund(call: Writer, bill_id: uuid.UUID, body: RefundIn) -> JSONResponse:
+    """A refund is listed with the bill's payments, below zero. 409 when the bill owes the
+    customer nothing; 422 beyond what it owes."""
+    with call.write() as session:
+        refund, new = payments.record_refund(
+            session,
+            call.principal,
+            bill_id,
+            amount_micros=_micros(body.amount),
+            method=body.method,
+            reference=body.reference,
+            at=call.now(),
+        )
+        out = _payment_out(refund)
     return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)
 
 

@@ -12,9 +12,10 @@ already took, so that crediting a bill's whole subtotal in any number of notes g
 exactly the VAT it charged. A bill is never credited beyond its subtotal.
 
 Where the money goes: on a postpaid bill a credit lowers what is owed, and a bill owed nothing
-more is settled; a credit beyond what is still owed would be money to pay back, which is a
-refund made outside this system, so it is refused. A prepaid bill was paid from the balance
-when it was sent, so its credit goes back to the balance (a payment below zero on the bill, so
+more is settled; a credit beyond what is still owed leaves the bill owing the customer (what
+is due falls below zero) until billing staff record the refund that pays it back
+(:func:`satiot.bss.payments.record_refund`). A prepaid bill was paid from the balance when it
+was sent, so its credit goes back to the balance at once (a payment below zero on the bill, so
 that the bill's payments still add up to what it was paid), and service stopped at a zero
 balance starts again. Each note is audited and announced as ``bill.credited``.
 """
@@ -124,13 +125,7 @@ def issue_credit_note(
     assert account is not None  # a bill's key
     prepaid = account.payment_mode == "prepaid"
     due = bill.due_micros
-    returned = max(0, total - due) if prepaid else 0
-    if not prepaid and total > due:
-        raise InvalidInput(
-            f"{format_cny(total)} with VAT is more than the {format_cny(due)} still owed on "
-            f"bill {bill.number}: money received is paid back by a refund, outside satiot",
-            field="amount",
-        )
+    returned = max(0, total - max(due, 0)) if prepaid else 0
     first = take_numbers(session, credit_series(series_prefix, at, tz), 1)
     before = bill_view(bill)
     note = CreditNote(

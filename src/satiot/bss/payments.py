@@ -5,7 +5,8 @@ billing account, so recording the same payment twice records it once: a repeat w
 amount and target returns the first, a different one under the same reference is a conflict.
 A bill moves ``sent`` → ``partiallyPaid`` → ``settled`` as payments add up; paying more than is
 outstanding (the total less payments and credit notes, :mod:`satiot.bss.credit_notes`) is
-refused.
+refused. When credit notes took off more than was left to pay, the bill owes the customer the
+difference, and a refund (a payment below zero) records the money paid back.
 
 Prepaid accounts pay from their balance: rating debits usage as it is rated, and when their
 monthly bill is sent the rest (recurring and one-time charges, VAT, rounding) is debited and
@@ -124,6 +125,71 @@ def record_payment(
     bill.paid_micros += amount_micros
     _settle_state(session, principal, bill, at)
     return payment, True
+
+
+def record_refund(
+    session: Session,
+    principal: Principal,
+    bill_id: uuid.UUID,
+    *,
+    amount_micros: int,
+    method: str,
+    reference: str,
+    at: datetime,
+) -> tuple[Payment, bool]:
+    """Record money paid back to the customer of a bill that owes it (credit notes took off
+    more than was left to pay); return the refund and whether it is new.
+
+    A refund is a payment below zero on the bill, under the same rule of one reference per
+    account, so that a repeat records it once and the bill's payments still add up to what it
+    was paid. It pays back at most what the bill owes the customer."""
+    method = _check(amount_micros, method, reference)
+    bill = get_bill(session, bill_id, for_update=True)
+    found = _existing(session, bill.billing_account_id, reference, bill.id, -amount_micros)
+    if found is not None:
+        return found, False
+    owed_back = -bill.due_micros
+    if owed_back <= 0:
+        raise Conflict(f"bill {bill.number} owes the customer nothing to refund")
+    if amount_micros > owed_back:
+        raise InvalidInput(
+            f"{format_cny(amount_micros)} is more than the {format_cny(owed_back)} the bill "
+            "owes the customer",
+            field="amount_micros",
+        )
+    refund = Payment(
+        tenant_id=bill.tenant_id,
+        billing_account_id=bill.billing_account_id,
+        bill_id=bill.id,
+        amount_micros=-amount_micros,
+        method=method,
+        reference=reference,
+        received_at=at,
+        recorded_by=principal.actor,
+    )
+    session.add(refund)
+    session.flush()
+    before = bill.paid_micros
+    bill.paid_micros -= amount_micros
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="bill.refunded",
+        target=("bill", bill.id),
+        tenant_id=bill.tenant_id,
+        before={"paid_micros": before},
+        after={"paid_micros": bill.paid_micros, "reference": reference},
+        payload={
+            "type": "bill.refunded",
+            "id": str(bill.id),
+            "number": bill.number,
+            "amount_micros": amount_micros,
+            "reference": reference,
+            "due_micros": bill.due_micros,
+        },
+    )
+    return refund, True
 
 
 def _settle_state(session: Session, principal: Principal, bill: CustomerBill, at: datetime) -> None:

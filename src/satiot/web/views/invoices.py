@@ -1,6 +1,6 @@
 """The Invoices pages: bills by month and state, one bill with its lines, payments, credit
 notes and PDF, and for billing staff the moves (validate, send), adjusting a bill not yet
-validated, crediting one the customer has received and recording a payment.
+validated, crediting one the customer has received, and recording payments and refunds.
 
 Customers see their bills once sent, as through the API; every move and payment goes through
 :mod:`satiot.bss.invoices` and :mod:`satiot.bss.payments` in the person's scoped session.
@@ -200,6 +200,7 @@ def invoice_page(
             "account": account,
             "moves": moves,
             "can_pay": writer and bill.state in payments.PAYABLE,
+            "can_refund": writer and bill.due_micros < 0,
             "can_adjust": writer and bill.state in bill_adjustments.ADJUSTABLE,
             "notes": notes,
             "can_credit": writer and bill.state in credit_notes.CREDITABLE,
@@ -303,6 +304,17 @@ def invoice_move(
                     at=now,
                 )
                 done = "Payment recorded."
+            elif move == "refunds":
+                payments.record_refund(
+                    session,
+                    principal,
+                    bill_id,
+                    amount_micros=_micros(amount),
+                    method=method.strip()[:32] or "bank-transfer",
+                    reference=reference.strip()[:100],
+                    at=now,
+                )
+                done = "Refund recorded."
             elif move == "adjustments":
                 bill_adjustments.adjust_bill(
                     session,
