@@ -155,6 +155,12 @@ def test_a_postpaid_credit_beyond_what_is_owed_is_owed_back_until_refunded(world
     _credit(world, bill_id, 10_000_000)  # ¥10.60 with VAT: ¥4.59 more than was owed
     bill = _bill(world, bill_id)
     assert (bill.due_micros, bill.state) == (-4_590_000, "settled")
+    with world.ctx.db.read() as r:
+        note_id = r.scalar(select(CreditNote.id))
+        printed = [render_invoice(r, bill_id, ISSUER), render_credit_note(r, note_id, ISSUER)]
+    for pdf in printed:
+        text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+        assert "Owed to you" in text and "¥4.59" in text and "-¥4.59" not in text
     with pytest.raises(InvalidInput, match=r"more than the ¥4\.59 the bill owes the customer"):
         _refund(world, bill_id, 5_000_000, "R1")
     with pytest.raises(Conflict, match="another payment"):  # a payment's reference

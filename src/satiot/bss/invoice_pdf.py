@@ -175,7 +175,9 @@ def render_invoice(session: Session, bill_id: object, issuer: Issuer) -> bytes:
         totals.append(("已付 Paid", yuan(bill.paid_micros)))
     if bill.credited_micros:
         totals.append(("红字冲减 Credit notes", yuan(-bill.credited_micros)))
-    if bill.paid_micros or bill.credited_micros:
+    if bill.due_micros < 0:  # credit notes took off more than was left to pay
+        totals.append(("应退金额 Owed to you (refund)", yuan(-bill.due_micros)))
+    elif bill.paid_micros or bill.credited_micros:
         totals.append(("应付余额 Balance due", yuan(bill.due_micros)))
     first_total = len(rows)
     for label, amount in totals:
@@ -259,7 +261,10 @@ def render_credit_note(session: Session, note_id: object, issuer: Issuer) -> byt
     ]
     if note.returned_micros:
         amounts.append(("退回预付余额 Returned to the prepaid balance", yuan(note.returned_micros)))
-    amounts.append(("原账单应付余额 Still owed on the invoice", yuan(bill.due_micros)))
+    if bill.due_micros < 0:
+        amounts.append(("应退金额 Owed to you on the invoice", yuan(-bill.due_micros)))
+    else:
+        amounts.append(("原账单应付余额 Still owed on the invoice", yuan(bill.due_micros)))
     table = Table(
         [[_p(k, 8.5), _p(v, 9.5)] for k, v in facts]
         + [[_p(k, 9), _p(v, 10, right=True)] for k, v in amounts],
