@@ -231,6 +231,11 @@ def _payment_out(p: Payment) -> PaymentOut:
     )
 
 
+def _recorded(payment: Payment, new: bool) -> JSONResponse:
+    """A payment, top-up or refund as recorded: 201 when new, 200 when its reference had it."""
+    return JSONResponse(jsonable_encoder(_payment_out(payment)), status_code=201 if new else 200)
+
+
 def _micros(amount: Decimal) -> int:
     return int(amount * MICROS_PER_YUAN)
 
@@ -350,8 +355,7 @@ def export_device_usage(call: Reader, bill_id: uuid.UUID) -> StreamingResponse:
     summary="The invoice as a PDF",
 )
 def get_pdf(call: Reader, bill_id: uuid.UUID) -> Response:
-    s = call.ctx.settings
-    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    issuer = Issuer.from_settings(call.ctx.settings)
     with call.read() as session:
         bill = visible_bill(call, session, bill_id)
         pdf = render_invoice(session, bill.id, issuer)
@@ -447,8 +451,7 @@ def post_payment(call: Writer, bill_id: uuid.UUID, body: PaymentIn) -> JSONRespo
             at=call.now(),
             received_at=body.received_at,
         )
-        out = _payment_out(payment)
-    return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)
+        return _recorded(payment, new)
 
 
 class RefundIn(Input):
@@ -481,8 +484,7 @@ def post_refund(call: Writer, bill_id: uuid.UUID, body: RefundIn) -> JSONRespons
             reference=body.reference,
             at=call.now(),
         )
-        out = _payment_out(refund)
-    return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)
+        return _recorded(refund, new)
 
 
 # -- bill runs ----------------------------------------------------------------------------------
@@ -594,5 +596,4 @@ def post_top_up(call: Writer, account_id: uuid.UUID, body: TopUpIn) -> JSONRespo
             reference=body.reference,
             at=call.now(),
         )
-        out = _payment_out(payment)
-    return JSONResponse(jsonable_encoder(out), status_code=201 if new else 200)
+        return _recorded(payment, new)

@@ -121,8 +121,7 @@ def post_credit_note(
     summary="A credit note as a PDF",
 )
 def get_credit_note_pdf(call: Reader, note_id: uuid.UUID) -> Response:
-    s = call.ctx.settings
-    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    issuer = Issuer.from_settings(call.ctx.settings)
     with call.read() as session:
         note = session.get(CreditNote, note_id)
         if note is None:

@@ -32,6 +32,7 @@ from satiot.bss.invoices import get_bill, lines_of
 from satiot.bss.models import BillingAccount, CreditNote, Customer
 from satiot.bss.money import format_cny
 from satiot.bss.periods import zone
+from satiot.core.config import Settings
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
@@ -62,6 +63,16 @@ class Issuer:
     payment_instructions: str
     tz: str = "Asia/Shanghai"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Issuer:
+        """The operator as its configuration names it (every door prints with these)."""
+        return cls(
+            settings.operator_name,
+            settings.operator_tax_id,
+            settings.payment_instructions,
+            settings.business_timezone,
+        )
+
 
 def yuan(micros: int) -> str:
     """``¥1,234.56``, a credit ``-¥50.00`` (lines are whole fen already)."""
@@ -88,6 +99,30 @@ def _date(when: datetime, tz: str) -> str:
     return when.astimezone(zone(tz)).strftime("%Y-%m-%d")
 
 
+def _document(buf: io.BytesIO, title: str, issuer: Issuer) -> SimpleDocTemplate:
+    """An A4 page with the margins every document of the operator has."""
+    return SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=16 * mm,
+        title=title,
+        author=issuer.name,
+    )
+
+
+def _letterhead(issuer: Issuer, heading: str) -> list[object]:
+    """Who issues the document, and what it is."""
+    return [
+        _p(issuer.name, 13),
+        _p(f"纳税人识别号 Taxpayer ID: {issuer.tax_id}", 8.5),
+        Spacer(1, 5 * mm),
+        _p(heading, 17),
+    ]
+
+
 def render_invoice(session: Session, bill_id: object, issuer: Issuer) -> bytes:
     """The PDF of one bill (the caller's session decides whose bills it may read)."""
     import uuid
@@ -98,24 +133,9 @@ def render_invoice(session: Session, bill_id: object, issuer: Issuer) -> bytes:
     lines = lines_of(session, bill.id)
 
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buf,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=16 * mm,
-        bottomMargin=16 * mm,
-        title=f"Invoice {bill.number}",
-        author=issuer.name,
-    )
+    doc = _document(buf, f"Invoice {bill.number}", issuer)
     width = A4[0] - 36 * mm
-    story: list[object] = [
-        _p(issuer.name, 13),
-        _p(f"纳税人识别号 Taxpayer ID: {issuer.tax_id}", 8.5),
-        Spacer(1, 5 * mm),
-        _p("卫星物联网业务账单  INVOICE", 17),
-        Spacer(1, 4 * mm),
-    ]
+    story = [*_letterhead(issuer, "卫星物联网业务账单  INVOICE"), Spacer(1, 4 * mm)]
     head = [
         ("账单号 Invoice no.", bill.number),
         ("开具日期 Issue date", _date(bill.issued_at, issuer.tz)),
@@ -233,16 +253,7 @@ def render_credit_note(session: Session, note_id: object, issuer: Issuer) -> byt
     account = session.get(BillingAccount, note.billing_account_id)
     customer = session.get(Customer, account.customer_id) if account else None
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buf,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=16 * mm,
-        bottomMargin=16 * mm,
-        title=f"Credit note {note.number}",
-        author=issuer.name,
-    )
+    doc = _document(buf, f"Credit note {note.number}", issuer)
     width = A4[0] - 36 * mm
     facts = [
         ("红字单号 Credit note no.", note.number),
@@ -280,10 +291,7 @@ def render_credit_note(session: Session, note_id: object, issuer: Issuer) -> byt
     )
     doc.build(
         [
-            _p(issuer.name, 13),
-            _p(f"纳税人识别号 Taxpayer ID: {issuer.tax_id}", 8.5),
-            Spacer(1, 5 * mm),
-            _p("卫星物联网业务红字账单  CREDIT NOTE", 17),
+            *_letterhead(issuer, "卫星物联网业务红字账单  CREDIT NOTE"),
             Spacer(1, 5 * mm),
             table,
             Spacer(1, 8 * mm),

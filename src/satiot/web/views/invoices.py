@@ -235,8 +235,7 @@ def invoice_devices_csv(signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
 @router.get(PATH + "/{bill_id}/pdf")
 def invoice_pdf(signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
     signed_in.require_any("bills:read")
-    s = signed_in.ctx.settings
-    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    issuer = Issuer.from_settings(signed_in.ctx.settings)
     with signed_in.call.read() as session:
         try:
             bill = _bill(signed_in, session, bill_id)
@@ -253,8 +252,7 @@ def invoice_pdf(signed_in: SignedIn, bill_id: uuid.UUID) -> Response:
 @router.get(PATH + "/credit-notes/{note_id}/pdf")
 def credit_note_pdf(signed_in: SignedIn, note_id: uuid.UUID) -> Response:
     signed_in.require_any("bills:read")
-    s = signed_in.ctx.settings
-    issuer = Issuer(s.operator_name, s.operator_tax_id, s.payment_instructions, s.business_timezone)
+    issuer = Issuer.from_settings(signed_in.ctx.settings)
     with signed_in.call.read() as session:
         note = session.get(CreditNote, note_id)
         try:
@@ -293,8 +291,9 @@ def invoice_move(
             elif move == "send":
                 invoices.send_bill(session, principal, bill_id, at=now)
                 done = "Invoice sent to the customer."
-            elif move == "payments":
-                payments.record_payment(
+            elif move in ("payments", "refunds"):
+                record = payments.record_payment if move == "payments" else payments.record_refund
+                record(
                     session,
                     principal,
                     bill_id,
@@ -303,18 +302,7 @@ def invoice_move(
                     reference=reference.strip()[:100],
                     at=now,
                 )
-                done = "Payment recorded."
-            elif move == "refunds":
-                payments.record_refund(
-                    session,
-                    principal,
-                    bill_id,
-                    amount_micros=_micros(amount),
-                    method=method.strip()[:32] or "bank-transfer",
-                    reference=reference.strip()[:100],
-                    at=now,
-                )
-                done = "Refund recorded."
+                done = "Payment recorded." if move == "payments" else "Refund recorded."
             elif move == "adjustments":
                 bill_adjustments.adjust_bill(
                     session,
