@@ -165,6 +165,8 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
         )  # fmt: skip
     r = runner.invoke(app, ["bills", "credit", number, "--amount", "2.00", "--reason", "More"])
     assert r.exit_code == 0 and "to refund ¥2.12" in r.stdout, r.output
+    owing = runner.invoke(app, ["bills", "export", "--to-refund"])
+    assert owing.exit_code == 0 and number in owing.stdout, owing.output
     _one_error(
         runner.invoke(app, ["bills", "refund", number, "--amount", "2.13", "--reference", "R1"]),
         "more than the ¥2.12 the bill owes the customer",
@@ -175,6 +177,7 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
     assert "already refunded under this reference: ¥2.12" in r.stdout
     with ctx.db.read() as session:
         assert session.get(CustomerBill, bill_id).due_micros == 0
+    assert number not in runner.invoke(app, ["bills", "export", "--to-refund"]).stdout
 
 
 def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811

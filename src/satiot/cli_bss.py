@@ -535,27 +535,30 @@ def bills_export(
     output: OutputOption = None,
     period: Annotated[str | None, typer.Option(help="Only this month's bills, YYYY-MM")] = None,
     state: Annotated[str | None, typer.Option(help="Only bills in this state, e.g. sent")] = None,
+    to_refund: Annotated[
+        bool, typer.Option("--to-refund", help="Only bills that owe their customer money")
+    ] = False,
 ) -> None:
     """Every bill as CSV for the ledger, one line per invoice: number, period, state, customer
     and credit code, account, issue and due dates, each charge, adjustments, subtotal, VAT,
-    total, paid and balance due in yuan. UTF-8 with a byte-order mark, as Excel opens it; a
-    progress bar when writing to a file."""
+    total, paid, credited and balance due in yuan. UTF-8 with a byte-order mark, as Excel opens
+    it; a progress bar when writing to a file."""
     from sqlalchemy import func, select
 
     from satiot.bss.bill_export import export_bills
+    from satiot.bss.invoices import bill_filters
     from satiot.bss.models import CustomerBill
     from satiot.bss.periods import check_period
     from satiot.bss.states import BILL
 
     if state is not None and state not in BILL.states:
         fail(f"--state {state!r} is not a bill state ({', '.join(BILL.states)})")
-    where = []
     if period is not None:
         with domain_errors():
             check_period(period)
-        where.append(CustomerBill.period == period)
-    if state is not None:
-        where.append(CustomerBill.state == state)
+    where = bill_filters(
+        period=period, state=state, account_id=None, all_tenants=True, to_refund=to_refund
+    )
     with _migrated() as database, database.read() as s:
         total = write_export(
             output,

@@ -86,6 +86,10 @@ def test_billing_staff_credit_a_sent_bill_once_per_idempotency_key(client, bille
     r = client.post(url, headers=clerk, json=body | {"amount": "50.01"})  # ¥53.01 with VAT
     assert r.status_code == 201, r.text
     assert (r.json()["bill"]["amount_due"], r.json()["bill"]["state"]) == ("-10.00", "settled")
+    owing = client.get(f"{API}/bills?to_refund=true", headers=clerk).json()["items"]
+    assert [b["number"] for b in owing] == [bill["number"]]
+    sheet = client.get(f"{API}/bills/csv?to_refund=true", headers=clerk).text
+    assert bill["number"] in sheet and len(sheet.splitlines()) == 2
     refund = pay | {"amount": "10.00", "reference": "R1"}
     with unchanged(ctx):
         assert_problem(client.post(refunds, headers=customer, json=refund), 403)
@@ -94,6 +98,7 @@ def test_billing_staff_credit_a_sent_bill_once_per_idempotency_key(client, bille
     done = client.post(refunds, headers=clerk, json=refund)
     assert done.status_code == 201 and done.json()["amount"] == "-10.00", done.text
     assert client.post(refunds, headers=clerk, json=refund).status_code == 200  # recorded once
+    assert client.get(f"{API}/bills?to_refund=true", headers=clerk).json()["items"] == []
     got = client.get(f"{API}/bills/{bill['id']}", headers=customer).json()
     assert (got["amount_due"], got["paid_micros"]) == ("0.00", 0)
     listed = client.get(payments, headers=customer).json()

@@ -192,12 +192,17 @@ def test_billing_staff_credit_a_sent_invoice_and_the_customer_reads_the_note(
     r = client.post(url, data={"csrf_token": csrf, "amount": "10.00", "reason": "Late fix"})
     assert "Owed to the customer" in r.text and re.search(r'id="invoice-due">-¥10\.60<', r.text)
     assert re.search(r'id="refund-amount"[^>]*value="10\.60"', r.text)
+    owing = client.get("/invoices?to_refund=1").text
+    assert bill.number in owing and 'id="inv-to-refund" checked' in owing
+    export_link = owing.split('id="invoices-export"', 1)[0].rsplit("href=", 1)[1]
+    assert "to_refund=1" in unescape(export_link)
     refund = {"csrf_token": csrf, "amount": "10.61", "reference": "REF-1"}
     r = client.post(f"/invoices/{bill.id}/refunds", data=refund)
     assert "flash-error" in r.text and "owes the customer" in unescape(r.text)
     r = client.post(f"/invoices/{bill.id}/refunds", data=refund | {"amount": "10.60"})
     assert "Refund recorded." in r.text and re.search(r'id="invoice-due">¥0\.00<', r.text)
     assert 'id="refund-form"' not in r.text and "-¥10.60" in r.text  # listed with the payments
+    assert bill.number not in client.get("/invoices?to_refund=1").text
     _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
     page = client.get(f"/invoices/{bill.id}").text
     assert "SATCN2026-00000001" in page and 'id="credit-note-form"' not in page

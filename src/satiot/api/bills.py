@@ -248,11 +248,28 @@ def visible_bill(call: Call, session: Session, bill_id: uuid.UUID) -> CustomerBi
 
 
 def _bill_filters(
-    call: Call, period: str | None, state: str | None, account_id: uuid.UUID | None
+    call: Call,
+    period: str | None,
+    state: str | None,
+    account_id: uuid.UUID | None,
+    to_refund: bool,
 ) -> list[ColumnElement[bool]]:
     return invoices.bill_filters(
-        period=period, state=state, account_id=account_id, all_tenants=call.principal.all_tenants
+        period=period,
+        state=state,
+        account_id=account_id,
+        all_tenants=call.principal.all_tenants,
+        to_refund=to_refund,
     )
+
+
+ToRefund = Annotated[
+    bool,
+    Query(
+        description="Only bills that owe their customer money (credit notes beyond what was "
+        "left to pay), to be refunded"
+    ),
+]
 
 
 @router.get("", response_model=Page[BillOut], summary="List bills, newest first")
@@ -265,8 +282,10 @@ def list_bills(
     period: Period | None = None,
     state: Annotated[BillState | None, Query()] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+    to_refund: ToRefund = False,
 ) -> Page[BillOut]:
-    stmt = select(CustomerBill).where(*_bill_filters(call, period, state, billing_account_id))
+    where = _bill_filters(call, period, state, billing_account_id, to_refund)
+    stmt = select(CustomerBill).where(*where)
     with call.read() as session:
         page = paginate(session, stmt, CustomerBill.id, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, bill_out)
@@ -283,11 +302,12 @@ def export_bills(
     period: Period | None = None,
     state: Annotated[BillState | None, Query()] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+    to_refund: ToRefund = False,
 ) -> StreamingResponse:
     """One line per bill, oldest first: number, period, state, customer and credit code,
     account, issue and due dates (China), each charge, adjustments, subtotal, VAT, total,
-    paid and balance due in yuan; the columns are in :mod:`satiot.bss.bill_export`."""
-    where = _bill_filters(call, period, state, billing_account_id)
+    paid, credited and balance due in yuan; the columns are in :mod:`satiot.bss.bill_export`."""
+    where = _bill_filters(call, period, state, billing_account_id, to_refund)
     return streamed_download(
         call.read,
         lambda session: bill_export.export_bills(session, where),

@@ -55,7 +55,11 @@ def _bill(signed_in: ConsoleSession, session: Session, bill_id: uuid.UUID) -> Cu
 
 
 def _where(
-    signed_in: ConsoleSession, period: str, state: str, account_id: uuid.UUID | None
+    signed_in: ConsoleSession,
+    period: str,
+    state: str,
+    account_id: uuid.UUID | None,
+    to_refund: str = "",
 ) -> list[ColumnElement[bool]]:
     """The page's filters, which its export shares (a month or state that is none is no
     filter); a customer sees its bills once sent."""
@@ -64,6 +68,7 @@ def _where(
         state=state if state in BILL.states else None,
         account_id=account_id,
         all_tenants=signed_in.principal.all_tenants,
+        to_refund=bool(to_refund),
     )
 
 
@@ -72,8 +77,16 @@ def _is_period(text: str) -> bool:
     return re.fullmatch(PERIOD_PATTERN, text) is not None
 
 
-def _query(period: str, state: str, account: uuid.UUID | None, **more: str | None) -> str:
-    given = {"period": period, "state": state, "account": account and str(account), **more}
+def _query(
+    period: str, state: str, account: uuid.UUID | None, to_refund: str, **more: str | None
+) -> str:
+    given = {
+        "period": period,
+        "state": state,
+        "account": account and str(account),
+        "to_refund": "1" if to_refund else "",
+        **more,
+    }
     return urlencode({k: v for k, v in given.items() if v})
 
 
@@ -84,6 +97,7 @@ def invoices_page(
     period: str = "",
     state: str = "",
     account: str = "",
+    to_refund: str = "",
     after: str | None = None,
 ) -> Response:
     """Bills newest first, by month, state and (from an account's page) billing account."""
@@ -92,7 +106,7 @@ def invoices_page(
     account_id = parse_uuid(account) if account else None
     if account and account_id is None:
         flash = Flash("error", f"{account!r} is not a billing account id: every account shown")
-    stmt = select(CustomerBill).where(*_where(signed_in, period, state, account_id))
+    stmt = select(CustomerBill).where(*_where(signed_in, period, state, account_id, to_refund))
     with signed_in.call.read() as session:
         shown = session.get(BillingAccount, account_id) if account_id else None
         try:
@@ -110,9 +124,10 @@ def invoices_page(
                 )
             )
         }
+    query = _query(period, state, account_id, to_refund)
     next_url = None
     if found.next_cursor:
-        next_url = f"{PATH}?{_query(period, state, account_id, after=found.next_cursor)}"
+        next_url = f"{PATH}?{_query(period, state, account_id, to_refund, after=found.next_cursor)}"
     return page(
         request,
         signed_in,
@@ -127,7 +142,8 @@ def invoices_page(
             "next_url": next_url,
             "account": shown,
             "account_id": account_id,
-            "export_url": f"{PATH}/export.csv?{_query(period, state, account_id)}".rstrip("?"),
+            "export_url": f"{PATH}/export.csv?{query}".rstrip("?"),
+            "to_refund": bool(to_refund),
         },
         flash=flash,
     )
@@ -135,14 +151,14 @@ def invoices_page(
 
 @router.get(PATH + "/export.csv")
 def invoices_csv(
-    signed_in: SignedIn, period: str = "", state: str = "", account: str = ""
+    signed_in: SignedIn, period: str = "", state: str = "", account: str = "", to_refund: str = ""
 ) -> Response:
     """Every invoice the page's filters keep, as the API's CSV."""
     signed_in.require_any("bills:read")
     account_id = parse_uuid(account) if account else None
     if account and account_id is None:
         return Response("not a billing account id", status_code=422, media_type="text/plain")
-    where = _where(signed_in, period, state, account_id)
+    where = _where(signed_in, period, state, account_id, to_refund)
     return streamed_download(
         signed_in.call.read,
         lambda session: bill_export.export_bills(session, where),
