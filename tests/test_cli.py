@@ -677,6 +677,31 @@ def test_bench_rating_sql_bound_charges_what_the_rater_charges(monkeypatch):
     assert int(charged[1].replace(",", "")) == 100 * billable + 500 * 20_000
 
 
+def test_bench_rating_phases_say_where_the_batch_paths_time_goes(monkeypatch):
+    """Each step's share of the batch path's CPU time, and the rest; they add up to the whole,
+    and the rater's own functions are back in place afterwards."""
+    from satiot.bss import rating_sql
+    from satiot.bss.rating_pass import RatingPass
+
+    plan, fetch = RatingPass.plan, rating_sql.fetch
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here(
+        "bench", "rating", "--devices", "40", "--events", "2000", "--batch", "500",
+        "--anchor-events", "10", "--phases", env={},
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    total = re.search(r"where the time goes +([\d.]+) us/event of CPU in all", run.out)
+    assert total, run.out
+    steps = re.findall(r"^  (.+?) +(-?[\d.]+) us +\d+%$", run.out, re.MULTILINE)
+    names = [name for name, _ in steps]
+    assert names[0].startswith("read the range") and names[-1].startswith("the rest"), names
+    assert "write the usage records" in names and len(names) == 9
+    assert abs(sum(float(us) for _, us in steps) - float(total[1])) < 0.05
+    assert (RatingPass.plan, rating_sql.fetch) == (plan, fetch)
+
+
 def test_bench_help_lists_the_benchmarks_and_a_benchmarks_help_its_options(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))
