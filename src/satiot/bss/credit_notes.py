@@ -33,6 +33,7 @@ from satiot.bss.bill_adjustments import MAX_ADJUSTMENT_MICROS, one_line_reason
 from satiot.bss.invoices import CUSTOMER_VISIBLE, bill_view, get_bill, move, take_numbers
 from satiot.bss.models import BillingAccount, CreditNote, CustomerBill, Payment
 from satiot.bss.money import MICROS_PER_FEN, format_cny, vat_micros
+from satiot.bss.payments import resume_stopped
 from satiot.bss.periods import zone
 from satiot.bss.rating_store import debit_prepaid
 from satiot.core.auth.principal import Principal
@@ -126,13 +127,14 @@ def issue_credit_note(
     prepaid = account.payment_mode == "prepaid"
     due = bill.due_micros
     returned = max(0, total - max(due, 0)) if prepaid else 0
-    first = take_numbers(session, credit_series(series_prefix, at, tz), 1)
+    series = credit_series(series_prefix, at, tz)
+    first = take_numbers(session, series, 1)
     before = bill_view(bill)
     note = CreditNote(
         tenant_id=bill.tenant_id,
         bill_id=bill.id,
         billing_account_id=bill.billing_account_id,
-        number=f"{credit_series(series_prefix, at, tz)}-{first:08d}",
+        number=f"{series}-{first:08d}",
         subtotal_micros=amount,
         tax_micros=tax,
         total_micros=total,
@@ -180,8 +182,6 @@ def _return_to_balance(
     session: Session, principal: Principal, bill: CustomerBill, note: CreditNote, at: datetime
 ) -> None:
     """A prepaid bill's credit beyond what is owed goes back to the balance it was paid from."""
-    from satiot.bss.payments import resume_stopped  # payments imports invoices, as this does
-
     returned = note.returned_micros
     session.add(
         Payment(
