@@ -167,7 +167,8 @@ class Settings(BaseSettings):
     invoice_series_prefix: str = Field(
         default="SAT",
         pattern=r"^[A-Z0-9]{1,8}$",
-        description="Invoice numbers are <prefix><year>-<8 digits>, gap-free per year.",
+        description="Invoice numbers are <prefix><year>-<8 digits> and credit notes "
+        "<prefix>CN<year>-<8 digits>, each gap-free per year.",
     )
     payment_terms_days: int = Field(
         default=30, ge=0, le=365, description="Days from an invoice's issue to its due date."
