@@ -702,6 +702,24 @@ def test_bench_rating_phases_say_where_the_batch_paths_time_goes(monkeypatch):
     assert (RatingPass.plan, rating_sql.fetch) == (plan, fetch)
 
 
+def test_every_command_is_summed_up_on_one_line_in_its_groups_listing():
+    """A group's listing shows each command's first paragraph reflowed, not cut where the
+    docstring's lines end (which left ragged half-empty lines in `satiot bills --help`)."""
+    from satiot.cli import app
+
+    def commands(group):  # type: ignore[no-untyped-def]
+        yield from group.registered_commands
+        for sub in group.registered_groups:
+            yield from commands(sub.typer_instance)
+
+    found = list(commands(app))
+    assert len(found) > 40
+    for command in found:
+        assert command.short_help and "\n" not in command.short_help, command.name
+    listing = satiot_here("bills", "--help", env={"COLUMNS": "200"}).out
+    assert "work out its VAT and total again. A validated bill is not changed" in listing
+
+
 def test_bench_help_lists_the_benchmarks_and_a_benchmarks_help_its_options(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import threading
@@ -541,6 +542,23 @@ def events_relay() -> None:
 
 
 app.command(context_settings=BENCH_SETTINGS, add_help_option=False)(bench)
+
+
+def one_line_summaries(group: typer.Typer) -> None:
+    """Each command's summary in its group's listing is the first paragraph of its help on
+    one line. Typer keeps the docstring's line breaks there, which cut the listing's second
+    column into ragged pieces; a command's own ``--help`` already reflows them."""
+    for command in group.registered_commands:
+        doc = command.help or (command.callback.__doc__ if command.callback else None)
+        if command.short_help is None and doc:
+            first = inspect.cleandoc(doc).split("\n\n", 1)[0]
+            command.short_help = " ".join(first.split())
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            one_line_summaries(sub.typer_instance)
+
+
+one_line_summaries(app)
 
 
 def main() -> None:
