@@ -1,4 +1,5 @@
-"""Bills (TMF678 customerBill), their lines, PDF and payments; bill runs; dry runs; top-ups.
+"""Bills (TMF678 customerBill), their lines, PDF, payments and refunds; bill runs; dry runs;
+top-ups (credit notes are in :mod:`satiot.api.credit_notes`).
 
 Customers see their own bills once sent (``sent``, ``partiallyPaid``, ``settled``); billing
 staff see every bill and move them through the lifecycle. Money is returned both as integer
