@@ -20,6 +20,7 @@ from satiot.bss.payments import record_payment, record_refund
 from satiot.core.errors import Conflict, InvalidInput
 from satiot.core.models import AuditEntry, Event
 from tests.bss.billing_world import DEC_1, november_bill
+from tests.network.delivery_support import deliveries, fan_out, webhook
 
 ISSUER = Issuer("Op", "91110000000000000X", "Pay", "Asia/Shanghai")
 
@@ -227,3 +228,19 @@ def test_the_credit_note_and_the_invoice_print_the_credit(world):
     invoice_text = text(invoice_pdf)
     for expected in ("红字冲减 Credit notes", "-¥53.00", "Balance due", "¥53.01"):
         assert expected in invoice_text, expected
+
+
+def test_the_customers_integrations_are_told_of_the_note_and_the_refund(world):
+    s, bill_id = november_bill(world)
+    hook = webhook(world.ctx, world, s.tenant.id, "https://erp.example/hook")
+    _send(world, bill_id)
+    _pay(world, bill_id, 106_010_000, "T1")
+    number = _credit(world, bill_id, 10_000_000)[0]
+    _refund(world, bill_id, 10_600_000, "R1")
+    fan_out(world.ctx)
+    bodies = {d.event_type: d.body for d in deliveries(world.ctx, hook)}
+    assert bodies["bill.credited"]["credit_note_number"] == number
+    assert bodies["bill.credited"]["due_micros"] == -10_600_000
+    assert (bodies["bill.refunded"]["reference"], bodies["bill.refunded"]["due_micros"]) == (
+        "R1", 0,
+    )  # fmt: skip

@@ -30,6 +30,8 @@ CUSTOMER_NOTICES = frozenset(
         "subscription.resumed",
         "subscription.terminated",
         "bill.sent",
+        "bill.credited",
+        "bill.refunded",
     }
 )
 
