@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
 from satiot.bss.payments import record_payment
 from satiot.cli import app
+from satiot.core.days import business_day
 from tests.bss.test_billing import DEC_1, SETTINGS, setup  # noqa: F401 - the fixture
 from tests.test_cli_oss import _one_error
 
@@ -178,6 +180,12 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
     with ctx.db.read() as session:
         assert session.get(CustomerBill, bill_id).due_micros == 0
     assert number not in runner.invoke(app, ["bills", "export", "--to-refund"]).stdout
+    this_month = business_day(datetime.now(UTC)).strftime("%Y-%m")  # notes issued now
+    register = runner.invoke(app, ["bills", "credit-notes", "--month", this_month])
+    assert register.exit_code == 0, register.output
+    lines = register.stdout_bytes.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("number,issued_on,bill_number,") and len(lines) == 3
+    _one_error(runner.invoke(app, ["bills", "credit-notes", "--month", "2026-13"]), "YYYY-MM")
 
 
 def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811

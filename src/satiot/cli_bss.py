@@ -570,6 +570,36 @@ def bills_export(
         out.print(f"wrote {total} bills to {output}", highlight=False, soft_wrap=True)
 
 
+@bills_app.command("credit-notes")
+def bills_credit_notes(
+    output: OutputOption = None,
+    month: Annotated[
+        str | None, typer.Option(help="Only notes issued in this month, YYYY-MM")
+    ] = None,
+) -> None:
+    """Every credit note as a CSV register for the ledger, one line per note: number, issue
+    date, the invoice it corrects, customer and credit code, account, amount before VAT, VAT,
+    total, what went back to a prepaid balance, reason and who issued it. UTF-8 with a
+    byte-order mark; a progress bar when writing to a file."""
+    from sqlalchemy import func, select
+
+    from satiot.bss.credit_note_export import export_notes, note_filters
+    from satiot.bss.models import CreditNote
+
+    settings = load_settings()
+    with domain_errors():
+        where = note_filters(month=month, account_id=None, tz=settings.business_timezone)
+    with _migrated() as database, database.read() as s:
+        total = write_export(
+            output,
+            lambda progress: export_notes(s, where, progress=progress),
+            lambda: s.scalar(select(func.count()).select_from(CreditNote).where(*where)) or 0,
+            "credit notes",
+        )
+    if total is not None:
+        out.print(f"wrote {total} credit notes to {output}", highlight=False, soft_wrap=True)
+
+
 @bills_app.command("statement")
 def bills_statement(
     bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],

@@ -115,3 +115,24 @@ def test_the_bills_export_has_what_was_credited(client, billed):
     assert (line["total_yuan"], line["credited_yuan"], line["balance_due_yuan"]) == (
         "106.01", "10.60", "95.41",
     )  # fmt: skip
+
+
+def test_the_credit_notes_register_as_pages_and_csv_for_whose_they_are(client, billed, world):
+    _s, clerk, customer = billed
+    bill = _sent_bill(client, clerk)
+    body = {"amount": "10.00", "reason": "Goodwill"}
+    note = client.post(f"{API}/bills/{bill['id']}/credit-notes", headers=clerk, json=body)
+    number = note.json()["credit_note"]["number"]
+    for who in (clerk, customer):
+        (listed,) = client.get(f"{API}/credit-notes?month=2026-12", headers=who).json()["items"]
+        assert listed["number"] == number
+    assert client.get(f"{API}/credit-notes?month=2026-11", headers=clerk).json()["items"] == []
+    sheet = client.get(f"{API}/credit-notes/csv?month=2026-12", headers=customer)
+    assert 'filename="satiot-credit-notes-2026-12.csv"' in sheet.headers["content-disposition"]
+    (line,) = csv.DictReader(io.StringIO(sheet.content.decode("utf-8-sig"), newline=""))
+    assert (line["number"], line["total_credited_yuan"]) == (number, "10.60")
+    stranger = world.headers(world.user(shop(world, uscc=USCCS[1]).tenant, Role.CUSTOMER_ADMIN))
+    assert client.get(f"{API}/credit-notes", headers=stranger).json()["items"] == []
+    assert len(client.get(f"{API}/credit-notes/csv", headers=stranger).text.splitlines()) == 1
+    assert_problem(client.get(f"{API}/credit-notes?month=2026-13", headers=clerk), 422)
+    assert_problem(client.get(f"{API}/credit-notes/csv?month=26-12", headers=clerk), 422)

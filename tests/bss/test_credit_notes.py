@@ -5,6 +5,7 @@ and a bill not yet sent is adjusted, not credited."""
 
 from __future__ import annotations
 
+import csv
 import io
 import uuid
 
@@ -12,6 +13,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from satiot.bss.credit_note_export import COLUMNS, export_notes, note_filters
 from satiot.bss.credit_notes import issue_credit_note, notes_of
 from satiot.bss.invoice_pdf import Issuer, render_credit_note, render_invoice
 from satiot.bss.invoices import send_bill, validate_bill
@@ -244,3 +246,25 @@ def test_the_customers_integrations_are_told_of_the_note_and_the_refund(world):
     assert (bodies["bill.refunded"]["reference"], bodies["bill.refunded"]["due_micros"]) == (
         "R1", 0,
     )  # fmt: skip
+
+
+def test_the_register_lists_a_months_notes_for_the_ledger(world):
+    _, bill_id = november_bill(world)
+    _send(world, bill_id)
+    number = _credit(world, bill_id, 50_000_000, '=HYPERLINK("x") outage')[0]
+    with world.ctx.db.read() as r:
+        december = note_filters(month="2026-12", account_id=None, tz="Asia/Shanghai")
+        text = b"".join(export_notes(r, december)).decode("utf-8-sig")
+        november = note_filters(month="2026-11", account_id=None, tz="Asia/Shanghai")
+        empty = b"".join(export_notes(r, november)).decode("utf-8-sig")
+    (line,) = csv.DictReader(io.StringIO(text, newline=""))
+    assert (line["number"], line["issued_on"], line["bill_period"]) == (
+        number, "2026-12-01", "2026-11",
+    )  # fmt: skip
+    assert (line["credited_before_vat_yuan"], line["vat_yuan"], line["total_credited_yuan"]) == (
+        "50.00", "3.00", "53.00",
+    )  # fmt: skip
+    assert line["reason"].startswith("'=HYPERLINK")  # not run as a formula
+    assert empty.splitlines() == [",".join(COLUMNS)]
+    with pytest.raises(InvalidInput, match="YYYY-MM"):
+        note_filters(month="2026-13", account_id=None, tz="Asia/Shanghai")

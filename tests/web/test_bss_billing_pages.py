@@ -203,6 +203,13 @@ def test_billing_staff_credit_a_sent_invoice_and_the_customer_reads_the_note(
     assert "Refund recorded." in r.text and re.search(r'id="invoice-due">¥0\.00<', r.text)
     assert 'id="refund-form"' not in r.text and "-¥10.60" in r.text  # listed with the payments
     assert bill.number not in client.get("/invoices?to_refund=1").text
+    page = client.get("/invoices?period=2026-12").text
+    link = unescape(page.split('id="credit-notes-export"', 1)[0].rsplit('href="', 1)[1])
+    assert link.split('"', 1)[0] == "/invoices/credit-notes.csv?period=2026-12"
+    register = client.get("/invoices/credit-notes.csv?period=2026-12")
+    assert 'filename="satiot-credit-notes-2026-12.csv"' in register.headers["content-disposition"]
+    assert register.text.count("SATCN2026-") == 2  # the two notes issued on 1 December
+    assert client.get("/invoices/credit-notes.csv?period=2026-11").text.count("SATCN") == 0
     _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
     page = client.get(f"/invoices/{bill.id}").text
     assert "SATCN2026-00000001" in page and 'id="credit-note-form"' not in page

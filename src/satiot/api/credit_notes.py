@@ -1,7 +1,8 @@
-"""Credit notes: corrections of bills the customer has received, and their PDF.
+"""Credit notes: corrections of bills the customer has received, their PDF and register.
 
 Billing staff issue them on a sent bill (``bills:write``); the customer reads a bill's notes
-and their PDFs as it reads the bill. The rules are in :mod:`satiot.bss.credit_notes`.
+and their PDFs as it reads the bill, and lists and exports its own. The rules are in
+:mod:`satiot.bss.credit_notes`.
 """
 
 from __future__ import annotations
@@ -9,18 +10,33 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from satiot.api.bills import BillOut, Reader, Writer, bill_out, visible_bill
-from satiot.api.common import IdempotencyKey, Input, Output, create_idempotently
-from satiot.bss import bill_adjustments, credit_notes, invoices
+from satiot.api.common import (
+    CursorParam,
+    IdempotencyKey,
+    Input,
+    LimitParam,
+    Output,
+    Page,
+    create_idempotently,
+    page_response,
+)
+from satiot.api.csv_files import CSV_FILE, streamed_download
+from satiot.api.deps import Call
+from satiot.bss import bill_adjustments, credit_note_export, credit_notes, invoices
 from satiot.bss.invoice_pdf import Issuer, render_credit_note
 from satiot.bss.models import CreditNote
 from satiot.bss.money import MICROS_PER_YUAN, fen_text
+from satiot.bss.periods import PERIOD_PATTERN
+from satiot.core.pagination import paginate
 
 router = APIRouter(tags=["billing"])
 
@@ -112,6 +128,67 @@ def post_credit_note(
         return IssuedOut(credit_note=note_out(note), bill=bill_out(bill))
 
     return create_idempotently(call, request, idempotency_key, body, issue)
+
+
+Month = Annotated[
+    str | None,
+    Query(
+        pattern=PERIOD_PATTERN,
+        description="Only notes issued in this month (YYYY-MM, business time zone)",
+        examples=["2026-12"],
+    ),
+]
+
+
+def _note_filters(
+    call: Call, month: str | None, account_id: uuid.UUID | None
+) -> list[ColumnElement[bool]]:
+    return credit_note_export.note_filters(
+        month=month, account_id=account_id, tz=call.ctx.settings.business_timezone
+    )
+
+
+@router.get(
+    "/credit-notes",
+    response_model=Page[CreditNoteOut],
+    summary="Credit notes, newest first (a customer's own)",
+)
+def list_notes(
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+    month: Month = None,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> Page[CreditNoteOut]:
+    stmt = select(CreditNote).where(*_note_filters(call, month, billing_account_id))
+    with call.read() as session:
+        page = paginate(session, stmt, CreditNote.id, cursor=cursor, limit=limit, descending=True)
+        return page_response(request, response, page, note_out)
+
+
+@router.get(
+    "/credit-notes/csv",
+    summary="Every credit note the list's filters keep, as one CSV register for the ledger",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def export_notes(
+    call: Reader,
+    month: Month = None,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> StreamingResponse:
+    """One line per note, oldest first: number, issue date (China), the invoice it corrects
+    and its period, customer and credit code, account, amount before VAT, VAT, total, what went
+    back to a prepaid balance, reason and who issued it; the columns are in
+    :mod:`satiot.bss.credit_note_export`."""
+    where = _note_filters(call, month, billing_account_id)
+    return streamed_download(
+        call.read,
+        lambda session: credit_note_export.export_notes(session, where),
+        credit_note_export.file_name(month, call.now()),
+    )
 
 
 @router.get(

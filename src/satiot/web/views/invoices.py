@@ -24,6 +24,7 @@ from satiot.bss import (
     bill_adjustments,
     bill_export,
     bill_statement,
+    credit_note_export,
     credit_notes,
     invoices,
     payments,
@@ -143,6 +144,8 @@ def invoices_page(
             "account": shown,
             "account_id": account_id,
             "export_url": f"{PATH}/export.csv?{query}".rstrip("?"),
+            "notes_url": f"{PATH}/credit-notes.csv"
+            + (f"?{urlencode({'period': period})}" if _is_period(period) else ""),
             "to_refund": bool(to_refund),
         },
         flash=flash,
@@ -163,6 +166,22 @@ def invoices_csv(
         signed_in.call.read,
         lambda session: bill_export.export_bills(session, where),
         bill_export.file_name(period if _is_period(period) else None, signed_in.now()),
+    )
+
+
+@router.get(PATH + "/credit-notes.csv")
+def credit_notes_csv(signed_in: SignedIn, period: str = "") -> Response:
+    """The credit notes issued in the page's month (every one without a month), as the API's
+    CSV register."""
+    signed_in.require_any("bills:read")
+    month = period if _is_period(period) else None
+    where = credit_note_export.note_filters(
+        month=month, account_id=None, tz=signed_in.ctx.settings.business_timezone
+    )
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: credit_note_export.export_notes(session, where),
+        credit_note_export.file_name(month, signed_in.now()),
     )
 
 
