@@ -186,6 +186,21 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
     lines = register.stdout_bytes.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("number,issued_on,bill_number,") and len(lines) == 3
     _one_error(runner.invoke(app, ["bills", "credit-notes", "--month", "2026-13"]), "YYYY-MM")
+    markup = ["--amount", "0.10", "--reason", "[/] [red]x"]
+    r = runner.invoke(app, ["bills", "credit", number, *markup])
+    assert r.exit_code == 0, r.output
+    shown = runner.invoke(app, ["bills", "show", number.lower()], env={"COLUMNS": "160"})
+    assert shown.exit_code == 0, shown.output
+    for expected in (
+        f"{number}  settled  2026-11",
+        "Payments and refunds",
+        "-¥2.12",  # the refund
+        "SATCN2026-00000003",
+        "[/] [red]x",  # a reason is text, not markup
+        "credited ¥3.29; to refund ¥0.11",
+    ):
+        assert expected in shown.stdout, (expected, shown.stdout)
+    _one_error(runner.invoke(app, ["bills", "show", "SAT1999-1"]), "no bill 'SAT1999-1'")
 
 
 def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811

@@ -409,6 +409,89 @@ def _find_bill(session: Session, ref: str) -> tuple[uuid.UUID, str]:
     return found[0], found[1]
 
 
+@bills_app.command("show")
+def bills_show(
+    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+) -> None:
+    """Show one bill as its invoice page does: account and customer, period, state and dates,
+    its lines, subtotal, VAT and total, what was paid and credited and what is still owed, its
+    payments and refunds, and its credit notes."""
+    from sqlalchemy import select
+
+    from satiot.bss.credit_notes import notes_of
+    from satiot.bss.invoices import get_bill, lines_of
+    from satiot.bss.models import BillingAccount, Customer, Payment
+    from satiot.bss.money import format_cny
+    from satiot.core.days import business_day
+
+    with domain_errors(), _migrated() as database, database.read() as s:
+        bill_id, number = _find_bill(s, bill)
+        b = get_bill(s, bill_id)
+        account = s.get(BillingAccount, b.billing_account_id)
+        customer = s.get(Customer, account.customer_id) if account else None
+        lines = lines_of(s, bill_id)
+        paid = list(
+            s.scalars(select(Payment).where(Payment.bill_id == bill_id).order_by(Payment.id))
+        )
+        notes = notes_of(s, bill_id)
+        owner = f"{customer.name} ({customer.uscc}), " if customer else ""
+        out.print(
+            f"{number}  {b.state}  {b.period}  {owner}account {account.name if account else ''}"
+            f"\nissued {business_day(b.issued_at)}, due {business_day(b.due_at)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        table = Table(title=f"Invoice {number}")
+        for column in ("kind", "description", "quantity", "unit", "amount"):
+            right = column in ("quantity", "amount")
+            table.add_column(column, justify="right" if right else "left")
+        for line in lines:
+            table.add_row(
+                line.kind,
+                line.description,
+                f"{line.quantity:,}",
+                line.unit,
+                format_cny(line.amount_micros),
+            )
+        out.print(table)
+        owed = b.due_micros
+        out.print(
+            f"subtotal {format_cny(b.subtotal_micros)}, VAT {format_cny(b.tax_micros)}, "
+            f"total {format_cny(b.total_micros)}; paid {format_cny(b.paid_micros)}, "
+            f"credited {format_cny(b.credited_micros)}; "
+            + (f"still owed {format_cny(owed)}" if owed >= 0 else f"to refund {format_cny(-owed)}"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        if paid:
+            moneys = Table(title="Payments and refunds")
+            for column in ("received", "method", "reference", "amount"):
+                moneys.add_column(column, justify="right" if column == "amount" else "left")
+            for p in paid:
+                moneys.add_row(
+                    str(business_day(p.received_at)),
+                    p.method,
+                    p.reference,
+                    format_cny(p.amount_micros),
+                )
+            out.print(moneys)
+        if notes:
+            credits = Table(title="Credit notes")
+            for column in ("number", "issued", "reason", "before VAT", "VAT", "credited"):
+                right = column in ("before VAT", "VAT", "credited")
+                credits.add_column(column, justify="right" if right else "left")
+            for n in notes:
+                credits.add_row(
+                    n.number,
+                    str(business_day(n.issued_at)),
+                    n.reason,
+                    format_cny(n.subtotal_micros),
+                    format_cny(n.tax_micros),
+                    format_cny(n.total_micros),
+                )
+            out.print(credits)
+
+
 @bills_app.command("adjust")
 def bills_adjust(
     bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
