@@ -5,7 +5,8 @@ and the CLI can run it once; the service only repeats them:
 
 - lift quota suspensions whose month is over (the contract says "until the next month");
 - fulfil orders that became due (a pending order's requested start, an interrupted one);
-- send handles whose copy at the identification node is missing or stale.
+- send handles whose copy at the identification node is missing or stale;
+- announce bills still owed after their due date (``bill.overdue``, once each).
 
 Bill runs are not started here: a month's bills are the billing staff's decision (they check
 the dry run first), through ``satiot bills run`` or ``POST /api/v1/bill-runs``.
@@ -21,9 +22,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from satiot.bss.models import Subscription
+from satiot.bss.overdue import announce_overdue
 from satiot.bss.periods import DEFAULT_TZ, period_of
 from satiot.bss.subscriptions import resume_subscription
-from satiot.core.auth.principal import system_principal
+from satiot.core.auth.principal import Principal, system_principal
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
 from satiot.core.db import Database
@@ -64,11 +66,19 @@ def lift_quota_suspensions(db: Database, now: datetime, *, tz: str = DEFAULT_TZ)
     return lifted
 
 
+def _system(db: Database, why: str) -> Principal:
+    """The system acting for the operator (what the audit log names for an automatic step)."""
+    with db.read() as session:
+        operator = session.scalar(select(Tenant.id).where(Tenant.kind == "operator"))
+    return system_principal(operator or uuid.UUID(int=0), why)
+
+
 @dataclass
 class HousekeepingRun:
     lifted: list[uuid.UUID] = field(default_factory=list)
     orders: dict[uuid.UUID, str] = field(default_factory=dict)
     handles: int = 0
+    overdue: list[uuid.UUID] = field(default_factory=list)
 
 
 def run_once(db: Database, clock: Clock, settings: Settings, kek: Kek) -> HousekeepingRun:
@@ -87,6 +97,10 @@ def run_once(db: Database, clock: Clock, settings: Settings, kek: Kek) -> Housek
         run.orders = fulfil_due_orders(db, clock=clock, config=config)
     except Exception:
         log.exception("fulfilling due orders failed")
+    try:
+        run.overdue = announce_overdue(db, _system(db, "overdue-bills"), clock.now())
+    except Exception:
+        log.exception("announcing overdue bills failed")
     node = NodeConfig.from_settings(settings)
     if node is not None:
         try:

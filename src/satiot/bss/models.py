@@ -464,6 +464,8 @@ class CustomerBill(TenantScoped, Base):
     credited_micros: Mapped[int] = mapped_column(Micros, default=0, server_default=text("0"))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the bill, still owed after its due date, was announced as ``bill.overdue`` (once).
+    overdue_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("billing_account_id", "period", name="uq_customer_bills_account_period"),

@@ -32,6 +32,7 @@ CUSTOMER_NOTICES = frozenset(
         "bill.sent",
         "bill.credited",
         "bill.refunded",
+        "bill.overdue",
     }
 )
 
