@@ -12,8 +12,10 @@ from satiot.bss.credit_notes import issue_credit_note
 from satiot.bss.housekeeping import run_once
 from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
-from satiot.bss.overdue import announce_overdue
+from satiot.bss.overdue import announce_overdue, overdue_criteria
 from satiot.bss.payments import record_payment
+from satiot.core import migrate
+from satiot.core.db import Database
 from satiot.core.models import AuditEntry, Event
 from tests.bss.billing_world import DEC_1, USCCS, november_bill
 from tests.network.delivery_support import deliveries, fan_out, webhook
@@ -83,3 +85,19 @@ def test_housekeeping_announces_them_as_the_system(world):
         audit = r.scalars(select(AuditEntry).where(AuditEntry.action == "bill.overdue")).one()
     assert audit.actor == "system:overdue-bills"
     assert run_once(world.ctx.db, world.ctx.clock, world.ctx.settings, world.ctx.kek).overdue == []
+
+
+def test_the_look_reads_the_watch_index_not_every_bill(tmp_path):
+    """Housekeeping looks every minute; on the embedded database the look is a range of the
+    partial index that holds the bills still watched, however many bills are settled."""
+    db = Database.connect(f"sqlite:///{tmp_path / 'watch.db'}")
+    migrate.upgrade(db.engine)
+    stmt = select(CustomerBill.id).where(*overdue_criteria(LATE))
+    with db.engine.connect() as conn:
+        compiled = stmt.compile(dialect=conn.dialect)
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params).fetchall()
+    db.dispose()
+    assert [row[-1] for row in plan] == [
+        "SEARCH customer_bills USING INDEX ix_customer_bills_overdue_watch (due_at<?)"
+    ]

@@ -433,6 +433,13 @@ class BillRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+#: The bills housekeeping watches for lateness (``bss.overdue``): sent, still open and not yet
+#: announced. A partial index holds these alone, so the look every minute reads a handful of
+#: rows however many bills the years have settled; the query repeats the text so that SQLite
+#: sees the index applies.
+OVERDUE_WATCH_SQL: Final = "overdue_announced_at IS NULL AND state IN ('sent', 'partiallyPaid')"
+
+
 class CustomerBill(TenantScoped, Base):
     """An invoice (TMF678 customerBill). Numbers are gap-free: taken from
     :class:`InvoiceSequence` inside the transaction that issues the bill."""
@@ -469,6 +476,12 @@ class CustomerBill(TenantScoped, Base):
 
     __table_args__ = (
         UniqueConstraint("billing_account_id", "period", name="uq_customer_bills_account_period"),
+        Index(
+            "ix_customer_bills_overdue_watch",
+            "due_at",
+            sqlite_where=text(OVERDUE_WATCH_SQL),
+            postgresql_where=text(OVERDUE_WATCH_SQL),
+        ),
     )
 
     @hybrid_property

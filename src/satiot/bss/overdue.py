@@ -15,11 +15,10 @@ import uuid
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, TextClause, select, text
 
 from satiot.bss.invoices import bill_view
-from satiot.bss.models import CustomerBill
-from satiot.bss.payments import PAYABLE
+from satiot.bss.models import OVERDUE_WATCH_SQL, CustomerBill
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.db import Database
@@ -29,11 +28,12 @@ OVERDUE_EVENT: Final = "bill.overdue"
 CHUNK: Final = 200
 
 
-def _overdue(now: datetime) -> list[ColumnElement[bool]]:
+def overdue_criteria(now: datetime) -> list[ColumnElement[bool] | TextClause]:
+    """Past due, still owed, not yet announced: read from the partial index that holds only
+    the bills still watched (``OVERDUE_WATCH_SQL``, written out so SQLite sees it applies)."""
     return [
-        CustomerBill.state.in_(PAYABLE),
+        text(OVERDUE_WATCH_SQL),
         CustomerBill.due_at < now,
-        CustomerBill.overdue_announced_at.is_(None),
         CustomerBill.due_micros > 0,
     ]
 
@@ -46,15 +46,15 @@ def announce_overdue(
     A chunk of bills is announced per transaction, each bill read again under its lock, so a
     payment that settles it meanwhile (or a second housekeeper) leaves it unannounced."""
     with db.read() as session:
-        due = list(
-            session.scalars(select(CustomerBill.id).where(*_overdue(now)).order_by(CustomerBill.id))
-        )
+        # Unordered, so that the planner reads the watch index rather than walk the bills in
+        # key order; sorted here, so chunks lock in one order.
+        due = sorted(session.scalars(select(CustomerBill.id).where(*overdue_criteria(now))))
     announced: list[uuid.UUID] = []
     for start in range(0, len(due), chunk):
         with db.write() as session:
             bills = session.scalars(
                 select(CustomerBill)
-                .where(CustomerBill.id.in_(due[start : start + chunk]), *_overdue(now))
+                .where(CustomerBill.id.in_(due[start : start + chunk]), *overdue_criteria(now))
                 .order_by(CustomerBill.id)
                 .with_for_update()
             )
