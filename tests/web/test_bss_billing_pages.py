@@ -221,6 +221,23 @@ def test_billing_staff_credit_a_sent_invoice_and_the_customer_reads_the_note(
     assert client.get("/invoices/credit-notes/not-an-id/pdf").status_code == 422
 
 
+def test_an_invoice_unpaid_past_its_due_date_says_overdue(client: TestClient, ctx, world):
+    s, bill = _monthly_bill(ctx, world)  # due 31 December
+    csrf = _as(client, world.user(world.operator, Role.BILLING, "clerk").username)
+    for move in ("validate", "send"):
+        client.post(f"/invoices/{bill.id}/{move}", data={"csrf_token": csrf})
+    assert 'id="invoice-overdue"' not in client.get(f"/invoices/{bill.id}").text
+    ctx.clock.set(datetime(2027, 1, 2, tzinfo=UTC))
+    _as(client, world.user(s.tenant, Role.CUSTOMER_ADMIN, "cust").username)
+    assert 'id="invoice-overdue"' in client.get(f"/invoices/{bill.id}").text
+    row = client.get("/invoices").text.split(bill.number, 1)[1].split("</tr>", 1)[0]
+    assert "overdue" in row
+    csrf = _as(client, "clerk")
+    pay = {"csrf_token": csrf, "amount": "106.00", "reference": "LATE-1"}
+    client.post(f"/invoices/{bill.id}/payments", data=pay)
+    assert 'id="invoice-overdue"' not in client.get(f"/invoices/{bill.id}").text
+
+
 def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(
     client: TestClient, ctx, world
 ):
