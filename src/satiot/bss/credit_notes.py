@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss.bill_adjustments import MAX_ADJUSTMENT_MICROS, one_line_reason
 from satiot.bss.invoices import CUSTOMER_VISIBLE, bill_view, get_bill, move, take_numbers
-from satiot.bss.models import BillingAccount, CreditNote, CustomerBill, Payment
+from satiot.bss.models import OWING_STATES, BillingAccount, CreditNote, CustomerBill, Payment
 from satiot.bss.money import MICROS_PER_FEN, format_cny, vat_micros
 from satiot.bss.payments import resume_stopped
 from satiot.bss.periods import zone
@@ -48,8 +48,6 @@ class CreditNoteNotFound(NotFound):
 
 #: The bills a credit note corrects: those the customer has received.
 CREDITABLE: Final = CUSTOMER_VISIBLE
-#: The states a bill waits for money in (a credit that leaves nothing owed settles it).
-OWING: Final = ("sent", "partiallyPaid")
 
 
 def credit_series(prefix: str, at: datetime, tz: str) -> str:
@@ -172,7 +170,7 @@ def issue_credit_note(
             "due_micros": bill.due_micros,
         },
     )
-    if bill.state in OWING and bill.due_micros <= 0:
+    if bill.state in OWING_STATES and bill.due_micros <= 0:  # nothing owed: settled
         move(session, principal, bill, "settled", at=at, reason=f"credit note {note.number}",
              system=True)  # fmt: skip
     return note

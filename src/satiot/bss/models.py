@@ -433,11 +433,17 @@ class BillRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+#: The states in which a sent bill waits for money (payments take it on to ``settled``).
+OWING_STATES: Final = ("sent", "partiallyPaid")
 #: The bills housekeeping watches for lateness (``bss.overdue``): sent, still open and not yet
 #: announced. A partial index holds these alone, so the look every minute reads a handful of
 #: rows however many bills the years have settled; the query repeats the text so that SQLite
 #: sees the index applies.
-OVERDUE_WATCH_SQL: Final = "overdue_announced_at IS NULL AND state IN ('sent', 'partiallyPaid')"
+OVERDUE_WATCH_SQL: Final = (
+    "overdue_announced_at IS NULL AND state IN ("
+    + ", ".join(f"'{state}'" for state in OWING_STATES)
+    + ")"
+)
 
 
 class CustomerBill(TenantScoped, Base):
@@ -498,6 +504,11 @@ class CustomerBill(TenantScoped, Base):
     def due_micros(self) -> int:
         """What the customer still owes: the total less payments and credit notes."""
         return self.total_micros - self.paid_micros - self.credited_micros
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Sent, still owed and past its due date at ``now`` (what ``bss.overdue`` announces
+        and the console marks)."""
+        return self.state in OWING_STATES and self.due_micros > 0 and self.due_at < now
 
 
 class BillLine(TenantScoped, Base):

@@ -24,7 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.invoices import get_bill, move
-from satiot.bss.models import BillingAccount, CustomerBill, Payment, Subscription, UsageRecord
+from satiot.bss.models import (
+    OWING_STATES,
+    BillingAccount,
+    CustomerBill,
+    Payment,
+    Subscription,
+    UsageRecord,
+)
 from satiot.bss.money import format_cny
 from satiot.bss.rating_store import debit_prepaid
 from satiot.core.auth.principal import Principal
@@ -32,7 +39,7 @@ from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
 from satiot.core.lengths import plain_text
 
-PAYABLE = ("sent", "partiallyPaid")
+PAYABLE = OWING_STATES
 #: Largest prepaid balance (¥1 trillion): far from the 64-bit column's limit.
 MAX_BALANCE_MICROS = 10**18
 

@@ -17,14 +17,19 @@ from datetime import timedelta
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from satiot.bss.models import Contract, Customer, CustomerBill, ProductOrder, Subscription
+from satiot.bss.models import (
+    OWING_STATES,
+    Contract,
+    Customer,
+    CustomerBill,
+    ProductOrder,
+    Subscription,
+)
 from satiot.bss.money import format_cny
 from satiot.bss.states import ORDER_OPEN_STATES
 from satiot.web.session import ConsoleSession
 from satiot.web.views.figures import Figure
 
-#: Bills a customer still has to pay (customers see bills from ``sent`` on).
-OPEN_BILL_STATES = ("sent", "partiallyPaid")
 #: How far back failed and partial orders are counted as needing a look.
 RECENT_ORDERS = timedelta(days=30)
 
@@ -123,7 +128,7 @@ def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
             func.count(CustomerBill.id),
             func.coalesce(func.sum(CustomerBill.due_micros), 0),
             func.count(CustomerBill.id).filter(CustomerBill.due_at < now),
-        ).where(CustomerBill.state.in_(OPEN_BILL_STATES))
+        ).where(CustomerBill.state.in_(OWING_STATES))
     ).one()
     count, overdue = int(count or 0), int(overdue or 0)
     customer = signed_in.audience == "customer"

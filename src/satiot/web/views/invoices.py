@@ -236,9 +236,7 @@ def invoice_page(
             "moves": moves,
             "can_pay": writer and bill.state in payments.PAYABLE,
             "can_refund": writer and bill.due_micros < 0,
-            "overdue": bill.state in payments.PAYABLE
-            and bill.due_micros > 0
-            and bill.due_at < signed_in.now(),
+            "overdue": bill.is_overdue(signed_in.now()),
             "can_adjust": writer and bill.state in bill_adjustments.ADJUSTABLE,
             "notes": notes,
             "can_credit": writer and bill.state in credit_notes.CREDITABLE,
