@@ -303,6 +303,9 @@ def subscriptions_export(
         out.print(f"wrote {total} subscriptions to {output}", highlight=False, soft_wrap=True)
 
 
+#: A bill as a command names it.
+BillArgument = Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")]
+
 bills_app = typer.Typer(
     help="Monthly bill runs, dry runs, adjustments, credit notes, refunds, statements and "
     "exports (TMF678 customer bills).",
@@ -411,7 +414,7 @@ def _find_bill(session: Session, ref: str) -> tuple[uuid.UUID, str]:
 
 @bills_app.command("show")
 def bills_show(
-    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    bill: BillArgument,
 ) -> None:
     """Show one bill as its invoice page does: account and customer, period, state and dates,
     its lines, subtotal, VAT and total, what was paid and credited and what is still owed, its
@@ -494,7 +497,7 @@ def bills_show(
 
 @bills_app.command("adjust")
 def bills_adjust(
-    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    bill: BillArgument,
     amount: Annotated[
         str, typer.Option("--amount", help="Yuan: below zero a credit (-50.00), above a charge")
     ],
@@ -535,7 +538,7 @@ def bills_adjust(
 
 @bills_app.command("credit")
 def bills_credit(
-    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    bill: BillArgument,
     amount: Annotated[str, typer.Option("--amount", help="Yuan credited before VAT, e.g. 50.00")],
     reason: Annotated[str, typer.Option("--reason", help="Why: printed on the credit note")],
 ) -> None:
@@ -577,7 +580,7 @@ def bills_credit(
 
 @bills_app.command("refund")
 def bills_refund(
-    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    bill: BillArgument,
     amount: Annotated[str, typer.Option("--amount", help="Yuan paid back, e.g. 10.00")],
     reference: Annotated[
         str, typer.Option("--reference", help="The transfer's serial (unique per account)")
@@ -685,7 +688,7 @@ def bills_credit_notes(
 
 @bills_app.command("statement")
 def bills_statement(
-    bill: Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")],
+    bill: BillArgument,
     output: OutputOption = None,
 ) -> None:
     """A bill's usage statement as CSV: one line per device with its identities, uplink and
