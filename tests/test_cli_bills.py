@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -201,6 +201,21 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
     ):
         assert expected in shown.stdout, (expected, shown.stdout)
     _one_error(runner.invoke(app, ["bills", "show", "SAT1999-1"]), "no bill 'SAT1999-1'")
+
+
+def test_the_export_keeps_the_bills_overdue_now(setup, env, world):  # noqa: F811
+    ctx, _s, _off, _subs = setup
+    with ctx.db.write() as w:
+        run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        bill = w.scalar(select(CustomerBill))
+        validate_bill(w, world.system, bill.id, at=DEC_1)
+        send_bill(w, world.system, bill.id, at=DEC_1)
+        number = bill.number
+    assert number not in runner.invoke(app, ["bills", "export", "--overdue"]).stdout
+    with ctx.db.write() as w:  # due a month ago by this machine's clock
+        w.get(CustomerBill, bill.id).due_at = datetime.now(UTC) - timedelta(days=30)
+    late = runner.invoke(app, ["bills", "export", "--overdue"])
+    assert late.exit_code == 0 and number in late.stdout, late.output
 
 
 def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa: F811

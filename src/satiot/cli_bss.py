@@ -624,6 +624,9 @@ def bills_export(
     to_refund: Annotated[
         bool, typer.Option("--to-refund", help="Only bills that owe their customer money")
     ] = False,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only bills still owed past their due date")
+    ] = False,
 ) -> None:
     """Every bill as CSV for the ledger, one line per invoice: number, period, state, customer
     and credit code, account, issue and due dates, each charge, adjustments, subtotal, VAT,
@@ -636,6 +639,7 @@ def bills_export(
     from satiot.bss.models import CustomerBill
     from satiot.bss.periods import check_period
     from satiot.bss.states import BILL
+    from satiot.core.clock import SystemClock
 
     if state is not None and state not in BILL.states:
         fail(f"--state {state!r} is not a bill state ({', '.join(BILL.states)})")
@@ -643,7 +647,12 @@ def bills_export(
         with domain_errors():
             check_period(period)
     where = bill_filters(
-        period=period, state=state, account_id=None, all_tenants=True, to_refund=to_refund
+        period=period,
+        state=state,
+        account_id=None,
+        all_tenants=True,
+        to_refund=to_refund,
+        overdue_at=SystemClock().now() if overdue else None,
     )
     with _migrated() as database, database.read() as s:
         total = write_export(

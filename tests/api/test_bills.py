@@ -287,3 +287,21 @@ def test_the_bills_export_keeps_the_lists_filters_and_a_customer_its_sent_bills(
     assert bill["number"] in mine and len(mine.splitlines()) == 2
     assert_problem(client.get(f"{API}/bills/csv?period=2026-13", headers=clerk), 422)
     assert_problem(client.get(f"{API}/bills/csv?state=lost", headers=clerk), 422)
+
+
+def test_the_overdue_filter_keeps_bills_still_owed_past_their_due_date(client, billed, ctx):
+    _s, clerk, customer = billed
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    for step in ("validate", "send"):
+        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    assert client.get(f"{API}/bills?overdue=true", headers=clerk).json()["items"] == []
+    ctx.clock.set(datetime(2027, 1, 5, tzinfo=UTC))  # due 31 December
+    for who in (clerk, customer):
+        late = client.get(f"{API}/bills?overdue=true", headers=who).json()["items"]
+        assert [b["number"] for b in late] == [bill["number"]]
+    sheet = client.get(f"{API}/bills/csv?overdue=true", headers=clerk).text
+    assert bill["number"] in sheet
+    pay = {"amount": "106.01", "method": "bank-transfer", "reference": "LATE-1"}
+    client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=pay)
+    assert client.get(f"{API}/bills?overdue=true", headers=clerk).json()["items"] == []

@@ -232,10 +232,16 @@ def test_an_invoice_unpaid_past_its_due_date_says_overdue(client: TestClient, ct
     assert 'id="invoice-overdue"' in client.get(f"/invoices/{bill.id}").text
     row = client.get("/invoices").text.split(bill.number, 1)[1].split("</tr>", 1)[0]
     assert "overdue" in row
+    late = client.get("/invoices?overdue=1").text
+    assert bill.number in late and 'id="inv-overdue" checked' in late
+    export_link = unescape(late.split('id="invoices-export"', 1)[0].rsplit('href="', 1)[1])
+    assert "overdue=1" in export_link
+    assert bill.number in client.get(export_link.split('"', 1)[0]).text
     csrf = _as(client, "clerk")
     pay = {"csrf_token": csrf, "amount": "106.00", "reference": "LATE-1"}
     client.post(f"/invoices/{bill.id}/payments", data=pay)
     assert 'id="invoice-overdue"' not in client.get(f"/invoices/{bill.id}").text
+    assert bill.number not in client.get("/invoices?overdue=1").text
 
 
 def test_the_invoices_export_keeps_the_filter_and_a_customer_its_sent_bills(

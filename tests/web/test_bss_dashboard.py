@@ -113,7 +113,9 @@ def test_staff_see_the_work_waiting_and_what_is_owed(client: TestClient, ctx, wo
     ctx.clock.advance(timedelta(days=40))  # past the bill's 30 days
     board = _as(client, "boss")
     assert board["Receivable"][1:] == ("1 invoices unpaid, 1 past due · invoices", True)
-    assert "/customers?status=manual-review" in client.get("/").text
+    page = client.get("/").text
+    assert "/customers?status=manual-review" in page
+    assert 'href="/invoices?overdue=1"' in page  # the figure opens the bills past due
 
 
 def test_a_customer_counts_only_its_own(client: TestClient, ctx, world):

@@ -254,6 +254,7 @@ def _bill_filters(
     state: str | None,
     account_id: uuid.UUID | None,
     to_refund: bool,
+    overdue: bool,
 ) -> list[ColumnElement[bool]]:
     return invoices.bill_filters(
         period=period,
@@ -261,9 +262,13 @@ def _bill_filters(
         account_id=account_id,
         all_tenants=call.principal.all_tenants,
         to_refund=to_refund,
+        overdue_at=call.now() if overdue else None,
     )
 
 
+Overdue = Annotated[
+    bool, Query(description="Only bills sent, still owed and past their due date now")
+]
 ToRefund = Annotated[
     bool,
     Query(
@@ -284,8 +289,9 @@ def list_bills(
     state: Annotated[BillState | None, Query()] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
     to_refund: ToRefund = False,
+    overdue: Overdue = False,
 ) -> Page[BillOut]:
-    where = _bill_filters(call, period, state, billing_account_id, to_refund)
+    where = _bill_filters(call, period, state, billing_account_id, to_refund, overdue)
     stmt = select(CustomerBill).where(*where)
     with call.read() as session:
         page = paginate(session, stmt, CustomerBill.id, cursor=cursor, limit=limit, descending=True)
@@ -304,11 +310,12 @@ def export_bills(
     state: Annotated[BillState | None, Query()] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
     to_refund: ToRefund = False,
+    overdue: Overdue = False,
 ) -> StreamingResponse:
     """One line per bill, oldest first: number, period, state, customer and credit code,
     account, issue and due dates (China), each charge, adjustments, subtotal, VAT, total,
     paid, credited and balance due in yuan; the columns are in :mod:`satiot.bss.bill_export`."""
-    where = _bill_filters(call, period, state, billing_account_id, to_refund)
+    where = _bill_filters(call, period, state, billing_account_id, to_refund, overdue)
     return streamed_download(
         call.read,
         lambda session: bill_export.export_bills(session, where),

@@ -46,14 +46,17 @@ def bill_filters(
     account_id: uuid.UUID | None,
     all_tenants: bool,
     to_refund: bool = False,
+    overdue_at: datetime | None = None,
 ) -> list[ColumnElement[bool]]:
     """The criteria of a list of bills (and of its export): a month, a state, an account,
     those that owe their customer money (credit notes took off more than was left to pay, and
-    no refund has paid it back yet), and for a customer only the bills sent to it. Callers
-    check ``period`` and ``state`` first."""
+    no refund has paid it back yet), those overdue at ``overdue_at``, and for a customer only
+    the bills sent to it. Callers check ``period`` and ``state`` first."""
     where: list[ColumnElement[bool]] = []
     if to_refund:
         where.append(CustomerBill.due_micros < 0)
+    if overdue_at is not None:
+        where += CustomerBill.overdue_criteria(overdue_at)
     if period is not None:
         where.append(CustomerBill.period == period)
     if state is not None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -509,6 +510,11 @@ class CustomerBill(TenantScoped, Base):
         """Sent, still owed and past its due date at ``now`` (what ``bss.overdue`` announces
         and the console marks)."""
         return self.state in OWING_STATES and self.due_micros > 0 and self.due_at < now
+
+    @classmethod
+    def overdue_criteria(cls, now: datetime) -> list[ColumnElement[bool]]:
+        """:meth:`is_overdue` in SQL (the bills lists' *overdue* filter)."""
+        return [cls.state.in_(OWING_STATES), cls.due_micros > 0, cls.due_at < now]
 
 
 class BillLine(TenantScoped, Base):

@@ -138,7 +138,7 @@ def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
     return Figure(
         "Amount due" if customer else "Receivable",
         format_cny(int(due or 0)),
-        "/invoices?state=sent" if count else "/invoices",
+        "/invoices?overdue=1" if overdue else "/invoices?state=sent" if count else "/invoices",
         note,
         "invoices",
         alert=overdue > 0,

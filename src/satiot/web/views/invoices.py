@@ -61,6 +61,7 @@ def _where(
     state: str,
     account_id: uuid.UUID | None,
     to_refund: str = "",
+    overdue: str = "",
 ) -> list[ColumnElement[bool]]:
     """The page's filters, which its export shares (a month or state that is none is no
     filter); a customer sees its bills once sent."""
@@ -70,6 +71,7 @@ def _where(
         account_id=account_id,
         all_tenants=signed_in.principal.all_tenants,
         to_refund=bool(to_refund),
+        overdue_at=signed_in.now() if overdue else None,
     )
 
 
@@ -79,13 +81,19 @@ def _is_period(text: str) -> bool:
 
 
 def _query(
-    period: str, state: str, account: uuid.UUID | None, to_refund: str, **more: str | None
+    period: str,
+    state: str,
+    account: uuid.UUID | None,
+    to_refund: str,
+    overdue: str,
+    **more: str | None,
 ) -> str:
     given = {
         "period": period,
         "state": state,
         "account": account and str(account),
         "to_refund": "1" if to_refund else "",
+        "overdue": "1" if overdue else "",
         **more,
     }
     return urlencode({k: v for k, v in given.items() if v})
@@ -99,6 +107,7 @@ def invoices_page(
     state: str = "",
     account: str = "",
     to_refund: str = "",
+    overdue: str = "",
     after: str | None = None,
 ) -> Response:
     """Bills newest first, by month, state and (from an account's page) billing account."""
@@ -107,7 +116,8 @@ def invoices_page(
     account_id = parse_uuid(account) if account else None
     if account and account_id is None:
         flash = Flash("error", f"{account!r} is not a billing account id: every account shown")
-    stmt = select(CustomerBill).where(*_where(signed_in, period, state, account_id, to_refund))
+    where = _where(signed_in, period, state, account_id, to_refund, overdue)
+    stmt = select(CustomerBill).where(*where)
     with signed_in.call.read() as session:
         shown = session.get(BillingAccount, account_id) if account_id else None
         try:
@@ -125,10 +135,11 @@ def invoices_page(
                 )
             )
         }
-    query = _query(period, state, account_id, to_refund)
+    query = _query(period, state, account_id, to_refund, overdue)
     next_url = None
     if found.next_cursor:
-        next_url = f"{PATH}?{_query(period, state, account_id, to_refund, after=found.next_cursor)}"
+        following = _query(period, state, account_id, to_refund, overdue, after=found.next_cursor)
+        next_url = f"{PATH}?{following}"
     return page(
         request,
         signed_in,
@@ -147,6 +158,7 @@ def invoices_page(
             "notes_url": f"{PATH}/credit-notes.csv"
             + (f"?{urlencode({'period': period})}" if _is_period(period) else ""),
             "to_refund": bool(to_refund),
+            "overdue": bool(overdue),
         },
         flash=flash,
     )
@@ -154,14 +166,19 @@ def invoices_page(
 
 @router.get(PATH + "/export.csv")
 def invoices_csv(
-    signed_in: SignedIn, period: str = "", state: str = "", account: str = "", to_refund: str = ""
+    signed_in: SignedIn,
+    period: str = "",
+    state: str = "",
+    account: str = "",
+    to_refund: str = "",
+    overdue: str = "",
 ) -> Response:
     """Every invoice the page's filters keep, as the API's CSV."""
     signed_in.require_any("bills:read")
     account_id = parse_uuid(account) if account else None
     if account and account_id is None:
         return Response("not a billing account id", status_code=422, media_type="text/plain")
-    where = _where(signed_in, period, state, account_id, to_refund)
+    where = _where(signed_in, period, state, account_id, to_refund, overdue)
     return streamed_download(
         signed_in.call.read,
         lambda session: bill_export.export_bills(session, where),
