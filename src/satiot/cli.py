@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 
 from satiot.cli_bench import BENCH_SETTINGS, bench
-from satiot.cli_bss import bills_app, catalog_app, orders_app, subscriptions_app
+from satiot.cli_bills import bills_app
+from satiot.cli_bss import catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import error_line, fail, load_settings, new_password, out, styled
 from satiot.cli_network import devices_app
 from satiot.cli_oss import numbers_app, terminals_app
