@@ -40,6 +40,8 @@ from satiot.api.handle_api import router as identifiers_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
 from satiot.api.numbers import blocks_router, numbers_router
 from satiot.api.orders import router as orders_router
+from satiot.api.payments import accounts_router as top_ups_router
+from satiot.api.payments import router as bill_payments_router
 from satiot.api.strict_query import known_query_only
 from satiot.api.subscriptions import router as subscriptions_router
 from satiot.api.terminal_models import router as terminal_models_router
@@ -99,9 +101,11 @@ def api_router() -> APIRouter:
         router.include_router(bss)
     billing_routers = (
         bills_router,
+        bill_payments_router,
         credit_notes_router,
         bill_runs_router,
         bill_accounts_router,
+        top_ups_router,
         usage_router,
     )
     for billing in billing_routers:

@@ -1,5 +1,6 @@
-"""Bills (TMF678 customerBill), their lines, PDF, payments and refunds; bill runs; dry runs;
-top-ups (credit notes are in :mod:`satiot.api.credit_notes`).
+"""Bills (TMF678 customerBill), their lines, PDF and moves; bill runs; dry runs (payments,
+refunds and top-ups are in :mod:`satiot.api.payments`, credit notes in
+:mod:`satiot.api.credit_notes`).
 
 Customers see their own bills once sent (``sent``, ``partiallyPaid``, ``settled``); billing
 staff see every bill and move them through the lifecycle. Money is returned both as integer
@@ -15,9 +16,8 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
@@ -39,11 +39,10 @@ from satiot.bss import (
     bill_statement,
     billing,
     invoices,
-    payments,
 )
 from satiot.bss.bill_statement import DeviceUsage
 from satiot.bss.invoice_pdf import Issuer, render_invoice
-from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill, Payment
+from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill
 from satiot.bss.money import MICROS_PER_YUAN, fen_text
 from satiot.bss.periods import PERIOD_PATTERN, check_period
 from satiot.core.errors import Conflict, NotFound
@@ -135,33 +134,6 @@ class DraftOut(Output):
     total: str
 
 
-class PaymentIn(Input):
-    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2, description="Yuan, e.g. 106.01")
-    method: str = Field(min_length=1, max_length=32, examples=["bank-transfer"])
-    reference: str = Field(
-        min_length=1, max_length=100, description="Unique per account: a repeat is recorded once"
-    )
-    received_at: AwareDatetime | None = Field(default=None, description="ISO-8601 with a zone")
-
-
-class TopUpIn(Input):
-    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
-    method: str = Field(min_length=1, max_length=32)
-    reference: str = Field(min_length=1, max_length=100)
-
-
-class PaymentOut(Output):
-    id: uuid.UUID
-    billing_account_id: uuid.UUID
-    bill_id: uuid.UUID | None
-    amount_micros: int
-    amount: str
-    method: str
-    reference: str
-    received_at: datetime
-    recorded_by: str
-
-
 class AdjustmentIn(Input):
     amount: Decimal = Field(
         max_digits=14,
@@ -225,19 +197,8 @@ def _line_out(ln: BillLine) -> LineOut:
     )
 
 
-def _payment_out(p: Payment) -> PaymentOut:
-    return PaymentOut.model_validate(
-        {**{k: getattr(p, k) for k in PaymentOut.model_fields if k != "amount"}}
-        | {"amount": fen_text(p.amount_micros)}
-    )
-
-
-def _recorded(payment: Payment, new: bool) -> JSONResponse:
-    """A payment, top-up or refund as recorded: 201 when new, 200 when its reference had it."""
-    return JSONResponse(jsonable_encoder(_payment_out(payment)), status_code=201 if new else 200)
-
-
-def _micros(amount: Decimal) -> int:
+def micros(amount: Decimal) -> int:
+    """Yuan as the API takes them (two decimals, checked by the model) in micro-yuan."""
     return int(amount * MICROS_PER_YUAN)
 
 
@@ -441,78 +402,13 @@ def post_adjustment(
             session,
             call.principal,
             bill_id,
-            amount_micros=_micros(body.amount),
+            amount_micros=micros(body.amount),
             reason=body.reason,
             at=call.now(),
         )
         return AdjustmentOut(line=_line_out(done.line), bill=bill_out(done.bill))
 
     return create_idempotently(call, request, idempotency_key, body, adjust)
-
-
-@router.get("/{bill_id}/payments", response_model=list[PaymentOut], summary="Payments of a bill")
-def list_payments(call: Reader, bill_id: uuid.UUID) -> list[PaymentOut]:
-    with call.read() as session:
-        bill = visible_bill(call, session, bill_id)
-        rows = session.scalars(
-            select(Payment).where(Payment.bill_id == bill.id).order_by(Payment.id)
-        )
-        return [_payment_out(p) for p in rows]
-
-
-@router.post(
-    "/{bill_id}/payments",
-    status_code=201,
-    response_model=PaymentOut,
-    responses={200: {"model": PaymentOut, "description": "Already recorded (same reference)"}},
-    summary="Record a payment against a sent bill",
-)
-def post_payment(call: Writer, bill_id: uuid.UUID, body: PaymentIn) -> JSONResponse:
-    with call.write() as session:
-        payment, new = payments.record_payment(
-            session,
-            call.principal,
-            bill_id,
-            amount_micros=_micros(body.amount),
-            method=body.method,
-            reference=body.reference,
-            at=call.now(),
-            received_at=body.received_at,
-        )
-        return _recorded(payment, new)
-
-
-class RefundIn(Input):
-    amount: Decimal = Field(
-        gt=0, max_digits=14, decimal_places=2, description="Yuan paid back, e.g. 10.00"
-    )
-    method: str = Field(min_length=1, max_length=32, examples=["bank-transfer"])
-    reference: str = Field(
-        min_length=1, max_length=100, description="Unique per account: a repeat is recorded once"
-    )
-
-
-@router.post(
-    "/{bill_id}/refunds",
-    status_code=201,
-    response_model=PaymentOut,
-    responses={200: {"model": PaymentOut, "description": "Already recorded (same reference)"}},
-    summary="Record money paid back on a bill that owes the customer (after credit notes)",
-)
-def post_refund(call: Writer, bill_id: uuid.UUID, body: RefundIn) -> JSONResponse:
-    """A refund is listed with the bill's payments, below zero. 409 when the bill owes the
-    customer nothing; 422 beyond what it owes."""
-    with call.write() as session:
-        refund, new = payments.record_refund(
-            session,
-            call.principal,
-            bill_id,
-            amount_micros=_micros(body.amount),
-            method=body.method,
-            reference=body.reference,
-            at=call.now(),
-        )
-        return _recorded(refund, new)
 
 
 # -- bill runs ----------------------------------------------------------------------------------
@@ -543,7 +439,7 @@ def get_run(call: Reader, run_id: uuid.UUID) -> RunOut:
         return RunOut.model_validate(run)
 
 
-# -- per account: dry run, top-ups ----------------------------------------------------------
+# -- per account: dry run ----------------------------------------------------------
 
 
 def _account(session: Session, account_id: uuid.UUID) -> BillingAccount:
@@ -603,25 +499,3 @@ def get_dry_run(call: Reader, account_id: uuid.UUID, period: Period) -> DraftOut
         total_micros=draft.total_micros,
         total=fen_text(draft.total_micros),
     )
-
-
-@accounts_router.post(
-    "/{account_id}/top-ups",
-    status_code=201,
-    response_model=PaymentOut,
-    responses={200: {"model": PaymentOut, "description": "Already recorded (same reference)"}},
-    summary="Top up a prepaid account's balance",
-)
-def post_top_up(call: Writer, account_id: uuid.UUID, body: TopUpIn) -> JSONResponse:
-    with call.write() as session:
-        _account(session, account_id)
-        payment, new = payments.top_up(
-            session,
-            call.principal,
-            account_id,
-            amount_micros=_micros(body.amount),
-            method=body.method,
-            reference=body.reference,
-            at=call.now(),
-        )
-        return _recorded(payment, new)
