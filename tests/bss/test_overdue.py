@@ -12,7 +12,7 @@ from satiot.bss.credit_notes import issue_credit_note
 from satiot.bss.housekeeping import run_once
 from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
-from satiot.bss.overdue import announce_overdue, overdue_criteria
+from satiot.bss.overdue import announce_overdue, watched_overdue
 from satiot.bss.payments import record_payment
 from satiot.core import migrate
 from satiot.core.db import Database
@@ -92,7 +92,7 @@ def test_the_look_reads_the_watch_index_not_every_bill(tmp_path):
     partial index that holds the bills still watched, however many bills are settled."""
     db = Database.connect(f"sqlite:///{tmp_path / 'watch.db'}")
     migrate.upgrade(db.engine)
-    stmt = select(CustomerBill.id).where(*overdue_criteria(LATE))
+    stmt = select(CustomerBill.id).where(*watched_overdue(LATE))
     with db.engine.connect() as conn:
         compiled = stmt.compile(dialect=conn.dialect)
         params = tuple(compiled.params[k] for k in compiled.positiontup or ())

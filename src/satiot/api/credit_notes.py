@@ -200,9 +200,7 @@ def export_notes(
 def get_credit_note_pdf(call: Reader, note_id: uuid.UUID) -> Response:
     issuer = Issuer.from_settings(call.ctx.settings)
     with call.read() as session:
-        note = session.get(CreditNote, note_id)
-        if note is None:
-            raise credit_notes.CreditNoteNotFound(f"no credit note {note_id}")
+        note = credit_notes.get_note(session, note_id)
         visible_bill(call, session, note.bill_id)
         pdf = render_credit_note(session, note.id, issuer)
         number = note.number

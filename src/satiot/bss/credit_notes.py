@@ -75,6 +75,14 @@ def credited_before_vat(session: Session, bill_id: uuid.UUID) -> int:
     return int(total or 0)
 
 
+def get_note(session: Session, note_id: uuid.UUID) -> CreditNote:
+    """One credit note the session sees; :class:`CreditNoteNotFound` otherwise."""
+    note = session.get(CreditNote, note_id)
+    if note is None:
+        raise CreditNoteNotFound(f"no credit note {note_id}")
+    return note
+
+
 def notes_of(session: Session, bill_id: uuid.UUID) -> list[CreditNote]:
     """A bill's credit notes, in the order they were issued."""
     return list(

@@ -27,9 +27,9 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.orm import Session
 
-from satiot.bss.credit_notes import CreditNoteNotFound
+from satiot.bss.credit_notes import get_note
 from satiot.bss.invoices import get_bill, lines_of
-from satiot.bss.models import BillingAccount, CreditNote, Customer
+from satiot.bss.models import BillingAccount, Customer
 from satiot.bss.money import format_cny
 from satiot.bss.periods import zone
 from satiot.core.config import Settings
@@ -246,9 +246,7 @@ def render_credit_note(session: Session, note_id: object, issuer: Issuer) -> byt
     may read)."""
     import uuid
 
-    note = session.get(CreditNote, uuid.UUID(str(note_id)))
-    if note is None:
-        raise CreditNoteNotFound(f"no credit note {note_id}")
+    note = get_note(session, uuid.UUID(str(note_id)))
     bill = get_bill(session, note.bill_id)
     account = session.get(BillingAccount, note.billing_account_id)
     customer = session.get(Customer, account.customer_id) if account else None

@@ -28,9 +28,10 @@ OVERDUE_EVENT: Final = "bill.overdue"
 CHUNK: Final = 200
 
 
-def overdue_criteria(now: datetime) -> list[ColumnElement[bool] | TextClause]:
-    """Past due, still owed, not yet announced: read from the partial index that holds only
-    the bills still watched (``OVERDUE_WATCH_SQL``, written out so SQLite sees it applies)."""
+def watched_overdue(now: datetime) -> list[ColumnElement[bool] | TextClause]:
+    """Overdue (as ``CustomerBill.overdue_criteria`` has it, its states written out) and not
+    yet announced: read from the partial index that holds only the bills still watched
+    (``OVERDUE_WATCH_SQL``, written out so SQLite sees it applies)."""
     return [
         text(OVERDUE_WATCH_SQL),
         CustomerBill.due_at < now,
@@ -48,13 +49,13 @@ def announce_overdue(
     with db.read() as session:
         # Unordered, so that the planner reads the watch index rather than walk the bills in
         # key order; sorted here, so chunks lock in one order.
-        due = sorted(session.scalars(select(CustomerBill.id).where(*overdue_criteria(now))))
+        due = sorted(session.scalars(select(CustomerBill.id).where(*watched_overdue(now))))
     announced: list[uuid.UUID] = []
     for start in range(0, len(due), chunk):
         with db.write() as session:
             bills = session.scalars(
                 select(CustomerBill)
-                .where(CustomerBill.id.in_(due[start : start + chunk]), *overdue_criteria(now))
+                .where(CustomerBill.id.in_(due[start : start + chunk]), *watched_overdue(now))
                 .order_by(CustomerBill.id)
                 .with_for_update()
             )

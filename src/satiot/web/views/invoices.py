@@ -30,7 +30,7 @@ from satiot.bss import (
     payments,
 )
 from satiot.bss.invoice_pdf import Issuer, render_credit_note, render_invoice
-from satiot.bss.models import BillingAccount, CreditNote, CustomerBill, Payment
+from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.money import format_cny, yuan_amount
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.states import BILL
@@ -307,10 +307,8 @@ def credit_note_pdf(signed_in: SignedIn, note_id: uuid.UUID) -> Response:
     signed_in.require_any("bills:read")
     issuer = Issuer.from_settings(signed_in.ctx.settings)
     with signed_in.call.read() as session:
-        note = session.get(CreditNote, note_id)
         try:
-            if note is None:
-                raise credit_notes.CreditNoteNotFound(f"no credit note {note_id}")
+            note = credit_notes.get_note(session, note_id)
             _bill(signed_in, session, note.bill_id)
         except DomainError:
             return Response("not found", status_code=404, media_type="text/plain")
