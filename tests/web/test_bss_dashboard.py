@@ -4,11 +4,15 @@ what waits for staff, what a customer owes, and traffic nobody pays for, per aud
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from satiot.bss.models import Contract, Customer, ProductOrder, Subscription
+from satiot.bss.credit_notes import issue_credit_note
+from satiot.bss.models import Contract, Customer, CustomerBill, ProductOrder, Subscription
+from satiot.bss.money import format_cny
+from satiot.bss.payments import record_payment, record_refund
 from satiot.core.auth.roles import Role
 from satiot.core.models import Tenant
 from tests.bss.billing_world import USCCS, offering, price, rate_all, sent_bill_for, shop, uplink
@@ -98,7 +102,7 @@ def test_staff_see_the_work_waiting_and_what_is_owed(client: TestClient, ctx, wo
         "0 to verify, 1 in manual review · review",
         True,
     )
-    assert board["Contracts in force"][:2] == ("3", "1 drafts awaiting signature · contracts")
+    assert board["Contracts in force"][:2] == ("3", "1 draft awaiting signature · contracts")
     # held is open; failed counts (3 days old), the 45-day-old partial no longer does
     assert board["Open orders"] == (
         "1",
@@ -108,11 +112,11 @@ def test_staff_see_the_work_waiting_and_what_is_owed(client: TestClient, ctx, wo
     assert board["Subscriptions active"][:2] == ("3", "1 suspended · review")
     value, note, late = board["Receivable"]
     assert value.startswith("¥") and value != "¥0.00"
-    assert note == "1 invoices unpaid · invoices" and not late
+    assert note == "1 invoice unpaid · invoices" and not late
 
     ctx.clock.advance(timedelta(days=40))  # past the bill's 30 days
     board = _as(client, "boss")
-    assert board["Receivable"][1:] == ("1 invoices unpaid, 1 past due · invoices", True)
+    assert board["Receivable"][1:] == ("1 invoice unpaid, 1 past due · invoices", True)
     page = client.get("/").text
     assert "/customers?status=manual-review" in page
     assert 'href="/invoices?overdue=1"' in page  # the figure opens the bills past due
@@ -135,6 +139,46 @@ def test_a_customer_counts_only_its_own(client: TestClient, ctx, world):
         False,
     )
     assert theirs["Amount due"][:2] == ("¥0.00", "0 invoices unpaid · invoices")
+
+
+def test_money_owed_back_is_shown_until_refunded(client: TestClient, ctx, world):
+    """A credit note beyond what was left to pay: staff see what to refund and are led to those
+    bills; the customer sees it owed to it; the refund makes both quiet again."""
+    acme, _other, made = _business(world, ctx)
+    bill = uuid.UUID(made["bill_id"])  # sent, and credited ¥0.10 already
+    world.user(world.operator, Role.OPERATOR_ADMIN, "boss")
+    world.user(acme.tenant, Role.CUSTOMER_ADMIN, "acme")
+    with ctx.db.write() as w:
+        owed = w.get(CustomerBill, bill)
+        assert owed is not None
+        due, left = owed.due_micros, owed.subtotal_micros - 100_000
+        record_payment(
+            w, world.system, bill, amount_micros=due, method="bank", reference="B-1",
+            at=ctx.clock.now(),
+        )  # fmt: skip
+        issue_credit_note(
+            w, world.system, bill, amount_micros=left, reason="Returned", at=ctx.clock.now(),
+            series_prefix="SAT", tz="Asia/Shanghai",
+        )  # fmt: skip
+        w.flush()
+        w.refresh(owed)
+        back = -owed.due_micros
+        assert back > 0 and owed.state == "settled"
+    board = _as(client, "boss")
+    value, note_text, alert = board["Receivable"]
+    assert value == "¥0.00" and alert
+    assert note_text == f"0 invoices unpaid, {format_cny(back)} to refund · invoices"
+    assert 'href="/invoices?to_refund=1"' in client.get("/").text
+    assert _as(client, "acme")["Amount due"][1:] == (
+        f"0 invoices unpaid, {format_cny(back)} owed to you · invoices",
+        False,
+    )
+    with ctx.db.write() as w:
+        record_refund(
+            w, world.system, bill, amount_micros=back, method="bank", reference="R-1",
+            at=ctx.clock.now(),
+        )  # fmt: skip
+    assert _as(client, "boss")["Receivable"][1:] == ("0 invoices unpaid · invoices", False)
 
 
 def test_a_regulator_sees_no_business_it_cannot_open(client: TestClient, ctx, world):

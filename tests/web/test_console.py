@@ -266,6 +266,7 @@ def test_operator_dashboard_shows_platform_health(client: TestClient, world: Wor
     signed_in(client, "admin")
     html = client.get("/").text
     assert "Tenants" in html and "Active API keys" in html
+    assert re.search(r"\b1 customer\s*<", html)  # one customer tenant, said as one
     assert 'id="event-head"' in html
     assert 'badge-ok badge-big">OK<' in html
     assert "entries verified; whole chain walked" in html

@@ -28,7 +28,7 @@ from satiot.bss.models import (
 from satiot.bss.money import format_cny
 from satiot.bss.states import ORDER_OPEN_STATES
 from satiot.web.session import ConsoleSession
-from satiot.web.views.figures import Figure
+from satiot.web.views.figures import Figure, counted
 
 #: How far back failed and partial orders are counted as needing a look.
 RECENT_ORDERS = timedelta(days=30)
@@ -77,7 +77,7 @@ def _contracts(session: Session) -> Figure:
         "Contracts in force",
         f"{int(in_force or 0):,}",
         "/contracts",
-        f"{int(drafts or 0):,} drafts awaiting signature",
+        f"{counted(int(drafts or 0), 'draft')} awaiting signature",
         "contracts",
     )
 
@@ -122,26 +122,43 @@ def _subscriptions(session: Session) -> Figure:
 
 
 def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
+    """What customers owe, and what is owed back to them: a credit note that took off more
+    than was left to pay leaves its bill settled and below zero until a refund pays it."""
     now = signed_in.now()
-    count, due, overdue = session.execute(
+    owing = CustomerBill.state.in_(OWING_STATES)
+    back = CustomerBill.due_micros < 0
+    count, due, overdue, refunds, owed_back = session.execute(
         select(
-            func.count(CustomerBill.id),
-            func.coalesce(func.sum(CustomerBill.due_micros), 0),
-            func.count(CustomerBill.id).filter(CustomerBill.due_at < now),
-        ).where(CustomerBill.state.in_(OWING_STATES))
+            func.count(CustomerBill.id).filter(owing),
+            func.coalesce(func.sum(CustomerBill.due_micros).filter(owing), 0),
+            func.count(CustomerBill.id).filter(owing, CustomerBill.due_at < now),
+            func.count(CustomerBill.id).filter(back),
+            func.coalesce(func.sum(CustomerBill.due_micros).filter(back), 0),
+        ).where(CustomerBill.state.in_((*OWING_STATES, "settled")))
     ).one()
-    count, overdue = int(count or 0), int(overdue or 0)
+    count, overdue, refunds = int(count or 0), int(overdue or 0), int(refunds or 0)
     customer = signed_in.audience == "customer"
-    note = f"{count:,} invoices unpaid"
+    note = f"{counted(count, 'invoice')} unpaid"
     if overdue:
         note += f", {overdue:,} past due"
+    if refunds:
+        owed = format_cny(-int(owed_back or 0))
+        note += f", {owed} owed to you" if customer else f", {owed} to refund"
+    if overdue:
+        link = "/invoices?overdue=1"
+    elif count:
+        link = "/invoices?state=sent"
+    elif refunds:
+        link = "/invoices?to_refund=1"
+    else:
+        link = "/invoices"
     return Figure(
         "Amount due" if customer else "Receivable",
         format_cny(int(due or 0)),
-        "/invoices?overdue=1" if overdue else "/invoices?state=sent" if count else "/invoices",
+        link,
         note,
         "invoices",
-        alert=overdue > 0,
+        alert=overdue > 0 or (refunds > 0 and not customer),
     )
 
 

@@ -23,7 +23,7 @@ from satiot.core.models import ApiKey, Tenant, User
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
 from satiot.web.views import business_figures, network_figures
-from satiot.web.views.figures import Figure
+from satiot.web.views.figures import Figure, counted
 
 router = APIRouter()
 
@@ -67,7 +67,7 @@ def build(session: Session, signed_in: ConsoleSession) -> Dashboard:
     else:
         tenants = _count(session, select(func.count(Tenant.id)))
         customers = _count(session, select(func.count(Tenant.id)).where(Tenant.kind == "customer"))
-        board.figures.append(Figure("Tenants", tenants, note=f"{customers} customers"))
+        board.figures.append(Figure("Tenants", tenants, note=counted(customers, "customer")))
     if audience in ("operator", "customer"):
         users = _count(session, select(func.count(User.id)))
         active = _count(session, select(func.count(User.id)).where(User.status == "active"))

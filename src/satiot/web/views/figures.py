@@ -17,3 +17,8 @@ class Figure(NamedTuple):
     link_label: str = "manage"
     #: Something wants attention (shown highlighted): a figure that is fine stays quiet.
     alert: bool = False
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` things as a note says it: "1 invoice", "2 invoices" (with thousands separators)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
