@@ -21,6 +21,12 @@ ratio of their per-account times. Then the month's bills go to the ledger:
 - its anchor: what a script does without it, in the same process: list the bills a page of
   500 at a time and look up each bill's account and customer (the first --anchor-bills bills,
   extrapolated and labelled so).
+
+And staff release the run (``--release``): :func:`satiot.bss.bill_release.release_chunk`
+validates its first --release bills a chunk per transaction, as ``satiot bills validate``,
+the Bill runs page and ``POST /api/v1/bill-runs/{id}/validate`` do; its anchor validates the
+next --release-anchor bills one request's worth at a time (a transaction per bill, what a
+script calling ``POST /api/v1/bills/{id}/validate`` for each bill costs the server).
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ from sqlalchemy.engine import make_url
 
 import _args
 from satiot.bss.bill_export import export_bills
+from satiot.bss.bill_release import CHUNK, release_chunk, waiting
 from satiot.bss.billing import RunSettings, prorate, run_bills
-from satiot.bss.invoices import take_numbers
+from satiot.bss.invoices import take_numbers, validate_bill
 from satiot.bss.models import (
     BillingAccount,
     BillLine,
@@ -469,6 +476,28 @@ def export_all(db: Database) -> tuple[float, int]:
     return time.perf_counter() - started, size
 
 
+def release(db: Database, run_id: uuid.UUID, bills: int, anchor: int) -> tuple[float, float]:
+    """Seconds per bill validated in chunks, and one bill per transaction (the anchor)."""
+    principal = system_principal(uuid.UUID(int=0), "bench")
+    started, done = time.perf_counter(), 0
+    while done < bills:
+        with db.write() as s:
+            moved = release_chunk(
+                s, principal, run_id, "validate", at=RUN_AT, limit=min(CHUNK, bills - done)
+            )
+        if not moved:
+            break
+        done += moved
+    chunked = (time.perf_counter() - started) / max(done, 1)
+    with db.read() as s:
+        ids = [bill.id for bill in s.scalars(waiting(run_id, "validate", anchor))]
+    started = time.perf_counter()
+    for bill_id in ids:
+        with db.write() as s:
+            validate_bill(s, principal, bill_id, at=RUN_AT)
+    return chunked, (time.perf_counter() - started) / max(len(ids), 1)
+
+
 def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
     migrate.upgrade(db.engine)
     t0 = time.perf_counter()
@@ -486,7 +515,10 @@ def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
     elapsed = time.perf_counter() - t0
     assert run.bills == len(accounts) - len(sample), (run.bills, len(accounts))
     exported_s, size = export_all(db)
+    chunked, one_by_one = release(db, run.id, args.release, args.release_anchor)
     return {
+        "release_s": chunked,
+        "release_anchor_s": one_by_one,
         "generate_s": generated,
         "run_s": elapsed,
         "bills": run.bills,
@@ -505,6 +537,8 @@ def main() -> None:
     parser.add_argument("--usage", type=int, default=1, help="rated usage records per device")
     parser.add_argument("--anchor-accounts", type=int, default=1_000)
     parser.add_argument("--anchor-bills", type=int, default=5_000)
+    parser.add_argument("--release", type=int, default=5_000, help="bills validated in bulk")
+    parser.add_argument("--release-anchor", type=int, default=1_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()
@@ -560,6 +594,15 @@ def main() -> None:
         )
         per_exported = r["export_s"] / bills
         print(f"ratio anchor/export       {r['export_anchor_s'] / per_exported:10.1f}x per bill")
+        print(
+            f"release (validate), chunks {r['release_s'] * 1000:9.3f} ms per bill on "
+            f"{args.release:,} bills; extrapolated to {bills:,}: {r['release_s'] * bills:,.0f} s"
+        )
+        print(
+            f"anchor, a tx per bill     {r['release_anchor_s'] * 1000:10.3f} ms per bill on "
+            f"{args.release_anchor:,} bills"
+        )
+        print(f"ratio anchor/chunks       {r['release_anchor_s'] / r['release_s']:10.1f}x per bill")
 
 
 if __name__ == "__main__":

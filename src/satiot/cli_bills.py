@@ -3,7 +3,9 @@ credited or refunded, and the ledger's exports (bills, credit notes, usage state
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -38,7 +40,8 @@ def bills_run(
 ) -> None:
     """Bill a month for every billing account not yet billed for it, in one transaction:
     gap-free invoice numbers, the usage charged marked billed. Bills start `new`; check them
-    (`satiot bills dry-run` shows one beforehand) and validate and send them in the console."""
+    (`satiot bills dry-run` shows one beforehand), then `satiot bills validate` and
+    `satiot bills send` the month."""
     from satiot.bss.billing import RunSettings, run_bills
     from satiot.bss.money import format_cny
     from satiot.bss.periods import check_period
@@ -129,6 +132,96 @@ def _find_bill(session: Session, ref: str) -> tuple[uuid.UUID, str]:
     if found is None:
         fail(f"no bill {ref!r} (give its number, e.g. SAT2026-00000042, or its id)")
     return found[0], found[1]
+
+
+#: What ``satiot bills validate`` and ``send`` name: a month, a bill run or one bill.
+ReleaseArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A month, YYYY-MM (every bill run of it), a bill run's id, or one bill's number or id"
+    ),
+]
+_PAST: dict[str, str] = {"validate": "validated", "send": "sent"}
+
+
+def _runs_named(session: Session, target: str) -> list[uuid.UUID] | None:
+    """The bill runs ``target`` names (a month's, or one by id), or None if it names none."""
+    from satiot.bss.bill_release import runs_of
+    from satiot.bss.models import BillRun
+    from satiot.bss.periods import check_period
+
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}", target.strip()):
+        period = check_period(target.strip())  # 2026-13: a clear error, not "no such bill"
+        runs = runs_of(session, period)
+        if not runs:
+            fail(f"no bill run for {period} (run it first: satiot bills run {period})")
+        return runs
+    try:
+        run = session.get(BillRun, uuid.UUID(target))
+    except ValueError:
+        return None
+    return None if run is None else [run.id]
+
+
+def _release(target: str, action: str) -> None:
+    """Validate or send what ``target`` names, with a progress bar over a run's bills."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from satiot.bss import bill_release, invoices
+    from satiot.cli_common import err
+    from satiot.core.clock import SystemClock
+
+    source = bill_release.RELEASES[action]
+    now = SystemClock().now()
+    with domain_errors(), _migrated() as database:
+        principal = _principal(database, "bill-release")
+        with database.read() as s:
+            runs = _runs_named(s, target)
+            waiting = {r: bill_release.run_states(s, r).get(source, 0) for r in runs or ()}
+            single = None if runs is not None else _find_bill(s, target)
+        if single is not None:
+            move = invoices.validate_bill if action == "validate" else invoices.send_bill
+            with database.write() as s:
+                state = move(s, principal, single[0], at=now).state
+            out.print(f"{single[1]} {_PAST[action]}: now {state}", highlight=False)
+            return
+        if not any(waiting.values()):
+            fail(f"no bill of {target} is {source}: nothing to {action}")
+        moved, states = 0, Counter[str]()
+        columns = (TextColumn(f"{action} {target}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task(action, total=sum(waiting.values()))
+            for run_id, count in waiting.items():
+                if count:
+
+                    def advance(n: int, _total: int, base: int = moved) -> None:
+                        bar.update(task, completed=base + n)
+
+                    done = bill_release.release_run(
+                        database.write, principal, run_id, action, at=now, progress=advance
+                    )
+                    moved += done.moved
+                    states.update(done.states)
+                else:
+                    with database.read() as s:
+                        states.update(bill_release.run_states(s, run_id))
+    by_state = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
+    out.print(f"{target}: {_PAST[action]} {moved:,}; its bills now: {by_state}", highlight=False)
+
+
+@bills_app.command("validate")
+def bills_validate(target: ReleaseArgument) -> None:
+    """Validate every new bill of a month or a bill run (bills on hold stay on hold), or one
+    bill: each is audited and announced as a single move is, a chunk of bills per transaction,
+    so an interrupted release keeps what it did and running it again finishes it."""
+    _release(target, "validate")
+
+
+@bills_app.command("send")
+def bills_send(target: ReleaseArgument) -> None:
+    """Send every validated bill of a month or a bill run to its customer, or one bill: the
+    customer then sees it, and a prepaid account's bill is paid from its balance."""
+    _release(target, "send")
 
 
 @bills_app.command("show")

@@ -97,6 +97,48 @@ def test_billing_staff_run_a_finished_month(client: TestClient, ctx: AppContext,
     assert _count(ctx, CustomerBill) == 2 and _count(ctx, BillRun) == 2
 
 
+def test_a_run_is_validated_and_sent_from_its_row(
+    client: TestClient, ctx: AppContext, world: World
+):
+    """A run's row counts its bills by state and offers the next release; a bill put on hold
+    from its invoice page stays aside; the prepaid customer's bill is paid once sent."""
+    mine, theirs = _two_shops(ctx, world)
+    clerk = world.user(world.operator, Role.BILLING, "clerk")
+    csrf = _as(client, clerk.username)
+    client.post("/bill-runs", data={"csrf_token": csrf, "period": "2026-11"})
+    with ctx.db.read() as s:
+        run = s.scalars(select(BillRun)).one()
+        held = s.scalar(
+            select(CustomerBill.id).where(CustomerBill.billing_account_id == theirs.account_id)
+        )
+    row = client.get("/bill-runs").text.split('class="run-row"', 1)[1].split("</tr>", 1)[0]
+    assert ">new</span> 2<" in row and "Validate 2 new" in row and "Send" not in row
+
+    page = client.get(f"/invoices/{held}").text
+    assert 'id="move-hold"' in page and 'id="move-release"' not in page
+    r = client.post(f"/invoices/{held}/hold", data={"csrf_token": csrf, "reason": "device count"})
+    assert "Invoice put on hold." in r.text and 'id="move-release"' in r.text
+    r = client.post(f"/invoices/{held}/hold", data={"csrf_token": csrf})  # a page shown before
+    assert "flash-error" in r.text and "nothing to hold" in r.text
+
+    r = client.post(f"/bill-runs/{run.id}/validate", data={"csrf_token": csrf})
+    assert "1 bill validated." in r.text
+    row = r.text.split('class="run-row"', 1)[1].split("</tr>", 1)[0]
+    assert "Send 1 validated" in row and "Validate" not in row and ">onHold</span> 1<" in row
+    r = client.post(f"/bill-runs/{run.id}/send", data={"csrf_token": csrf})
+    assert "1 bill sent to their customers." in r.text
+    r = client.post(f"/bill-runs/{run.id}/send", data={"csrf_token": csrf})
+    assert "flash-error" in r.text and "nothing to send" in r.text
+    r = client.post(f"/bill-runs/{run.id}/pay", data={"csrf_token": csrf})
+    assert "flash-error" in r.text and "not a release" in r.text
+    with ctx.db.read() as s:
+        states = dict(s.execute(select(CustomerBill.billing_account_id, CustomerBill.state)).all())
+    assert states == {mine.account_id: "settled", theirs.account_id: "onHold"}
+
+    r = client.post(f"/invoices/{held}/release", data={"csrf_token": csrf})
+    assert "Invoice released: new again." in r.text and 'id="move-hold"' in r.text
+
+
 def test_bill_runs_are_for_operator_staff(client: TestClient, ctx: AppContext, world: World):
     mine, _ = _two_shops(ctx, world)
     with ctx.db.write() as w:
@@ -118,6 +160,12 @@ def test_bill_runs_are_for_operator_staff(client: TestClient, ctx: AppContext, w
     assert client.get("/bill-runs").status_code == 403
     r = client.post("/bill-runs", data={"csrf_token": csrf, "period": "2026-11"})
     assert r.status_code == 403 and _count(ctx, BillRun) == 1
+    with ctx.db.read() as s:
+        run_id = s.scalars(select(BillRun.id)).one()
+    r = client.post(f"/bill-runs/{run_id}/validate", data={"csrf_token": csrf})
+    assert r.status_code == 403
+    with ctx.db.read() as s:
+        assert set(s.scalars(select(CustomerBill.state))) == {"new"}
 
 
 # ---- billing accounts, dry run and top-ups ----------------------------------------------------

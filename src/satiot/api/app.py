@@ -29,9 +29,9 @@ from satiot.api import (
     tenants,
     users,
 )
+from satiot.api.bill_runs import router as bill_runs_router
 from satiot.api.bills import accounts_router as bill_accounts_router
 from satiot.api.bills import router as bills_router
-from satiot.api.bills import runs_router as bill_runs_router
 from satiot.api.catalog import router as catalog_router
 from satiot.api.context import AppContext
 from satiot.api.credit_notes import router as credit_notes_router

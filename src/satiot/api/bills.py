@@ -42,14 +42,13 @@ from satiot.bss import (
 )
 from satiot.bss.bill_statement import DeviceUsage
 from satiot.bss.invoice_pdf import Issuer, render_invoice
-from satiot.bss.models import BillingAccount, BillLine, BillRun, CustomerBill
+from satiot.bss.models import BillingAccount, BillLine, CustomerBill
 from satiot.bss.money import MICROS_PER_YUAN, fen_text
 from satiot.bss.periods import PERIOD_PATTERN, check_period
 from satiot.core.errors import Conflict, NotFound
 from satiot.core.pagination import paginate
 
 router = APIRouter(prefix="/bills", tags=["billing"])
-runs_router = APIRouter(prefix="/bill-runs", tags=["billing"])
 accounts_router = APIRouter(prefix="/billing-accounts", tags=["billing"])
 Reader = Annotated[Call, Depends(requires("bills:read"))]
 Writer = Annotated[Call, Depends(requires("bills:write"))]
@@ -156,23 +155,6 @@ class AdjustmentOut(Output):
 
 class HoldIn(Input):
     reason: str = Field(min_length=1, max_length=500)
-
-
-class RunIn(Input):
-    period: str = Field(pattern=PERIOD_PATTERN, examples=["2026-11"])
-    billing_account_ids: list[uuid.UUID] | None = Field(
-        default=None, description="Bill only these accounts (default: every account)"
-    )
-
-
-class RunOut(Output):
-    id: uuid.UUID
-    period: str
-    status: str
-    bills: int
-    total_micros: int
-    started_at: datetime
-    finished_at: datetime | None
 
 
 def bill_out(b: CustomerBill) -> BillOut:
@@ -409,34 +391,6 @@ def post_adjustment(
         return AdjustmentOut(line=_line_out(done.line), bill=bill_out(done.bill))
 
     return create_idempotently(call, request, idempotency_key, body, adjust)
-
-
-# -- bill runs ----------------------------------------------------------------------------------
-
-
-@runs_router.post("", status_code=201, response_model=RunOut, summary="Run a period's bills")
-def post_run(call: Writer, body: RunIn) -> RunOut:
-    if not call.principal.all_tenants:
-        raise NotFound("no such resource")
-    with call.write() as session:
-        run = billing.run_bills(
-            session,
-            call.principal,
-            body.period,
-            at=call.now(),
-            settings=billing.RunSettings.from_settings(call.ctx.settings),
-            accounts=body.billing_account_ids,
-        )
-        return RunOut.model_validate(run)
-
-
-@runs_router.get("/{run_id}", response_model=RunOut, summary="One bill run")
-def get_run(call: Reader, run_id: uuid.UUID) -> RunOut:
-    with call.read() as session:
-        run = session.get(BillRun, run_id) if call.principal.all_tenants else None
-        if run is None:
-            raise NotFound(f"no bill run {run_id}")
-        return RunOut.model_validate(run)
 
 
 # -- per account: dry run ----------------------------------------------------------

@@ -8,8 +8,9 @@ have no gaps and no repeats, as tax rules require of invoices.
 
 States: ``new`` (issued by a bill run) → ``validated`` (checked by billing staff) → ``sent``
 (the customer may see and pay it) → ``partiallyPaid`` → ``settled`` by payments; ``onHold``
-parks a new bill. Every move is checked against :data:`satiot.bss.states.BILL`, audited and
-announced as ``bill.<state>`` (tenant-tagged, so the customer's event feed has it).
+parks a new bill, or takes back a validated one not yet sent (released, it is ``new`` again).
+Every move is checked against :data:`satiot.bss.states.BILL`, audited and announced as
+``bill.<state>`` (tenant-tagged, so the customer's event feed has it).
 """
 
 from __future__ import annotations
@@ -181,9 +182,17 @@ def send_bill(
 ) -> CustomerBill:
     """Send a validated bill to its customer; a prepaid account's bill is then paid from its
     balance at once (see :func:`satiot.bss.payments.settle_from_balance`)."""
+    return send(session, principal, get_bill(session, bill_id, for_update=True), at=at)
+
+
+def send(
+    session: Session, principal: Principal, bill: CustomerBill, *, at: datetime
+) -> CustomerBill:
+    """:func:`send_bill` for a bill already read under lock (a run's release reads a chunk of
+    them in one query)."""
     from satiot.bss import payments  # payments moves bills, so it imports this module
 
-    bill = move(session, principal, get_bill(session, bill_id, for_update=True), "sent", at=at)
+    bill = move(session, principal, bill, "sent", at=at)
     account = session.get(BillingAccount, bill.billing_account_id)
     if account is not None and account.payment_mode == "prepaid":
         payments.settle_from_balance(session, principal, bill, account, at=at)

@@ -483,6 +483,9 @@ class CustomerBill(TenantScoped, Base):
 
     __table_args__ = (
         UniqueConstraint("billing_account_id", "period", name="uq_customer_bills_account_period"),
+        # A run's bills by state, in id order: releasing a run (``bill_release``) takes the
+        # next chunk waiting for a move from here, and the Bill runs page counts them.
+        Index("ix_customer_bills_run_state", "bill_run_id", "state", "id"),
         Index(
             "ix_customer_bills_overdue_watch",
             "due_at",

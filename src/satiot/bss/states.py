@@ -136,6 +136,9 @@ BILL = Lifecycle(
         ("new", "onHold"): _BILLING,
         ("onHold", "new"): _BILLING,
         ("new", "validated"): _BILLING,
+        # Taken back before it is sent (a doubt found while releasing a run): held, it can be
+        # adjusted and validated again; once sent, only a credit note corrects it.
+        ("validated", "onHold"): _BILLING,
         ("validated", "sent"): _BILLING,
         ("sent", "partiallyPaid"): _SYSTEM,
         ("sent", "settled"): _SYSTEM,

@@ -1,5 +1,6 @@
-"""The Bill runs page: every monthly run with its counts and total, and for billing staff a
-form that bills a finished month.
+"""The Bill runs page: every monthly run with its counts, total and bills by state, and for
+billing staff a form that bills a finished month and buttons that release a run's bills (validate
+every new one, then send every validated one: :mod:`satiot.bss.bill_release`).
 
 Bill runs span every tenant, so the page is for operator staff only (as ``/api/v1/bill-runs``
 is); the run itself goes through :func:`satiot.bss.billing.run_bills` in the person's write
@@ -8,6 +9,7 @@ session with the same settings the API uses, so a month not yet over is refused 
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Annotated
 
@@ -16,7 +18,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from satiot.bss import billing
+from satiot.bss import bill_release, billing
 from satiot.bss.models import BillRun
 from satiot.bss.money import format_cny
 from satiot.bss.periods import check_period, period_bounds, period_of
@@ -25,6 +27,7 @@ from satiot.core.pagination import paginate
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleForbidden, ConsoleSession, Posted, SignedIn
+from satiot.web.views.figures import counted
 
 router = APIRouter()
 PATH = "/bill-runs"
@@ -55,6 +58,7 @@ def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = No
         except DomainError as exc:
             found = paginate(session, stmt, BillRun.id, cursor=None, limit=PAGE, descending=True)
             flash = Flash("error", exc.detail)
+        states = bill_release.states_of(session, [run.id for run in found.items])
     return page(
         request,
         signed_in,
@@ -62,6 +66,8 @@ def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = No
         {
             "title": "Bill runs",
             "runs": found.items,
+            "states": states,
+            "releases": (("validate", "new", "Validate"), ("send", "validated", "Send")),
             "can_run": "bills:write" in signed_in.principal.scopes,
             "suggested": last_finished_period(signed_in),
             "cny": format_cny,
@@ -94,5 +100,30 @@ def run_month(signed_in: Posted, period: Annotated[str, Form()] = "") -> Respons
         flash = Flash("success", done)
     except DomainError as exc:
         flash = Flash("error", exc.detail)
+    set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
+    return response
+
+
+#: The release buttons: what each says it does, and the flash once done.
+_RELEASED = {"validate": "validated", "send": "sent to their customers"}
+
+
+@router.post(PATH + "/{run_id}/{action}")
+def release(signed_in: Posted, run_id: uuid.UUID, action: str) -> Response:
+    """Validate or send a run's bills; a chunk per transaction, so a long release that stops
+    keeps what it moved and the button finishes it."""
+    signed_in.require_any("bills:write")
+    _staff_only(signed_in)
+    response = RedirectResponse(PATH, status_code=303)
+    if action not in bill_release.RELEASES:
+        flash = Flash("error", f"{action!r} is not a release: validate or send")
+    else:
+        try:
+            done = bill_release.release_run(
+                signed_in.call.write, signed_in.principal, run_id, action, at=signed_in.now()
+            )
+            flash = Flash("success", f"{counted(done.moved, 'bill')} {_RELEASED[action]}.")
+        except DomainError as exc:
+            flash = Flash("error", exc.detail)
     set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
     return response

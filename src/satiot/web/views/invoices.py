@@ -34,7 +34,7 @@ from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.money import format_cny, yuan_amount
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.states import BILL
-from satiot.core.errors import DomainError
+from satiot.core.errors import Conflict, DomainError
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
@@ -44,6 +44,9 @@ from satiot.web.views.network_rows import parse_uuid
 router = APIRouter()
 PATH = "/invoices"
 PAGE = 50
+#: The moves the invoice page offers billing staff, with the state each leads to (a hold takes
+#: a new or validated bill aside; releasing it makes it new again, to adjust and validate).
+_MOVES = (("validate", "validated"), ("send", "sent"), ("hold", "onHold"), ("release", "new"))
 #: Devices of a bill's usage statement shown at a time.
 DEVICES_PAGE = 50
 
@@ -232,13 +235,7 @@ def invoice_page(
         notes = credit_notes.notes_of(session, bill.id)
     writer = "bills:write" in signed_in.principal.scopes
     moves = (
-        [
-            m
-            for m, target in (("validate", "validated"), ("send", "sent"))
-            if (bill.state, target) in BILL.transitions
-        ]
-        if writer
-        else []
+        [m for m, target in _MOVES if (bill.state, target) in BILL.transitions] if writer else []
     )
     return page(
         request,
@@ -342,6 +339,16 @@ def invoice_move(
             elif move == "send":
                 invoices.send_bill(session, principal, bill_id, at=now)
                 done = "Invoice sent to the customer."
+            elif move in ("hold", "release"):
+                # The API's hold toggles; a page shown before someone else moved the bill must
+                # not do the opposite of its button.
+                bill = invoices.get_bill(session, bill_id, for_update=True)
+                if (bill.state == "onHold") == (move == "hold"):
+                    raise Conflict(f"bill {bill.number} is {bill.state}: nothing to {move}")
+                invoices.hold_bill(
+                    session, principal, bill_id, at=now, reason=reason.strip()[:500] or None
+                )
+                done = "Invoice put on hold." if move == "hold" else "Invoice released: new again."
             elif move in ("payments", "refunds"):
                 record = payments.record_payment if move == "payments" else payments.record_refund
                 record(
