@@ -182,3 +182,59 @@ def test_an_invoice_is_adjusted_before_it_is_validated_and_credited_once_sent(
         assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
         page.screenshot(path=str(SCREENS / "invoice-credited.png"), full_page=True)
     assert problems == []
+
+
+def test_a_run_is_released_from_the_bill_runs_page(
+    live_server: str, ctx: AppContext, world: World
+) -> None:
+    """Run a month, hold one bill from its invoice page, then validate and send the rest of
+    the run with its row's buttons; the table of runs fits its card at 1360 px."""
+    from playwright.sync_api import expect
+
+    mine, theirs = _two_shops(ctx, world)
+    problems: list[str] = []
+    with admin_console(live_server, problems) as page:
+        page.click("nav >> text=Bill runs")
+        page.fill("#run-period", "2026-11")
+        page.click("#run-form button[type=submit]")
+        expect(page.locator(".flash-success")).to_contain_text("Billed 2026-11: 2 bills")
+        row = page.locator("#bill-runs-table tr.run-row").first
+        expect(row.locator(".run-states")).to_have_text("new 2")
+        fits = page.locator("#bill-runs .table-wrap").evaluate(
+            "e => e.scrollWidth <= e.clientWidth"
+        )
+        assert fits, "the runs table fits its card at 1360 px"
+
+        # One bill is held from its invoice page, with a reason, and stays aside.
+        page.locator(".run-states a", has_text="new").click()
+        page.locator("a", has_text="SAT2026-00000002").first.click()
+        hold = page.locator("#move-hold")
+        hold.locator("input[name=reason]").fill("check the device count")
+        hold.locator("button").click()
+        expect(page.locator(".flash-success")).to_have_text("Invoice put on hold.")
+        expect(page.locator("#invoice .badge").first).to_have_text("onHold")
+
+        page.click("nav >> text=Bill runs")
+        row = page.locator("#bill-runs-table tr.run-row").first
+        row.locator("button", has_text="Validate 1 new").click()
+        expect(page.locator(".flash-success")).to_have_text("1 bill validated.")
+        row = page.locator("#bill-runs-table tr.run-row").first
+        expect(row.locator(".run-states")).to_have_text("onHold 1 · validated 1")
+        row.locator("button", has_text="Send 1 validated").click()
+        expect(page.locator(".flash-success")).to_have_text("1 bill sent.")
+        row = page.locator("#bill-runs-table tr.run-row").first
+        expect(row.locator(".run-release button")).to_have_count(0)
+        page.screenshot(path=str(SCREENS / "bill-runs-released.png"), full_page=True)
+    assert problems == []
+    with ctx.db.read() as s:
+        bills = {b.number: b for b in s.scalars(select(CustomerBill))}
+    held, released = bills.pop("SAT2026-00000002"), bills.pop("SAT2026-00000001")
+    assert held.state == "onHold"
+    # the prepaid customer's bill was paid from its balance once sent
+    assert released.state == (
+        "settled" if released.billing_account_id == mine.account_id else "sent"
+    )
+    assert {held.billing_account_id, released.billing_account_id} == {
+        mine.account_id,
+        theirs.account_id,
+    }

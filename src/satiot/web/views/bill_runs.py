@@ -105,7 +105,7 @@ def run_month(signed_in: Posted, period: Annotated[str, Form()] = "") -> Respons
 
 
 #: The release buttons: what each says it does, and the flash once done.
-_RELEASED = {"validate": "validated", "send": "sent to their customers"}
+_RELEASED = {"validate": "validated", "send": "sent"}
 
 
 @router.post(PATH + "/{run_id}/{action}")
