@@ -1,5 +1,6 @@
-"""``satiot bills …`` from a shell: bill runs and dry runs, one bill shown, adjusted,
-credited or refunded, and the ledger's exports (bills, credit notes, usage statements)."""
+"""``satiot bills …`` from a shell: bill runs and dry runs, a month's bills validated and sent,
+one bill shown, adjusted, credited or refunded, and the ledger's exports (bills, credit notes,
+usage statements)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 BillArgument = Annotated[str, typer.Argument(help="The bill's number (SAT2026-00000042) or id")]
 
 bills_app = typer.Typer(
-    help="Monthly bill runs, dry runs, adjustments, credit notes, refunds, statements and "
-    "exports (TMF678 customer bills).",
+    help="Monthly bill runs and their release (validate, send), dry runs, adjustments, credit "
+    "notes, refunds, statements and exports (TMF678 customer bills).",
     no_args_is_help=True,
 )
 
