@@ -81,6 +81,24 @@ def test_a_month_is_validated_then_sent_and_bad_targets_are_one_line_errors(setu
         assert session.get(CustomerBill, bill.id).state == "sent"
 
 
+def test_a_held_bill_stays_out_of_the_months_release(setup, env):  # noqa: F811
+    ctx, _s, _off, _subs = setup
+    assert runner.invoke(app, ["bills", "run", "2026-10"]).exit_code == 0
+    with ctx.db.read() as session:
+        bill = session.scalars(select(CustomerBill)).one()
+    _one_error(
+        runner.invoke(app, ["bills", "hold", bill.number, "--release"]), "nothing to release"
+    )
+    _one_error(runner.invoke(app, ["bills", "hold", bill.number, "--reason", " "]), "--reason")
+    r = runner.invoke(app, ["bills", "hold", bill.number, "--reason", "device returned"])
+    assert r.exit_code == 0 and f"{bill.number}: now onHold" in r.stdout, r.output
+    _one_error(runner.invoke(app, ["bills", "validate", "2026-10"]), "nothing to validate")
+    r = runner.invoke(app, ["bills", "hold", bill.number, "--release"])
+    assert r.exit_code == 0 and f"{bill.number}: now new" in r.stdout, r.output
+    r = runner.invoke(app, ["bills", "validate", "2026-10"])
+    assert r.exit_code == 0 and "validated 1" in r.stdout, r.output
+
+
 def test_one_bill_is_validated_by_its_number(setup, env):  # noqa: F811
     ctx, _s, _off, _subs = setup
     assert runner.invoke(app, ["bills", "run", "2026-10"]).exit_code == 0

@@ -225,6 +225,36 @@ def bills_send(target: ReleaseArgument) -> None:
     _release(target, "send")
 
 
+@bills_app.command("hold")
+def bills_hold(
+    bill: BillArgument,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it is held (kept in the audit log)")
+    ] = None,
+    release: Annotated[
+        bool, typer.Option("--release", help="Release a held bill instead: it is new again")
+    ] = False,
+) -> None:
+    """Put a new or validated bill aside before it is sent (a run's release leaves it alone),
+    or release it with --release to adjust and validate it again."""
+    from satiot.bss import invoices
+    from satiot.core.clock import SystemClock
+
+    if reason is not None and not reason.strip():
+        fail("--reason must say something")
+    with domain_errors(), _migrated() as database, database.write() as s:
+        bill_id, number = _find_bill(s, bill)
+        moved = invoices.set_held(
+            s,
+            _principal(database, "bill-hold"),
+            bill_id,
+            held=not release,
+            at=SystemClock().now(),
+            reason=reason,
+        ).state
+    out.print(f"{number}: now {moved}", highlight=False)
+
+
 @bills_app.command("show")
 def bills_show(
     bill: BillArgument,

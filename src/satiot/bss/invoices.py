@@ -28,7 +28,7 @@ from satiot.bss.periods import zone
 from satiot.bss.states import BILL
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
-from satiot.core.errors import NotFound
+from satiot.core.errors import Conflict, NotFound
 
 
 class BillNotFound(NotFound):
@@ -175,6 +175,25 @@ def hold_bill(
     bill = get_bill(session, bill_id, for_update=True)
     target = "new" if bill.state == "onHold" else "onHold"
     return move(session, principal, bill, target, at=at, reason=reason)
+
+
+def set_held(
+    session: Session,
+    principal: Principal,
+    bill_id: uuid.UUID,
+    *,
+    held: bool,
+    at: datetime,
+    reason: str | None,
+) -> CustomerBill:
+    """Hold a bill (``held``) or release it; 409 if it is already so. A person's button or
+    command says which it means: a page shown before someone else moved the bill must not do
+    the opposite of what it says (the API's ``/hold`` toggles)."""
+    bill = get_bill(session, bill_id, for_update=True)
+    if (bill.state == "onHold") == held:
+        wanted = "hold" if held else "release"
+        raise Conflict(f"bill {bill.number} is {bill.state}: nothing to {wanted}")
+    return move(session, principal, bill, "onHold" if held else "new", at=at, reason=reason)
 
 
 def send_bill(

@@ -34,7 +34,7 @@ from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.money import format_cny, yuan_amount
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.states import BILL
-from satiot.core.errors import Conflict, DomainError
+from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
@@ -340,13 +340,13 @@ def invoice_move(
                 invoices.send_bill(session, principal, bill_id, at=now)
                 done = "Invoice sent to the customer."
             elif move in ("hold", "release"):
-                # The API's hold toggles; a page shown before someone else moved the bill must
-                # not do the opposite of its button.
-                bill = invoices.get_bill(session, bill_id, for_update=True)
-                if (bill.state == "onHold") == (move == "hold"):
-                    raise Conflict(f"bill {bill.number} is {bill.state}: nothing to {move}")
-                invoices.hold_bill(
-                    session, principal, bill_id, at=now, reason=reason.strip()[:500] or None
+                invoices.set_held(
+                    session,
+                    principal,
+                    bill_id,
+                    held=move == "hold",
+                    at=now,
+                    reason=reason.strip()[:500] or None,
                 )
                 done = "Invoice put on hold." if move == "hold" else "Invoice released: new again."
             elif move in ("payments", "refunds"):
