@@ -26,7 +26,10 @@ And staff release the run (``--release``): :func:`satiot.bss.bill_release.releas
 validates its first --release bills a chunk per transaction, as ``satiot bills validate``,
 the Bill runs page and ``POST /api/v1/bill-runs/{id}/validate`` do; its anchor validates the
 next --release-anchor bills one request's worth at a time (a transaction per bill, what a
-script calling ``POST /api/v1/bills/{id}/validate`` for each bill costs the server).
+script calling ``POST /api/v1/bills/{id}/validate`` for each bill costs the server). Those
+bills are then sent and paid: all but the anchor's from one bank statement
+(:mod:`satiot.bss.payment_import`, what ``POST /api/v1/payments/csv`` and ``satiot bills
+payments`` do), the anchor's one payment per transaction.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ from satiot.bss.models import (
     UsageRecord,
 )
 from satiot.bss.money import fen_text, round_to_fen
+from satiot.bss.payment_import import import_payments, read_payments
+from satiot.bss.payments import record_payment
 from satiot.bss.periods import local_date, period_bounds
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
@@ -498,6 +503,42 @@ def release(db: Database, run_id: uuid.UUID, bills: int, anchor: int) -> tuple[f
     return chunked, (time.perf_counter() - started) / max(len(ids), 1)
 
 
+def payments(db: Database, run_id: uuid.UUID, anchor: int) -> tuple[int, float, float]:
+    """Send the run's validated bills, then pay them: all but ``anchor`` of them from one
+    statement (:mod:`satiot.bss.payment_import`, one transaction), the rest one payment per
+    transaction (the anchor, what ``POST /bills/{id}/payments`` per line costs). Lines paid,
+    and seconds per payment of each way."""
+    principal = system_principal(uuid.UUID(int=0), "bench")
+    while True:
+        with db.write() as s:
+            if not release_chunk(s, principal, run_id, "send", at=RUN_AT):
+                break
+    with db.read() as s:
+        sent = s.execute(
+            select(CustomerBill.id, CustomerBill.number, CustomerBill.total_micros)
+            .where(CustomerBill.bill_run_id == run_id, CustomerBill.state == "sent")
+            .order_by(CustomerBill.id)
+        ).all()
+    by_file, one_by_one = sent[anchor:], sent[:anchor]
+    statement = "bill,amount,reference\n" + "".join(
+        f"{number},{fen_text(total)},BANK-{n}\n" for n, (_, number, total) in enumerate(by_file)
+    )
+    started = time.perf_counter()
+    parsed = read_payments(statement.encode(), encoding="utf-8", at=RUN_AT, tz=SETTINGS.tz)
+    with db.write() as s:
+        done = import_payments(s, principal, parsed, at=RUN_AT, tz=SETTINGS.tz)
+    imported = (time.perf_counter() - started) / max(len(by_file), 1)
+    assert done.recorded == len(by_file), done
+    started = time.perf_counter()
+    for n, (bill_id, _, total) in enumerate(one_by_one):
+        with db.write() as s:
+            record_payment(
+                s, principal, bill_id, amount_micros=total, method="bank-transfer",
+                reference=f"ONE-{n}", at=RUN_AT,
+            )  # fmt: skip
+    return len(by_file), imported, (time.perf_counter() - started) / max(len(one_by_one), 1)
+
+
 def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
     migrate.upgrade(db.engine)
     t0 = time.perf_counter()
@@ -516,7 +557,11 @@ def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
     assert run.bills == len(accounts) - len(sample), (run.bills, len(accounts))
     exported_s, size = export_all(db)
     chunked, one_by_one = release(db, run.id, args.release, args.release_anchor)
+    paid, imported, paid_one_by_one = payments(db, run.id, args.release_anchor)
     return {
+        "paid": paid,
+        "import_s": imported,
+        "pay_anchor_s": paid_one_by_one,
         "release_s": chunked,
         "release_anchor_s": one_by_one,
         "generate_s": generated,
@@ -603,6 +648,15 @@ def main() -> None:
             f"{args.release_anchor:,} bills"
         )
         print(f"ratio anchor/chunks       {r['release_anchor_s'] / r['release_s']:10.1f}x per bill")
+        print(
+            f"payments from a statement {r['import_s'] * 1000:10.3f} ms per line on "
+            f"{int(r['paid']):,} lines (one file, one transaction)"
+        )
+        print(
+            f"anchor, a tx per payment  {r['pay_anchor_s'] * 1000:10.3f} ms per payment on "
+            f"{args.release_anchor:,} bills"
+        )
+        print(f"ratio anchor/statement    {r['pay_anchor_s'] / r['import_s']:10.1f}x per payment")
 
 
 if __name__ == "__main__":

@@ -60,54 +60,6 @@ def test_a_run_bills_a_finished_month_once(setup, env):  # noqa: F811
     assert again.exit_code == 0 and "0 bills" in again.stdout
 
 
-def test_a_month_is_validated_then_sent_and_bad_targets_are_one_line_errors(setup, env, world):  # noqa: F811
-    ctx, _s, _off, _subs = setup
-    assert runner.invoke(app, ["bills", "run", "2026-10"]).exit_code == 0
-    _one_error(runner.invoke(app, ["bills", "send", "2026-10"]), "nothing to send")
-    _one_error(runner.invoke(app, ["bills", "validate", "2026-09"]), "no bill run for 2026-09")
-    _one_error(runner.invoke(app, ["bills", "validate", "2026-13"]), "YYYY-MM")
-    _one_error(runner.invoke(app, ["bills", "validate", "SAT2026-99999999"]), "no bill")
-    r = runner.invoke(app, ["bills", "validate", "2026-10"])
-    assert r.exit_code == 0, r.output
-    assert "2026-10: validated 1; its bills now: 1 validated" in r.stdout
-    with ctx.db.read() as session:
-        bill = session.scalars(select(CustomerBill)).one()
-        run_id = bill.bill_run_id
-    r = runner.invoke(app, ["bills", "send", str(run_id)])  # by the run's id
-    assert r.exit_code == 0, r.output
-    assert f"{run_id}: sent 1; its bills now: 1 sent" in r.stdout
-    _one_error(runner.invoke(app, ["bills", "send", bill.number]), "cannot go from 'sent'")
-    with ctx.db.read() as session:
-        assert session.get(CustomerBill, bill.id).state == "sent"
-
-
-def test_a_held_bill_stays_out_of_the_months_release(setup, env):  # noqa: F811
-    ctx, _s, _off, _subs = setup
-    assert runner.invoke(app, ["bills", "run", "2026-10"]).exit_code == 0
-    with ctx.db.read() as session:
-        bill = session.scalars(select(CustomerBill)).one()
-    _one_error(
-        runner.invoke(app, ["bills", "hold", bill.number, "--release"]), "nothing to release"
-    )
-    _one_error(runner.invoke(app, ["bills", "hold", bill.number, "--reason", " "]), "--reason")
-    r = runner.invoke(app, ["bills", "hold", bill.number, "--reason", "device returned"])
-    assert r.exit_code == 0 and f"{bill.number}: now onHold" in r.stdout, r.output
-    _one_error(runner.invoke(app, ["bills", "validate", "2026-10"]), "nothing to validate")
-    r = runner.invoke(app, ["bills", "hold", bill.number, "--release"])
-    assert r.exit_code == 0 and f"{bill.number}: now new" in r.stdout, r.output
-    r = runner.invoke(app, ["bills", "validate", "2026-10"])
-    assert r.exit_code == 0 and "validated 1" in r.stdout, r.output
-
-
-def test_one_bill_is_validated_by_its_number(setup, env):  # noqa: F811
-    ctx, _s, _off, _subs = setup
-    assert runner.invoke(app, ["bills", "run", "2026-10"]).exit_code == 0
-    with ctx.db.read() as session:
-        bill = session.scalars(select(CustomerBill)).one()
-    r = runner.invoke(app, ["bills", "validate", bill.number.lower()])
-    assert r.exit_code == 0 and f"{bill.number} validated: now validated" in r.stdout, r.output
-
-
 def test_bad_periods_and_accounts_are_one_line_errors(setup, env):  # noqa: F811
     _one_error(runner.invoke(app, ["bills", "run", "26-10"]), "YYYY-MM")
     _one_error(runner.invoke(app, ["bills", "run", "2099-01"]), "has not ended")

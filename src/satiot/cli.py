@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from satiot import cli_bill_release  # noqa: F401 - registers its commands on bills_app
 from satiot.cli_bench import BENCH_SETTINGS, bench
 from satiot.cli_bills import bills_app
 from satiot.cli_bss import catalog_app, orders_app, subscriptions_app

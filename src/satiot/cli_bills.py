@@ -4,9 +4,7 @@ usage statements)."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -133,126 +131,6 @@ def _find_bill(session: Session, ref: str) -> tuple[uuid.UUID, str]:
     if found is None:
         fail(f"no bill {ref!r} (give its number, e.g. SAT2026-00000042, or its id)")
     return found[0], found[1]
-
-
-#: What ``satiot bills validate`` and ``send`` name: a month, a bill run or one bill.
-ReleaseArgument = Annotated[
-    str,
-    typer.Argument(
-        help="A month, YYYY-MM (every bill run of it), a bill run's id, or one bill's number or id"
-    ),
-]
-_PAST: dict[str, str] = {"validate": "validated", "send": "sent"}
-
-
-def _runs_named(session: Session, target: str) -> list[uuid.UUID] | None:
-    """The bill runs ``target`` names (a month's, or one by id), or None if it names none."""
-    from satiot.bss.bill_release import runs_of
-    from satiot.bss.models import BillRun
-    from satiot.bss.periods import check_period
-
-    if re.fullmatch(r"[0-9]{4}-[0-9]{2}", target.strip()):
-        period = check_period(target.strip())  # 2026-13: a clear error, not "no such bill"
-        runs = runs_of(session, period)
-        if not runs:
-            fail(f"no bill run for {period} (run it first: satiot bills run {period})")
-        return runs
-    try:
-        run = session.get(BillRun, uuid.UUID(target))
-    except ValueError:
-        return None
-    return None if run is None else [run.id]
-
-
-def _release(target: str, action: str) -> None:
-    """Validate or send what ``target`` names, with a progress bar over a run's bills."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from satiot.bss import bill_release, invoices
-    from satiot.cli_common import err
-    from satiot.core.clock import SystemClock
-
-    source = bill_release.RELEASES[action]
-    now = SystemClock().now()
-    with domain_errors(), _migrated() as database:
-        principal = _principal(database, "bill-release")
-        with database.read() as s:
-            runs = _runs_named(s, target)
-            waiting = {r: bill_release.run_states(s, r).get(source, 0) for r in runs or ()}
-            single = None if runs is not None else _find_bill(s, target)
-        if single is not None:
-            move = invoices.validate_bill if action == "validate" else invoices.send_bill
-            with database.write() as s:
-                state = move(s, principal, single[0], at=now).state
-            out.print(f"{single[1]} {_PAST[action]}: now {state}", highlight=False)
-            return
-        if not any(waiting.values()):
-            fail(f"no bill of {target} is {source}: nothing to {action}")
-        moved, states = 0, Counter[str]()
-        columns = (TextColumn(f"{action} {target}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, console=err) as bar:
-            task = bar.add_task(action, total=sum(waiting.values()))
-            for run_id, count in waiting.items():
-                if count:
-
-                    def advance(n: int, _total: int, base: int = moved) -> None:
-                        bar.update(task, completed=base + n)
-
-                    done = bill_release.release_run(
-                        database.write, principal, run_id, action, at=now, progress=advance
-                    )
-                    moved += done.moved
-                    states.update(done.states)
-                else:
-                    with database.read() as s:
-                        states.update(bill_release.run_states(s, run_id))
-    by_state = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
-    out.print(f"{target}: {_PAST[action]} {moved:,}; its bills now: {by_state}", highlight=False)
-
-
-@bills_app.command("validate")
-def bills_validate(target: ReleaseArgument) -> None:
-    """Validate every new bill of a month or a bill run (bills on hold stay on hold), or one
-    bill: each is audited and announced as a single move is, a chunk of bills per transaction,
-    so an interrupted release keeps what it did and running it again finishes it."""
-    _release(target, "validate")
-
-
-@bills_app.command("send")
-def bills_send(target: ReleaseArgument) -> None:
-    """Send every validated bill of a month or a bill run to its customer, or one bill: the
-    customer then sees it, and a prepaid account's bill is paid from its balance."""
-    _release(target, "send")
-
-
-@bills_app.command("hold")
-def bills_hold(
-    bill: BillArgument,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Why it is held (kept in the audit log)")
-    ] = None,
-    release: Annotated[
-        bool, typer.Option("--release", help="Release a held bill instead: it is new again")
-    ] = False,
-) -> None:
-    """Put a new or validated bill aside before it is sent (a run's release leaves it alone),
-    or release it with --release to adjust and validate it again."""
-    from satiot.bss import invoices
-    from satiot.core.clock import SystemClock
-
-    if reason is not None and not reason.strip():
-        fail("--reason must say something")
-    with domain_errors(), _migrated() as database, database.write() as s:
-        bill_id, number = _find_bill(s, bill)
-        moved = invoices.set_held(
-            s,
-            _principal(database, "bill-hold"),
-            bill_id,
-            held=not release,
-            at=SystemClock().now(),
-            reason=reason,
-        ).state
-    out.print(f"{number}: now {moved}", highlight=False)
 
 
 @bills_app.command("show")

@@ -16,6 +16,7 @@ from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
     from satiot.core.config import Settings
+    from satiot.core.csv_text import FileRejected
 
 #: The ``--encoding`` of the commands that import CSV files (``satiot.core.csv_text``).
 #: Where a command that makes a file writes it (standard output when not given).
@@ -142,3 +143,13 @@ def new_password() -> str:
     if not line:
         fail("no password: give --password, pipe one on standard input, or run at a terminal")
     return line
+
+
+def refuse_file(path: Path, exc: FileRejected) -> NoReturn:
+    """A refused upload: one line for a file with one error; else one per error, then how many
+    lines are bad."""
+    if len(exc.rows) == 1:
+        fail(f"{path}: {exc.detail}")
+    for e in exc.rows:
+        error_line(f"{path}: line {e.line}: {e.reason}")
+    fail(f"{path}: {exc.lines} lines cannot be {exc.done}; nothing was {exc.done}")

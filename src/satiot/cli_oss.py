@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,18 +16,17 @@ from satiot.cli_common import (
     EncodingOption,
     OutputOption,
     checked_encoding,
-    error_line,
     fail,
     load_settings,
     opened_output,
     out,
+    refuse_file,
 )
 from satiot.core.errors import DomainError
 
 if TYPE_CHECKING:
     from satiot.core.auth.principal import Principal
     from satiot.core.db import Database
-    from satiot.oss.licence_list import LicenceListRejected
 
 numbers_app = typer.Typer(
     help="IoT number blocks, recycling and the annual numbering report.", no_args_is_help=True
@@ -206,21 +205,12 @@ def terminals_import(
             with database.write() as s:
                 result = import_licence_list(s, _principal(database, "terminals"), listed, at=now)
         except LicenceListRejected as exc:
-            _refuse_list(csv_file, exc)
+            refuse_file(csv_file, exc)
     out.print(
         f"terminal models: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged",
         highlight=False,
     )
-
-
-def _refuse_list(path: Path, exc: LicenceListRejected) -> NoReturn:
-    """One line for a list with one error; one per error, then the count of bad lines."""
-    if len(exc.rows) == 1:
-        fail(f"{path}: {exc.detail}")
-    for e in exc.rows:
-        error_line(f"{path}: line {e.line}: {e.reason}")
-    fail(f"{path}: {exc.lines} lines cannot be imported; nothing was imported")
 
 
 @terminals_app.command("template")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from satiot.api.context import AppContext
 from satiot.bss import billing
+from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
 from tests.bss.billing_world import offering, price, rate_all, shop, uplink
@@ -238,3 +239,47 @@ def test_a_run_is_released_from_the_bill_runs_page(
         mine.account_id,
         theirs.account_id,
     }
+
+
+def test_a_bank_statement_is_imported_from_the_invoices_page(
+    live_server: str, ctx: AppContext, world: World, tmp_path: Path
+) -> None:
+    """From the Invoices page to the import form: a bad statement lists its bad lines; the
+    corrected one settles the bill."""
+    from playwright.sync_api import expect
+
+    _mine, theirs = _two_shops(ctx, world)
+    with ctx.db.write() as w:
+        billing.run_bills(
+            w, world.system, "2026-11", at=ctx.clock.now(),
+            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )  # fmt: skip
+        bill = w.scalars(
+            select(CustomerBill).where(CustomerBill.billing_account_id == theirs.account_id)
+        ).one()
+        bill_id, number, total = bill.id, bill.number, bill.total_micros
+    with ctx.db.write() as w:
+        validate_bill(w, world.system, bill_id, at=ctx.clock.now())
+        send_bill(w, world.system, bill_id, at=ctx.clock.now())
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_text(f"bill,amount,reference\n{number},1.001,BANK-1\nSAT2026-99,1.00,BANK-2\n")
+    good.write_text(f"bill,amount,reference\n{number},{total / 1e6:.2f},BANK-1\n")
+    problems: list[str] = []
+    with admin_console(live_server, problems) as page:
+        page.click("nav >> text=Invoices")
+        page.click("#payments-import")
+        expect(page.locator("h1")).to_have_text("Import payments")
+        page.set_input_files("#payment-upload input[type=file]", str(bad))
+        page.click("#payment-upload button[type=submit]")
+        expect(page.locator("#import-errors tr.import-error")).to_have_count(2)
+        expect(page.locator(".flash-error")).to_contain_text("nothing was recorded")
+        page.set_input_files("#payment-upload input[type=file]", str(good))
+        page.click("#payment-upload button[type=submit]")
+        expect(page.locator(".flash-success")).to_contain_text(
+            f"1 payment recorded ({format_cny(total)}); 1 bill now settled."
+        )
+        page.screenshot(path=str(SCREENS / "payments-imported.png"), full_page=True)
+    # the refused file's page answers 422, which the browser logs; nothing else went wrong
+    assert [p for p in problems if "status of 422" not in p] == [] and len(problems) == 1
+    with ctx.db.read() as s:
+        assert s.get(CustomerBill, bill_id).state == "settled"

@@ -40,6 +40,7 @@ from satiot.api.handle_api import router as identifiers_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
 from satiot.api.numbers import blocks_router, numbers_router
 from satiot.api.orders import router as orders_router
+from satiot.api.payment_import import router as payment_import_router
 from satiot.api.payments import accounts_router as top_ups_router
 from satiot.api.payments import router as bill_payments_router
 from satiot.api.strict_query import known_query_only
@@ -102,6 +103,7 @@ def api_router() -> APIRouter:
     billing_routers = (
         bills_router,
         bill_payments_router,
+        payment_import_router,
         credit_notes_router,
         bill_runs_router,
         bill_accounts_router,

@@ -7,17 +7,21 @@ for one works for the other and a spreadsheet saved one way is read the same eve
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Annotated, Any, Literal
 
 from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.responses import StreamingResponse
 
+from satiot.api.common import create_idempotently
+from satiot.api.deps import Call
 from satiot.core.csv_text import encoding_named
 from satiot.core.errors import DomainError, InvalidInput
 
@@ -98,6 +102,36 @@ async def read_csv(request: Request, encoding: str | None) -> tuple[list[bytes],
         return [chunk async for chunk in request.stream() if chunk], codec
     raise UnsupportedMedia(
         "send the CSV as multipart/form-data (field 'file') or as a text/csv body"
+    )
+
+
+class Upload(BaseModel):
+    """What identifies a whole-file upload for Idempotency-Key: the file, by its hash."""
+
+    sha256: str
+    encoding: str
+
+
+async def import_file(
+    call: Call,
+    request: Request,
+    encoding: str | None,
+    key: str | None,
+    load: Callable[[Session, bytes, str], BaseModel],
+) -> JSONResponse:
+    """Read an uploaded file whole and run ``load(session, data, codec)`` once per
+    Idempotency-Key in a write transaction (200; a replay answers the first time's answer)."""
+    chunks, codec = await read_csv(request, encoding)
+    data = b"".join(chunks)
+    fingerprint = Upload(sha256=hashlib.sha256(data).hexdigest(), encoding=codec)
+    return await run_in_threadpool(
+        create_idempotently,
+        call,
+        request,
+        key,
+        fingerprint,
+        lambda session: load(session, data, codec),
+        status_code=200,
     )
 
 

@@ -4,14 +4,12 @@ bad line named and nothing imported; see :mod:`satiot.oss.licence_list`)."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -33,7 +31,7 @@ from satiot.api.csv_files import (
     CSV_BODY,
     CSV_FILE,
     EncodingParam,
-    read_csv,
+    import_file,
     template_response,
 )
 from satiot.api.deps import Call, requires
@@ -171,13 +169,6 @@ class LicenceImportOut(Output):
     unchanged: int
 
 
-class _ListUpload(BaseModel):
-    """What identifies a licence list upload for Idempotency-Key (the file by its hash)."""
-
-    sha256: str
-    encoding: str
-
-
 @router.get(
     "/csv-template",
     summary="An empty licence list to fill in: the header line",
@@ -204,18 +195,13 @@ async def post_csv(
     """New models are recorded and known ones (by name) updated, each change audited. Any
     bad line refuses the whole list: 422 ``licence-list-rejected`` with ``errors`` naming
     each ``{line, column, reason}``."""
-    chunks, codec = await read_csv(request, encoding)
-    data = b"".join(chunks)
-    fingerprint = _ListUpload(sha256=hashlib.sha256(data).hexdigest(), encoding=codec)
 
-    def load(session: Session) -> LicenceImportOut:
+    def load(session: Session, data: bytes, codec: str) -> LicenceImportOut:
         listed = licence_list.read_licence_list(data, encoding=codec, at=call.now())
         result = licence_list.import_licence_list(session, call.principal, listed, at=call.now())
         return LicenceImportOut(**asdict(result))
 
-    return await run_in_threadpool(
-        create_idempotently, call, request, idempotency_key, fingerprint, load, status_code=200
-    )
+    return await import_file(call, request, encoding, idempotency_key, load)
 
 
 @router.get("/{model_id}", response_model=TerminalModelOut, summary="One terminal model")

@@ -37,6 +37,7 @@ from satiot.bss.rating_store import debit_prepaid
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
 from satiot.core.errors import Conflict, InvalidInput, NotFound
+from satiot.core.ids import new_id
 from satiot.core.lengths import plain_text
 
 PAYABLE = OWING_STATES
@@ -62,6 +63,14 @@ def _existing(
             Payment.billing_account_id == account_id, Payment.reference == reference
         )
     )
+    return same_payment(found, reference, bill_id, amount)
+
+
+def same_payment(
+    found: Payment | None, reference: str, bill_id: uuid.UUID | None, amount: int
+) -> Payment | None:
+    """``found`` (the account's payment under ``reference``, if any) when it is this very
+    payment again; a conflict when the reference records another one."""
     if found is None:
         return None
     if found.bill_id != bill_id or found.amount_micros != amount:
@@ -72,7 +81,7 @@ def _existing(
     return found
 
 
-def _check(amount: int, method: str, reference: str) -> str:
+def check_payment(amount: int, method: str, reference: str) -> str:
     """The trimmed ``method``, once it and ``reference`` are known to be one line of plain
     text: both are listed with the bill and the account's payments and audited
     (``plain_text``). The reference is kept as given, since it is what a retry is matched by
@@ -95,11 +104,30 @@ def record_payment(
     received_at: datetime | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment against a sent bill; return it and whether it is new."""
-    method = _check(amount_micros, method, reference)
+    method = check_payment(amount_micros, method, reference)
     bill = get_bill(session, bill_id, for_update=True)  # serialises payments of one bill
     found = _existing(session, bill.billing_account_id, reference, bill.id, amount_micros)
     if found is not None:
         return found, False
+    return pay(session, principal, bill, amount_micros, method, reference, at, received_at), True
+
+
+def pay(
+    session: Session,
+    principal: Principal,
+    bill: CustomerBill,
+    amount_micros: int,
+    method: str,
+    reference: str,
+    at: datetime,
+    received_at: datetime | None,
+    *,
+    flush: bool = True,
+) -> Payment:
+    """A new payment of a bill read under lock, its ``method`` and ``reference`` checked and
+    the reference new to the account (:func:`record_payment`; a statement's import reads its
+    bills and references in bulk). ``flush=False`` leaves the payment's row to the next flush:
+    its id is given here, so nothing needs it earlier."""
     if bill.state not in PAYABLE:
         raise Conflict(f"bill {bill.number} is {bill.state}; payments are taken on sent bills")
     outstanding = bill.due_micros
@@ -109,6 +137,7 @@ def record_payment(
             field="amount_micros",
         )
     payment = Payment(
+        id=new_id(),
         tenant_id=bill.tenant_id,
         billing_account_id=bill.billing_account_id,
         bill_id=bill.id,
@@ -119,7 +148,8 @@ def record_payment(
         recorded_by=principal.actor,
     )
     session.add(payment)
-    session.flush()
+    if flush:
+        session.flush()
     record_change(
         session,
         principal,
@@ -131,7 +161,7 @@ def record_payment(
     )
     bill.paid_micros += amount_micros
     _settle_state(session, principal, bill, at)
-    return payment, True
+    return payment
 
 
 def record_refund(
@@ -150,7 +180,7 @@ def record_refund(
     A refund is a payment below zero on the bill, under the same rule of one reference per
     account, so that a repeat records it once and the bill's payments still add up to what it
     was paid. It pays back at most what the bill owes the customer."""
-    method = _check(amount_micros, method, reference)
+    method = check_payment(amount_micros, method, reference)
     bill = get_bill(session, bill_id, for_update=True)
     found = _existing(session, bill.billing_account_id, reference, bill.id, -amount_micros)
     if found is not None:
@@ -226,7 +256,7 @@ def top_up(
     at: datetime,
 ) -> tuple[Payment, bool]:
     """Add to a prepaid account's balance; return the payment and whether it is new."""
-    method = _check(amount_micros, method, reference)
+    method = check_payment(amount_micros, method, reference)
     account = _account(session, account_id)
     found = _existing(session, account.id, reference, None, amount_micros)
     if found is not None:

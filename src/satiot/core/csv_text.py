@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from satiot.core.errors import InvalidInput
+
 T = TypeVar("T")
 BOM: Final = b"\xef\xbb\xbf"
 #: Encodings a file may be in, by the names callers use, with the codec that reads each
@@ -54,6 +56,52 @@ class RowError:
 
     def as_dict(self) -> dict[str, object]:
         return {"line": self.line, "column": self.column, "reason": self.reason}
+
+
+class FileRejected(InvalidInput):
+    """An uploaded file refused as a whole; ``rows`` names every bad line and ``lines`` how many
+    lines are bad (a line may have more than one error). Subclasses name the problem (``slug``,
+    ``title``) and what would have happened to the lines (``done``: "imported", "recorded")."""
+
+    done = "imported"
+
+    def __init__(self, rows: Sequence[RowError]) -> None:
+        self.rows = sorted(rows, key=lambda e: e.line)
+        self.lines = len({e.line for e in self.rows})
+        first = self.rows[0]
+        where = f"line {first.line}: {first.reason}"
+        if self.lines == 1:
+            detail = f"{where}; nothing was {self.done}"
+        else:
+            detail = (
+                f"{self.lines} lines cannot be {self.done}; nothing was {self.done}. First, {where}"
+            )
+        super().__init__(detail, errors=[e.as_dict() for e in self.rows])
+
+
+def check_header(
+    cells: Sequence[str], columns: Sequence[str], required: Sequence[str]
+) -> tuple[list[str], list[RowError]]:
+    """A header line's column names (trimmed, lower case), and what is wrong with it: a name
+    not among ``columns``, one named twice, ``required`` ones missing."""
+    names = [c.strip().lower() for c in cells]
+    errors = []
+    for n, name in enumerate(names):
+        if name not in columns:
+            known = ", ".join(columns)
+            errors.append(
+                RowError(
+                    1,
+                    name or f"#{n + 1}",
+                    f"unknown column {name!r} in the header (known: {known})",
+                )
+            )
+        elif names.index(name) != n:
+            errors.append(RowError(1, name, f"column {name!r} named twice in the header"))
+    missing = [c for c in required if c not in names]
+    if missing:
+        errors.append(RowError(1, missing[0], f"the header lacks {', '.join(missing)}"))
+    return names, errors
 
 
 class UnreadableText(ValueError):

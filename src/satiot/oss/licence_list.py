@@ -27,7 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
-from satiot.core.csv_text import RowError, UnreadableText, decode_file, header_only
+from satiot.core.csv_text import (
+    FileRejected,
+    RowError,
+    UnreadableText,
+    check_header,
+    decode_file,
+    header_only,
+)
 from satiot.core.days import business_day
 from satiot.core.errors import InvalidInput
 from satiot.oss.models import TerminalModel
@@ -55,23 +62,11 @@ MAX_ROWS: Final = 10_000
 _TAC_SPLIT = re.compile(r"[;\s]+")
 
 
-class LicenceListRejected(InvalidInput):
+class LicenceListRejected(FileRejected):
     """The list is refused as a whole; ``rows`` names every bad line (nothing was stored)."""
 
     slug = "licence-list-rejected"
     title = "Licence list rejected"
-
-    def __init__(self, rows: Sequence[RowError]) -> None:
-        self.rows = sorted(rows, key=lambda e: e.line)
-        #: How many lines are bad (a line may have more than one error).
-        self.lines = len({e.line for e in self.rows})
-        first = self.rows[0]
-        where = f"line {first.line}: {first.reason}"
-        if self.lines == 1:
-            detail = f"{where}; nothing was imported"
-        else:
-            detail = f"{self.lines} lines cannot be imported; nothing was imported. First, {where}"
-        super().__init__(detail, errors=[e.as_dict() for e in self.rows])
 
 
 @dataclass(frozen=True)
@@ -106,26 +101,6 @@ def read_licence_list(data: bytes, *, encoding: str, at: datetime) -> list[Liste
     except UnreadableText as exc:
         raise LicenceListRejected([RowError(exc.line, "", exc.reason)]) from None
     return parse_licence_list(text, at=at)
-
-
-def _header(cells: list[str]) -> tuple[list[str], list[RowError]]:
-    names = [c.strip().lower() for c in cells]
-    errors = []
-    for n, name in enumerate(names):
-        if name not in COLUMNS:
-            errors.append(
-                RowError(
-                    1,
-                    name or f"#{n + 1}",
-                    f"unknown column {name!r} in the header (known: {', '.join(COLUMNS)})",
-                )
-            )
-        elif names.index(name) != n:
-            errors.append(RowError(1, name, f"column {name!r} named twice in the header"))
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        errors.append(RowError(1, missing[0], f"the header lacks {', '.join(missing)}"))
-    return names, errors
 
 
 def _spec(line: int, cells: dict[str, str], today: date) -> TerminalModelSpec | RowError:
@@ -166,7 +141,7 @@ def parse_licence_list(text: str, *, at: datetime) -> list[ListedModel]:
             if not any(c.strip() for c in cells):
                 continue
             if names is None:
-                names, bad = _header(cells)
+                names, bad = check_header(cells, COLUMNS, REQUIRED)
                 if bad:
                     raise LicenceListRejected(bad)
                 continue

@@ -49,6 +49,7 @@ from satiot.web.views import (
     licence_import,
     messages,
     orders,
+    payment_import,
     subscriptions,
     usage,
 )
@@ -76,6 +77,7 @@ def console_router() -> APIRouter:
         invoices,
         billing_accounts,
         bill_runs,
+        payment_import,
         inventory,
         licence_import,
     ):
