@@ -8,14 +8,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from satiot.bss import billing
 from satiot.bss.credit_notes import issue_credit_note
+from satiot.bss.invoices import hold_bill, validate_bill
 from satiot.bss.models import Contract, Customer, CustomerBill, ProductOrder, Subscription
 from satiot.bss.money import format_cny
 from satiot.bss.payments import record_payment, record_refund
 from satiot.core.auth.roles import Role
 from satiot.core.models import Tenant
-from tests.bss.billing_world import USCCS, offering, price, rate_all, sent_bill_for, shop, uplink
+from tests.bss.billing_world import (
+    RUN_SETTINGS,
+    USCCS,
+    offering,
+    price,
+    rate_all,
+    sent_bill_for,
+    shop,
+    uplink,
+)
 from tests.web.console_helpers import signed_in
 
 FIGURE = re.compile(
@@ -227,3 +239,33 @@ def test_usage_page_explains_what_was_not_charged(client: TestClient, ctx, world
     signed_in(client, "other")
     html = client.get("/usage?period=2026-11").text
     assert "Not charged" not in html and "rated</span> 1 messages" in html
+
+
+def test_billing_staff_see_the_bills_a_run_left_to_release(client: TestClient, ctx, world):
+    acme, _other, _bill = _business(world, ctx)  # October's bill of acme is sent already
+    ctx.clock.set(datetime(2026, 12, 1, 2, tzinfo=UTC))  # November is over: two bills to run
+    with ctx.db.write() as w:
+        run = billing.run_bills(
+            w, world.system, "2026-11", at=ctx.clock.now(), settings=RUN_SETTINGS
+        )
+        ids = list(w.scalars(select(CustomerBill.id).where(CustomerBill.bill_run_id == run.id)))
+        hold_bill(w, world.system, ids[0], at=ctx.clock.now(), reason="dispute")
+    waiting = len(ids) - 1
+    assert waiting == 1
+    world.user(world.operator, Role.BILLING, "clerk")
+    world.user(world.operator, Role.COMPLIANCE, "auditor")
+    world.user(acme.tenant, Role.CUSTOMER_ADMIN, "acme")
+    assert _as(client, "clerk")["Bills to release"] == (
+        f"{waiting}",
+        f"{waiting} to validate, 0 to send, 1 on hold · bill runs",
+        True,
+    )
+    assert 'href="/bill-runs"' in client.get("/").text
+    with ctx.db.write() as w:
+        for bill_id in ids[1:]:
+            validate_bill(w, world.system, bill_id, at=ctx.clock.now())
+    assert _as(client, "clerk")["Bills to release"][1] == (
+        f"0 to validate, {waiting} to send, 1 on hold · bill runs"
+    )
+    assert "Bills to release" not in _as(client, "auditor")  # may read bills, not release them
+    assert "Bills to release" not in _as(client, "acme")

@@ -2,9 +2,11 @@
 
 Each figure answers "is there work for me?" for the team that reads it: customers waiting to
 be verified (sales, compliance), contracts waiting for a signature, orders still open or gone
-wrong, subscriptions suspended, invoices sent and not yet paid. A figure is shown only to
-people whose scopes open the page it links to, and it is an aggregate over the caller's
-tenant-scoped session, so a customer counts only its own orders, subscriptions and invoices.
+wrong, subscriptions suspended, invoices sent and not yet paid, and for billing staff the bills
+a run made that still wait to be validated or sent. A figure is shown only to people whose
+scopes open the page it links to, and it is an aggregate over the caller's tenant-scoped
+session, so a customer counts only its own orders, subscriptions and invoices. The bills'
+figures come from one pass over the bills.
 
 Usage is not summed here: a month's usage records are the platform's largest table, and the
 Usage page (one scan of the month, on request) is where it is read.
@@ -121,28 +123,32 @@ def _subscriptions(session: Session) -> Figure:
     )
 
 
-def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
-    """What customers owe, and what is owed back to them: a credit note that took off more
-    than was left to pay leaves its bill settled and below zero until a refund pays it."""
+def _bills(session: Session, signed_in: ConsoleSession) -> list[Figure]:
+    """What customers owe, and what is owed back to them (a credit note that took off more
+    than was left to pay leaves its bill settled and below zero until a refund pays it); for
+    billing staff, the bills a run made that are not yet with their customers."""
     now = signed_in.now()
     owing = CustomerBill.state.in_(OWING_STATES)
     back = CustomerBill.due_micros < 0
-    count, due, overdue, refunds, owed_back = session.execute(
+    row = session.execute(
         select(
             func.count(CustomerBill.id).filter(owing),
             func.coalesce(func.sum(CustomerBill.due_micros).filter(owing), 0),
             func.count(CustomerBill.id).filter(owing, CustomerBill.due_at < now),
             func.count(CustomerBill.id).filter(back),
             func.coalesce(func.sum(CustomerBill.due_micros).filter(back), 0),
-        ).where(CustomerBill.state.in_((*OWING_STATES, "settled")))
+            func.count(CustomerBill.id).filter(CustomerBill.state == "new"),
+            func.count(CustomerBill.id).filter(CustomerBill.state == "validated"),
+            func.count(CustomerBill.id).filter(CustomerBill.state == "onHold"),
+        )
     ).one()
-    count, overdue, refunds = int(count or 0), int(overdue or 0), int(refunds or 0)
+    count, due, overdue, refunds, owed_back, new, validated, held = (int(n or 0) for n in row)
     customer = signed_in.audience == "customer"
     note = f"{counted(count, 'invoice')} unpaid"
     if overdue:
         note += f", {overdue:,} past due"
     if refunds:
-        owed = format_cny(-int(owed_back or 0))
+        owed = format_cny(-owed_back)
         note += f", {owed} owed to you" if customer else f", {owed} to refund"
     if overdue:
         link = "/invoices?overdue=1"
@@ -152,14 +158,29 @@ def _bills(session: Session, signed_in: ConsoleSession) -> Figure:
         link = "/invoices?to_refund=1"
     else:
         link = "/invoices"
-    return Figure(
-        "Amount due" if customer else "Receivable",
-        format_cny(int(due or 0)),
-        link,
-        note,
-        "invoices",
-        alert=overdue > 0 or (refunds > 0 and not customer),
-    )
+    out = [
+        Figure(
+            "Amount due" if customer else "Receivable",
+            format_cny(due),
+            link,
+            note,
+            "invoices",
+            alert=overdue > 0 or (refunds > 0 and not customer),
+        )
+    ]
+    principal = signed_in.principal
+    if "bills:write" in principal.scopes and principal.all_tenants:
+        out.append(
+            Figure(
+                "Bills to release",
+                f"{new + validated:,}",
+                "/bill-runs",
+                f"{new:,} to validate, {validated:,} to send, {held:,} on hold",
+                "bill runs",
+                alert=bool(new or validated),
+            )
+        )
+    return out
 
 
 def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
@@ -174,5 +195,5 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
     if "subscriptions:read" in scopes:
         out.append(_subscriptions(session))
     if "bills:read" in scopes:
-        out.append(_bills(session, signed_in))
+        out += _bills(session, signed_in)
     return out
