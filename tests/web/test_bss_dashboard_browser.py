@@ -23,13 +23,15 @@ def test_business_row_leads_to_the_customer_waiting_for_review(
     _business(world, ctx)
     with admin_console(live_server) as page:
         row = page.locator("#business-figures")
-        expect(row.locator(".figure")).to_have_count(5)
+        expect(row.locator(".figure")).to_have_count(6)  # with Bills to release (admin)
         waiting = row.locator(".figure", has_text="Customers verified")
         expect(waiting).to_have_class("figure card figure-alert")
         shadow = waiting.evaluate("el => getComputedStyle(el).boxShadow")
         assert shadow not in ("", "none")  # the highlight is drawn, not only named
         calm = row.locator(".figure", has_text="Contracts in force")
         expect(calm).to_have_class("figure card")
+        released = row.locator(".figure", has_text="Bills to release")  # its bill was sent
+        expect(released).to_have_class("figure card")
         SCREENS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENS / "dashboard-business.png"), full_page=True)
 
