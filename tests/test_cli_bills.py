@@ -233,3 +233,46 @@ def test_bills_are_exported_for_the_ledger(setup, env, world, tmp_path):  # noqa
     assert target.read_bytes().startswith(b"\xef\xbb\xbfnumber,period,state,")
     _one_error(runner.invoke(app, ["bills", "export", "--state", "lost"]), "not a bill state")
     _one_error(runner.invoke(app, ["bills", "export", "--period", "2026-13"]), "YYYY-MM")
+
+
+def test_an_accounts_statement_to_stdout_or_a_file(setup, env, world, tmp_path):  # noqa: F811
+    ctx, s, _off, _subs = setup
+    assert runner.invoke(app, ["bills", "run", "2026-10"]).exit_code == 0
+    with ctx.db.write() as w:
+        bill = w.scalars(select(CustomerBill)).one()
+        validate_bill(w, world.system, bill.id, at=DEC_1)
+        send_bill(w, world.system, bill.id, at=DEC_1)
+        total = bill.total_micros
+    r = runner.invoke(app, ["bills", "account-statement", str(s.account_id), "--to", "2026-12-31"])
+    assert r.exit_code == 0, r.output
+    lines = list(csv.reader(io.StringIO(r.stdout.lstrip("\ufeff"))))
+    assert [ln[1] for ln in lines[1:]] == ["opening", "invoice", "closing"]
+    assert lines[-1][-1] == f"{total / 1e6:.2f}"
+    out_file = tmp_path / "statement.csv"
+    r = runner.invoke(
+        app,
+        ["bills", "account-statement", str(s.account_id), "--from", "2027-01-01", "--to",
+         "2027-01-31", "-o", str(out_file)],
+    )  # fmt: skip
+    assert r.exit_code == 0 and "0 entries" in r.stdout, r.output
+    assert out_file.read_bytes().decode("utf-8-sig").splitlines()[1].endswith(f"{total / 1e6:.2f}")
+    _one_error(runner.invoke(app, ["bills", "account-statement", "nope"]), "not a billing account")
+    _one_error(
+        runner.invoke(app, ["bills", "account-statement", str(s.account_id), "--from", "1/1/2027"]),
+        "--from",
+    )
+    _one_error(
+        runner.invoke(
+            app,
+            [
+                "bills",
+                "account-statement",
+                str(s.account_id),
+                "--from",
+                "2027-02-01",
+                "--to",
+                "2027-01-01",
+            ],
+        ),
+        "starts",
+    )

@@ -15,6 +15,7 @@ from satiot.cli_common import (
     domain_errors,
     fail,
     load_settings,
+    opened_output,
     out,
     write_export,
 )
@@ -438,4 +439,48 @@ def bills_statement(
     if total is not None:
         out.print(
             f"wrote {total} devices of bill {number} to {output}", highlight=False, soft_wrap=True
+        )
+
+
+@bills_app.command("account-statement")
+def bills_account_statement(
+    account: Annotated[str, typer.Argument(help="Billing account id")],
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: the first entry)")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (default: today)")] = None,
+    output: OutputOption = None,
+) -> None:
+    """A billing account's statement as CSV: its invoices, credit notes, payments and refunds
+    in date order with what was owed after each, between an opening and a closing balance
+    (the business time zone's days, both included)."""
+    from datetime import date
+
+    from satiot.bss.account_statement import export_statement, statement
+    from satiot.bss.money import fen_text
+    from satiot.bss.periods import local_date
+    from satiot.core.clock import SystemClock
+
+    try:
+        account_id = uuid.UUID(account)
+    except ValueError:
+        fail(f"{account!r} is not a billing account id (a UUID)")
+    days: list[date | None] = []
+    for option, text in (("--from", start), ("--to", end)):
+        try:
+            days.append(None if text is None else date.fromisoformat(text))
+        except ValueError:
+            fail(f"{option} {text!r} is not a day (YYYY-MM-DD)")
+    tz = load_settings().business_timezone
+    last = days[1] or local_date(SystemClock().now(), tz)
+    with domain_errors(), _migrated() as database, database.read() as s:
+        found = statement(s, account_id, start=days[0], end=last, tz=tz)
+    with opened_output(output) as f:
+        f.writelines(export_statement(found, tz))
+    if output is not None:
+        out.print(
+            f"wrote the statement of {found.account_name} ({len(found.entries)} entries, "
+            f"closing {fen_text(found.closing_micros)}) to {output}",
+            highlight=False,
+            soft_wrap=True,
         )

@@ -29,6 +29,7 @@ from satiot.api import (
     tenants,
     users,
 )
+from satiot.api.account_statements import router as account_statements_router
 from satiot.api.bill_runs import router as bill_runs_router
 from satiot.api.bills import accounts_router as bill_accounts_router
 from satiot.api.bills import router as bills_router
@@ -104,6 +105,7 @@ def api_router() -> APIRouter:
         bills_router,
         bill_payments_router,
         payment_import_router,
+        account_statements_router,
         credit_notes_router,
         bill_runs_router,
         bill_accounts_router,

@@ -34,6 +34,7 @@ from satiot.web.session import (
 from satiot.web.views import (
     access,
     access_actions,
+    account_statement,
     auth,
     bill_runs,
     billing_accounts,
@@ -75,6 +76,7 @@ def console_router() -> APIRouter:
         subscriptions,
         usage,
         invoices,
+        account_statement,
         billing_accounts,
         bill_runs,
         payment_import,
