@@ -283,3 +283,41 @@ def test_a_bank_statement_is_imported_from_the_invoices_page(
     assert [p for p in problems if "status of 422" not in p] == [] and len(problems) == 1
     with ctx.db.read() as s:
         assert s.get(CustomerBill, bill_id).state == "settled"
+
+
+def test_an_accounts_statement_from_its_page(
+    live_server: str, ctx: AppContext, world: World
+) -> None:
+    """From a billing account's page to its statement: the table fits at 1360 px, a narrower
+    window of days opens on what was owed before it."""
+    from playwright.sync_api import expect
+
+    _mine, theirs = _two_shops(ctx, world)
+    with ctx.db.write() as w:
+        billing.run_bills(
+            w, world.system, "2026-11", at=ctx.clock.now(),
+            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )  # fmt: skip
+        bill = w.scalars(
+            select(CustomerBill).where(CustomerBill.billing_account_id == theirs.account_id)
+        ).one()
+        validate_bill(w, world.system, bill.id, at=ctx.clock.now())
+        send_bill(w, world.system, bill.id, at=ctx.clock.now())
+        total = bill.total_micros
+    problems: list[str] = []
+    with admin_console(live_server, problems) as page:
+        page.goto(f"{live_server}/billing-accounts/{theirs.account_id}")
+        page.click("#account-statement")
+        expect(page.locator("#statement-table tr.statement-row")).to_have_count(1)
+        expect(page.locator("#statement-closing")).to_have_text(format_cny(total))
+        fits = page.locator("#statement .table-wrap").evaluate(
+            "e => e.scrollWidth <= e.clientWidth"
+        )
+        assert fits, "the statement fits its card at 1360 px"
+        page.screenshot(path=str(SCREENS / "account-statement.png"), full_page=True)
+        page.fill("#st-from", "2026-12-02")
+        page.fill("#st-to", "2026-12-31")
+        page.click("#statement-form button[type=submit]")
+        expect(page.locator("#statement-opening")).to_have_text(format_cny(total))
+        expect(page.locator("#statement-table tr.statement-row")).to_have_count(0)
+    assert problems == []
