@@ -14,13 +14,12 @@ from sqlalchemy import select
 
 from satiot.api.context import AppContext
 from satiot.bss import billing
-from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
 from tests.bss.billing_world import offering, price, rate_all, shop, uplink
 from tests.factories import World
 from tests.web.browser import SCREENS, admin_console, live_server
-from tests.web.test_billing_console_pages import _balance, _two_shops
+from tests.web.test_billing_console_pages import _balance, _sent_bill, _two_shops
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -249,18 +248,7 @@ def test_a_bank_statement_is_imported_from_the_invoices_page(
     from playwright.sync_api import expect
 
     _mine, theirs = _two_shops(ctx, world)
-    with ctx.db.write() as w:
-        billing.run_bills(
-            w, world.system, "2026-11", at=ctx.clock.now(),
-            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
-        )  # fmt: skip
-        bill = w.scalars(
-            select(CustomerBill).where(CustomerBill.billing_account_id == theirs.account_id)
-        ).one()
-        bill_id, number, total = bill.id, bill.number, bill.total_micros
-    with ctx.db.write() as w:
-        validate_bill(w, world.system, bill_id, at=ctx.clock.now())
-        send_bill(w, world.system, bill_id, at=ctx.clock.now())
+    bill_id, number, total = _sent_bill(ctx, world, theirs)
     bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
     bad.write_text(f"bill,amount,reference\n{number},1.001,BANK-1\nSAT2026-99,1.00,BANK-2\n")
     good.write_text(f"bill,amount,reference\n{number},{total / 1e6:.2f},BANK-1\n")
@@ -293,17 +281,7 @@ def test_an_accounts_statement_from_its_page(
     from playwright.sync_api import expect
 
     _mine, theirs = _two_shops(ctx, world)
-    with ctx.db.write() as w:
-        billing.run_bills(
-            w, world.system, "2026-11", at=ctx.clock.now(),
-            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
-        )  # fmt: skip
-        bill = w.scalars(
-            select(CustomerBill).where(CustomerBill.billing_account_id == theirs.account_id)
-        ).one()
-        validate_bill(w, world.system, bill.id, at=ctx.clock.now())
-        send_bill(w, world.system, bill.id, at=ctx.clock.now())
-        total = bill.total_micros
+    _bill_id, _number, total = _sent_bill(ctx, world, theirs)
     problems: list[str] = []
     with admin_console(live_server, problems) as page:
         page.goto(f"{live_server}/billing-accounts/{theirs.account_id}")

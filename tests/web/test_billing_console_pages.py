@@ -4,6 +4,7 @@ and top-ups that record once per reference; customers see only their own account
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from satiot.api.context import AppContext
 from satiot.bss import billing
+from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import BillingAccount, BillRun, CustomerBill, Payment, UsageRecord
 from satiot.bss.money import format_cny
 from satiot.core.auth.roles import Role
@@ -43,6 +45,22 @@ def _two_shops(ctx: AppContext, world: World) -> tuple[Shop, Shop]:
     rate_all(ctx)
     ctx.clock.set(DEC_1)
     return mine, theirs
+
+
+def _sent_bill(ctx: AppContext, world: World, owner: Shop) -> tuple[uuid.UUID, str, int]:
+    """Run November's bills (the clock at 1 December) and send ``owner``'s: its id, number
+    and total."""
+    with ctx.db.write() as w:
+        billing.run_bills(
+            w, world.system, "2026-11", at=ctx.clock.now(),
+            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )  # fmt: skip
+        bill = w.scalars(
+            select(CustomerBill).where(CustomerBill.billing_account_id == owner.account_id)
+        ).one()
+        validate_bill(w, world.system, bill.id, at=ctx.clock.now())
+        send_bill(w, world.system, bill.id, at=ctx.clock.now())
+        return bill.id, bill.number, bill.total_micros
 
 
 def _balance(ctx: AppContext, account_id) -> int:

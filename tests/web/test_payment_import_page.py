@@ -10,13 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from satiot.api.context import AppContext
-from satiot.bss import billing
-from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import CustomerBill, Payment
 from satiot.core.auth.roles import Role
 from tests.factories import World
 from tests.web.console_helpers import signed_in
-from tests.web.test_billing_console_pages import DEC_1, _two_shops
+from tests.web.test_billing_console_pages import _sent_bill, _two_shops
 
 
 def _as(client: TestClient, username: str) -> str:
@@ -44,17 +42,7 @@ def test_a_statement_is_checked_whole_and_recorded_once(
     client: TestClient, ctx: AppContext, world: World
 ):
     _mine, theirs = _two_shops(ctx, world)
-    with ctx.db.write() as w:
-        billing.run_bills(
-            w, world.system, "2026-11", at=DEC_1,
-            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
-        )  # fmt: skip
-        bill = w.scalars(
-            select(CustomerBill).where(CustomerBill.billing_account_id == theirs.account_id)
-        ).one()
-        validate_bill(w, world.system, bill.id, at=DEC_1)
-        send_bill(w, world.system, bill.id, at=DEC_1)
-        number, total = bill.number, bill.total_micros
+    bill_id, number, total = _sent_bill(ctx, world, theirs)
     world.user(world.operator, Role.BILLING, "clerk")
     csrf = _as(client, "clerk")
     assert 'href="/payments/import"' in client.get("/invoices").text
@@ -86,7 +74,7 @@ def test_a_statement_is_checked_whole_and_recorded_once(
     )
     assert _payments(ctx) == 1
     with ctx.db.read() as s:
-        assert s.get(CustomerBill, bill.id).state == "settled"
+        assert s.get(CustomerBill, bill_id).state == "settled"
 
 
 def test_customers_cannot_import_payments(client: TestClient, ctx: AppContext, world: World):

@@ -26,8 +26,6 @@ importing the same statement again changes nothing.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,9 +44,9 @@ from satiot.core.csv_text import (
     FileRejected,
     RowError,
     UnreadableText,
-    check_header,
     decode_file,
     header_only,
+    named_rows,
 )
 from satiot.core.errors import DomainError, InvalidInput
 from satiot.core.lengths import plain_text
@@ -119,44 +117,20 @@ def parse_payments(text: str, *, today: date) -> ParsedPayments:
     """The lines of a statement (see the module), checked on their own: amounts, references
     (once each in the file), methods and days (none after ``today``). The bad ones are kept
     as errors, so that :func:`import_payments` names them with those the bills refuse."""
-    reader = csv.reader(io.StringIO(text), strict=True)
-    errors: list[RowError] = []
+    read = named_rows(text, COLUMNS, REQUIRED, max_rows=MAX_ROWS, rejected=PaymentImportRejected)
+    errors = read.errors
     found: list[PaymentLine] = []
-    names: list[str] | None = None
     seen: dict[str, int] = {}
-    first, rows = 1, 0
-    try:
-        for cells in reader:
-            line, first = first, reader.line_num + 1
-            if not any(c.strip() for c in cells):
-                continue
-            if names is None:
-                names, bad = check_header(cells, COLUMNS, REQUIRED)
-                if bad:
-                    raise PaymentImportRejected(bad)
-                continue
-            rows += 1
-            if rows > MAX_ROWS:
-                errors.append(RowError(line, "", f"more than {MAX_ROWS} lines: split the file"))
-                break
-            if len(cells) != len(names):
-                errors.append(
-                    RowError(line, "", f"expected {len(names)} fields, found {len(cells)}")
-                )
-                continue
-            checked = _line(line, dict(zip(names, (c.strip() for c in cells), strict=True)), today)
-            if isinstance(checked, RowError):
-                errors.append(checked)
-                continue
-            earlier = seen.setdefault(checked.reference, line)
-            if earlier != line:
-                errors.append(RowError(line, "reference", f"reference already on line {earlier}"))
-                continue
-            found.append(checked)
-    except csv.Error as exc:
-        errors.append(RowError(first, "", f"malformed CSV: {exc}"))
-    if names is None:
-        raise PaymentImportRejected([RowError(1, "", "the file is empty: it needs a header line")])
+    for line, cells in read.rows:
+        checked = _line(line, cells, today)
+        if isinstance(checked, RowError):
+            errors.append(checked)
+            continue
+        earlier = seen.setdefault(checked.reference, line)
+        if earlier != line:
+            errors.append(RowError(line, "reference", f"reference already on line {earlier}"))
+            continue
+        found.append(checked)
     if not found and not errors:
         raise PaymentImportRejected([RowError(2, "", "the file holds no payments")])
     return ParsedPayments(found, errors)

@@ -104,6 +104,62 @@ def check_header(
     return names, errors
 
 
+@dataclass
+class NamedRows:
+    """The data lines of a file by their column names (``line``: where each begins), and why
+    the others cannot be read; ``header`` is False for a file without one."""
+
+    rows: list[tuple[int, dict[str, str]]]
+    errors: list[RowError]
+    header: bool
+
+
+def named_rows(
+    text: str,
+    columns: Sequence[str],
+    required: Sequence[str],
+    *,
+    max_rows: int,
+    rejected: type[FileRejected],
+    what: str = "file",
+) -> NamedRows:
+    """Walk an uploaded file's CSV text: the header line (``check_header``; a bad one raises
+    ``rejected`` at once, since no line means anything without it), then each non-blank line
+    as ``{column: trimmed cell}``. A line with the wrong number of fields, malformed quoting or
+    more than ``max_rows`` lines becomes an error naming its line, so one reading finds every
+    mistake the file makes."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    out = NamedRows([], [], False)
+    names: list[str] = []
+    first = 1
+    try:
+        for cells in reader:
+            line, first = first, reader.line_num + 1
+            if not any(c.strip() for c in cells):
+                continue
+            if not out.header:
+                names, bad = check_header(cells, columns, required)
+                if bad:
+                    raise rejected(bad)
+                out.header = True
+                continue
+            if len(out.rows) >= max_rows:
+                out.errors.append(
+                    RowError(line, "", f"more than {max_rows} lines: split the {what}")
+                )
+                break
+            if len(cells) != len(names):
+                reason = f"expected {len(names)} fields, found {len(cells)}"
+                out.errors.append(RowError(line, "", reason))
+                continue
+            out.rows.append((line, dict(zip(names, (c.strip() for c in cells), strict=True))))
+    except csv.Error as exc:
+        out.errors.append(RowError(first, "", f"malformed CSV: {exc}"))
+    if not out.header:
+        raise rejected([RowError(1, "", f"the {what} is empty: it needs a header line")])
+    return out
+
+
 class UnreadableText(ValueError):
     """A file that is no text in its encoding; ``line`` is where reading stopped (1, and
     ``whole``, when the file is no CSV text at all)."""

@@ -15,8 +15,6 @@ another model, is refused the same way.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,9 +29,9 @@ from satiot.core.csv_text import (
     FileRejected,
     RowError,
     UnreadableText,
-    check_header,
     decode_file,
     header_only,
+    named_rows,
 )
 from satiot.core.days import business_day
 from satiot.core.errors import InvalidInput
@@ -128,45 +126,22 @@ def parse_licence_list(text: str, *, at: datetime) -> list[ListedModel]:
     """The models the text lists (see the module), every line checked as of ``at`` (China's
     day: MIIT dates licences in Beijing); LicenceListRejected names every bad line."""
     today = business_day(at)
-    reader = csv.reader(io.StringIO(text), strict=True)
-    errors: list[RowError] = []
+    read = named_rows(
+        text, COLUMNS, REQUIRED, max_rows=MAX_ROWS, rejected=LicenceListRejected, what="list"
+    )
+    errors = read.errors
     listed: list[ListedModel] = []
-    names: list[str] | None = None
     seen: dict[tuple[str, str], int] = {}
-    first = 1
-    rows = 0
-    try:
-        for cells in reader:
-            line, first = first, reader.line_num + 1
-            if not any(c.strip() for c in cells):
-                continue
-            if names is None:
-                names, bad = check_header(cells, COLUMNS, REQUIRED)
-                if bad:
-                    raise LicenceListRejected(bad)
-                continue
-            rows += 1
-            if rows > MAX_ROWS:
-                errors.append(RowError(line, "", f"more than {MAX_ROWS} lines: split the list"))
-                break
-            if len(cells) != len(names):
-                errors.append(
-                    RowError(line, "", f"expected {len(names)} fields, found {len(cells)}")
-                )
-                continue
-            spec = _spec(line, dict(zip(names, (c.strip() for c in cells), strict=True)), today)
-            if isinstance(spec, RowError):
-                errors.append(spec)
-                continue
-            twice = _twice(seen, line, spec)
-            if twice is not None:
-                errors.append(twice)
-                continue
-            listed.append(ListedModel(line, spec))
-    except csv.Error as exc:
-        errors.append(RowError(first, "", f"malformed CSV: {exc}"))
-    if names is None:
-        raise LicenceListRejected([RowError(1, "", "the list is empty: it needs a header line")])
+    for line, cells in read.rows:
+        spec = _spec(line, cells, today)
+        if isinstance(spec, RowError):
+            errors.append(spec)
+            continue
+        twice = _twice(seen, line, spec)
+        if twice is not None:
+            errors.append(twice)
+            continue
+        listed.append(ListedModel(line, spec))
     if errors:
         raise LicenceListRejected(errors)
     if not listed:
