@@ -228,8 +228,8 @@ def bills_adjust(
     ],
 ) -> None:
     """Add an adjustment line to a bill still new or on hold, and work out its VAT and total
-    again. A validated bill is not changed: once sent, correct it with a credit note
-    (`satiot bills credit`)."""
+    again. A validated bill not yet sent is held first (`satiot bills hold`); once sent,
+    correct it with a credit note (`satiot bills credit`)."""
     from satiot.bss.bill_adjustments import adjust_bill
     from satiot.bss.money import format_cny, yuan_amount
     from satiot.core.clock import SystemClock

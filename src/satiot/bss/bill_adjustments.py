@@ -8,7 +8,8 @@ are worked out again from its subtotal exactly as the run works them out, so the
 if the run had made the line.
 
 Only a bill still ``new`` or ``onHold`` is adjusted: once validated its figures are what the
-customer is sent, and once sent a correction is a credit note (:mod:`satiot.bss.credit_notes`).
+customer will be sent (a validated bill in doubt is held first, which takes it back), and once
+sent a correction is a credit note (:mod:`satiot.bss.credit_notes`).
 A credit that would take the subtotal below zero is refused (a bill never owes the customer
 money), as is a zero amount or a missing reason. Each adjustment is audited and announced as
 ``bill.adjusted``.
@@ -85,8 +86,8 @@ def adjust_bill(
     bill = get_bill(session, bill_id, for_update=True)
     if bill.state not in ADJUSTABLE:
         raise Conflict(
-            f"bill {bill.number} is {bill.state}: only a new or held bill is adjusted; "
-            "once it is sent, correct it with a credit note",
+            f"bill {bill.number} is {bill.state}: only a new or held bill is adjusted (hold a "
+            "validated one first); once it is sent, correct it with a credit note",
             field="amount",
         )
     subtotal = bill.subtotal_micros + amount
