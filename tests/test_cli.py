@@ -717,7 +717,7 @@ def test_every_command_is_summed_up_on_one_line_in_its_groups_listing():
     for command in found:
         assert command.short_help and "\n" not in command.short_help, command.name
     listing = satiot_here("bills", "--help", env={"COLUMNS": "200"}).out
-    assert "work out its VAT and total again. A validated bill is not changed" in listing
+    assert "work out its VAT and total again. A validated bill not yet sent is held" in listing
 
 
 def test_bench_help_lists_the_benchmarks_and_a_benchmarks_help_its_options(monkeypatch):
