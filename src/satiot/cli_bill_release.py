@@ -40,7 +40,6 @@ ReleaseArgument = Annotated[
         help="A month, YYYY-MM (every bill run of it), a bill run's id, or one bill's number or id"
     ),
 ]
-_PAST: dict[str, str] = {"validate": "validated", "send": "sent"}
 
 
 def _runs_named(session: Session, target: str) -> list[uuid.UUID] | None:
@@ -76,14 +75,15 @@ def _release(target: str, action: str) -> None:
         principal = _principal(database, "bill-release")
         with database.read() as s:
             runs = _runs_named(s, target)
-            waiting = {r: bill_release.run_states(s, r).get(source, 0) for r in runs or ()}
+            before = bill_release.states_of(s, runs or [])
             single = None if runs is not None else _find_bill(s, target)
         if single is not None:
             move = invoices.validate_bill if action == "validate" else invoices.send_bill
             with database.write() as s:
                 state = move(s, principal, single[0], at=now).state
-            out.print(f"{single[1]} {_PAST[action]}: now {state}", highlight=False)
+            out.print(f"{single[1]} {bill_release.MOVED_TO[action]}: now {state}", highlight=False)
             return
+        waiting = {run_id: states.get(source, 0) for run_id, states in before.items()}
         if not any(waiting.values()):
             fail(f"no bill of {target} is {source}: nothing to {action}")
         moved, states = 0, Counter[str]()
@@ -91,21 +91,21 @@ def _release(target: str, action: str) -> None:
         with Progress(*columns, console=err) as bar:
             task = bar.add_task(action, total=sum(waiting.values()))
             for run_id, count in waiting.items():
-                if count:
+                if not count:  # nothing of this run to move: it stands as it was read
+                    states.update(before[run_id])
+                    continue
 
-                    def advance(n: int, _total: int, base: int = moved) -> None:
-                        bar.update(task, completed=base + n)
+                def advance(n: int, _total: int, base: int = moved) -> None:
+                    bar.update(task, completed=base + n)
 
-                    done = bill_release.release_run(
-                        database.write, principal, run_id, action, at=now, progress=advance
-                    )
-                    moved += done.moved
-                    states.update(done.states)
-                else:
-                    with database.read() as s:
-                        states.update(bill_release.run_states(s, run_id))
+                done = bill_release.release_run(
+                    database.write, principal, run_id, action, at=now, progress=advance
+                )
+                moved += done.moved
+                states.update(done.states)
     by_state = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
-    out.print(f"{target}: {_PAST[action]} {moved:,}; its bills now: {by_state}", highlight=False)
+    done_word = bill_release.MOVED_TO[action]
+    out.print(f"{target}: {done_word} {moved:,}; its bills now: {by_state}", highlight=False)
 
 
 @bills_app.command("validate")

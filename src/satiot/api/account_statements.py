@@ -14,12 +14,12 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from pydantic import Field
 
 from satiot.api.bills import Reader
 from satiot.api.common import Output
-from satiot.api.csv_files import CSV_FILE, streamed_download
+from satiot.api.csv_files import CSV_FILE, file_response
 from satiot.api.deps import Call
 from satiot.bss import account_statement
 from satiot.bss.money import fen_text
@@ -97,16 +97,12 @@ def get_statement(
 @router.get(
     "/{account_id}/statement/csv",
     summary="The account's statement as a CSV file (opening and closing as lines of their own)",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses=CSV_FILE,
 )
 def get_statement_csv(
     call: Reader, account_id: uuid.UUID, start: From = None, end: To = None
-) -> StreamingResponse:
+) -> Response:
     s = _statement(call, account_id, start, end)
-    tz = call.ctx.settings.business_timezone
-    return streamed_download(
-        call.read,
-        lambda _session: account_statement.export_statement(s, tz),
-        account_statement.file_name(s),
-    )
+    data = b"".join(account_statement.export_statement(s, call.ctx.settings.business_timezone))
+    return file_response(data, account_statement.file_name(s))

@@ -143,8 +143,9 @@ def _download(filename: str) -> dict[str, Any]:
     }
 
 
-def template_response(data: bytes, filename: str) -> Response:
-    """A template as a download a browser saves under ``filename``."""
+def file_response(data: bytes, filename: str) -> Response:
+    """A small file made in memory (an empty template, an account's statement) as a download
+    a browser saves under ``filename``."""
     return Response(data, **_download(filename))
 
 

@@ -47,8 +47,8 @@ from satiot.api.csv_files import (
     CSV_BODY,
     CSV_FILE,
     EncodingParam,
+    file_response,
     read_csv,
-    template_response,
 )
 from satiot.api.deps import Call, requires
 from satiot.bss import order_csv, orders
@@ -384,7 +384,7 @@ def _place_csv(
     responses=CSV_FILE,
 )
 def get_csv_template(call: Reader) -> Response:
-    return template_response(order_csv.template(), order_csv.TEMPLATE_NAME)
+    return file_response(order_csv.template(), order_csv.TEMPLATE_NAME)
 
 
 @router.post(

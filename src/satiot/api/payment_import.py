@@ -25,8 +25,8 @@ from satiot.api.csv_files import (
     CSV_BODY,
     CSV_FILE,
     EncodingParam,
+    file_response,
     import_file,
-    template_response,
 )
 from satiot.bss import payment_import
 
@@ -56,7 +56,7 @@ class ImportOut(Output):
     responses=CSV_FILE,
 )
 def get_csv_template(call: Reader) -> Response:
-    return template_response(payment_import.template(), payment_import.TEMPLATE_NAME)
+    return file_response(payment_import.template(), payment_import.TEMPLATE_NAME)
 
 
 @router.post(

@@ -31,8 +31,8 @@ from satiot.api.csv_files import (
     CSV_BODY,
     CSV_FILE,
     EncodingParam,
+    file_response,
     import_file,
-    template_response,
 )
 from satiot.api.deps import Call, requires
 from satiot.core.pagination import paginate
@@ -176,7 +176,7 @@ class LicenceImportOut(Output):
     responses=CSV_FILE,
 )
 def get_csv_template(call: Reader) -> Response:
-    return template_response(licence_list.template(), licence_list.TEMPLATE_NAME)
+    return file_response(licence_list.template(), licence_list.TEMPLATE_NAME)
 
 
 @router.post(

@@ -72,11 +72,11 @@ def statement(
 ) -> Statement:
     """The account's statement from ``start`` to ``end`` (days in ``tz``, both included); the
     session's tenant scope decides whether the account is visible (404 otherwise)."""
-    if start is not None and start > end:
-        raise InvalidInput(f"the statement starts ({start}) after it ends ({end})", field="from")
     account = session.get(BillingAccount, account_id)
     if account is None:
         raise NotFound(f"no billing account {account_id}")
+    if start is not None and start > end:
+        raise InvalidInput(f"the statement starts ({start}) after it ends ({end})", field="from")
     local = zone(tz)
     until = datetime.combine(end + timedelta(days=1), time(), local)
     since = None if start is None else datetime.combine(start, time(), local)

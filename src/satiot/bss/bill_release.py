@@ -32,10 +32,15 @@ from satiot.bss.models import BillRun, CustomerBill
 from satiot.core.auth.principal import Principal
 from satiot.core.errors import Conflict, NotFound
 
-#: What each release does: the state it takes bills from, and the move.
+#: What each release does: the state it takes bills from...
 RELEASES: Final = {
     "validate": "new",
     "send": "validated",
+}
+#: ...and the state it moves them to, which is also how people say it was done.
+MOVED_TO: Final = {
+    "validate": "validated",
+    "send": "sent",
 }
 #: Bills moved per transaction.
 CHUNK: Final = 200
@@ -64,12 +69,7 @@ def get_run(session: Session, run_id: uuid.UUID) -> BillRun:
 
 def run_states(session: Session, run_id: uuid.UUID) -> dict[str, int]:
     """How many of the run's bills are in each state (states with none left out)."""
-    rows = session.execute(
-        select(CustomerBill.state, func.count(CustomerBill.id))
-        .where(CustomerBill.bill_run_id == run_id)
-        .group_by(CustomerBill.state)
-    )
-    return {state: int(n) for state, n in rows}
+    return states_of(session, [run_id])[run_id]
 
 
 def states_of(session: Session, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
@@ -126,7 +126,7 @@ def release_chunk(
     bills = list(session.scalars(waiting(run_id, action, limit or CHUNK)))
     for bill in bills:
         if action == "validate":
-            invoices.move(session, principal, bill, "validated", at=at)
+            invoices.move(session, principal, bill, MOVED_TO[action], at=at)
         else:
             invoices.send(session, principal, bill, at=at)
     return len(bills)

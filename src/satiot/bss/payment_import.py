@@ -169,21 +169,15 @@ def import_payments(
     wrong, or one the bills refuse (unknown, not sent, more than is owed, a reference recorded
     for another payment), raises PaymentImportRejected naming all of them, and the caller's
     transaction rolls back."""
-    lines = parsed.lines
-    bills = _bills(session, [x.bill for x in lines])
+    bills = _bills(session, [x.bill for x in parsed.lines])
+    named = [(x, bills.get(_key(x.bill))) for x in parsed.lines]
     earlier = _earlier_payments(
-        session,
-        (
-            (bills[_key(x.bill)].billing_account_id, x.reference)
-            for x in lines
-            if _key(x.bill) in bills
-        ),
+        session, ((bill.billing_account_id, x.reference) for x, bill in named if bill is not None)
     )
     errors: list[RowError] = list(parsed.errors)
     recorded = already = amount = 0
-    touched: set[uuid.UUID] = set()
-    for x in lines:
-        bill = bills.get(_key(x.bill))
+    paid: dict[uuid.UUID, CustomerBill] = {}
+    for x, bill in named:
         if bill is None:
             errors.append(RowError(x.line, "bill", f"no bill {x.bill!r}"))
             continue
@@ -211,37 +205,30 @@ def import_payments(
             errors.append(RowError(x.line, _column(exc), exc.detail))
             continue
         earlier[(bill.billing_account_id, x.reference)] = made
-        touched.add(bill.id)
+        paid[bill.id] = bill
         recorded += 1
         amount += x.amount_micros
     if errors:
         raise PaymentImportRejected(errors)
-    session.flush()
-    settled = sum(
-        1
-        for state in session.scalars(select(CustomerBill.state).where(CustomerBill.id.in_(touched)))
-        if state == "settled"
-    )
+    settled = sum(1 for bill in paid.values() if bill.state == "settled")
     return ImportResult(recorded, already, amount, settled)
 
 
-def _key(ref: str) -> str:
-    """A bill as the file names it, as looked up: an id in its canonical form, a number in
-    capitals."""
+def _key(ref: str) -> uuid.UUID | str:
+    """A bill as the file names it, as looked up: its id, or its number in capitals."""
     try:
-        return str(uuid.UUID(ref))
+        return uuid.UUID(ref)
     except ValueError:
         return ref.strip().upper()
 
 
-def _bills(session: Session, refs: Sequence[str]) -> dict[str, CustomerBill]:
-    """The bills the file names, by :func:`_key` (number and id), read under lock in id order
+def _bills(session: Session, refs: Sequence[str]) -> dict[uuid.UUID | str, CustomerBill]:
+    """The bills the file names, by :func:`_key` (id and number), read under lock in id order
     (as payments of one bill are serialised), a thousand at a time."""
     keys = {_key(r) for r in refs}
-    ids = [uuid.UUID(k) for k in keys if len(k) == 36 and k.count("-") == 4]
-    named_by_id = {str(i) for i in ids}
-    numbers = [k for k in keys if k not in named_by_id]
-    out: dict[str, CustomerBill] = {}
+    ids = [k for k in keys if isinstance(k, uuid.UUID)]
+    numbers = [k for k in keys if isinstance(k, str)]
+    out: dict[uuid.UUID | str, CustomerBill] = {}
     for column, values in ((CustomerBill.number, numbers), (CustomerBill.id, ids)):
         for i in range(0, len(values), 1000):
             found = session.scalars(
@@ -251,7 +238,7 @@ def _bills(session: Session, refs: Sequence[str]) -> dict[str, CustomerBill]:
                 .with_for_update()
             )
             for bill in found:
-                out[bill.number] = out[str(bill.id)] = bill
+                out[bill.number] = out[bill.id] = bill
     return out
 
 

@@ -81,7 +81,7 @@ def same_payment(
     return found
 
 
-def check_payment(amount: int, method: str, reference: str) -> str:
+def _check(amount: int, method: str, reference: str) -> str:
     """The trimmed ``method``, once it and ``reference`` are known to be one line of plain
     text: both are listed with the bill and the account's payments and audited
     (``plain_text``). The reference is kept as given, since it is what a retry is matched by
@@ -104,7 +104,7 @@ def record_payment(
     received_at: datetime | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment against a sent bill; return it and whether it is new."""
-    method = check_payment(amount_micros, method, reference)
+    method = _check(amount_micros, method, reference)
     bill = get_bill(session, bill_id, for_update=True)  # serialises payments of one bill
     found = _existing(session, bill.billing_account_id, reference, bill.id, amount_micros)
     if found is not None:
@@ -180,7 +180,7 @@ def record_refund(
     A refund is a payment below zero on the bill, under the same rule of one reference per
     account, so that a repeat records it once and the bill's payments still add up to what it
     was paid. It pays back at most what the bill owes the customer."""
-    method = check_payment(amount_micros, method, reference)
+    method = _check(amount_micros, method, reference)
     bill = get_bill(session, bill_id, for_update=True)
     found = _existing(session, bill.billing_account_id, reference, bill.id, -amount_micros)
     if found is not None:
@@ -256,7 +256,7 @@ def top_up(
     at: datetime,
 ) -> tuple[Payment, bool]:
     """Add to a prepaid account's balance; return the payment and whether it is new."""
-    method = check_payment(amount_micros, method, reference)
+    method = _check(amount_micros, method, reference)
     account = _account(session, account_id)
     found = _existing(session, account.id, reference, None, amount_micros)
     if found is not None:

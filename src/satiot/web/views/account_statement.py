@@ -2,19 +2,21 @@
 
 Reached from the account's page. By default it covers the current business year to today; the
 form takes any two days. The same statement comes from ``GET /api/v1/billing-accounts/{id}/
-statement`` and ``satiot bills statement-of-account`` (:mod:`satiot.bss.account_statement`).
+statement`` and ``satiot bills account-statement`` (:mod:`satiot.bss.account_statement`).
 Customers see their own accounts' statements, as the account pages.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.api.csv_files import streamed_download
+from satiot.api.csv_files import file_response
 from satiot.bss import account_statement
 from satiot.bss.money import format_cny
 from satiot.bss.periods import local_date
@@ -22,6 +24,7 @@ from satiot.core.errors import DomainError, InvalidInput, NotFound
 from satiot.web.flash import Flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, SignedIn
+from satiot.web.views.billing_accounts import account_not_found
 from satiot.web.views.network_rows import parse_uuid
 
 router = APIRouter()
@@ -34,15 +37,18 @@ def _day(text: str, what: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise DomainError(f"{what} {text.strip()!r} is not a day (YYYY-MM-DD)") from None
+        raise InvalidInput(f"{what} {text.strip()!r} is not a day (YYYY-MM-DD)") from None
 
 
-def _window(signed_in: ConsoleSession, start: str, end: str) -> tuple[date | None, date]:
-    """The form's days; by default from the first day of this year to today."""
-    today = local_date(signed_in.now(), signed_in.ctx.settings.business_timezone)
-    last = _day(end, "to") or today
+def _statement(
+    session: Session, signed_in: ConsoleSession, account_id: uuid.UUID, start: str, end: str
+) -> account_statement.Statement:
+    """The statement for the form's days; by default from the first day of this year to
+    today."""
+    tz = signed_in.ctx.settings.business_timezone
+    last = _day(end, "to") or local_date(signed_in.now(), tz)
     first = _day(start, "from") if start.strip() else last.replace(month=1, day=1)
-    return first, last
+    return account_statement.statement(session, account_id, start=first, end=last, tz=tz)
 
 
 @router.get(PATH)
@@ -51,32 +57,19 @@ def statement_page(
 ) -> Response:
     signed_in.require_any("bills:read")
     wanted = parse_uuid(account_id)
+    if wanted is None:
+        return account_not_found(request, signed_in, account_id)
     tz = signed_in.ctx.settings.business_timezone
     flash = None
-    try:
-        first, last = _window(signed_in, start, end)
-    except DomainError as exc:
-        flash = Flash("error", exc.detail)
-        first, last = _window(signed_in, "", "")
     with signed_in.call.read() as session:
         try:
-            if wanted is None:
-                raise NotFound(f"no billing account {account_id}")
-            try:
-                found = account_statement.statement(session, wanted, start=first, end=last, tz=tz)
-            except InvalidInput as exc:  # the days the wrong way round
-                flash = Flash("error", exc.detail)
-                first, last = _window(signed_in, "", "")
-                found = account_statement.statement(session, wanted, start=first, end=last, tz=tz)
-        except NotFound as exc:
-            context = {
-                "title": "Not found",
-                "message": exc.detail,
-                "back": "/billing-accounts",
-                "back_label": "Back to billing accounts",
-            }
-            return page(request, signed_in, "not_found.html", context, status_code=404)
-    query = urlencode({"start": first.isoformat() if first else "", "end": last.isoformat()})
+            found = _statement(session, signed_in, wanted, start, end)
+        except NotFound:
+            return account_not_found(request, signed_in, account_id)
+        except DomainError as exc:  # a day that is none, or days the wrong way round
+            flash = Flash("error", exc.detail)
+            found = _statement(session, signed_in, wanted, "", "")
+    days = urlencode({"start": found.start.isoformat() if found.start else "", "end": found.end})
     return page(
         request,
         signed_in,
@@ -86,7 +79,7 @@ def statement_page(
             "s": found,
             "cny": format_cny,
             "rows": [(local_date(e.at, tz).isoformat(), e) for e in found.entries],
-            "csv_url": f"/billing-accounts/{found.account_id}/statement.csv?{query}",
+            "csv_url": f"/billing-accounts/{found.account_id}/statement.csv?{days}",
         },
         flash=flash,
     )
@@ -96,17 +89,13 @@ def statement_page(
 def statement_csv(signed_in: SignedIn, account_id: str, start: str = "", end: str = "") -> Response:
     signed_in.require_any("bills:read")
     wanted = parse_uuid(account_id)
-    tz = signed_in.ctx.settings.business_timezone
     try:
-        first, last = _window(signed_in, start, end)
         if wanted is None:
             raise NotFound(f"no billing account {account_id}")
         with signed_in.call.read() as session:
-            found = account_statement.statement(session, wanted, start=first, end=last, tz=tz)
+            found = _statement(session, signed_in, wanted, start, end)
     except DomainError as exc:
         return Response(exc.detail, status_code=exc.status, media_type="text/plain")
-    return streamed_download(
-        signed_in.call.read,
-        lambda _session: account_statement.export_statement(found, tz),
-        account_statement.file_name(found),
-    )
+    tz = signed_in.ctx.settings.business_timezone
+    data = b"".join(account_statement.export_statement(found, tz))
+    return file_response(data, account_statement.file_name(found))

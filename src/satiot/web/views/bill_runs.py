@@ -67,7 +67,9 @@ def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = No
             "title": "Bill runs",
             "runs": found.items,
             "states": states,
-            "releases": (("validate", "new", "Validate"), ("send", "validated", "Send")),
+            "releases": [
+                (a, source, a.capitalize()) for a, source in bill_release.RELEASES.items()
+            ],
             "can_run": "bills:write" in signed_in.principal.scopes,
             "suggested": last_finished_period(signed_in),
             "cny": format_cny,
@@ -104,10 +106,6 @@ def run_month(signed_in: Posted, period: Annotated[str, Form()] = "") -> Respons
     return response
 
 
-#: The release buttons: what each says it does, and the flash once done.
-_RELEASED = {"validate": "validated", "send": "sent"}
-
-
 @router.post(PATH + "/{run_id}/{action}")
 def release(signed_in: Posted, run_id: uuid.UUID, action: str) -> Response:
     """Validate or send a run's bills; a chunk per transaction, so a long release that stops
@@ -122,7 +120,9 @@ def release(signed_in: Posted, run_id: uuid.UUID, action: str) -> Response:
             done = bill_release.release_run(
                 signed_in.call.write, signed_in.principal, run_id, action, at=signed_in.now()
             )
-            flash = Flash("success", f"{counted(done.moved, 'bill')} {_RELEASED[action]}.")
+            flash = Flash(
+                "success", f"{counted(done.moved, 'bill')} {bill_release.MOVED_TO[action]}."
+            )
         except DomainError as exc:
             flash = Flash("error", exc.detail)
     set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)

@@ -29,7 +29,7 @@ from satiot.core.pagination import paginate
 from satiot.web.flash import Flash
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
-from satiot.web.session import Posted, SignedIn
+from satiot.web.session import ConsoleSession, Posted, SignedIn
 from satiot.web.views.network_rows import parse_uuid
 
 router = APIRouter()
@@ -90,7 +90,8 @@ def billing_accounts_page(
     )
 
 
-def _not_found(request: Request, signed_in: SignedIn, account_id: str) -> Response:
+def account_not_found(request: Request, signed_in: ConsoleSession, account_id: str) -> Response:
+    """The 404 page of a billing account the person cannot see or that does not exist."""
     context = {
         "title": "Not found",
         "message": f"No billing account {account_id}.",
@@ -107,7 +108,7 @@ def billing_account_page(
     signed_in.require_any("bills:read")
     wanted = parse_uuid(account_id)
     if wanted is None:
-        return _not_found(request, signed_in, account_id)
+        return account_not_found(request, signed_in, account_id)
     s = signed_in.ctx.settings
     flash = None
     period = period.strip()
@@ -122,7 +123,7 @@ def billing_account_page(
     with signed_in.call.read() as session:
         account = session.get(BillingAccount, wanted)
         if account is None:
-            return _not_found(request, signed_in, account_id)
+            return account_not_found(request, signed_in, account_id)
         customer = session.get(Customer, account.customer_id)
         draft = billing.dry_run(
             session,

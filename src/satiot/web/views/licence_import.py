@@ -15,8 +15,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.api.csv_files import template_response
-from satiot.core.csv_text import RowError
+from satiot.api.csv_files import file_response
 from satiot.oss.licence_list import (
     TEMPLATE_NAME,
     LicenceListRejected,
@@ -27,18 +26,17 @@ from satiot.oss.licence_list import (
 from satiot.web.flash import Flash
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.session import Posted, SignedIn
+from satiot.web.uploads import uploaded
 from satiot.web.views.inventory import models_page
 
 router = APIRouter()
 PATH = "/terminal-models"
-#: The largest list the form takes (a register of a few thousand models is a few hundred KiB).
-MAX_BYTES = 4 * 1024 * 1024
 
 
 @router.get(PATH + "/template.csv")
 def licence_template(signed_in: SignedIn) -> Response:
     signed_in.require_any("terminal-models:read")
-    return template_response(template(), TEMPLATE_NAME)
+    return file_response(template(), TEMPLATE_NAME)
 
 
 @router.post(PATH + "/import")
@@ -50,12 +48,8 @@ def import_list(
     form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("terminal-models:write")
-    data = file.file.read(MAX_BYTES + 1)
     try:
-        if len(data) > MAX_BYTES:
-            raise LicenceListRejected(
-                [RowError(1, "", f"the file is over {MAX_BYTES // 1024 // 1024} MiB")]
-            )
+        data = uploaded(file, LicenceListRejected)
         try:
             listed = read_licence_list(data, encoding=encoding, at=signed_in.now())
         except ValueError as exc:  # an encoding the form does not offer

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from satiot.api.csv_files import template_response
+from satiot.api.csv_files import file_response
 from satiot.bss import order_csv, orders
 from satiot.bss.activation import ActivationConfig
 from satiot.bss.customers import customer_of_tenant
@@ -167,7 +167,7 @@ def _fulfil(signed_in: ConsoleSession, order_id: uuid.UUID) -> BackgroundTask:
 def order_template(signed_in: SignedIn) -> Response:
     """An empty bulk order to fill in (every column; see :func:`order_csv.template`)."""
     signed_in.require_any("orders:read")
-    return template_response(order_csv.template(), order_csv.TEMPLATE_NAME)
+    return file_response(order_csv.template(), order_csv.TEMPLATE_NAME)
 
 
 @router.post(PATH + "/upload")

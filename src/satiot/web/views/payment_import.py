@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.api.csv_files import template_response
+from satiot.api.csv_files import file_response
 from satiot.bss.money import format_cny
 from satiot.bss.payment_import import (
     COLUMNS,
@@ -24,17 +24,15 @@ from satiot.bss.payment_import import (
     read_payments,
     template,
 )
-from satiot.core.csv_text import RowError
 from satiot.web.flash import Flash
 from satiot.web.once import FormKey, Sent, redirect, submit_once
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
+from satiot.web.uploads import uploaded
 from satiot.web.views.figures import counted
 
 router = APIRouter()
 PATH = "/payments/import"
-#: The largest file the form takes (a month's statement of 20,000 transfers is about 1 MiB).
-MAX_BYTES = 4 * 1024 * 1024
 
 
 def _page(
@@ -64,7 +62,7 @@ def import_page(request: Request, signed_in: SignedIn) -> Response:
 @router.get(PATH + "/template.csv")
 def payments_template(signed_in: SignedIn) -> Response:
     signed_in.require_any("bills:write")
-    return template_response(template(), TEMPLATE_NAME)
+    return file_response(template(), TEMPLATE_NAME)
 
 
 @router.post(PATH)
@@ -76,13 +74,9 @@ def import_file(
     form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("bills:write")
-    data = file.file.read(MAX_BYTES + 1)
     tz = signed_in.ctx.settings.business_timezone
     try:
-        if len(data) > MAX_BYTES:
-            raise PaymentImportRejected(
-                [RowError(1, "", f"the file is over {MAX_BYTES // 1024 // 1024} MiB")]
-            )
+        data = uploaded(file, PaymentImportRejected)
         try:
             lines = read_payments(data, encoding=encoding, at=signed_in.now(), tz=tz)
         except ValueError as exc:  # an encoding the form does not offer
