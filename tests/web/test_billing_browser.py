@@ -19,7 +19,7 @@ from satiot.bss.money import format_cny
 from tests.bss.billing_world import offering, price, rate_all, shop, uplink
 from tests.factories import World
 from tests.web.browser import SCREENS, admin_console, live_server
-from tests.web.test_billing_console_pages import _balance, _sent_bill, _two_shops
+from tests.web.test_billing_console_pages import _balance, _run_jobs, _sent_bill, _two_shops
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -197,7 +197,13 @@ def test_a_run_is_released_from_the_bill_runs_page(
         page.click("nav >> text=Bill runs")
         page.fill("#run-period", "2026-11")
         page.click("#run-form button[type=submit]")
-        expect(page.locator(".flash-success")).to_contain_text("Billed 2026-11: 2 bills")
+        expect(page.locator(".flash-success")).to_contain_text("Queued: Bill 2026-11.")
+        expect(page.locator("#jobs-table tr.job-row .badge")).to_have_text("queued")
+        assert len(_run_jobs(ctx)) == 1  # satiot up's runner, here in the test's thread
+        page.reload()
+        job = page.locator("#jobs-table tr.job-row").first
+        expect(job.locator(".badge")).to_have_text("succeeded")
+        expect(job.locator(".job-outcome")).to_contain_text("2 bills")
         row = page.locator("#bill-runs-table tr.run-row").first
         expect(row.locator(".run-states")).to_have_text("new 2")
         fits = page.locator("#bill-runs .table-wrap").evaluate(
@@ -217,11 +223,17 @@ def test_a_run_is_released_from_the_bill_runs_page(
         page.click("nav >> text=Bill runs")
         row = page.locator("#bill-runs-table tr.run-row").first
         row.locator("button", has_text="Validate 1 new").click()
-        expect(page.locator(".flash-success")).to_have_text("1 bill validated.")
+        expect(page.locator(".flash-success")).to_contain_text("Queued: Validate the bills")
+        expect(page.locator("#bill-runs-table tr.run-row").first).to_contain_text("releasing…")
+        _run_jobs(ctx)
+        page.reload()
+        expect(page.locator("tr.job-row .job-outcome").first).to_have_text("1 bill validated")
         row = page.locator("#bill-runs-table tr.run-row").first
         expect(row.locator(".run-states")).to_have_text("onHold 1 · validated 1")
         row.locator("button", has_text="Send 1 validated").click()
-        expect(page.locator(".flash-success")).to_have_text("1 bill sent.")
+        _run_jobs(ctx)
+        page.reload()
+        expect(page.locator("tr.job-row .job-outcome").first).to_have_text("1 bill sent")
         row = page.locator("#bill-runs-table tr.run-row").first
         expect(row.locator(".run-release button")).to_have_count(0)
         page.screenshot(path=str(SCREENS / "bill-runs-released.png"), full_page=True)

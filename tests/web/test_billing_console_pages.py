@@ -15,7 +15,9 @@ from satiot.bss import billing
 from satiot.bss.invoices import send_bill, validate_bill
 from satiot.bss.models import BillingAccount, BillRun, CustomerBill, Payment, UsageRecord
 from satiot.bss.money import format_cny
+from satiot.core import jobs
 from satiot.core.auth.roles import Role
+from satiot.core.models import AuditEntry
 from tests.bss.billing_world import Shop, offering, price, rate_all, shop, uplink
 from tests.factories import World
 from tests.web.console_helpers import signed_in
@@ -63,6 +65,11 @@ def _sent_bill(ctx: AppContext, world: World, owner: Shop) -> tuple[uuid.UUID, s
         return bill.id, bill.number, bill.total_micros
 
 
+def _run_jobs(ctx: AppContext) -> list:
+    """What ``satiot up``'s job runner does: run every job queued."""
+    return jobs.run_pending(ctx.db, ctx.clock, ctx.settings)
+
+
 def _balance(ctx: AppContext, account_id) -> int:
     with ctx.db.read() as s:
         account = s.get(BillingAccount, account_id)
@@ -100,18 +107,36 @@ def test_billing_staff_run_a_finished_month(client: TestClient, ctx: AppContext,
         "/bill-runs", data={"csrf_token": csrf, "period": "2026-11"}, follow_redirects=False
     )
     assert r.status_code == 303 and r.headers["location"] == "/bill-runs"
+    # Queued: the page follows the job, and reloads itself until it is done.
+    html = client.get("/bill-runs").text
+    assert "Queued: Bill 2026-11." in html and _count(ctx, BillRun) == 0
+    job = html.split('class="job-row"', 1)[1].split("</tr>", 1)[0]
+    assert "Bill 2026-11" in job and ">queued<" in job and "user:clerk" in job
+    assert '<meta http-equiv="refresh" content="3">' in html
+    # Asking again while it waits: refused, nothing more queued.
+    r = client.post("/bill-runs", data={"csrf_token": csrf, "period": "2026-11"})
+    assert "flash-error" in r.text and "Bill 2026-11 is already queued or running" in r.text
+    assert len(_run_jobs(ctx)) == 1
+
     html = client.get("/bill-runs").text
     with ctx.db.read() as s:
         run = s.scalars(select(BillRun)).one()
         assert run.bills == 2 and run.status == "completed"
-    assert f"Billed 2026-11: 2 bills, {format_cny(run.total_micros)} in all." in html
+    job = html.split('class="job-row"', 1)[1].split("</tr>", 1)[0]
+    assert ">succeeded<" in job and f"2 bills, {format_cny(run.total_micros)} in all" in job
+    assert 'http-equiv="refresh"' not in html
     row = html.split('class="run-row"', 1)[1].split("</tr>", 1)[0]
     assert "2026-11" in row and format_cny(run.total_micros) in row and "completed" in row
     assert "2026-12-01 02:00 UTC" in row
+    with ctx.db.read() as s:  # billed as the clerk who asked
+        actor = s.scalar(select(AuditEntry.actor).where(AuditEntry.action == "bill-run.completed"))
+    assert actor == "user:clerk"
 
     # Again: every account is billed already, so the new run bills nobody.
-    r = client.post("/bill-runs", data={"csrf_token": csrf, "period": "2026-11"})
-    assert "Nothing to bill for 2026-11" in r.text
+    client.post("/bill-runs", data={"csrf_token": csrf, "period": "2026-11"})
+    _run_jobs(ctx)
+    job = client.get("/bill-runs").text.split('class="job-row"', 1)[1].split("</tr>", 1)[0]
+    assert "nothing to bill: every account is billed already" in job
     assert _count(ctx, CustomerBill) == 2 and _count(ctx, BillRun) == 2
 
 
@@ -124,6 +149,7 @@ def test_a_run_is_validated_and_sent_from_its_row(
     clerk = world.user(world.operator, Role.BILLING, "clerk")
     csrf = _as(client, clerk.username)
     client.post("/bill-runs", data={"csrf_token": csrf, "period": "2026-11"})
+    _run_jobs(ctx)
     with ctx.db.read() as s:
         run = s.scalars(select(BillRun)).one()
         held = s.scalar(
@@ -140,15 +166,22 @@ def test_a_run_is_validated_and_sent_from_its_row(
     assert "flash-error" in r.text and "nothing to hold" in r.text
 
     r = client.post(f"/bill-runs/{run.id}/validate", data={"csrf_token": csrf})
-    assert "1 bill validated." in r.text
+    assert "Queued: Validate the bills of 2026-11" in r.text
+    row = r.text.split('class="run-row"', 1)[1].split("</tr>", 1)[0]
+    assert "releasing…" in row and "<button" not in row  # one release of a run at a time
+    _run_jobs(ctx)
+    r = client.get("/bill-runs")
+    assert "1 bill validated" in r.text.split('class="job-row"', 1)[1].split("</tr>", 1)[0]
     row = r.text.split('class="run-row"', 1)[1].split("</tr>", 1)[0]
     assert "Send 1 validated" in row and "Validate" not in row and ">onHold</span> 1<" in row
-    r = client.post(f"/bill-runs/{run.id}/send", data={"csrf_token": csrf})
-    assert "1 bill sent." in r.text
+    client.post(f"/bill-runs/{run.id}/send", data={"csrf_token": csrf})
+    _run_jobs(ctx)
+    assert "1 bill sent" in client.get("/bill-runs").text
     r = client.post(f"/bill-runs/{run.id}/send", data={"csrf_token": csrf})
     assert "flash-error" in r.text and "nothing to send" in r.text
     r = client.post(f"/bill-runs/{run.id}/pay", data={"csrf_token": csrf})
     assert "flash-error" in r.text and "not a release" in r.text
+    assert _run_jobs(ctx) == []  # the refusals queued nothing
     with ctx.db.read() as s:
         states = dict(s.execute(select(CustomerBill.billing_account_id, CustomerBill.state)).all())
     assert states == {mine.account_id: "settled", theirs.account_id: "onHold"}

@@ -38,6 +38,7 @@ from satiot.api.context import AppContext
 from satiot.api.credit_notes import router as credit_notes_router
 from satiot.api.handle_api import resolution_router
 from satiot.api.handle_api import router as identifiers_router
+from satiot.api.jobs import router as jobs_router
 from satiot.api.middleware import BodySizeLimit, RequestMetrics
 from satiot.api.numbers import blocks_router, numbers_router
 from satiot.api.orders import router as orders_router
@@ -108,6 +109,7 @@ def api_router() -> APIRouter:
         account_statements_router,
         credit_notes_router,
         bill_runs_router,
+        jobs_router,
         bill_accounts_router,
         top_ups_router,
         usage_router,

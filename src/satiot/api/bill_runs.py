@@ -4,6 +4,10 @@ Runs span every tenant, so every route here is for operator staff: a customer's 
 the 404 a missing run gets. Releasing (``/validate``, ``/send``) goes through
 :mod:`satiot.bss.bill_release`, a chunk of bills per transaction, each bill moved, audited and
 announced as one move of it would be.
+
+A run or a release of 100,000 bills takes minutes: with ``Prefer: respond-async`` each is
+queued as a job (:mod:`satiot.bss.billing_jobs`) after the checks that can be made at once,
+and answered ``202`` with the job at ``Location`` (:mod:`satiot.api.jobs`).
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import select
 
 from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
 from satiot.api.deps import Call, requires
-from satiot.bss import bill_release, billing
+from satiot.api.jobs import ACCEPTED, accepted, wants_job
+from satiot.bss import bill_release, billing, billing_jobs
 from satiot.bss.models import BillRun
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.core.errors import NotFound
@@ -85,9 +91,35 @@ def list_runs(
         return page_response(request, response, page, lambda run: _out(run, states[run.id]))
 
 
-@router.post("", status_code=201, response_model=RunOut, summary="Run a period's bills")
-def post_run(call: Writer, body: RunIn) -> RunOut:
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        description="respond-async: queue the work as a job and answer 202 at once "
+        "(GET /api/v1/jobs/{id} follows it) instead of answering when it is done"
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RunOut,
+    responses=ACCEPTED,
+    summary="Run a period's bills (Prefer: respond-async queues the run as a job)",
+)
+def post_run(call: Writer, body: RunIn, prefer: PreferHeader = None) -> RunOut | JSONResponse:
     _staff(call)
+    if wants_job(prefer):
+        with call.write() as session:
+            job = billing_jobs.queue_run(
+                session,
+                call.principal,
+                body.period,
+                at=call.now(),
+                tz=call.ctx.settings.business_timezone,
+                accounts=body.billing_account_ids,
+            )
+            return accepted(job)
     with call.write() as session:
         run = billing.run_bills(
             session,
@@ -110,9 +142,15 @@ def get_run(call: Reader, run_id: uuid.UUID) -> RunOut:
         return _out(run, bill_release.run_states(session, run.id))
 
 
-def _release(call: Call, run_id: uuid.UUID, action: str) -> ReleaseOut:
+def _release(
+    call: Call, run_id: uuid.UUID, action: str, prefer: str | None
+) -> ReleaseOut | JSONResponse:
     if not call.principal.all_tenants:
         raise bill_release.BillRunNotFound(f"no bill run {run_id}")
+    if wants_job(prefer):
+        with call.write() as session:
+            job = billing_jobs.queue_release(session, call.principal, run_id, action, at=call.now())
+            return accepted(job)
     done = bill_release.release_run(call.write, call.principal, run_id, action, at=call.now())
     return ReleaseOut(run_id=done.run_id, action=done.action, moved=done.moved, states=done.states)
 
@@ -120,17 +158,23 @@ def _release(call: Call, run_id: uuid.UUID, action: str) -> ReleaseOut:
 @router.post(
     "/{run_id}/validate",
     response_model=ReleaseOut,
+    responses=ACCEPTED,
     summary="Validate every new bill of the run (bills on hold stay on hold)",
 )
-def validate_run(call: Writer, run_id: uuid.UUID) -> ReleaseOut:
-    return _release(call, run_id, "validate")
+def validate_run(
+    call: Writer, run_id: uuid.UUID, prefer: PreferHeader = None
+) -> ReleaseOut | JSONResponse:
+    return _release(call, run_id, "validate", prefer)
 
 
 @router.post(
     "/{run_id}/send",
     response_model=ReleaseOut,
+    responses=ACCEPTED,
     summary="Send every validated bill of the run to its customer (prepaid ones are then paid "
     "from the balance)",
 )
-def send_run(call: Writer, run_id: uuid.UUID) -> ReleaseOut:
-    return _release(call, run_id, "send")
+def send_run(
+    call: Writer, run_id: uuid.UUID, prefer: PreferHeader = None
+) -> ReleaseOut | JSONResponse:
+    return _release(call, run_id, "send", prefer)

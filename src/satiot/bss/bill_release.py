@@ -132,6 +132,17 @@ def release_chunk(
     return len(bills)
 
 
+def check_waiting(session: Session, run_id: uuid.UUID, action: str) -> int:
+    """How many of the run's bills wait for ``action``; 409 when none does."""
+    waiting = run_states(session, run_id).get(RELEASES[action], 0)
+    if not waiting:
+        raise Conflict(
+            f"no bill of run {run_id} is {RELEASES[action]}: nothing to {action}",
+            field="action",
+        )
+    return waiting
+
+
 def release_run(
     write: Callable[[], AbstractContextManager[Session]],
     principal: Principal,
@@ -148,12 +159,7 @@ def release_run(
         raise ValueError(f"unknown release {action!r}")
     with write() as session:
         get_run(session, run_id)
-        waiting = run_states(session, run_id).get(RELEASES[action], 0)
-    if not waiting:
-        raise Conflict(
-            f"no bill of run {run_id} is {RELEASES[action]}: nothing to {action}",
-            field="action",
-        )
+        waiting = check_waiting(session, run_id, action)
     moved = 0
     for done in _chunks(write, principal, run_id, action, at=at):
         moved += done

@@ -281,6 +281,26 @@ def _check_anything_to_bill(
         )
 
 
+def check_billable(
+    session: Session,
+    period_name: str,
+    *,
+    at: datetime,
+    tz: str,
+    accounts: Collection[uuid.UUID] | None = None,
+) -> Period:
+    """The period to bill, refused (422, 409) when it has not ended or nothing is left to
+    bill in it: what a run checks first, and what queueing one checks before it waits."""
+    period = period_bounds(period_name, tz)
+    if at < period.end:
+        raise InvalidInput(
+            f"period {period_name} has not ended yet (a dry run shows the bill so far)",
+            field="period",
+        )
+    _check_anything_to_bill(session, period, accounts)
+    return period
+
+
 @dataclass(frozen=True)
 class RunSettings:
     tax_rate_bp: int
@@ -313,13 +333,7 @@ def run_bills(
     One transaction: bills get gap-free numbers, their lines are written, the usage they
     charge moves to ``billed``, and the run is audited once (bills start ``new``).
     """
-    period = period_bounds(period_name, settings.tz)
-    if at < period.end:
-        raise InvalidInput(
-            f"period {period_name} has not ended yet (a dry run shows the bill so far)",
-            field="period",
-        )
-    _check_anything_to_bill(session, period, accounts)
+    period = check_billable(session, period_name, at=at, tz=settings.tz, accounts=accounts)
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(text("LOCK TABLE usage_records IN SHARE ROW EXCLUSIVE MODE"))

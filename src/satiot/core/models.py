@@ -181,3 +181,38 @@ class IdempotencyRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),)
+
+
+class Job(TenantScoped, Base):
+    """Work a person asked for that takes longer than a request should (a month's bill run,
+    releasing a run's bills): queued, then taken by the platform's job runner
+    (:mod:`satiot.core.jobs`), which records its progress and its outcome here.
+
+    ``principal`` is the asker's authority when asking, so the work is done and audited as
+    theirs. ``key`` names what the job acts on: a second job with the same key is refused
+    while one is waiting or running. ``lease_until`` is how long the runner that took it may
+    be silent; a job whose runner died is taken again after it.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    principal: Mapped[dict[str, Any]] = mapped_column(JSON)
+    asked_by: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # The runner's question ("the oldest job waiting or left running") and the pages' ("what
+    # is waiting or running for this key") are both read from it.
+    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)

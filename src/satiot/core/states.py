@@ -29,3 +29,20 @@ USER = Lifecycle(
         [("active", "disabled"), ("disabled", "active")], (*_ADMINS, "customer-admin")
     ),
 )
+
+#: A background job (:mod:`satiot.core.jobs`). Only the runner moves it: a job left
+#: ``running`` by a runner that died is taken again (``running`` to ``running``).
+JOB = Lifecycle(
+    name="job",
+    states=("queued", "running", "succeeded", "failed"),
+    initial="queued",
+    transitions=transitions(
+        [
+            ("queued", "running"),
+            ("running", "running"),
+            ("running", "succeeded"),
+            ("running", "failed"),
+        ],
+        (),
+    ),
+)
