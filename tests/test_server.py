@@ -37,7 +37,7 @@ def test_mqtt_ingest_runs_when_a_broker_is_configured(ctx: AppContext):
 def test_the_business_side_runs_rating_and_its_housekeeping(ctx: AppContext):
     from satiot.server import business_services, consumer_services
 
-    assert "bss-housekeeping" in {s.name for s in business_services()}
+    assert {"bss-housekeeping", "jobs"} <= {s.name for s in business_services()}
     assert "twin-demo-business" not in {s.name for s in business_services()}
     assert "twin-demo-business" in {s.name for s in business_services(twin=True)}
     assert any("bss.rating" in s.name for s in consumer_services(ctx))

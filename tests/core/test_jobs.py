@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -172,3 +174,20 @@ def test_only_known_kinds_are_queued_and_seen(ctx: AppContext, world: World) -> 
     )
     assert jobs.may_see(staff, job) and not jobs.may_see(outsider, job)
     assert not jobs.may_see(auditor_without_scope, job)
+
+
+def test_the_runner_service_takes_queued_jobs_on_its_own(ctx: AppContext, world: World) -> None:
+    """What ``satiot up`` starts: a thread that runs what is queued until it is stopped."""
+    job = _submit(ctx, world.system, "count", "svc", n=2)
+    stop = threading.Event()
+    worker = threading.Thread(target=jobs.job_runner(interval_s=0.05).run, args=(ctx, stop))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _job(ctx, job.id).state != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert _job(ctx, job.id).result == {"counted": 2}
