@@ -19,6 +19,7 @@ from satiot.cli_bills import bills_app
 from satiot.cli_bss import catalog_app, orders_app, subscriptions_app
 from satiot.cli_common import error_line, fail, load_settings, new_password, out, styled
 from satiot.cli_events import events_app
+from satiot.cli_jobs import jobs_app
 from satiot.cli_network import devices_app
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
@@ -57,6 +58,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(twin_app, name="twin")
 twin_app.add_typer(plot_app, name="plot")
 app.add_typer(devices_app, name="devices")
