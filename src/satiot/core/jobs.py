@@ -37,9 +37,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from satiot.core.auth.principal import Principal
+from satiot.core.auth.roles import Role
 from satiot.core.auth.tenancy import scope_session
 from satiot.core.clock import Clock
 from satiot.core.config import Settings
+from satiot.core.db import Database
 from satiot.core.errors import Conflict, DomainError, InvalidInput
 from satiot.core.ids import new_id
 from satiot.core.models import Job
@@ -174,7 +176,7 @@ def _principal(data: dict[str, Any]) -> Principal:
     assert tenant is not None
     return Principal(
         tenant_id=tenant,
-        role=data["role"],
+        role=Role(data["role"]),
         scopes=frozenset(data["scopes"]),
         user_id=uid(data["user_id"]),
         username=data["username"],
@@ -257,7 +259,7 @@ def claim(session: Session, *, at: datetime) -> Job | None:
         return job
 
 
-def run_next(db: Any, clock: Clock, settings: Settings) -> uuid.UUID | None:
+def run_next(db: Database, clock: Clock, settings: Settings) -> uuid.UUID | None:
     """Take one job and run it to its end; its id, or None when nothing is waiting.
 
     A kind that refuses (a domain error: nothing to bill) fails the job with its message; an
@@ -307,7 +309,7 @@ def _scoped(units: Write, principal: Principal) -> Write:
 
 
 def _end(
-    db: Any,
+    db: Database,
     clock: Clock,
     job_id: uuid.UUID,
     state: str,
@@ -321,7 +323,7 @@ def _end(
             _finish(job, state, clock.now(), result=result, error=error)
 
 
-def run_pending(db: Any, clock: Clock, settings: Settings) -> list[uuid.UUID]:
+def run_pending(db: Database, clock: Clock, settings: Settings) -> list[uuid.UUID]:
     """Run jobs until none is waiting (the runner's round; tests call it directly)."""
     ran = []
     while (job_id := run_next(db, clock, settings)) is not None:
