@@ -276,3 +276,27 @@ def test_an_accounts_statement_to_stdout_or_a_file(setup, env, world, tmp_path):
         ),
         "starts",
     )
+
+
+def test_a_prepaid_balance_history_newest_first(world, env):
+    from satiot.bss.payments import top_up
+    from tests.bss.billing_world import shop
+
+    ctx = world.ctx
+    pre = shop(world, payment_mode="prepaid")
+    for reference, amount in (("ALI-1", 10_000_000), ("ALI-2", 2_500_000)):
+        with ctx.db.write() as w:
+            top_up(w, world.system, pre.account_id, amount_micros=amount, method="alipay",
+                   reference=reference, at=DEC_1)  # fmt: skip
+    r = runner.invoke(app, ["bills", "balance", str(pre.account_id), "--limit", "1"])
+    assert r.exit_code == 0, r.output
+    assert "balance ¥12.50" in r.stdout and "ALI-2" in r.stdout and "ALI-1" not in r.stdout
+    assert "¥2.50" in r.stdout and "¥12.50" in r.stdout
+    post = shop(world, uscc="91310115MA1K3BTP2B")
+    r = runner.invoke(app, ["bills", "balance", str(post.account_id)])
+    assert r.exit_code == 0 and "no change of the balance yet" in r.stdout
+    _one_error(runner.invoke(app, ["bills", "balance", "nope"]), "not a billing account id")
+    _one_error(
+        runner.invoke(app, ["bills", "balance", "0190a1b2-0000-7000-8000-000000000000"]),
+        "not found",
+    )

@@ -13,6 +13,7 @@ from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from satiot.bss.models import (
+    BalanceEntry,
     BillingAccount,
     Contract,
     Customer,
@@ -252,5 +253,48 @@ def test_0020_dates_active_devices_from_their_subscriptions(scratch_url):
             since = dict(conn.execute(select(Device.id, Device.active_since)).all())
         # The latest activation; none without a subscription, or when not active now.
         assert since == {active: activated[1], bare: None, stored: None}
+    finally:
+        database.dispose()
+
+
+def test_0026_opens_the_ledger_of_each_prepaid_balance_it_finds(scratch_url):
+    database = Database.connect(scratch_url)
+    try:
+        migrate.upgrade(database.engine, "0025")
+        at = datetime(2026, 11, 1, tzinfo=UTC)
+        with database.engine.begin() as conn:
+            tenant_id = _tenant(conn, "t")
+            customer_id = _customer(conn, tenant_id, "USCC1")
+            ids = {}
+            for name, mode, balance in (
+                ("in credit", "prepaid", 12_340_000),
+                ("overdrawn", "prepaid", -5_000),
+                ("empty", "prepaid", 0),
+                ("postpaid", "postpaid", 0),
+            ):
+                ids[name] = uuid.uuid4()
+                conn.execute(
+                    insert(BillingAccount.__table__).values(
+                        id=ids[name], tenant_id=tenant_id, customer_id=customer_id, name=name,
+                        payment_mode=mode, status="active", balance_micros=balance,
+                        created_at=at,
+                    )
+                )  # fmt: skip
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    BalanceEntry.billing_account_id,
+                    BalanceEntry.kind,
+                    BalanceEntry.amount_micros,
+                    BalanceEntry.balance_micros,
+                    BalanceEntry.tenant_id,
+                )
+            ).all()
+        # what each balance held, so that an account's entries add up to its balance
+        assert sorted(rows, key=lambda r: r[2]) == [
+            (ids["overdrawn"], "opening", -5_000, -5_000, tenant_id),
+            (ids["in credit"], "opening", 12_340_000, 12_340_000, tenant_id),
+        ]
     finally:
         database.dispose()

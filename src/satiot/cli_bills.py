@@ -484,3 +484,41 @@ def bills_account_statement(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@bills_app.command("balance")
+def bills_balance(
+    account: Annotated[str, typer.Argument(help="Billing account id (a prepaid one)")],
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first")] = 20,
+) -> None:
+    """A prepaid account's balance history, newest first: each top-up, usage debit, bill paid
+    from the balance and credit refunded to it, with the balance after it."""
+    from satiot.bss.accounts import balance_text, get_account
+    from satiot.bss.balance_history import KINDS, entries_of
+    from satiot.bss.models import BalanceEntry
+    from satiot.bss.money import format_cny
+
+    try:
+        account_id = uuid.UUID(account)
+    except ValueError:
+        fail(f"{account!r} is not a billing account id (a UUID)")
+    with domain_errors(), _migrated() as database, database.read() as s:
+        found = get_account(s, account_id)
+        title = f"{found.name}: balance {balance_text(found)}"
+        entries = list(
+            s.scalars(entries_of(account_id).order_by(BalanceEntry.id.desc()).limit(limit))
+        )
+    table = Table("when", "what", "reference", "change", "balance after", title=title)
+    for column in table.columns[3:]:
+        column.justify = "right"
+    for e in entries:
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            KINDS.get(e.kind, e.kind),
+            e.reference or "",
+            format_cny(e.amount_micros),
+            format_cny(e.balance_micros),
+        )
+    out.print(table)
+    if not entries:
+        out.print("no change of the balance yet")

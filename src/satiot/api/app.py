@@ -30,6 +30,7 @@ from satiot.api import (
     users,
 )
 from satiot.api.account_statements import router as account_statements_router
+from satiot.api.balance_entries import router as balance_entries_router
 from satiot.api.bill_runs import router as bill_runs_router
 from satiot.api.bills import accounts_router as bill_accounts_router
 from satiot.api.bills import router as bills_router
@@ -107,6 +108,7 @@ def api_router() -> APIRouter:
         bill_payments_router,
         payment_import_router,
         account_statements_router,
+        balance_entries_router,
         credit_notes_router,
         bill_runs_router,
         jobs_router,

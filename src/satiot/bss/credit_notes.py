@@ -203,7 +203,9 @@ def _return_to_balance(
     )
     bill.paid_micros -= returned
     session.flush()
-    debit_prepaid(session, {bill.billing_account_id: -returned}, at)
+    debit_prepaid(
+        session, {bill.billing_account_id: -returned}, at, kind="credit", reference=note.number
+    )
     balance = session.scalar(
         select(BillingAccount.balance_micros).where(BillingAccount.id == bill.billing_account_id)
     )

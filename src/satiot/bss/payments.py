@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from satiot.bss.invoices import get_bill, move
 from satiot.bss.models import (
     OWING_STATES,
+    BalanceEntry,
     BillingAccount,
     CustomerBill,
     Payment,
@@ -280,6 +281,17 @@ def top_up(
     session.add(payment)
     before = account.balance_micros
     account.balance_micros += amount_micros
+    session.add(
+        BalanceEntry(
+            tenant_id=account.tenant_id,
+            billing_account_id=account.id,
+            at=at,
+            kind="top-up",
+            amount_micros=amount_micros,
+            balance_micros=account.balance_micros,
+            reference=reference,
+        )
+    )
     session.flush()
     record_change(
         session,
@@ -358,7 +370,7 @@ def settle_from_balance(
     session.add(payment)
     session.flush()
     rest = bill.total_micros - int(already or 0)
-    debit_prepaid(session, {account.id: rest}, at)
+    debit_prepaid(session, {account.id: rest}, at, kind="bill", reference=bill.number)
     session.refresh(account)
     if rest < 0 and account.balance_micros > 0:
         # A credit on the bill (an adjustment) beyond its other charges went back to the

@@ -1,4 +1,5 @@
-"""What rating writes besides its set-based statements: prepaid debits and suspensions.
+"""What rating writes besides its set-based statements: prepaid debits (with their ledger
+entries) and suspensions.
 
 Both are per account or per subscription and few per batch; suspensions go through the
 subscription module so that the device, number and handle follow and the change is audited
@@ -12,30 +13,57 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from satiot.bss.models import BillingAccount, Contract, Subscription
+from satiot.bss.models import BalanceEntry, BillingAccount, Contract, Subscription
 from satiot.core.auth.principal import system_principal
 from satiot.core.bootstrap import operator_tenant
+from satiot.core.ids import new_id
 
 #: Subscription states that no longer carry traffic (their identities are released).
 ENDED: Final = ("terminated", "cancelled", "aborted")
 
 
-def debit_prepaid(session: Session, debits: dict[uuid.UUID, int], at: datetime) -> list[uuid.UUID]:
-    """Debit prepaid balances; suspend what the contract stops at zero. Return suspended ids."""
+def debit_prepaid(
+    session: Session,
+    debits: dict[uuid.UUID, int],
+    at: datetime,
+    *,
+    kind: str = "usage",
+    reference: str | None = None,
+) -> list[uuid.UUID]:
+    """Debit prepaid balances (a negative debit credits), each change written to the
+    account's ledger as ``kind`` (``usage``, ``bill``, ``credit``: :class:`BalanceEntry`);
+    suspend what the contract stops at zero. Return suspended ids."""
     exhausted: list[uuid.UUID] = []
+    entries = []
     for account_id in sorted(debits):
-        balance = session.execute(
+        if not debits[account_id]:
+            continue
+        tenant_id, balance = session.execute(
             update(BillingAccount)
             .where(BillingAccount.id == account_id)
             .values(balance_micros=BillingAccount.balance_micros - debits[account_id])
-            .returning(BillingAccount.balance_micros)
+            .returning(BillingAccount.tenant_id, BillingAccount.balance_micros)
             .execution_options(synchronize_session=False)
-        ).scalar_one()
+        ).one()
+        entries.append(
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "billing_account_id": account_id,
+                "at": at,
+                "kind": kind,
+                "amount_micros": -debits[account_id],
+                "balance_micros": balance,
+                "reference": reference,
+            }
+        )
         if balance <= 0:
             exhausted.append(account_id)
+    if entries:
+        session.execute(insert(BalanceEntry), entries)
     if not exhausted:
         return []
     stopping = select(Contract.id).where(Contract.stop_at_zero_balance.is_(True))

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.bss import billing, invoices, payments
+from satiot.bss import balance_history, billing, invoices, payments
 from satiot.bss.accounts import balance_text
-from satiot.bss.models import BillingAccount, Customer, CustomerBill, Payment
+from satiot.bss.models import BalanceEntry, BillingAccount, Customer, CustomerBill, Payment
 from satiot.bss.money import format_cny, yuan_amount
 from satiot.bss.periods import check_period, period_of
 from satiot.core.errors import DomainError, NotFound
@@ -37,6 +37,8 @@ PATH = "/billing-accounts"
 PAGE = 50
 MODES = ("postpaid", "prepaid")
 RECENT_TOP_UPS = 20
+#: The latest changes of a prepaid balance shown on the account's page.
+RECENT_ENTRIES = 10
 #: The account's latest invoices shown on its page (a year of months).
 RECENT_BILLS = 12
 
@@ -147,6 +149,13 @@ def billing_account_page(
         bills = list(
             session.scalars(recent.order_by(CustomerBill.id.desc()).limit(RECENT_BILLS + 1))
         )
+        ledger = list(
+            session.scalars(
+                balance_history.entries_of(account.id)
+                .order_by(BalanceEntry.id.desc())
+                .limit(RECENT_ENTRIES)
+            )
+        )
         top_ups = list(
             session.scalars(
                 select(Payment)
@@ -170,6 +179,8 @@ def billing_account_page(
             "bill_visible": staff
             or (billed is not None and billed.state in invoices.CUSTOMER_VISIBLE),
             "top_ups": top_ups,
+            "entries": ledger,
+            "kinds": balance_history.KINDS,
             "bills": bills[:RECENT_BILLS],
             "more_bills": len(bills) > RECENT_BILLS,
             "can_top_up": account.payment_mode == "prepaid"

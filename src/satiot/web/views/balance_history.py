@@ -1,0 +1,68 @@
+"""A prepaid billing account's balance history in the console: every change of the balance,
+newest first, a page at a time (:mod:`satiot.bss.balance_history`).
+
+Reached from the account's page, which shows the latest few. Customers see their own
+accounts', as the account pages; another tenant's account is the account's 404 page.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from satiot.bss import balance_history
+from satiot.bss.accounts import balance_text
+from satiot.bss.models import BalanceEntry, BillingAccount
+from satiot.bss.money import format_cny
+from satiot.core.errors import DomainError
+from satiot.core.pagination import paginate
+from satiot.web.flash import Flash
+from satiot.web.rendering import page
+from satiot.web.session import SignedIn
+from satiot.web.views.billing_accounts import account_not_found
+from satiot.web.views.network_rows import parse_uuid
+
+router = APIRouter()
+PATH = "/billing-accounts/{account_id}/balance"
+PAGE = 50
+
+
+@router.get(PATH)
+def balance_page(
+    request: Request, signed_in: SignedIn, account_id: str, after: str | None = None
+) -> Response:
+    signed_in.require_any("bills:read")
+    wanted = parse_uuid(account_id)
+    if wanted is None:
+        return account_not_found(request, signed_in, account_id)
+    flash = None
+    with signed_in.call.read() as session:
+        account = session.get(BillingAccount, wanted)
+        if account is None:
+            return account_not_found(request, signed_in, account_id)
+        stmt = balance_history.entries_of(account.id)
+        try:
+            found = paginate(
+                session, stmt, BalanceEntry.id, cursor=after, limit=PAGE, descending=True
+            )
+        except DomainError as exc:  # a cursor that is none
+            flash = Flash("error", exc.detail)
+            found = paginate(
+                session, stmt, BalanceEntry.id, cursor=None, limit=PAGE, descending=True
+            )
+    base = PATH.format(account_id=account.id)
+    return page(
+        request,
+        signed_in,
+        "balance_history.html",
+        {
+            "title": f"Balance history of {account.name}",
+            "account": account,
+            "balance": balance_text(account),
+            "entries": found.items,
+            "kinds": balance_history.KINDS,
+            "cny": format_cny,
+            "next_url": f"{base}?after={found.next_cursor}" if found.next_cursor else None,
+        },
+        flash=flash,
+    )
