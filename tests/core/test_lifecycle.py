@@ -95,3 +95,19 @@ def test_transitions_helper_gives_each_pair_the_same_roles():
     system_only.check("a", "b")
     with pytest.raises(PermissionDenied):
         system_only.check("a", "b", "operator-admin")
+
+
+def test_only_the_job_runner_moves_a_job():
+    """A job's state is the runner's record of its work: no role moves it, and a finished job
+    stays finished (a job left running by a runner that died is taken again)."""
+    job = states.JOB
+    for (src, dst), roles in job.transitions.items():
+        assert roles == frozenset()
+        job.check(src, dst, None)
+        for role in ALL_ROLES:
+            with pytest.raises(PermissionDenied):
+                job.check(src, dst, role)
+    assert job.targets("succeeded") == job.targets("failed") == []
+    assert job.targets("running") == ["running", "succeeded", "failed"]
+    with pytest.raises(IllegalTransition, match="allowed: running"):
+        job.check("queued", "succeeded", None)
