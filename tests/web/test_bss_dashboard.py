@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from satiot.bss import billing
+from satiot.bss import billing, billing_jobs
 from satiot.bss.credit_notes import issue_credit_note
-from satiot.bss.invoices import hold_bill, validate_bill
+from satiot.bss.invoices import hold_bill, send_bill, validate_bill
 from satiot.bss.models import Contract, Customer, CustomerBill, ProductOrder, Subscription
 from satiot.bss.money import format_cny
 from satiot.bss.payments import record_payment, record_refund
+from satiot.core import jobs
 from satiot.core.auth.roles import Role
 from satiot.core.models import Tenant
 from tests.bss.billing_world import (
@@ -269,3 +270,18 @@ def test_billing_staff_see_the_bills_a_run_left_to_release(client: TestClient, c
     )
     assert "Bills to release" not in _as(client, "auditor")  # may read bills, not release them
     assert "Bills to release" not in _as(client, "acme")
+
+    # Month-end work queued in the background: under way, then failed (overtaken by a send
+    # from elsewhere), which wants attention even with nothing left to release.
+    with ctx.db.write() as w:
+        billing_jobs.queue_release(w, world.system, run.id, "send", at=ctx.clock.now())
+    value, note, _alert = _as(client, "clerk")["Bills to release"]
+    assert note.endswith(f"(run {str(run.id)[:8]}) is queued · bill runs")
+    assert note.startswith(f"0 to validate, {waiting} to send, 1 on hold; Send the bills of")
+    with ctx.db.write() as w:
+        for bill_id in ids[1:]:
+            send_bill(w, world.system, bill_id, at=ctx.clock.now())
+    jobs.run_pending(ctx.db, ctx.clock, ctx.settings)
+    value, note, alert = _as(client, "clerk")["Bills to release"]
+    assert value == "0" and alert is True
+    assert "failed: no bill of run" in note and "nothing to send" in note

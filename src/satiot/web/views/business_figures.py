@@ -19,6 +19,7 @@ from datetime import timedelta
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
+from satiot.bss import billing_jobs
 from satiot.bss.models import (
     OWING_STATES,
     Contract,
@@ -29,6 +30,7 @@ from satiot.bss.models import (
 )
 from satiot.bss.money import format_cny
 from satiot.bss.states import ORDER_OPEN_STATES
+from satiot.core import jobs
 from satiot.web.session import ConsoleSession
 from satiot.web.views.figures import Figure, counted
 
@@ -170,14 +172,23 @@ def _bills(session: Session, signed_in: ConsoleSession) -> list[Figure]:
     ]
     principal = signed_in.principal
     if "bills:write" in principal.scopes and principal.all_tenants:
+        note = f"{new:,} to validate, {validated:,} to send, {held:,} on hold"
+        # The month-end work queued last (the Bill runs page follows it): a run or a release
+        # that failed in the background is news, and one under way explains moving figures.
+        latest = jobs.recent(session, billing_jobs.KINDS, limit=1)
+        failed = bool(latest) and latest[0].state == "failed"
+        if latest and latest[0].state in jobs.ACTIVE:
+            note += f"; {jobs.describe(latest[0])} is {latest[0].state}"
+        elif failed:
+            note += f"; {jobs.describe(latest[0])} failed: {jobs.outcome(latest[0])}"
         out.append(
             Figure(
                 "Bills to release",
                 f"{new + validated:,}",
                 "/bill-runs",
-                f"{new:,} to validate, {validated:,} to send, {held:,} on hold",
+                note,
                 "bill runs",
-                alert=bool(new or validated),
+                alert=bool(new or validated) or failed,
             )
         )
     return out
