@@ -266,3 +266,34 @@ def test_billing_accounts(client, world, sales):
     r = client.post(url, json={"payment_mode": "barter"}, headers=sales)
     assert_problem(r, 422, "validation-error")
     assert_problem(client.post(url, json={"payment_mode": "prepaid"}, headers=reader), 403)
+
+
+def test_a_prepaid_accounts_low_balance_notice_is_set_and_cleared(client, world, sales, ctx):
+    customer = post(client, sales).json()
+    url = f"{API}/{customer['id']}/billing-accounts"
+    prepaid = client.post(url, json={"payment_mode": "prepaid"}, headers=sales).json()
+    postpaid = client.post(url, json={"payment_mode": "postpaid"}, headers=sales).json()
+    assert prepaid["low_balance"] is None
+    r = client.put(f"{url}/{prepaid['id']}/low-balance", json={"low_balance": "50"}, headers=sales)
+    assert r.status_code == 200 and r.json()["low_balance"] == "50.00", r.text
+    reader = world.headers(
+        world.user(uuid.UUID(customer["tenant_id"]), Role.CUSTOMER_ADMIN, "boss")
+    )
+    assert client.get(f"{url}/{prepaid['id']}", headers=reader).json()["low_balance"] == "50.00"
+    with unchanged(ctx):
+        for bad in ({"low_balance": "-1"}, {"low_balance": "0.001"}, {}, {"low_balance": "x"}):
+            assert_problem(
+                client.put(f"{url}/{prepaid['id']}/low-balance", json=bad, headers=sales), 422
+            )
+        assert_problem(
+            client.put(f"{url}/{postpaid['id']}/low-balance", json={"low_balance": "1"},
+                       headers=sales),
+            409,
+        )  # fmt: skip
+        assert_problem(
+            client.put(f"{url}/{prepaid['id']}/low-balance", json={"low_balance": None},
+                       headers=reader),
+            403,
+        )  # fmt: skip
+    r = client.put(f"{url}/{prepaid['id']}/low-balance", json={"low_balance": None}, headers=sales)
+    assert r.status_code == 200 and r.json()["low_balance"] is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -30,7 +31,7 @@ from satiot.api.deps import Call, requires
 from satiot.bss import accounts
 from satiot.bss.customers import get_customer
 from satiot.bss.models import BillingAccount
-from satiot.bss.money import to_yuan
+from satiot.bss.money import fen_text, to_micros, to_yuan
 from satiot.core.pagination import paginate
 
 router = APIRouter(prefix="/customers/{customer_id}/billing-accounts", tags=["customers"])
@@ -48,6 +49,24 @@ class BillingAccountIn(Input):
     name: str | None = Field(default=None, max_length=200, description="Defaults to the customer's")
 
 
+LowBalance = Annotated[
+    Decimal | None,
+    Field(
+        ge=0,
+        le=100_000_000,
+        max_digits=11,
+        decimal_places=2,
+        description="Yuan: announce the prepaid balance once it falls below this "
+        "(billing-account.balance-low); null: never",
+        examples=["50.00"],
+    ),
+]
+
+
+class LowBalanceIn(Input):
+    low_balance: LowBalance
+
+
 class BillingAccountOut(BaseModel):
     id: uuid.UUID
     href: str
@@ -59,6 +78,10 @@ class BillingAccountOut(BaseModel):
     balance_micros: int = Field(description="Balance in micro-yuan (negative: money owed)")
     balance: str = Field(description="Balance in yuan, exact", examples=["120.50"])
     balance_text: str = Field(examples=["¥120.50"])
+    low_balance: str | None = Field(
+        description="Yuan below which the balance is announced once (null: never)",
+        examples=["50.00"],
+    )
     created_at: datetime
 
 
@@ -74,6 +97,9 @@ def account_out(account: BillingAccount) -> BillingAccountOut:
         balance_micros=account.balance_micros,
         balance=f"{to_yuan(account.balance_micros):f}",
         balance_text=accounts.balance_text(account),
+        low_balance=None
+        if account.low_balance_micros is None
+        else fen_text(account.low_balance_micros),
         created_at=account.created_at,
     )
 
@@ -120,3 +146,23 @@ def list_accounts(
 def get_account(call: Reader, customer_id: uuid.UUID, account_id: uuid.UUID) -> BillingAccountOut:
     with call.read() as session:
         return account_out(accounts.get_account(session, account_id, customer_id=customer_id))
+
+
+@router.put(
+    "/{account_id}/low-balance",
+    response_model=BillingAccountOut,
+    summary="Set (or clear, with null) when a prepaid balance is announced as running low",
+)
+def put_low_balance(
+    call: Writer, customer_id: uuid.UUID, account_id: uuid.UUID, body: LowBalanceIn
+) -> BillingAccountOut:
+    with call.write() as session:
+        account = accounts.set_low_balance(
+            session,
+            call.principal,
+            account_id,
+            None if body.low_balance is None else to_micros(body.low_balance),
+            at=call.now(),
+            customer_id=customer_id,
+        )
+        return account_out(account)

@@ -38,6 +38,7 @@ def account_view(account: BillingAccount) -> dict[str, Any]:
         "payment_mode": account.payment_mode,
         "currency": account.currency,
         "status": account.status,
+        "low_balance_micros": account.low_balance_micros,
     }
 
 
@@ -81,6 +82,45 @@ def open_account(
         action="billing-account.created",
         target=("billing-account", account.id),
         tenant_id=customer.tenant_id,
+        after=account_view(account),
+    )
+    return account
+
+
+#: The highest threshold a low-balance notice may have (¥100,000,000).
+MAX_LOW_BALANCE_MICROS = 10**14
+
+
+def set_low_balance(
+    session: Session,
+    principal: Principal,
+    account_id: uuid.UUID,
+    threshold_micros: int | None,
+    *,
+    at: datetime,
+    customer_id: uuid.UUID | None = None,
+) -> BillingAccount:
+    """Announce the prepaid balance once it falls below ``threshold_micros`` (zero: once it
+    goes below zero), or never (None). A postpaid account has no balance to watch (409)."""
+    account = get_account(session, account_id, customer_id=customer_id)
+    if account.payment_mode != "prepaid":
+        raise Conflict("a postpaid account has no balance to watch", field="low_balance")
+    if threshold_micros is not None and not 0 <= threshold_micros <= MAX_LOW_BALANCE_MICROS:
+        raise InvalidInput(
+            f"low_balance: between ¥0 and {format_cny(MAX_LOW_BALANCE_MICROS)}",
+            field="low_balance",
+        )
+    before = account_view(account)
+    account.low_balance_micros = threshold_micros
+    session.flush()
+    record_change(
+        session,
+        principal,
+        at=at,
+        action="billing-account.low-balance-set",
+        target=("billing-account", account.id),
+        tenant_id=account.tenant_id,
+        before=before,
         after=account_view(account),
     )
     return account

@@ -101,6 +101,9 @@ class BillingAccount(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     payment_mode: Mapped[str] = mapped_column(String(16))  # postpaid | prepaid
     balance_micros: Mapped[int] = mapped_column(Micros, default=0)
+    #: A prepaid balance that falls below this is announced to the customer once
+    #: (``billing-account.balance-low``), before the service stops at zero; None: no notice.
+    low_balance_micros: Mapped[int | None] = mapped_column(Micros)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

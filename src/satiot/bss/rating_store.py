@@ -17,6 +17,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import BalanceEntry, BillingAccount, Contract, Subscription
+from satiot.bss.money import fen_text
+from satiot.core import events
 from satiot.core.auth.principal import system_principal
 from satiot.core.bootstrap import operator_tenant
 from satiot.core.ids import new_id
@@ -35,19 +37,26 @@ def debit_prepaid(
 ) -> list[uuid.UUID]:
     """Debit prepaid balances (a negative debit credits), each change written to the
     account's ledger as ``kind`` (``usage``, ``bill``, ``credit``: :class:`BalanceEntry`);
+    announce a balance that falls below its account's threshold (:data:`BALANCE_LOW`);
     suspend what the contract stops at zero. Return suspended ids."""
     exhausted: list[uuid.UUID] = []
     entries = []
     for account_id in sorted(debits):
         if not debits[account_id]:
             continue
-        tenant_id, balance = session.execute(
+        tenant_id, balance, low = session.execute(
             update(BillingAccount)
             .where(BillingAccount.id == account_id)
             .values(balance_micros=BillingAccount.balance_micros - debits[account_id])
-            .returning(BillingAccount.tenant_id, BillingAccount.balance_micros)
+            .returning(
+                BillingAccount.tenant_id,
+                BillingAccount.balance_micros,
+                BillingAccount.low_balance_micros,
+            )
             .execution_options(synchronize_session=False)
         ).one()
+        if low is not None and balance < low <= balance + debits[account_id]:
+            _announce_low(session, account_id, tenant_id, balance, low, kind, at)
         entries.append(
             {
                 "id": new_id(),
@@ -77,6 +86,39 @@ def debit_prepaid(
         )
     )
     return suspend(session, ids, "prepaid balance exhausted", at, origin="balance") if ids else []
+
+
+#: The notice a prepaid balance gets when it falls below the account's threshold.
+BALANCE_LOW: Final = "billing-account.balance-low"
+
+
+def _announce_low(
+    session: Session,
+    account_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    balance: int,
+    low: int,
+    kind: str,
+    at: datetime,
+) -> None:
+    """Tell the customer its balance fell below its threshold (once per fall: a top-up above
+    the threshold arms the notice again)."""
+    events.emit(
+        session,
+        BALANCE_LOW,
+        at=at,
+        payload={
+            "type": BALANCE_LOW,
+            "billing_account_id": str(account_id),
+            "balance_micros": balance,
+            "balance": fen_text(balance),
+            "threshold_micros": low,
+            "threshold": fen_text(low),
+            "cause": kind,
+        },
+        tenant_id=tenant_id,
+        subject=("billing-account", str(account_id)),
+    )
 
 
 def suspend(

@@ -21,8 +21,9 @@ UPLINK_ACCEPTED = "uplink.accepted"
 #: Event type of each downlink status change: ``downlink.<status>``.
 DOWNLINK_EVENT_PREFIX = "downlink."
 #: Business notices a tenant's integrations receive besides its messages: usage thresholds,
-#: its subscriptions suspended, resumed or ended, a bill sent. The BSS emits them; they are
-#: named here so that delivery, which belongs to the network, need not import the BSS.
+#: its subscriptions suspended, resumed or ended, a bill sent, a prepaid balance running low.
+#: The BSS emits them; they are named here so that delivery, which belongs to the network,
+#: need not import the BSS.
 CUSTOMER_NOTICES = frozenset(
     {
         "usage.threshold",
@@ -33,6 +34,7 @@ CUSTOMER_NOTICES = frozenset(
         "bill.credited",
         "bill.refunded",
         "bill.overdue",
+        "billing-account.balance-low",
     }
 )
 

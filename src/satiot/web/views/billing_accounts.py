@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -19,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from satiot.bss import balance_history, billing, invoices, payments
+from satiot.bss import accounts, balance_history, billing, invoices, payments
 from satiot.bss.accounts import balance_text
 from satiot.bss.models import BalanceEntry, BillingAccount, Customer, CustomerBill, Payment
-from satiot.bss.money import format_cny, yuan_amount
+from satiot.bss.money import fen_text, format_cny, yuan_amount
 from satiot.bss.periods import check_period, period_of
 from satiot.core.errors import DomainError, NotFound
 from satiot.core.pagination import paginate
@@ -185,6 +186,9 @@ def billing_account_page(
             "more_bills": len(bills) > RECENT_BILLS,
             "can_top_up": account.payment_mode == "prepaid"
             and "bills:write" in signed_in.principal.scopes,
+            "can_set_low": account.payment_mode == "prepaid"
+            and "customers:write" in signed_in.principal.scopes,
+            "yuan_text": fen_text,
             "cny": format_cny,
         },
         flash=flash,
@@ -226,6 +230,38 @@ def top_up(
     try:
         micros = amount_micros(amount)
         sent, _ = submit_once(signed_in, form_key, f"{PATH}/{account_id}/top-ups", work)
+    except DomainError as exc:
+        sent = Sent(back, exc.detail, "error")
+    return redirect(signed_in, sent)
+
+
+def _threshold(text: str) -> int | None:
+    """The form's amount: empty is no notice, zero a notice below zero, else yuan."""
+    text = text.strip()
+    if not text:
+        return None
+    with contextlib.suppress(InvalidOperation):
+        if Decimal(text.replace(",", "")).is_zero():
+            return 0
+    return amount_micros(text)
+
+
+@router.post(PATH + "/{account_id}/low-balance")
+def set_low_balance(
+    signed_in: Posted, account_id: uuid.UUID, amount: Annotated[str, Form()] = ""
+) -> Response:
+    """Staff set (or clear, with an empty amount) the balance below which the customer is
+    told its prepaid balance is running low."""
+    signed_in.require_any("customers:write")
+    back = f"{PATH}/{account_id}"
+    try:
+        threshold = _threshold(amount)
+        with signed_in.call.write() as session:
+            accounts.set_low_balance(
+                session, signed_in.principal, account_id, threshold, at=signed_in.now()
+            )
+        done = "off" if threshold is None else f"below {format_cny(threshold)}"
+        sent = Sent(back, f"Low-balance notice {done}.")
     except DomainError as exc:
         sent = Sent(back, exc.detail, "error")
     return redirect(signed_in, sent)
