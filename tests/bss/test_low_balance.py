@@ -15,6 +15,7 @@ from satiot.bss.rating_store import BALANCE_LOW
 from satiot.core.errors import Conflict, InvalidInput
 from satiot.core.models import AuditEntry, Event
 from tests.bss.billing_world import DEC_1, offering, price, rate_all, shop, uplink
+from tests.network.delivery_support import deliveries, fan_out, webhook
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -40,8 +41,12 @@ def test_a_balance_falling_below_its_threshold_is_announced_once_per_fall(world)
     sub = s.device(offering(ctx, "Per message", [price("per-message", 10_000)]), NOV)
     _send(ctx, sub, 2, 5)  # ¥0.03 left: not below
     assert _notices(ctx) == []
+    hook = webhook(ctx, world, s.tenant.id, "https://erp.example/hook")
     _send(ctx, sub, 1, 6)  # ¥0.02: below
     (notice,) = _notices(ctx)
+    fan_out(ctx)  # pushed to the customer's integrations with its other notices
+    (delivered,) = [d for d in deliveries(ctx, hook) if d.event_type == BALANCE_LOW]
+    assert delivered.body["balance"] == "0.02" and delivered.body["threshold"] == "0.03"
     assert notice == {
         "type": BALANCE_LOW,
         "billing_account_id": str(s.account_id),
