@@ -276,10 +276,13 @@ def test_a_prepaid_accounts_low_balance_notice_is_set_and_cleared(client, world,
     assert prepaid["low_balance"] is None
     r = client.put(f"{url}/{prepaid['id']}/low-balance", json={"low_balance": "50"}, headers=sales)
     assert r.status_code == 200 and r.json()["low_balance"] == "50.00", r.text
-    reader = world.headers(
-        world.user(uuid.UUID(customer["tenant_id"]), Role.CUSTOMER_ADMIN, "boss")
-    )
+    tenant = uuid.UUID(customer["tenant_id"])
+    boss = world.headers(world.user(tenant, Role.CUSTOMER_ADMIN, "boss"))
+    reader = world.headers(world.user(tenant, Role.CUSTOMER_USER, "reader"))
     assert client.get(f"{url}/{prepaid['id']}", headers=reader).json()["low_balance"] == "50.00"
+    # the customer's administrator chooses its own warning
+    r = client.put(f"{url}/{prepaid['id']}/low-balance", json={"low_balance": "80"}, headers=boss)
+    assert r.status_code == 200 and r.json()["low_balance"] == "80.00", r.text
     with unchanged(ctx):
         for bad in ({"low_balance": "-1"}, {"low_balance": "0.001"}, {}, {"low_balance": "x"}):
             assert_problem(

@@ -1,5 +1,5 @@
-"""The low-balance notice on a prepaid account's page: staff set and clear it, the customer
-sees it; bad amounts are errors that change nothing."""
+"""The low-balance notice on a prepaid account's page: staff and the customer's administrator
+set and clear it, the customer's users see it; bad amounts are errors that change nothing."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def test_staff_set_the_notice_and_the_customer_sees_it(
     mine, theirs = _two_shops(ctx, world)  # mine is prepaid
     world.user(world.operator, Role.BUSINESS, "sales")
     world.user(mine.tenant, Role.CUSTOMER_ADMIN, "mine")
+    world.user(mine.tenant, Role.CUSTOMER_USER, "clerk-of-mine")
     csrf = signed_in(client, "sales")
     page = client.get(f"/billing-accounts/{mine.account_id}").text
     assert 'id="low-balance-form"' in page and ">none<" in page
@@ -49,8 +50,16 @@ def test_staff_set_the_notice_and_the_customer_sees_it(
 
     client.post(url, data={"csrf_token": csrf, "amount": "20"})
     client.cookies.clear()
-    csrf = signed_in(client, "mine")
+    signed_in(client, "clerk-of-mine")  # a customer's user sees it, may not change it
     page = client.get(f"/billing-accounts/{mine.account_id}").text
     assert "when the balance falls below ¥20.00" in page and 'id="low-balance-form"' not in page
-    r = client.post(url, data={"csrf_token": csrf, "amount": "1"})
-    assert r.status_code == 403 and _threshold(ctx, mine.account_id) == 20_000_000
+    client.cookies.clear()
+    csrf = signed_in(client, "mine")  # its administrator chooses its own warning
+    r = client.post(url, data={"csrf_token": csrf, "amount": "35"})
+    assert "Low-balance notice below ¥35.00." in r.text
+    assert _threshold(ctx, mine.account_id) == 35_000_000
+    r = client.post(  # another customer's account: as if there were none
+        f"/billing-accounts/{theirs.account_id}/low-balance",
+        data={"csrf_token": csrf, "amount": "5"},
+    )
+    assert "flash-error" in r.text and "not found" in r.text

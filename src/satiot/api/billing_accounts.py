@@ -1,7 +1,8 @@
 """Billing accounts of a customer: open (postpaid or prepaid), list, read with the balance.
 
 Opening an account is for operator staff (``customers:write``); the customer's own users see
-their accounts and balances. Top-ups and charges belong to billing.
+their accounts and balances, and its administrators, like staff, choose when a prepaid balance
+is announced as running low (``notices:write``). Top-ups and charges belong to billing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from satiot.core.pagination import paginate
 router = APIRouter(prefix="/customers/{customer_id}/billing-accounts", tags=["customers"])
 Reader = Annotated[Call, Depends(requires("customers:read"))]
 Writer = Annotated[Call, Depends(requires("customers:write"))]
+Notices = Annotated[Call, Depends(requires("notices:write"))]
 
 problems.CATALOG.setdefault(
     accounts.AccountNotFound.slug,
@@ -154,7 +156,7 @@ def get_account(call: Reader, customer_id: uuid.UUID, account_id: uuid.UUID) -> 
     summary="Set (or clear, with null) when a prepaid balance is announced as running low",
 )
 def put_low_balance(
-    call: Writer, customer_id: uuid.UUID, account_id: uuid.UUID, body: LowBalanceIn
+    call: Notices, customer_id: uuid.UUID, account_id: uuid.UUID, body: LowBalanceIn
 ) -> BillingAccountOut:
     with call.write() as session:
         account = accounts.set_low_balance(

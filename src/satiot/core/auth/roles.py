@@ -63,6 +63,7 @@ SCOPES: dict[str, str] = {
     "usage:read": "See rated usage and allowance counters",
     "bills:read": "See bills, invoices and payments",
     "bills:write": "Run bills, validate and send invoices, record payments",
+    "notices:write": "Choose when an account is warned (a prepaid balance running low)",
 }
 
 _BSS_READ = {
@@ -162,6 +163,7 @@ ROLES: dict[Role, RoleSpec] = {
                 *_OSS_WRITE,
                 *_BSS_READ,
                 *_SALES_WRITE,
+                "notices:write",
                 "devices:read",
             },
             all_tenants=True,
@@ -169,7 +171,7 @@ ROLES: dict[Role, RoleSpec] = {
         _spec(
             Role.BILLING,
             "Billing",
-            {"tenants:read", *_BSS_READ, "bills:write"},
+            {"tenants:read", *_BSS_READ, "bills:write", "notices:write"},
             all_tenants=True,
         ),
         _spec(
@@ -203,6 +205,7 @@ ROLES: dict[Role, RoleSpec] = {
                 *_CUSTOMER_BSS,
                 "orders:write",
                 "subscriptions:write",
+                "notices:write",
             },
             all_tenants=False,
         ),

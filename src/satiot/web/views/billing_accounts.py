@@ -187,7 +187,7 @@ def billing_account_page(
             "can_top_up": account.payment_mode == "prepaid"
             and "bills:write" in signed_in.principal.scopes,
             "can_set_low": account.payment_mode == "prepaid"
-            and "customers:write" in signed_in.principal.scopes,
+            and "notices:write" in signed_in.principal.scopes,
             "yuan_text": fen_text,
             "cny": format_cny,
         },
@@ -250,9 +250,9 @@ def _threshold(text: str) -> int | None:
 def set_low_balance(
     signed_in: Posted, account_id: uuid.UUID, amount: Annotated[str, Form()] = ""
 ) -> Response:
-    """Staff set (or clear, with an empty amount) the balance below which the customer is
-    told its prepaid balance is running low."""
-    signed_in.require_any("customers:write")
+    """Set (or clear, with an empty amount) the balance below which the customer is told its
+    prepaid balance is running low: staff, or the customer's own administrators."""
+    signed_in.require_any("notices:write")
     back = f"{PATH}/{account_id}"
     try:
         threshold = _threshold(amount)
