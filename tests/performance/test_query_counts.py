@@ -62,10 +62,10 @@ def test_creating_a_user_writes_in_a_bounded_number_of_statements(client, ctx, w
     assert len(seen) == 11, [q.split()[0] + " " + q.split()[2] for q in seen]
 
 
-def test_business_figures_cost_six_queries_whatever_the_business(ctx, world):
+def test_business_figures_cost_seven_queries_whatever_the_business(ctx, world):
     """The dashboard's business row is aggregates only: more customers, orders or bills do
-    not add statements (one each for customers, contracts, orders, subscriptions, bills, and
-    for billing staff the latest month-end job)."""
+    not add statements (one each for customers, contracts, orders, subscriptions, bills,
+    prepaid balances, and for billing staff the latest month-end job)."""
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
@@ -88,7 +88,7 @@ def test_business_figures_cost_six_queries_whatever_the_business(ctx, world):
         for _ in range(3):
             made.device(plan, datetime(2026, 10, 1, tzinfo=UTC))
     full, grown = cost()
-    assert empty == full == 6
+    assert empty == full == 7
     assert grown != values  # the same statements, now counting something
 
 

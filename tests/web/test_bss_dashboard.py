@@ -285,3 +285,39 @@ def test_billing_staff_see_the_bills_a_run_left_to_release(client: TestClient, c
     value, note, alert = _as(client, "clerk")["Bills to release"]
     assert value == "0" and alert is True
     assert "failed: no bill of run" in note and "nothing to send" in note
+
+
+def test_prepaid_balances_running_low_are_shown_and_listed(client: TestClient, ctx, world):
+    from satiot.bss.accounts import set_low_balance
+    from satiot.bss.payments import top_up
+
+    flush = shop(world, payment_mode="prepaid", name="Flush Co")
+    thin = shop(world, uscc=USCCS[1], payment_mode="prepaid", name="Thin Co")
+    postpaid = shop(world, uscc=USCCS[2], name="Postpaid Co")
+    with ctx.db.write() as w:
+        for s, amount, low in ((flush, 500_000_000, 100_000_000), (thin, 20_000_000, 50_000_000)):
+            top_up(w, world.system, s.account_id, amount_micros=amount, method="bank",
+                   reference="T1", at=ctx.clock.now())  # fmt: skip
+            set_low_balance(w, world.system, s.account_id, low, at=ctx.clock.now())
+    world.user(world.operator, Role.BUSINESS, "sales")
+    world.user(thin.tenant, Role.CUSTOMER_ADMIN, "thin")
+    world.user(flush.tenant, Role.CUSTOMER_ADMIN, "flush")
+    world.user(postpaid.tenant, Role.CUSTOMER_ADMIN, "post")
+    assert _as(client, "sales")["Prepaid accounts"] == (
+        "2", "2 accounts, 1 running low · accounts", False,
+    )  # fmt: skip
+    assert _as(client, "thin")["Prepaid balance"] == (
+        "¥20.00", "1 account, 1 running low · accounts", True,
+    )  # fmt: skip
+    assert 'href="/billing-accounts?mode=prepaid&amp;low=1"' in client.get("/").text
+    assert _as(client, "flush")["Prepaid balance"][2] is False
+    assert 'href="/billing-accounts?mode=prepaid"' in client.get("/").text
+    assert "Prepaid balance" not in _as(client, "post")  # no prepaid account: no figure
+
+    _as(client, "sales")
+    listed = client.get("/billing-accounts?mode=prepaid&low=1").text
+    rows = re.findall(r'<tr class="account-row"[^>]*>(.*?)</tr>', listed, re.S)
+    assert len(rows) == 1 and "Thin Co" in rows[0] and ">low</span>" in rows[0]
+    assert 'id="low-filter" checked' in listed
+    everyone = client.get("/billing-accounts").text
+    assert everyone.count('class="account-row"') == 3 and everyone.count(">low</span>") == 1

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.customers import get_customer
@@ -85,6 +85,27 @@ def open_account(
         after=account_view(account),
     )
     return account
+
+
+def running_low() -> ColumnElement[bool]:
+    """Prepaid accounts whose balance wants a top-up: at or below zero, or below the account's
+    low-balance threshold (the dashboard counts them, the accounts list filters on it)."""
+    low = BillingAccount.low_balance_micros
+    return and_(
+        BillingAccount.payment_mode == "prepaid",
+        or_(
+            BillingAccount.balance_micros <= 0,
+            and_(low.is_not(None), BillingAccount.balance_micros < low),
+        ),
+    )
+
+
+def is_running_low(account: BillingAccount) -> bool:
+    """:func:`running_low` for an account in hand."""
+    low = account.low_balance_micros
+    return account.payment_mode == "prepaid" and (
+        account.balance_micros <= 0 or (low is not None and account.balance_micros < low)
+    )
 
 
 #: The highest threshold a low-balance notice may have (¥100,000,000).

@@ -51,7 +51,7 @@ def amount_micros(amount: str) -> int:
 
 @router.get(PATH)
 def billing_accounts_page(
-    request: Request, signed_in: SignedIn, mode: str = "", after: str | None = None
+    request: Request, signed_in: SignedIn, mode: str = "", low: str = "", after: str | None = None
 ) -> Response:
     signed_in.require_any("bills:read")
     stmt = select(BillingAccount)
@@ -59,6 +59,9 @@ def billing_accounts_page(
         stmt = stmt.where(BillingAccount.payment_mode == mode)
     else:
         mode = ""
+    low = "1" if low else ""
+    if low:  # prepaid balances that want a top-up
+        stmt = stmt.where(accounts.running_low())
     flash = None
     with signed_in.call.read() as session:
         try:
@@ -74,7 +77,7 @@ def billing_accounts_page(
         }
     next_url = None
     if found.next_cursor:
-        query = {"mode": mode, "after": found.next_cursor}
+        query = {"mode": mode, "low": low, "after": found.next_cursor}
         next_url = f"{PATH}?{urlencode({k: v for k, v in query.items() if v})}"
     return page(
         request,
@@ -85,8 +88,10 @@ def billing_accounts_page(
             "accounts": found.items,
             "customers": customers,
             "mode": mode,
+            "low": low,
             "modes": MODES,
             "balance": balance_text,
+            "running_low": accounts.is_running_low,
             "next_url": next_url,
         },
         flash=flash,

@@ -2,11 +2,11 @@
 
 Each figure answers "is there work for me?" for the team that reads it: customers waiting to
 be verified (sales, compliance), contracts waiting for a signature, orders still open or gone
-wrong, subscriptions suspended, invoices sent and not yet paid, and for billing staff the bills
-a run made that still wait to be validated or sent. A figure is shown only to people whose
-scopes open the page it links to, and it is an aggregate over the caller's tenant-scoped
-session, so a customer counts only its own orders, subscriptions and invoices. The bills'
-figures come from one pass over the bills.
+wrong, subscriptions suspended, invoices sent and not yet paid, prepaid balances running low,
+and for billing staff the bills a run made that still wait to be validated or sent. A figure
+is shown only to people whose scopes open the page it links to, and it is an aggregate over
+the caller's tenant-scoped session, so a customer counts only its own orders, subscriptions
+and invoices. The bills' figures come from one pass over the bills.
 
 Usage is not summed here: a month's usage records are the platform's largest table, and the
 Usage page (one scan of the month, on request) is where it is read.
@@ -19,9 +19,10 @@ from datetime import timedelta
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from satiot.bss import billing_jobs
+from satiot.bss import accounts, billing_jobs
 from satiot.bss.models import (
     OWING_STATES,
+    BillingAccount,
     Contract,
     Customer,
     CustomerBill,
@@ -194,6 +195,28 @@ def _bills(session: Session, signed_in: ConsoleSession) -> list[Figure]:
     return out
 
 
+def _prepaid(session: Session, signed_in: ConsoleSession) -> Figure | None:
+    """Prepaid balances (none shown without a prepaid account): a customer sees what it holds
+    and whether an account wants a top-up (at or below zero, or below its notice); staff see
+    how many customers' balances are running low."""
+    prepaid = BillingAccount.payment_mode == "prepaid"
+    count, held, low = session.execute(
+        select(
+            func.count(BillingAccount.id).filter(prepaid),
+            func.coalesce(func.sum(BillingAccount.balance_micros).filter(prepaid), 0),
+            func.count(BillingAccount.id).filter(accounts.running_low()),
+        )
+    ).one()
+    if not count:
+        return None
+    link = "/billing-accounts?mode=prepaid" + ("&low=1" if low else "")
+    note = f"{counted(int(count), 'account')}, {int(low):,} running low"
+    if signed_in.audience == "customer":
+        held_text = format_cny(int(held))
+        return Figure("Prepaid balance", held_text, link, note, "accounts", alert=low > 0)
+    return Figure("Prepaid accounts", f"{int(count):,}", link, note, "accounts")
+
+
 def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
     scopes = signed_in.principal.scopes
     out: list[Figure] = []
@@ -207,4 +230,7 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
         out.append(_subscriptions(session))
     if "bills:read" in scopes:
         out += _bills(session, signed_in)
+        prepaid = _prepaid(session, signed_in)
+        if prepaid is not None:
+            out.append(prepaid)
     return out
