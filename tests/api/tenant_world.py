@@ -123,6 +123,8 @@ def build_two_tenants(
     tb.more_paths |= _b_customer(world, tb)
     tb.more_paths |= _b_sent_bill(world, tb)
     tb.more_paths |= _b_order(world, tb)
+    tb.more_paths["job_id"] = _b_job(world, tb)
+    tb.extra.append(tb.more_paths["job_id"])
     tb.more_paths["downlink_id"] = _b_downlink(client, bh, device["dev_eui"])
     tb.extra.append(tb.more_paths["downlink_id"])
     a_token = client.post(
@@ -234,6 +236,29 @@ def _b_sent_bill(world, tb) -> dict[str, str]:
     found = sent_bill_for(world, tb.tenant_id)
     tb.extra += list(found.values())
     return {k: v for k, v in found.items() if k not in tb.more_paths}
+
+
+def _b_job(world, tb) -> str:
+    """A job queued in B, as its administrator's (B's own, which B may read)."""
+    from satiot.bss import billing_jobs
+    from satiot.core import jobs
+    from satiot.core.auth.principal import Principal
+    from satiot.core.auth.roles import ROLES
+
+    asker = Principal(
+        tb.tenant_id,
+        Role.CUSTOMER_ADMIN,
+        ROLES[Role.CUSTOMER_ADMIN].scopes,
+        tb.user_ids[1],
+        "b-admin-zebra",
+        "session",
+    )
+    with world.ctx.db.write() as s:
+        job = jobs.submit(
+            s, asker, billing_jobs.BILL_RUN, {"period": "2026-11"}, key=f"walk:{MARKER}",
+            at=world.ctx.clock.now(),
+        )  # fmt: skip
+        return str(job.id)
 
 
 def _b_order(world, tb) -> dict[str, str]:
