@@ -65,8 +65,10 @@ from satiot.core.models import Event, Tenant
 T0 = datetime(2026, 11, 3, tzinfo=UTC)
 
 
-def setup(db: Database, devices: int) -> tuple[uuid.UUID, list[str]]:
-    """One tenant, customer, account, contract, offering and ``devices`` subscriptions."""
+def setup(db: Database, devices: int, *, prepaid: bool = False) -> tuple[uuid.UUID, list[str]]:
+    """One tenant, customer, account (``prepaid``: with a balance that never runs out, so that
+    every batch debits it and writes its ledger entry), contract, offering and ``devices``
+    subscriptions."""
     now = datetime.now(UTC)
     tenant_id, customer_id, account_id, contract_id, offering_id = (new_id() for _ in range(5))
     with db.write() as s:
@@ -108,7 +110,8 @@ def setup(db: Database, devices: int) -> tuple[uuid.UUID, list[str]]:
                 tenant_id=tenant_id,
                 customer_id=customer_id,
                 name="Bench",
-                payment_mode="postpaid",
+                payment_mode="prepaid" if prepaid else "postpaid",
+                balance_micros=10**15 if prepaid else 0,
                 status="active",
                 created_at=now,
             )
@@ -548,6 +551,11 @@ def main() -> None:
         help="also print where the batch path's CPU time goes, step by step (µs per event)",
     )
     parser.add_argument(
+        "--prepaid",
+        action="store_true",
+        help="a prepaid account: each batch also debits its balance and writes its ledger entry",
+    )
+    parser.add_argument(
         "--statistics",
         action="store_true",
         help="gather the planner's statistics once the log is filled, as satiot up does",
@@ -561,7 +569,7 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
     db = Database.connect(url)
     migrate.upgrade(db.engine)
-    tenant_id, euis = setup(db, args.devices)
+    tenant_id, euis = setup(db, args.devices, prepaid=args.prepaid)
     span = fill_log(db, tenant_id, euis, args.events)
     if args.statistics and refresh_statistics(db):
         print("planner statistics           gathered after filling the log")
@@ -571,6 +579,7 @@ def main() -> None:
         rated_charge = s.execute(text("SELECT sum(charge_micros) FROM usage_records")).scalar()
     slow = anchor(db, make_events(tenant_id, euis, args.anchor_events, offset=args.events))
     print(f"backend                      {db.engine.dialect.name}")
+    print(f"account                      {'prepaid' if args.prepaid else 'postpaid'}")
     print(f"devices                      {args.devices:12,}")
     print(f"events                       {args.events:12,}")
     print(f"batch path, {args.batch:,} per tx   {batched:12,.0f} events/s  (wall)")
