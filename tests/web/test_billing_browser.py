@@ -74,7 +74,21 @@ def test_dry_run_and_top_up_through_the_console(
         expect(page.locator("#account-balance")).to_have_text(after)
         expect(page.locator("#top-ups-table tr.top-up-row")).to_have_count(1)
         expect(page.locator("#dry-run h2")).to_have_text("Dry run for 2026-11")
+
+        # The balance's history: the top-up on top of November's usage, newest first.
+        latest = page.locator("#balance-latest tr.balance-row")
+        expect(latest).to_have_count(2)
+        expect(latest.first).to_contain_text("ALIPAY-20261201-1")
+        expect(latest.nth(1)).to_contain_text("usage rated")
+        # A low-balance notice, set from under the balance.
+        page.fill("#low-balance-amount", "300")
+        page.click("#low-balance-form button[type=submit]")
+        expect(page.locator(".flash-success")).to_have_text("Low-balance notice below ¥300.00.")
+        expect(page.locator("#account-low-balance")).to_contain_text("below ¥300.00")
         page.screenshot(path=str(SCREENS / "billing-account.png"), full_page=True)
+        page.click("#balance-all")
+        expect(page.locator("#balance-history tr.balance-row")).to_have_count(2)
+        expect(page.locator("#balance-history tr.balance-row").first).to_contain_text(after)
 
     assert _balance(ctx, mine.account_id) == before + 250_500_000
 
