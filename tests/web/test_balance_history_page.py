@@ -3,6 +3,8 @@ page, all of them a page at a time on their own; customers read their own only."
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import uuid
 
@@ -52,6 +54,11 @@ def test_a_prepaid_customer_sees_where_its_money_went(
     rest = client.get(older.group(1).replace("&amp;", "&")).text
     assert len(_rows(rest)) == 1 and "usage rated" in _rows(rest)[0]
     assert 'id="balance-next"' not in rest
+    assert f'href="/billing-accounts/{mine.account_id}/balance.csv"' in html
+    got = client.get(f"/billing-accounts/{mine.account_id}/balance.csv")
+    rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert [r[1] for r in rows[1:]] == ["usage", "top-up", "bill"]  # oldest first
+    assert rows[1][4] == "-0.03" and rows[2][4] == "30.00"
     bad = client.get(f"/billing-accounts/{mine.account_id}/balance?after=nonsense")
     assert bad.status_code == 200 and "flash-error" in bad.text and len(_rows(bad.text)) == 2
 
@@ -59,6 +66,7 @@ def test_a_prepaid_customer_sees_where_its_money_went(
     assert client.get(f"/billing-accounts/{theirs.account_id}/balance").status_code == 404
     assert client.get(f"/billing-accounts/{uuid.uuid4()}/balance").status_code == 404
     assert client.get("/billing-accounts/not-an-id/balance").status_code == 404
+    assert client.get(f"/billing-accounts/{theirs.account_id}/balance.csv").status_code == 404
     client.cookies.clear()
     signed_in(client, "theirs")  # postpaid: no balance, no history card
     assert 'id="balance-latest"' not in client.get(f"/billing-accounts/{theirs.account_id}").text

@@ -2,8 +2,9 @@
 
 ``GET /billing-accounts/{id}/balance-entries`` pages the account's ledger newest first: each
 top-up, usage debit, bill paid from the balance and credit refunded to it, with the balance
-after it (:mod:`satiot.bss.balance_history`). Customers read their own accounts'; another
-tenant's account is a 404. A postpaid account has no entries.
+after it (:mod:`satiot.bss.balance_history`); ``/balance-entries/csv`` streams the whole ledger
+as a file, oldest first. Customers read their own accounts'; another tenant's account is a
+404. A postpaid account has no entries.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from satiot.api.bills import Reader
 from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
+from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.bss import accounts, balance_history
 from satiot.bss.models import BalanceEntry
 from satiot.bss.money import fen_text
@@ -71,3 +74,20 @@ def list_balance_entries(
         stmt = balance_history.entries_of(account_id)
         page = paginate(session, stmt, BalanceEntry.id, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, entry_out)
+
+
+@router.get(
+    "/{account_id}/balance-entries/csv",
+    summary="A prepaid account's whole balance history as a CSV file, oldest first (streamed)",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def get_balance_entries_csv(call: Reader, account_id: uuid.UUID) -> StreamingResponse:
+    with call.read() as session:
+        accounts.get_account(session, account_id)
+    tz = call.ctx.settings.business_timezone
+    return streamed_download(
+        call.read,
+        lambda session: balance_history.export_entries(session, account_id, tz),
+        balance_history.file_name(account_id),
+    )

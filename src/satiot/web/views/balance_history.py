@@ -1,7 +1,8 @@
 """A prepaid billing account's balance history in the console: every change of the balance,
 newest first, a page at a time (:mod:`satiot.bss.balance_history`).
 
-Reached from the account's page, which shows the latest few. Customers see their own
+Reached from the account's page, which shows the latest few; ``.csv`` gives the whole ledger as
+a file, oldest first. Customers see their own
 accounts', as the account pages; another tenant's account is the account's 404 page.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from satiot.api.csv_files import streamed_download
 from satiot.bss import balance_history
 from satiot.bss.accounts import balance_text
 from satiot.bss.models import BalanceEntry, BillingAccount
@@ -63,6 +65,26 @@ def balance_page(
             "kinds": balance_history.KINDS,
             "cny": format_cny,
             "next_url": f"{base}?after={found.next_cursor}" if found.next_cursor else None,
+            "csv_url": f"{base}.csv",
         },
         flash=flash,
+    )
+
+
+@router.get(PATH + ".csv")
+def balance_csv(signed_in: SignedIn, account_id: str) -> Response:
+    """The whole ledger as a file, oldest first (as ``/balance-entries/csv``)."""
+    signed_in.require_any("bills:read")
+    wanted = parse_uuid(account_id)
+    with signed_in.call.read() as session:
+        found = None if wanted is None else session.get(BillingAccount, wanted)
+    if found is None:
+        return Response(
+            f"no billing account {account_id}", status_code=404, media_type="text/plain"
+        )
+    tz = signed_in.ctx.settings.business_timezone
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: balance_history.export_entries(session, found.id, tz),
+        balance_history.file_name(found.id),
     )
