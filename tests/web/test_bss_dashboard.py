@@ -276,7 +276,7 @@ def test_billing_staff_see_the_bills_a_run_left_to_release(client: TestClient, c
     with ctx.db.write() as w:
         billing_jobs.queue_release(w, world.system, run.id, "send", at=ctx.clock.now())
     value, note, _alert = _as(client, "clerk")["Bills to release"]
-    assert note.endswith(f"(run {str(run.id)[:8]}) is queued · bill runs")
+    assert note.endswith(f"(run …{str(run.id)[-8:]}) is queued · bill runs")
     assert note.startswith(f"0 to validate, {waiting} to send, 1 on hold; Send the bills of")
     with ctx.db.write() as w:
         for bill_id in ids[1:]:

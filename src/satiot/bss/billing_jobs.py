@@ -93,7 +93,7 @@ BILL_RELEASE: Final = jobs.register(
         run=_release,
         describe=lambda p: (
             f"{p['action'].capitalize()} the bills of {p.get('period') or 'run'}"
-            f" (run {p['bill_run_id'][:8]})"
+            f" (run …{p['bill_run_id'][-8:]})"
         ),
         summarize=lambda r: f"{_bills(r['moved'])} {bill_release.MOVED_TO[r['action']]}",
         read_scope="bills:read",
