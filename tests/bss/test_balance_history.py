@@ -94,3 +94,39 @@ def test_a_postpaid_account_has_no_ledger(world):
             at=DEC_1,
         )  # fmt: skip
     assert _ledger(ctx, s.account_id) == [] and _balance(ctx, s.account_id) == 0
+
+
+def test_a_days_usage_is_one_line_between_the_balances_other_changes(world):
+    """Rating batches of one business day add up in the day's usage line; a top-up between
+    them closes it, so every line's balance is still the running sum."""
+    ctx = world.ctx
+    s = shop(world, payment_mode="prepaid", balance=0)
+
+    def pay_in(reference: str) -> None:
+        with ctx.db.write() as w:
+            top_up(w, world.system, s.account_id, amount_micros=1_000_000, method="alipay",
+                   reference=reference, at=datetime(2026, 11, 5, 3, tzinfo=UTC))  # fmt: skip
+
+    pay_in("T1")
+    off = offering(ctx, "Per message", [price("per-message", 10_000)])
+    sub = s.device(off, datetime(2026, 10, 1, tzinfo=UTC))
+    # 5 November, Beijing time: three batches, a top-up after the second; then the 6th
+    for hour, then in ((1, None), (2, "T2"), (4, None), (17, None)):  # UTC: the 6th from 16:00
+        uplink(ctx, sub, 10, datetime(2026, 11, 5, hour, tzinfo=UTC))
+        rate_all(ctx)
+        if then:
+            pay_in(then)
+    entries = _ledger(ctx, s.account_id)
+    assert [(e.kind, e.amount_micros) for e in entries] == [
+        ("top-up", 1_000_000),
+        ("usage", -20_000),  # two batches of the 5th
+        ("top-up", 1_000_000),
+        ("usage", -10_000),  # the 5th again, after the top-up
+        ("usage", -10_000),  # the 6th in Beijing
+    ]
+    running = 0
+    for e in entries:
+        running += e.amount_micros
+        assert e.balance_micros == running
+    assert running == _balance(ctx, s.account_id) == 1_960_000
+    assert entries[1].at == datetime(2026, 11, 5, 2, tzinfo=UTC)  # its latest use

@@ -2,8 +2,9 @@
 
 A prepaid customer's first question is where its money went. The answer is the account's
 ledger (:class:`satiot.bss.models.BalanceEntry`), written with every change of the balance by
-the code that makes it: top-ups, usage as rating charges it (one entry per rating batch, so a
-busy account's usage arrives in many small entries), a bill paid from the balance when sent
+the code that makes it: top-ups, usage as rating charges it (a rating batch adds to the day's
+usage line while nothing else has changed the balance since, so a busy account has about one
+usage line a day), a bill paid from the balance when sent
 (its recurring and one-time charges and the VAT: its usage was debited as rated), and a credit
 note's refund to the balance. Read a page at a time from the (account, id) index, or written
 out whole as a CSV file, oldest first.

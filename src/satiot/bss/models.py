@@ -591,7 +591,8 @@ class BalanceEntry(TenantScoped, Base):
 
     Written by the only code that changes a balance (``payments.top_up`` and
     ``rating_store.debit_prepaid``), in the same transaction: a top-up (``top-up``, its
-    reference), usage rated (``usage``: one entry per rating batch that charged the account),
+    reference), usage rated (``usage``: a day's rating batches add up in one entry until
+    something else changes the balance),
     a bill paid from the balance when sent (``bill``: what its usage had not debited already;
     the bill's number), a credit note's refund to the balance (``credit``: its number), and
     what a balance held when the ledger began (``opening``). The entries of an account add up

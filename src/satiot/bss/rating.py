@@ -155,7 +155,7 @@ class Rater:
         _throttle(session, capped, {_uuid(s) for s in result.release}, out)
         paying = rating_sql.prepaid(conn, list(result.charges))
         debits = {_uuid(a): amount for a, amount in result.charges.items() if a in paying}
-        out.suspended += store.debit_prepaid(session, debits, _instant(result.last_at))
+        out.suspended += store.debit_prepaid(session, debits, _instant(result.last_at), tz=self.tz)
         suspend = [sid for sid, (action, _) in capped.items() if action == "suspend"]
         if suspend:
             at = max(at for _, at in capped.values())

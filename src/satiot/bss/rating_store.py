@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from satiot.bss.models import BalanceEntry, BillingAccount, Contract, Subscription
 from satiot.bss.money import fen_text
+from satiot.bss.periods import local_date
 from satiot.core import events
 from satiot.core.auth.principal import system_principal
 from satiot.core.bootstrap import operator_tenant
@@ -34,11 +35,17 @@ def debit_prepaid(
     *,
     kind: str = "usage",
     reference: str | None = None,
+    tz: str | None = None,
 ) -> list[uuid.UUID]:
     """Debit prepaid balances (a negative debit credits), each change written to the
     account's ledger as ``kind`` (``usage``, ``bill``, ``credit``: :class:`BalanceEntry`);
     announce a balance that falls below its account's threshold (:data:`BALANCE_LOW`);
-    suspend what the contract stops at zero. Return suspended ids."""
+    suspend what the contract stops at zero. Return suspended ids.
+
+    With ``tz`` (rating's business time zone), usage joins the account's latest entry when that
+    is usage of the same day: a busy account's ledger then holds a line of usage per day between
+    its other changes, instead of one per rating batch, and every entry's balance is still the
+    running sum of the entries up to it."""
     exhausted: list[uuid.UUID] = []
     entries = []
     for account_id in sorted(debits):
@@ -57,18 +64,24 @@ def debit_prepaid(
         ).one()
         if low is not None and balance < low <= balance + debits[account_id]:
             _announce_low(session, account_id, tenant_id, balance, low, kind, at)
-        entries.append(
-            {
-                "id": new_id(),
-                "tenant_id": tenant_id,
-                "billing_account_id": account_id,
-                "at": at,
-                "kind": kind,
-                "amount_micros": -debits[account_id],
-                "balance_micros": balance,
-                "reference": reference,
-            }
+        joined = (
+            kind == "usage"
+            and tz is not None
+            and _join_days_usage(session, account_id, -debits[account_id], balance, at, tz)
         )
+        if not joined:
+            entries.append(
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "billing_account_id": account_id,
+                    "at": at,
+                    "kind": kind,
+                    "amount_micros": -debits[account_id],
+                    "balance_micros": balance,
+                    "reference": reference,
+                }
+            )
         if balance <= 0:
             exhausted.append(account_id)
     if entries:
@@ -86,6 +99,34 @@ def debit_prepaid(
         )
     )
     return suspend(session, ids, "prepaid balance exhausted", at, origin="balance") if ids else []
+
+
+def _join_days_usage(
+    session: Session, account_id: uuid.UUID, amount: int, balance: int, at: datetime, tz: str
+) -> bool:
+    """Add ``amount`` to the account's latest ledger entry if that is usage of the same
+    business day as ``at`` (then the balance after it is ``balance``); whether it did."""
+    latest = session.execute(
+        select(BalanceEntry.id, BalanceEntry.kind, BalanceEntry.at)
+        .where(BalanceEntry.billing_account_id == account_id)
+        .order_by(BalanceEntry.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.kind != "usage":
+        return False
+    if local_date(latest.at, tz) != local_date(at, tz):
+        return False
+    session.execute(
+        update(BalanceEntry)
+        .where(BalanceEntry.id == latest.id)
+        .values(
+            amount_micros=BalanceEntry.amount_micros + amount,
+            balance_micros=balance,
+            at=max(at, latest.at),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 #: The notice a prepaid balance gets when it falls below the account's threshold.
