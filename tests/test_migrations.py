@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from satiot.bss.ledger_models import BalanceEntry
 from satiot.bss.models import (
-    BalanceEntry,
     BillingAccount,
     Contract,
     Customer,

@@ -495,7 +495,7 @@ def bills_balance(
     from the balance and credit refunded to it, with the balance after it."""
     from satiot.bss.accounts import balance_text, get_account
     from satiot.bss.balance_history import KINDS, entries_of
-    from satiot.bss.models import BalanceEntry
+    from satiot.bss.ledger_models import BalanceEntry
     from satiot.bss.money import format_cny
 
     try:

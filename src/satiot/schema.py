@@ -16,6 +16,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "satiot.network.models",
     "satiot.oss.models",
     "satiot.bss.models",
+    "satiot.bss.ledger_models",
 )
 
 

@@ -11,7 +11,8 @@ from satiot.bss import balance_history
 from satiot.bss.billing import run_bills
 from satiot.bss.credit_notes import issue_credit_note
 from satiot.bss.invoices import send_bill, validate_bill
-from satiot.bss.models import BalanceEntry, BillingAccount, CustomerBill
+from satiot.bss.ledger_models import BalanceEntry
+from satiot.bss.models import BillingAccount, CustomerBill
 from satiot.bss.payments import record_payment, top_up
 from tests.bss.billing_world import (
     DEC_1,

@@ -21,7 +21,7 @@ from satiot.api.bills import Reader
 from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
 from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.bss import accounts, balance_history
-from satiot.bss.models import BalanceEntry
+from satiot.bss.ledger_models import BalanceEntry
 from satiot.bss.money import fen_text
 from satiot.core.pagination import paginate
 

@@ -1,7 +1,7 @@
 """A prepaid balance's history: each change, newest first, with the balance after it.
 
 A prepaid customer's first question is where its money went. The answer is the account's
-ledger (:class:`satiot.bss.models.BalanceEntry`), written with every change of the balance by
+ledger (:class:`satiot.bss.ledger_models.BalanceEntry`), written with every change of the balance by
 the code that makes it: top-ups, usage as rating charges it (a rating batch adds to the day's
 usage line while nothing else has changed the balance since, so a busy account has about one
 usage line a day), a bill paid from the balance when sent
@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from satiot.bss.models import BalanceEntry
+from satiot.bss.ledger_models import BalanceEntry
 from satiot.bss.money import to_yuan
 from satiot.bss.periods import zone
 from satiot.core.csv_text import csv_file, safe_cell

@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.invoices import get_bill, move
+from satiot.bss.ledger_models import BalanceEntry
 from satiot.bss.models import (
     OWING_STATES,
-    BalanceEntry,
     BillingAccount,
     CustomerBill,
     Payment,

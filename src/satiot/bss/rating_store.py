@@ -16,7 +16,8 @@ from typing import Final
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from satiot.bss.models import BalanceEntry, BillingAccount, Contract, Subscription
+from satiot.bss.ledger_models import BalanceEntry
+from satiot.bss.models import BillingAccount, Contract, Subscription
 from satiot.bss.money import fen_text
 from satiot.bss.periods import local_date
 from satiot.core import events

@@ -25,13 +25,12 @@ and outcome on the row, which the pages and ``GET /api/v1/jobs/{id}`` show.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -45,11 +44,8 @@ from satiot.core.db import Database
 from satiot.core.errors import Conflict, DomainError, InvalidInput
 from satiot.core.ids import new_id
 from satiot.core.models import Job
-from satiot.core.services import BackgroundService
+from satiot.core.services import BackgroundService, periodic
 from satiot.core.states import JOB
-
-if TYPE_CHECKING:
-    from satiot.api.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -359,18 +355,9 @@ NAME: Final = "jobs"
 
 
 def job_runner(*, interval_s: float = 1.0) -> BackgroundService:
-    """The ``jobs`` service: every ``interval_s``, run every job waiting, one after another.
+    """The ``jobs`` service: every ``interval_s``, run every job waiting, one after another
+    (:func:`run_pending`; a failing round is logged and the next one runs on time).
 
     One job at a time per runner: on SQLite every job writes through the one writer anyway,
     and a bill run wants the database to itself."""
-
-    def run(ctx: AppContext, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                while not stop.is_set() and run_next(ctx.db, ctx.clock, ctx.settings):
-                    pass
-            except Exception:
-                log.exception("%s round failed", NAME)
-            stop.wait(interval_s)
-
-    return BackgroundService(NAME, run)
+    return periodic(NAME, interval_s, lambda ctx: run_pending(ctx.db, ctx.clock, ctx.settings))

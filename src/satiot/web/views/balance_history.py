@@ -14,7 +14,8 @@ from starlette.responses import Response
 from satiot.api.csv_files import streamed_download
 from satiot.bss import balance_history
 from satiot.bss.accounts import balance_text
-from satiot.bss.models import BalanceEntry, BillingAccount
+from satiot.bss.ledger_models import BalanceEntry
+from satiot.bss.models import BillingAccount
 from satiot.bss.money import format_cny
 from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate

@@ -22,7 +22,8 @@ from starlette.responses import Response
 
 from satiot.bss import accounts, balance_history, billing, invoices, payments
 from satiot.bss.accounts import balance_text
-from satiot.bss.models import BalanceEntry, BillingAccount, Customer, CustomerBill, Payment
+from satiot.bss.ledger_models import BalanceEntry
+from satiot.bss.models import BillingAccount, Customer, CustomerBill, Payment
 from satiot.bss.money import fen_text, format_cny, yuan_amount
 from satiot.bss.periods import check_period, period_of
 from satiot.core.errors import DomainError, NotFound
