@@ -11,11 +11,14 @@ tenant, for the last month's bill:
   at its largest page (500), each page read, made into the API's models and encoded as JSON,
   as the list route does, and decoded, as the script does (in process, without HTTP), and sum
   the records' charges by device;
+- records: ``bss.usage_export.export_records``, the account's month as a file of one line per
+  message, every piece made; against the same anchor, counted in records;
 - a page: the first 50 devices of the statement (the invoice page's table), with the bill's
   index and, once dropped, without it (what migration 0019 changed), and the index put back.
 
-The statement and the anchor run in turn, in three rounds, so that a slow spell of a shared
-machine falls on both. Prints devices per second, records per second and the ratios.
+The statement, the records' file and the anchor run in turn, in three rounds, so that a slow
+spell of a shared machine falls on all. Prints devices per second, records per second and the
+ratios.
 
     satiot bench statement                                  # embedded SQLite in a temp dir
     satiot bench statement --backends sqlite,postgresql     # also a scratch PostgreSQL database
@@ -43,6 +46,7 @@ from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.models import CustomerBill, Subscription, UsageRecord
 from satiot.bss.periods import period_bounds
 from satiot.bss.rating_sql import USAGE_COLUMNS
+from satiot.bss.usage_export import export_records, selection
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
 from satiot.core.auth.tenancy import scope_session
@@ -134,6 +138,22 @@ def run_statement(db: Database, tenant_id: uuid.UUID, bill_id: uuid.UUID) -> tup
     return lines - 1, size
 
 
+def run_records(db: Database, tenant_id: uuid.UUID, bill_id: uuid.UUID) -> int:
+    """Lines of the account's month of usage records as a file."""
+    lines = 0
+    with db.read() as s:
+        scope_session(s, tenant_id)
+        account, period = s.execute(
+            select(CustomerBill.billing_account_id, CustomerBill.period).where(
+                CustomerBill.id == bill_id
+            )
+        ).one()
+        chosen = selection(s, period, billing_account_id=account)
+        for piece in export_records(s, chosen, TZ):
+            lines += piece.count(b"\r\n")
+    return lines - 1
+
+
 def run_anchor(db: Database, tenant_id: uuid.UUID, bill_id: uuid.UUID) -> int:
     """Devices summed from the usage list's pages of the account's month."""
     with db.read() as s:
@@ -184,10 +204,13 @@ def bench(url: str, devices: int, per_device: int, months: int) -> None:
         f"{'setup':<26}{devices:,} devices, {records * months:,} records over {months} "
         f"bills in {time.perf_counter() - started:.1f} s"
     )
-    statement, anchor = Figures(), Figures()
+    statement, records_file, anchor = Figures(), Figures(), Figures()
     size = 0
     for _ in range(ROUNDS):
         written = 0
+        lines = _timed(records_file, lambda: run_records(db, tenant_id, bill_id))
+        if lines != records:
+            raise SystemExit(f"error: {lines:,} of {records:,} records in the file")
 
         def one() -> int:
             nonlocal written, size
@@ -203,6 +226,13 @@ def bench(url: str, devices: int, per_device: int, months: int) -> None:
     wall = (statement.count / statement.wall_s) / (anchor.count / anchor.wall_s)
     cpu = (statement.count / statement.cpu_s) / (anchor.count / anchor.cpu_s)
     print(f"{'ratio statement/anchor':<26}{wall:.1f}× wall, {cpu:.1f}× per CPU-s")
+    # the file's count is records, the anchor's devices (each of per_device records)
+    per_wall = records_file.count / records_file.wall_s
+    per_cpu = records_file.count / records_file.cpu_s
+    print(f"{'records (CSV)':<26}{per_wall:10,.0f} records/s{'':15}per CPU-s:{per_cpu:10,.0f}")
+    wall = per_wall / (anchor.count * per_device / anchor.wall_s)
+    cpu = per_cpu / (anchor.count * per_device / anchor.cpu_s)
+    print(f"{'ratio records/anchor':<26}{wall:.1f}× wall, {cpu:.1f}× per CPU-s")
     indexed = time_page(db, tenant_id, bill_id)
     with db.engine.begin() as conn:
         BILL_INDEX.drop(conn)

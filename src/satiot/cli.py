@@ -24,6 +24,7 @@ from satiot.cli_network import devices_app
 from satiot.cli_oss import numbers_app, terminals_app
 from satiot.cli_twin import twin_app
 from satiot.cli_twin_plots import plot_app
+from satiot.cli_usage import usage_app
 from satiot.core.auth.roles import ROLES, SCOPES, Role
 from satiot.core.errors import DomainError
 
@@ -68,6 +69,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(orders_app, name="orders")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(bills_app, name="bills")
+app.add_typer(usage_app, name="usage")
 
 
 def _open_database(settings: Settings, *, migrated: bool = True) -> Database:

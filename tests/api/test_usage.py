@@ -68,3 +68,42 @@ def test_a_threshold_position_beyond_64_bits_is_422_not_500(client, world):
     assert client.get(f"{API}/usage/thresholds?after={2**63 - 1}", headers=me).json() == []
     for after in (2**63, 2662850807553224343552):
         assert_problem(client.get(f"{API}/usage/thresholds?after={after}", headers=me), 422)
+
+
+def test_a_month_of_usage_records_downloads_as_a_file(client, world, ctx):
+    s = shop(world)
+    off = offering(ctx, "Metered", [price("recurring", 1_000_000), price("per-message", 20_000)])
+    sub = s.device(off, T - timedelta(days=3))
+    for i in range(3):
+        uplink(ctx, sub, 12, T + timedelta(minutes=i))
+    other = shop(world, uscc="91310115MA1K3BTP2B")
+    theirs = other.device(off, T - timedelta(days=3))
+    uplink(ctx, theirs, 12, T)
+    rate_all(ctx)
+    me = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
+    clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk"))
+
+    mine = {"period": "2026-11", "billing_account_id": s.account_id}
+    r = client.get(f"{API}/usage/csv", headers=me, params=mine)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    name = f"satiot-usage-2026-11-account-{s.account_id.hex[:8]}.csv"
+    assert r.headers["content-disposition"] == f'attachment; filename="{name}"'
+    lines = r.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("used_at,dev_eui,direction,bytes,billable_bytes,charge_yuan,")
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        [f"2026-11-10 08:0{i}:00", sub.dev_eui, "uplink"] for i in range(3)
+    ]
+    assert {line.split(",")[5] for line in lines[1:]} == {"0.020000"}
+
+    theirs_csv = {"period": "2026-11", "subscription_id": theirs.id}
+    assert_problem(client.get(f"{API}/usage/csv", headers=me, params=theirs_csv), 404)
+    staff = client.get(f"{API}/usage/csv", headers=clerk, params=theirs_csv)
+    assert staff.status_code == 200 and len(staff.content.decode("utf-8-sig").splitlines()) == 2
+    for bad, field in (
+        ({"period": "2026-11"}, "billing_account_id"),
+        ({"period": "2026-11", "billing_account_id": s.account_id, "state": "lost"}, "state"),
+        ({"billing_account_id": s.account_id}, "period"),
+    ):
+        problem = assert_problem(client.get(f"{API}/usage/csv", headers=me, params=bad), 422)
+        assert field in str(problem), problem

@@ -59,6 +59,12 @@ def test_the_device_page_shows_its_binding_and_its_month(client: TestClient, ctx
     assert "2026-11 so far" in month and "<strong>2</strong> messages charged" in month
     assert "130 billable bytes" in month and "¥0.03</strong> in usage charges" in month
     assert "1 not charged" in month
+    # each of the month's messages, as a file
+    link = f'href="/usage/records.csv?subscription={sub.id}&period=2026-11"'
+    assert link in month
+    download = client.get(f"/usage/records.csv?subscription={sub.id}&period=2026-11")
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert len(download.content.decode("utf-8-sig").splitlines()) == 1 + 3
 
     # The network operations centre (no usage:read) sees the binding, not the money.
     client.cookies.clear()

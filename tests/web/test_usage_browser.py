@@ -47,3 +47,23 @@ def test_each_meter_reads_on_one_line(live_server: str, ctx: AppContext, world: 
         for i in range(meters.count()):
             cell = meters.nth(i)
             assert cell.evaluate(ONE_LINE), cell.inner_text()
+
+
+def test_the_account_page_downloads_a_months_records(
+    live_server: str, ctx: AppContext, world: World
+) -> None:
+    owner = pooled_usage(ctx, world, 3)
+    with admin_console(live_server) as page:
+        page.goto(f"{live_server}/billing-accounts/{owner.account_id}")
+        form = page.locator("#usage-records-form")
+        form.locator("#records-period").fill("2026-11")
+        form.locator("#records-state").select_option("rated")
+        with page.expect_download() as started:
+            form.get_by_role("button", name="Download CSV").click()
+        download = started.value
+        assert download.suggested_filename == (
+            f"satiot-usage-2026-11-account-{owner.account_id.hex[:8]}.csv"
+        )
+        lines = download.path().read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].split(",")[:3] == ["used_at", "dev_eui", "direction"]
+    assert len(lines) > 1 and {line.split(",")[6] for line in lines[1:]} == {"rated"}

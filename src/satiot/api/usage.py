@@ -1,5 +1,8 @@
 """Usage (TMF635): rated and rejected usage records, monthly counters, thresholds reached.
 
+``/usage/csv`` streams one account's or one subscription's records of a month as a file, one
+line per message (:mod:`satiot.bss.usage_export`).
+
 Customers see their own. Thresholds (50/80/100 % of an allowance or a contract quota) are the
 ``usage.threshold`` events of the caller's tenant, readable here with a position to poll from.
 """
@@ -11,11 +14,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import Field
 from sqlalchemy import select
 
 from satiot.api.common import CursorParam, LimitParam, Output, Page, page_response
+from satiot.api.csv_files import CSV_FILE, streamed_download
 from satiot.api.deps import Call, requires
+from satiot.bss import usage_export
 from satiot.bss.models import Contract, Subscription, UsageCounter, UsageRecord
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.bss.rating import THRESHOLD_EVENT
@@ -119,6 +125,36 @@ def list_usage(
     with call.read() as session:
         page = paginate(session, stmt, UsageRecord.id, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, UsageOut.model_validate)
+
+
+@router.get(
+    "/csv",
+    summary="A month's usage records of one billing account or subscription as a CSV file, "
+    "one line per message, in the order they were rated (streamed)",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def get_usage_csv(
+    call: Reader,
+    period: Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])],
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+    subscription_id: Annotated[uuid.UUID | None, Query()] = None,
+    state: Annotated[Literal["rated", "billed", "rejected"] | None, Query()] = None,
+) -> StreamingResponse:
+    with call.read() as session:
+        chosen = usage_export.selection(
+            session,
+            period,
+            billing_account_id=billing_account_id,
+            subscription_id=subscription_id,
+            state=state,
+        )
+    tz = call.ctx.settings.business_timezone
+    return streamed_download(
+        call.read,
+        lambda session: usage_export.export_records(session, chosen, tz),
+        usage_export.file_name(chosen),
+    )
 
 
 class ThresholdOut(Output):

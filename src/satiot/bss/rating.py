@@ -60,6 +60,7 @@ from satiot.core import events
 from satiot.core.bulk import sqlite_timestamp
 from satiot.core.config import Settings
 from satiot.core.events import Consumer
+from satiot.core.ids import id_text
 from satiot.core.models import Event
 from satiot.network.messages import UPLINK_ACCEPTED
 from satiot.network.models import Device
@@ -220,9 +221,7 @@ class Rater:
 def _id_text(pg: bool) -> Callable[[Any], str]:
     """An id as read (``rating_sql``) written as ``str(uuid)`` writes it (bucket names are
     built from it): PostgreSQL's text is that form already."""
-    if pg:
-        return str
-    return lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str if pg else id_text
 
 
 def _throttle(

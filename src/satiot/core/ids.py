@@ -55,6 +55,15 @@ _set = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown  # an enum member costs a descriptor call at each lookup
 
 
+def id_text(stored: str) -> str:
+    """An id read as text, written as ``str(uuid)`` writes it: SQLite keeps 32 hex digits,
+    PostgreSQL gives this form already. Code that reads ids by the thousand to write them out
+    again reads them as text: making a ``uuid.UUID`` of each costs more than the rest."""
+    if len(stored) == 32:
+        return f"{stored[:8]}-{stored[8:12]}-{stored[12:16]}-{stored[16:20]}-{stored[20:]}"
+    return stored
+
+
 def uuid_from_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` for a value known to be a valid 128-bit id (one of
     :func:`new_id_block`'s), without the constructor's argument checks: ingest makes two per

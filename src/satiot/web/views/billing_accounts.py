@@ -194,6 +194,7 @@ def billing_account_page(
             and "bills:write" in signed_in.principal.scopes,
             "can_set_low": account.payment_mode == "prepaid"
             and "notices:write" in signed_in.principal.scopes,
+            "can_read_usage": "usage:read" in signed_in.principal.scopes,
             "yuan_text": fen_text,
             "cny": format_cny,
         },

@@ -4,6 +4,10 @@ by reason and tenant, so that traffic nobody pays for is seen and explained.
 
 Customers see their own devices (the read session is tenant-scoped); operator staff see all.
 The month's totals and rejections come from one grouped scan of its usage records.
+
+``/usage/records.csv`` is the file of a month's records of one billing account or device, a
+line per message (:mod:`satiot.bss.usage_export`), offered on the account's and the device's
+pages.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from satiot.api.csv_files import streamed_download
+from satiot.bss import usage_export
 from satiot.bss.models import (
     BillingAccount,
     Contract,
@@ -27,12 +33,13 @@ from satiot.bss.models import (
 )
 from satiot.bss.periods import check_period, period_of
 from satiot.bss.rating_rules import REJECTION_REASONS, share
-from satiot.core.errors import DomainError
+from satiot.core.errors import DomainError, NotFound
 from satiot.core.models import Tenant
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash
 from satiot.web.rendering import page
 from satiot.web.session import SignedIn
+from satiot.web.views.network_rows import parse_uuid
 
 router = APIRouter()
 PATH = "/usage"
@@ -192,4 +199,42 @@ def usage_page(
             "next_url": next_url,
         },
         flash=flash,
+    )
+
+
+@router.get(PATH + "/records.csv")
+def usage_records_csv(
+    signed_in: SignedIn,
+    period: str = "",
+    account: str = "",
+    subscription: str = "",
+    state: str = "",
+) -> Response:
+    """A month's usage records of one account or device as a file (as ``/api/v1/usage/csv``);
+    the current month when none is named."""
+    signed_in.require_any("usage:read")
+    tz = signed_in.ctx.settings.business_timezone
+    ids = {"account": account.strip(), "subscription": subscription.strip()}
+    parsed = {name: parse_uuid(value) if value else None for name, value in ids.items()}
+    unknown = [name for name, value in ids.items() if value and parsed[name] is None]
+    if unknown:
+        missing = f"no {unknown[0]} {ids[unknown[0]]}"
+        return Response(missing, status_code=404, media_type="text/plain")
+    try:
+        with signed_in.call.read() as session:
+            chosen = usage_export.selection(
+                session,
+                period.strip() or period_of(signed_in.now(), tz),
+                billing_account_id=parsed["account"],
+                subscription_id=parsed["subscription"],
+                state=state.strip() or None,
+            )
+    except NotFound as exc:
+        return Response(exc.detail, status_code=404, media_type="text/plain")
+    except DomainError as exc:
+        return Response(exc.detail, status_code=422, media_type="text/plain")
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: usage_export.export_records(session, chosen, tz),
+        usage_export.file_name(chosen),
     )
