@@ -11,14 +11,16 @@ records, before the (tenant, id) indexes).
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, insert, select, text
 
 from satiot.api.context import AppContext
 from satiot.bss.bill_statement import device_usage
 from satiot.bss.models import Subscription, UsageCounter, UsageRecord
+from satiot.bss.usage_export import Selection, export_records
 from satiot.core.auth.tenancy import scope_session
 from satiot.core.pagination import encode_cursor, paginate
 from satiot.network.models import Device, Uplink
@@ -26,7 +28,12 @@ from tests.factories import World
 
 
 def _page_statement(
-    ctx: AppContext, tenant_id: uuid.UUID, model: Any, *where: Any, descending: bool = False
+    ctx: AppContext,
+    tenant_id: uuid.UUID,
+    model: Any,
+    *where: Any,
+    descending: bool = False,
+    after: uuid.UUID = uuid.UUID(int=1),
 ) -> tuple[str, Any]:
     """The statement and parameters a scoped session sends for a page after the first."""
     sent: list[tuple[str, Any]] = []
@@ -39,7 +46,7 @@ def _page_statement(
     try:
         with ctx.db.read() as s:
             scope_session(s, tenant_id)
-            cursor = encode_cursor(uuid.UUID(int=1))
+            cursor = encode_cursor(after)
             stmt = select(model).where(*where)
             paginate(s, stmt, model.id, cursor=cursor, limit=50, descending=descending)
     finally:
@@ -122,3 +129,63 @@ def test_a_bills_usage_statement_is_read_by_device_from_the_bills_index(
                 str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)
             )
             assert "ix_usage_bill_subscription" in plan and "Sort" not in plan, plan
+
+
+def _plan(conn: Any, statement: str, parameters: Any) -> str:
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        return " | ".join(str(row[-1]) for row in rows)
+    conn.execute(text("SET LOCAL enable_seqscan = off"))
+    return " | ".join(
+        str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)
+    )
+
+
+def test_an_accounts_month_of_usage_is_read_in_id_order(ctx: AppContext, world: World):
+    """``GET /api/v1/usage?billing_account_id=&period=`` and the month's file
+    (``usage_export``): with a year of the account's records and the planner's statistics,
+    a page of the month is read from the account's index in id order. Before migration 0028
+    that index ended at the period, and every page sorted the whole month."""
+    tenant = world.tenant()
+    account = uuid.uuid4()
+    rows = []
+    for n in range(1_200):
+        record_id = uuid.UUID(int=(1 << 120) + n)
+        rows.append(
+            {"id": record_id, "event_id": record_id, "tenant_id": tenant.id,
+             "dev_eui": "70B3D57ED0000001", "billing_account_id": account, "kind": "uplink",
+             "bytes": 10, "billable_bytes": 10, "period": f"2026-{n % 12 + 1:02d}",
+             "occurred_at": datetime(2026, 11, 3, tzinfo=UTC), "charge_micros": 0,
+             "state": "rated"}
+        )  # fmt: skip
+    with ctx.db.write() as w:
+        w.execute(insert(UsageRecord.__table__), rows)
+    with ctx.db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE usage_records")
+    month = (UsageRecord.billing_account_id == account, UsageRecord.period == "2026-11")
+    newest = uuid.UUID(int=(1 << 120) + len(rows))  # the page after the newest
+    page = _page_statement(ctx, tenant.id, UsageRecord, *month, descending=True, after=newest)
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "usage_records" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant.id)
+            chosen = Selection("2026-11", billing_account_id=account)
+            assert len(b"".join(export_records(s, chosen, "Asia/Shanghai")).splitlines()) == 101
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    (whole_month,) = sent
+    with ctx.db.engine.connect() as conn:
+        plan = _plan(conn, *page)
+    assert "ix_usage_account_period_id" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+    # the file is one statement: from the same index, sorted once at most (PostgreSQL may
+    # sort a month it reads whole rather than walk the index)
+    with ctx.db.engine.connect() as conn:
+        plan = _plan(conn, *whole_month)
+    assert "ix_usage_account_period_id" in plan, plan

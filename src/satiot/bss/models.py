@@ -356,7 +356,9 @@ class UsageRecord(TenantScoped, Base):
 
     __table_args__ = (
         tenant_listing_index("usage_records"),
-        Index("ix_usage_account_period", "billing_account_id", "period"),
+        # An account's month (billing), and its records in id order: a page of the account's
+        # usage list, or its month as a file, without sorting the month (migration 0028).
+        Index("ix_usage_account_period_id", "billing_account_id", "period", "id"),
         Index("ix_usage_subscription_period", "subscription_id", "period"),
         # A bill's records by device, for its usage statement (``bill_statement``): billed
         # records only, so that rating, which writes them unbilled, never touches it.

@@ -7,9 +7,10 @@ it was charged, billed (on which bill) or not charged and why. This is that list
 billing account or one subscription and one business month.
 
 The file is one statement streamed in chunks, in the order the messages were rated (the log's
-order). A month of a large account holds millions of records: read by the (account, period)
-or (subscription, period) index and sorted once, instead of a keyset query per chunk that
-would sort what is left of the month again each time.
+order). A month of a large account holds millions of records: they are read from the
+account's (account, period, id) index in that order, or sorted once where the database
+prefers to read the month whole, never by a keyset query per chunk that would sort what is
+left of the month again each time. A device's month is small enough to sort.
 """
 
 from __future__ import annotations
