@@ -12,20 +12,27 @@ API = "/api/v1"
 T = datetime(2026, 11, 10, tzinfo=UTC)
 
 
-def test_a_customer_sees_its_usage_and_counters(client, world, ctx):
-    s = shop(world, quota_messages=10, quota_action="notify")
-    off = offering(
-        ctx,
-        "Bundle",
-        [price("recurring", 1_000_000, allowance_messages=4), price("per-message", 5)],
-    )
+def _mine_and_theirs(ctx, world, off, messages: int, **shop_kw):  # type: ignore[no-untyped-def]
+    """A customer's device that sent ``messages`` uplinks a minute apart from ``T``, another
+    customer's device that sent one, all rated: (shop, device, the other's device)."""
+    s = shop(world, **shop_kw)
     sub = s.device(off, T - timedelta(days=3))
-    for i in range(5):
+    for i in range(messages):
         uplink(ctx, sub, 12, T + timedelta(minutes=i))
     other = shop(world, uscc="91310115MA1K3BTP2B")
     theirs = other.device(off, T - timedelta(days=3))
     uplink(ctx, theirs, 12, T)
     rate_all(ctx)
+    return s, sub, theirs
+
+
+def test_a_customer_sees_its_usage_and_counters(client, world, ctx):
+    off = offering(
+        ctx,
+        "Bundle",
+        [price("recurring", 1_000_000, allowance_messages=4), price("per-message", 5)],
+    )
+    s, sub, theirs = _mine_and_theirs(ctx, world, off, 5, quota_messages=10, quota_action="notify")
     me = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
 
     r = client.get(f"{API}/usage?subscription_id={sub.id}&period=2026-11", headers=me)
@@ -71,15 +78,8 @@ def test_a_threshold_position_beyond_64_bits_is_422_not_500(client, world):
 
 
 def test_a_month_of_usage_records_downloads_as_a_file(client, world, ctx):
-    s = shop(world)
     off = offering(ctx, "Metered", [price("recurring", 1_000_000), price("per-message", 20_000)])
-    sub = s.device(off, T - timedelta(days=3))
-    for i in range(3):
-        uplink(ctx, sub, 12, T + timedelta(minutes=i))
-    other = shop(world, uscc="91310115MA1K3BTP2B")
-    theirs = other.device(off, T - timedelta(days=3))
-    uplink(ctx, theirs, 12, T)
-    rate_all(ctx)
+    s, sub, theirs = _mine_and_theirs(ctx, world, off, 3)
     me = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
     clerk = world.headers(world.user(world.operator, Role.BILLING, "clerk"))
 
