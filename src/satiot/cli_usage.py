@@ -58,7 +58,7 @@ def usage_export_command(
     output: OutputOption = None,
 ) -> None:
     """A month's usage records of one billing account or one subscription as CSV, a line per
-    message in the order rated: time (business time zone), DevEUI, direction, bytes, billable
+    message in the order logged: time (business time zone), DevEUI, direction, bytes, billable
     bytes, charge in yuan to the micro-yuan, state, why it was not charged, the bill it is on.
     UTF-8 with a byte-order mark, as Excel opens it; a progress bar when writing to a file."""
     from satiot.bss import usage_export

@@ -130,7 +130,7 @@ def list_usage(
 @router.get(
     "/csv",
     summary="A month's usage records of one billing account or subscription as a CSV file, "
-    "one line per message, in the order they were rated (streamed)",
+    "one line per message, in the order they were logged (streamed)",
     response_class=StreamingResponse,
     responses=CSV_FILE,
 )

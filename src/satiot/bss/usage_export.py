@@ -6,11 +6,12 @@ logs: when each was sent or received, its size and billable size, what it cost, 
 it was charged, billed (on which bill) or not charged and why. This is that list for one
 billing account or one subscription and one business month.
 
-The file is one statement streamed in chunks, in the order the messages were rated (the log's
-order). A month of a large account holds millions of records: they are read from the
-account's (account, period, id) index in that order, or sorted once where the database
-prefers to read the month whole, never by a keyset query per chunk that would sort what is
-left of the month again each time. A device's month is small enough to sort.
+The file is one statement streamed in chunks, in id order: a record's id is its event's, and
+event ids are time-ordered, so that is the order the messages were logged. A month of a large
+account holds millions of records: they are read from the account's (account, period, id)
+index in that order, or sorted once where the database prefers to read the month whole, never
+by a keyset query per chunk that would sort what is left of the month again each time. A
+device's month is small enough to sort.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def export_records(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """The file (UTF-8 with a byte-order mark, CRLF), header first, then a piece per chunk of
-    records in the order they were rated; times in the business time zone, charges in yuan to
+    records in the order they were logged; times in the business time zone, charges in yuan to
     the micro-yuan (a message's charge often has parts of a fen); ``progress`` is told each
     chunk's count."""
     local = zone(tz)

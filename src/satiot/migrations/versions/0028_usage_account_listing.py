@@ -31,7 +31,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_index(
-        "ix_usage_account_period", "usage_records", ["billing_account_id", "period"]
-    )
+    op.create_index("ix_usage_account_period", "usage_records", ["billing_account_id", "period"])
     op.drop_index("ix_usage_account_period_id", table_name="usage_records")
