@@ -133,3 +133,32 @@ def test_subscriptions_export_to_stdout_or_a_file(ctx, world, db_url, monkeypatc
     _one_error(runner.invoke(app, ["subscriptions", "export", "--status", "gone"]), "not a subscr")
     _one_error(runner.invoke(app, ["subscriptions", "export", "--customer", "nobody"]), "no custom")
     _one_error(runner.invoke(app, ["subscriptions", "export", "-o", str(tmp_path)]), "cannot write")
+
+
+def test_subscriptions_suspend_and_resume_from_a_file(ctx, world, db_url, monkeypatch, tmp_path):
+    from sqlalchemy import select
+
+    from satiot.bss.models import Subscription
+    from tests.bss.test_activation import activate_one
+
+    monkeypatch.setenv("SATIOT_DATABASE_URL", db_url)
+    s = shop(ctx, world)
+    subs = [activate_one(s, terminal()) for _ in range(2)]
+    path = tmp_path / "winter.csv"
+    path.write_text("device,action,reason\n" + "".join(f"{x.imei},suspend,winter\n" for x in subs))
+    r = runner.invoke(app, ["subscriptions", "status", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "devices: 2 suspended, 0 resumed, 0 already so" in r.stdout
+    with ctx.db.read() as session:
+        assert set(session.scalars(select(Subscription.status))) == {"suspended"}
+    r = runner.invoke(app, ["subscriptions", "status", str(path)])
+    assert r.exit_code == 0 and "0 suspended, 0 resumed, 2 already so" in r.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"device,action,reason\n{subs[0].dev_eui},resume,spring\n0011223344556677,x,y\n")
+    _one_error(runner.invoke(app, ["subscriptions", "status", str(bad)]),
+               "line 3: action must be suspend or resume", "nothing was changed")  # fmt: skip
+    with ctx.db.read() as session:
+        assert set(session.scalars(select(Subscription.status))) == {"suspended"}
+    _one_error(runner.invoke(app, ["subscriptions", "status", str(tmp_path / "none.csv")]),
+               "cannot read")  # fmt: skip

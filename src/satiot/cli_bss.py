@@ -18,6 +18,7 @@ from satiot.cli_common import (
     fail,
     load_settings,
     out,
+    refuse_file,
     styled,
     write_export,
 )
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 catalog_app = typer.Typer(help="The product catalog (offerings and prices).", no_args_is_help=True)
 orders_app = typer.Typer(help="Product orders, including CSV bulk orders.", no_args_is_help=True)
 subscriptions_app = typer.Typer(
-    help="Subscriptions and their handles' registration at the identification node.",
+    help="Subscriptions: export them, suspend or resume many from a file, and register their "
+    "handles at the identification node.",
     no_args_is_help=True,
 )
 CHUNK = 64 * 1024
@@ -299,3 +301,42 @@ def subscriptions_export(
             )
     if total is not None:
         out.print(f"wrote {total} subscriptions to {output}", highlight=False, soft_wrap=True)
+
+
+@subscriptions_app.command("status")
+def subscriptions_status(
+    csv_file: Annotated[Path, typer.Argument(help="CSV with a header line", metavar="CSV")],
+    encoding: EncodingOption = "utf-8",
+) -> None:
+    """Suspend and resume devices from a CSV file (批量停复机), as the operator.
+
+    The header names the columns, in any order: device (DevEUI, IMEI, IoT number or
+    subscription id), action (suspend or resume) and reason. All or nothing: every bad line is
+    named and no device changes. A device already as its line asks is left alone, so the same
+    file may be applied twice.
+    """
+    from satiot.bss.activation import register_pending_handles
+    from satiot.bss.status_import import StatusImportRejected, apply_lines, read_lines
+    from satiot.core.clock import SystemClock
+    from satiot.oss.handle_client import NodeConfig
+
+    checked_encoding(encoding)
+    try:
+        data = csv_file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {csv_file}: {exc.strerror}")
+    now = SystemClock().now()
+    settings = load_settings()
+    with _migrated() as database:
+        try:
+            lines = read_lines(data, encoding=encoding)
+            with database.write() as s:
+                done = apply_lines(s, _principal(database, "subscriptions"), lines, at=now)
+        except StatusImportRejected as exc:
+            refuse_file(csv_file, exc)
+        if done.subscription_ids:
+            register_pending_handles(database, NodeConfig.from_settings(settings), at=now)
+    out.print(
+        f"devices: {done.suspended} suspended, {done.resumed} resumed, {done.already} already so",
+        highlight=False,
+    )

@@ -102,3 +102,36 @@ def test_the_export_streams_what_the_list_shows_to_whoever_may_read_it(client, c
     assert_problem(client.get(f"{API}/csv", headers=headers, params={"status": "gone"}), 422)
     regulator = world.headers(world.user(world.operator, Role.REGULATOR))
     assert client.get(f"{API}/csv", headers=regulator).content == everyone.content
+
+
+def test_devices_suspend_and_resume_from_a_file_all_or_none(client, ctx, world):
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    subs = _subscribed(client, world, s, 3)
+    template = client.get(f"{API}/status-csv-template", headers=headers)
+    assert template.status_code == 200 and template.content.startswith(b"\xef\xbb\xbfdevice,")
+    lines = [f"{x['devEui']},suspend,winter" for x in subs[:2]] + [f"{subs[2]['imei']},x,y"]
+    bad = "device,action,reason\n" + "\n".join(lines) + "\n"
+    r = client.post(f"{API}/status-csv", headers=headers, files={"file": ("s.csv", bad)})
+    problem = assert_problem(r, 422, "status-import-rejected")
+    assert problem["errors"] == [
+        {"line": 4, "column": "action", "reason": "action must be suspend or resume"}
+    ]
+    assert {x["status"] for x in client.get(API, headers=headers).json()["items"]} == {"active"}
+
+    good = "device,action,reason\n" + "\n".join(lines[:2]) + "\n"
+    keyed = {**headers, "Idempotency-Key": "winter-2026", "Content-Type": "text/csv"}
+    r = client.post(f"{API}/status-csv", headers=keyed, content=good)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"suspended": 2, "resumed": 0, "already": 0}
+    replay = client.post(f"{API}/status-csv", headers=keyed, content=good)
+    assert replay.status_code == 200 and replay.json() == r.json()
+    again = client.post(f"{API}/status-csv", headers={**headers, "Content-Type": "text/csv"},
+                        content=good)  # fmt: skip
+    assert again.json() == {"suspended": 0, "resumed": 0, "already": 2}
+    statuses = {x["id"]: x["status"] for x in client.get(API, headers=headers).json()["items"]}
+    assert [statuses[x["id"]] for x in subs] == ["suspended", "suspended", "active"]
+
+    reader = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
+    r = client.post(f"{API}/status-csv", headers=reader, files={"file": ("s.csv", good)})
+    assert_problem(r, 403, "forbidden")

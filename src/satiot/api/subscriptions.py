@@ -5,6 +5,10 @@ IoT number and a handle, and the moves that stop or end their service.
 ``device-inactive``) and suspends its number; ``resume`` undoes that; ``terminate`` deactivates
 the device, quarantines the number and retires the handle. Each needs a ``reason`` and is
 audited; who may make which move is the subscription lifecycle's table.
+
+``POST /subscriptions/status-csv`` suspends and resumes many devices from one CSV file, all or
+none (:mod:`satiot.bss.status_import`): any bad line refuses the whole file, 422
+``status-import-rejected`` with ``errors`` naming each ``{line, column, reason}``.
 """
 
 from __future__ import annotations
@@ -15,18 +19,27 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTasks
+from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.responses import StreamingResponse
 
 from satiot.api import problems
 from satiot.api.catalog import CamelIn, CamelOut
-from satiot.api.common import CursorParam, LimitParam, Page, page_response
-from satiot.api.csv_files import CSV_FILE, streamed_download
+from satiot.api.common import CursorParam, IdempotencyKey, LimitParam, Output, Page, page_response
+from satiot.api.csv_files import (
+    CSV_415,
+    CSV_BODY,
+    CSV_FILE,
+    EncodingParam,
+    file_response,
+    import_file,
+    streamed_download,
+)
 from satiot.api.deps import Call, requires
-from satiot.bss import subscription_export, subscriptions
+from satiot.bss import status_import, subscription_export, subscriptions
 from satiot.bss.activation import register_pending_handles
 from satiot.bss.models import Subscription
 from satiot.core.pagination import paginate
@@ -49,6 +62,14 @@ Status = Literal[
 problems.CATALOG.setdefault(
     subscriptions.SubscriptionNotFound.slug,
     (subscriptions.SubscriptionNotFound.title, "No such subscription visible to you."),
+)
+problems.CATALOG.setdefault(
+    status_import.StatusImportRejected.slug,
+    (
+        status_import.StatusImportRejected.title,
+        "One or more lines of the suspend/resume file cannot be applied; none was. The errors "
+        "member lists each one: line (the header is 1), column and reason.",
+    ),
 )
 
 
@@ -170,6 +191,57 @@ def export_csv(
         lambda session: subscription_export.export_subscriptions(session, where),
         subscription_export.file_name(call.now()),
     )
+
+
+class StatusImportOut(Output):
+    suspended: int = Field(description="Devices suspended now")
+    resumed: int = Field(description="Devices resumed now")
+    already: int = Field(description="Lines whose device was already as the line asks")
+
+
+@router.get(
+    "/status-csv-template",
+    summary="An empty suspend/resume file to fill in: the header line",
+    response_class=Response,
+    responses=CSV_FILE,
+)
+def get_status_csv_template(call: Writer) -> Response:
+    return file_response(status_import.template(), status_import.TEMPLATE_NAME)
+
+
+@router.post(
+    "/status-csv",
+    response_model=StatusImportOut,
+    summary="Suspend and resume devices from a CSV file, all or none (multipart 'file', or a "
+    "text/csv body)",
+    responses=CSV_415,
+    openapi_extra=CSV_BODY,
+)
+async def post_status_csv(
+    call: Writer,
+    request: Request,
+    encoding: EncodingParam = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Columns ``device`` (DevEUI, IMEI, IoT number or subscription id), ``action``
+    (``suspend`` or ``resume``) and ``reason``. Each device moves as ``POST
+    /subscriptions/{id}/suspend`` or ``/resume`` moves it, all in one transaction; a device
+    already as its line asks counts as ``already``."""
+    changed: list[uuid.UUID] = []
+
+    def load(session: Session, data: bytes, codec: str) -> StatusImportOut:
+        lines = status_import.read_lines(data, encoding=codec)
+        done = status_import.apply_lines(session, call.principal, lines, at=call.now())
+        changed.extend(done.subscription_ids)
+        return StatusImportOut(suspended=done.suspended, resumed=done.resumed, already=done.already)
+
+    response = await import_file(call, request, encoding, idempotency_key, load)
+    node = NodeConfig.from_settings(call.ctx.settings)
+    if node is not None and changed:  # handles changed status: update the node's copies
+        response.background = BackgroundTask(
+            register_pending_handles, call.ctx.db, node, at=call.now()
+        )
+    return response
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut, summary="One subscription")

@@ -52,6 +52,7 @@ from satiot.web.views import (
     messages,
     orders,
     payment_import,
+    status_import,
     subscriptions,
     usage,
 )
@@ -74,6 +75,7 @@ def console_router() -> APIRouter:
         contracts,
         catalog,
         orders,
+        status_import,
         subscriptions,
         usage,
         invoices,

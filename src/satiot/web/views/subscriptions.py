@@ -145,6 +145,7 @@ def subscriptions_page(
             "status": status,
             "statuses": SUBSCRIPTION.states,
             "staff": signed_in.principal.all_tenants,
+            "writer": writer,
             "next_url": next_url,
             "export_url": f"{PATH}/export.csv?{urlencode(kept)}".rstrip("?"),
         },

@@ -1,0 +1,224 @@
+"""Suspending and resuming many devices from one CSV file (批量停复机).
+
+A customer stops a season's worth of devices at once (irrigation sensors over the winter, a
+fleet laid up for repairs) and starts them again months later; operator staff do the same for
+a customer that asked by letter. One device at a time, that is hundreds of clicks, and a file
+half applied leaves nobody sure which devices still run. The columns are named on the header
+line, in any order and any case:
+
+==========  ========  ==================================================================
+column      needed    meaning
+==========  ========  ==================================================================
+``device``  yes       the DevEUI, the IMEI, the IoT number or the subscription's id
+``action``  yes       ``suspend`` or ``resume``
+``reason``  yes       why (kept with the subscription and in the audit log)
+==========  ========  ==================================================================
+
+Each line moves the device's live subscription exactly as one suspension or resumption does
+(:mod:`satiot.bss.subscriptions`): the network server refuses or accepts its frames again, its
+number and its handle follow, the change is audited, and the rules of who may lift which
+suspension hold (a customer cannot lift one the operator, the quota or an exhausted balance
+made). Every line is checked and every change tried before anything is kept: a file with any
+bad line is refused as a whole with every bad line named at once (:class:`StatusImportRejected`).
+A device already in the state its line asks for counts as *already*, so the same file sent
+twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from satiot.bss.models import Subscription
+from satiot.bss.rating_store import ENDED
+from satiot.bss.subscriptions import resume_subscription, suspend_subscription
+from satiot.core.auth.principal import Principal
+from satiot.core.csv_text import (
+    FileRejected,
+    RowError,
+    UnreadableText,
+    decode_file,
+    header_only,
+    named_rows,
+)
+from satiot.core.errors import DomainError
+
+COLUMNS: Final = ("device", "action", "reason")
+REQUIRED: Final = COLUMNS
+ACTIONS: Final = ("suspend", "resume")
+#: The most lines a file may hold: one transaction, in the request, moves every device, its
+#: number and handle, and audits each (6–8 ms a device on SQLite, about 13 on PostgreSQL).
+MAX_ROWS: Final = 2_000
+TEMPLATE_NAME: Final = "satiot-suspend-resume.csv"
+#: Looked up a thousand at a time.
+_LOOKUP: Final = 1_000
+
+_DEV_EUI = re.compile(r"[0-9A-F]{16}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{11,20}", re.ASCII)
+#: What each action leaves a subscription in (a line whose device is there already is done).
+_TARGET: Final = {"suspend": "suspended", "resume": "active"}
+
+
+class StatusImportRejected(FileRejected):
+    """The file is refused as a whole; ``rows`` names every bad line (nothing was changed)."""
+
+    slug = "status-import-rejected"
+    title = "Suspend/resume file rejected"
+    done = "changed"
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    """One line of the file, checked: which device, what to do and why."""
+
+    line: int
+    device: str
+    action: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParsedLines:
+    lines: list[StatusLine]
+    errors: list[RowError]
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    suspended: int
+    resumed: int
+    already: int  # devices already in the state their line asks for
+    subscription_ids: list[uuid.UUID]  # those changed now (their handles changed too)
+
+
+def template() -> bytes:
+    """An empty file to fill in (see :func:`~satiot.core.csv_text.header_only`)."""
+    return header_only(COLUMNS)
+
+
+def read_lines(data: bytes, *, encoding: str) -> ParsedLines:
+    """The changes a file asks for, every line checked on its own; StatusImportRejected for a
+    file that cannot be read at all, ValueError for an unknown encoding."""
+    try:
+        text = decode_file(data, encoding)
+    except UnreadableText as exc:
+        raise StatusImportRejected([RowError(exc.line, "", exc.reason)]) from None
+    read = named_rows(text, COLUMNS, REQUIRED, max_rows=MAX_ROWS, rejected=StatusImportRejected)
+    errors = read.errors
+    found: list[StatusLine] = []
+    seen: dict[str, int] = {}
+    for line, cells in read.rows:
+        device = _device_key(cells["device"])
+        action = cells["action"].strip().lower()
+        reason = cells["reason"].strip()
+        if not device:
+            errors.append(
+                RowError(
+                    line, "device", "name the device: DevEUI, IMEI, IoT number or subscription id"
+                )
+            )
+        elif action not in ACTIONS:
+            errors.append(RowError(line, "action", f"action must be {' or '.join(ACTIONS)}"))
+        elif not reason:
+            errors.append(RowError(line, "reason", "say why (reason)"))
+        elif (earlier := seen.setdefault(device, line)) != line:
+            errors.append(RowError(line, "device", f"device already on line {earlier}"))
+        else:
+            found.append(StatusLine(line, device, action, reason))
+    if not found and not errors:
+        raise StatusImportRejected([RowError(2, "", "the file holds no devices")])
+    return ParsedLines(found, errors)
+
+
+def _device_key(text: str) -> str:
+    """A device as the file names it, as looked up: an id in its canonical form, a DevEUI in
+    capitals, digits (IMEI or IoT number) as they are."""
+    value = text.strip()
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value.upper()
+
+
+def apply_lines(
+    session: Session,
+    principal: Principal,
+    parsed: ParsedLines,
+    *,
+    at: datetime,
+) -> StatusResult:
+    """Suspend or resume every line's device in ``session``'s transaction, or none: a line the
+    file gets wrong or one the subscriptions refuse (unknown device, a move its state or the
+    caller may not make) raises StatusImportRejected naming all of them, and the caller's
+    transaction rolls back. Only the subscriptions the session sees are found."""
+    subs = _live_subscriptions(session, [x.device for x in parsed.lines])
+    errors: list[RowError] = list(parsed.errors)
+    counts = {"suspend": 0, "resume": 0}
+    already = 0
+    changed: list[uuid.UUID] = []
+    lines_of: dict[uuid.UUID, int] = {}  # the same device may be named by two of its codes
+    moves: dict[str, Callable[[Subscription, StatusLine], Subscription]] = {
+        "suspend": lambda s, x: suspend_subscription(session, principal, s.id, x.reason, at),
+        "resume": lambda s, x: resume_subscription(session, principal, s.id, x.reason, at),
+    }
+    for x in parsed.lines:
+        sub = subs.get(x.device)
+        if sub is None:
+            errors.append(RowError(x.line, "device", f"no live subscription for {x.device!r}"))
+            continue
+        if (earlier := lines_of.setdefault(sub.id, x.line)) != x.line:
+            errors.append(RowError(x.line, "device", f"device already on line {earlier}"))
+            continue
+        if sub.status == _TARGET[x.action]:
+            already += 1
+            continue
+        try:
+            moves[x.action](sub, x)
+        except DomainError as exc:
+            errors.append(RowError(x.line, _column(exc), exc.detail))
+            continue
+        counts[x.action] += 1
+        changed.append(sub.id)
+    if errors:
+        raise StatusImportRejected(errors)
+    return StatusResult(counts["suspend"], counts["resume"], already, changed)
+
+
+def _live_subscriptions(session: Session, keys: Sequence[str]) -> dict[str, Subscription]:
+    """The live subscriptions the keys name, by key, locked in id order (as single moves
+    lock them): ids, DevEUIs, then IMEIs and IoT numbers (digits may be either)."""
+    ids = [k for k in keys if len(k) == 36 and k.count("-") == 4]
+    euis = [k for k in keys if _DEV_EUI.fullmatch(k)]
+    digits = [k for k in keys if _DIGITS.fullmatch(k)]
+    lookups: list[tuple[Callable[[list[str]], ColumnElement[bool]], list[str], str]] = [
+        (lambda chunk: Subscription.id.in_([uuid.UUID(k) for k in chunk]), ids, "id"),
+        (lambda chunk: Subscription.dev_eui.in_(chunk), euis, "dev_eui"),
+        (lambda chunk: Subscription.imei.in_(chunk), digits, "imei"),
+        (lambda chunk: Subscription.iot_number.in_(chunk), digits, "iot_number"),
+    ]
+    out: dict[str, Subscription] = {}
+    for where, values, attribute in lookups:
+        for i in range(0, len(values), _LOOKUP):
+            found = session.scalars(
+                select(Subscription)
+                .where(where(values[i : i + _LOOKUP]), Subscription.status.not_in(ENDED))
+                .order_by(Subscription.id)
+                .with_for_update()
+            )
+            for sub in found:
+                value = getattr(sub, attribute)
+                out.setdefault(str(value) if attribute == "id" else value, sub)
+    return out
+
+
+def _column(exc: DomainError) -> str:
+    """The file's column a refusal is about."""
+    field = str(exc.extensions.get("field", ""))
+    return field if field in COLUMNS else "action" if field == "" else "device"

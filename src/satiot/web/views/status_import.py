@@ -1,0 +1,106 @@
+"""Suspending and resuming devices from a CSV file in the console, and the empty file to fill in.
+
+Reached from the Subscriptions page by those who may suspend. A refused file comes back on the
+page with every bad line's line, column and reason, nothing changed, as ``POST
+/api/v1/subscriptions/status-csv`` answers; an accepted one leads back to the Subscriptions
+page with what was done. The form is sent once (``form_key``): a second click changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+
+from satiot.api.csv_files import file_response
+from satiot.bss.activation import register_pending_handles
+from satiot.bss.status_import import (
+    COLUMNS,
+    MAX_ROWS,
+    TEMPLATE_NAME,
+    StatusImportRejected,
+    apply_lines,
+    read_lines,
+    template,
+)
+from satiot.oss.handle_client import NodeConfig
+from satiot.web.flash import Flash
+from satiot.web.once import FormKey, Sent, redirect, submit_once
+from satiot.web.rendering import page
+from satiot.web.session import ConsoleSession, Posted, SignedIn
+from satiot.web.uploads import uploaded
+from satiot.web.views.figures import counted
+
+router = APIRouter()
+PATH = "/subscriptions/status-import"
+
+
+def _page(
+    request: Request,
+    signed_in: ConsoleSession,
+    *,
+    rejected: StatusImportRejected | None = None,
+    flash: Flash | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "title": "Suspend or resume from a file",
+        "columns": COLUMNS,
+        "max_rows": MAX_ROWS,
+        "rejected": rejected,
+    }
+    return page(
+        request, signed_in, "status_import.html", context, flash=flash, status_code=status_code
+    )
+
+
+@router.get(PATH)
+def import_page(request: Request, signed_in: SignedIn) -> Response:
+    signed_in.require_any("subscriptions:write")
+    return _page(request, signed_in)
+
+
+@router.get(PATH + "/template.csv")
+def status_template(signed_in: SignedIn) -> Response:
+    signed_in.require_any("subscriptions:write")
+    return file_response(template(), TEMPLATE_NAME)
+
+
+@router.post(PATH)
+def import_file(
+    request: Request,
+    signed_in: Posted,
+    file: Annotated[UploadFile, File()],
+    encoding: Annotated[str, Form()] = "utf-8",
+    form_key: FormKey = "",
+) -> Response:
+    signed_in.require_any("subscriptions:write")
+    try:
+        data = uploaded(file, StatusImportRejected)
+        try:
+            lines = read_lines(data, encoding=encoding)
+        except ValueError as exc:  # an encoding the form does not offer
+            return _page(request, signed_in, flash=Flash("error", str(exc)), status_code=422)
+
+        def work(session: Session) -> Sent:
+            done = apply_lines(session, signed_in.principal, lines, at=signed_in.now())
+            told = f"{counted(done.suspended, 'device')} suspended, {done.resumed:,} resumed"
+            if done.already:
+                told += f"; {counted(done.already, 'line')} already so"
+            return Sent("/subscriptions", f"File applied: {told}.")
+
+        sent, replayed = submit_once(signed_in, form_key, request.url.path, work)
+    except StatusImportRejected as exc:
+        return _page(
+            request, signed_in, rejected=exc, flash=Flash("error", exc.detail), status_code=422
+        )
+    response = redirect(signed_in, sent)
+    node = NodeConfig.from_settings(signed_in.ctx.settings)
+    if node is not None and not replayed:  # handles changed status: update the node's copies
+        response.background = BackgroundTask(
+            register_pending_handles, signed_in.ctx.db, node, at=signed_in.now()
+        )
+    return response
