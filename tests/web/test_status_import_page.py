@@ -75,3 +75,31 @@ def test_readers_cannot_suspend_from_a_file(client: TestClient, ctx: AppContext,
     assert client.get("/subscriptions/status-import").status_code == 403
     r = _upload(client, csrf, f"device,action,reason\n{sub.dev_eui},suspend,x\n".encode())
     assert r.status_code == 403 and _statuses(ctx) == ["active"]
+
+
+def test_the_identification_node_hears_of_each_change_made_in_the_console(
+    client: TestClient, ctx: AppContext, world: World
+):
+    from tests.oss.fake_node import FakeNode
+
+    s = shop(ctx, world)
+    one, two = (activate_one(s, terminal()) for _ in range(2))
+    csrf = signed_in(client, s.admin.username)
+    with FakeNode() as node:
+        ctx.settings.handle_node_url, ctx.settings.handle_node_token = node.url, node.token
+
+        def status(handle: str) -> str:
+            values = [v for v in node.records[handle] if v["type"] == "STATUS"]
+            return str(values[0]["data"]["value"])
+
+        r = client.post(
+            f"/subscriptions/{one.id}/suspend",
+            data={"csrf_token": csrf, "reason": "lost"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert status(one.handle) == "suspended"
+        ctx.clock.advance(60)  # a change after the node's last copy
+        r = _upload(client, csrf, f"device,action,reason\n{two.dev_eui},suspend,winter\n".encode())
+        assert r.status_code == 303
+        assert status(two.handle) == "suspended"
