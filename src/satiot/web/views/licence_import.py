@@ -19,14 +19,14 @@ from satiot.api.csv_files import file_response
 from satiot.oss.licence_list import (
     TEMPLATE_NAME,
     LicenceListRejected,
+    ListedModel,
     import_licence_list,
     read_licence_list,
     template,
 )
-from satiot.web.flash import Flash
-from satiot.web.once import FormKey, Sent, redirect, submit_once
+from satiot.web.once import FormKey, Sent
 from satiot.web.session import Posted, SignedIn
-from satiot.web.uploads import uploaded
+from satiot.web.uploads import apply_upload
 from satiot.web.views.inventory import models_page
 
 router = APIRouter()
@@ -48,26 +48,20 @@ def import_list(
     form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("terminal-models:write")
-    try:
-        data = uploaded(file, LicenceListRejected)
-        try:
-            listed = read_licence_list(data, encoding=encoding, at=signed_in.now())
-        except ValueError as exc:  # an encoding the form does not offer
-            return models_page(request, signed_in, flash=Flash("error", str(exc)), status_code=422)
 
-        def work(session: Session) -> Sent:
-            result = import_licence_list(session, signed_in.principal, listed, at=signed_in.now())
-            counts = asdict(result)
-            told = ", ".join(f"{n} {what}" for what, n in counts.items())
-            return Sent(PATH, f"Licence list imported: {told}.")
+    def work(session: Session, listed: list[ListedModel]) -> Sent:
+        result = import_licence_list(session, signed_in.principal, listed, at=signed_in.now())
+        told = ", ".join(f"{n} {what}" for what, n in asdict(result).items())
+        return Sent(PATH, f"Licence list imported: {told}.")
 
-        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
-    except LicenceListRejected as exc:
-        return models_page(
-            request,
-            signed_in,
-            rejected=exc,
-            flash=Flash("error", exc.detail),
-            status_code=422,
-        )
-    return redirect(signed_in, sent)
+    response, _ = apply_upload(
+        request,
+        signed_in,
+        file,
+        form_key,
+        rejected=LicenceListRejected,
+        read=lambda data: read_licence_list(data, encoding=encoding, at=signed_in.now()),
+        work=work,
+        form_page=lambda **shown: models_page(request, signed_in, **shown),
+    )
+    return response

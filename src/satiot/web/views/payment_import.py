@@ -19,16 +19,17 @@ from satiot.bss.money import format_cny
 from satiot.bss.payment_import import (
     COLUMNS,
     TEMPLATE_NAME,
+    ParsedPayments,
     PaymentImportRejected,
     import_payments,
     read_payments,
     template,
 )
 from satiot.web.flash import Flash
-from satiot.web.once import FormKey, Sent, redirect, submit_once
+from satiot.web.once import FormKey, Sent
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
-from satiot.web.uploads import uploaded
+from satiot.web.uploads import apply_upload
 from satiot.web.views.figures import counted
 
 router = APIRouter()
@@ -75,27 +76,24 @@ def import_file(
 ) -> Response:
     signed_in.require_any("bills:write")
     tz = signed_in.ctx.settings.business_timezone
-    try:
-        data = uploaded(file, PaymentImportRejected)
-        try:
-            lines = read_payments(data, encoding=encoding, at=signed_in.now(), tz=tz)
-        except ValueError as exc:  # an encoding the form does not offer
-            return _page(request, signed_in, flash=Flash("error", str(exc)), status_code=422)
 
-        def work(session: Session) -> Sent:
-            done = import_payments(session, signed_in.principal, lines, at=signed_in.now(), tz=tz)
-            told = (
-                f"{counted(done.recorded, 'payment')} recorded ({format_cny(done.amount_micros)})"
-            )
-            if done.already:
-                told += f", {done.already:,} recorded before"
-            if done.settled:
-                told += f"; {counted(done.settled, 'bill')} now settled"
-            return Sent("/invoices", f"Payments imported: {told}.")
+    def work(session: Session, lines: ParsedPayments) -> Sent:
+        done = import_payments(session, signed_in.principal, lines, at=signed_in.now(), tz=tz)
+        told = f"{counted(done.recorded, 'payment')} recorded ({format_cny(done.amount_micros)})"
+        if done.already:
+            told += f", {done.already:,} recorded before"
+        if done.settled:
+            told += f"; {counted(done.settled, 'bill')} now settled"
+        return Sent("/invoices", f"Payments imported: {told}.")
 
-        sent, _ = submit_once(signed_in, form_key, request.url.path, work)
-    except PaymentImportRejected as exc:
-        return _page(
-            request, signed_in, rejected=exc, flash=Flash("error", exc.detail), status_code=422
-        )
-    return redirect(signed_in, sent)
+    response, _ = apply_upload(
+        request,
+        signed_in,
+        file,
+        form_key,
+        rejected=PaymentImportRejected,
+        read=lambda data: read_payments(data, encoding=encoding, at=signed_in.now(), tz=tz),
+        work=work,
+        form_page=lambda **shown: _page(request, signed_in, **shown),
+    )
+    return response

@@ -21,6 +21,7 @@ from satiot.bss.status_import import (
     COLUMNS,
     MAX_ROWS,
     TEMPLATE_NAME,
+    ParsedLines,
     StatusImportRejected,
     apply_lines,
     read_lines,
@@ -28,10 +29,10 @@ from satiot.bss.status_import import (
 )
 from satiot.oss.handle_client import NodeConfig
 from satiot.web.flash import Flash
-from satiot.web.once import FormKey, Sent, redirect, submit_once
+from satiot.web.once import FormKey, Sent
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
-from satiot.web.uploads import uploaded
+from satiot.web.uploads import apply_upload
 from satiot.web.views.figures import counted
 
 router = APIRouter()
@@ -78,28 +79,26 @@ def import_file(
     form_key: FormKey = "",
 ) -> Response:
     signed_in.require_any("subscriptions:write")
-    try:
-        data = uploaded(file, StatusImportRejected)
-        try:
-            lines = read_lines(data, encoding=encoding)
-        except ValueError as exc:  # an encoding the form does not offer
-            return _page(request, signed_in, flash=Flash("error", str(exc)), status_code=422)
 
-        def work(session: Session) -> Sent:
-            done = apply_lines(session, signed_in.principal, lines, at=signed_in.now())
-            told = f"{counted(done.suspended, 'device')} suspended, {done.resumed:,} resumed"
-            if done.already:
-                told += f"; {counted(done.already, 'line')} already so"
-            return Sent("/subscriptions", f"File applied: {told}.")
+    def work(session: Session, lines: ParsedLines) -> Sent:
+        done = apply_lines(session, signed_in.principal, lines, at=signed_in.now())
+        told = f"{counted(done.suspended, 'device')} suspended, {done.resumed:,} resumed"
+        if done.already:
+            told += f"; {counted(done.already, 'line')} already so"
+        return Sent("/subscriptions", f"File applied: {told}.")
 
-        sent, replayed = submit_once(signed_in, form_key, request.url.path, work)
-    except StatusImportRejected as exc:
-        return _page(
-            request, signed_in, rejected=exc, flash=Flash("error", exc.detail), status_code=422
-        )
-    response = redirect(signed_in, sent)
+    response, ran = apply_upload(
+        request,
+        signed_in,
+        file,
+        form_key,
+        rejected=StatusImportRejected,
+        read=lambda data: read_lines(data, encoding=encoding),
+        work=work,
+        form_page=lambda **shown: _page(request, signed_in, **shown),
+    )
     node = NodeConfig.from_settings(signed_in.ctx.settings)
-    if node is not None and not replayed:  # handles changed status: update the node's copies
+    if node is not None and ran:  # handles changed status: update the node's copies
         response.background = BackgroundTask(
             register_pending_handles, signed_in.ctx.db, node, at=signed_in.now()
         )
