@@ -144,11 +144,17 @@ def _record(
 SUSPENSION_ORIGINS = ("customer", "operator", "quota", "balance")
 
 
-_ORIGIN_TEXT = {
+#: A suspension a customer did not make, as people read it (by ``suspended_by``).
+SUSPENDED_BY_TEXT = {
     "operator": "by the operator; only the operator can resume it",
     "quota": "at the contract's monthly quota; service returns next month",
     "balance": "when the prepaid balance ran out; a top-up resumes it",
 }
+
+
+def customer_may_resume(sub: Subscription) -> bool:
+    """Whether the customer may lift the subscription's suspension: only one it made."""
+    return sub.suspended_by == "customer"
 
 
 def _is_customer(principal: Principal) -> bool:
@@ -199,8 +205,8 @@ def resume_subscription(
     why = _check_reason(reason)
     sub = get_subscription(session, subscription_id, lock=True)
     SUBSCRIPTION.check(sub.status, "active", principal.role)
-    if _is_customer(principal) and sub.suspended_by != "customer":
-        cause = _ORIGIN_TEXT.get(sub.suspended_by or "", _ORIGIN_TEXT["operator"])
+    if _is_customer(principal) and not customer_may_resume(sub):
+        cause = SUSPENDED_BY_TEXT.get(sub.suspended_by or "", SUSPENDED_BY_TEXT["operator"])
         raise PermissionDenied(
             f"subscription {sub.id} was suspended {cause} ({sub.status_reason})",
             field="subscription_id",

@@ -24,6 +24,7 @@ from satiot.bss import subscriptions as domain
 from satiot.bss.activation import register_pending_handles
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.bss.states import SUBSCRIPTION
+from satiot.core.auth.roles import ROLES
 from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
 from satiot.oss.handle_client import NodeConfig
@@ -46,12 +47,16 @@ class Row:
     moves: list[str]
 
 
-def _moves(sub: Subscription, role: str) -> list[str]:
+def _moves(sub: Subscription, role: str, *, customer: bool) -> list[str]:
+    """The moves to offer: the lifecycle's, less resuming a suspension a customer did not make
+    (the domain would refuse it: the button would only lead to an error)."""
     allowed = []
     for move, target in MOVES.items():
         roles = SUBSCRIPTION.transitions.get((sub.status, target))
         if roles is not None and (role in roles or role == "operator-admin"):
             allowed.append(move)
+    if customer and sub.status == "suspended" and not domain.customer_may_resume(sub):
+        allowed.remove("resume")
     return allowed
 
 
@@ -122,12 +127,13 @@ def subscriptions_page(
             )
         }
     role = str(signed_in.principal.role)
+    customer = not ROLES[signed_in.principal.role].operator_staff
     rows = [
         Row(
             s,
             offerings.get(s.offering_id, "?"),
             customers.get(s.customer_id, ""),
-            _moves(s, role) if writer else [],
+            _moves(s, role, customer=customer) if writer else [],
         )
         for s in found.items
     ]
@@ -149,6 +155,7 @@ def subscriptions_page(
             "statuses": SUBSCRIPTION.states,
             "staff": signed_in.principal.all_tenants,
             "writer": writer,
+            "suspended_by": domain.SUSPENDED_BY_TEXT,
             "next_url": next_url,
             "export_url": f"{PATH}/export.csv?{urlencode(kept)}".rstrip("?"),
         },
