@@ -32,10 +32,12 @@ def test_a_customer_sees_its_bindings_and_suspends_resumes_and_terminates(client
     r = client.post(f"{API}/{sub['id']}/suspend", headers=headers, json={"reason": "stolen"})
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["statusReason"]) == ("suspended", "stolen")
+    assert r.json()["suspendedBy"] == "customer" and r.json()["suspendedAt"]
     handle = client.get(f"/api/handles/{sub['handle']}").json()
     assert {v["type"]: v["data"]["value"] for v in handle["values"]}["STATUS"] == "suspended"
     r = client.post(f"{API}/{sub['id']}/resume", headers=headers, json={"reason": "found"})
     assert r.json()["status"] == "active"
+    assert (r.json()["suspendedBy"], r.json()["suspendedAt"]) == (None, None)
     r = client.post(f"{API}/{sub['id']}/terminate", headers=headers, json={"reason": "end"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "terminated" and r.json()["terminationDate"]

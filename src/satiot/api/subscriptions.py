@@ -82,6 +82,11 @@ class SubscriptionOut(CamelOut):
     href: str
     status: str
     status_reason: str | None
+    suspended_by: Literal["customer", "operator", "quota", "balance"] | None = Field(
+        description="Who suspended it (while suspended): a customer may resume only its own "
+        "suspension; the quota's ends with the month, the balance's with a top-up"
+    )
+    suspended_at: datetime | None
     customer_id: uuid.UUID
     billing_account_id: uuid.UUID
     contract_id: uuid.UUID
@@ -104,6 +109,8 @@ class SubscriptionOut(CamelOut):
             href=f"/api/v1/subscriptions/{sub.id}",
             status=sub.status,
             status_reason=sub.status_reason,
+            suspended_by=sub.suspended_by if sub.status == "suspended" else None,
+            suspended_at=sub.suspended_at if sub.status == "suspended" else None,
             customer_id=sub.customer_id,
             billing_account_id=sub.billing_account_id,
             contract_id=sub.contract_id,
