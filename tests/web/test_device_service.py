@@ -109,4 +109,10 @@ def test_the_history_says_who_suspended_the_device_and_why_to_those_who_read_the
     for who in (s.admin.username, world.user(world.operator, Role.NOC, "noc").username):
         client.cookies.clear()
         signed_in(client, who)
-        assert 'id="device-history"' not in client.get(f"/devices/{sub.dev_eui}").text
+        page = client.get(f"/devices/{sub.dev_eui}").text
+        assert 'id="device-history"' not in page
+        # but everyone who sees the service sees who suspended it and what lifts it
+        assert (
+            '<dd id="device-suspended-by">by the operator; only the operator can resume it</dd>'
+            in page
+        )

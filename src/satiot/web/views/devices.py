@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from satiot.api.csv_files import streamed_download
+from satiot.bss.subscriptions import SUSPENDED_BY_TEXT
 from satiot.core.errors import DomainError, NotFound
 from satiot.core.models import AuditEntry
 from satiot.core.pagination import Page, paginate
@@ -318,5 +319,9 @@ def device_page(request: Request, signed_in: SignedIn, dev_eui: str) -> Response
         request,
         signed_in,
         "device.html",
-        {"title": detail.device.name or detail.device.dev_eui, "d": detail},
+        {
+            "title": detail.device.name or detail.device.dev_eui,
+            "d": detail,
+            "suspended_by": SUSPENDED_BY_TEXT,
+        },
     )
