@@ -55,8 +55,8 @@ def _moves(sub: Subscription, role: str, *, customer: bool) -> list[str]:
         roles = SUBSCRIPTION.transitions.get((sub.status, target))
         if roles is not None and (role in roles or role == "operator-admin"):
             allowed.append(move)
-    if customer and sub.status == "suspended" and not domain.customer_may_resume(sub):
-        allowed.remove("resume")
+    if customer and not domain.customer_may_resume(sub):
+        return [move for move in allowed if move != "resume"]
     return allowed
 
 
