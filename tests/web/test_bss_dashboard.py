@@ -321,3 +321,24 @@ def test_prepaid_balances_running_low_are_shown_and_listed(client: TestClient, c
     assert 'id="low-filter" checked' in listed
     everyone = client.get("/billing-accounts").text
     assert everyone.count('class="account-row"') == 3 and everyone.count(">low</span>") == 1
+
+
+def test_suspended_devices_are_counted_by_who_suspended_them(client: TestClient, ctx, world):
+    acme = shop(world)
+    plan = offering(ctx, "Plan", [price("recurring", 1_000_000)])
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    subs = [acme.device(plan, start) for _ in range(5)]
+    with ctx.db.write() as s:
+        for sub, origin in zip(subs, ("customer", "customer", "operator", "quota"), strict=False):
+            row = s.get(Subscription, sub.id)
+            assert row is not None
+            row.status, row.suspended_by = "suspended", origin
+    world.user(acme.tenant, Role.CUSTOMER_ADMIN, "acme")
+    mine = _as(client, "acme")
+    assert mine["Subscriptions active"][:2] == (
+        "1",
+        "4 suspended: 2 by you, 1 by the operator, 1 at the quota · review",
+    )
+    world.user(world.operator, Role.OPERATOR_ADMIN, "boss")
+    staff = _as(client, "boss")
+    assert staff["Subscriptions active"][1].startswith("4 suspended: 2 by customers, 1 by the")

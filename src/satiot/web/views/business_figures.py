@@ -109,19 +109,43 @@ def _orders(session: Session, signed_in: ConsoleSession) -> Figure:
     )
 
 
-def _subscriptions(session: Session) -> Figure:
-    active, suspended = session.execute(
+#: Who suspended, as the figure's note says it (``Subscription.suspended_by``).
+_SUSPENDED_BY = {
+    "customer": "by you",
+    "operator": "by the operator",
+    "quota": "at the quota",
+    "balance": "at a zero balance",
+}
+
+
+def _subscriptions(session: Session, *, customer: bool) -> Figure:
+    """Active subscriptions, and the suspended ones by who suspended them: a customer sees at a
+    glance which it may resume itself (its own) and which not."""
+    suspended_by = Subscription.status == "suspended"
+    active, suspended, *origins = session.execute(
         select(
             func.count(Subscription.id).filter(Subscription.status == "active"),
-            func.count(Subscription.id).filter(Subscription.status == "suspended"),
+            func.count(Subscription.id).filter(suspended_by),
+            *(
+                func.count(Subscription.id).filter(suspended_by, Subscription.suspended_by == o)
+                for o in _SUSPENDED_BY
+            ),
         )
     ).one()
     suspended = int(suspended or 0)
+    note = f"{suspended:,} suspended"
+    parts = [
+        f"{int(n):,} {'by customers' if o == 'customer' and not customer else label}"
+        for (o, label), n in zip(_SUSPENDED_BY.items(), origins, strict=True)
+        if n
+    ]
+    if parts:
+        note += ": " + ", ".join(parts)
     return Figure(
         "Subscriptions active",
         f"{int(active or 0):,}",
         "/subscriptions?status=suspended" if suspended else "/subscriptions",
-        f"{suspended:,} suspended",
+        note,
         "review" if suspended else "subscriptions",
     )
 
@@ -227,7 +251,7 @@ def figures(session: Session, signed_in: ConsoleSession) -> list[Figure]:
     if "orders:read" in scopes:
         out.append(_orders(session, signed_in))
     if "subscriptions:read" in scopes:
-        out.append(_subscriptions(session))
+        out.append(_subscriptions(session, customer=signed_in.audience == "customer"))
     if "bills:read" in scopes:
         out += _bills(session, signed_in)
         prepaid = _prepaid(session, signed_in)
