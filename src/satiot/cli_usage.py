@@ -23,23 +23,21 @@ usage_app = typer.Typer(
 
 def _subscription(session: Session, ref: str) -> uuid.UUID:
     """A subscription by id, or the latest one of a DevEUI."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from satiot.bss.models import Subscription
 
     try:
         return uuid.UUID(ref)
-    except ValueError:
-        pass
-    found = session.scalar(
-        select(Subscription.id)
-        .where(Subscription.dev_eui == ref.strip().upper())
-        .order_by(Subscription.created_at.desc(), Subscription.id.desc())
-        .limit(1)
-    )
+    except ValueError:  # not an id: a DevEUI
+        found = session.scalar(
+            select(Subscription.id)
+            .where(Subscription.dev_eui == ref.strip().upper())
+            .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+            .limit(1)
+        )
     if found is None:
-        known = session.scalar(select(func.count()).select_from(Subscription))
-        fail(f"no subscription {ref!r} (an id, or a DevEUI of one of {known or 0} subscriptions)")
+        fail(f"no subscription {ref!r} (give its id, or its device's DevEUI)")
     return found
 
 

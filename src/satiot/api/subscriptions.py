@@ -29,6 +29,7 @@ from starlette.responses import StreamingResponse
 from satiot.api import problems
 from satiot.api.catalog import CamelIn, CamelOut
 from satiot.api.common import CursorParam, IdempotencyKey, LimitParam, Output, Page, page_response
+from satiot.api.context import AppContext
 from satiot.api.csv_files import (
     CSV_415,
     CSV_BODY,
@@ -243,11 +244,8 @@ async def post_status_csv(
         return StatusImportOut(suspended=done.suspended, resumed=done.resumed, already=done.already)
 
     response = await import_file(call, request, encoding, idempotency_key, load)
-    node = NodeConfig.from_settings(call.ctx.settings)
-    if node is not None and changed:  # handles changed status: update the node's copies
-        response.background = BackgroundTask(
-            register_pending_handles, call.ctx.db, node, at=call.now()
-        )
+    if changed:
+        response.background = push_handles_in_background(call.ctx, call.now())
     return response
 
 
@@ -255,6 +253,16 @@ async def post_status_csv(
 def get_subscription(call: Reader, subscription_id: uuid.UUID) -> SubscriptionOut:
     with call.read() as session:
         return SubscriptionOut.of(subscriptions.get_subscription(session, subscription_id))
+
+
+def push_handles_in_background(ctx: AppContext, at: datetime) -> BackgroundTask | None:
+    """A task that registers the handles a move changed at the identification node after the
+    answer was sent (None when handles stay local): the node's copy says what the device's
+    status is, so every move that changes one pushes it, from the API and the console."""
+    node = NodeConfig.from_settings(ctx.settings)
+    if node is None:
+        return None
+    return BackgroundTask(register_pending_handles, ctx.db, node, at=at)
 
 
 Move = Callable[[Session, Call, uuid.UUID, str], Subscription]
@@ -265,9 +273,9 @@ def _move(
 ) -> SubscriptionOut:
     with call.write() as session:
         out = SubscriptionOut.of(move(session, call, subscription_id, reason))
-    node = NodeConfig.from_settings(call.ctx.settings)
-    if node is not None:  # the handle's status changed: update the node's copy
-        background.add_task(register_pending_handles, call.ctx.db, node, at=call.now())
+    task = push_handles_in_background(call.ctx, call.now())
+    if task is not None:  # the handle's status changed: update the node's copy
+        background.add_task(task)
     return out
 
 

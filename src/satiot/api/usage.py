@@ -32,6 +32,8 @@ from satiot.core.pagination import paginate
 router = APIRouter(prefix="/usage", tags=["usage"])
 Reader = Annotated[Call, Depends(requires("usage:read"))]
 Period = Annotated[str | None, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])]
+#: A usage record's state (TMF635), as ``usage_export.STATES`` lists them.
+StateParam = Annotated[Literal["rated", "billed", "rejected"] | None, Query()]
 
 
 class UsageOut(Output):
@@ -111,7 +113,7 @@ def list_usage(
     subscription_id: Annotated[uuid.UUID | None, Query()] = None,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
     period: Period = None,
-    state: Annotated[Literal["rated", "billed", "rejected"] | None, Query()] = None,
+    state: StateParam = None,
 ) -> Page[UsageOut]:
     stmt = select(UsageRecord)
     if subscription_id is not None:
@@ -139,7 +141,7 @@ def get_usage_csv(
     period: Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])],
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
     subscription_id: Annotated[uuid.UUID | None, Query()] = None,
-    state: Annotated[Literal["rated", "billed", "rejected"] | None, Query()] = None,
+    state: StateParam = None,
 ) -> StreamingResponse:
     with call.read() as session:
         chosen = usage_export.selection(

@@ -17,14 +17,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Final
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import Subscription, UsageRecord
-from satiot.bss.money import to_yuan
+from satiot.bss.money import micro_yuan_text
 from satiot.core.csv_text import csv_file
 from satiot.core.errors import InvalidInput
 from satiot.core.pagination import Page, cut_page, decode_uuid_cursor, walk
@@ -43,7 +42,6 @@ COLUMNS: Final = (
 )
 #: Devices read per statement, at most.
 CHUNK: Final = 1_000
-_MICRO: Final = Decimal("0.000001")
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class DeviceUsage:
     @property
     def charge_yuan(self) -> str:
         """The charge in yuan, exactly (six decimals)."""
-        return f"{to_yuan(self.charge_micros).quantize(_MICRO)}"
+        return micro_yuan_text(self.charge_micros)
 
 
 def device_usage(

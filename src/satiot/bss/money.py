@@ -39,6 +39,15 @@ def round_to_fen(micros: int) -> int:
     return int(fen) * MICROS_PER_FEN
 
 
+def micro_yuan_text(micros: int) -> str:
+    """Yuan to the micro-yuan, six decimals (``0.100100``), as the statements give a device's
+    or a message's charge exactly; by integer arithmetic (a file of a million lines calls it
+    a million times)."""
+    sign = "-" if micros < 0 else ""
+    whole, part = divmod(abs(micros), 1_000_000)
+    return f"{sign}{whole}.{part:06d}"
+
+
 def fen_text(micros: int) -> str:
     """Yuan with two decimals and no symbol (``106.01``, ``-20.00``), as the API and the
     spreadsheets carry amounts of whole fen."""

@@ -137,7 +137,7 @@ class Rater:
             rows,
             periods=ends,
             price_of=self._pricer(session),
-            id_text=_id_text(pg),
+            id_text=id_text,  # ids as read, in str(uuid)'s form (bucket names are built of them)
             kept=self.counters.begin(conn),
         )
         batch.plan()
@@ -216,12 +216,6 @@ class Rater:
                 subject=subject,
             )
             out.thresholds.append(payload)
-
-
-def _id_text(pg: bool) -> Callable[[Any], str]:
-    """An id as read (``rating_sql``) written as ``str(uuid)`` writes it (bucket names are
-    built from it): PostgreSQL's text is that form already."""
-    return str if pg else id_text
 
 
 def _throttle(

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from satiot.bss.models import Subscription
 from satiot.bss.rating_store import ENDED
@@ -160,14 +160,10 @@ def apply_lines(
     transaction rolls back. Only the subscriptions the session sees are found."""
     subs = _live_subscriptions(session, [x.device for x in parsed.lines])
     errors: list[RowError] = list(parsed.errors)
-    counts = {"suspend": 0, "resume": 0}
+    suspended: list[uuid.UUID] = []
+    resumed: list[uuid.UUID] = []
     already = 0
-    changed: list[uuid.UUID] = []
     lines_of: dict[uuid.UUID, int] = {}  # the same device may be named by two of its codes
-    moves: dict[str, Callable[[Subscription, StatusLine], Subscription]] = {
-        "suspend": lambda s, x: suspend_subscription(session, principal, s.id, x.reason, at),
-        "resume": lambda s, x: resume_subscription(session, principal, s.id, x.reason, at),
-    }
     for x in parsed.lines:
         sub = subs.get(x.device)
         if sub is None:
@@ -180,45 +176,48 @@ def apply_lines(
             already += 1
             continue
         try:
-            moves[x.action](sub, x)
+            if x.action == "suspend":
+                suspend_subscription(session, principal, sub.id, x.reason, at)
+            else:
+                resume_subscription(session, principal, sub.id, x.reason, at)
         except DomainError as exc:
             errors.append(RowError(x.line, _column(exc), exc.detail))
             continue
-        counts[x.action] += 1
-        changed.append(sub.id)
+        (suspended if x.action == "suspend" else resumed).append(sub.id)
     if errors:
         raise StatusImportRejected(errors)
-    return StatusResult(counts["suspend"], counts["resume"], already, changed)
+    return StatusResult(len(suspended), len(resumed), already, suspended + resumed)
 
 
 def _live_subscriptions(session: Session, keys: Sequence[str]) -> dict[str, Subscription]:
     """The live subscriptions the keys name, by key, locked in id order (as single moves
     lock them): ids, DevEUIs, then IMEIs and IoT numbers (digits may be either)."""
-    ids = [k for k in keys if len(k) == 36 and k.count("-") == 4]
-    euis = [k for k in keys if _DEV_EUI.fullmatch(k)]
+    ids = [uuid.UUID(k) for k in keys if len(k) == 36 and k.count("-") == 4]
     digits = [k for k in keys if _DIGITS.fullmatch(k)]
-    lookups: list[tuple[Callable[[list[str]], ColumnElement[bool]], list[str], str]] = [
-        (lambda chunk: Subscription.id.in_([uuid.UUID(k) for k in chunk]), ids, "id"),
-        (lambda chunk: Subscription.dev_eui.in_(chunk), euis, "dev_eui"),
-        (lambda chunk: Subscription.imei.in_(chunk), digits, "imei"),
-        (lambda chunk: Subscription.iot_number.in_(chunk), digits, "iot_number"),
+    lookups: list[tuple[InstrumentedAttribute[Any], Sequence[Any]]] = [
+        (Subscription.id, ids),
+        (Subscription.dev_eui, [k for k in keys if _DEV_EUI.fullmatch(k)]),
+        (Subscription.imei, digits),
+        (Subscription.iot_number, digits),
     ]
     out: dict[str, Subscription] = {}
-    for where, values, attribute in lookups:
+    for column, values in lookups:
         for i in range(0, len(values), _LOOKUP):
             found = session.scalars(
                 select(Subscription)
-                .where(where(values[i : i + _LOOKUP]), Subscription.status.not_in(ENDED))
+                .where(column.in_(values[i : i + _LOOKUP]), Subscription.status.not_in(ENDED))
                 .order_by(Subscription.id)
                 .with_for_update()
             )
-            for sub in found:
-                value = getattr(sub, attribute)
-                out.setdefault(str(value) if attribute == "id" else value, sub)
+            for sub in found:  # keyed as _device_key writes it: an id in its canonical form
+                out.setdefault(str(getattr(sub, column.key)), sub)
     return out
 
 
 def _column(exc: DomainError) -> str:
-    """The file's column a refusal is about."""
+    """The file's column a refusal is about: the one it names, else the action for a move the
+    state refuses (no field), else the device (``subscription_id``)."""
     field = str(exc.extensions.get("field", ""))
-    return field if field in COLUMNS else "action" if field == "" else "device"
+    if field in COLUMNS:
+        return field
+    return "device" if field else "action"

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, String, cast, func, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.models import BillingAccount, CustomerBill, Subscription, UsageRecord
+from satiot.bss.money import micro_yuan_text
 from satiot.bss.periods import check_period, zone
 from satiot.core.csv_text import csv_file
 from satiot.core.errors import InvalidInput, NotFound
@@ -70,13 +71,6 @@ _READ = (
     _as_text(UsageRecord.subscription_id),
     _as_text(UsageRecord.event_id),
 )
-
-
-def _micro_yuan(micros: int) -> str:
-    """Yuan to the micro-yuan (six decimals), by integer arithmetic."""
-    sign = "-" if micros < 0 else ""
-    whole, part = divmod(abs(micros), 1_000_000)
-    return f"{sign}{whole}.{part:06d}"
 
 
 @dataclass(frozen=True)
@@ -169,7 +163,7 @@ def export_records(
             kind,
             str(size),
             str(billable),
-            _micro_yuan(charge),
+            micro_yuan_text(charge),
             state,
             reason or "",
             bills.get(bill_id, "") if bill_id is not None else "",

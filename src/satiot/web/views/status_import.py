@@ -12,11 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from satiot.api.csv_files import file_response
-from satiot.bss.activation import register_pending_handles
+from satiot.api.subscriptions import push_handles_in_background
 from satiot.bss.status_import import (
     COLUMNS,
     MAX_ROWS,
@@ -27,7 +26,6 @@ from satiot.bss.status_import import (
     read_lines,
     template,
 )
-from satiot.oss.handle_client import NodeConfig
 from satiot.web.flash import Flash
 from satiot.web.once import FormKey, Sent
 from satiot.web.rendering import page
@@ -97,9 +95,6 @@ def import_file(
         work=work,
         form_page=lambda **shown: _page(request, signed_in, **shown),
     )
-    node = NodeConfig.from_settings(signed_in.ctx.settings)
-    if node is not None and ran:  # handles changed status: update the node's copies
-        response.background = BackgroundTask(
-            register_pending_handles, signed_in.ctx.db, node, at=signed_in.now()
-        )
+    if ran:  # handles changed status: update the node's copies
+        response.background = push_handles_in_background(signed_in.ctx, signed_in.now())
     return response

@@ -15,19 +15,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import ColumnElement, or_, select
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from satiot.api.csv_files import streamed_download
+from satiot.api.subscriptions import push_handles_in_background
 from satiot.bss import subscription_export
 from satiot.bss import subscriptions as domain
-from satiot.bss.activation import register_pending_handles
 from satiot.bss.models import Customer, ProductOffering, Subscription
 from satiot.bss.states import SUBSCRIPTION
 from satiot.core.auth.roles import ROLES
 from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
-from satiot.oss.handle_client import NodeConfig
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
 from satiot.web.session import Posted, SignedIn
@@ -188,11 +186,8 @@ def move_subscription(
                 raise domain.SubscriptionNotFound(f"no move {move!r}")
         done = {"suspend": "suspended", "resume": "resumed", "terminate": "terminated"}[move]
         flash = Flash("success", f"Subscription {done}.")
-        node = NodeConfig.from_settings(signed_in.ctx.settings)
-        if node is not None:  # the handle's status changed: update the node's copy, as the API does
-            response.background = BackgroundTask(
-                register_pending_handles, signed_in.ctx.db, node, at=now
-            )
+        # the handle's status changed: update the node's copy, as the API does
+        response.background = push_handles_in_background(signed_in.ctx, now)
     except DomainError as exc:
         flash = Flash("error", exc.detail)
     set_flash(response, flash, secure=signed_in.ctx.settings.cookie_secure)
