@@ -85,6 +85,7 @@ def test_one_bad_line_and_nothing_changes_with_every_bad_line_named(ctx, world):
         f"{theirs.dev_eui},suspend,not mine",
         "0011223344556677,suspend,unknown",
         ",suspend,nothing",
+        "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz,suspend,shaped like an id",
     )
     parsed = read_lines(text, encoding="utf-8")
     # the error leaves the transaction, which rolls back (as the API's does)
@@ -94,12 +95,13 @@ def test_one_bad_line_and_nothing_changes_with_every_bad_line_named(ctx, world):
     errors = [(e.line, e.column) for e in refused.value.rows]
     assert errors == [
         (3, "action"), (4, "reason"), (5, "device"), (6, "device"), (7, "device"), (8, "device"),
-        (9, "device"),
+        (9, "device"), (10, "device"),
     ], refused.value.rows  # fmt: skip
     reasons = {e.line: e.reason for e in refused.value.rows}
     assert "by the operator" in reasons[6] and "already on line 2" in reasons[5]
     assert "no live subscription" in reasons[7] and "no live subscription" in reasons[8]
-    assert refused.value.lines == 7 and "nothing was changed" in refused.value.detail
+    assert "no live subscription" in reasons[10]
+    assert refused.value.lines == 8 and "nothing was changed" in refused.value.detail
     assert _statuses(ctx, mine) == [("active", "active")] * 2 + [("suspended", "suspended")]
 
 

@@ -137,6 +137,14 @@ def read_lines(data: bytes, *, encoding: str) -> ParsedLines:
     return ParsedLines(found, errors)
 
 
+def _as_id(key: str) -> uuid.UUID | None:
+    """The subscription id a key names, if it is one."""
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return None
+
+
 def _device_key(text: str) -> str:
     """A device as the file names it, as looked up: an id in its canonical form, a DevEUI in
     capitals, digits (IMEI or IoT number) as they are."""
@@ -192,7 +200,7 @@ def apply_lines(
 def _live_subscriptions(session: Session, keys: Sequence[str]) -> dict[str, Subscription]:
     """The live subscriptions the keys name, by key, locked in id order (as single moves
     lock them): ids, DevEUIs, then IMEIs and IoT numbers (digits may be either)."""
-    ids = [uuid.UUID(k) for k in keys if len(k) == 36 and k.count("-") == 4]
+    ids = [i for i in map(_as_id, keys) if i is not None]
     digits = [k for k in keys if _DIGITS.fullmatch(k)]
     lookups: list[tuple[InstrumentedAttribute[Any], Sequence[Any]]] = [
         (Subscription.id, ids),
