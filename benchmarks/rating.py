@@ -65,12 +65,15 @@ from satiot.core.models import Event, Tenant
 T0 = datetime(2026, 11, 3, tzinfo=UTC)
 
 
-def setup(db: Database, devices: int, *, prepaid: bool = False) -> tuple[uuid.UUID, list[str]]:
-    """One tenant, customer, account (``prepaid``: with a balance that never runs out, so that
-    every batch debits it and writes its ledger entry), contract, offering and ``devices``
-    subscriptions."""
+def setup(
+    db: Database, devices: int, *, prepaid: bool = False, accounts: int = 1
+) -> tuple[uuid.UUID, list[str]]:
+    """One tenant, customer, contract and offering, ``accounts`` billing accounts
+    (``prepaid``: with a balance that never runs out, so that every batch debits it and writes
+    its ledger entry) and ``devices`` subscriptions dealt out over the accounts in turn."""
     now = datetime.now(UTC)
-    tenant_id, customer_id, account_id, contract_id, offering_id = (new_id() for _ in range(5))
+    tenant_id, customer_id, contract_id, offering_id = (new_id() for _ in range(4))
+    account_ids = [new_id() for _ in range(accounts)]
     with db.write() as s:
         s.add(
             Tenant(
@@ -104,17 +107,18 @@ def setup(db: Database, devices: int, *, prepaid: bool = False) -> tuple[uuid.UU
             )
         )
         s.flush()
-        s.add(
+        s.add_all(
             BillingAccount(
                 id=account_id,
                 tenant_id=tenant_id,
                 customer_id=customer_id,
-                name="Bench",
+                name=f"Bench {i}",
                 payment_mode="prepaid" if prepaid else "postpaid",
                 balance_micros=10**15 if prepaid else 0,
                 status="active",
                 created_at=now,
             )
+            for i, account_id in enumerate(account_ids)
         )
         s.add(
             Contract(
@@ -181,7 +185,7 @@ def setup(db: Database, devices: int, *, prepaid: bool = False) -> tuple[uuid.UU
                     new_id(),
                     tenant_id,
                     customer_id,
-                    account_id,
+                    account_ids[i % accounts],
                     contract_id,
                     offering_id,
                     "[]",
@@ -192,7 +196,7 @@ def setup(db: Database, devices: int, *, prepaid: bool = False) -> tuple[uuid.UU
                     now,
                     T0 - timedelta(days=30),
                 )
-                for eui in euis
+                for i, eui in enumerate(euis)
             ),
         )
     return tenant_id, euis
@@ -424,11 +428,11 @@ FROM (SELECT e.id, e.tenant_id, e.occurred_at, s.id AS sid, s.billing_account_id
 """
 
 
-def storage_floor(devices: int, n: int, batch: int) -> float:
+def storage_floor(devices: int, n: int, batch: int, accounts: int) -> float:
     """SQLite alone writing the usage records (one ``INSERT ... SELECT`` per batch, through
     ``sqlite3`` with the pragmas ``core.db`` sets) from the same events and subscriptions,
     per CPU-second: no counters, thresholds or checks, so no rater can go faster here."""
-    tmp, path, after, last = _scratch(devices, n)
+    tmp, path, after, last = _scratch(devices, n, accounts)
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in SQLITE_PRAGMAS:
         conn.execute(f"PRAGMA {pragma}")
@@ -495,23 +499,25 @@ SQL_RATE = (
 )
 
 
-def _scratch(devices: int, n: int) -> tuple[tempfile.TemporaryDirectory[str], Path, int, int]:
+def _scratch(
+    devices: int, n: int, accounts: int
+) -> tuple[tempfile.TemporaryDirectory[str], Path, int, int]:
     """A new SQLite database with the benchmark's customer and events (the caller cleans up)."""
     tmp = tempfile.TemporaryDirectory()
     path = Path(tmp.name) / "scratch.db"
     db = Database.connect(f"sqlite:///{path}")
     migrate.upgrade(db.engine)
-    tenant_id, euis = setup(db, devices)
+    tenant_id, euis = setup(db, devices, accounts=accounts)
     after, last = fill_log(db, tenant_id, euis, n)
     db.dispose()
     return tmp, path, after, last
 
 
-def sql_rules_bound(devices: int, n: int, batch: int) -> tuple[float, int]:
+def sql_rules_bound(devices: int, n: int, batch: int, accounts: int) -> tuple[float, int]:
     """Events per CPU-second with the rules as SQL (:data:`SQL_RATE`), and the micro-yuan
     charged (which the batch path must match on this traffic): how far moving the rules out
     of Python could take the batch path, before any rule the cut-down version leaves out."""
-    tmp, path, after, last = _scratch(devices, n)
+    tmp, path, after, last = _scratch(devices, n, accounts)
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in SQLITE_PRAGMAS:
         conn.execute(f"PRAGMA {pragma}")
@@ -536,6 +542,13 @@ def sql_rules_bound(devices: int, n: int, batch: int) -> tuple[float, int]:
 def main() -> None:
     parser = _args.parser(__doc__)
     parser.add_argument("--devices", type=int, default=20_000)
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=1,
+        help="billing accounts the devices are dealt over (each its own pool): with many, "
+        "each batch writes into as many places of the account index as it has accounts",
+    )
     parser.add_argument("--events", type=int, default=200_000, help="events on the batch path")
     parser.add_argument("--batch", type=int, default=5_000, help="events per transaction")
     parser.add_argument("--anchor-events", type=int, default=2_000)
@@ -569,7 +582,7 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
     db = Database.connect(url)
     migrate.upgrade(db.engine)
-    tenant_id, euis = setup(db, args.devices, prepaid=args.prepaid)
+    tenant_id, euis = setup(db, args.devices, prepaid=args.prepaid, accounts=args.accounts)
     span = fill_log(db, tenant_id, euis, args.events)
     if args.statistics and refresh_statistics(db):
         print("planner statistics           gathered after filling the log")
@@ -580,6 +593,7 @@ def main() -> None:
     slow = anchor(db, make_events(tenant_id, euis, args.anchor_events, offset=args.events))
     print(f"backend                      {db.engine.dialect.name}")
     print(f"account                      {'prepaid' if args.prepaid else 'postpaid'}")
+    print(f"billing accounts             {args.accounts:12,}")
     print(f"devices                      {args.devices:12,}")
     print(f"events                       {args.events:12,}")
     print(f"batch path, {args.batch:,} per tx   {batched:12,.0f} events/s  (wall)")
@@ -599,10 +613,10 @@ def main() -> None:
     print(f"anchor, 1 event per tx       {slow:12,.0f} events/s")
     print(f"ratio batch/anchor           {batched / slow:12.1f}x")
     if db.engine.dialect.name == "sqlite":
-        floor = storage_floor(args.devices, args.events, args.batch)
+        floor = storage_floor(args.devices, args.events, args.batch, args.accounts)
         print(f"SQLite alone (floor)         {floor:12,.0f} events/s  (per CPU-second)")
         if args.sql_bound:
-            bound, charged = sql_rules_bound(args.devices, args.events, args.batch)
+            bound, charged = sql_rules_bound(args.devices, args.events, args.batch, args.accounts)
             print(f"rules as SQL, cut down       {bound:12,.0f} events/s  (per CPU-second)")
             print(f"  charged: batch path {rated_charge:,} micro-yuan, SQL {charged:,}")
     print(f"this core now                {calibrate():12.1f} M interpreter steps/s (yardstick)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DataError
 from typer.testing import CliRunner
 
@@ -675,6 +675,39 @@ def test_bench_rating_sql_bound_charges_what_the_rater_charges(monkeypatch):
     # 1,500 uplinks of 20-79 bytes (at least 50 billable), 500 of them past the allowance.
     billable = sum(max(50, 20 + i % 60) for i in range(1500))
     assert int(charged[1].replace(",", "")) == 100 * billable + 500 * 20_000
+
+
+def test_bench_rating_deals_the_devices_over_accounts(monkeypatch, tmp_path):
+    """--accounts 5: the benchmark's 10 devices go two to each of five accounts (so that each
+    batch writes into five places of the account index), and the rater and the SQL rules
+    still charge alike."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", [str(ROOT / "benchmarks"), *sys.path])
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here(
+        "bench", "rating", "--devices", "10", "--accounts", "5", "--events", "1500",
+        "--batch", "400", "--anchor-events", "10", "--sql-bound", env={},
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert re.search(r"^billing accounts +5$", run.out, re.MULTILINE), run.out
+    charged = re.search(r"charged: batch path ([\d,]+) micro-yuan, SQL ([\d,]+)", run.out)
+    assert charged and charged[1] == charged[2], run.out
+
+    import rating as bench  # benchmarks/rating.py
+    from satiot.bss.models import Subscription
+    from satiot.core import migrate
+
+    db = Database.connect(f"sqlite:///{tmp_path / 'bench.db'}")
+    migrate.upgrade(db.engine)
+    bench.setup(db, 10, accounts=5)
+    with db.read() as s:
+        per_account = s.execute(
+            select(Subscription.billing_account_id, func.count()).group_by(
+                Subscription.billing_account_id
+            )
+        ).all()
+    db.dispose()
+    assert sorted(n for _, n in per_account) == [2] * 5
 
 
 def test_bench_rating_phases_say_where_the_batch_paths_time_goes(monkeypatch):
