@@ -82,7 +82,7 @@ def _move_device(
         return
     if (device.status, target) not in DEVICE.transitions:
         return  # e.g. already deactivated by the network's operators: nothing to carry down
-    devices.set_device_status(session, acting, device.dev_eui, target, at=at, reason=why)
+    devices.move_device(session, acting, device, target, at=at, reason=why)
 
 
 def _move_number(
@@ -96,11 +96,13 @@ def _move_number(
 ) -> None:
     if not sub.iot_number:
         return
-    row = session.scalar(select(IotNumber).where(IotNumber.number == sub.iot_number))
+    row = session.scalar(
+        select(IotNumber).where(IotNumber.number == sub.iot_number).with_for_update()
+    )
     if row is None or (row.status, target) not in NUMBER.transitions:
         return
-    numbering.transition(
-        session, acting, sub.iot_number, target, at=at, reason=why, quarantine_days=quarantine_days
+    numbering.move_number(
+        session, acting, row, target, at=at, reason=why, quarantine_days=quarantine_days
     )
 
 
@@ -112,7 +114,7 @@ def _move_handle(
     row = session.scalar(select(Handle).where(Handle.handle == sub.handle))
     if row is None or row.status in (target, "retired"):
         return
-    identifiers.update_handle(session, acting, sub.handle, at=at, status=target, reason=why)
+    identifiers.update_handle_row(session, acting, row, at=at, status=target, reason=why)
 
 
 def _record(

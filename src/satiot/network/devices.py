@@ -236,7 +236,21 @@ def set_device_status(
     """Move a device through its lifecycle: 409 for a move the table does not have, 403 for
     one the caller's role may not make. The network stops taking its frames outside
     ``active`` from the next batch on."""
-    device = get_device(session, dev_eui)
+    return move_device(
+        session, principal, get_device(session, dev_eui), status, at=at, reason=reason
+    )
+
+
+def move_device(
+    session: Session,
+    principal: Principal,
+    device: Device,
+    status: str,
+    *,
+    at: datetime,
+    reason: str | None,
+) -> Device:
+    """:func:`set_device_status` on a device already read (a subscription's move has it)."""
     DEVICE.check(device.status, status, principal.role)
     before = device_view(device)
     if status == "active" and device.status != "active":

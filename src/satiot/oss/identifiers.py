@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -198,9 +198,13 @@ def values_of(session: Session, handle_id: uuid.UUID) -> list[HandleValue]:
     )
 
 
-def record_of(session: Session, handle: Handle) -> DeviceRecord:
-    """The device record held in a handle's values."""
-    by_type = {v.type: v.value for v in values_of(session, handle.id)}
+def record_of(
+    session: Session, handle: Handle, values: Sequence[HandleValue] | None = None
+) -> DeviceRecord:
+    """The device record held in a handle's values (``values``: as already read)."""
+    if values is None:
+        values = values_of(session, handle.id)
+    by_type = {v.type: v.value for v in values}
     optional = ("iccid", "imsi")
     fields: dict[str, Any] = {
         f.attr: by_type.get(f.type, None if f.attr in optional else "")
@@ -211,12 +215,17 @@ def record_of(session: Session, handle: Handle) -> DeviceRecord:
 
 
 def _write_values(
-    session: Session, handle: Handle, record: DeviceRecord, at: datetime
+    session: Session,
+    handle: Handle,
+    record: DeviceRecord,
+    at: datetime,
+    values: Sequence[HandleValue] = (),
 ) -> dict[str, Any]:
     """Make the handle's values match ``record`` and its status; keep unchanged values'
-    timestamps (a resolver's cache sees what changed). The audit view of the record."""
+    timestamps (a resolver's cache sees what changed). The audit view of the record.
+    ``values``: the handle's values as already read (none for a new handle)."""
     wanted = asdict(record) | {"status": handle.status}
-    current = {v.idx: v for v in values_of(session, handle.id)}
+    current = {v.idx: v for v in values}
     for f in DEVICE_TEMPLATE:
         data = wanted[f.attr]
         old = current.get(f.index)
@@ -332,13 +341,35 @@ def update_handle(
     """Change a handle's status (suspension, migration, retirement) and/or record fields
     (a new IoT number, SIM, credit code after a transfer …); audited. Retiring releases the
     terminal and number bindings. The node copy is then stale until re-registered."""
+    return update_handle_row(
+        session,
+        principal,
+        find_handle(session, handle),
+        at=at,
+        status=status,
+        reason=reason,
+        **changes,
+    )
+
+
+def update_handle_row(
+    session: Session,
+    principal: Principal,
+    row: Handle,
+    *,
+    at: datetime,
+    status: str | None = None,
+    reason: str | None = None,
+    **changes: str | None,
+) -> Handle:
+    """:func:`update_handle` on a handle already read (a subscription's move has it)."""
     unknown = set(changes) - _RECORD_FIELDS
     if unknown:
         raise InvalidInput(f"unknown handle fields {sorted(unknown)}")
-    row = find_handle(session, handle)
     if row.status == "retired":
         raise Conflict(f"handle {row.handle} is retired")
-    before_record = record_of(session, row)
+    values = values_of(session, row.id)
+    before_record = record_of(session, row, values)
     before = asdict(before_record) | {"status": row.status}
     record = (
         DeviceRecord(**(asdict(before_record) | changes)).validated() if changes else before_record
@@ -348,10 +379,12 @@ def update_handle(
         row.status = status
     if row.status == "retired":
         row.terminal_id = row.iot_number = None
-    else:
+    elif (record.terminal_id, record.iot_number) != (row.terminal_id, row.iot_number):
+        # A binding this handle holds already is its own (unique columns): only a new one
+        # can clash, and a status change alone (a suspension) binds nothing new.
         _check_binding(session, record, row.id)
         row.terminal_id, row.iot_number = record.terminal_id, record.iot_number
-    after = _write_values(session, row, record, at)
+    after = _write_values(session, row, record, at, values)
     if after == {k: v for k, v in before.items() if v is not None}:
         return row
     row.updated_at = at

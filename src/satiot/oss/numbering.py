@@ -210,6 +210,24 @@ def transition(
     )
     if row is None:
         raise NotFound(f"IoT number {number} has never been allocated")
+    return move_number(
+        session, principal, row, target, at=at, reason=reason, quarantine_days=quarantine_days
+    )
+
+
+def move_number(
+    session: Session,
+    principal: Principal,
+    row: IotNumber,
+    target: str,
+    *,
+    at: datetime,
+    reason: str | None = None,
+    quarantine_days: int = MIN_QUARANTINE_DAYS,
+) -> IotNumber:
+    """:func:`transition` on a number already read and locked (a subscription's move has
+    it)."""
+    check_quarantine_days(quarantine_days)
     states.NUMBER.check(row.status, target, principal.role)
     before = number_view(row)
     row.status = target
