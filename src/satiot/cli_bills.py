@@ -51,13 +51,14 @@ def bills_run(
     run_settings = RunSettings.from_settings(settings)
     with domain_errors(), _migrated() as database, database.write() as s:
         check_period(period)
-        with out.status(f"billing {period} …"):
+        with out.status(f"billing {period} …") as status:
             run = run_bills(
                 s,
                 _principal(database, "bill-run"),
                 period,
                 at=SystemClock().now(),
                 settings=run_settings,
+                step=lambda doing: status.update(f"billing {period}: {doing} …"),
             )
         bills, accounts, total = run.bills, run.accounts, run.total_micros
     out.print(

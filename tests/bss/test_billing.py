@@ -64,8 +64,9 @@ def test_prorate_rounds_half_up_to_the_micro_yuan():
 
 def test_a_month_of_recurring_usage_one_time_and_vat(setup, world):
     ctx, _s, _, _ = setup
+    told: list[str] = []
     with ctx.db.write() as w:
-        run = run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
+        run = run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS, step=told.append)
     assert (run.bills, run.status) == (1, "completed")
     (bill,) = _bills(ctx)
     # recurring: full ¥10 + half ¥5 + 10 days ¥3.333333 = ¥18.333333 -> ¥18.33
@@ -91,6 +92,13 @@ def test_a_month_of_recurring_usage_one_time_and_vat(setup, world):
         assert usage.quantity == 4 and usage.unit == "msg"
         states = r.execute(select(UsageRecord.state, UsageRecord.bill_id)).all()
         assert {(st, b) for st, b in states} == {("billed", bill.id)}
+    # what the CLI's spinner says while the run works, step by step
+    assert told == [
+        "pricing the month: recurring charges, usage, one-time charges",
+        "numbering and writing 1 bill",
+        f"writing {len(lines)} bill lines",
+        "marking the month's usage billed",
+    ]
 
 
 def test_the_dry_run_writes_nothing_and_matches_the_real_run(setup, world):

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -327,12 +328,16 @@ def run_bills(
     at: datetime,
     settings: RunSettings,
     accounts: Collection[uuid.UUID] | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> BillRun:
     """Bill ``period_name`` for every account (or ``accounts``) not yet billed for it.
 
     One transaction: bills get gap-free numbers, their lines are written, the usage they
-    charge moves to ``billed``, and the run is audited once (bills start ``new``).
+    charge moves to ``billed``, and the run is audited once (bills start ``new``). ``step``
+    is told what the run does next, in words, as each of its four steps starts: a run over
+    100,000 accounts takes a minute or more, and whoever waits on it should see it move.
     """
+    tell = step or (lambda _: None)
     period = check_billable(session, period_name, at=at, tz=settings.tz, accounts=accounts)
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
@@ -340,7 +345,9 @@ def run_bills(
     run = BillRun(id=new_id(), period=period_name, dry_run=False, status="running", started_at=at)
     session.add(run)
     session.flush()
+    tell(STEPS[0])
     drafts = compute(session, period, tax_rate_bp=settings.tax_rate_bp, accounts=accounts)
+    tell(STEPS[1].format(n=len(drafts), s="" if len(drafts) == 1 else "s"))
     series = invoice_series(settings.series_prefix, at, settings.tz)
     first = take_numbers(session, series, len(drafts)) if drafts else 0
     due = at + timedelta(days=settings.payment_terms_days)
@@ -379,7 +386,9 @@ def run_bills(
         # The lines' foreign-key checks and the usage claim look bills up by id; without fresh
         # statistics PostgreSQL plans them for the empty table it last saw (a scan per row).
         session.execute(text("ANALYZE customer_bills"))
+    tell(STEPS[2].format(n=len(line_rows), s="" if len(line_rows) == 1 else "s"))
     insert_rows(session, "bill_lines", LINE_COLUMNS, line_rows)
+    tell(STEPS[3])
     _claim_usage(session, run.id, period)
     run.accounts = len(drafts)
     run.bills = len(drafts)
@@ -398,6 +407,14 @@ def run_bills(
     )
     return run
 
+
+#: What a run tells ``step`` as each step starts (counts filled in).
+STEPS: Final = (
+    "pricing the month: recurring charges, usage, one-time charges",
+    "numbering and writing {n:,} bill{s}",
+    "writing {n:,} bill line{s}",
+    "marking the month's usage billed",
+)
 
 BILL_COLUMNS = (
     "id",
