@@ -127,6 +127,8 @@ def build_two_tenants(
     tb.extra.append(tb.more_paths["job_id"])
     tb.more_paths["downlink_id"] = _b_downlink(client, bh, device["dev_eui"])
     tb.extra.append(tb.more_paths["downlink_id"])
+    tb.more_paths["usage_id"] = _b_usage(world, tb)
+    tb.extra.append(tb.more_paths["usage_id"])
     a_token = client.post(
         f"{API}/auth/token", data={"username": a_admin.username, "password": PASSWORD}
     ).json()["access_token"]
@@ -236,6 +238,26 @@ def _b_sent_bill(world, tb) -> dict[str, str]:
     found = sent_bill_for(world, tb.tenant_id)
     tb.extra += list(found.values())
     return {k: v for k, v in found.items() if k not in tb.more_paths}
+
+
+def _b_usage(world, tb) -> str:
+    """A rated usage record of B's subscription (as rating writes one: named by its event)."""
+    from satiot.bss.models import Subscription, UsageRecord
+    from satiot.core.ids import new_id
+
+    sub_id = uuid.UUID(tb.more_paths["subscription_id"])
+    at = world.ctx.clock.now()
+    with world.ctx.db.write() as s:
+        sub = s.get(Subscription, sub_id)
+        assert sub is not None
+        record = UsageRecord(
+            id=(usage_id := new_id()), event_id=usage_id, tenant_id=tb.tenant_id,
+            dev_eui=sub.dev_eui, subscription_id=sub.id, billing_account_id=sub.billing_account_id,
+            offering_id=sub.offering_id, kind="uplink", bytes=12, billable_bytes=12,
+            period="2026-11", occurred_at=at, charge_micros=20_000, state="rated",
+        )  # fmt: skip
+        s.add(record)
+    return str(usage_id)
 
 
 def _b_job(world, tb) -> str:

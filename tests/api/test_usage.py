@@ -43,6 +43,14 @@ def test_a_customer_sees_its_usage_and_counters(client, world, ctx):
     assert client.get(f"{API}/usage?subscription_id={theirs.id}", headers=me).json()["items"] == []
     everything = client.get(f"{API}/usage", headers=me).json()["items"]
     assert {i["subscription_id"] for i in everything} == {str(sub.id)}
+    one = client.get(f"{API}/usage/{items[0]['id']}", headers=me)  # a record by its id
+    assert one.status_code == 200 and one.json() == items[0], one.text
+    staff = world.admin_headers()
+    their_record = client.get(f"{API}/usage?subscription_id={theirs.id}", headers=staff)
+    (their_item,) = their_record.json()["items"]
+    assert client.get(f"{API}/usage/{their_item['id']}", headers=staff).json() == their_item
+    assert_problem(client.get(f"{API}/usage/{their_item['id']}", headers=me), 404)
+    assert_problem(client.get(f"{API}/usage/not-an-id", headers=me), 422)
 
     counters = client.get(f"{API}/usage/counters?subscription_id={sub.id}", headers=me).json()
     by = {c["measure"]: c for c in counters}

@@ -228,3 +228,17 @@ def list_counters(
             stmt = stmt.where(UsageCounter.period == period)
         stmt = stmt.order_by(UsageCounter.period.desc(), UsageCounter.bucket)
         return [view for c in session.scalars(stmt) for view in _views(c, quota)]
+
+
+# Declared last: the fixed paths above (csv, thresholds, counters) must match before this one.
+@router.get(
+    "/{usage_id}",
+    response_model=UsageOut,
+    summary="One usage record, by its id (its event's): what a webhook or a file line names",
+)
+def get_usage(call: Reader, usage_id: uuid.UUID) -> UsageOut:
+    with call.read() as session:
+        record = session.get(UsageRecord, usage_id)
+        if record is None:
+            raise NotFound(f"no usage record {usage_id}")
+        return UsageOut.model_validate(record)
