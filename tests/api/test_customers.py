@@ -268,6 +268,31 @@ def test_billing_accounts(client, world, sales):
     assert_problem(client.post(url, json={"payment_mode": "prepaid"}, headers=reader), 403)
 
 
+def test_accounts_across_customers_filtered_by_mode_and_want_of_a_top_up(client, world, sales):
+    first, second = post(client, sales).json(), post(client, sales, body(2)).json()
+    opened = {}
+    for who, mode in ((first, "prepaid"), (first, "postpaid"), (second, "postpaid")):
+        url = f"{API}/{who['id']}/billing-accounts"
+        made = client.post(url, json={"payment_mode": mode}, headers=sales).json()
+        opened[made["id"]] = (who["id"], mode)
+
+    def listed(headers, query=""):  # type: ignore[no-untyped-def]
+        r = client.get(f"/api/v1/billing-accounts{query}", headers=headers)
+        assert r.status_code == 200, r.text
+        return {a["id"] for a in r.json()["items"]} & opened.keys()
+
+    assert listed(sales) == opened.keys()
+    prepaid = {i for i, (_, mode) in opened.items() if mode == "prepaid"}
+    assert listed(sales, "?payment_mode=prepaid") == prepaid
+    assert listed(sales, "?running_low=true") == prepaid  # a new prepaid balance is ¥0
+    reader = world.headers(world.user(uuid.UUID(first["tenant_id"]), Role.CUSTOMER_USER, "reader"))
+    assert listed(reader) == {i for i, (c, _) in opened.items() if c == first["id"]}
+    page = client.get("/api/v1/billing-accounts?limit=1", headers=reader)
+    assert len(page.json()["items"]) == 1 and page.json()["next_cursor"]
+    r = client.get("/api/v1/billing-accounts?payment_mode=barter", headers=sales)
+    assert_problem(r, 422, "validation-error")
+
+
 def test_a_prepaid_accounts_low_balance_notice_is_set_and_cleared(client, world, sales, ctx):
     customer = post(client, sales).json()
     url = f"{API}/{customer['id']}/billing-accounts"

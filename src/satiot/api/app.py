@@ -113,6 +113,7 @@ def api_router() -> APIRouter:
         bill_runs_router,
         jobs_router,
         bill_accounts_router,
+        billing_accounts.everyone,
         top_ups_router,
         usage_router,
     )

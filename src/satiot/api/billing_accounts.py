@@ -1,4 +1,5 @@
-"""Billing accounts of a customer: open (postpaid or prepaid), list, read with the balance.
+"""Billing accounts of a customer: open (postpaid or prepaid), list, read with the balance;
+and every account the caller sees, across customers (``GET /api/v1/billing-accounts``).
 
 Opening an account is for operator staff (``customers:write``); the customer's own users see
 their accounts and balances, and its administrators, like staff, choose when a prepaid balance
@@ -12,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -168,3 +169,38 @@ def put_low_balance(
             customer_id=customer_id,
         )
         return account_out(account)
+
+
+#: Every account the caller sees, whoever the customer: collections staff look across
+#: customers (which prepaid balances want a top-up), a customer's users at their own.
+everyone = APIRouter(prefix="/billing-accounts", tags=["customers"])
+
+
+@everyone.get(
+    "",
+    response_model=Page[BillingAccountOut],
+    summary="Billing accounts across customers (a customer's users: their own), oldest first",
+)
+def list_all_accounts(
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+    payment_mode: Annotated[Literal["postpaid", "prepaid"] | None, Query()] = None,
+    running_low: Annotated[
+        bool,
+        Query(
+            description="Only prepaid accounts that want a top-up: at or below zero, or below "
+            "their low-balance threshold"
+        ),
+    ] = False,
+) -> Page[BillingAccountOut]:
+    stmt = select(BillingAccount)
+    if payment_mode is not None:
+        stmt = stmt.where(BillingAccount.payment_mode == payment_mode)
+    if running_low:
+        stmt = stmt.where(accounts.running_low())
+    with call.read() as session:
+        page = paginate(session, stmt, BillingAccount.id, cursor=cursor, limit=limit)
+        return page_response(request, response, page, account_out)
