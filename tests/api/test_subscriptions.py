@@ -71,6 +71,31 @@ def test_who_may_act_on_which_subscription(client, ctx, world):
     assert r.status_code == 200 and r.json()["status"] == "suspended"
 
 
+def test_the_list_and_the_export_keep_one_kind_of_suspension(client, ctx, world):
+    """suspendedBy keeps the subscriptions one origin suspended (the customer, the operator's
+    staff, the quota, an empty balance), with the origins the domain knows."""
+    from typing import get_args
+
+    from satiot.api.subscriptions import SuspendedByParam
+    from satiot.bss.subscriptions import SUSPENSION_ORIGINS
+
+    (literal, _none) = get_args(get_args(SuspendedByParam)[0])
+    assert get_args(literal) == SUSPENSION_ORIGINS
+    s = shop(ctx, world)
+    headers = world.headers(s.admin)
+    mine, staffs, running = _subscribed(client, world, s, 3)
+    client.post(f"{API}/{mine['id']}/suspend", headers=headers, json={"reason": "winter"})
+    noc = world.headers(world.user(world.operator, Role.COMPLIANCE))
+    client.post(f"{API}/{staffs['id']}/suspend", headers=noc, json={"reason": "fraud case 8"})
+    for origin, expected in (("customer", [mine]), ("operator", [staffs]), ("quota", [])):
+        found = client.get(API, headers=headers, params={"suspendedBy": origin}).json()["items"]
+        assert [x["id"] for x in found] == [x["id"] for x in expected], origin
+    r = client.get(f"{API}/csv", headers=headers, params={"suspendedBy": "operator"})
+    assert r.status_code == 200 and staffs["id"] in r.text and mine["id"] not in r.text
+    assert running["id"] not in r.text
+    assert_problem(client.get(API, headers=headers, params={"suspendedBy": "nobody"}), 422)
+
+
 def test_the_export_streams_what_the_list_shows_to_whoever_may_read_it(client, ctx, world):
     import csv
     import io

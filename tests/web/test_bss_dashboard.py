@@ -342,3 +342,20 @@ def test_suspended_devices_are_counted_by_who_suspended_them(client: TestClient,
     world.user(world.operator, Role.OPERATOR_ADMIN, "boss")
     staff = _as(client, "boss")
     assert staff["Subscriptions active"][1].startswith("4 suspended: 2 by customers, 1 by the")
+
+    # the Subscriptions page keeps one kind of suspension; the figure links to the one kind
+    # there is when there is only one
+    assert 'href="/subscriptions?status=suspended"' in client.get("/").text
+    for origin, rows in (("customer", 2), ("operator", 1), ("quota", 1), ("balance", 0)):
+        listed = client.get(f"/subscriptions?by={origin}").text
+        assert listed.count('class="subscription-row"') == rows, origin
+        assert f'<option value="{origin}" selected>' in listed
+    assert client.get("/subscriptions?by=nobody").text.count('class="subscription-row"') == 5
+    exported = client.get("/subscriptions/export.csv?by=customer").content.decode("utf-8-sig")
+    assert len(exported.strip().splitlines()) == 1 + 2
+    with ctx.db.write() as s:
+        for sub in subs[:3]:
+            row = s.get(Subscription, sub.id)
+            assert row is not None
+            row.suspended_by = "quota"
+    assert 'href="/subscriptions?status=suspended&amp;by=quota"' in client.get("/").text

@@ -134,6 +134,13 @@ ImeiParam = Annotated[str | None, Query(max_length=32)]
 DevEuiParam = Annotated[str | None, Query(alias="devEui", max_length=32)]
 IotNumberParam = Annotated[str | None, Query(alias="iotNumber", max_length=13)]
 CustomerParam = Annotated[uuid.UUID | None, Query(alias="customerId")]
+SuspendedByParam = Annotated[
+    Literal["customer", "operator", "quota", "balance"] | None,
+    Query(
+        alias="suspendedBy",
+        description="Only subscriptions suspended by this origin (implies status suspended)",
+    ),
+]
 
 
 def _filters(
@@ -142,8 +149,9 @@ def _filters(
     dev_eui: str | None,
     iot_number: str | None,
     customer_id: uuid.UUID | None,
+    origin: str | None = None,
 ) -> list[ColumnElement[bool]]:
-    where = []
+    where = [] if origin is None else subscriptions.suspended_by(origin)
     if status is not None:
         where.append(Subscription.status == status)
     if imei is not None:
@@ -169,8 +177,10 @@ def list_subscriptions(
     dev_eui: DevEuiParam = None,
     iot_number: IotNumberParam = None,
     customer_id: CustomerParam = None,
+    suspended_by: SuspendedByParam = None,
 ) -> Page[SubscriptionOut]:
-    stmt = select(Subscription).where(*_filters(status, imei, dev_eui, iot_number, customer_id))
+    where = _filters(status, imei, dev_eui, iot_number, customer_id, suspended_by)
+    stmt = select(Subscription).where(*where)
     with call.read() as session:
         page = paginate(session, stmt, Subscription.id, cursor=cursor, limit=limit)
         return page_response(request, response, page, SubscriptionOut.of)
@@ -189,11 +199,12 @@ def export_csv(
     dev_eui: DevEuiParam = None,
     iot_number: IotNumberParam = None,
     customer_id: CustomerParam = None,
+    suspended_by: SuspendedByParam = None,
 ) -> StreamingResponse:
     """One line per device with its binding (IMEI, DevEUI, IoT number, handle), offering,
     status and dates (China time), oldest first; the columns are in
     :mod:`satiot.bss.subscription_export`."""
-    where = _filters(status, imei, dev_eui, iot_number, customer_id)
+    where = _filters(status, imei, dev_eui, iot_number, customer_id, suspended_by)
     return streamed_download(
         call.read,
         lambda session: subscription_export.export_subscriptions(session, where),

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.activation import binding_view, on_behalf, sync_priority
@@ -152,6 +152,16 @@ SUSPENDED_BY_TEXT = {
     "quota": "at the contract's monthly quota; service returns next month",
     "balance": "when the prepaid balance ran out; a top-up resumes it",
 }
+
+
+def suspended_by(origin: str) -> list[ColumnElement[bool]]:
+    """The subscriptions suspended from ``origin`` (one of :data:`SUSPENSION_ORIGINS`): what
+    the lists filter on, e.g. every device the quota stopped this month."""
+    if origin not in SUSPENSION_ORIGINS:
+        raise InvalidInput(
+            f"suspended by must be one of {', '.join(SUSPENSION_ORIGINS)}", field="suspended_by"
+        )
+    return [Subscription.status == "suspended", Subscription.suspended_by == origin]
 
 
 def customer_may_resume(sub: Subscription) -> bool:

@@ -141,10 +141,14 @@ def _subscriptions(session: Session, *, customer: bool) -> Figure:
     ]
     if parts:
         note += ": " + ", ".join(parts)
+    link = "/subscriptions"
+    if suspended:  # straight to the one kind of suspension there is, if only one
+        only = [o for o, n in zip(_SUSPENDED_BY, origins, strict=True) if n == suspended]
+        link += f"?status=suspended&by={only[0]}" if only else "?status=suspended"
     return Figure(
         "Subscriptions active",
         f"{int(active or 0):,}",
-        "/subscriptions?status=suspended" if suspended else "/subscriptions",
+        link,
         note,
         "review" if suspended else "subscriptions",
     )

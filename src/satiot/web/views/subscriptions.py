@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -32,6 +32,13 @@ from satiot.web.session import Posted, SignedIn
 from satiot.web.views.network_rows import parse_uuid
 
 router = APIRouter()
+#: The "suspended by" choice, as people read it (``Subscription.suspended_by``).
+BY_LABELS: Final = {
+    "customer": "suspended by the customer",
+    "operator": "suspended by the operator",
+    "quota": "suspended at the quota",
+    "balance": "suspended at a zero balance",
+}
 PATH = "/subscriptions"
 PAGE = 50
 MOVES = {"suspend": "suspended", "resume": "active", "terminate": "pendingTerminate"}
@@ -58,9 +65,12 @@ def _moves(sub: Subscription, role: str, *, customer: bool) -> list[str]:
     return allowed
 
 
-def _where(q: str, status: str, wanted: uuid.UUID | None = None) -> list[ColumnElement[bool]]:
-    """What the search box, the status choice and a linked id keep."""
-    where = []
+def _where(
+    q: str, status: str, wanted: uuid.UUID | None = None, by: str = ""
+) -> list[ColumnElement[bool]]:
+    """What the search box, the status choice, who suspended (``by``, one of
+    ``SUSPENSION_ORIGINS``; anything else is ignored) and a linked id keep."""
+    where = domain.suspended_by(by) if by in domain.SUSPENSION_ORIGINS else []
     if wanted is not None:
         where.append(Subscription.id == wanted)
     if q:
@@ -79,10 +89,10 @@ def _where(q: str, status: str, wanted: uuid.UUID | None = None) -> list[ColumnE
 
 
 @router.get(PATH + "/export.csv")
-def export_csv(signed_in: SignedIn, q: str = "", status: str = "") -> Response:
+def export_csv(signed_in: SignedIn, q: str = "", status: str = "", by: str = "") -> Response:
     """Every subscription the page's search keeps, as a spreadsheet (all pages, not one)."""
     signed_in.require_any("subscriptions:read")
-    where = _where(q.strip()[:40], status)
+    where = _where(q.strip()[:40], status, by=by)
     return streamed_download(
         signed_in.call.read,
         lambda session: subscription_export.export_subscriptions(session, where),
@@ -96,12 +106,14 @@ def subscriptions_page(
     signed_in: SignedIn,
     q: str = "",
     status: str = "",
+    by: str = "",
     after: str | None = None,
     id: str | None = None,
 ) -> Response:
     signed_in.require_any("subscriptions:read")
     q = q.strip()[:40]
-    stmt = select(Subscription).where(*_where(q, status, parse_uuid(id)))
+    by = by if by in domain.SUSPENSION_ORIGINS else ""
+    stmt = select(Subscription).where(*_where(q, status, parse_uuid(id), by))
     writer = "subscriptions:write" in signed_in.principal.scopes
     flash = None
     with signed_in.call.read() as session:
@@ -135,7 +147,7 @@ def subscriptions_page(
         )
         for s in found.items
     ]
-    params = {"q": q, "status": status if status in SUBSCRIPTION.states else ""}
+    params = {"q": q, "status": status if status in SUBSCRIPTION.states else "", "by": by}
     kept = {k: v for k, v in params.items() if v}
     next_url = None
     if found.next_cursor:
@@ -154,6 +166,8 @@ def subscriptions_page(
             "staff": signed_in.principal.all_tenants,
             "writer": writer,
             "suspended_by": domain.SUSPENDED_BY_TEXT,
+            "by": by,
+            "origins": BY_LABELS,
             "next_url": next_url,
             "export_url": f"{PATH}/export.csv?{urlencode(kept)}".rstrip("?"),
         },
