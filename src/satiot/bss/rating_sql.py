@@ -313,34 +313,39 @@ def counters(
     """The counters of ``buckets``, those missing created first (locked on PostgreSQL):
     ``{(bucket, period): (id, messages, bytes, notified_pct, quota_notified_pct)}``.
 
-    They are read first and only the missing ones are created and read again: after a
-    device's first message of the month its counter exists, so most batches need one read.
+    They are read first and only the missing ones are created: after a device's first
+    message of the month its counter exists, so most batches need one read. PostgreSQL reads
+    the new ones again (another rater may have made one first, and each is locked); SQLite
+    need not: its one writer at a time means that a counter missing from this transaction's
+    read is made by this transaction's insert, zero and unannounced with the id given it.
     """
     if not buckets:
         return {}
     found = _read_counters(conn, buckets)
     missing = [b for b in buckets if (b.key, b.period) not in found]
-    if missing:
-        sql = statements(conn.dialect.name)
-        if conn.dialect.name == "postgresql":
-            params: dict[str, Any] = {
-                "buckets": [b.key for b in missing],
-                "periods": [b.period for b in missing],
-                "tenants": [b.tenant_id for b in missing],
-                "ams": [b.lm for b in missing],
-                "abs": [b.lb for b in missing],
-            }
-        else:
-            # Ids that follow one another (UUIDv7): the new rows go to the end of the primary
-            # key's index instead of a random page each (random ids cost twice the time).
-            first = new_id_block(len(missing))
-            rows = [
-                [b.tenant_id, b.key, b.period, b.lm, b.lb, f"{first + i:032x}"]
-                for i, b in enumerate(missing)
-            ]
-            params = {"buckets": json.dumps(rows)}
+    if not missing:
+        return found
+    sql = statements(conn.dialect.name)
+    if conn.dialect.name == "postgresql":
+        params = {
+            "buckets": [b.key for b in missing],
+            "periods": [b.period for b in missing],
+            "tenants": [b.tenant_id for b in missing],
+            "ams": [b.lm for b in missing],
+            "abs": [b.lb for b in missing],
+        }
         conn.exec_driver_sql(sql.create_counters, params)
         found.update(_read_counters(conn, missing))
+        return found
+    # Ids that follow one another (UUIDv7): the new rows go to the end of the primary key's
+    # index instead of a random page each (random ids cost twice the time).
+    first = new_id_block(len(missing))
+    rows = [
+        [b.tenant_id, b.key, b.period, b.lm, b.lb, f"{first + i:032x}"]
+        for i, b in enumerate(missing)
+    ]
+    conn.exec_driver_sql(sql.create_counters, {"buckets": json.dumps(rows)})
+    found.update(((r[1], r[2]), (r[5], 0, 0, 0, 0)) for r in rows)
     return found
 
 
