@@ -1,4 +1,5 @@
-"""``satiot usage export``: a month's usage records of an account or a device as CSV."""
+"""``satiot usage export``: a month's usage records of an account, a device or a customer as
+CSV."""
 
 from __future__ import annotations
 
@@ -47,7 +48,21 @@ def test_a_months_records_to_standard_output_or_a_file(world, env, tmp_path):
         [f"2026-11-05 12:0{m}:00", sub.dev_eui] for m in range(3)
     ]
 
-    _one_error(runner.invoke(app, ["usage", "export"]), "one of --account or --subscription")
+    r = runner.invoke(app, ["usage", "export", "--customer", str(owner.customer_id),
+                            "--period", "2026-11"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[1:] == lines[1:]  # its one account: the same lines
+
+    _one_error(
+        runner.invoke(app, ["usage", "export"]),
+        "one of --account, --subscription or --customer",
+    )
+    both = ["--account", str(owner.account_id), "--customer", str(owner.customer_id)]
+    _one_error(
+        runner.invoke(app, ["usage", "export", *both]),
+        "one of --account, --subscription or --customer",
+    )
+    _one_error(runner.invoke(app, ["usage", "export", "--customer", "acme"]), "not a customer id")
     _one_error(
         runner.invoke(app, ["usage", "export", "--account", "x"]), "not a billing account id"
     )

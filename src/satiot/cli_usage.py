@@ -1,6 +1,6 @@
-"""``satiot usage …``: a month's usage records of one billing account or device as a file, a
-line per message (详单), for a customer who disputes a charge or a finance team that keeps
-its own copy."""
+"""``satiot usage …``: a month's usage records of one billing account, device or customer as
+a file, a line per message (详单), for a customer who disputes a charge or a finance team that
+keeps its own copy."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 usage_app = typer.Typer(
-    help="Usage records (TMF635): a month's messages of an account or a device as CSV.",
+    help="Usage records (TMF635): a month's messages of an account, a device or a customer as CSV.",
     no_args_is_help=True,
 )
 
@@ -41,11 +41,22 @@ def _subscription(session: Session, ref: str) -> uuid.UUID:
     return found
 
 
+def _id(ref: str, option: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        fail(f"{option} {ref!r} is not {what} id (a UUID)")
+
+
 @usage_app.command("export")
 def usage_export_command(
     account: Annotated[str | None, typer.Option(help="The billing account's id")] = None,
     subscription: Annotated[
         str | None, typer.Option(help="The subscription's id, or its device's DevEUI")
+    ] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="The customer's id: every account of it, then what no account paid"),
     ] = None,
     period: Annotated[
         str | None, typer.Option(help="The business month, YYYY-MM (default: this month)")
@@ -55,29 +66,26 @@ def usage_export_command(
     ] = None,
     output: OutputOption = None,
 ) -> None:
-    """A month's usage records of one billing account or one subscription as CSV, a line per
-    message in the order logged: time (business time zone), DevEUI, direction, bytes, billable
-    bytes, charge in yuan to the micro-yuan, state, why it was not charged, the bill it is on.
-    UTF-8 with a byte-order mark, as Excel opens it; a progress bar when writing to a file."""
+    """A month's usage records of one billing account, one subscription or one customer as
+    CSV, a line per message in the order logged (a customer's account by account): time
+    (business time zone), DevEUI, direction, bytes, billable bytes, charge in yuan to the
+    micro-yuan, state, why it was not charged, the bill it is on, the account. UTF-8 with a
+    byte-order mark, as Excel opens it; a progress bar when writing to a file."""
     from satiot.bss import usage_export
     from satiot.bss.periods import period_of
     from satiot.core.clock import SystemClock
 
-    if (account is None) == (subscription is None):
-        fail("name one of --account or --subscription")
+    if sum(x is not None for x in (account, subscription, customer)) != 1:
+        fail("name one of --account, --subscription or --customer")
     tz = load_settings().business_timezone
     with domain_errors(), _migrated() as database, database.read() as s:
-        account_id = None
-        if account is not None:
-            try:
-                account_id = uuid.UUID(account)
-            except ValueError:
-                fail(f"--account {account!r} is not a billing account id (a UUID)")
+        account_id = _id(account, "--account", "a billing account") if account else None
         chosen = usage_export.selection(
             s,
             period or period_of(SystemClock().now(), tz),
             billing_account_id=account_id,
             subscription_id=_subscription(s, subscription) if subscription else None,
+            customer_id=_id(customer, "--customer", "a customer") if customer else None,
             state=state,
         )
         total = write_export(

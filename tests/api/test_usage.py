@@ -108,8 +108,18 @@ def test_a_month_of_usage_records_downloads_as_a_file(client, world, ctx):
     assert_problem(client.get(f"{API}/usage/csv", headers=me, params=theirs_csv), 404)
     staff = client.get(f"{API}/usage/csv", headers=clerk, params=theirs_csv)
     assert staff.status_code == 200 and len(staff.content.decode("utf-8-sig").splitlines()) == 2
+    # the whole customer: its one account here, so the same lines as the account's file
+    whole = {"period": "2026-11", "customer_id": s.customer_id}
+    r = client.get(f"{API}/usage/csv", headers=me, params=whole)
+    account_file = client.get(f"{API}/usage/csv", headers=me, params=mine).content
+    assert r.status_code == 200 and r.content == account_file, r.text
+    name = f"satiot-usage-2026-11-customer-{s.customer_id.hex[:8]}.csv"
+    assert r.headers["content-disposition"] == f'attachment; filename="{name}"'
+    other = {"period": "2026-11", "customer_id": theirs.customer_id}
+    assert_problem(client.get(f"{API}/usage/csv", headers=me, params=other), 404)
     for bad, field in (
         ({"period": "2026-11"}, "billing_account_id"),
+        (whole | {"subscription_id": sub.id}, "customer_id"),
         ({"period": "2026-11", "billing_account_id": s.account_id, "state": "lost"}, "state"),
         ({"billing_account_id": s.account_id}, "period"),
     ):

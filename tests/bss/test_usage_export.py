@@ -165,3 +165,55 @@ def test_the_file_is_written_in_chunks_of_fixed_cost(ctx: AppContext, world: Wor
     assert len(rows) == 11 and len({r["event_id"] for r in rows}) == 11
     # one statement for the records, one for the bill's number (met in the first chunk)
     assert len(seen) == 2, seen
+
+
+def test_a_customers_file_holds_each_account_then_what_no_account_was_charged_for(
+    ctx: AppContext, world: World
+):
+    """A customer with two accounts: the file has the first account's month (in id order),
+    then the second's, then its messages from a device without a subscription; nothing of
+    another customer, and nothing of another month."""
+    from satiot.bss.accounts import open_account
+    from satiot.bss.models import Subscription
+
+    owner, other = shop(world), shop(world, uscc=USCCS[1], name="Other Co")
+    with ctx.db.write() as s:
+        second = open_account(
+            s, world.system, owner.customer_id, payment_mode="postpaid", at=OCT, name="Second"
+        ).id
+    plan = _metered(ctx)
+    first_dev, second_dev = owner.device(plan, OCT), owner.device(plan, OCT, account_id=second)
+    stranger = Subscription(tenant_id=owner.tenant.id, dev_eui="00000000DEADBEEF")
+    theirs = other.device(plan, OCT)
+    uplink(ctx, second_dev, 60, NOV_5)
+    uplink(ctx, first_dev, 60, NOV_5 + timedelta(minutes=1))
+    uplink(ctx, stranger, 60, NOV_5 + timedelta(minutes=2))
+    uplink(ctx, theirs, 60, NOV_5 + timedelta(minutes=3))
+    uplink(ctx, first_dev, 60, NOV_5 + timedelta(minutes=4))
+    uplink(ctx, first_dev, 60, datetime(2026, 12, 5, tzinfo=UTC))  # December
+    rate_all(ctx)
+    with ctx.db.read() as s:
+        chosen = selection(s, "2026-11", customer_id=owner.customer_id)
+        assert count_records(s, chosen) == 4
+        rows = _rows(b"".join(export_records(s, chosen, TZ)))
+        assert file_name(chosen) == (
+            f"satiot-usage-2026-11-customer-{owner.customer_id.hex[:8]}.csv"
+        )
+    accounts = sorted([owner.account_id, second])
+    by_account = {owner.account_id: first_dev.dev_eui, second: second_dev.dev_eui}
+    expected = [
+        (str(a), by_account[a]) for a in accounts for _ in range(2 if a == owner.account_id else 1)
+    ] + [("", "00000000DEADBEEF")]
+    assert [(r["billing_account_id"], r["dev_eui"]) for r in rows] == expected
+    assert rows[-1]["state"] == "rejected" and rows[-1]["reason"] == "no-subscription"
+    first_times = [r["used_at"] for r in rows if r["dev_eui"] == first_dev.dev_eui]
+    assert first_times == ["2026-11-05 12:01:00", "2026-11-05 12:04:00"]
+
+    # another customer's reader does not find it; a customer is named alone
+    with ctx.db.read() as s:
+        scope_session(s, other.tenant.id)
+        with pytest.raises(NotFound):
+            selection(s, "2026-11", customer_id=owner.customer_id)
+    with ctx.db.read() as s, pytest.raises(InvalidInput) as refused:
+        selection(s, "2026-11", customer_id=owner.customer_id, billing_account_id=second)
+    assert refused.value.extensions["field"] == "customer_id"

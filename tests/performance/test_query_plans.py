@@ -189,3 +189,57 @@ def test_an_accounts_month_of_usage_is_read_in_id_order(ctx: AppContext, world: 
     with ctx.db.engine.connect() as conn:
         plan = _plan(conn, *whole_month)
     assert "ix_usage_account_period_id" in plan, plan
+
+
+def test_a_customers_month_of_usage_is_read_account_by_account_from_the_index(
+    ctx: AppContext, world: World
+):
+    """The customer's file (``usage_export``, ``customer_id``): each of its accounts' month,
+    then its records without an account, each read from the account's index, never from the
+    tenant's whole history (eleven months of records here, and other tenants' records without
+    an account)."""
+    tenant, stranger = world.tenant(), world.tenant()
+    accounts = sorted([uuid.uuid4(), uuid.uuid4()])
+    rows = []
+    for n in range(1_800):
+        record_id = uuid.UUID(int=(1 << 120) + n)
+        owner = tenant.id if n % 3 else stranger.id
+        account = accounts[n % 2] if n % 3 == 1 else None
+        rows.append(
+            {"id": record_id, "event_id": record_id, "tenant_id": owner,
+             "dev_eui": "70B3D57ED0000001", "billing_account_id": account, "kind": "uplink",
+             "bytes": 10, "billable_bytes": 10, "period": f"2026-{n % 11 + 2:02d}",
+             "occurred_at": datetime(2026, 11, 3, tzinfo=UTC), "charge_micros": 0,
+             "state": "rated" if account else "rejected"}
+        )  # fmt: skip
+    with ctx.db.write() as w:
+        w.execute(insert(UsageRecord.__table__), rows)
+    with ctx.db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE usage_records")
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "usage_records" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant.id)
+            chosen = Selection(
+                "2026-11",
+                customer_id=uuid.uuid4(),
+                tenant_id=tenant.id,
+                accounts=tuple(accounts),
+            )
+            lines = b"".join(export_records(s, chosen, "Asia/Shanghai")).splitlines()[1:]
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    mine = [r for r in rows if r["tenant_id"] == tenant.id and r["period"] == "2026-11"]
+    assert len(lines) == len(mine) > 0
+    assert {r["billing_account_id"] for r in mine} == {*accounts, None}  # both parts
+    assert len(sent) == 3  # each account, then the records without one
+    with ctx.db.engine.connect() as conn:
+        for statement in sent:
+            plan = _plan(conn, *statement)
+            assert "ix_usage_account_period_id" in plan, plan

@@ -58,7 +58,16 @@ def test_the_account_page_offers_the_months_records(
     none_billed = client.get(f"/usage/records.csv?account={mine.account_id}&state=billed")
     assert none_billed.status_code == 200 and _lines(none_billed.content) == []
 
+    # the customer's page offers the whole customer's month: here its one account's lines
+    page = client.get(f"/customers/{mine.customer_id}").text
+    assert f'href="/usage/records.csv?customer={mine.customer_id}"' in page
+    whole = client.get(f"/usage/records.csv?customer={mine.customer_id}")
+    assert whole.status_code == 200 and _lines(whole.content) == _lines(got.content)
+    assert "customer-" in whole.headers["content-disposition"]
+
     refused = {
+        f"/usage/records.csv?customer={theirs.customer_id}": 404,
+        f"/usage/records.csv?customer={mine.customer_id}&account={mine.account_id}": 422,
         f"/usage/records.csv?account={theirs.account_id}": 404,
         f"/usage/records.csv?account={uuid.uuid4()}": 404,
         "/usage/records.csv?account=nonsense": 404,

@@ -131,8 +131,9 @@ def list_usage(
 
 @router.get(
     "/csv",
-    summary="A month's usage records of one billing account or subscription as a CSV file, "
-    "one line per message, in the order they were logged (streamed)",
+    summary="A month's usage records of one billing account, subscription or customer as a CSV "
+    "file, one line per message, in the order they were logged (a customer's: account by "
+    "account, then those no account was charged for; streamed)",
     response_class=StreamingResponse,
     responses=CSV_FILE,
 )
@@ -141,6 +142,7 @@ def get_usage_csv(
     period: Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2026-11"])],
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
     subscription_id: Annotated[uuid.UUID | None, Query()] = None,
+    customer_id: Annotated[uuid.UUID | None, Query()] = None,
     state: StateParam = None,
 ) -> StreamingResponse:
     with call.read() as session:
@@ -149,6 +151,7 @@ def get_usage_csv(
             period,
             billing_account_id=billing_account_id,
             subscription_id=subscription_id,
+            customer_id=customer_id,
             state=state,
         )
     tz = call.ctx.settings.business_timezone

@@ -4,7 +4,9 @@ A bill sums a month's usage by offering and direction, and its usage statement b
 customer who doubts a charge wants the messages themselves, to hold against its own devices'
 logs: when each was sent or received, its size and billable size, what it cost, and whether
 it was charged, billed (on which bill) or not charged and why. This is that list for one
-billing account or one subscription and one business month.
+business month of one billing account, one subscription, or a whole customer: every account
+of it, one after the other, then its messages that no account was charged for (a device
+without a live subscription).
 
 The file is one statement streamed in chunks, in id order: a record's id is its event's, and
 event ids are time-ordered, so that is the order the messages were logged. A month of a large
@@ -21,10 +23,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, String, cast, func, select
+from sqlalchemy import ColumnElement, Row, String, cast, func, select
 from sqlalchemy.orm import Session
 
-from satiot.bss.models import BillingAccount, CustomerBill, Subscription, UsageRecord
+from satiot.bss.models import (
+    BillingAccount,
+    Customer,
+    CustomerBill,
+    Subscription,
+    UsageRecord,
+)
 from satiot.bss.money import micro_yuan_text
 from satiot.bss.periods import check_period, zone
 from satiot.core.csv_text import csv_file
@@ -44,6 +52,7 @@ COLUMNS: Final = (
     "period",
     "subscription_id",
     "event_id",
+    "billing_account_id",
 )
 #: Records fetched from the database at a time while the file is written.
 CHUNK: Final = 5_000
@@ -70,27 +79,43 @@ _READ = (
     UsageRecord.period,
     _as_text(UsageRecord.subscription_id),
     _as_text(UsageRecord.event_id),
+    _as_text(UsageRecord.billing_account_id),
 )
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Whose records of which month, and optionally only those in one state."""
+    """Whose records of which month, and optionally only those in one state. A customer's
+    are its accounts' (``accounts``, in id order) and its tenant's records without one."""
 
     period: str
     billing_account_id: uuid.UUID | None = None
     subscription_id: uuid.UUID | None = None
     state: str | None = None
+    customer_id: uuid.UUID | None = None
+    tenant_id: uuid.UUID | None = None
+    accounts: tuple[uuid.UUID, ...] = ()
 
-    def where(self) -> list[ColumnElement[bool]]:
-        out = [UsageRecord.period == self.period]
-        if self.billing_account_id is not None:
-            out.append(UsageRecord.billing_account_id == self.billing_account_id)
-        if self.subscription_id is not None:
-            out.append(UsageRecord.subscription_id == self.subscription_id)
+    def parts(self) -> list[list[ColumnElement[bool]]]:
+        """The file's parts, in order, each a filter that an index reads in id order: the
+        account's month, the device's, or a customer's accounts' months one by one and then
+        its month's records that name no account."""
+        common = [UsageRecord.period == self.period]
         if self.state is not None:
-            out.append(UsageRecord.state == self.state)
-        return out
+            common.append(UsageRecord.state == self.state)
+        if self.customer_id is not None:
+            own = [[UsageRecord.billing_account_id == a, *common] for a in self.accounts]
+            orphans = [
+                UsageRecord.billing_account_id.is_(None),
+                UsageRecord.tenant_id == self.tenant_id,
+                *common,
+            ]
+            return [*own, orphans]
+        if self.billing_account_id is not None:
+            common.append(UsageRecord.billing_account_id == self.billing_account_id)
+        if self.subscription_id is not None:
+            common.append(UsageRecord.subscription_id == self.subscription_id)
+        return [common]
 
 
 def selection(
@@ -100,16 +125,40 @@ def selection(
     billing_account_id: uuid.UUID | None = None,
     subscription_id: uuid.UUID | None = None,
     state: str | None = None,
+    customer_id: uuid.UUID | None = None,
 ) -> Selection:
-    """A checked selection: a well-formed month, a known state, and an account or a
-    subscription the session sees (another tenant's is not found). One of the two is needed:
-    a month of every account is the whole table, which no one reconciles line by line."""
+    """A checked selection: a well-formed month, a known state, and an account, a
+    subscription or a customer the session sees (another tenant's is not found). One is
+    needed: a month of every customer is the whole table, which no one reconciles line by
+    line; a customer goes alone (its file holds all its accounts and devices)."""
     check_period(period)
     if state is not None and state not in STATES:
         raise InvalidInput(f"state must be one of {', '.join(STATES)}", field="state")
+    if customer_id is not None:
+        if billing_account_id is not None or subscription_id is not None:
+            raise InvalidInput(
+                "a customer's file holds all its accounts and devices: name the customer "
+                "alone, or an account or a subscription instead",
+                field="customer_id",
+            )
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            raise NotFound(f"no customer {customer_id}")
+        accounts = session.scalars(
+            select(BillingAccount.id)
+            .where(BillingAccount.customer_id == customer_id)
+            .order_by(BillingAccount.id)
+        ).all()
+        return Selection(
+            period,
+            state=state,
+            customer_id=customer_id,
+            tenant_id=customer.tenant_id,
+            accounts=tuple(accounts),
+        )
     if billing_account_id is None and subscription_id is None:
         raise InvalidInput(
-            "name the billing account or the subscription whose usage to export",
+            "name the billing account, the subscription or the customer whose usage to export",
             field="billing_account_id",
         )
     if billing_account_id is not None and session.get(BillingAccount, billing_account_id) is None:
@@ -121,8 +170,10 @@ def selection(
 
 def count_records(session: Session, chosen: Selection) -> int:
     """How many lines the file will hold (for a progress bar)."""
-    found = session.scalar(select(func.count()).select_from(UsageRecord).where(*chosen.where()))
-    return int(found or 0)
+    return sum(
+        int(session.scalar(select(func.count()).select_from(UsageRecord).where(*part)) or 0)
+        for part in chosen.parts()
+    )
 
 
 def export_records(
@@ -140,10 +191,13 @@ def export_records(
     local = zone(tz)
     bills: dict[str, str] = {}
 
+    def parts() -> Iterator[Sequence[Row[Any]]]:
+        for part in chosen.parts():  # one after the other: each its own index's order
+            stmt = select(*_READ).where(*part).order_by(UsageRecord.id)
+            yield from session.execute(stmt, execution_options={"yield_per": chunk}).partitions()
+
     def chunks() -> Iterator[Sequence[Sequence[Any]]]:
-        stmt = select(*_READ).where(*chosen.where()).order_by(UsageRecord.id)
-        result = session.execute(stmt, execution_options={"yield_per": chunk})
-        for rows in result.partitions():
+        for rows in parts():
             unseen = {r.bill_id for r in rows if r.bill_id is not None} - bills.keys()
             if unseen:
                 wanted = {id_text(b): b for b in unseen}
@@ -156,7 +210,7 @@ def export_records(
 
     def line(r: Sequence[Any]) -> list[str]:
         (at, dev_eui, kind, size, billable, charge, state, reason, bill_id, period, sub_id,
-         event_id) = r  # fmt: skip
+         event_id, account_id) = r  # fmt: skip
         return [
             at.astimezone(local).strftime("%Y-%m-%d %H:%M:%S"),
             dev_eui,
@@ -170,6 +224,7 @@ def export_records(
             period,
             id_text(sub_id) if sub_id else "",
             id_text(event_id),
+            id_text(account_id) if account_id else "",
         ]
 
     return csv_file(COLUMNS, chunks(), line, progress)
@@ -177,7 +232,10 @@ def export_records(
 
 def file_name(chosen: Selection) -> str:
     """What a download is saved as: the month and whose records."""
-    whose = chosen.billing_account_id or chosen.subscription_id
-    kind = "account" if chosen.billing_account_id is not None else "subscription"
-    assert whose is not None
+    named = (
+        ("customer", chosen.customer_id),
+        ("account", chosen.billing_account_id),
+        ("subscription", chosen.subscription_id),
+    )
+    kind, whose = next((k, w) for k, w in named if w is not None)
     return f"satiot-usage-{chosen.period}-{kind}-{whose.hex[:8]}.csv"

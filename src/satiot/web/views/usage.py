@@ -208,13 +208,18 @@ def usage_records_csv(
     period: str = "",
     account: str = "",
     subscription: str = "",
+    customer: str = "",
     state: str = "",
 ) -> Response:
-    """A month's usage records of one account or device as a file (as ``/api/v1/usage/csv``);
-    the current month when none is named."""
+    """A month's usage records of one account, device or customer as a file (as
+    ``/api/v1/usage/csv``); the current month when none is named."""
     signed_in.require_any("usage:read")
     tz = signed_in.ctx.settings.business_timezone
-    ids = {"account": account.strip(), "subscription": subscription.strip()}
+    ids = {
+        "account": account.strip(),
+        "subscription": subscription.strip(),
+        "customer": customer.strip(),
+    }
     parsed = {name: parse_uuid(value) if value else None for name, value in ids.items()}
     unknown = [name for name, value in ids.items() if value and parsed[name] is None]
     if unknown:
@@ -227,6 +232,7 @@ def usage_records_csv(
                 period.strip() or period_of(signed_in.now(), tz),
                 billing_account_id=parsed["account"],
                 subscription_id=parsed["subscription"],
+                customer_id=parsed["customer"],
                 state=state.strip() or None,
             )
     except NotFound as exc:
