@@ -135,6 +135,40 @@ def test_payments_are_idempotent_by_reference(client, billed):
     )
 
 
+def test_all_payments_newest_first_by_account_kind_and_time(client, billed, world):
+    s, clerk, customer = billed
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    for step in ("validate", "send"):
+        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    pay = {"amount": "50.00", "method": "bank-transfer", "reference": "CMB-L1",
+           "received_at": "2026-12-03T02:00:00Z"}  # fmt: skip
+    paid = client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=pay).json()
+    prepaid = shop(world, payment_mode="prepaid", uscc="91310115MA1K3BTP2B")
+    world.ctx.clock.set(datetime(2026, 12, 5, tzinfo=UTC))  # a top-up is received when recorded
+    top = {"amount": "200.00", "method": "alipay", "reference": "ALI-L1"}
+    topped = client.post(
+        f"{API}/billing-accounts/{prepaid.account_id}/top-ups", headers=clerk, json=top
+    ).json()
+
+    def ids(headers, **params):  # type: ignore[no-untyped-def]
+        r = client.get(f"{API}/payments", headers=headers, params=params)
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["items"]]
+
+    assert ids(clerk) == [topped["id"], paid["id"]]  # newest first
+    assert ids(clerk, kind="payment") == [paid["id"]]
+    assert ids(clerk, kind="top-up") == [topped["id"]]
+    assert ids(clerk, billing_account_id=str(s.account_id)) == [paid["id"]]
+    assert ids(clerk, received_before="2026-12-03T02:00:00Z") == []
+    assert ids(clerk, received_from="2026-12-03T02:00:01Z") == [topped["id"]]
+    assert ids(clerk, received_from="2026-12-03T02:00:00Z", kind="payment") == [paid["id"]]
+    assert ids(customer) == [paid["id"]]  # a customer sees its own only
+    assert len(ids(clerk, limit=1)) == 1
+    for bad in ({"kind": "cash"}, {"received_from": "2026-12-01T00:00:00"}):
+        assert_problem(client.get(f"{API}/payments", headers=clerk, params=bad), 422)
+
+
 def test_a_payment_time_without_a_zone_is_422_not_500(client, billed, ctx):
     _s, clerk, _ = billed
     _run(client, clerk)

@@ -103,6 +103,10 @@ def test_billing_staff_credit_a_sent_bill_once_per_idempotency_key(client, bille
     assert (got["amount_due"], got["paid_micros"]) == ("0.00", 0)
     listed = client.get(payments, headers=customer).json()
     assert [p["amount"] for p in listed] == ["10.00", "-10.00"]
+    # the list of all payments tells money paid in from money paid back
+    for kind, amounts in (("refund", ["-10.00"]), ("payment", ["10.00"]), ("top-up", [])):
+        found = client.get(f"{API}/payments", headers=clerk, params={"kind": kind}).json()
+        assert [p["amount"] for p in found["items"]] == amounts, kind
 
 
 def test_the_bills_export_has_what_was_credited(client, billed):

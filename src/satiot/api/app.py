@@ -45,6 +45,7 @@ from satiot.api.numbers import blocks_router, numbers_router
 from satiot.api.orders import router as orders_router
 from satiot.api.payment_import import router as payment_import_router
 from satiot.api.payments import accounts_router as top_ups_router
+from satiot.api.payments import listing_router as payments_router
 from satiot.api.payments import router as bill_payments_router
 from satiot.api.strict_query import known_query_only
 from satiot.api.subscriptions import router as subscriptions_router
@@ -106,6 +107,7 @@ def api_router() -> APIRouter:
     billing_routers = (
         bills_router,
         bill_payments_router,
+        payments_router,
         payment_import_router,
         account_statements_router,
         balance_entries_router,

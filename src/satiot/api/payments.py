@@ -1,4 +1,5 @@
-"""Payments against bills, refunds, and top-ups of prepaid accounts.
+"""Payments against bills, refunds, and top-ups of prepaid accounts; and all of them as one
+list (``GET /api/v1/payments``).
 
 A payment's ``reference`` (the bank transfer's serial, the gateway's id) is unique per billing
 account, so a repeat is recorded once: 201 for a new payment, 200 with the first when the
@@ -11,18 +12,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
 from satiot.api.bills import Reader, Writer, micros, visible_bill
-from satiot.api.common import Input, Output
+from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
 from satiot.bss import payments
 from satiot.bss.models import Payment
 from satiot.bss.money import fen_text
+from satiot.core.pagination import paginate
 
 router = APIRouter(prefix="/bills", tags=["billing"])
 accounts_router = APIRouter(prefix="/billing-accounts", tags=["billing"])
@@ -151,3 +154,50 @@ def post_top_up(call: Writer, account_id: uuid.UUID, body: TopUpIn) -> JSONRespo
             at=call.now(),
         )
         return _recorded(payment, new)
+
+
+#: Money in and out across bills and accounts, for reconciling a bank statement or a month.
+listing_router = APIRouter(prefix="/payments", tags=["billing"])
+PaymentKind = Literal["payment", "refund", "top-up"]
+
+
+@listing_router.get(
+    "",
+    response_model=Page[PaymentOut],
+    summary="Payments, refunds and top-ups the caller sees, newest first",
+)
+def list_all_payments(
+    call: Reader,
+    request: Request,
+    response: Response,
+    cursor: CursorParam = None,
+    limit: LimitParam = 100,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+    kind: Annotated[
+        PaymentKind | None,
+        Query(description="payment (against a bill), refund (paid back) or top-up (prepaid)"),
+    ] = None,
+    received_from: Annotated[
+        AwareDatetime | None, Query(description="Received at or after (ISO-8601 with a zone)")
+    ] = None,
+    received_before: Annotated[
+        AwareDatetime | None, Query(description="Received before (ISO-8601 with a zone)")
+    ] = None,
+) -> Page[PaymentOut]:
+    stmt = select(Payment)
+    if billing_account_id is not None:
+        stmt = stmt.where(Payment.billing_account_id == billing_account_id)
+    if kind == "top-up":
+        stmt = stmt.where(Payment.bill_id.is_(None))
+    elif kind is not None:
+        positive = Payment.amount_micros > 0
+        stmt = stmt.where(
+            Payment.bill_id.is_not(None), positive if kind == "payment" else ~positive
+        )
+    if received_from is not None:
+        stmt = stmt.where(Payment.received_at >= received_from)
+    if received_before is not None:
+        stmt = stmt.where(Payment.received_at < received_before)
+    with call.read() as session:
+        page = paginate(session, stmt, Payment.id, cursor=cursor, limit=limit, descending=True)
+        return page_response(request, response, page, _payment_out)
