@@ -89,6 +89,7 @@ def test_only_those_who_read_usage_are_offered_the_file(
     world.user(world.operator, Role.NOC, "noc")  # neither
     signed_in(client, "clerk")
     assert 'id="usage-records"' in client.get(f"/billing-accounts/{mine.account_id}").text
+    assert 'id="own-usage-records"' not in client.get("/usage").text  # staff: per customer
     client.cookies.clear()
     signed_in(client, "noc")
     assert client.get(f"/usage/records.csv?account={mine.account_id}").status_code == 403

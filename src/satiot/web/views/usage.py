@@ -26,6 +26,7 @@ from satiot.bss import usage_export
 from satiot.bss.models import (
     BillingAccount,
     Contract,
+    Customer,
     ProductOffering,
     Subscription,
     UsageCounter,
@@ -150,6 +151,10 @@ def usage_page(
             before = totals.get(state, (0, 0))
             totals[state] = (before[0] + int(n), before[1] + int(micros))
         refused = [g for g in grouped if g[0] == "rejected"]
+        # a customer's own month as one file (staff find it on each customer's page)
+        own_customer = None
+        if not signed_in.principal.all_tenants:
+            own_customer = session.scalar(select(Customer.id).order_by(Customer.id).limit(1))
         names = {
             t.id: t.name
             for t in session.scalars(select(Tenant).where(Tenant.id.in_({g[2] for g in refused})))
@@ -197,6 +202,9 @@ def usage_page(
             "totals": totals,
             "rejections": rejections,
             "next_url": next_url,
+            "own_file": None
+            if own_customer is None
+            else f"{PATH}/records.csv?{urlencode({'customer': own_customer, 'period': period})}",
         },
         flash=flash,
     )
