@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from sqlalchemy import Connection
 
@@ -247,9 +247,13 @@ def fetch(conn: Connection, after: int, last: int) -> Sequence[Any]:
     return result.cursor.fetchall()
 
 
-@dataclass(frozen=True)
-class PoolMonth:
-    """A pool in one month: whose devices count, between which stored instants."""
+class PoolMonth(NamedTuple):
+    """A pool in one month: whose devices count, between which stored instants.
+
+    A tuple rather than a frozen dataclass: a batch makes one for each pool it meets (about
+    one a message when accounts are many and small) and looks each up twice among the pool
+    sizes kept; a dataclass's Python-level ``__init__``, ``__hash__`` and ``__eq__`` made that
+    a tenth of such a batch."""
 
     account_id: Any
     offering_id: Any
