@@ -17,6 +17,15 @@ API = "/api/v1"
 DEC_1 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
+def _sent(client, clerk) -> dict:  # type: ignore[no-untyped-def]
+    """November's one bill, run, validated and sent."""
+    _run(client, clerk)
+    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
+    for step in ("validate", "send"):
+        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    return bill
+
+
 def test_a_run_bills_once_and_customers_see_a_bill_only_once_sent(client, billed):
     _s, clerk, customer = billed
     run = _run(client, clerk)
@@ -101,10 +110,7 @@ def test_a_period_outside_the_calendar_is_422_not_500(client, billed, ctx, perio
 
 def test_payments_are_idempotent_by_reference(client, billed):
     _s, clerk, customer = billed
-    _run(client, clerk)
-    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
-    for step in ("validate", "send"):
-        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    bill = _sent(client, clerk)
     body = {"amount": "50.00", "method": "bank-transfer", "reference": "CMB-0001"}
     first = client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=body)
     assert first.status_code == 201, first.text
@@ -137,10 +143,7 @@ def test_payments_are_idempotent_by_reference(client, billed):
 
 def test_all_payments_newest_first_by_account_kind_and_time(client, billed, world):
     s, clerk, customer = billed
-    _run(client, clerk)
-    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
-    for step in ("validate", "send"):
-        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    bill = _sent(client, clerk)
     pay = {"amount": "50.00", "method": "bank-transfer", "reference": "CMB-L1",
            "received_at": "2026-12-03T02:00:00Z"}  # fmt: skip
     paid = client.post(f"{API}/bills/{bill['id']}/payments", headers=clerk, json=pay).json()
@@ -171,10 +174,7 @@ def test_all_payments_newest_first_by_account_kind_and_time(client, billed, worl
 
 def test_a_payment_time_without_a_zone_is_422_not_500(client, billed, ctx):
     _s, clerk, _ = billed
-    _run(client, clerk)
-    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
-    for step in ("validate", "send"):
-        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    bill = _sent(client, clerk)
     body = {"amount": "1.00", "method": "bank-transfer", "reference": "CMB-NAIVE"}
     url = f"{API}/bills/{bill['id']}/payments"
     with unchanged(ctx):
@@ -325,10 +325,7 @@ def test_the_bills_export_keeps_the_lists_filters_and_a_customer_its_sent_bills(
 
 def test_the_overdue_filter_keeps_bills_still_owed_past_their_due_date(client, billed, ctx):
     _s, clerk, customer = billed
-    _run(client, clerk)
-    bill = client.get(f"{API}/bills", headers=clerk).json()["items"][0]
-    for step in ("validate", "send"):
-        client.post(f"{API}/bills/{bill['id']}/{step}", headers=clerk)
+    bill = _sent(client, clerk)
     assert client.get(f"{API}/bills?overdue=true", headers=clerk).json()["items"] == []
     ctx.clock.set(datetime(2027, 1, 5, tzinfo=UTC))  # due 31 December
     for who in (clerk, customer):

@@ -141,6 +141,35 @@ def _plan(conn: Any, statement: str, parameters: Any) -> str:
     )
 
 
+def _stored(ctx: AppContext, rows: list[dict[str, Any]]) -> None:
+    """Usage records written as they are, with the planner's statistics gathered."""
+    with ctx.db.write() as w:
+        w.execute(insert(UsageRecord.__table__), rows)
+    with ctx.db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE usage_records")
+
+
+def _file(
+    ctx: AppContext, tenant_id: uuid.UUID, chosen: Selection
+) -> tuple[list[bytes], list[tuple[str, Any]]]:
+    """The usage file's lines after its header, read by ``tenant_id``, and the statements it
+    sent."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "usage_records" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant_id)
+            lines = b"".join(export_records(s, chosen, "Asia/Shanghai")).splitlines()[1:]
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    return lines, sent
+
+
 def test_an_accounts_month_of_usage_is_read_in_id_order(ctx: AppContext, world: World):
     """``GET /api/v1/usage?billing_account_id=&period=`` and the month's file
     (``usage_export``): with a year of the account's records and the planner's statistics,
@@ -158,27 +187,12 @@ def test_an_accounts_month_of_usage_is_read_in_id_order(ctx: AppContext, world: 
              "occurred_at": datetime(2026, 11, 3, tzinfo=UTC), "charge_micros": 0,
              "state": "rated"}
         )  # fmt: skip
-    with ctx.db.write() as w:
-        w.execute(insert(UsageRecord.__table__), rows)
-    with ctx.db.engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE usage_records")
+    _stored(ctx, rows)
     month = (UsageRecord.billing_account_id == account, UsageRecord.period == "2026-11")
     newest = uuid.UUID(int=(1 << 120) + len(rows))  # the page after the newest
     page = _page_statement(ctx, tenant.id, UsageRecord, *month, descending=True, after=newest)
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "usage_records" in statement:
-            sent.append((statement, parameters))
-
-    event.listen(ctx.db.engine, "before_cursor_execute", record)
-    try:
-        with ctx.db.read() as s:
-            scope_session(s, tenant.id)
-            chosen = Selection("2026-11", billing_account_id=account)
-            assert len(b"".join(export_records(s, chosen, "Asia/Shanghai")).splitlines()) == 101
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    lines, sent = _file(ctx, tenant.id, Selection("2026-11", billing_account_id=account))
+    assert len(lines) == 100
     (whole_month,) = sent
     with ctx.db.engine.connect() as conn:
         plan = _plan(conn, *page)
@@ -212,29 +226,11 @@ def test_a_customers_month_of_usage_is_read_account_by_account_from_the_index(
              "occurred_at": datetime(2026, 11, 3, tzinfo=UTC), "charge_micros": 0,
              "state": "rated" if account else "rejected"}
         )  # fmt: skip
-    with ctx.db.write() as w:
-        w.execute(insert(UsageRecord.__table__), rows)
-    with ctx.db.engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE usage_records")
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "usage_records" in statement:
-            sent.append((statement, parameters))
-
-    event.listen(ctx.db.engine, "before_cursor_execute", record)
-    try:
-        with ctx.db.read() as s:
-            scope_session(s, tenant.id)
-            chosen = Selection(
-                "2026-11",
-                customer_id=uuid.uuid4(),
-                tenant_id=tenant.id,
-                accounts=tuple(accounts),
-            )
-            lines = b"".join(export_records(s, chosen, "Asia/Shanghai")).splitlines()[1:]
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    _stored(ctx, rows)
+    chosen = Selection(
+        "2026-11", customer_id=uuid.uuid4(), tenant_id=tenant.id, accounts=tuple(accounts)
+    )
+    lines, sent = _file(ctx, tenant.id, chosen)
     mine = [r for r in rows if r["tenant_id"] == tenant.id and r["period"] == "2026-11"]
     assert len(lines) == len(mine) > 0
     assert {r["billing_account_id"] for r in mine} == {*accounts, None}  # both parts
