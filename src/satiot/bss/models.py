@@ -312,6 +312,7 @@ class Subscription(TenantListed, Base):
 
 #: The usage records a bill run has claimed (the condition of the bill's partial index).
 BILLED_SQL: Final = "bill_id IS NOT NULL"
+NO_ACCOUNT_SQL: Final = "billing_account_id IS NULL"  # ``ix_usage_without_account``
 
 
 class UsageRecord(TenantScoped, Base):
@@ -368,6 +369,15 @@ class UsageRecord(TenantScoped, Base):
             "subscription_id",
             sqlite_where=text(BILLED_SQL),
             postgresql_where=text(BILLED_SQL),
+        ),
+        # A tenant's month of records naming no account, for a customer's file (0029): few.
+        Index(
+            "ix_usage_without_account",
+            "tenant_id",
+            "period",
+            "id",
+            sqlite_where=text(NO_ACCOUNT_SQL),
+            postgresql_where=text(NO_ACCOUNT_SQL),
         ),
         # A record is named by its event: the primary key is the one index that keeps an
         # event from being rated twice (a second unique index on event_id cost every write).
