@@ -243,10 +243,12 @@ def test_navigation_differs_per_audience(client: TestClient, world: World):
         "/usage",
         "/invoices",
     ]
-    billing = ["/billing-accounts", "/bill-runs"]
+    billing = ["/payments", "/billing-accounts", "/bill-runs"]
     inventory = ["/terminal-models", "/number-blocks", "/handles"]
     assert seen["admin"] == ["/", *network, *business, *billing, *inventory, "/access"]
-    customer = ["/", "/messages", "/devices", "/integrations", *business, "/billing-accounts"]
+    customer = [
+        "/", "/messages", "/devices", "/integrations", *business, "/payments", "/billing-accounts",
+    ]  # fmt: skip
     assert seen["cadmin"] == [*customer, "/access"]
     assert seen["cuser"] == customer
     assert seen["miit"] == [

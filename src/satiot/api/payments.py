@@ -184,20 +184,14 @@ def list_all_payments(
         AwareDatetime | None, Query(description="Received before (ISO-8601 with a zone)")
     ] = None,
 ) -> Page[PaymentOut]:
-    stmt = select(Payment)
-    if billing_account_id is not None:
-        stmt = stmt.where(Payment.billing_account_id == billing_account_id)
-    if kind == "top-up":
-        stmt = stmt.where(Payment.bill_id.is_(None))
-    elif kind is not None:
-        positive = Payment.amount_micros > 0
-        stmt = stmt.where(
-            Payment.bill_id.is_not(None), positive if kind == "payment" else ~positive
+    stmt = select(Payment).where(
+        *payments.listed(
+            kind=kind,
+            billing_account_id=billing_account_id,
+            received_from=received_from,
+            received_before=received_before,
         )
-    if received_from is not None:
-        stmt = stmt.where(Payment.received_at >= received_from)
-    if received_before is not None:
-        stmt = stmt.where(Payment.received_at < received_before)
+    )
     with call.read() as session:
         page = paginate(session, stmt, Payment.id, cursor=cursor, limit=limit, descending=True)
         return page_response(request, response, page, _payment_out)

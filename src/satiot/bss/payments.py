@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from satiot.bss.invoices import get_bill, move
@@ -387,3 +387,41 @@ def settle_from_balance(
         system=True,
     )
     return payment
+
+
+#: What the lists of payments tell apart: money paid against a bill, paid back on one, or
+#: put on a prepaid balance.
+KINDS: Final = ("payment", "refund", "top-up")
+
+
+def kind_of(payment: Payment) -> str:
+    """payment, refund or top-up (:data:`KINDS`)."""
+    if payment.bill_id is None:
+        return "top-up"
+    return "payment" if payment.amount_micros > 0 else "refund"
+
+
+def listed(
+    *,
+    kind: str | None = None,
+    billing_account_id: uuid.UUID | None = None,
+    received_from: datetime | None = None,
+    received_before: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """The filter of a list of payments (the API's and the console's): one kind, one
+    account, received in ``[received_from, received_before)``."""
+    where: list[ColumnElement[bool]] = []
+    if kind == "top-up":
+        where.append(Payment.bill_id.is_(None))
+    elif kind in ("payment", "refund"):
+        paid_in = Payment.amount_micros > 0
+        where += [Payment.bill_id.is_not(None), paid_in if kind == "payment" else ~paid_in]
+    elif kind is not None:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    if billing_account_id is not None:
+        where.append(Payment.billing_account_id == billing_account_id)
+    if received_from is not None:
+        where.append(Payment.received_at >= received_from)
+    if received_before is not None:
+        where.append(Payment.received_at < received_before)
+    return where

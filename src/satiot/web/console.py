@@ -52,6 +52,7 @@ from satiot.web.views import (
     messages,
     orders,
     payment_import,
+    payments,
     status_import,
     subscriptions,
     usage,
@@ -84,6 +85,7 @@ def console_router() -> APIRouter:
         billing_accounts,
         bill_runs,
         payment_import,
+        payments,
         inventory,
         licence_import,
     ):

@@ -62,6 +62,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     _item("Subscriptions", "/subscriptions", ("subscriptions:read",), EVERYONE),
     _item("Usage", "/usage", ("usage:read",), ("operator", "customer")),
     _item("Invoices", "/invoices", ("bills:read",), ("operator", "customer")),
+    _item("Payments", "/payments", ("bills:read",), ("operator", "customer")),
     _item("Billing accounts", "/billing-accounts", ("bills:read",), ("operator", "customer")),
     _item("Bill runs", "/bill-runs", ("bills:read",), ("operator",)),
     _item(
