@@ -8,12 +8,14 @@ business month of one billing account, one subscription, or a whole customer: ev
 of it, one after the other, then its messages that no account was charged for (a device
 without a live subscription).
 
-The file is one statement streamed in chunks, in id order: a record's id is its event's, and
-event ids are time-ordered, so that is the order the messages were logged. A month of a large
-account holds millions of records: they are read from the account's (account, period, id)
-index in that order, or sorted once where the database prefers to read the month whole, never
-by a keyset query per chunk that would sort what is left of the month again each time. A
-device's month is small enough to sort.
+Each part of the file (an account's or a device's month; a customer's accounts in turn, then
+its records without one) is one statement streamed in chunks, in id order: a record's id is
+its event's, and event ids are time-ordered, so that is the order the messages were logged. A
+month of a large account holds millions of records: they are read from the account's
+(account, period, id) index in that order, or sorted once where the database prefers to read
+the month whole, never by a keyset query per chunk that would sort what is left of the month
+again each time. A device's month is small enough to sort; a customer's records without an
+account have their own small index (``ix_usage_without_account``).
 """
 
 from __future__ import annotations
