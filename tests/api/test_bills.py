@@ -170,6 +170,20 @@ def test_all_payments_newest_first_by_account_kind_and_time(client, billed, worl
     assert len(ids(clerk, limit=1)) == 1
     for bad in ({"kind": "cash"}, {"received_from": "2026-12-01T00:00:00"}):
         assert_problem(client.get(f"{API}/payments", headers=clerk, params=bad), 422)
+        assert_problem(client.get(f"{API}/payments/csv", headers=clerk, params=bad), 422)
+    # the same filters as one file, oldest first; a customer's holds its own only
+    sheet = client.get(f"{API}/payments/csv", headers=clerk).content.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(sheet, newline="")))
+    assert [(r["kind"], r["amount_yuan"], r["reference"]) for r in rows] == [
+        ("payment", "50.00", "CMB-L1"), ("top-up", "200.00", "ALI-L1"),
+    ]  # fmt: skip
+    assert rows[0]["received_at"] == "2026-12-03 10:00:00"  # China's time
+    assert rows[0]["bill_number"] == bill["number"] and rows[1]["bill_number"] == ""
+    assert rows[0]["payment_id"] == paid["id"]
+    only = client.get(f"{API}/payments/csv", headers=clerk, params={"kind": "top-up"}).text
+    assert "ALI-L1" in only and "CMB-L1" not in only
+    mine = client.get(f"{API}/payments/csv", headers=customer).text
+    assert "CMB-L1" in mine and "ALI-L1" not in mine
 
 
 def test_a_payment_time_without_a_zone_is_422_not_500(client, billed, ctx):

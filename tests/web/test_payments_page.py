@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from satiot.api.context import AppContext
+from satiot.bss.models import CustomerBill
 from satiot.bss.payments import record_payment, top_up
 from satiot.core.auth.roles import Role
 from satiot.web.views import payments as payments_view
@@ -30,6 +31,9 @@ def test_payments_by_kind_and_month_and_customers_their_own(
     found = sent_bill_for(world, paying.tenant.id)  # October's bill, ¥1.06 with VAT
     prepaid = shop(world, payment_mode="prepaid", uscc=USCCS[1], name="Prepaid Co")
     with ctx.db.write() as s:
+        bill = s.get(CustomerBill, uuid.UUID(found["bill_id"]))
+        assert bill is not None
+        number = bill.number
         record_payment(
             s, world.system, uuid.UUID(found["bill_id"]), amount_micros=500_000,
             method="bank-transfer", reference="CMB-P1", at=ctx.clock.now(),
@@ -52,6 +56,21 @@ def test_payments_by_kind_and_month_and_customers_their_own(
     assert _rows(december) == 1 and "CMB-P1" in december and "received in 2026-12" in december
     november = client.get("/payments?period=2026-11&kind=payment").text
     assert _rows(november) == 0 and "No payment of this kind received in 2026-11" in november
+    # the same filter as a spreadsheet, oldest first, China's time, the top-up with no invoice
+    assert 'href="/payments/export.csv?period=2026-12"' in december
+    sheet = client.get("/payments/export.csv?period=2026-12")
+    assert (
+        sheet.status_code == 200
+        and "satiot-payments-2026-12.csv" in sheet.headers["content-disposition"]
+    )
+    lines = sheet.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("received_at,kind,amount_yuan,method,reference,bill_number,")
+    assert [line.split(",")[:6] for line in lines[1:]] == [
+        ["2026-12-01 01:00:00", "payment", "0.50", "bank-transfer", "CMB-P1", number]
+    ]
+    everything = client.get("/payments/export.csv").content.decode("utf-8-sig").splitlines()
+    assert [line.split(",")[1] for line in everything[1:]] == ["payment", "top-up"]
+    assert everything[2].split(",")[5:7] == ["", ""]  # a top-up has no invoice
     wrong = client.get("/payments?period=2026-13").text
     assert "flash-error" in wrong and _rows(wrong) == 2
     assert _rows(client.get("/payments?kind=cash").text) == 2  # an unknown kind: every kind

@@ -16,13 +16,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
 from satiot.api.bills import Reader, Writer, micros, visible_bill
 from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
-from satiot.bss import payments
+from satiot.api.csv_files import CSV_FILE, streamed_download
+from satiot.bss import payment_export, payments
 from satiot.bss.models import Payment
 from satiot.bss.money import fen_text
 from satiot.core.pagination import paginate
@@ -161,6 +162,48 @@ listing_router = APIRouter(prefix="/payments", tags=["billing"])
 PaymentKind = Literal["payment", "refund", "top-up"]
 
 
+KindParam = Annotated[
+    PaymentKind | None,
+    Query(description="payment (against a bill), refund (paid back) or top-up (prepaid)"),
+]
+ReceivedFrom = Annotated[
+    AwareDatetime | None, Query(description="Received at or after (ISO-8601 with a zone)")
+]
+ReceivedBefore = Annotated[
+    AwareDatetime | None, Query(description="Received before (ISO-8601 with a zone)")
+]
+
+
+@listing_router.get(
+    "/csv",
+    summary="The payments the list's filters keep as one CSV file, oldest first (streamed)",
+    response_class=StreamingResponse,
+    responses=CSV_FILE,
+)
+def payments_csv(
+    call: Reader,
+    billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
+    kind: KindParam = None,
+    received_from: ReceivedFrom = None,
+    received_before: ReceivedBefore = None,
+) -> StreamingResponse:
+    """Received time (China), kind, amount in yuan (a refund below zero), method, reference,
+    the invoice and its month, customer and credit code, account, who recorded it, the id;
+    the columns are in :mod:`satiot.bss.payment_export`."""
+    where = payments.listed(
+        kind=kind,
+        billing_account_id=billing_account_id,
+        received_from=received_from,
+        received_before=received_before,
+    )
+    tz = call.ctx.settings.business_timezone
+    return streamed_download(
+        call.read,
+        lambda session: payment_export.export_payments(session, where, tz=tz),
+        payment_export.file_name(None, call.now()),
+    )
+
+
 @listing_router.get(
     "",
     response_model=Page[PaymentOut],
@@ -173,16 +216,9 @@ def list_all_payments(
     cursor: CursorParam = None,
     limit: LimitParam = 100,
     billing_account_id: Annotated[uuid.UUID | None, Query()] = None,
-    kind: Annotated[
-        PaymentKind | None,
-        Query(description="payment (against a bill), refund (paid back) or top-up (prepaid)"),
-    ] = None,
-    received_from: Annotated[
-        AwareDatetime | None, Query(description="Received at or after (ISO-8601 with a zone)")
-    ] = None,
-    received_before: Annotated[
-        AwareDatetime | None, Query(description="Received before (ISO-8601 with a zone)")
-    ] = None,
+    kind: KindParam = None,
+    received_from: ReceivedFrom = None,
+    received_before: ReceivedBefore = None,
 ) -> Page[PaymentOut]:
     stmt = select(Payment).where(
         *payments.listed(

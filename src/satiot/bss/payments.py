@@ -394,11 +394,11 @@ def settle_from_balance(
 KINDS: Final = ("payment", "refund", "top-up")
 
 
-def kind_of(payment: Payment) -> str:
-    """payment, refund or top-up (:data:`KINDS`)."""
-    if payment.bill_id is None:
+def kind_of(bill_id: uuid.UUID | None, amount_micros: int) -> str:
+    """A payment's kind (:data:`KINDS`) from its bill (none for a top-up) and its sign."""
+    if bill_id is None:
         return "top-up"
-    return "payment" if payment.amount_micros > 0 else "refund"
+    return "payment" if amount_micros > 0 else "refund"
 
 
 def listed(

@@ -1,5 +1,6 @@
 """The Payments page: money paid against bills, paid back, and put on prepaid balances,
-newest first, by kind and by the business month it was received in.
+newest first, by kind and by the business month it was received in; and all of what the
+filter keeps as a spreadsheet (:mod:`satiot.bss.payment_export`).
 
 A finance team holds it against a bank statement or closes a month with it; a customer sees
 its own (the read session is tenant-scoped). The filter is
@@ -11,10 +12,11 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from starlette.responses import Response
 
-from satiot.bss import payments
+from satiot.api.csv_files import streamed_download
+from satiot.bss import payment_export, payments
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
 from satiot.bss.periods import check_period, period_bounds
 from satiot.core.errors import DomainError
@@ -28,19 +30,13 @@ PATH = "/payments"
 PAGE = 50
 
 
-@router.get(PATH)
-def payments_page(
-    request: Request,
-    signed_in: SignedIn,
-    kind: str = "",
-    period: str = "",
-    after: str | None = None,
-) -> Response:
-    signed_in.require_any("bills:read")
-    flash = None
+def _filters(
+    signed_in: SignedIn, kind: str, period: str
+) -> tuple[str, str, list[ColumnElement[bool]], Flash | None]:
+    """The page's kind and month as kept (an unknown kind or a malformed month dropped, the
+    latter said in a flash), and the list's filter."""
     kind = kind if kind in payments.KINDS else ""
-    period = period.strip()
-    bounds = None
+    period, flash, bounds = period.strip(), None, None
     if period:
         try:
             check_period(period)
@@ -52,6 +48,32 @@ def payments_page(
         received_from=bounds.start if bounds else None,
         received_before=bounds.end if bounds else None,
     )
+    return kind, period, where, flash
+
+
+@router.get(PATH + "/export.csv")
+def payments_csv(signed_in: SignedIn, kind: str = "", period: str = "") -> Response:
+    """Every entry the page's filters keep, oldest first, as a spreadsheet (all pages)."""
+    signed_in.require_any("bills:read")
+    _kind, period, where, _flash = _filters(signed_in, kind, period)
+    tz = signed_in.ctx.settings.business_timezone
+    return streamed_download(
+        signed_in.call.read,
+        lambda session: payment_export.export_payments(session, where, tz=tz),
+        payment_export.file_name(period or None, signed_in.now()),
+    )
+
+
+@router.get(PATH)
+def payments_page(
+    request: Request,
+    signed_in: SignedIn,
+    kind: str = "",
+    period: str = "",
+    after: str | None = None,
+) -> Response:
+    signed_in.require_any("bills:read")
+    kind, period, where, flash = _filters(signed_in, kind, period)
     with signed_in.call.read() as session:
         try:
             found = paginate(
@@ -91,7 +113,7 @@ def payments_page(
         "payments.html",
         {
             "title": "Payments",
-            "rows": [(p, payments.kind_of(p)) for p in found.items],
+            "rows": [(p, payments.kind_of(p.bill_id, p.amount_micros)) for p in found.items],
             "accounts": accounts,
             "bills": bills,
             "kind": kind,
@@ -100,6 +122,7 @@ def payments_page(
             "count": int(count),
             "total": int(total),
             "next_url": next_url,
+            "export_url": f"{PATH}/export.csv?{urlencode(kept)}".rstrip("?"),
         },
         flash=flash,
     )
