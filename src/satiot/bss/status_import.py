@@ -38,7 +38,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from satiot.bss.models import Subscription
 from satiot.bss.rating_store import ENDED
-from satiot.bss.subscriptions import resume_subscription, suspend_subscription
+from satiot.bss.subscriptions import resume_locked, suspend_locked
 from satiot.core.auth.principal import Principal
 from satiot.core.csv_text import (
     FileRejected,
@@ -186,9 +186,9 @@ def apply_lines(
             continue
         try:
             if x.action == "suspend":
-                suspend_subscription(session, principal, sub.id, x.reason, at)
+                suspend_locked(session, principal, sub, x.reason, at)
             else:
-                resume_subscription(session, principal, sub.id, x.reason, at)
+                resume_locked(session, principal, sub, x.reason, at)
         except DomainError as exc:
             errors.append(RowError(x.line, _column(exc), exc.detail))
             continue

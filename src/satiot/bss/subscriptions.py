@@ -185,11 +185,25 @@ def suspend_subscription(
     """Stop the subscription's service: its device's frames are refused from now on, its
     number is suspended and its handle says so. Resumable with :func:`resume_subscription`,
     by whoever the ``origin`` allows (default: the caller's side, customer or operator)."""
+    sub = get_subscription(session, subscription_id, lock=True)
+    return suspend_locked(session, principal, sub, reason, at, origin=origin)
+
+
+def suspend_locked(
+    session: Session,
+    principal: Principal,
+    sub: Subscription,
+    reason: str,
+    at: datetime,
+    *,
+    origin: str | None = None,
+) -> Subscription:
+    """:func:`suspend_subscription` on a subscription this transaction has locked (a file of
+    them is read and locked at once, in id order)."""
     why = _check_reason(reason)
     origin = origin or ("customer" if _is_customer(principal) else "operator")
     if origin not in SUSPENSION_ORIGINS:
         raise InvalidInput(f"origin must be one of {', '.join(SUSPENSION_ORIGINS)}")
-    sub = get_subscription(session, subscription_id, lock=True)
     SUBSCRIPTION.check(sub.status, "suspended", principal.role)
     before = binding_view(sub)
     acting = on_behalf(principal, "suspension")
@@ -214,8 +228,15 @@ def resume_subscription(
     A customer may lift only a suspension it made itself: one made by the operator's staff
     (compliance, fraud), by the contract's monthly quota or by an exhausted prepaid balance is
     not the customer's to undo (a top-up lifts the last one by itself)."""
-    why = _check_reason(reason)
     sub = get_subscription(session, subscription_id, lock=True)
+    return resume_locked(session, principal, sub, reason, at)
+
+
+def resume_locked(
+    session: Session, principal: Principal, sub: Subscription, reason: str, at: datetime
+) -> Subscription:
+    """:func:`resume_subscription` on a subscription this transaction has locked."""
+    why = _check_reason(reason)
     SUBSCRIPTION.check(sub.status, "active", principal.role)
     if _is_customer(principal) and not customer_may_resume(sub):
         cause = SUSPENDED_BY_TEXT.get(sub.suspended_by or "", SUSPENDED_BY_TEXT["operator"])
