@@ -186,6 +186,15 @@ def test_a_sent_bill_is_credited_by_number_and_bad_input_changes_nothing(setup, 
     lines = register.stdout_bytes.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("number,issued_on,bill_number,") and len(lines) == 3
     _one_error(runner.invoke(app, ["bills", "credit-notes", "--month", "2026-13"]), "YYYY-MM")
+    refunds = runner.invoke(app, ["bills", "received", "--kind", "refund"])
+    assert refunds.exit_code == 0, refunds.output
+    lines = refunds.stdout_bytes.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("received_at,kind,amount_yuan,method,reference,bill_number,")
+    assert [line.split(",")[1:6] for line in lines[1:]] == [
+        ["refund", "-2.12", "bank-transfer", "R1", number]
+    ]
+    _one_error(runner.invoke(app, ["bills", "received", "--month", "2026-13"]), "YYYY-MM")
+    _one_error(runner.invoke(app, ["bills", "received", "--kind", "cash"]), "kind must be one of")
     markup = ["--amount", "0.10", "--reason", "[/] [red]x"]
     r = runner.invoke(app, ["bills", "credit", number, *markup])
     assert r.exit_code == 0, r.output

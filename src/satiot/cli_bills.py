@@ -418,6 +418,47 @@ def bills_credit_notes(
         out.print(f"wrote {total} credit notes to {output}", highlight=False, soft_wrap=True)
 
 
+@bills_app.command("received")
+def bills_received(
+    output: OutputOption = None,
+    month: Annotated[
+        str | None, typer.Option(help="Only what was received in this month, YYYY-MM (China)")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="Only payment, refund or top-up")] = None,
+) -> None:
+    """Payments, refunds and top-ups as CSV, one line per entry, oldest first, to hold against
+    a bank statement: received time (China), kind, amount in yuan (a refund below zero),
+    method, reference, the invoice and its month, customer and credit code, account, who
+    recorded it. UTF-8 with a byte-order mark; a progress bar when writing to a file."""
+    from sqlalchemy import func, select
+
+    from satiot.bss.models import Payment
+    from satiot.bss.payment_export import export_payments
+    from satiot.bss.payments import listed
+    from satiot.bss.periods import check_period, period_bounds
+
+    tz = load_settings().business_timezone
+    with domain_errors():
+        bounds = None
+        if month is not None:
+            check_period(month)
+            bounds = period_bounds(month, tz)
+        where = listed(
+            kind=kind,
+            received_from=bounds.start if bounds else None,
+            received_before=bounds.end if bounds else None,
+        )
+    with _migrated() as database, database.read() as s:
+        total = write_export(
+            output,
+            lambda progress: export_payments(s, where, tz=tz, progress=progress),
+            lambda: s.scalar(select(func.count()).select_from(Payment).where(*where)) or 0,
+            "entries",
+        )
+    if total is not None:
+        out.print(f"wrote {total} entries to {output}", highlight=False, soft_wrap=True)
+
+
 @bills_app.command("statement")
 def bills_statement(
     bill: BillArgument,
