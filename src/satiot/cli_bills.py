@@ -435,19 +435,10 @@ def bills_received(
     from satiot.bss.models import Payment
     from satiot.bss.payment_export import export_payments
     from satiot.bss.payments import listed
-    from satiot.bss.periods import check_period, period_bounds
 
     tz = load_settings().business_timezone
     with domain_errors():
-        bounds = None
-        if month is not None:
-            check_period(month)
-            bounds = period_bounds(month, tz)
-        where = listed(
-            kind=kind,
-            received_from=bounds.start if bounds else None,
-            received_before=bounds.end if bounds else None,
-        )
+        where = listed(kind=kind, month=month, tz=tz)
     with _migrated() as database, database.read() as s:
         total = write_export(
             output,

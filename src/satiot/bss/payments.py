@@ -34,6 +34,7 @@ from satiot.bss.models import (
     UsageRecord,
 )
 from satiot.bss.money import format_cny
+from satiot.bss.periods import DEFAULT_TZ, period_bounds
 from satiot.bss.rating_store import debit_prepaid
 from satiot.core.auth.principal import Principal
 from satiot.core.changes import record_change
@@ -407,10 +408,16 @@ def listed(
     billing_account_id: uuid.UUID | None = None,
     received_from: datetime | None = None,
     received_before: datetime | None = None,
+    month: str | None = None,
+    tz: str = DEFAULT_TZ,
 ) -> list[ColumnElement[bool]]:
-    """The filter of a list of payments (the API's and the console's): one kind, one
-    account, received in ``[received_from, received_before)``."""
+    """The filter of a list of payments (the API's, the console's and the CLI's): one kind,
+    one account, received in ``[received_from, received_before)`` and in ``month``
+    (``YYYY-MM`` in the business time zone ``tz``; checked here)."""
     where: list[ColumnElement[bool]] = []
+    if month is not None:
+        bounds = period_bounds(month, tz)
+        where += [Payment.received_at >= bounds.start, Payment.received_at < bounds.end]
     if kind == "top-up":
         where.append(Payment.bill_id.is_(None))
     elif kind in ("payment", "refund"):

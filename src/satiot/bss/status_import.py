@@ -150,10 +150,8 @@ def _device_key(text: str) -> str:
     """A device as the file names it, as looked up: an id in its canonical form, a DevEUI in
     capitals, digits (IMEI or IoT number) as they are."""
     value = text.strip()
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return value.upper()
+    found = _as_id(value)
+    return str(found) if found is not None else value.upper()
 
 
 def apply_lines(

@@ -144,6 +144,14 @@ def _record(
 #: top-up that brings the balance above zero (or the operator), ``quota`` by the month's end
 #: (or the operator), ``operator`` (compliance, fraud, a business decision) by the operator.
 SUSPENSION_ORIGINS = ("customer", "operator", "quota", "balance")
+#: Each origin as a list or a figure names it after "suspended" (the console's choice, the
+#: dashboard's note).
+SUSPENDED_BY_LABEL = {
+    "customer": "by the customer",
+    "operator": "by the operator",
+    "quota": "at the quota",
+    "balance": "at a zero balance",
+}
 
 
 #: A suspension a customer did not make, as people read it (by ``suspended_by``).

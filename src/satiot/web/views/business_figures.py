@@ -31,6 +31,7 @@ from satiot.bss.models import (
 )
 from satiot.bss.money import format_cny
 from satiot.bss.states import ORDER_OPEN_STATES
+from satiot.bss.subscriptions import SUSPENDED_BY_LABEL
 from satiot.core import jobs
 from satiot.web.session import ConsoleSession
 from satiot.web.views.figures import Figure, counted
@@ -109,15 +110,6 @@ def _orders(session: Session, signed_in: ConsoleSession) -> Figure:
     )
 
 
-#: Who suspended, as the figure's note says it (``Subscription.suspended_by``).
-_SUSPENDED_BY = {
-    "customer": "by you",
-    "operator": "by the operator",
-    "quota": "at the quota",
-    "balance": "at a zero balance",
-}
-
-
 def _subscriptions(session: Session, *, customer: bool) -> Figure:
     """Active subscriptions, and the suspended ones by who suspended them: a customer sees at a
     glance which it may resume itself (its own) and which not."""
@@ -128,22 +120,23 @@ def _subscriptions(session: Session, *, customer: bool) -> Figure:
             func.count(Subscription.id).filter(suspended_by),
             *(
                 func.count(Subscription.id).filter(suspended_by, Subscription.suspended_by == o)
-                for o in _SUSPENDED_BY
+                for o in SUSPENDED_BY_LABEL
             ),
         )
     ).one()
     suspended = int(suspended or 0)
     note = f"{suspended:,} suspended"
+    own = "by you" if customer else "by customers"  # the customer's own suspensions
     parts = [
-        f"{int(n):,} {'by customers' if o == 'customer' and not customer else label}"
-        for (o, label), n in zip(_SUSPENDED_BY.items(), origins, strict=True)
+        f"{int(n):,} {own if o == 'customer' else label}"
+        for (o, label), n in zip(SUSPENDED_BY_LABEL.items(), origins, strict=True)
         if n
     ]
     if parts:
         note += ": " + ", ".join(parts)
     link = "/subscriptions"
     if suspended:  # straight to the one kind of suspension there is, if only one
-        only = [o for o, n in zip(_SUSPENDED_BY, origins, strict=True) if n == suspended]
+        only = [o for o, n in zip(SUSPENDED_BY_LABEL, origins, strict=True) if n == suspended]
         link += f"?status=suspended&by={only[0]}" if only else "?status=suspended"
     return Figure(
         "Subscriptions active",

@@ -18,7 +18,6 @@ from starlette.responses import Response
 from satiot.api.csv_files import streamed_download
 from satiot.bss import payment_export, payments
 from satiot.bss.models import BillingAccount, CustomerBill, Payment
-from satiot.bss.periods import check_period, period_bounds
 from satiot.core.errors import DomainError
 from satiot.core.pagination import paginate
 from satiot.web.flash import Flash
@@ -35,19 +34,13 @@ def _filters(
 ) -> tuple[str, str, list[ColumnElement[bool]], Flash | None]:
     """The page's kind and month as kept (an unknown kind or a malformed month dropped, the
     latter said in a flash), and the list's filter."""
-    kind = kind if kind in payments.KINDS else ""
-    period, flash, bounds = period.strip(), None, None
-    if period:
-        try:
-            check_period(period)
-            bounds = period_bounds(period, signed_in.ctx.settings.business_timezone)
-        except DomainError as exc:
-            flash, period = Flash("error", exc.detail), ""
-    where = payments.listed(
-        kind=kind or None,
-        received_from=bounds.start if bounds else None,
-        received_before=bounds.end if bounds else None,
-    )
+    kind, period, flash = kind if kind in payments.KINDS else "", period.strip(), None
+    tz = signed_in.ctx.settings.business_timezone
+    try:
+        where = payments.listed(kind=kind or None, month=period or None, tz=tz)
+    except DomainError as exc:
+        flash, period = Flash("error", exc.detail), ""
+        where = payments.listed(kind=kind or None)
     return kind, period, where, flash
 
 
@@ -74,15 +67,12 @@ def payments_page(
 ) -> Response:
     signed_in.require_any("bills:read")
     kind, period, where, flash = _filters(signed_in, kind, period)
+    stmt = select(Payment).where(*where)
     with signed_in.call.read() as session:
         try:
-            found = paginate(
-                session, select(Payment).where(*where), Payment.id, cursor=after, limit=PAGE,
-                descending=True,
-            )  # fmt: skip
-        except DomainError as exc:
-            found = paginate(session, select(Payment).where(*where), Payment.id, cursor=None,
-                             limit=PAGE, descending=True)  # fmt: skip
+            found = paginate(session, stmt, Payment.id, cursor=after, limit=PAGE, descending=True)
+        except DomainError as exc:  # a bad cursor: the first page, and why
+            found = paginate(session, stmt, Payment.id, cursor=None, limit=PAGE, descending=True)
             flash = Flash("error", exc.detail)
         count, total = session.execute(
             select(func.count(), func.coalesce(func.sum(Payment.amount_micros), 0)).where(*where)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -32,13 +32,6 @@ from satiot.web.session import Posted, SignedIn
 from satiot.web.views.network_rows import parse_uuid
 
 router = APIRouter()
-#: The "suspended by" choice, as people read it (``Subscription.suspended_by``).
-BY_LABELS: Final = {
-    "customer": "suspended by the customer",
-    "operator": "suspended by the operator",
-    "quota": "suspended at the quota",
-    "balance": "suspended at a zero balance",
-}
 PATH = "/subscriptions"
 PAGE = 50
 MOVES = {"suspend": "suspended", "resume": "active", "terminate": "pendingTerminate"}
@@ -167,7 +160,7 @@ def subscriptions_page(
             "writer": writer,
             "suspended_by": domain.SUSPENDED_BY_TEXT,
             "by": by,
-            "origins": BY_LABELS,
+            "origins": {o: f"suspended {t}" for o, t in domain.SUSPENDED_BY_LABEL.items()},
             "next_url": next_url,
             "export_url": f"{PATH}/export.csv?{urlencode(kept)}".rstrip("?"),
         },
