@@ -73,20 +73,23 @@ def test_bad_periods_and_accounts_are_one_line_errors(setup, env):  # noqa: F811
 
 
 def test_a_bills_statement_by_number_or_id_to_stdout_or_a_file(setup, env, world, tmp_path):  # noqa: F811
-    ctx, _s, _off, (full, half, _gone, _ended) = setup
+    ctx, _s, _off, (full, half, gone, _ended) = setup
     with ctx.db.write() as w:
         run_bills(w, world.system, "2026-11", at=DEC_1, settings=SETTINGS)
         bill_id, number = w.execute(select(CustomerBill.id, CustomerBill.number)).one()
     r = runner.invoke(app, ["bills", "statement", number.lower()])
     assert r.exit_code == 0, r.output
     lines = list(csv.DictReader(io.StringIO(r.stdout_bytes.decode("utf-8-sig"), newline="")))
-    assert {x["dev_eui"]: x["usage_charge_yuan"] for x in lines} == {
-        full.dev_eui: "0.060000",
-        half.dev_eui: "0.020000",
+    columns = ("service_days", "recurring_charge_yuan", "one_time_charge_yuan")
+    assert {x["dev_eui"]: (*(x[c] for c in columns), x["usage_charge_yuan"]) for x in lines} == {
+        full.dev_eui: ("30", "10.000000", "0.000000", "0.060000"),
+        half.dev_eui: ("15", "5.000000", "5.000000", "0.020000"),  # activated on the 16th
+        gone.dev_eui: ("10", "3.333333", "0.000000", "0.000000"),  # ended on the 10th
     }
+    assert {x["total_charge_yuan"] for x in lines} == {"10.060000", "10.020000", "3.333333"}
     path = tmp_path / "statement.csv"
     r = runner.invoke(app, ["bills", "statement", str(bill_id), "-o", str(path)])
-    assert r.exit_code == 0 and f"wrote 2 devices of bill {number} to {path}" in r.stdout
+    assert r.exit_code == 0 and f"wrote 3 devices of bill {number} to {path}" in r.stdout
     written = path.read_bytes().decode("utf-8-sig").splitlines()
     assert written[1:] == [",".join(x.values()) for x in lines]
     _one_error(runner.invoke(app, ["bills", "statement", "SAT2026-99999999"]), "no bill")

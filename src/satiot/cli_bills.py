@@ -455,10 +455,11 @@ def bills_statement(
     bill: BillArgument,
     output: OutputOption = None,
 ) -> None:
-    """A bill's usage statement as CSV: one line per device with its identities, uplink and
-    downlink messages, bytes, billable bytes and exact usage charge in yuan (they add up to
-    the bill's usage before each usage line is rounded to the fen). UTF-8 with a byte-order
-    mark, as Excel opens it; a progress bar when writing to a file."""
+    """A bill's device statement as CSV: one line per device with its identities, days of
+    service, recurring and one-time fees, uplink and downlink messages, bytes, billable bytes,
+    usage charge and total, exactly in yuan (they add up to the bill's lines before each line
+    is rounded to the fen). UTF-8 with a byte-order mark, as Excel opens it; a progress bar
+    when writing to a file."""
     from satiot.bss.bill_statement import device_count, export_statement
 
     with _migrated() as database, database.read() as s:

@@ -17,6 +17,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "satiot.oss.models",
     "satiot.bss.models",
     "satiot.bss.ledger_models",
+    "satiot.bss.device_fee_models",
 )
 
 

@@ -269,6 +269,14 @@ def test_a_bills_usage_by_device_as_pages_and_as_csv_once_sent(client, billed, c
     assert {d["charge"] for d in devices} == {"0.010000"}
     assert sum(d["charge_micros"] for d in devices) == 30_000
     assert all(d["uplink_messages"] == 1 and d["downlink_messages"] == 0 for d in devices)
+    # the fixture's device pays ¥100 a month; the two metered ones have no days or fees
+    fees = [d for d in devices if d["service_days"] is not None]
+    assert [(d["first_day"], d["last_day"], d["recurring_micros"], d["total"]) for d in fees] == [
+        (1, 30, 100_000_000, "100.010000")
+    ]
+    metered = [d for d in devices if d not in fees]
+    assert len(metered) == 2
+    assert all(d["recurring_micros"] == 0 and d["total"] == d["charge"] for d in metered)
     csv_file = client.get(f"{url}/csv", headers=customer)
     assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
     assert f"satiot-usage-{bill['number']}.csv" in csv_file.headers["content-disposition"]

@@ -1,5 +1,6 @@
-"""A bill's usage statement: each device's usage on that bill, adding up to the bill's usage,
-in pages by device whose statements do not grow with the bill, only what the reader may see."""
+"""A bill's device statement: each device's fees and usage on that bill, adding up to the
+bill's lines, in pages by device whose statements do not grow with the bill, only what the
+reader may see."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from satiot.bss.bill_statement import (
 )
 from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.models import BillLine, CustomerBill, Subscription, UsageRecord
+from satiot.bss.money import prorate, round_to_fen
 from satiot.core.errors import InvalidInput
 from tests.bss.billing_world import (
     USCCS,
@@ -71,7 +73,7 @@ def _bill(ctx: AppContext, world: World, owner: Shop, period: str = "2026-11", a
 def test_each_device_on_the_bill_with_its_traffic_and_exact_charge(ctx: AppContext, world: World):
     owner, other = shop(world), shop(world, uscc=USCCS[1], name="Other Co")
     plan = _plan(ctx)
-    busy, quiet, _idle = (owner.device(plan, OCT) for _ in range(3))
+    busy, quiet, idle = (owner.device(plan, OCT) for _ in range(3))
     elsewhere = other.device(plan, OCT)
     with ctx.db.write() as s:
         s.execute(
@@ -95,10 +97,20 @@ def test_each_device_on_the_bill_with_its_traffic_and_exact_charge(ctx: AppConte
                 BillLine.bill_id == bill.id, BillLine.kind == "usage"
             )
         ).all()
-        assert device_count(s, bill.id) == 2
+        assert device_count(s, bill.id) == 3
     by_id = {d.subscription_id: d for d in lines}
     assert [d.subscription_id for d in lines] == sorted(by_id)
-    assert set(by_id) == {busy.id, quiet.id}, "a device with no usage is not on the statement"
+    assert set(by_id) == {busy.id, quiet.id, idle.id}, "the idle device paid its monthly fee"
+    i = by_id[idle.id]
+    assert (i.uplink_messages, i.downlink_messages, i.charge_micros) == (0, 0, 0)
+    assert (i.dev_eui, i.service_days, i.recurring_micros, i.total_micros) == (
+        idle.dev_eui,
+        30,
+        1_000_000,
+        1_000_000,
+    )
+    assert all((d.first_day, d.last_day, d.recurring_micros) == (1, 30, 1_000_000) for d in lines)
+    assert sum(d.recurring_micros for d in lines) == bill.recurring_micros == 3_000_000
     b = by_id[busy.id]
     assert (b.dev_eui, b.imei, b.iot_number) == (busy.dev_eui, "354178036859789", "1410123400001")
     assert (b.uplink_messages, b.downlink_messages, b.bytes, b.billable_bytes) == (3, 1, 100, 187)
@@ -126,8 +138,8 @@ def test_late_usage_is_on_the_statement_of_the_bill_that_charged_it(ctx: AppCont
     with ctx.db.read() as s:
         (nov,) = device_usage(s, november.id)
         (dec,) = device_usage(s, december.id)
-    assert (nov.uplink_messages, nov.bytes) == (1, 60)
-    assert (dec.uplink_messages, dec.bytes) == (2, 130)
+    assert (nov.uplink_messages, nov.bytes, nov.service_days) == (1, 60, 30)
+    assert (dec.uplink_messages, dec.bytes, dec.service_days) == (2, 130, 31)
 
 
 def test_rejected_usage_is_not_on_the_statement(ctx: AppContext, world: World):
@@ -143,6 +155,78 @@ def test_rejected_usage_is_not_on_the_statement(ctx: AppContext, world: World):
         (line,) = device_usage(s, bill.id)
     assert states == ["billed", "rejected"]
     assert line.uplink_messages == 1
+
+
+def test_fees_are_prorated_per_device_and_add_up_to_the_bills_fee_lines(
+    ctx: AppContext, world: World
+):
+    """A device that joined or left during the month pays for its days of service, its add-on
+    too; one activated in the month pays the activation fee; the bill's fee lines are the sum
+    of its devices' fees, each rounded to the fen once."""
+    owner = shop(world)
+    plan = offering(
+        ctx,
+        "Monthly",
+        [price("recurring", 1_000_003), price("one-time", 5_000_000, name="activation")],
+    )
+    extra = offering(ctx, "Priority", [price("recurring", 333_333)], add_on=True)
+    old = owner.device(plan, OCT)
+    joined = owner.device(plan, datetime(2026, 11, 20, 16, tzinfo=UTC), add_ons=[str(extra)])
+    left = owner.device(plan, OCT, terminated_at=datetime(2026, 11, 10, 16, tzinfo=UTC))
+    bill = _bill(ctx, world, owner)
+    with ctx.db.read() as s:
+        lines = {d.subscription_id: d for d in device_usage(s, bill.id)}
+        fee_lines = s.execute(
+            select(BillLine.kind, BillLine.amount_micros).where(
+                BillLine.bill_id == bill.id, BillLine.kind.in_(("recurring", "one-time"))
+            )
+        ).all()
+    o, j, t = lines[old.id], lines[joined.id], lines[left.id]
+    assert (o.first_day, o.last_day, o.recurring_micros, o.one_time_micros) == (1, 30, 1_000_003, 0)
+    # 00:00 on the 21st in China: 10 days; the add-on is prorated alike
+    assert (j.first_day, j.last_day, j.service_days) == (21, 30, 10)
+    assert j.recurring_micros == (1_000_003 * 10 * 2 + 30) // 60 + (333_333 * 10 * 2 + 30) // 60
+    assert j.one_time_micros == 5_000_000
+    assert (t.first_day, t.last_day, t.one_time_micros) == (1, 10, 0)  # ended at 00:00 on the 11th
+    assert t.recurring_micros == (1_000_003 * 10 * 2 + 30) // 60
+    assert all(d.total_micros == d.recurring_micros + d.one_time_micros for d in lines.values())
+    monthly, priority = 1_000_003 + 2 * prorate(1_000_003, 10, 30), prorate(333_333, 10, 30)
+    assert sum(d.recurring_micros for d in lines.values()) == monthly + priority
+    # one line per price, each rounded to the fen once
+    assert sorted(a for k, a in fee_lines if k == "recurring") == sorted(
+        (round_to_fen(monthly), round_to_fen(priority))
+    )
+    assert sum(a for k, a in fee_lines if k == "one-time") == 5_000_000
+    assert bill.recurring_micros + bill.one_time_micros == sum(a for _, a in fee_lines)
+
+
+def test_pages_merge_devices_with_fees_only_usage_only_and_both(ctx: AppContext, world: World):
+    """A device paid for without traffic, one charged by use alone and one with both are each
+    listed once, in id order, whatever the page size."""
+    owner = shop(world)
+    monthly = _plan(ctx)
+    by_use = offering(ctx, "By use", [price("per-message", 20_000)])
+    subs = [owner.device(monthly if i % 3 else by_use, OCT) for i in range(9)]
+    for i, sub in enumerate(subs):
+        if i % 3 != 1:  # devices 1, 4, 7: a fee and no traffic
+            uplink(ctx, sub, 60, NOV_5 + timedelta(minutes=i))
+    rate_all(ctx)
+    bill = _bill(ctx, world, owner)
+    with ctx.db.read() as s:
+        whole = device_usage(s, bill.id)
+        assert device_count(s, bill.id) == 9
+        walks = {}
+        for size in (1, 2, 4):
+            pages, after = [], None
+            while page := device_usage(s, bill.id, after=after, limit=size):
+                pages.append(page)
+                after = page[-1].subscription_id
+            walks[size] = [d for p in pages for d in p]
+    assert [d.subscription_id for d in whole] == sorted(sub.id for sub in subs)
+    assert all(walk == whole for walk in walks.values())
+    kinds = {d.subscription_id: (d.service_days is not None, d.uplink_messages > 0) for d in whole}
+    assert [kinds[sub.id] for sub in subs[:3]] == [(False, True), (True, False), (True, True)]
+    assert sum(d.recurring_micros for d in whole) == bill.recurring_micros == 6 * 1_000_000
 
 
 def _devices_with_usage(ctx: AppContext, world: World, n: int) -> tuple[Shop, CustomerBill]:
@@ -189,8 +273,8 @@ def test_the_csv_has_a_line_per_device_in_chunks_of_fixed_cost(ctx: AppContext, 
             pieces = export_statement(s, bill.id, bill.number, chunk=chunk, progress=told.append)
             data = b"".join(pieces)
         seen_counts.append(len(seen))
-    # two statements per chunk of devices (usage, identities), and one for the empty last
-    assert seen_counts == [2 * 4 + 1, 2 * 2 + 1], seen_counts
+    # three statements per chunk of devices (fees, usage, identities), two for the empty last
+    assert seen_counts == [3 * 4 + 2, 3 * 2 + 2], seen_counts
     assert told == [3, 3, 3, 3, 6, 6]
     assert data.startswith(b"\xef\xbb\xbf") and data.endswith(b"\r\n")
     rows = list(csv.DictReader(io.StringIO(data[3:].decode(), newline="")))

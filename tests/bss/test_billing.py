@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from satiot.bss import billing
-from satiot.bss.billing import RunSettings, dry_run, prorate, run_bills
+from satiot.bss.billing import RunSettings, dry_run, run_bills
 from satiot.bss.models import BillLine, BillRun, CustomerBill, UsageRecord
+from satiot.bss.money import prorate
 from satiot.bss.periods import period_bounds
 from satiot.core.errors import InvalidInput
 from tests.bss.billing_world import offering, price, rate_all, shop, uplink
@@ -97,6 +98,7 @@ def test_a_month_of_recurring_usage_one_time_and_vat(setup, world):
         "pricing the month: recurring charges, usage, one-time charges",
         "numbering and writing 1 bill",
         f"writing {len(lines)} bill lines",
+        "writing each device's fees",
         "marking the month's usage billed",
     ]
 

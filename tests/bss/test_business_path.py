@@ -119,9 +119,9 @@ def _round_fen(micros: Decimal) -> int:
     return int((micros / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 10_000
 
 
-def _expected_total(session, account_id) -> tuple[int, int, int]:
+def _expected_total(session, account_id) -> tuple[int, int, int, int]:
     """The bill recomputed from Uplink rows and the price table, in plain Python: its total,
-    the uplinks it charges and their charges before rounding."""
+    the uplinks it charges, their charges before rounding and the fees before rounding."""
     subs = session.execute(
         select(Subscription.dev_eui, Subscription.offering_id, Subscription.activated_at).where(
             Subscription.billing_account_id == account_id
@@ -169,7 +169,7 @@ def _expected_total(session, account_id) -> tuple[int, int, int]:
     subtotal += sum(_round_fen(Decimal(v)) for v in usage.values() if v)
     tax = _round_fen(Decimal(subtotal) * 600 / 10_000)
     charged = len([u for u in uplinks if first <= u[2] < after])
-    return subtotal + tax, charged, sum(usage.values())
+    return subtotal + tax, charged, sum(usage.values()), int(sum(lines.values()))
 
 
 def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
@@ -250,7 +250,7 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
 
     with ctx.db.read() as s:
         bill = s.scalar(select(CustomerBill).where(CustomerBill.billing_account_id == account_id))
-        expected_total, uplinks, usage_micros = _expected_total(s, account_id)
+        expected_total, uplinks, usage_micros, fee_micros = _expected_total(s, account_id)
         rated = s.scalar(select(func.count()).select_from(UsageRecord))
         billed = s.scalar(
             select(func.count()).select_from(UsageRecord).where(UsageRecord.bill_id == bill.id)
@@ -265,8 +265,8 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
     assert bill.total_micros == expected_total, (bill.total_micros, expected_total)
     assert len(names) >= 3 and bill.usage_micros > 0
 
-    # The bill's usage statement: each device's messages and bytes as the network accepted
-    # them, and charges that add up to the usage before the bill rounded it.
+    # The bill's device statement: each device's messages and bytes as the network accepted
+    # them, and fees and charges that add up to the bill's lines before it rounded them.
     with ctx.db.read() as s:
         size = func.sum(func.length(Uplink.payload))
         sent = s.execute(select(Uplink.dev_eui, func.count(), size).group_by(Uplink.dev_eui)).all()
@@ -278,3 +278,4 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
         dev: (n, size) for dev, n, size in sent
     }
     assert sum(d.charge_micros for d in statement) == usage_micros
+    assert sum(d.recurring_micros + d.one_time_micros for d in statement) == fee_micros

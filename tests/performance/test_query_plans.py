@@ -131,6 +131,32 @@ def test_a_bills_usage_statement_is_read_by_device_from_the_bills_index(
             assert "ix_usage_bill_subscription" in plan and "Sort" not in plan, plan
 
 
+def test_a_bills_device_fees_are_read_in_order_from_their_key(ctx: AppContext, world: World):
+    """The fees of a page of a bill's statement: the bill's rows from the fees' key (bill,
+    subscription), in order, stopped after the page, without sorting the bill's devices."""
+    tenant = world.tenant()
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        sent.append((statement, parameters))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.read() as s:
+            scope_session(s, tenant.id)
+            device_usage(s, uuid.uuid4(), after=uuid.UUID(int=1), limit=50)
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    (statement, parameters), *_ = [q for q in sent if "bill_device_fees" in q[0]]
+    assert "tenant_id" in statement and "LIMIT" in statement
+    with ctx.db.engine.connect() as conn:
+        plan = _plan(conn, statement, parameters)
+    if ctx.db.engine.dialect.name == "sqlite":
+        assert "sqlite_autoindex_bill_device_fees_1" in plan and "TEMP B-TREE" not in plan, plan
+    else:
+        assert "pk_bill_device_fees" in plan and "Sort" not in plan, plan
+
+
 def _plan(conn: Any, statement: str, parameters: Any) -> str:
     if conn.dialect.name == "sqlite":
         rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)

@@ -99,7 +99,7 @@ def test_an_invoices_usage_by_device_pages_and_downloads(
     from playwright.sync_api import expect
 
     owner = shop(world)
-    plan = offering(ctx, "Metered", [price("per-message", 10_000)])
+    plan = offering(ctx, "Metered", [price("recurring", 1_000_000), price("per-message", 10_000)])
     subs = [owner.device(plan, datetime(2026, 10, 1, tzinfo=UTC)) for _ in range(55)]
     for n, sub in enumerate(subs):
         uplink(ctx, sub, 20, datetime(2026, 11, 5, 0, n, tzinfo=UTC))
@@ -121,6 +121,10 @@ def test_an_invoices_usage_by_device_pages_and_downloads(
         rows = page.locator("#devices-table tbody tr")
         expect(rows).to_have_count(50)
         expect(rows.first).to_contain_text(subs[0].dev_eui)
+        # 30 days of service, the ¥1 monthly fee, one ¥0.01 message: ¥1.01 in all
+        expect(rows.first.locator("td").nth(3)).to_have_text("30")
+        expect(rows.first.locator("td").nth(4)).to_have_text("¥1.000000")
+        expect(rows.first.locator("td").last).to_have_text("¥1.010000")
         wrap = page.locator("#devices .table-wrap")
         fits = wrap.evaluate("e => e.scrollWidth <= e.clientWidth")
         assert fits, "the devices table fits its card at 1360 px"

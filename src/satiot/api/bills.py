@@ -114,10 +114,30 @@ class DeviceUsageOut(Output):
     billable_bytes: int
     charge_micros: int = Field(description="The device's usage charge on the bill, exactly")
     charge: str = Field(description="The same in yuan, six decimals (exact)")
+    first_day: int | None = Field(
+        description="First day of the month the device's fees were charged for (1-based); "
+        "null for a device charged by use alone, or on a bill issued before fees were kept "
+        "per device"
+    )
+    last_day: int | None = Field(description="Last day of the month its fees were charged for")
+    service_days: int | None = Field(description="Days its fees were charged for")
+    recurring_micros: int = Field(
+        description="Its recurring fees on the bill (offering and add-ons), prorated over its "
+        "days of service, exactly"
+    )
+    one_time_micros: int = Field(description="Its one-time fees (activation in the month)")
+    total_micros: int = Field(description="Fees and usage charge: its share before VAT")
+    total: str = Field(description="The same in yuan, six decimals (exact)")
 
     @classmethod
     def of(cls, d: DeviceUsage) -> DeviceUsageOut:
-        return cls(**asdict(d), charge=d.charge_yuan)
+        return cls(
+            **asdict(d),
+            charge=d.charge_yuan,
+            service_days=d.service_days,
+            total_micros=d.total_micros,
+            total=d.total_yuan,
+        )
 
 
 class DraftOut(Output):
@@ -282,7 +302,7 @@ def get_lines(call: Reader, bill_id: uuid.UUID) -> list[LineOut]:
 @router.get(
     "/{bill_id}/device-usage",
     response_model=Page[DeviceUsageOut],
-    summary="A bill's usage statement: each device's messages, bytes and usage charge",
+    summary="A bill's device statement: each device's fees, messages, bytes and charges",
 )
 def list_device_usage(
     call: Reader,
@@ -292,8 +312,9 @@ def list_device_usage(
     cursor: CursorParam = None,
     limit: LimitParam = 100,
 ) -> Page[DeviceUsageOut]:
-    """Devices that used the network on this bill, by subscription id. The charges are
-    exact; they add up to the bill's usage before each usage line is rounded to the fen."""
+    """The devices on this bill, by subscription id: those it charged a fee for and those
+    that used the network. The charges are exact; they add up to the bill's recurring,
+    one-time and usage lines before each line is rounded to the fen."""
     with call.read() as session:
         bill = visible_bill(call, session, bill_id)
         page = bill_statement.statement_page(session, bill.id, cursor=cursor, limit=limit)

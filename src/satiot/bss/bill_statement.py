@@ -1,15 +1,19 @@
-"""A bill's usage statement: each device's messages, bytes and usage charge on that bill.
+"""A bill's device statement: each device's fees, messages, bytes and usage charge on that bill.
 
-A bill's usage lines sum a month's traffic by offering and direction; a customer with a
-thousand devices reconciles that against its own records device by device, and asks which
-devices cost the most. The statement answers from the usage records the bill claimed (the
-bill run points each at its bill), one line per subscription, so its charges add up to the
-bill's usage before rounding: each usage line is rounded to the fen, a device's charge is
-given exactly, in micro-yuan (six decimals of a yuan).
+A bill's lines sum a month by offering: its fees ("1,000 devices, prorated") and its traffic by
+direction; a customer with a thousand devices reconciles that against its own records device
+by device, asks which devices cost the most, and which it paid a monthly fee for while they
+sent nothing. The statement answers with one line per device: its days of service and fees as
+the bill run computed them (:mod:`satiot.bss.device_fees`), and its usage from the records the
+bill claimed (the run points each at its bill), so that its columns add up to the bill's lines
+before rounding: each line is rounded to the fen, a device's charges are given exactly, in
+micro-yuan (six decimals of a yuan). Bills issued before the run kept fees per device list
+usage alone.
 
-A statement is read by device id in pages of at most :data:`CHUNK` devices, from the partial
-index on (bill, subscription) that holds billed records only: a page reads its devices'
-records and no others, however long the account's history.
+A statement is read by device id in pages of at most :data:`CHUNK` devices: the page's fees
+from the fees' key (bill, subscription), its usage from the partial index on (bill,
+subscription) that holds billed records only, each read in order and stopped after the page's
+devices, however long the account's history.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, union
 from sqlalchemy.orm import Session
 
+from satiot.bss.device_fee_models import BillDeviceFee
 from satiot.bss.models import Subscription, UsageRecord
 from satiot.bss.money import micro_yuan_text
 from satiot.core.csv_text import csv_file
@@ -34,11 +39,15 @@ COLUMNS: Final = (
     "dev_eui",
     "imei",
     "iot_number",
+    "service_days",
+    "recurring_charge_yuan",
+    "one_time_charge_yuan",
     "uplink_messages",
     "downlink_messages",
     "bytes",
     "billable_bytes",
     "usage_charge_yuan",
+    "total_charge_yuan",
 )
 #: Devices read per statement, at most.
 CHUNK: Final = 1_000
@@ -46,7 +55,8 @@ CHUNK: Final = 1_000
 
 @dataclass(frozen=True)
 class DeviceUsage:
-    """One device's usage on a bill (its identities as its subscription holds them)."""
+    """One device's line on a bill (its identities as its subscription holds them). A device
+    charged by use alone has no days of service or fees (None, 0)."""
 
     subscription_id: uuid.UUID
     dev_eui: str
@@ -57,11 +67,45 @@ class DeviceUsage:
     bytes: int
     billable_bytes: int
     charge_micros: int
+    first_day: int | None = None
+    last_day: int | None = None
+    recurring_micros: int = 0
+    one_time_micros: int = 0
 
     @property
     def charge_yuan(self) -> str:
-        """The charge in yuan, exactly (six decimals)."""
+        """The usage charge in yuan, exactly (six decimals)."""
         return micro_yuan_text(self.charge_micros)
+
+    @property
+    def service_days(self) -> int | None:
+        """Days of the month the fees were charged for (None without fees)."""
+        if self.first_day is None or self.last_day is None:
+            return None
+        return self.last_day - self.first_day + 1
+
+    @property
+    def fees_micros(self) -> int:
+        return self.recurring_micros + self.one_time_micros
+
+    @property
+    def total_micros(self) -> int:
+        """Fees and usage: the device's share of the bill before rounding and VAT."""
+        return self.fees_micros + self.charge_micros
+
+    @property
+    def fees_yuan(self) -> str:
+        return micro_yuan_text(self.fees_micros)
+
+    @property
+    def total_yuan(self) -> str:
+        return micro_yuan_text(self.total_micros)
+
+
+#: A device's usage on a bill: (uplinks, downlinks, bytes, billable bytes, charge, dev_eui).
+_Usage = tuple[int, int, int, int, int, str]
+#: A device's fees on a bill: (first day, last day, recurring, one-time).
+_Fees = tuple[int, int, int, int]
 
 
 def device_usage(
@@ -73,21 +117,78 @@ def device_usage(
 ) -> list[DeviceUsage]:
     """The devices on the bill after ``after`` (by subscription id), at most ``limit``.
 
-    Two statements: the records grouped by device (in index order, so the database stops
-    after ``limit`` devices), then those devices' identities."""
+    Three statements: the next ``limit`` devices' fees and the next ``limit`` devices' usage
+    (each in its index's order, so the database stops there), then the identities of the
+    first ``limit`` devices of both. Each of those is among the first ``limit`` of either
+    list, so both reads hold all it has."""
     if not 1 <= limit <= CHUNK:
         raise ValueError(f"limit must be 1 to {CHUNK}")
+    fees = _fees(session, bill_id, after, limit)
+    usage = _usage(session, bill_id, after, limit)
+    ids = sorted(fees.keys() | usage.keys())[:limit]
+    if not ids:
+        return []
+    sub = Subscription
+    identities = {
+        s.id: (s.dev_eui, s.imei, s.iot_number)
+        for s in session.execute(
+            select(sub.id, sub.dev_eui, sub.imei, sub.iot_number).where(sub.id.in_(ids))
+        )
+    }
+    out = []
+    for sub_id in ids:
+        up, down, size, billable, charge, used_by = usage.get(sub_id, (0, 0, 0, 0, 0, ""))
+        dev_eui, imei, number = identities.get(sub_id, (used_by, None, None))
+        fee = fees.get(sub_id)
+        out.append(
+            DeviceUsage(
+                sub_id,
+                used_by or dev_eui,
+                imei,
+                number,
+                up,
+                down,
+                size,
+                billable,
+                charge,
+                *(fee if fee is not None else (None, None, 0, 0)),
+            )
+        )
+    return out
+
+
+def _fees(
+    session: Session, bill_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> dict[uuid.UUID, _Fees]:
+    f = BillDeviceFee
+    stmt = (
+        select(f.subscription_id, f.first_day, f.last_day, f.recurring_micros, f.one_time_micros)
+        .where(f.bill_id == bill_id)
+        .order_by(f.subscription_id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(f.subscription_id > after)
+    return {
+        sub_id: (int(first), int(last), int(recurring), int(once))
+        for sub_id, first, last, recurring, once in session.execute(stmt)
+    }
+
+
+def _usage(
+    session: Session, bill_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> dict[uuid.UUID, _Usage]:
     r = UsageRecord
     uplink = func.sum(case((r.kind == "uplink", 1), else_=0))
     stmt = (
         select(
             r.subscription_id,
-            func.max(r.dev_eui),
             uplink,
             func.count() - uplink,
             func.sum(r.bytes),
             func.sum(r.billable_bytes),
             func.sum(r.charge_micros),
+            func.max(r.dev_eui),
         )
         .where(r.bill_id == bill_id)
         .group_by(r.subscription_id)
@@ -96,35 +197,10 @@ def device_usage(
     )
     if after is not None:
         stmt = stmt.where(r.subscription_id > after)
-    rows = session.execute(stmt).all()
-    if not rows:
-        return []
-    ids = [row[0] for row in rows]
-    identities = {
-        s.id: (s.imei, s.iot_number)
-        for s in session.execute(
-            select(Subscription.id, Subscription.imei, Subscription.iot_number).where(
-                Subscription.id.in_(ids)
-            )
-        )
+    return {
+        sub_id: (int(up), int(down), int(size), int(billable), int(charge), dev_eui)
+        for sub_id, up, down, size, billable, charge, dev_eui in session.execute(stmt)
     }
-    out = []
-    for sub_id, dev_eui, up, down, size, billable, charge in rows:
-        imei, number = identities.get(sub_id, (None, None))
-        out.append(
-            DeviceUsage(
-                sub_id,
-                dev_eui,
-                imei,
-                number,
-                int(up),
-                int(down),
-                int(size),
-                int(billable),
-                int(charge),
-            )
-        )
-    return out
 
 
 def statement_page(
@@ -140,11 +216,12 @@ def statement_page(
 
 
 def device_count(session: Session, bill_id: uuid.UUID) -> int:
-    """How many devices the bill's statement lists (read from the index alone)."""
-    stmt = select(func.count(func.distinct(UsageRecord.subscription_id))).where(
-        UsageRecord.bill_id == bill_id
-    )
-    return int(session.scalar(stmt) or 0)
+    """How many devices the bill's statement lists (read from the two indexes alone)."""
+    devices = union(
+        select(BillDeviceFee.subscription_id).where(BillDeviceFee.bill_id == bill_id),
+        select(UsageRecord.subscription_id).where(UsageRecord.bill_id == bill_id),
+    ).subquery()
+    return int(session.scalar(select(func.count()).select_from(devices)) or 0)
 
 
 def export_statement(
@@ -166,17 +243,22 @@ def export_statement(
 
 
 def _row(number: str, d: DeviceUsage) -> Sequence[str]:
+    days = d.service_days
     return (
         number,
         str(d.subscription_id),
         d.dev_eui,
         d.imei or "",
         d.iot_number or "",
+        "" if days is None else str(days),
+        micro_yuan_text(d.recurring_micros),
+        micro_yuan_text(d.one_time_micros),
         str(d.uplink_messages),
         str(d.downlink_messages),
         str(d.bytes),
         str(d.billable_bytes),
         d.charge_yuan,
+        micro_yuan_text(d.total_micros),
     )
 
 

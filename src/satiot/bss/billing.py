@@ -34,6 +34,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from satiot.bss import billing_sql as q
+from satiot.bss import device_fees
 from satiot.bss.invoices import invoice_series, take_numbers
 from satiot.bss.models import (
     BillRun,
@@ -43,7 +44,7 @@ from satiot.bss.models import (
     Subscription,
     UsageRecord,
 )
-from satiot.bss.money import round_to_fen, vat_micros
+from satiot.bss.money import prorate, round_to_fen, vat_micros
 from satiot.bss.periods import Period, local_date, period_bounds
 from satiot.core.audit import record as audit_record
 from satiot.core.auth.principal import Principal
@@ -102,13 +103,6 @@ class Draft:
     @property
     def total_micros(self) -> int:
         return self.subtotal_micros + self.tax_micros
-
-
-def prorate(amount: int, days: int, days_in_month: int) -> int:
-    """``amount × days ÷ days_in_month`` rounded half-up to the micro-yuan."""
-    if days >= days_in_month:
-        return amount
-    return (2 * amount * days + days_in_month) // (2 * days_in_month)
 
 
 def _catalog(
@@ -334,7 +328,7 @@ def run_bills(
 
     One transaction: bills get gap-free numbers, their lines are written, the usage they
     charge moves to ``billed``, and the run is audited once (bills start ``new``). ``step``
-    is told what the run does next, in words, as each of its four steps starts: a run over
+    is told what the run does next, in words, as each of its steps starts: a run over
     100,000 accounts takes a minute or more, and whoever waits on it should see it move.
     """
     tell = step or (lambda _: None)
@@ -389,6 +383,8 @@ def run_bills(
     tell(STEPS[2].format(n=len(line_rows), s="" if len(line_rows) == 1 else "s"))
     insert_rows(session, "bill_lines", LINE_COLUMNS, line_rows)
     tell(STEPS[3])
+    device_fees.write_run_fees(session, run.id, period, accounts)
+    tell(STEPS[4])
     _claim_usage(session, run.id, period)
     run.accounts = len(drafts)
     run.bills = len(drafts)
@@ -413,6 +409,7 @@ STEPS: Final = (
     "pricing the month: recurring charges, usage, one-time charges",
     "numbering and writing {n:,} bill{s}",
     "writing {n:,} bill line{s}",
+    "writing each device's fees",
     "marking the month's usage billed",
 )
 

@@ -41,6 +41,8 @@ GROUP_KEYS = (
 )
 #: Accounts per ``IN (…)`` list when a run is limited to some accounts.
 CHUNK = 5_000
+#: Rows fetched at a time when a query's rows are streamed.
+STREAM_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,11 @@ def _day_of(column: Any, starts: list[Any], *, inclusive: bool) -> ColumnElement
     return case(*whens, else_=literal(len(starts) - 1))
 
 
-def subscription_groups(
-    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
-) -> list[SubscriptionGroup]:
+def _service(period: Period) -> tuple[list[ColumnElement[Any]], list[ColumnElement[bool]]]:
+    """The first and last day of ``period`` each subscription had service and whether it
+    began in it (labelled ``first_day``, ``last_day``, ``new``), and the criteria of a
+    subscription that had service in the period: what both a run's groups and its devices'
+    fees are computed from."""
     starts = period.day_starts()
     first = _day_of(Subscription.activated_at, starts, inclusive=False).label("first_day")
     last = case(
@@ -102,6 +106,18 @@ def subscription_groups(
     new = case((Subscription.activated_at >= period.start, literal(1)), else_=literal(0)).label(
         "new"
     )
+    served = [
+        Subscription.activated_at.is_not(None),
+        Subscription.activated_at < period.end,
+        Subscription.terminated_at.is_(None) | (Subscription.terminated_at > period.start),
+    ]
+    return [first, last, new], served
+
+
+def subscription_groups(
+    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
+) -> list[SubscriptionGroup]:
+    days, served = _service(period)
     add_ons = cast(Subscription.add_on_ids, Text).label("add_ons")
     out: list[SubscriptionGroup] = []
     for chunk in _chunks(accounts):
@@ -110,14 +126,8 @@ def subscription_groups(
             cast(Subscription.tenant_id, String).label("tenant_id"),
             cast(Subscription.offering_id, String).label("offering_id"),
             add_ons,
-            first,
-            last,
-            new,
-        ).where(
-            Subscription.activated_at.is_not(None),
-            Subscription.activated_at < period.end,
-            Subscription.terminated_at.is_(None) | (Subscription.terminated_at > period.start),
-        )
+            *days,
+        ).where(*served)
         if chunk is not None:
             inner = inner.where(Subscription.billing_account_id.in_(chunk))
         per_sub = inner.subquery("per_sub")
@@ -137,6 +147,30 @@ def subscription_groups(
                 )
             )
     return out
+
+
+def served_devices(
+    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
+) -> Iterator[tuple[str, str, str, tuple[str, ...], int, int, bool]]:
+    """Each subscription (of ``accounts``, or of all) with service in ``period``, as
+    :func:`subscription_groups` counts it: (id, account, offering, add-ons, first day, last
+    day, new), ids as text, in (account, id) order."""
+    days, served = _service(period)
+    for chunk in _chunks(accounts):
+        stmt = select(
+            cast(Subscription.id, String),
+            cast(Subscription.billing_account_id, String),
+            cast(Subscription.offering_id, String),
+            cast(Subscription.add_on_ids, Text),
+            *days,
+        ).where(*served)
+        if chunk is not None:
+            stmt = stmt.where(Subscription.billing_account_id.in_(chunk))
+        # Streamed (a server-side cursor on PostgreSQL): a million rows are not held at once.
+        stmt = stmt.order_by(Subscription.billing_account_id, Subscription.id)
+        stmt = stmt.execution_options(yield_per=STREAM_ROWS)
+        for sub_id, account_id, offering, add_ons, first, last, new in session.execute(stmt):
+            yield sub_id, account_id, offering, _add_ons(add_ons), first, last, bool(new)
 
 
 _ADD_ONS: dict[str, tuple[str, ...]] = {}

@@ -91,3 +91,10 @@ def yuan_amount(
     if value != value.quantize(Decimal("0.01")):
         raise InvalidInput(f"{field} has more than two decimals", field=field)
     return to_micros(value)
+
+
+def prorate(amount: int, days: int, days_in_month: int) -> int:
+    """``amount × days ÷ days_in_month`` rounded half-up to the micro-yuan."""
+    if days >= days_in_month:
+        return amount
+    return (2 * amount * days + days_in_month) // (2 * days_in_month)
