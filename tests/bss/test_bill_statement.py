@@ -200,6 +200,39 @@ def test_fees_are_prorated_per_device_and_add_up_to_the_bills_fee_lines(
     assert bill.recurring_micros + bill.one_time_micros == sum(a for _, a in fee_lines)
 
 
+def test_each_span_of_days_is_prorated_as_the_bill_prorates_it(ctx: AppContext, world: World):
+    """Devices that began on each day of the month, or ended on it: each fee is exactly
+    ``money.prorate`` of each price over its days, with amounts whose products with the days
+    pass 32 bits (¥100 a month: 2 × 100,000,000 µ¥ × 20 days)."""
+    owner = shop(world)
+    amounts = (99_999_999_999, 100_000_000)
+    plan = offering(ctx, "Large", [price("recurring", a) for a in amounts])
+    local = timedelta(hours=-8)  # 00:00 in China
+    began = {
+        owner.device(plan, datetime(2026, 11, day, tzinfo=UTC) + local).id: (day, 30)
+        for day in range(1, 31, 3)
+    }
+    ended = {
+        owner.device(plan, OCT, terminated_at=datetime(2026, 11, day, 12, tzinfo=UTC) + local).id: (
+            1,
+            day,
+        )
+        for day in range(1, 31, 4)
+    }
+    bill = _bill(ctx, world, owner)
+    with ctx.db.read() as s:
+        lines = {d.subscription_id: d for d in device_usage(s, bill.id)}
+    assert set(lines) == set(began) | set(ended)
+    for sub_id, (first, last) in {**began, **ended}.items():
+        d = lines[sub_id]
+        assert (d.first_day, d.last_day) == (first, last)
+        days = last - first + 1
+        assert d.recurring_micros == sum(prorate(a, days, 30) for a in amounts), (first, last)
+    spans = [*began.values(), *ended.values()]
+    per_price = [sum(prorate(a, last - first + 1, 30) for first, last in spans) for a in amounts]
+    assert bill.recurring_micros == sum(round_to_fen(micros) for micros in per_price)
+
+
 def test_pages_merge_devices_with_fees_only_usage_only_and_both(ctx: AppContext, world: World):
     """A device paid for without traffic, one charged by use alone and one with both are each
     listed once, in id order, whatever the page size."""

@@ -383,7 +383,7 @@ def run_bills(
     tell(STEPS[2].format(n=len(line_rows), s="" if len(line_rows) == 1 else "s"))
     insert_rows(session, "bill_lines", LINE_COLUMNS, line_rows)
     tell(STEPS[3])
-    device_fees.write_run_fees(session, run.id, period, accounts)
+    device_fees.write_run_fees(session, run.id, period)
     tell(STEPS[4])
     _claim_usage(session, run.id, period)
     run.accounts = len(drafts)

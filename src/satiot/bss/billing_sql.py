@@ -41,8 +41,6 @@ GROUP_KEYS = (
 )
 #: Accounts per ``IN (…)`` list when a run is limited to some accounts.
 CHUNK = 5_000
-#: Rows fetched at a time when a query's rows are streamed.
-STREAM_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def _day_of(column: Any, starts: list[Any], *, inclusive: bool) -> ColumnElement
     return case(*whens, else_=literal(len(starts) - 1))
 
 
-def _service(period: Period) -> tuple[list[ColumnElement[Any]], list[ColumnElement[bool]]]:
+def service(period: Period) -> tuple[list[ColumnElement[Any]], list[ColumnElement[bool]]]:
     """The first and last day of ``period`` each subscription had service and whether it
     began in it (labelled ``first_day``, ``last_day``, ``new``), and the criteria of a
     subscription that had service in the period: what both a run's groups and its devices'
@@ -117,7 +115,7 @@ def _service(period: Period) -> tuple[list[ColumnElement[Any]], list[ColumnEleme
 def subscription_groups(
     session: Session, period: Period, accounts: Collection[uuid.UUID] | None
 ) -> list[SubscriptionGroup]:
-    days, served = _service(period)
+    days, served = service(period)
     add_ons = cast(Subscription.add_on_ids, Text).label("add_ons")
     out: list[SubscriptionGroup] = []
     for chunk in _chunks(accounts):
@@ -139,7 +137,7 @@ def subscription_groups(
                     row.account_id,
                     row.tenant_id,
                     row.offering_id,
-                    _add_ons(row.add_ons),
+                    add_ons_of(row.add_ons),
                     int(row.first_day),
                     int(row.last_day),
                     bool(row.new),
@@ -149,34 +147,10 @@ def subscription_groups(
     return out
 
 
-def served_devices(
-    session: Session, period: Period, accounts: Collection[uuid.UUID] | None
-) -> Iterator[tuple[str, str, str, tuple[str, ...], int, int, bool]]:
-    """Each subscription (of ``accounts``, or of all) with service in ``period``, as
-    :func:`subscription_groups` counts it: (id, account, offering, add-ons, first day, last
-    day, new), ids as text, in (account, id) order."""
-    days, served = _service(period)
-    for chunk in _chunks(accounts):
-        stmt = select(
-            cast(Subscription.id, String),
-            cast(Subscription.billing_account_id, String),
-            cast(Subscription.offering_id, String),
-            cast(Subscription.add_on_ids, Text),
-            *days,
-        ).where(*served)
-        if chunk is not None:
-            stmt = stmt.where(Subscription.billing_account_id.in_(chunk))
-        # Streamed (a server-side cursor on PostgreSQL): a million rows are not held at once.
-        stmt = stmt.order_by(Subscription.billing_account_id, Subscription.id)
-        stmt = stmt.execution_options(yield_per=STREAM_ROWS)
-        for sub_id, account_id, offering, add_ons, first, last, new in session.execute(stmt):
-            yield sub_id, account_id, offering, _add_ons(add_ons), first, last, bool(new)
-
-
 _ADD_ONS: dict[str, tuple[str, ...]] = {}
 
 
-def _add_ons(text: str | None) -> tuple[str, ...]:
+def add_ons_of(text: str | None) -> tuple[str, ...]:
     """The add-on ids of a JSON list (few distinct lists: parsed once each)."""
     if not text:
         return ()

@@ -3,31 +3,42 @@
 A bill's recurring line says "1,000 devices, prorated: 29,400 of 30,000 device-days"; a
 customer reconciling it asks which devices those were, what each one's monthly fee came to,
 and which of them it paid for without any traffic. The run that prices the bills writes, in
-its transaction, one :class:`~satiot.bss.device_fee_models.BillDeviceFee` per device it charged
-a fee: the same subscriptions, the same days and the same prices the bill's lines were summed
-from (:mod:`satiot.bss.billing_sql`), so a bill's devices' fees add up to its lines before
-they are rounded to the fen.
+its transaction, one :class:`~satiot.bss.device_fee_models.BillDeviceFee` per device whose
+offering or add-ons carry a fee: the same subscriptions, the same days (the expressions of
+:func:`satiot.bss.billing_sql.service`) and the same prices the bill's lines were summed from,
+rounded per price as the lines are, so a bill's devices' fees add up to its lines before they
+are rounded to the fen.
 
-A million devices are read in (account, subscription) order, which is the order of the bills'
-ids (numbered in account order) and so of the table's key: the rows go to the end of its index
-rather than to a random page each, written a chunk at a time.
+The database does it in one ``INSERT … SELECT``: a month-end run writes a million rows, and
+read into Python and written back they cost a third of the whole run. The prices become
+``CASE`` expressions over the few offerings and add-on lists the run's devices hold (read
+first, with ``DISTINCT``), and the rows are written in (bill, subscription) order, the order of
+the table's key, so that each goes to the end of its index rather than to a random page.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Sequence
-from itertools import islice
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    case,
+    cast,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from satiot.bss import billing_sql as q
-from satiot.bss.models import CustomerBill, ProductOfferingPrice
-from satiot.bss.money import prorate
+from satiot.bss.device_fee_models import BillDeviceFee
+from satiot.bss.models import CustomerBill, ProductOfferingPrice, Subscription
 from satiot.bss.periods import Period
-from satiot.core.bulk import insert_rows
 
 COLUMNS: Final = (
     "tenant_id",
@@ -38,36 +49,12 @@ COLUMNS: Final = (
     "recurring_micros",
     "one_time_micros",
 )
-#: Rows written per statement (the read streams; the rows of a chunk are held at once).
-CHUNK: Final = 20_000
 
 #: An offering's fees as (kind, amount): its recurring and one-time prices.
 Plan = Sequence[tuple[str, int]]
 
 
-def device_fee(
-    plans: dict[uuid.UUID, Plan],
-    offering: str,
-    add_ons: Sequence[str],
-    days: int,
-    days_in_month: int,
-    new: bool,
-) -> tuple[int, int]:
-    """One device's (recurring, one-time) fees, in micro-yuan: each recurring price of its
-    offering and add-ons prorated over ``days`` (as the bill's recurring lines are), and each
-    one-time price if its service began in the month. Ids are text in either form: the
-    database's (32 hex digits on SQLite) for the offering, the dashed one for add-ons."""
-    recurring = one_time = 0
-    for item in (offering, *add_ons):
-        for kind, amount in plans.get(uuid.UUID(item), ()):
-            if kind == "recurring":
-                recurring += prorate(amount, days, days_in_month)
-            elif kind == "one-time" and new:
-                one_time += amount
-    return recurring, one_time
-
-
-def _plans(session: Session) -> dict[uuid.UUID, Plan]:
+def fee_plans(session: Session) -> dict[uuid.UUID, Plan]:
     """The fee prices of every offering: a catalog holds tens of offerings' versions, not
     thousands."""
     out: dict[uuid.UUID, list[tuple[str, int]]] = {}
@@ -81,44 +68,84 @@ def _plans(session: Session) -> dict[uuid.UUID, Plan]:
     return dict(out)
 
 
-def write_run_fees(
-    session: Session,
-    run_id: uuid.UUID,
-    period: Period,
-    accounts: Collection[uuid.UUID] | None,
-) -> int:
-    """Write the fees of every device on the bills of run ``run_id`` (over ``accounts``, or
-    all); return how many rows were written."""
-    bills = select(
-        cast(CustomerBill.billing_account_id, String),
-        cast(CustomerBill.id, String),
-        cast(CustomerBill.tenant_id, String),
-    ).where(CustomerBill.bill_run_id == run_id)
-    bill_of = {account: (bill, tenant) for account, bill, tenant in session.execute(bills)}
-    if not bill_of:
+def write_run_fees(session: Session, run_id: uuid.UUID, period: Period) -> int:
+    """Write the fees of every device on the bills of run ``run_id``; return how many rows
+    were written."""
+    days, served = q.service(period)
+    # The run's devices with their days, once: the fees below refer to these columns (each
+    # day is a CASE over the month's days, and its parameters are bound here alone).
+    d = (
+        select(
+            CustomerBill.tenant_id.label("tenant_id"),
+            CustomerBill.id.label("bill_id"),
+            Subscription.id.label("subscription_id"),
+            Subscription.offering_id.label("offering_id"),
+            cast(Subscription.add_on_ids, Text).label("add_ons"),
+            *days,
+        )
+        .join(CustomerBill, CustomerBill.billing_account_id == Subscription.billing_account_id)
+        .where(CustomerBill.bill_run_id == run_id, *served)
+        .subquery("served")
+        .c
+    )
+    kinds = session.execute(select(d.offering_id, d.add_ons).distinct()).all()
+    plans = fee_plans(session)
+    offerings = {o for o, _ in kinds if o in plans}
+    lists = {t: q.add_ons_of(t) for _, t in kinds}
+    lists = {t: ids for t, ids in lists.items() if any(uuid.UUID(a) in plans for a in ids)}
+    if not offerings and not lists:
         return 0
-    plans = _plans(session)
-    rows = _rows(q.served_devices(session, period, accounts), bill_of, plans, period.days)
-    written = 0
-    while chunk := list(islice(rows, CHUNK)):
-        written += insert_rows(session, "bill_device_fees", COLUMNS, chunk)
-    return written
+    span = d.last_day - d.first_day + 1
+    month = period.days
+
+    def fees(plan: Plan) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        """The recurring and one-time fees of a plan, as SQL over the device's days: each
+        recurring price prorated as ``money.prorate`` does (amount × days ÷ days in month,
+        half up, in integers), in 64 bits (amount × days passes 2³¹ on PostgreSQL)."""
+        recurring: ColumnElement[Any] = _big(0)
+        once = 0
+        for kind, amount in plan:
+            if kind == "recurring":
+                recurring = recurring + case(
+                    (span >= month, _big(amount)),
+                    else_=(_big(2 * amount) * span + month) // (2 * month),
+                )
+            else:
+                once += amount
+        return recurring, _big(once) * d.new
+
+    def by(value: Any, plans_of: dict[Any, Plan]) -> list[ColumnElement[Any]]:
+        """The recurring and one-time fees as ``CASE value WHEN …`` over ``plans_of``."""
+        if not plans_of:
+            return [_big(0), _big(0)]
+        parts = {key: fees(plan) for key, plan in plans_of.items()}
+        return [
+            case({key: pair[i] for key, pair in parts.items()}, value=value, else_=_big(0))
+            for i in (0, 1)
+        ]
+
+    own = by(d.offering_id, {o: plans[o] for o in offerings})
+    extra = by(
+        d.add_ons,
+        {t: [fee for a in ids for fee in plans.get(uuid.UUID(a), ())] for t, ids in lists.items()},
+    )
+    rows = (
+        select(
+            d.tenant_id,
+            d.bill_id,
+            d.subscription_id,
+            d.first_day,
+            d.last_day,
+            own[0] + extra[0],
+            own[1] + extra[1],
+        )
+        .where(or_(d.offering_id.in_(offerings), d.add_ons.in_(list(lists))))
+        .order_by(d.bill_id, d.subscription_id)
+    )
+    written = session.execute(insert(BillDeviceFee).from_select(list(COLUMNS), rows))
+    return int(getattr(written, "rowcount", 0) or 0)
 
 
-def _rows(
-    devices: Iterator[tuple[str, str, str, tuple[str, ...], int, int, bool]],
-    bill_of: dict[str, tuple[str, str]],
-    plans: dict[uuid.UUID, Plan],
-    month: int,
-) -> Iterator[tuple[str, str, str, int, int, int, int]]:
-    fees: dict[tuple[str, tuple[str, ...], int, int, bool], tuple[int, int]] = {}
-    for sub_id, account, offering, add_ons, first, last, new in devices:
-        billed = bill_of.get(account)
-        if billed is None:  # billed for the month before this run
-            continue
-        key = (offering, add_ons, first, last, new)
-        fee = fees.get(key)
-        if fee is None:
-            fee = fees[key] = device_fee(plans, offering, add_ons, last - first + 1, month, new)
-        if fee[0] or fee[1]:
-            yield billed[1], billed[0], sub_id, first, last, fee[0], fee[1]
+def _big(value: int) -> ColumnElement[int]:
+    """An integer the database computes with in 64 bits."""
+    return cast(literal(value), BigInteger)
