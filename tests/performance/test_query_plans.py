@@ -96,11 +96,20 @@ def test_a_tenants_page_is_read_in_index_order(ctx: AppContext, world: World, pa
             assert index in plan and "Sort" not in plan, plan
 
 
-def test_a_bills_usage_statement_is_read_by_device_from_the_bills_index(
-    ctx: AppContext, world: World
+#: The two reads of a page of a bill's statement: (table, index, what the statement must say).
+STATEMENT_READS = {
+    "usage_records": (("ix_usage_bill_subscription",) * 2, "GROUP BY"),
+    "bill_device_fees": (("sqlite_autoindex_bill_device_fees_1", "pk_bill_device_fees"), "LIMIT"),
+}
+
+
+@pytest.mark.parametrize("table", list(STATEMENT_READS))
+def test_a_page_of_a_bills_statement_is_read_by_device_from_the_bills_indexes(
+    ctx: AppContext, world: World, table: str
 ):
-    """A page of a bill's usage statement (``bill_statement.device_usage``): the bill's
-    records, grouped by device in index order, whatever else the tenant has."""
+    """A page of a bill's statement (``bill_statement.device_usage``): the bill's usage
+    records grouped by device, and its devices' fees, each read in its index's order and
+    stopped after the page, whatever else the tenant has."""
     tenant = world.tenant()
     sent: list[tuple[str, Any]] = []
 
@@ -114,47 +123,15 @@ def test_a_bills_usage_statement_is_read_by_device_from_the_bills_index(
             device_usage(s, uuid.uuid4(), after=uuid.UUID(int=1), limit=50)
     finally:
         event.remove(ctx.db.engine, "before_cursor_execute", record)
-    (statement, parameters), *_ = [q for q in sent if "usage_records" in q[0]]
-    assert "tenant_id" in statement and "GROUP BY" in statement
-    with ctx.db.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            plan = " | ".join(
-                str(row[-1])
-                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-            )
-            assert "ix_usage_bill_subscription" in plan and "TEMP B-TREE" not in plan, plan
-        else:
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = " | ".join(
-                str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)
-            )
-            assert "ix_usage_bill_subscription" in plan and "Sort" not in plan, plan
-
-
-def test_a_bills_device_fees_are_read_in_order_from_their_key(ctx: AppContext, world: World):
-    """The fees of a page of a bill's statement: the bill's rows from the fees' key (bill,
-    subscription), in order, stopped after the page, without sorting the bill's devices."""
-    tenant = world.tenant()
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        sent.append((statement, parameters))
-
-    event.listen(ctx.db.engine, "before_cursor_execute", record)
-    try:
-        with ctx.db.read() as s:
-            scope_session(s, tenant.id)
-            device_usage(s, uuid.uuid4(), after=uuid.UUID(int=1), limit=50)
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", record)
-    (statement, parameters), *_ = [q for q in sent if "bill_device_fees" in q[0]]
-    assert "tenant_id" in statement and "LIMIT" in statement
+    (statement, parameters), *_ = [q for q in sent if f"FROM {table}" in q[0]]
+    (sqlite_index, pg_index), says = STATEMENT_READS[table]
+    assert "tenant_id" in statement and says in statement
     with ctx.db.engine.connect() as conn:
         plan = _plan(conn, statement, parameters)
     if ctx.db.engine.dialect.name == "sqlite":
-        assert "sqlite_autoindex_bill_device_fees_1" in plan and "TEMP B-TREE" not in plan, plan
+        assert sqlite_index in plan and "TEMP B-TREE" not in plan, plan
     else:
-        assert "pk_bill_device_fees" in plan and "Sort" not in plan, plan
+        assert pg_index in plan and "Sort" not in plan, plan
 
 
 def _plan(conn: Any, statement: str, parameters: Any) -> str:
