@@ -173,6 +173,8 @@ def test_fees_are_prorated_per_device_and_add_up_to_the_bills_fee_lines(
     old = owner.device(plan, OCT)
     joined = owner.device(plan, datetime(2026, 11, 20, 16, tzinfo=UTC), add_ons=[str(extra)])
     left = owner.device(plan, OCT, terminated_at=datetime(2026, 11, 10, 16, tzinfo=UTC))
+    by_use = offering(ctx, "By use", [price("per-message", 20_000)])
+    only_add_on = owner.device(by_use, OCT, add_ons=[str(extra)])  # the add-on's fee alone
     bill = _bill(ctx, world, owner)
     with ctx.db.read() as s:
         lines = {d.subscription_id: d for d in device_usage(s, bill.id)}
@@ -182,6 +184,8 @@ def test_fees_are_prorated_per_device_and_add_up_to_the_bills_fee_lines(
             )
         ).all()
     o, j, t = lines[old.id], lines[joined.id], lines[left.id]
+    a = lines[only_add_on.id]
+    assert (a.service_days, a.recurring_micros, a.one_time_micros) == (30, 333_333, 0)
     assert (o.first_day, o.last_day, o.recurring_micros, o.one_time_micros) == (1, 30, 1_000_003, 0)
     # 00:00 on the 21st in China: 10 days; the add-on is prorated alike
     assert (j.first_day, j.last_day, j.service_days) == (21, 30, 10)
@@ -190,7 +194,8 @@ def test_fees_are_prorated_per_device_and_add_up_to_the_bills_fee_lines(
     assert (t.first_day, t.last_day, t.one_time_micros) == (1, 10, 0)  # ended at 00:00 on the 11th
     assert t.recurring_micros == (1_000_003 * 10 * 2 + 30) // 60
     assert all(d.total_micros == d.recurring_micros + d.one_time_micros for d in lines.values())
-    monthly, priority = 1_000_003 + 2 * prorate(1_000_003, 10, 30), prorate(333_333, 10, 30)
+    monthly = 1_000_003 + 2 * prorate(1_000_003, 10, 30)
+    priority = prorate(333_333, 10, 30) + 333_333
     assert sum(d.recurring_micros for d in lines.values()) == monthly + priority
     # one line per price, each rounded to the fen once
     assert sorted(a for k, a in fee_lines if k == "recurring") == sorted(

@@ -139,7 +139,7 @@ def write_run_fees(session: Session, run_id: uuid.UUID, period: Period) -> int:
             own[0] + extra[0],
             own[1] + extra[1],
         )
-        .where(or_(d.offering_id.in_(offerings), d.add_ons.in_(list(lists))))
+        .where(or_(d.offering_id.in_(list(offerings)), d.add_ons.in_(list(lists))))
         .order_by(d.bill_id, d.subscription_id)
     )
     written = session.execute(insert(BillDeviceFee).from_select(list(COLUMNS), rows))
