@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +39,22 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENS = Path(tempfile.gettempdir()) / "satiot-screens"
+
+
+def screenshot(page: Any, path: Path, *, full_page: bool = False) -> None:
+    """Save what the page shows (for a person to look at; no test asserts on the picture).
+    Chromium now and then refuses a capture on a loaded machine ("Unable to capture
+    screenshot"); the picture is taken again once after a moment instead of failing the test
+    whose assertions all passed."""
+    from playwright.sync_api import Error
+
+    try:
+        page.screenshot(path=str(path), full_page=full_page)
+    except Error as exc:
+        if "Unable to capture screenshot" not in str(exc):
+            raise
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(path), full_page=full_page)
 
 
 def _free_port() -> int:

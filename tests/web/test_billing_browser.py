@@ -18,7 +18,7 @@ from satiot.bss.models import CustomerBill
 from satiot.bss.money import format_cny
 from tests.bss.billing_world import offering, price, rate_all, shop, uplink
 from tests.factories import World
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 from tests.web.test_billing_console_pages import _balance, _run_jobs, _sent_bill, _two_shops
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
@@ -85,7 +85,7 @@ def test_dry_run_and_top_up_through_the_console(
         page.click("#low-balance-form button[type=submit]")
         expect(page.locator(".flash-success")).to_have_text("Low-balance notice below ¥300.00.")
         expect(page.locator("#account-low-balance")).to_contain_text("below ¥300.00")
-        page.screenshot(path=str(SCREENS / "billing-account.png"), full_page=True)
+        screenshot(page, SCREENS / "billing-account.png", full_page=True)
         page.click("#balance-all")
         expect(page.locator("#balance-history tr.balance-row")).to_have_count(2)
         expect(page.locator("#balance-history tr.balance-row").first).to_contain_text(after)
@@ -128,7 +128,7 @@ def test_an_invoices_usage_by_device_pages_and_downloads(
         wrap = page.locator("#devices .table-wrap")
         fits = wrap.evaluate("e => e.scrollWidth <= e.clientWidth")
         assert fits, "the devices table fits its card at 1360 px"
-        page.screenshot(path=str(SCREENS / "invoice-devices.png"), full_page=True)
+        screenshot(page, SCREENS / "invoice-devices.png", full_page=True)
         with page.expect_download() as download:
             page.click("#devices >> text=Download CSV")
         saved = download.value
@@ -175,7 +175,7 @@ def test_an_invoice_is_adjusted_before_it_is_validated_and_credited_once_sent(
         line = page.locator("#invoice-lines tr.line-row", has_text="outage of 12 November")
         expect(line).to_contain_text("-¥20.00")
         expect(page.locator("#invoice-total")).to_have_text("¥84.80")
-        page.screenshot(path=str(SCREENS / "invoice-adjusted.png"), full_page=True)
+        screenshot(page, SCREENS / "invoice-adjusted.png", full_page=True)
         page.click("#invoice button:has-text('Validate')")
         expect(page.locator("#adjustment-form")).to_have_count(0)
         expect(page.locator("#invoice-total")).to_have_text("¥84.80")
@@ -198,7 +198,7 @@ def test_an_invoice_is_adjusted_before_it_is_validated_and_credited_once_sent(
         assert href is not None
         pdf = page.request.get(live_server + href)
         assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
-        page.screenshot(path=str(SCREENS / "invoice-credited.png"), full_page=True)
+        screenshot(page, SCREENS / "invoice-credited.png", full_page=True)
     assert problems == []
 
 
@@ -254,7 +254,7 @@ def test_a_run_is_released_from_the_bill_runs_page(
         expect(page.locator("tr.job-row .job-outcome").first).to_have_text("1 bill sent")
         row = page.locator("#bill-runs-table tr.run-row").first
         expect(row.locator(".run-release button")).to_have_count(0)
-        page.screenshot(path=str(SCREENS / "bill-runs-released.png"), full_page=True)
+        screenshot(page, SCREENS / "bill-runs-released.png", full_page=True)
     assert problems == []
     with ctx.db.read() as s:
         bills = {b.number: b for b in s.scalars(select(CustomerBill))}
@@ -296,7 +296,7 @@ def test_a_bank_statement_is_imported_from_the_invoices_page(
         expect(page.locator(".flash-success")).to_contain_text(
             f"1 payment recorded ({format_cny(total)}); 1 bill now settled."
         )
-        page.screenshot(path=str(SCREENS / "payments-imported.png"), full_page=True)
+        screenshot(page, SCREENS / "payments-imported.png", full_page=True)
     # the refused file's page answers 422, which the browser logs; nothing else went wrong
     assert [p for p in problems if "status of 422" not in p] == [] and len(problems) == 1
     with ctx.db.read() as s:
@@ -322,7 +322,7 @@ def test_an_accounts_statement_from_its_page(
             "e => e.scrollWidth <= e.clientWidth"
         )
         assert fits, "the statement fits its card at 1360 px"
-        page.screenshot(path=str(SCREENS / "account-statement.png"), full_page=True)
+        screenshot(page, SCREENS / "account-statement.png", full_page=True)
         page.fill("#st-from", "2026-12-02")
         page.fill("#st-to", "2026-12-31")
         page.click("#statement-form button[type=submit]")

@@ -7,7 +7,7 @@ import pytest
 
 from satiot.api.context import AppContext
 from tests.factories import World
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 from tests.web.test_bss_dashboard import _business
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
@@ -33,7 +33,7 @@ def test_business_row_leads_to_the_customer_waiting_for_review(
         released = row.locator(".figure", has_text="Bills to release")  # its bill was sent
         expect(released).to_have_class("figure card")
         SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "dashboard-business.png"), full_page=True)
+        screenshot(page, SCREENS / "dashboard-business.png", full_page=True)
 
         waiting.get_by_role("link", name="review").click()
         expect(page.locator("h1")).to_have_text("Customers")

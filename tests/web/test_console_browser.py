@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.factories import PASSWORD
-from tests.web.browser import browser_page, live_server
+from tests.web.browser import browser_page, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -30,7 +30,7 @@ def test_operator_walks_the_console(live_server: str, tmp_path: Path) -> None:
         page.fill("input[name=password]", "wrong-password")
         page.click("button[type=submit]")
         expect(page.locator(".flash-error")).to_contain_text("Wrong username or password")
-        page.screenshot(path=str(tmp_path / "login.png"))
+        screenshot(page, tmp_path / "login.png")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
@@ -39,7 +39,7 @@ def test_operator_walks_the_console(live_server: str, tmp_path: Path) -> None:
         expect(page.locator("h1")).to_have_text("Dashboard")
         expect(page.locator(".section-label")).to_have_text("Operator console")
         expect(page.locator("#audit-status")).to_contain_text("OK")
-        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        screenshot(page, tmp_path / "dashboard.png", full_page=True)
 
         # Users & API keys: create a user.
         page.click("nav >> text=Users & API keys")
@@ -62,12 +62,12 @@ def test_operator_walks_the_console(live_server: str, tmp_path: Path) -> None:
         secret = page.locator("#secret").inner_text().strip()
         assert secret.startswith("sk_")
         expect(page.locator(".flash-warn")).to_contain_text("only time it is shown")
-        page.screenshot(path=str(tmp_path / "key-created.png"))
+        screenshot(page, tmp_path / "key-created.png")
         page.click("text=Done — back to Users & API keys")
         assert secret not in page.content()
         row = page.locator("tr.key-row", has_text="browser-key")
         expect(row).to_contain_text("active")
-        page.screenshot(path=str(tmp_path / "access.png"), full_page=True)
+        screenshot(page, tmp_path / "access.png", full_page=True)
 
         # Revoke it.
         row.locator("button", has_text="Revoke").click()

@@ -23,7 +23,7 @@ from tests.bss.onboarding_world import (
     uscc_for,
 )
 from tests.factories import World
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -63,7 +63,7 @@ def test_onboard_verify_and_draft_through_the_console(
         expect(form.locator("input[name=legal_rep_id]")).to_have_attribute("aria-invalid", "true")
         expect(form.locator("input[name=uscc]")).to_have_value(code)
         expect(form.locator("select[name=province]")).to_have_value("46")
-        page.screenshot(path=str(SCREENS / "onboard-refused.png"), full_page=True)
+        screenshot(page, SCREENS / "onboard-refused.png", full_page=True)
         form.locator("input[name=legal_rep_id]").fill(LEGAL_REP_ID)
         form.locator("button[type=submit]").click()
         expect(page.locator(".flash-success")).to_have_text(
@@ -100,7 +100,7 @@ def test_onboard_verify_and_draft_through_the_console(
         draft.locator("textarea[name=destination_allow_list]").fill(
             "203.0.113.10:443\niot.nanhai.example:8883"
         )
-        page.screenshot(path=str(SCREENS / "contract-draft-form.png"), full_page=True)
+        screenshot(page, SCREENS / "contract-draft-form.png", full_page=True)
         draft.locator("button[type=submit]").click()
         expect(page.locator(".flash-success")).to_contain_text("v1 drafted")
         expect(page.locator("#contract-status")).to_have_text("draft")
@@ -120,7 +120,7 @@ def test_onboard_verify_and_draft_through_the_console(
         amend.locator("button[type=submit]").click()
         expect(page.locator(".flash-success")).to_contain_text("v2 drafted")
         expect(page.locator("h2").first).to_contain_text("version 2")
-        page.screenshot(path=str(SCREENS / "contract-amendment.png"), full_page=True)
+        screenshot(page, SCREENS / "contract-amendment.png", full_page=True)
 
     with ctx.db.read() as s:
         customer = s.scalar(select(Customer).where(Customer.uscc == code))

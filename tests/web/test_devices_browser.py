@@ -12,7 +12,7 @@ import pytest
 from satiot.api.context import AppContext
 from tests.factories import World
 from tests.network.test_device_export import devices
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -39,7 +39,7 @@ def test_the_silent_filter_and_its_export(live_server: str, ctx: AppContext, wor
     with admin_console(live_server, problems) as page:
         page.click("nav >> text=Devices")
         bar = page.locator("form.filter-bar")
-        page.screenshot(path=str(SCREENS / "devices.png"))
+        screenshot(page, SCREENS / "devices.png")
         rows_of_bar = bar.evaluate(ONE_LINE)
         assert rows_of_bar == 1, "search, filter and buttons share one line at 1360 px"
         page.select_option("#device-silent", "7")
@@ -48,7 +48,7 @@ def test_the_silent_filter_and_its_export(live_server: str, ctx: AppContext, wor
         expect(rows).to_have_count(2)
         expect(rows.first).to_have_attribute("data-dev-eui", quiet)
         expect(page.locator("#device-silent")).to_have_value("7")
-        page.screenshot(path=str(SCREENS / "devices-silent.png"), full_page=True)
+        screenshot(page, SCREENS / "devices-silent.png", full_page=True)
         with page.expect_download() as download:
             page.click("#devices-export")
         saved = download.value

@@ -10,7 +10,7 @@ import pytest
 from satiot.api.context import AppContext
 from tests.factories import World
 from tests.oss.test_licence_list import CSV
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -41,7 +41,7 @@ def test_a_list_is_corrected_and_imported_from_the_page(
         overflow = wrap.evaluate("el => el.scrollWidth - el.clientWidth")
         assert overflow <= 0, f"the table is {overflow} px wider than its card"
         SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "licence-import.png"), full_page=True)
+        screenshot(page, SCREENS / "licence-import.png", full_page=True)
         expect(page.locator("tr.model-row")).to_have_count(0)
 
         good = tmp_path / "fixed.csv"

@@ -13,7 +13,7 @@ from satiot.api.context import AppContext
 from satiot.core.clock import ManualClock
 from tests.factories import World
 from tests.network.ingest_helpers import post, rec
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 from tests.web.network_data import NetworkWorld, build
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
@@ -33,7 +33,7 @@ def test_new_messages_appear_without_a_reload(
 
     problems: list[str] = []
     with admin_console(live_server, problems) as page:
-        page.screenshot(path=str(SCREENS / "dashboard.png"), full_page=True)
+        screenshot(page, SCREENS / "dashboard.png", full_page=True)
 
         page.click("nav >> text=Messages")
         expect(page.locator("h1")).to_have_text("Messages")
@@ -56,22 +56,22 @@ def test_new_messages_appear_without_a_reload(
         expect(page.locator("#fig-hour")).to_have_text("7")
         assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
         expect(page.locator("#live-status")).not_to_have_class("live live-problem")
-        page.screenshot(path=str(SCREENS / "messages.png"), full_page=True)
+        screenshot(page, SCREENS / "messages.png", full_page=True)
 
         # The other network pages, for the eye.
         page.click(f"#messages-body tr >> nth=0 >> text={dev.dev_eui}")
         expect(page.locator("#device-facts")).to_contain_text(dev.dev_eui)
         expect(page.locator("#downlinks")).to_contain_text("scheduled")
-        page.screenshot(path=str(SCREENS / "device.png"), full_page=True)
+        screenshot(page, SCREENS / "device.png", full_page=True)
         page.click("nav >> text=Devices")
         expect(page.locator("#devices-table")).to_contain_text(net.a.device.dev_eui)
-        page.screenshot(path=str(SCREENS / "devices.png"), full_page=True)
+        screenshot(page, SCREENS / "devices.png", full_page=True)
         page.click("nav >> text=Ground stations")
         expect(page.locator("#stations-table")).to_contain_text("Kashgar")
-        page.screenshot(path=str(SCREENS / "ground-stations.png"), full_page=True)
+        screenshot(page, SCREENS / "ground-stations.png", full_page=True)
         page.click("nav >> text=Integrations")
         page.locator("tr.delivery-row", has_text="acme").first.locator("button").click()
         expect(page.locator(".flash-success")).to_contain_text("queued for delivery again")
-        page.screenshot(path=str(SCREENS / "integrations.png"), full_page=True)
+        screenshot(page, SCREENS / "integrations.png", full_page=True)
 
     assert not problems, f"the browser reported: {problems}"

@@ -12,7 +12,7 @@ from satiot.api.context import AppContext
 from tests.bss.order_world import shop, terminal
 from tests.bss.test_activation import activate_one
 from tests.factories import World
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -43,7 +43,7 @@ def test_a_winters_devices_are_suspended_from_the_page(
         overflow = wrap.evaluate("el => el.scrollWidth - el.clientWidth")
         assert overflow <= 0, f"the table is {overflow} px wider than its card"
         SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "status-import.png"), full_page=True)
+        screenshot(page, SCREENS / "status-import.png", full_page=True)
 
         good = tmp_path / "fixed.csv"
         good.write_text("device,action,reason\n" + lines)

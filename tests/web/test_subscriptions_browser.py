@@ -10,7 +10,7 @@ from satiot.bss.models import Customer, Subscription
 from tests.bss.order_world import shop, terminal
 from tests.bss.test_orders import fulfil, place
 from tests.factories import World
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -44,7 +44,7 @@ def test_each_button_of_a_row_makes_its_own_move_with_the_rows_reason(
         expect(row.locator("form.move-form")).to_have_count(1)
         expect(row.get_by_role("button")).to_have_text(["Suspend", "Terminate"])
         SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "subscriptions.png"))
+        screenshot(page, SCREENS / "subscriptions.png")
         wrap = page.locator("#subscriptions .table-wrap")
         overflow = wrap.evaluate("el => el.scrollWidth - el.clientWidth")
         assert overflow <= 0, f"the table is {overflow} px wider than its card"

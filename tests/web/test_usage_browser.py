@@ -8,7 +8,7 @@ import pytest
 from satiot.api.context import AppContext
 from tests.bss.billing_world import pooled_usage
 from tests.factories import World
-from tests.web.browser import SCREENS, admin_console, live_server
+from tests.web.browser import SCREENS, admin_console, live_server, screenshot
 
 __all__ = ["live_server"]  # the fixture, imported for this module's tests
 
@@ -41,7 +41,7 @@ def test_each_meter_reads_on_one_line(live_server: str, ctx: AppContext, world: 
         meters = page.locator("#usage-counters td:has(meter)")
         expect(meters.first).to_be_visible()
         SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "usage.png"), full_page=True)
+        screenshot(page, SCREENS / "usage.png", full_page=True)
         # Three devices' quota meters and the pool's allowance meter.
         assert meters.count() == 4
         for i in range(meters.count()):
