@@ -10,8 +10,10 @@ terminated during the month, and --usage rated usage records per device. Then:
   usage rows, prorate and sum in Python, take a number, write the bill and lines, mark the
   usage), one transaction per account, over --anchor-accounts accounts; its time is
   extrapolated to all accounts and labelled as such;
-- bill run: :func:`satiot.bss.billing.run_bills` over every other account, in one
-  transaction (set-based ``GROUP BY`` in the database, bulk writes).
+- bill run: :func:`satiot.bss.bill_run_chunks.run_in_chunks` over every other account, as
+  ``satiot bills run`` and the background job run it: 10,000 accounts to a transaction, each
+  set-based (``GROUP BY`` in the database, bulk writes). ``--one-transaction`` times
+  :func:`satiot.bss.billing.run_bills` instead, the API's synchronous answer.
 
 It prints the data generation time, the bill run's time and accounts/s, the anchor's, and the
 ratio of their per-account times. Then the month's bills go to the ledger:
@@ -49,7 +51,8 @@ from sqlalchemy.engine import make_url
 import _args
 from satiot.bss.bill_export import export_bills
 from satiot.bss.bill_release import CHUNK, release_chunk, waiting
-from satiot.bss.billing import RunSettings, prorate, run_bills
+from satiot.bss.bill_run_chunks import run_in_chunks
+from satiot.bss.billing import RunSettings, run_bills
 from satiot.bss.invoices import take_numbers, validate_bill
 from satiot.bss.models import (
     BillingAccount,
@@ -60,7 +63,7 @@ from satiot.bss.models import (
     Subscription,
     UsageRecord,
 )
-from satiot.bss.money import fen_text, round_to_fen
+from satiot.bss.money import fen_text, prorate, round_to_fen
 from satiot.bss.payment_import import import_payments, read_payments
 from satiot.bss.payments import record_payment
 from satiot.bss.periods import local_date, period_bounds
@@ -551,8 +554,11 @@ def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
     naive = (time.perf_counter() - t0) / len(sample)
     principal = system_principal(uuid.UUID(int=0), "bench")
     t0 = time.perf_counter()
-    with db.write() as s:
-        run = run_bills(s, principal, PERIOD, at=RUN_AT, settings=SETTINGS)
+    if args.one_transaction:
+        with db.write() as s:
+            run = run_bills(s, principal, PERIOD, at=RUN_AT, settings=SETTINGS)
+    else:
+        run = run_in_chunks(db.write, principal, PERIOD, at=RUN_AT, settings=SETTINGS)
     elapsed = time.perf_counter() - t0
     assert run.bills == len(accounts) - len(sample), (run.bills, len(accounts))
     exported_s, size = export_all(db)
@@ -584,6 +590,11 @@ def main() -> None:
     parser.add_argument("--anchor-bills", type=int, default=5_000)
     parser.add_argument("--release", type=int, default=5_000, help="bills validated in bulk")
     parser.add_argument("--release-anchor", type=int, default=1_000)
+    parser.add_argument(
+        "--one-transaction",
+        action="store_true",
+        help="time the run in one transaction (the API's answer) instead of in chunks",
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()

@@ -42,6 +42,7 @@ def test_a_month_is_billed_and_released_through_jobs(client, billed, ctx):
     done = client.get(f"{JOBS}/{job['id']}", headers=clerk).json()
     assert done["state"] == "succeeded" and done["finished_at"] is not None
     assert done["result"]["bills"] == 1 and done["outcome"].startswith("1 bill, ")
+    assert done["done"] == done["total"] >= 1  # the accounts looked at, chunk by chunk
     run_id = done["result"]["bill_run_id"]
     assert client.get(f"{RUNS}/{run_id}", headers=clerk).json()["states"] == {"new": 1}
 

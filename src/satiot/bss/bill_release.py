@@ -133,7 +133,14 @@ def release_chunk(
 
 
 def check_waiting(session: Session, run_id: uuid.UUID, action: str) -> int:
-    """How many of the run's bills wait for ``action``; 409 when none does."""
+    """How many of the run's bills wait for ``action``; 409 when none does, or while the run
+    is still billing its accounts (``bill_run_chunks``: the rest of its bills are to come)."""
+    run = session.get(BillRun, run_id)
+    if run is not None and run.status == "running":
+        raise Conflict(
+            f"bill run {run_id} is still billing its accounts: {action} it once it completes",
+            field="action",
+        )
     waiting = run_states(session, run_id).get(RELEASES[action], 0)
     if not waiting:
         raise Conflict(

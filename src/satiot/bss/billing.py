@@ -330,20 +330,53 @@ def run_bills(
     charge moves to ``billed``, and the run is audited once (bills start ``new``). ``step``
     is told what the run does next, in words, as each of its steps starts: a run over
     100,000 accounts takes a minute or more, and whoever waits on it should see it move.
+    A month end in the background or from the CLI runs in chunks of accounts instead
+    (:mod:`satiot.bss.bill_run_chunks`), from the same three steps.
     """
-    tell = step or (lambda _: None)
     period = check_billable(session, period_name, at=at, tz=settings.tz, accounts=accounts)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        session.execute(text("LOCK TABLE usage_records IN SHARE ROW EXCLUSIVE MODE"))
+    run = start_run(session, period_name, at=at)
+    bill_accounts(session, run.id, period, at=at, settings=settings, accounts=accounts, step=step)
+    finish_run(session, principal, run, at=at)
+    return run
+
+
+def start_run(session: Session, period_name: str, *, at: datetime) -> BillRun:
+    """A new run of ``period_name``, ``running`` until :func:`finish_run`."""
     run = BillRun(id=new_id(), period=period_name, dry_run=False, status="running", started_at=at)
     session.add(run)
     session.flush()
+    return run
+
+
+def bill_accounts(
+    session: Session,
+    run_id: uuid.UUID,
+    period: Period,
+    *,
+    at: datetime,
+    settings: RunSettings,
+    accounts: Collection[uuid.UUID] | None,
+    step: Callable[[str], None] | None = None,
+) -> int:
+    """Bill, as part of run ``run_id``, every account (or ``accounts``) not yet billed for
+    ``period``: price them, number and write their bills and lines, write each device's fees
+    and mark the usage charged billed, in ``session``'s transaction. Return the bills.
+
+    On PostgreSQL the usage table is locked first so that no usage is rated between summing
+    it and marking it billed (rating waits); on SQLite the write transaction already excludes
+    every other writer. Only the usage of these accounts is claimed: usage rated meanwhile for
+    accounts billed earlier in the run waits for the next month's bill, as late usage does."""
+    tell = step or (lambda _: None)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("LOCK TABLE usage_records IN SHARE ROW EXCLUSIVE MODE"))
     tell(STEPS[0])
     drafts = compute(session, period, tax_rate_bp=settings.tax_rate_bp, accounts=accounts)
     tell(STEPS[1].format(n=len(drafts), s="" if len(drafts) == 1 else "s"))
+    if not drafts:
+        return 0
     series = invoice_series(settings.series_prefix, at, settings.tz)
-    first = take_numbers(session, series, len(drafts)) if drafts else 0
+    first = take_numbers(session, series, len(drafts))
     due = at + timedelta(days=settings.payment_terms_days)
     bill_rows = []
     line_rows = []
@@ -354,7 +387,7 @@ def run_bills(
                 bill_id,
                 d.tenant_id,
                 d.account_id,
-                run.id,
+                run_id,
                 f"{series}-{first + i:08d}",
                 period.name,
                 period.first_day,
@@ -383,12 +416,21 @@ def run_bills(
     tell(STEPS[2].format(n=len(line_rows), s="" if len(line_rows) == 1 else "s"))
     insert_rows(session, "bill_lines", LINE_COLUMNS, line_rows)
     tell(STEPS[3])
-    device_fees.write_run_fees(session, run.id, period)
+    device_fees.write_run_fees(session, run_id, period, accounts=accounts)
     tell(STEPS[4])
-    _claim_usage(session, run.id, period)
-    run.accounts = len(drafts)
-    run.bills = len(drafts)
-    run.total_micros = sum(d.total_micros for d in drafts)
+    _claim_usage(session, run_id, period, accounts)
+    return len(drafts)
+
+
+def finish_run(session: Session, principal: Principal, run: BillRun, *, at: datetime) -> None:
+    """Mark ``run`` completed with its bills' count and total, and audit it once."""
+    bills, total = session.execute(
+        select(
+            func.count(CustomerBill.id), func.coalesce(func.sum(CustomerBill.total_micros), 0)
+        ).where(CustomerBill.bill_run_id == run.id)
+    ).one()
+    run.accounts = run.bills = int(bills)
+    run.total_micros = int(total)
     run.status = "completed"
     run.finished_at = at
     audit_record(
@@ -399,9 +441,8 @@ def run_bills(
         target_type="bill-run",
         target_id=str(run.id),
         tenant_id=None,
-        after={"period": period_name, "bills": run.bills, "total_micros": run.total_micros},
+        after={"period": run.period, "bills": run.bills, "total_micros": run.total_micros},
     )
-    return run
 
 
 #: What a run tells ``step`` as each step starts (counts filled in).
@@ -450,17 +491,25 @@ def _amounts(line: DraftLine) -> tuple[int, str, int]:
     return (line.quantity, line.unit, line.amount_micros)
 
 
-def _claim_usage(session: Session, run_id: uuid.UUID, period: Period) -> None:
-    """Mark the usage the run's bills charged as billed, pointing at its bill (one
-    ``UPDATE … FROM`` joining the run's bills)."""
+def _claim_usage(
+    session: Session,
+    run_id: uuid.UUID,
+    period: Period,
+    accounts: Collection[uuid.UUID] | None,
+) -> None:
+    """Mark the usage the run's bills (of ``accounts``, or all) charged as billed, pointing at
+    its bill (one ``UPDATE … FROM`` joining the run's bills)."""
+    criteria = [
+        CustomerBill.bill_run_id == run_id,
+        CustomerBill.billing_account_id == UsageRecord.billing_account_id,
+        UsageRecord.state == "rated",
+        UsageRecord.period <= period.name,
+    ]
+    if accounts is not None:
+        criteria.append(CustomerBill.billing_account_id.in_(list(accounts)))
     session.execute(
         update(UsageRecord)
-        .where(
-            CustomerBill.bill_run_id == run_id,
-            CustomerBill.billing_account_id == UsageRecord.billing_account_id,
-            UsageRecord.state == "rated",
-            UsageRecord.period <= period.name,
-        )
+        .where(*criteria)
         .values(state="billed", bill_id=CustomerBill.id)
         .execution_options(synchronize_session=False)
     )

@@ -5,8 +5,10 @@ again: the console and the API (``Prefer: respond-async``) queue them as jobs
 (:mod:`satiot.core.jobs`) instead of holding a request open, and the Bill runs page follows
 them. Each is the same call the CLI makes in the foreground:
 
-- ``bill-run``: :func:`satiot.bss.billing.run_bills` for a month, one transaction, which also
-  records the job's success, so a runner that dies after the commit never bills twice;
+- ``bill-run``: :func:`satiot.bss.bill_run_chunks.run_in_chunks` for a month, a chunk of
+  accounts to a transaction with progress; the last one, which completes the run, also
+  records the job's success, and a run taken again after its runner died bills only the
+  accounts still without a bill;
 - ``bill-release``: :func:`satiot.bss.bill_release.release_run`, chunk by chunk with progress;
   a release taken again after its runner died moves only what is still waiting.
 
@@ -22,7 +24,8 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-from satiot.bss import bill_release, billing
+from satiot.bss import bill_release, bill_run_chunks, billing
+from satiot.bss.models import BillRun
 from satiot.bss.money import format_cny
 from satiot.core import jobs
 from satiot.core.auth.principal import Principal
@@ -32,23 +35,27 @@ from satiot.core.models import Job
 def _run_bills(run: jobs.JobRun) -> dict[str, Any]:
     period = run.params["period"]
     accounts = run.params.get("accounts")
-    with run.write() as session:
-        bill_run = billing.run_bills(
-            session,
-            run.principal,
-            period,
-            at=run.at,
-            settings=billing.RunSettings.from_settings(run.settings),
-            accounts=None if accounts is None else [uuid.UUID(a) for a in accounts],
+    result: dict[str, Any] = {}
+
+    def finished(session: Session, bill_run: BillRun) -> None:
+        result.update(
+            bill_run_id=str(bill_run.id),
+            period=period,
+            bills=bill_run.bills,
+            total_micros=bill_run.total_micros,
         )
-        session.flush()
-        result = {
-            "bill_run_id": str(bill_run.id),
-            "period": period,
-            "bills": bill_run.bills,
-            "total_micros": bill_run.total_micros,
-        }
         run.finish_in(session, result)
+
+    bill_run_chunks.run_in_chunks(
+        run.write,
+        run.principal,
+        period,
+        at=run.at,
+        settings=billing.RunSettings.from_settings(run.settings),
+        accounts=None if accounts is None else [uuid.UUID(a) for a in accounts],
+        progress=run.progress,
+        finished=finished,
+    )
     return result
 
 

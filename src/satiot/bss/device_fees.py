@@ -19,7 +19,7 @@ the table's key, so that each goes to the end of its index rather than to a rand
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -68,9 +68,15 @@ def fee_plans(session: Session) -> dict[uuid.UUID, Plan]:
     return dict(out)
 
 
-def write_run_fees(session: Session, run_id: uuid.UUID, period: Period) -> int:
-    """Write the fees of every device on the bills of run ``run_id``; return how many rows
-    were written."""
+def write_run_fees(
+    session: Session,
+    run_id: uuid.UUID,
+    period: Period,
+    *,
+    accounts: Collection[uuid.UUID] | None = None,
+) -> int:
+    """Write the fees of every device on the bills of run ``run_id`` (those of ``accounts``,
+    when the run bills its accounts a chunk at a time); return how many rows were written."""
     days, served = q.service(period)
     # The run's devices with their days, once: the fees below refer to these columns (each
     # day is a CASE over the month's days, and its parameters are bound here alone).
@@ -84,7 +90,7 @@ def write_run_fees(session: Session, run_id: uuid.UUID, period: Period) -> int:
             *days,
         )
         .join(CustomerBill, CustomerBill.billing_account_id == Subscription.billing_account_id)
-        .where(CustomerBill.bill_run_id == run_id, *served)
+        .where(CustomerBill.bill_run_id == run_id, *served, *_of(accounts))
         .subquery("served")
         .c
     )
@@ -144,6 +150,12 @@ def write_run_fees(session: Session, run_id: uuid.UUID, period: Period) -> int:
     )
     written = session.execute(insert(BillDeviceFee).from_select(list(COLUMNS), rows))
     return int(getattr(written, "rowcount", 0) or 0)
+
+
+def _of(accounts: Collection[uuid.UUID] | None) -> list[ColumnElement[bool]]:
+    if accounts is None:
+        return []
+    return [CustomerBill.billing_account_id.in_(list(accounts))]
 
 
 def _big(value: int) -> ColumnElement[int]:
