@@ -78,9 +78,7 @@ def run_in_chunks(
     for start in range(0, total, chunk):
         part = todo[start : start + chunk]
         with write() as session:
-            billing.bill_accounts(
-                session, run_id, period, at=at, settings=settings, accounts=part
-            )
+            billing.bill_accounts(session, run_id, period, at=at, settings=settings, accounts=part)
         if progress is not None:
             progress(start + len(part), total)
     with write() as session:

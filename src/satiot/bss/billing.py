@@ -416,9 +416,12 @@ def bill_accounts(
     tell(STEPS[2].format(n=len(line_rows), s="" if len(line_rows) == 1 else "s"))
     insert_rows(session, "bill_lines", LINE_COLUMNS, line_rows)
     tell(STEPS[3])
-    device_fees.write_run_fees(session, run_id, period, accounts=accounts)
+    # What follows concerns this call's bills alone, named by their numbers (a run billed a
+    # chunk at a time has bills from earlier chunks; a range needs no list of ids).
+    numbers = (bill_rows[0][4], bill_rows[-1][4])
+    device_fees.write_run_fees(session, run_id, period, numbers=numbers)
     tell(STEPS[4])
-    _claim_usage(session, run_id, period, accounts)
+    _claim_usage(session, run_id, period, numbers)
     return len(drafts)
 
 
@@ -492,24 +495,19 @@ def _amounts(line: DraftLine) -> tuple[int, str, int]:
 
 
 def _claim_usage(
-    session: Session,
-    run_id: uuid.UUID,
-    period: Period,
-    accounts: Collection[uuid.UUID] | None,
+    session: Session, run_id: uuid.UUID, period: Period, numbers: tuple[str, str]
 ) -> None:
-    """Mark the usage the run's bills (of ``accounts``, or all) charged as billed, pointing at
-    its bill (one ``UPDATE … FROM`` joining the run's bills)."""
-    criteria = [
-        CustomerBill.bill_run_id == run_id,
-        CustomerBill.billing_account_id == UsageRecord.billing_account_id,
-        UsageRecord.state == "rated",
-        UsageRecord.period <= period.name,
-    ]
-    if accounts is not None:
-        criteria.append(CustomerBill.billing_account_id.in_(list(accounts)))
+    """Mark the usage the run's bills numbered ``numbers`` (first, last) charged as billed,
+    pointing at its bill (one ``UPDATE … FROM`` joining those bills)."""
     session.execute(
         update(UsageRecord)
-        .where(*criteria)
+        .where(
+            CustomerBill.bill_run_id == run_id,
+            CustomerBill.number.between(*numbers),
+            CustomerBill.billing_account_id == UsageRecord.billing_account_id,
+            UsageRecord.state == "rated",
+            UsageRecord.period <= period.name,
+        )
         .values(state="billed", bill_id=CustomerBill.id)
         .execution_options(synchronize_session=False)
     )

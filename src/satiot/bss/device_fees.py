@@ -19,7 +19,7 @@ the table's key, so that each goes to the end of its index rather than to a rand
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -73,10 +73,11 @@ def write_run_fees(
     run_id: uuid.UUID,
     period: Period,
     *,
-    accounts: Collection[uuid.UUID] | None = None,
+    numbers: tuple[str, str] | None = None,
 ) -> int:
-    """Write the fees of every device on the bills of run ``run_id`` (those of ``accounts``,
-    when the run bills its accounts a chunk at a time); return how many rows were written."""
+    """Write the fees of every device on the bills of run ``run_id`` (those numbered
+    ``numbers``, first and last, when the run bills its accounts a chunk at a time); return
+    how many rows were written."""
     days, served = q.service(period)
     # The run's devices with their days, once: the fees below refer to these columns (each
     # day is a CASE over the month's days, and its parameters are bound here alone).
@@ -90,7 +91,7 @@ def write_run_fees(
             *days,
         )
         .join(CustomerBill, CustomerBill.billing_account_id == Subscription.billing_account_id)
-        .where(CustomerBill.bill_run_id == run_id, *served, *_of(accounts))
+        .where(CustomerBill.bill_run_id == run_id, *served, *_numbered(numbers))
         .subquery("served")
         .c
     )
@@ -152,10 +153,8 @@ def write_run_fees(
     return int(getattr(written, "rowcount", 0) or 0)
 
 
-def _of(accounts: Collection[uuid.UUID] | None) -> list[ColumnElement[bool]]:
-    if accounts is None:
-        return []
-    return [CustomerBill.billing_account_id.in_(list(accounts))]
+def _numbered(numbers: tuple[str, str] | None) -> list[ColumnElement[bool]]:
+    return [] if numbers is None else [CustomerBill.number.between(*numbers)]
 
 
 def _big(value: int) -> ColumnElement[int]:
