@@ -350,3 +350,26 @@ def test_usage_page_refuses_a_month_that_is_not_one(
         assert "flash-error" in r.text and period not in r.text, period
         assert "2026-12" in r.text
     assert "flash-error" not in client.get("/usage?period=2026-11").text
+
+
+def test_a_run_still_billing_offers_no_release(client: TestClient, ctx: AppContext, world: World):
+    """A run stopped part way (``bill_run_chunks``) is shown billing, without release buttons,
+    and a release asked for anyway is refused with the reason."""
+    _two_shops(ctx, world)
+    with ctx.db.write() as w:
+        run = billing.run_bills(
+            w,
+            world.system,
+            "2026-11",
+            at=DEC_1,
+            settings=billing.RunSettings(600, "SAT", 30, "Asia/Shanghai"),
+        )
+        run.status = "running"  # as a run whose runner died between chunks is left
+        run_id = run.id
+    world.user(world.operator, Role.BILLING, "clerk9")
+    csrf = _as(client, "clerk9")
+    row = client.get("/bill-runs").text.split('class="run-row"', 1)[1].split("</tr>", 1)[0]
+    assert "billing…" in row and "<button" not in row and ">new</span> 2<" in row
+    r = client.post(f"/bill-runs/{run_id}/validate", data={"csrf_token": csrf})
+    assert "flash-error" in r.text and "still billing its accounts" in r.text
+    assert _run_jobs(ctx) == []
