@@ -11,9 +11,10 @@ terminated during the month, and --usage rated usage records per device. Then:
   usage), one transaction per account, over --anchor-accounts accounts; its time is
   extrapolated to all accounts and labelled as such;
 - bill run: :func:`satiot.bss.bill_run_chunks.run_in_chunks` over every other account, as
-  ``satiot bills run`` and the background job run it: 10,000 accounts to a transaction, each
-  set-based (``GROUP BY`` in the database, bulk writes). ``--one-transaction`` times
-  :func:`satiot.bss.billing.run_bills` instead, the API's synchronous answer.
+  the API, ``satiot bills run`` and the background job run it: 10,000 accounts to a
+  transaction, each set-based (``GROUP BY`` in the database, bulk writes).
+  ``--one-transaction`` times :func:`satiot.bss.billing.run_bills` instead (the same steps in
+  one transaction).
 
 It prints the data generation time, the bill run's time and accounts/s, the anchor's, and the
 ratio of their per-account times. Then the month's bills go to the ledger:
@@ -593,7 +594,7 @@ def main() -> None:
     parser.add_argument(
         "--one-transaction",
         action="store_true",
-        help="time the run in one transaction (the API's answer) instead of in chunks",
+        help="time the run in one transaction (billing.run_bills) instead of in chunks",
     )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))

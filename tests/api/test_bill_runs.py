@@ -53,3 +53,18 @@ def test_releasing_needs_billing_staff_and_a_real_run(client, billed, ctx):
         assert_problem(client.post(f"{API}/{uuid.uuid4()}/validate", headers=clerk), 404)
         assert_problem(client.post(f"{API}/not-an-id/send", headers=clerk), 422)
     assert client.get(f"{API}/{run['id']}", headers=clerk).json()["states"] == {"new": 1}
+
+
+def test_a_run_left_part_way_is_taken_up_by_the_next_run_of_the_month(client, billed, ctx):
+    """The API bills in chunks of accounts as the CLI and the job do: a run of the month left
+    ``running`` (its runner died between chunks) is completed, not started again."""
+    from datetime import UTC, datetime
+
+    from satiot.bss.billing import start_run
+
+    _s, clerk, _customer = billed
+    with ctx.db.write() as w:
+        stopped = start_run(w, "2026-11", at=datetime(2026, 12, 1, 1, tzinfo=UTC)).id
+    run = _run(client, clerk)
+    assert (run["id"], run["status"], run["bills"]) == (str(stopped), "completed", 1)
+    assert run["states"] == {"new": 1}

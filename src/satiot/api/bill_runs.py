@@ -24,7 +24,7 @@ from sqlalchemy import select
 from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
 from satiot.api.deps import Call, requires
 from satiot.api.jobs import ACCEPTED, accepted, wants_job
-from satiot.bss import bill_release, billing, billing_jobs
+from satiot.bss import bill_release, bill_run_chunks, billing, billing_jobs
 from satiot.bss.models import BillRun
 from satiot.bss.periods import PERIOD_PATTERN
 from satiot.core.errors import NotFound
@@ -120,16 +120,17 @@ def post_run(call: Writer, body: RunIn, prefer: PreferHeader = None) -> RunOut |
                 accounts=body.billing_account_ids,
             )
             return accepted(job)
-    with call.write() as session:
-        run = billing.run_bills(
-            session,
-            call.principal,
-            body.period,
-            at=call.now(),
-            settings=billing.RunSettings.from_settings(call.ctx.settings),
-            accounts=body.billing_account_ids,
-        )
-        session.flush()
+    # In chunks of accounts, as the CLI and the job run it: the embedded database's one
+    # writer is free between them while the caller waits (bss.bill_run_chunks).
+    run = bill_run_chunks.run_in_chunks(
+        call.write,
+        call.principal,
+        body.period,
+        at=call.now(),
+        settings=billing.RunSettings.from_settings(call.ctx.settings),
+        accounts=body.billing_account_ids,
+    )
+    with call.read() as session:
         return _out(run, bill_release.run_states(session, run.id))
 
 

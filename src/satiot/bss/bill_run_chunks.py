@@ -1,13 +1,14 @@
-"""A month's bill run a chunk of accounts at a time: how the CLI and the background job run it.
+"""A month's bill run a chunk of accounts at a time: how the API, the CLI and the background
+job run it.
 
-In one transaction (:func:`satiot.bss.billing.run_bills`, which the API's synchronous answer
-still uses) a run over a million devices holds the embedded database's one writer for half a
-minute and more: the network's receptions, rating and every other write wait behind it,
-longer than a writer is allowed to wait, and whoever watches the run sees nothing move. Here
-the accounts still to bill are taken :data:`CHUNK` at a time, each chunk in a transaction of
-its own that prices, numbers and writes their bills, lines and devices' fees and claims their
-usage (:func:`satiot.bss.billing.bill_accounts`); other writers get their turn between chunks,
-and ``progress`` is told after each.
+In one transaction (:func:`satiot.bss.billing.run_bills`, the building block, which tests and
+``satiot bench billing --one-transaction`` still use) a run over a million devices holds the
+embedded database's one writer for half a minute and more: the network's receptions, rating
+and every other write wait behind it, longer than a writer is allowed to wait, and whoever
+watches the run sees nothing move. Here the accounts still to bill are taken :data:`CHUNK` at
+a time, each chunk in a transaction of its own that prices, numbers and writes their bills,
+lines and devices' fees and claims their usage (:func:`satiot.bss.billing.bill_accounts`);
+other writers get their turn between chunks, and ``progress`` is told after each.
 
 What the one transaction promised still holds:
 

@@ -330,7 +330,7 @@ def run_bills(
     charge moves to ``billed``, and the run is audited once (bills start ``new``). ``step``
     is told what the run does next, in words, as each of its steps starts: a run over
     100,000 accounts takes a minute or more, and whoever waits on it should see it move.
-    A month end in the background or from the CLI runs in chunks of accounts instead
+    The API, the CLI and the background job run a month in chunks of accounts instead
     (:mod:`satiot.bss.bill_run_chunks`), from the same three steps.
     """
     period = check_billable(session, period_name, at=at, tz=settings.tz, accounts=accounts)
