@@ -258,7 +258,7 @@ def _row(number: str, d: DeviceUsage) -> Sequence[str]:
         str(d.bytes),
         str(d.billable_bytes),
         d.charge_yuan,
-        micro_yuan_text(d.total_micros),
+        d.total_yuan,
     )
 
 

@@ -377,6 +377,10 @@ def bill_accounts(
         return 0
     series = invoice_series(settings.series_prefix, at, settings.tz)
     first = take_numbers(session, series, len(drafts))
+
+    def number(i: int) -> str:
+        return f"{series}-{first + i:08d}"
+
     due = at + timedelta(days=settings.payment_terms_days)
     bill_rows = []
     line_rows = []
@@ -388,7 +392,7 @@ def bill_accounts(
                 d.tenant_id,
                 d.account_id,
                 run_id,
-                f"{series}-{first + i:08d}",
+                number(i),
                 period.name,
                 period.first_day,
                 period.last_day,
@@ -418,7 +422,7 @@ def bill_accounts(
     tell(STEPS[3])
     # What follows concerns this call's bills alone, named by their numbers (a run billed a
     # chunk at a time has bills from earlier chunks; a range needs no list of ids).
-    numbers = (bill_rows[0][4], bill_rows[-1][4])
+    numbers = (number(0), number(len(drafts) - 1))
     device_fees.write_run_fees(session, run_id, period, numbers=numbers)
     tell(STEPS[4])
     _claim_usage(session, run_id, period, numbers)
