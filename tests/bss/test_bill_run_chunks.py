@@ -14,6 +14,7 @@ from satiot.api.context import AppContext
 from satiot.bss import bill_release, billing
 from satiot.bss.bill_run_chunks import run_in_chunks
 from satiot.bss.billing import RunSettings, dry_run
+from satiot.bss.billing_sql import AccountSpan
 from satiot.bss.device_fee_models import BillDeviceFee
 from satiot.bss.models import BillRun, CustomerBill, Subscription, UsageRecord
 from satiot.core.errors import Conflict
@@ -148,3 +149,17 @@ def test_a_run_limited_to_some_accounts_bills_those_alone(ctx: AppContext, world
     assert run.bills == 2 and billed == set(chosen[:2])
     with pytest.raises(ValueError):
         _run(ctx, world, chunk=0)
+
+
+def test_a_span_of_accounts_prices_those_from_its_first_to_its_last(ctx: AppContext, world: World):
+    # A chunk of a month's run names its accounts by the first and last id it bills.
+    _, subs = _accounts(ctx, world, 5)
+    ids = [sub.billing_account_id for sub in subs]  # in id order
+    with ctx.db.read() as s:
+        period = billing.check_billable(s, "2026-11", at=DEC_1, tz=SETTINGS.tz, accounts=None)
+        priced = billing.compute(s, period, tax_rate_bp=600, accounts=AccountSpan(ids[1], ids[3]))
+        alone = billing.compute(s, period, tax_rate_bp=600, accounts=AccountSpan(ids[4], ids[4]))
+    assert [uuid.UUID(d.account_id) for d in priced] == ids[1:4]
+    assert [uuid.UUID(d.account_id) for d in alone] == ids[4:]
+    for draft in priced:
+        assert [line.kind for line in draft.lines] == ["recurring", "usage"]

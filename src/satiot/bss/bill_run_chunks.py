@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satiot.bss import billing
+from satiot.bss.billing_sql import AccountSpan
 from satiot.bss.models import BillingAccount, BillRun, CustomerBill
 from satiot.core.auth.principal import Principal
 
@@ -78,8 +79,11 @@ def run_in_chunks(
     total = len(todo)
     for start in range(0, total, chunk):
         part = todo[start : start + chunk]
+        # Every account of the month still to bill, in id order: the chunk is all those
+        # between its first and last (one billed meanwhile is skipped as billed).
+        these = part if accounts is not None else AccountSpan(part[0], part[-1])
         with write() as session:
-            billing.bill_accounts(session, run_id, period, at=at, settings=settings, accounts=part)
+            billing.bill_accounts(session, run_id, period, at=at, settings=settings, accounts=these)
         if progress is not None:
             progress(start + len(part), total)
     with write() as session:

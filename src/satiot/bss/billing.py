@@ -129,7 +129,7 @@ def compute(
     period: Period,
     *,
     tax_rate_bp: int,
-    accounts: Collection[uuid.UUID] | None = None,
+    accounts: q.Accounts = None,
 ) -> list[Draft]:
     """Price the bills of ``period`` for ``accounts`` (all, if None) not yet billed for it.
 
@@ -355,7 +355,7 @@ def bill_accounts(
     *,
     at: datetime,
     settings: RunSettings,
-    accounts: Collection[uuid.UUID] | None,
+    accounts: q.Accounts,
     step: Callable[[str], None] | None = None,
 ) -> int:
     """Bill, as part of run ``run_id``, every account (or ``accounts``) not yet billed for
