@@ -5,7 +5,9 @@ argparse would otherwise take ``--db`` for ``--db-url`` and hand ``sqlite`` on a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 BACKENDS = ("sqlite", "postgresql")
@@ -15,12 +17,44 @@ class _Parser(argparse.ArgumentParser):
     """Errors as the ``satiot`` command gives them: one line, exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} (see --help)\n")
+        # argparse says "argument --events: …"; the option's name alone reads as satiot's own
+        sys.stderr.write(f"error: {message.removeprefix('argument ')} (see --help)\n")
         sys.exit(2)
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
     return _Parser(description=doc.splitlines()[0] if doc else None, allow_abbrev=False)
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """An option's ``type``: a whole number no smaller than ``least`` (a count of zero
+    devices or events would otherwise end in a division by zero, far from its cause)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"at least {least:,}")
+        return value
+
+    return whole
+
+
+def above(floor: float) -> Callable[[str], float]:
+    """An option's ``type``: a number greater than ``floor``."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value <= floor:
+            raise argparse.ArgumentTypeError(f"a finite number more than {floor:g}")
+        return value
+
+    return number
 
 
 def backends(parser: argparse.ArgumentParser, text: str) -> list[str]:

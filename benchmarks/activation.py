@@ -198,12 +198,12 @@ def bench(url: str, n: int, profile: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = _args.parser(__doc__)
-    parser.add_argument("--devices", type=int, default=500, help="terminals per run (≥ 10)")
+    parser.add_argument(
+        "--devices", type=_args.at_least(10), default=500, help="terminals per run (≥ 10)"
+    )
     _databases.add_options(parser)
     parser.add_argument("--profile", action="store_true", help="cProfile the scoped run")
     args = parser.parse_args(argv)
-    if args.devices < 10:
-        parser.error("--devices: at least 10")
     for url in _databases.each(parser, args, f", {args.devices:,} per run"):
         bench(url, args.devices, args.profile)
 

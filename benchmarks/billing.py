@@ -584,13 +584,17 @@ def bench(db: Database, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = _args.parser(__doc__)
-    parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--devices", type=int, default=1_000_000)
-    parser.add_argument("--usage", type=int, default=1, help="rated usage records per device")
-    parser.add_argument("--anchor-accounts", type=int, default=1_000)
-    parser.add_argument("--anchor-bills", type=int, default=5_000)
-    parser.add_argument("--release", type=int, default=5_000, help="bills validated in bulk")
-    parser.add_argument("--release-anchor", type=int, default=1_000)
+    parser.add_argument("--accounts", type=_args.at_least(1), default=100_000)
+    parser.add_argument("--devices", type=_args.at_least(1), default=1_000_000)
+    parser.add_argument(
+        "--usage", type=_args.at_least(0), default=1, help="rated usage records per device"
+    )
+    parser.add_argument("--anchor-accounts", type=_args.at_least(1), default=1_000)
+    parser.add_argument("--anchor-bills", type=_args.at_least(1), default=5_000)
+    parser.add_argument(
+        "--release", type=_args.at_least(1), default=5_000, help="bills validated in bulk"
+    )
+    parser.add_argument("--release-anchor", type=_args.at_least(1), default=1_000)
     parser.add_argument(
         "--one-transaction",
         action="store_true",
@@ -599,8 +603,13 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("SATIOT_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()
+    if args.devices < args.accounts:
+        parser.error("--devices: at least one a billing account (--accounts)")
+    if args.anchor_accounts >= args.accounts:
+        parser.error("--anchor-accounts: fewer than --accounts (the run bills the rest)")
+    backends = _args.backends(parser, args.backends)
     print(_args.tune_runtime())
-    for backend in _args.backends(parser, args.backends):
+    for backend in backends:
         tmp = None
         admin = None
         name = f"satiot_bench_billing_{os.getpid()}"

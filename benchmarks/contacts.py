@@ -77,11 +77,11 @@ def _skyfield_per_pair(tles, sites, start, hours, pairs, rng) -> tuple[float, in
 
 def main() -> None:
     parser = _args.parser(__doc__)
-    parser.add_argument("--sats", type=int, default=100)
-    parser.add_argument("--sites", type=int, default=10_000)
-    parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--pairs", type=int, default=40, help="Skyfield sample size")
-    parser.add_argument("--altitude", type=float, default=800.0)
+    parser.add_argument("--sats", type=_args.at_least(1), default=100)
+    parser.add_argument("--sites", type=_args.at_least(1), default=10_000)
+    parser.add_argument("--hours", type=_args.above(0), default=24.0)
+    parser.add_argument("--pairs", type=_args.at_least(1), default=40, help="Skyfield sample size")
+    parser.add_argument("--altitude", type=_args.above(0), default=800.0)
     args = parser.parse_args()
     rng = np.random.default_rng(7)
     start = datetime(2026, 3, 1, tzinfo=UTC)

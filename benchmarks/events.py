@@ -138,9 +138,14 @@ def _fan_out(db: Database, consumer: events.Consumer, span: tuple[int, int]) -> 
 
 def main() -> None:
     parser = _args.parser(__doc__)
-    parser.add_argument("--events", type=int, default=20_000, help="events in the batched run")
     parser.add_argument(
-        "--anchor-events", type=int, default=2_000, help="events in the commit-per-event run"
+        "--events", type=_args.at_least(1), default=20_000, help="events in the batched run"
+    )
+    parser.add_argument(
+        "--anchor-events",
+        type=_args.at_least(1),
+        default=2_000,
+        help="events in the commit-per-event run",
     )
     args = parser.parse_args()
     print(_args.tune_runtime())

@@ -168,12 +168,13 @@ def bench(url: str, n: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = _args.parser(__doc__)
     parser.add_argument(
-        "--subscriptions", type=int, default=100_000, help="the customer's fleet (≥ 10)"
+        "--subscriptions",
+        type=_args.at_least(10),
+        default=100_000,
+        help="the customer's fleet (≥ 10)",
     )
     _databases.add_options(parser)
     args = parser.parse_args(argv)
-    if args.subscriptions < 10:
-        parser.error("--subscriptions: at least 10")
     for url in _databases.each(parser, args):
         bench(url, args.subscriptions)
 

@@ -368,13 +368,16 @@ def main() -> None:
     parser.add_argument("--pg-server", default=PG_SERVER, help="server for the scratch database")
     parser.add_argument(
         "--batches",
-        type=int,
+        type=_args.at_least(1),
         default=200,
         help="batches of 500 in each run (enough for WAL checkpoints)",
     )
-    parser.add_argument("--devices", type=int, default=2000, help="devices per fleet")
+    parser.add_argument("--devices", type=_args.at_least(1), default=2000, help="devices per fleet")
     parser.add_argument(
-        "--anchor-receptions", type=int, default=1000, help="receptions in the 1-per-tx run"
+        "--anchor-receptions",
+        type=_args.at_least(1),
+        default=1000,
+        help="receptions in the 1-per-tx run",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the batched run")
     parser.add_argument(
@@ -383,10 +386,10 @@ def main() -> None:
         help="gather the planner's statistics after the warm-up, as satiot up does",
     )
     args = parser.parse_args()
-    print(_args.tune_runtime())
     if args.db_url:
         _args.database_url(parser, "--db-url", args.db_url)
     backends = ["given"] if args.db_url else _args.backends(parser, args.backends)
+    print(_args.tune_runtime())
     for backend in backends:
         with scratch_database(backend, args.db_url, args.pg_server) as url:
             bench(url, args)

@@ -541,17 +541,21 @@ def sql_rules_bound(devices: int, n: int, batch: int, accounts: int) -> tuple[fl
 
 def main() -> None:
     parser = _args.parser(__doc__)
-    parser.add_argument("--devices", type=int, default=20_000)
+    parser.add_argument("--devices", type=_args.at_least(1), default=20_000)
     parser.add_argument(
         "--accounts",
-        type=int,
+        type=_args.at_least(1),
         default=1,
         help="billing accounts the devices are dealt over (each its own pool): with many, "
         "each batch writes into as many places of the account index as it has accounts",
     )
-    parser.add_argument("--events", type=int, default=200_000, help="events on the batch path")
-    parser.add_argument("--batch", type=int, default=5_000, help="events per transaction")
-    parser.add_argument("--anchor-events", type=int, default=2_000)
+    parser.add_argument(
+        "--events", type=_args.at_least(1), default=200_000, help="events on the batch path"
+    )
+    parser.add_argument(
+        "--batch", type=_args.at_least(1), default=5_000, help="events per transaction"
+    )
+    parser.add_argument("--anchor-events", type=_args.at_least(1), default=2_000)
     parser.add_argument("--consumer", action="store_true", help="also time the consumer path")
     parser.add_argument(
         "--sql-bound",
@@ -574,6 +578,8 @@ def main() -> None:
         help="gather the planner's statistics once the log is filled, as satiot up does",
     )
     args = parser.parse_args()
+    if args.accounts > args.devices:
+        parser.error("--accounts: no more than --devices (each account holds a device)")
     print(_args.tune_runtime())
     url = os.environ.get("SATIOT_DATABASE_URL")
     tmp = None

@@ -258,15 +258,15 @@ def _line(figures: Figures, label: str, per_device: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = _args.parser(__doc__)
-    parser.add_argument("--devices", type=int, default=1_000, help="the customer's fleet (≥ 10)")
-    parser.add_argument("--records", type=int, default=100, help="messages per device a month")
-    parser.add_argument("--months", type=int, default=12, help="months billed (≥ 1)")
+    parser.add_argument(
+        "--devices", type=_args.at_least(10), default=1_000, help="the customer's fleet (≥ 10)"
+    )
+    parser.add_argument(
+        "--records", type=_args.at_least(1), default=100, help="messages per device a month"
+    )
+    parser.add_argument("--months", type=_args.at_least(1), default=12, help="months billed (≥ 1)")
     _databases.add_options(parser)
     args = parser.parse_args(argv)
-    if args.devices < 10:
-        parser.error("--devices: at least 10")
-    if args.records < 1 or args.months < 1:
-        parser.error("--records and --months: at least 1")
     for url in _databases.each(parser, args):
         bench(url, args.devices, args.records, args.months)
 

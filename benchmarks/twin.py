@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = _args.parser(__doc__)
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "tianqi-like.toml")
-    parser.add_argument("--terminals", type=int, default=100_000)
-    parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--terminals", type=_args.at_least(1), default=100_000)
+    parser.add_argument("--hours", type=_args.above(0), default=2.0)
     args = parser.parse_args()
     print(_args.tune_runtime())
     report = run_scenario(args.scenario, args.hours, terminals=args.terminals)
