@@ -620,6 +620,22 @@ def test_bench_export_compares_the_file_with_walking_the_list(monkeypatch):
     )
 
 
+def test_bench_status_compares_a_file_with_a_request_per_device(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    run = satiot_here("bench", "status", "--devices", "12", "--anchor-devices", "4", env={})
+    assert run.code == 0, run.err
+    assert "setup                     12 devices activated in" in run.out
+    for label in ("file, one transaction", "anchor: a transaction a line"):
+        assert re.search(rf"{re.escape(label)} +[\d,]+ lines/s +per CPU-s: +[\d,]+", run.out)
+    assert re.search(r"ratio file/anchor +[\d.]+× wall, [\d.]+× per CPU-s", run.out), run.out
+    assert re.search(r"a file of 5,000 lines +[\d.]+ s in one transaction", run.out), run.out
+    same = satiot_here("bench", "status", "--devices", "12", "--anchor-devices", "12", env={})
+    assert same.code == 2
+    assert _one_error_line(same) == "error: --anchor-devices: fewer than --devices (see --help)"
+
+
 def test_bench_statement_compares_the_statement_with_summing_the_usage_list(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))
@@ -654,7 +670,7 @@ def test_bench_runs_a_benchmark_from_the_checkout_and_names_the_others(monkeypat
         assert figure in run.out
     assert "M interpreter steps/s (yardstick)" in run.out
     line = _one_error_line(satiot_here("bench", "_yardstick", env={}))
-    have = "activation, billing, contacts, events, export, ingest, rating, statement, twin"
+    have = "activation, billing, contacts, events, export, ingest, rating, statement, status, twin"
     assert f"have: {have};" in line
 
 
