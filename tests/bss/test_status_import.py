@@ -19,6 +19,7 @@ from satiot.bss.status_import import (
 from satiot.bss.subscriptions import suspend_subscription
 from satiot.core.models import AuditEntry
 from satiot.network.models import Device
+from satiot.oss.models import Handle, HandleValue, IotNumber
 from tests.bss.order_world import shop, terminal
 from tests.bss.test_activation import activate_one, customer_admin
 
@@ -32,6 +33,20 @@ def _statuses(ctx, subs) -> list[tuple[str, str]]:  # type: ignore[no-untyped-de
         rows = {r.id: r for r in s.scalars(select(Subscription))}
         devices = {d.id: d.status for d in s.scalars(select(Device))}
     return [(rows[x.id].status, devices[rows[x.id].device_id]) for x in subs]
+
+
+def _bindings(ctx, subs) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """Each subscription's number, handle and the handle's STATUS value, as they stand."""
+    with ctx.db.read() as s:
+        numbers = {n.number: n.status for n in s.scalars(select(IotNumber))}
+        handles = {h.handle: h for h in s.scalars(select(Handle))}
+        shown = {
+            v.handle_id: v.value
+            for v in s.scalars(select(HandleValue).where(HandleValue.type == "STATUS"))
+        }
+    return [
+        (numbers[x.iot_number], handles[x.handle].status, shown[handles[x.handle].id]) for x in subs
+    ]
 
 
 def test_a_season_of_devices_stops_and_starts_by_any_of_their_codes(ctx, world):
@@ -51,6 +66,7 @@ def test_a_season_of_devices_stops_and_starts_by_any_of_their_codes(ctx, world):
     assert (done.suspended, done.resumed, done.already) == (4, 0, 0)
     assert sorted(done.subscription_ids) == sorted(x.id for x in subs)
     assert _statuses(ctx, subs) == [("suspended", "suspended")] * 4
+    assert _bindings(ctx, subs) == [("suspended", "suspended", "suspended")] * 4
     with ctx.db.read() as session:
         audited = session.scalars(
             select(AuditEntry.reason).where(AuditEntry.action == "subscription.suspended")
@@ -68,6 +84,7 @@ def test_a_season_of_devices_stops_and_starts_by_any_of_their_codes(ctx, world):
                            at=ctx.clock.now())  # fmt: skip
     assert (done.resumed, done.already) == (3, 0)
     assert _statuses(ctx, subs) == [("active", "active")] * 3 + [("suspended", "suspended")]
+    assert _bindings(ctx, subs) == [("active", "active", "active")] * 3 + [("suspended",) * 3]
 
 
 def test_one_bad_line_and_nothing_changes_with_every_bad_line_named(ctx, world):

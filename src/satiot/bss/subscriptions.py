@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -45,7 +47,7 @@ from satiot.network import devices
 from satiot.network.models import Device
 from satiot.network.states import DEVICE
 from satiot.oss import identifiers, numbering
-from satiot.oss.models import Handle, IotNumber
+from satiot.oss.models import Handle, HandleValue, IotNumber
 from satiot.oss.states import NUMBER
 
 
@@ -74,10 +76,72 @@ def _check_reason(reason: str | None) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Bindings:
+    """What many subscriptions bind (device, number, handle and its values), read at once.
+
+    One move reads its device, number and handle a statement each; a file of 2,000 moves did
+    that 8,000 times, each statement first flushing the moves before it, and spent most of its
+    time there. :func:`read_bindings` reads them a thousand at a time instead (numbers locked,
+    as a single move locks its number); the moves then find them here."""
+
+    devices: dict[uuid.UUID, Device]
+    numbers: dict[str, IotNumber]
+    handles: dict[str, Handle]
+    values: dict[uuid.UUID, list[HandleValue]]
+
+
+#: Rows read per statement by :func:`read_bindings`.
+_READ: Final = 1_000
+
+
+def read_bindings(session: Session, subs: Sequence[Subscription]) -> Bindings:
+    """The devices, numbers (locked), handles and handle values ``subs`` bind."""
+    device_ids = sorted({s.device_id for s in subs if s.device_id})
+    numbers = sorted({s.iot_number for s in subs if s.iot_number})
+    handles = sorted({s.handle for s in subs if s.handle})
+    found = Bindings({}, {}, {}, {})
+    for i in range(0, len(device_ids), _READ):
+        for device in session.scalars(
+            select(Device).where(Device.id.in_(device_ids[i : i + _READ]))
+        ):
+            found.devices[device.id] = device
+    for i in range(0, len(numbers), _READ):
+        for number in session.scalars(
+            select(IotNumber)
+            .where(IotNumber.number.in_(numbers[i : i + _READ]))
+            .order_by(IotNumber.id)
+            .with_for_update()
+        ):
+            found.numbers[number.number] = number
+    for i in range(0, len(handles), _READ):
+        rows = list(
+            session.scalars(select(Handle).where(Handle.handle.in_(handles[i : i + _READ])))
+        )
+        for row in rows:
+            found.handles[row.handle] = row
+            found.values[row.id] = []
+        for value in session.scalars(
+            select(HandleValue)
+            .where(HandleValue.handle_id.in_([row.id for row in rows]))
+            .order_by(HandleValue.handle_id, HandleValue.idx)
+        ):
+            found.values[value.handle_id].append(value)
+    return found
+
+
 def _move_device(
-    session: Session, acting: Principal, sub: Subscription, target: str, at: datetime, why: str
+    session: Session,
+    acting: Principal,
+    sub: Subscription,
+    target: str,
+    at: datetime,
+    why: str,
+    bound: Bindings | None = None,
 ) -> None:
-    device = session.get(Device, sub.device_id) if sub.device_id else None
+    device = None
+    if sub.device_id:
+        device = bound.devices.get(sub.device_id) if bound else session.get(Device, sub.device_id)
     if device is None or device.status == target:
         return
     if (device.status, target) not in DEVICE.transitions:
@@ -93,12 +157,16 @@ def _move_number(
     at: datetime,
     why: str,
     quarantine_days: int,
+    bound: Bindings | None = None,
 ) -> None:
     if not sub.iot_number:
         return
-    row = session.scalar(
-        select(IotNumber).where(IotNumber.number == sub.iot_number).with_for_update()
-    )
+    if bound is not None:
+        row = bound.numbers.get(sub.iot_number)
+    else:
+        row = session.scalar(
+            select(IotNumber).where(IotNumber.number == sub.iot_number).with_for_update()
+        )
     if row is None or (row.status, target) not in NUMBER.transitions:
         return
     numbering.move_number(
@@ -107,14 +175,26 @@ def _move_number(
 
 
 def _move_handle(
-    session: Session, acting: Principal, sub: Subscription, target: str, at: datetime, why: str
+    session: Session,
+    acting: Principal,
+    sub: Subscription,
+    target: str,
+    at: datetime,
+    why: str,
+    bound: Bindings | None = None,
 ) -> None:
     if not sub.handle:
         return
-    row = session.scalar(select(Handle).where(Handle.handle == sub.handle))
+    if bound is not None:
+        row = bound.handles.get(sub.handle)
+    else:
+        row = session.scalar(select(Handle).where(Handle.handle == sub.handle))
     if row is None or row.status in (target, "retired"):
         return
-    identifiers.update_handle_row(session, acting, row, at=at, status=target, reason=why)
+    values = bound.values.get(row.id, []) if bound is not None else None
+    identifiers.update_handle_row(
+        session, acting, row, at=at, status=target, reason=why, values=values
+    )
 
 
 def _record(
@@ -205,9 +285,10 @@ def suspend_locked(
     at: datetime,
     *,
     origin: str | None = None,
+    bound: Bindings | None = None,
 ) -> Subscription:
     """:func:`suspend_subscription` on a subscription this transaction has locked (a file of
-    them is read and locked at once, in id order)."""
+    them is read and locked at once, in id order, and what they bind with ``bound``)."""
     why = _check_reason(reason)
     origin = origin or ("customer" if _is_customer(principal) else "operator")
     if origin not in SUSPENSION_ORIGINS:
@@ -215,9 +296,9 @@ def suspend_locked(
     SUBSCRIPTION.check(sub.status, "suspended", principal.role)
     before = binding_view(sub)
     acting = on_behalf(principal, "suspension")
-    _move_device(session, acting, sub, "suspended", at, why)
-    _move_number(session, acting, sub, "suspended", at, why, numbering.MIN_QUARANTINE_DAYS)
-    _move_handle(session, acting, sub, "suspended", at, why)
+    _move_device(session, acting, sub, "suspended", at, why, bound)
+    _move_number(session, acting, sub, "suspended", at, why, numbering.MIN_QUARANTINE_DAYS, bound)
+    _move_handle(session, acting, sub, "suspended", at, why, bound)
     sub.status, sub.status_reason, sub.suspended_by = "suspended", why, origin
     sub.suspended_at = at
     _record(session, principal, sub, "subscription.suspended", before, at=at, reason=why)
@@ -241,9 +322,16 @@ def resume_subscription(
 
 
 def resume_locked(
-    session: Session, principal: Principal, sub: Subscription, reason: str, at: datetime
+    session: Session,
+    principal: Principal,
+    sub: Subscription,
+    reason: str,
+    at: datetime,
+    *,
+    bound: Bindings | None = None,
 ) -> Subscription:
-    """:func:`resume_subscription` on a subscription this transaction has locked."""
+    """:func:`resume_subscription` on a subscription this transaction has locked (and what
+    it binds, read with ``bound`` for a file of them)."""
     why = _check_reason(reason)
     SUBSCRIPTION.check(sub.status, "active", principal.role)
     if _is_customer(principal) and not customer_may_resume(sub):
@@ -254,9 +342,9 @@ def resume_locked(
         )
     before = binding_view(sub)
     acting = on_behalf(principal, "resumption")
-    _move_device(session, acting, sub, "active", at, why)
-    _move_number(session, acting, sub, "active", at, why, numbering.MIN_QUARANTINE_DAYS)
-    _move_handle(session, acting, sub, "active", at, why)
+    _move_device(session, acting, sub, "active", at, why, bound)
+    _move_number(session, acting, sub, "active", at, why, numbering.MIN_QUARANTINE_DAYS, bound)
+    _move_handle(session, acting, sub, "active", at, why, bound)
     sub.status, sub.status_reason, sub.suspended_by = "active", None, None
     sub.suspended_at = None
     _record(session, principal, sub, "subscription.resumed", before, at=at, reason=why)

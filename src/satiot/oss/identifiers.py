@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -348,7 +348,7 @@ def update_handle(
         at=at,
         status=status,
         reason=reason,
-        **changes,
+        changes=changes,
     )
 
 
@@ -360,19 +360,25 @@ def update_handle_row(
     at: datetime,
     status: str | None = None,
     reason: str | None = None,
-    **changes: str | None,
+    values: Sequence[HandleValue] | None = None,
+    changes: Mapping[str, str | None] | None = None,
 ) -> Handle:
-    """:func:`update_handle` on a handle already read (a subscription's move has it)."""
+    """:func:`update_handle` on a handle already read (a subscription's move has it; a file
+    of moves has read its ``values`` too)."""
+    changes = changes or {}
     unknown = set(changes) - _RECORD_FIELDS
     if unknown:
         raise InvalidInput(f"unknown handle fields {sorted(unknown)}")
     if row.status == "retired":
         raise Conflict(f"handle {row.handle} is retired")
-    values = values_of(session, row.id)
+    if values is None:
+        values = values_of(session, row.id)
     before_record = record_of(session, row, values)
     before = asdict(before_record) | {"status": row.status}
     record = (
-        DeviceRecord(**(asdict(before_record) | changes)).validated() if changes else before_record
+        DeviceRecord(**(asdict(before_record) | dict(changes))).validated()
+        if changes
+        else before_record
     )
     if status is not None and status != row.status:
         states.HANDLE.check(row.status, status, principal.role)
