@@ -130,71 +130,66 @@ def read_bindings(session: Session, subs: Sequence[Subscription]) -> Bindings:
     return found
 
 
-def _move_device(
-    session: Session,
-    acting: Principal,
-    sub: Subscription,
-    target: str,
-    at: datetime,
-    why: str,
-    bound: Bindings | None = None,
-) -> None:
-    device = None
-    if sub.device_id:
-        device = bound.devices.get(sub.device_id) if bound else session.get(Device, sub.device_id)
-    if device is None or device.status == target:
-        return
-    if (device.status, target) not in DEVICE.transitions:
-        return  # e.g. already deactivated by the network's operators: nothing to carry down
-    devices.move_device(session, acting, device, target, at=at, reason=why)
+@dataclass(frozen=True)
+class _Carry:
+    """A subscription's move carried down to what it binds, by the operator's system on the
+    mover's behalf (``acting``), with the rows a file of moves has read (``bound``)."""
 
+    session: Session
+    acting: Principal
+    at: datetime
+    why: str
+    bound: Bindings | None = None
 
-def _move_number(
-    session: Session,
-    acting: Principal,
-    sub: Subscription,
-    target: str,
-    at: datetime,
-    why: str,
-    quarantine_days: int,
-    bound: Bindings | None = None,
-) -> None:
-    if not sub.iot_number:
-        return
-    if bound is not None:
-        row = bound.numbers.get(sub.iot_number)
-    else:
-        row = session.scalar(
-            select(IotNumber).where(IotNumber.number == sub.iot_number).with_for_update()
-        )
-    if row is None or (row.status, target) not in NUMBER.transitions:
-        return
-    numbering.move_number(
-        session, acting, row, target, at=at, reason=why, quarantine_days=quarantine_days
-    )
+    def all(self, sub: Subscription, device: str, number: str, handle: str, days: int) -> None:
+        """Device, number (a cancelled one rests ``days`` in quarantine) and handle."""
+        self.device(sub, device)
+        self.number(sub, number, days)
+        self.handle(sub, handle)
 
+    def device(self, sub: Subscription, target: str) -> None:
+        if not sub.device_id:
+            return
+        if self.bound is not None:
+            device = self.bound.devices.get(sub.device_id)
+        else:
+            device = self.session.get(Device, sub.device_id)
+        if device is None or device.status == target:
+            return
+        if (device.status, target) not in DEVICE.transitions:
+            return  # e.g. already deactivated by the network's operators: nothing to carry down
+        devices.move_device(self.session, self.acting, device, target, at=self.at, reason=self.why)
 
-def _move_handle(
-    session: Session,
-    acting: Principal,
-    sub: Subscription,
-    target: str,
-    at: datetime,
-    why: str,
-    bound: Bindings | None = None,
-) -> None:
-    if not sub.handle:
-        return
-    if bound is not None:
-        row = bound.handles.get(sub.handle)
-    else:
-        row = session.scalar(select(Handle).where(Handle.handle == sub.handle))
-    if row is None or row.status in (target, "retired"):
-        return
-    values = bound.values.get(row.id, []) if bound is not None else None
-    identifiers.update_handle_row(
-        session, acting, row, at=at, status=target, reason=why, values=values
-    )
+    def number(self, sub: Subscription, target: str, quarantine_days: int) -> None:
+        if not sub.iot_number:
+            return
+        if self.bound is not None:
+            row = self.bound.numbers.get(sub.iot_number)
+        else:
+            row = self.session.scalar(
+                select(IotNumber).where(IotNumber.number == sub.iot_number).with_for_update()
+            )
+        if row is None or (row.status, target) not in NUMBER.transitions:
+            return
+        numbering.move_number(
+            self.session, self.acting, row, target, at=self.at, reason=self.why,
+            quarantine_days=quarantine_days,
+        )  # fmt: skip
+
+    def handle(self, sub: Subscription, target: str) -> None:
+        if not sub.handle:
+            return
+        if self.bound is not None:
+            row = self.bound.handles.get(sub.handle)
+        else:
+            row = self.session.scalar(select(Handle).where(Handle.handle == sub.handle))
+        if row is None or row.status in (target, "retired"):
+            return
+        values = self.bound.values.get(row.id, []) if self.bound is not None else None
+        identifiers.update_handle_row(
+            self.session, self.acting, row, at=self.at, status=target, reason=self.why,
+            values=values,
+        )  # fmt: skip
 
 
 def _record(
@@ -295,10 +290,8 @@ def suspend_locked(
         raise InvalidInput(f"origin must be one of {', '.join(SUSPENSION_ORIGINS)}")
     SUBSCRIPTION.check(sub.status, "suspended", principal.role)
     before = binding_view(sub)
-    acting = on_behalf(principal, "suspension")
-    _move_device(session, acting, sub, "suspended", at, why, bound)
-    _move_number(session, acting, sub, "suspended", at, why, numbering.MIN_QUARANTINE_DAYS, bound)
-    _move_handle(session, acting, sub, "suspended", at, why, bound)
+    carry = _Carry(session, on_behalf(principal, "suspension"), at, why, bound)
+    carry.all(sub, "suspended", "suspended", "suspended", numbering.MIN_QUARANTINE_DAYS)
     sub.status, sub.status_reason, sub.suspended_by = "suspended", why, origin
     sub.suspended_at = at
     _record(session, principal, sub, "subscription.suspended", before, at=at, reason=why)
@@ -341,10 +334,8 @@ def resume_locked(
             field="subscription_id",
         )
     before = binding_view(sub)
-    acting = on_behalf(principal, "resumption")
-    _move_device(session, acting, sub, "active", at, why, bound)
-    _move_number(session, acting, sub, "active", at, why, numbering.MIN_QUARANTINE_DAYS, bound)
-    _move_handle(session, acting, sub, "active", at, why, bound)
+    carry = _Carry(session, on_behalf(principal, "resumption"), at, why, bound)
+    carry.all(sub, "active", "active", "active", numbering.MIN_QUARANTINE_DAYS)
     sub.status, sub.status_reason, sub.suspended_by = "active", None, None
     sub.suspended_at = None
     _record(session, principal, sub, "subscription.resumed", before, at=at, reason=why)
@@ -369,9 +360,9 @@ def terminate_subscription(
     SUBSCRIPTION.check("pendingTerminate", "terminated")
     before = binding_view(sub)
     acting = on_behalf(principal, "termination")
-    _move_device(session, acting, sub, "deactivated", at, why)
-    _move_number(session, acting, sub, "cancelled", at, why, quarantine_days)
-    _move_handle(session, acting, sub, "retired", at, why)
+    _Carry(session, acting, at, why).all(
+        sub, "deactivated", "cancelled", "retired", quarantine_days
+    )
     sub.status, sub.status_reason, sub.terminated_at = "terminated", why, at
     sync_priority(session, acting, sub, at=at, reason=why)
     _record(session, principal, sub, "subscription.terminated", before, at=at, reason=why)
