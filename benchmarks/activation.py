@@ -2,17 +2,19 @@
 
 The customer side is set up as the twin's demo customer is (``bss.demo_business.prepare``: a
 licensed model, a number block, the catalog, a validated customer whose risk assessment
-passed, a billing account, a signed contract). Then, each in one transaction per terminal, as
-order fulfilment works:
+passed, a billing account, a signed contract). Then:
 
 - anchor: the network server provisions ``--devices`` devices alone
-  (``network.devices.create_device``), the step every activation includes;
-- activation, customer's tenant: as many new terminals (DevEUI and session keys) activated in
-  sessions scoped to the customer's tenant, as a customer's order is fulfilled;
-- activation, operator: as many again in unscoped sessions, as the operator's staff activate.
+  (``network.devices.create_device``), the step every activation includes, a transaction each;
+- activation, customer's tenant: as many new terminals (DevEUI and session keys) activated a
+  transaction each in sessions scoped to the customer's tenant;
+- activation, operator: as many again in unscoped sessions, as the operator's staff activate;
+- order fulfilment: as many again ordered by the customer and fulfilled as an accepted order
+  is (``bss.order_fulfilment.fulfil_order``: a savepoint per item, ``BATCH`` items to a
+  transaction), the order's placement not counted.
 
-The three run in turn, in five rounds of a fifth each, so that a slow spell of a shared
-machine falls on all three.
+The four run in turn, in five rounds of a fifth each, so that a slow spell of a shared
+machine falls on all four.
 
 Prints terminals per wall and CPU second of this process, and each activation's rate as a
 fraction of the anchor's, which survives a noisy machine: an activation also allocates a
@@ -40,7 +42,9 @@ import _args
 import _databases
 from satiot.bss.activation import ActivationConfig, ActivationRequest, activate
 from satiot.bss.demo_business import MODEL, PURPOSE, DemoBusiness, prepare
-from satiot.bss.order_items import TerminalIn
+from satiot.bss.order_fulfilment import BATCH, fulfil_order
+from satiot.bss.order_items import ItemIn, OrderIn, TerminalIn
+from satiot.bss.orders import place_order
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
 from satiot.core.auth.tenancy import scope_session
@@ -134,6 +138,17 @@ def run_anchor(
     return _timed(n, one)
 
 
+def activation_request(ready: DemoBusiness, terminal: TerminalIn) -> ActivationRequest:
+    """The demo customer's activation of ``terminal`` on its offering."""
+    return ActivationRequest(
+        customer_id=ready.customer_id,
+        billing_account_id=ready.account_id,
+        offering_id=ready.offering_id,
+        terminal=terminal,
+        reason="benchmark",
+    )
+
+
 def run_activations(
     db: Database,
     config: ActivationConfig,
@@ -148,19 +163,46 @@ def run_activations(
     principal = system_principal(tenant_id, "bench-fulfilment")
 
     def one() -> None:
-        request = ActivationRequest(
-            customer_id=ready.customer_id,
-            billing_account_id=ready.account_id,
-            offering_id=ready.offering_id,
-            terminal=terminals.next(),
-            reason="benchmark",
-        )
+        request = activation_request(ready, terminals.next())
         with db.write() as s:
             if scoped:
                 scope_session(s, tenant_id)
             activate(s, principal, request, at=clock.now(), config=config)
 
     return _timed(n, one)
+
+
+def run_fulfilment(
+    db: Database,
+    config: ActivationConfig,
+    tenant_id: uuid.UUID,
+    ready: DemoBusiness,
+    terminals: Terminals,
+    n: int,
+) -> Figures:
+    """An order of ``n`` new terminals placed (not timed), then fulfilled (timed)."""
+    clock = SystemClock()
+    principal = system_principal(tenant_id, "bench-customer")
+    items = tuple(
+        ItemIn("add", line, offering=str(ready.offering_id), terminal=terminals.next())
+        for line in range(n)
+    )
+    with db.write() as s:
+        scope_session(s, tenant_id)
+        order = place_order(
+            s, principal, OrderIn(items, customer_id=ready.customer_id), at=clock.now(),
+            kek=config.kek,
+        )  # fmt: skip
+    state = ""
+
+    def fulfil() -> None:
+        nonlocal state
+        state = fulfil_order(db, order.id, clock=clock, config=config)
+
+    figures = _timed(1, fulfil)
+    if state != "completed":
+        raise SystemExit(f"error: the order of {n:,} terminals ended {state}")
+    return Figures(n, figures.wall_s, figures.cpu_s)
 
 
 def bench(url: str, n: int, profile: bool) -> None:
@@ -178,6 +220,7 @@ def bench(url: str, n: int, profile: bool) -> None:
     # slows all three alike, and the ratios hold.
     profiler = cProfile.Profile() if profile else None
     anchor, scoped, unscoped = Figures(0, 0, 0), Figures(0, 0, 0), Figures(0, 0, 0)
+    fulfilled = Figures(0, 0, 0)
     for r in range(ROUNDS):
         part = n // ROUNDS + (1 if r < n % ROUNDS else 0)
         anchor += run_anchor(db, kek, tenant_id, terminals, part)
@@ -187,8 +230,13 @@ def bench(url: str, n: int, profile: bool) -> None:
         if profiler:
             profiler.disable()
         unscoped += run_activations(db, config, tenant_id, ready, terminals, part, scoped=False)
+        fulfilled += run_fulfilment(db, config, tenant_id, ready, terminals, part)
     print(anchor.line("anchor: device provisioning"))
-    for label, f in (("activation, customer's tenant", scoped), ("activation, operator", unscoped)):
+    for label, f in (
+        ("activation, customer's tenant", scoped),
+        ("activation, operator", unscoped),
+        (f"order fulfilment, {BATCH} a tx", fulfilled),
+    ):
         cost = (f.cpu_s / f.count) / (anchor.cpu_s / anchor.count)
         print(f.line(label) + f"   CPU per terminal: {cost:.1f}× the anchor's")
     db.dispose()

@@ -33,12 +33,12 @@ from sqlalchemy import select
 
 import _args
 import _databases
-from activation import HANDLE_PREFIX, Figures, Terminals
+from activation import HANDLE_PREFIX, Figures, Terminals, activation_request
+from activation import setup as business_setup
 from satiot.bss import subscriptions
-from satiot.bss.activation import ActivationConfig, ActivationRequest, activate
-from satiot.bss.demo_business import PURPOSE, DemoBusiness
+from satiot.bss.activation import ActivationConfig, activate
+from satiot.bss.demo_business import PURPOSE
 from satiot.bss.models import Subscription
-from satiot.bss.order_items import TerminalIn
 from satiot.bss.status_import import MAX_ROWS, apply_lines, read_lines
 from satiot.core import migrate
 from satiot.core.auth.principal import system_principal
@@ -64,12 +64,10 @@ def _line(label: str, f: Figures) -> str:
 
 def setup(db: Database, url: str, n: int) -> tuple[uuid.UUID, list[str]]:
     """The customer's tenant and the DevEUIs of its ``n`` active devices."""
-    from activation import setup as business
-
     with tempfile.TemporaryDirectory() as tmp:  # the embedded default's key, for this run
         kek = load_kek(Settings(database_url=url, data_dir=Path(tmp)))
     config = ActivationConfig(kek=kek, handle_prefix=HANDLE_PREFIX, number_purpose=PURPOSE)
-    tenant_id, ready = business(db)
+    tenant_id, ready = business_setup(db)
     terminals = Terminals()
     euis: list[str] = []
     clock = SystemClock()
@@ -79,19 +77,11 @@ def setup(db: Database, url: str, n: int) -> tuple[uuid.UUID, list[str]]:
             scope_session(s, tenant_id)
             for _ in range(min(SETUP_CHUNK, n - start)):
                 term = terminals.next()
-                activate(s, principal, _request(ready, term), at=clock.now(), config=config)
+                activate(
+                    s, principal, activation_request(ready, term), at=clock.now(), config=config
+                )
                 euis.append(term.dev_eui)
     return tenant_id, euis
-
-
-def _request(ready: DemoBusiness, terminal: TerminalIn) -> ActivationRequest:
-    return ActivationRequest(
-        customer_id=ready.customer_id,
-        billing_account_id=ready.account_id,
-        offering_id=ready.offering_id,
-        terminal=terminal,
-        reason="benchmark",
-    )
 
 
 def run_file(db: Database, tenant_id: uuid.UUID, euis: list[str], action: str) -> int:

@@ -595,9 +595,10 @@ def test_bench_activation_compares_activating_with_provisioning(monkeypatch):
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     run = satiot_here("bench", "activation", "--devices", "10", env={})
     assert run.code == 0, run.err
-    for label in ("anchor: device provisioning", "activation, customer's tenant", "activation, op"):
+    labels = ("anchor: device provisioning", "activation, customer's tenant", "activation, op")
+    for label in (*labels, "order fulfilment, 100 a tx"):
         assert re.search(rf"{label}\S* +[\d,]+ terminals/s +per CPU-s: +[\d,]+", run.out), run.out
-    assert len(re.findall(r"CPU per terminal: [\d.]+× the anchor's", run.out)) == 2
+    assert len(re.findall(r"CPU per terminal: [\d.]+× the anchor's", run.out)) == 3
     few = satiot_here("bench", "activation", "--devices", "5", env={})
     assert few.code == 2 and _one_error_line(few) == "error: --devices: at least 10 (see --help)"
 

@@ -1,11 +1,16 @@
-"""Fulfilling accepted orders, item by item, each item in its own transaction.
+"""Fulfilling accepted orders, item by item, :data:`BATCH` items to a transaction.
 
 An order goes ``acknowledged`` (or ``pending`` until its requested start) → ``inProgress`` →
 ``completed`` (every item done), ``failed`` (none) or ``partial`` (some), TMF622's states. An
 item's work — activating a terminal, changing a subscription's offering, terminating one —
-commits together with the item's ``completed`` mark, or is rolled back whole and the item
-marked ``failed`` with the reason in a transaction of its own: a failed item never leaves a
-number, device or handle behind, and a ``partial`` order says which items failed and why.
+is done in a SAVEPOINT of its own and kept together with the item's ``completed`` mark, or
+rolled back whole and the item marked ``failed`` with the reason: a failed item never leaves a
+number, device or handle behind (nor an audit entry or event: those queued inside a rolled-back
+savepoint are dropped), and a ``partial`` order says which items failed and why. A
+transaction per item, as fulfilment first ran, cost each activation about a sixth more on
+SQLite (the item locked and its order read again, the commit, the logs' heads); a batch whose
+transaction fails as a whole (anything but an item's own refusal) is done again an item per
+transaction, so that one item's trouble cannot hold back the others.
 
 Fulfilment can be interrupted at any point (a process killed mid-order) and resumed by
 running it again (:func:`fulfil_due_orders`, ``satiot orders fulfil``): items already marked
@@ -20,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -50,6 +55,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 _RETRIES = 3
+#: Items per transaction: on SQLite a batch of activations holds the one writer for about a
+#: second on a slow machine.
+BATCH: Final = 100
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 _FIELDS = {"model": "terminal_model", "offering_id": "offering"}
 
@@ -131,6 +139,85 @@ def _apply(
     ).id
 
 
+def _fulfil_batch(
+    db: Database, item_ids: list[uuid.UUID], *, clock: Clock, config: ActivationConfig
+) -> bool:
+    """Do the items (of one order) in one transaction, each in a SAVEPOINT: an item refused is
+    rolled back alone and marked failed with its reason. Whether the transaction committed
+    (False: nothing of it was kept, and the caller does the items one at a time)."""
+    for attempt in range(_RETRIES):
+        try:
+            with db.write() as session:
+                items = session.scalars(
+                    select(ProductOrderItem)
+                    .where(ProductOrderItem.id.in_(item_ids))
+                    .order_by(ProductOrderItem.line)
+                    .with_for_update()
+                ).all()
+                if not items:
+                    return True
+                order = session.get(ProductOrder, items[0].order_id)
+                assert order is not None
+                if order.state != "inProgress":
+                    return True
+                scope_session(session, order.tenant_id)
+                principal = fulfilment_principal(order)
+                for item in items:
+                    if item.state == "acknowledged":
+                        _in_savepoint(session, principal, order, item, clock=clock, config=config)
+            return True
+        except DBAPIError as exc:
+            if attempt < _RETRIES - 1 and _transient(exc):
+                time.sleep(0.05 * 2**attempt)
+                continue
+            log.warning("order items %s…: batch failed (%s); one at a time", item_ids[0], exc)
+            return False
+        except Exception:
+            log.exception("order items %s…: batch failed; one at a time", item_ids[0])
+            return False
+    raise AssertionError("unreachable")
+
+
+def _in_savepoint(
+    session: Session,
+    principal: Principal,
+    order: ProductOrder,
+    item: ProductOrderItem,
+    *,
+    clock: Clock,
+    config: ActivationConfig,
+) -> None:
+    """Do one item inside a SAVEPOINT of ``session``'s transaction, or mark it failed (its
+    work rolled back). A transient database error is raised: the whole batch is retried."""
+    at = clock.now()
+    failure: tuple[str, str]
+    try:
+        with session.begin_nested():
+            item.subscription_id = _apply(session, principal, order, item, at=at, config=config)
+            ORDER_ITEM.check(item.state, "completed")
+            item.state, item.done_at = "completed", at
+            drop_session(item)
+        return
+    except DomainError as exc:
+        field = str(exc.extensions.get("field") or "")
+        failure = (_FIELDS.get(field, field), exc.detail)
+    except IntegrityError:
+        failure = ("dev_eui", "an identity of this item is already bound elsewhere")
+    except DBAPIError as exc:
+        if _transient(exc):
+            raise
+        log.exception("order item %s failed on the database", item.id)
+        failure = ("", "the database refused the change (logged for the operator)")
+    _failed(item, *failure, at)
+
+
+def _failed(item: ProductOrderItem, field: str, reason: str, at: datetime) -> None:
+    ORDER_ITEM.check(item.state, "failed")
+    item.state, item.done_at = "failed", at
+    item.error_field, item.error = field or None, reason
+    drop_session(item)
+
+
 def _fulfil_item(
     db: Database, item_id: uuid.UUID, *, clock: Clock, config: ActivationConfig
 ) -> tuple[str, str] | None:
@@ -178,10 +265,7 @@ def _mark_failed(db: Database, item_id: uuid.UUID, field: str, reason: str, at: 
         assert item is not None
         if item.state != "acknowledged":
             return
-        ORDER_ITEM.check(item.state, "failed")
-        item.state, item.done_at = "failed", at
-        item.error_field, item.error = field or None, reason
-        drop_session(item)
+        _failed(item, field, reason, at)
 
 
 def _start(db: Database, order_id: uuid.UUID, at: datetime) -> bool:
@@ -274,12 +358,15 @@ def fulfil_order(
                 .order_by(ProductOrderItem.line)
             )
         )
-    for n, item_id in enumerate(item_ids, start=1):
-        failure = _fulfil_item(db, item_id, clock=clock, config=config)
-        if failure is not None:
-            _mark_failed(db, item_id, *failure, clock.now())
+    for start in range(0, len(item_ids), BATCH):
+        batch = item_ids[start : start + BATCH]
+        if not _fulfil_batch(db, batch, clock=clock, config=config):
+            for item_id in batch:  # one item at a time, each in its own transaction
+                failure = _fulfil_item(db, item_id, clock=clock, config=config)
+                if failure is not None:
+                    _mark_failed(db, item_id, *failure, clock.now())
         if progress is not None:
-            progress(n, len(item_ids))
+            progress(start + len(batch), len(item_ids))
     return _finish(db, order_id, clock.now())
 
 
