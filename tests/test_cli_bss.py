@@ -162,3 +162,36 @@ def test_subscriptions_suspend_and_resume_from_a_file(ctx, world, db_url, monkey
         assert set(session.scalars(select(Subscription.status))) == {"suspended"}
     _one_error(runner.invoke(app, ["subscriptions", "status", str(tmp_path / "none.csv")]),
                "cannot read")  # fmt: skip
+
+
+def test_a_file_longer_than_one_transaction_takes_is_applied_in_parts(
+    ctx, world, db_url, monkeypatch, tmp_path
+):
+    from sqlalchemy import select
+
+    from satiot.bss import status_import
+    from satiot.bss.models import Subscription
+    from tests.bss.test_activation import activate_one
+
+    monkeypatch.setenv("SATIOT_DATABASE_URL", db_url)
+    monkeypatch.setattr(status_import, "MAX_ROWS", 2)  # parts of two lines
+    s = shop(ctx, world)
+    subs = [activate_one(s, terminal()) for _ in range(5)]
+    path = tmp_path / "winter.csv"
+    path.write_text("device,action,reason\n" + "".join(f"{x.imei},suspend,winter\n" for x in subs))
+    r = runner.invoke(app, ["subscriptions", "status", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "devices: 5 suspended, 0 resumed, 0 already so" in r.stdout
+    with ctx.db.read() as session:
+        assert set(session.scalars(select(Subscription.status))) == {"suspended"}
+    # a bad last line refuses the whole file before any part is applied
+    bad = tmp_path / "spring.csv"
+    bad.write_text(
+        "device,action,reason\n"
+        + "".join(f"{x.imei},resume,spring\n" for x in subs)
+        + "0011223344556677,resume,spring\n"
+    )
+    _one_error(runner.invoke(app, ["subscriptions", "status", str(bad)]),
+               "line 7: no live subscription", "nothing was changed")  # fmt: skip
+    with ctx.db.read() as session:
+        assert set(session.scalars(select(Subscription.status))) == {"suspended"}

@@ -15,6 +15,7 @@ from satiot.cli_common import (
     EncodingOption,
     OutputOption,
     checked_encoding,
+    error_line,
     fail,
     load_settings,
     out,
@@ -313,10 +314,19 @@ def subscriptions_status(
     The header names the columns, in any order: device (DevEUI, IMEI, IoT number or
     subscription id), action (suspend or resume) and reason. All or nothing: every bad line is
     named and no device changes. A device already as its line asks is left alone, so the same
-    file may be applied twice.
+    file may be applied twice. Up to 100,000 lines: a file of more than 5,000 is checked whole
+    first, then applied 5,000 lines to a transaction, with progress.
     """
     from satiot.bss.activation import register_pending_handles
-    from satiot.bss.status_import import StatusImportRejected, apply_lines, read_lines
+    from satiot.bss.status_import import (
+        MAX_ROWS,
+        MAX_ROWS_IN_PARTS,
+        StatusFileInterrupted,
+        StatusImportRejected,
+        apply_in_parts,
+        apply_lines,
+        read_lines,
+    )
     from satiot.core.clock import SystemClock
     from satiot.oss.handle_client import NodeConfig
 
@@ -328,12 +338,27 @@ def subscriptions_status(
     now = SystemClock().now()
     settings = load_settings()
     with _migrated() as database:
+        principal = _principal(database, "subscriptions")
         try:
-            lines = read_lines(data, encoding=encoding)
-            with database.write() as s:
-                done = apply_lines(s, _principal(database, "subscriptions"), lines, at=now)
+            lines = read_lines(data, encoding=encoding, max_rows=MAX_ROWS_IN_PARTS)
+            if len(lines.lines) <= MAX_ROWS:
+                with database.write() as s:
+                    done = apply_lines(s, principal, lines, at=now)
+            else:
+                with out.status(f"checking {len(lines.lines):,} lines …") as status:
+                    done = apply_in_parts(
+                        database.write, database.read, principal, lines, at=now, part=MAX_ROWS,
+                        progress=lambda n, total: status.update(
+                            f"applying: {n:,} of {total:,} lines …"
+                        ),
+                    )  # fmt: skip
         except StatusImportRejected as exc:
             refuse_file(csv_file, exc)
+        except StatusFileInterrupted as exc:
+            for e in exc.extensions.get("errors", [])[1:]:
+                error_line(f"{csv_file}: line {e['line']}: {e['reason']}")
+            register_pending_handles(database, NodeConfig.from_settings(settings), at=now)
+            fail(f"{csv_file}: {exc.detail}")
         if done.subscription_ids:
             register_pending_handles(database, NodeConfig.from_settings(settings), at=now)
     out.print(

@@ -4,6 +4,8 @@ with every bad line named."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
@@ -11,12 +13,15 @@ from satiot.api.deps import scope_session
 from satiot.bss.models import Subscription
 from satiot.bss.status_import import (
     MAX_ROWS,
+    StatusFileInterrupted,
     StatusImportRejected,
+    apply_in_parts,
     apply_lines,
+    check_lines,
     read_lines,
     template,
 )
-from satiot.bss.subscriptions import suspend_subscription
+from satiot.bss.subscriptions import suspend_subscription, terminate_subscription
 from satiot.core.models import AuditEntry
 from satiot.network.models import Device
 from satiot.oss.models import Handle, HandleValue, IotNumber
@@ -135,3 +140,67 @@ def test_files_that_cannot_be_read_at_all(ctx, world):
     many = _file(*(f"{i:016X},suspend,x" for i in range(MAX_ROWS + 1)))
     (too_many,) = read_lines(many, encoding="utf-8").errors
     assert too_many.line == MAX_ROWS + 2 and f"more than {MAX_ROWS} lines" in too_many.reason
+
+
+def _parts(ctx, s, text: bytes, **kw):  # type: ignore[no-untyped-def]
+    """The file applied in parts of two lines, as the customer's administrator."""
+
+    def scoped(unit):  # type: ignore[no-untyped-def]
+        @contextmanager
+        def opened():  # type: ignore[no-untyped-def]
+            with unit() as session:
+                scope_session(session, s.tenant.id)
+                yield session
+
+        return opened
+
+    return apply_in_parts(
+        scoped(ctx.db.write), scoped(ctx.db.read), customer_admin(s),
+        read_lines(text, encoding="utf-8"), at=ctx.clock.now(), part=2, **kw,
+    )  # fmt: skip
+
+
+def test_a_file_in_parts_is_checked_whole_first_then_applied_two_lines_a_part(ctx, world):
+    s = shop(ctx, world)
+    subs = [activate_one(s, terminal()) for _ in range(5)]
+    with ctx.db.write() as session:  # the operator's suspension: not the customer's to lift
+        suspend_subscription(session, world.system, subs[4].id, "fraud review", ctx.clock.now())
+    winter = _file(*(f"{x.dev_eui},suspend,winter" for x in subs))
+    with ctx.db.read() as session:  # what it would do, changing nothing
+        scope_session(session, s.tenant.id)
+        would = check_lines(session, customer_admin(s), read_lines(winter, encoding="utf-8"))
+    assert (would.suspended, would.already) == (4, 1)
+    assert _statuses(ctx, subs[:4]) == [("active", "active")] * 4
+    told: list[tuple[int, int]] = []
+    done = _parts(ctx, s, winter, progress=lambda n, total: told.append((n, total)))
+    assert (done.suspended, done.resumed, done.already) == (4, 0, 1)
+    assert told == [(2, 5), (4, 5), (5, 5)]
+    assert _statuses(ctx, subs) == [("suspended", "suspended")] * 5
+    assert _bindings(ctx, subs) == [("suspended",) * 3] * 5
+
+    # a line the customer may not make, in the last part: refused before any part is applied
+    spring = _file(*(f"{x.dev_eui},resume,spring" for x in subs))
+    with pytest.raises(StatusImportRejected) as err:
+        _parts(ctx, s, spring)
+    assert [(e.line, e.column) for e in err.value.rows] == [(6, "device")]
+    assert "was suspended" in err.value.rows[0].reason
+    assert _statuses(ctx, subs) == [("suspended", "suspended")] * 5
+
+
+def test_a_part_refused_after_the_check_keeps_the_parts_before_it(ctx, world):
+    s = shop(ctx, world)
+    subs = [activate_one(s, terminal()) for _ in range(5)]
+    winter = _file(*(f"{x.dev_eui},suspend,winter" for x in subs))
+
+    def meanwhile(done: int, total: int) -> None:
+        if done == 2:  # staff end the last device's service between two parts
+            with ctx.db.write() as session:
+                terminate_subscription(session, world.system, subs[4].id, "ended", ctx.clock.now())
+
+    with pytest.raises(StatusFileInterrupted) as err:
+        _parts(ctx, s, winter, progress=meanwhile)
+    assert err.value.detail.startswith(f"line 6: no live subscription for {subs[4].dev_eui!r}")
+    assert "the 4 lines before line 6 were applied" in err.value.detail
+    statuses = _statuses(ctx, subs)
+    assert statuses[:4] == [("suspended", "suspended")] * 4
+    assert statuses[4][0] == "terminated"

@@ -21,14 +21,17 @@ suspension hold (a customer cannot lift one the operator, the quota or an exhaus
 made). Every line is checked and every change tried before anything is kept: a file with any
 bad line is refused as a whole with every bad line named at once (:class:`StatusImportRejected`).
 A device already in the state its line asks for counts as *already*, so the same file sent
-twice changes nothing the second time.
+twice changes nothing the second time. A file longer than one transaction should take (the
+operator's shell takes up to :data:`MAX_ROWS_IN_PARTS` lines) is checked whole, reading only,
+and then applied in parts (:func:`apply_in_parts`).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -38,7 +41,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from satiot.bss.models import Subscription
 from satiot.bss.rating_store import ENDED
-from satiot.bss.subscriptions import read_bindings, resume_locked, suspend_locked
+from satiot.bss.subscriptions import check_move, read_bindings, resume_locked, suspend_locked
 from satiot.core.auth.principal import Principal
 from satiot.core.csv_text import (
     FileRejected,
@@ -48,7 +51,9 @@ from satiot.core.csv_text import (
     header_only,
     named_rows,
 )
-from satiot.core.errors import DomainError
+from satiot.core.errors import Conflict, DomainError
+
+Write = Callable[[], AbstractContextManager[Session]]
 
 COLUMNS: Final = ("device", "action", "reason")
 REQUIRED: Final = COLUMNS
@@ -58,6 +63,9 @@ ACTIONS: Final = ("suspend", "resume")
 #: on a slow machine, ``satiot bench status``): 5,000 lines hold SQLite's one writer for 5–6 s,
 #: up to 15 on a slow day, well inside the 30 s other writers wait.
 MAX_ROWS: Final = 5_000
+#: The most lines ``satiot subscriptions status`` takes from a file, applied in parts of
+#: :data:`MAX_ROWS` after the whole file is checked (:func:`apply_in_parts`).
+MAX_ROWS_IN_PARTS: Final = 100_000
 TEMPLATE_NAME: Final = "satiot-suspend-resume.csv"
 #: Looked up a thousand at a time.
 _LOOKUP: Final = 1_000
@@ -105,14 +113,14 @@ def template() -> bytes:
     return header_only(COLUMNS)
 
 
-def read_lines(data: bytes, *, encoding: str) -> ParsedLines:
+def read_lines(data: bytes, *, encoding: str, max_rows: int = MAX_ROWS) -> ParsedLines:
     """The changes a file asks for, every line checked on its own; StatusImportRejected for a
     file that cannot be read at all, ValueError for an unknown encoding."""
     try:
         text = decode_file(data, encoding)
     except UnreadableText as exc:
         raise StatusImportRejected([RowError(exc.line, "", exc.reason)]) from None
-    read = named_rows(text, COLUMNS, REQUIRED, max_rows=MAX_ROWS, rejected=StatusImportRejected)
+    read = named_rows(text, COLUMNS, REQUIRED, max_rows=max_rows, rejected=StatusImportRejected)
     errors = read.errors
     found: list[StatusLine] = []
     seen: dict[str, int] = {}
@@ -166,8 +174,32 @@ def apply_lines(
     file gets wrong or one the subscriptions refuse (unknown device, a move its state or the
     caller may not make) raises StatusImportRejected naming all of them, and the caller's
     transaction rolls back. Only the subscriptions the session sees are found."""
-    subs = _live_subscriptions(session, [x.device for x in parsed.lines])
+    subs = _live_subscriptions(session, [x.device for x in parsed.lines], lock=True)
     bound = read_bindings(session, list({sub.id: sub for sub in subs.values()}.values()))
+
+    def move(x: StatusLine, sub: Subscription) -> None:
+        if x.action == "suspend":
+            suspend_locked(session, principal, sub, x.reason, at, bound=bound)
+        else:
+            resume_locked(session, principal, sub, x.reason, at, bound=bound)
+
+    return _walk(parsed, subs, principal, move)
+
+
+def check_lines(session: Session, principal: Principal, parsed: ParsedLines) -> StatusResult:
+    """What :func:`apply_lines` would do, reading only (nothing locked or changed): raises
+    StatusImportRejected for a file it would refuse; else the counts it would report."""
+    subs = _live_subscriptions(session, [x.device for x in parsed.lines], lock=False)
+    return _walk(parsed, subs, principal, None)
+
+
+def _walk(
+    parsed: ParsedLines,
+    subs: dict[str, Subscription],
+    principal: Principal,
+    move: Callable[[StatusLine, Subscription], None] | None,
+) -> StatusResult:
+    """Every line against its subscription, moved by ``move`` (or only checked, without)."""
     errors: list[RowError] = list(parsed.errors)
     suspended: list[uuid.UUID] = []
     resumed: list[uuid.UUID] = []
@@ -185,10 +217,10 @@ def apply_lines(
             already += 1
             continue
         try:
-            if x.action == "suspend":
-                suspend_locked(session, principal, sub, x.reason, at, bound=bound)
+            if move is None:
+                check_move(principal, sub, _TARGET[x.action], x.reason)
             else:
-                resume_locked(session, principal, sub, x.reason, at, bound=bound)
+                move(x, sub)
         except DomainError as exc:
             errors.append(RowError(x.line, _column(exc), exc.detail))
             continue
@@ -198,9 +230,63 @@ def apply_lines(
     return StatusResult(len(suspended), len(resumed), already, suspended + resumed)
 
 
-def _live_subscriptions(session: Session, keys: Sequence[str]) -> dict[str, Subscription]:
-    """The live subscriptions the keys name, by key, locked in id order (as single moves
-    lock them): ids, DevEUIs, then IMEIs and IoT numbers (digits may be either)."""
+class StatusFileInterrupted(Conflict):
+    """A file applied in parts stopped at a part the subscriptions refused: something changed
+    them after the whole file was checked. The parts before it are kept."""
+
+    slug = "status-import-interrupted"
+    title = "Suspend/resume file applied in part"
+
+
+def apply_in_parts(
+    write: Write,
+    read: Write,
+    principal: Principal,
+    parsed: ParsedLines,
+    *,
+    at: datetime,
+    part: int = MAX_ROWS,
+    progress: Callable[[int, int], None] | None = None,
+) -> StatusResult:
+    """A file too large for one transaction: checked whole first, reading only (a bad line
+    refuses it as :func:`apply_lines` would, with nothing changed), then applied ``part``
+    lines to a transaction, ``progress(done, total)`` told after each. A part refused because
+    the subscriptions changed after the check raises StatusFileInterrupted; the parts before
+    it are kept, and the same file sent again applies the rest (lines done count as already).
+    """
+    with read() as session:
+        check_lines(session, principal, parsed)
+    total = len(parsed.lines)
+    done = StatusResult(0, 0, 0, [])
+    for start in range(0, total, part):
+        lines = ParsedLines(parsed.lines[start : start + part], [])
+        try:
+            with write() as session:
+                now = apply_lines(session, principal, lines, at=at)
+        except StatusImportRejected as exc:
+            first = exc.rows[0]
+            raise StatusFileInterrupted(
+                f"line {first.line}: {first.reason} (changed since the file was checked); "
+                f"the {start:,} lines before line {lines.lines[0].line} were applied, the rest "
+                "not: send the same file again to apply the rest",
+                errors=[e.as_dict() for e in exc.rows],
+            ) from None
+        done = StatusResult(
+            done.suspended + now.suspended,
+            done.resumed + now.resumed,
+            done.already + now.already,
+            done.subscription_ids + now.subscription_ids,
+        )
+        if progress is not None:
+            progress(start + len(lines.lines), total)
+    return done
+
+
+def _live_subscriptions(
+    session: Session, keys: Sequence[str], *, lock: bool
+) -> dict[str, Subscription]:
+    """The live subscriptions the keys name, by key (``lock``: locked in id order, as single
+    moves lock them): ids, DevEUIs, then IMEIs and IoT numbers (digits may be either)."""
     ids = [i for i in map(_as_id, keys) if i is not None]
     digits = [k for k in keys if _DIGITS.fullmatch(k)]
     lookups: list[tuple[InstrumentedAttribute[Any], Sequence[Any]]] = [
@@ -212,12 +298,12 @@ def _live_subscriptions(session: Session, keys: Sequence[str]) -> dict[str, Subs
     out: dict[str, Subscription] = {}
     for column, values in lookups:
         for i in range(0, len(values), _LOOKUP):
-            found = session.scalars(
+            stmt = (
                 select(Subscription)
                 .where(column.in_(values[i : i + _LOOKUP]), Subscription.status.not_in(ENDED))
                 .order_by(Subscription.id)
-                .with_for_update()
             )
+            found = session.scalars(stmt.with_for_update() if lock else stmt)
             for sub in found:  # keyed as _device_key writes it: an id in its canonical form
                 out.setdefault(str(getattr(sub, column.key)), sub)
     return out

@@ -252,6 +252,22 @@ def customer_may_resume(sub: Subscription) -> bool:
     return sub.suspended_by == "customer"
 
 
+def check_move(principal: Principal, sub: Subscription, target: str, reason: str) -> None:
+    """Refuse (a DomainError) what :func:`suspend_locked` (``target`` suspended) or
+    :func:`resume_locked` (active) would refuse before changing anything: a move the state or
+    the caller's role may not make, a suspension the customer may not lift, a reason missing
+    or too long. A file of moves too large for one transaction is checked whole with it,
+    reading only, before it is applied in parts."""
+    _check_reason(reason)
+    SUBSCRIPTION.check(sub.status, target, principal.role)
+    if target == "active" and _is_customer(principal) and not customer_may_resume(sub):
+        cause = SUSPENDED_BY_TEXT.get(sub.suspended_by or "", SUSPENDED_BY_TEXT["operator"])
+        raise PermissionDenied(
+            f"subscription {sub.id} was suspended {cause} ({sub.status_reason})",
+            field="subscription_id",
+        )
+
+
 def _is_customer(principal: Principal) -> bool:
     return not ROLES[principal.role].operator_staff
 
@@ -288,7 +304,7 @@ def suspend_locked(
     origin = origin or ("customer" if _is_customer(principal) else "operator")
     if origin not in SUSPENSION_ORIGINS:
         raise InvalidInput(f"origin must be one of {', '.join(SUSPENSION_ORIGINS)}")
-    SUBSCRIPTION.check(sub.status, "suspended", principal.role)
+    check_move(principal, sub, "suspended", why)
     before = binding_view(sub)
     carry = _Carry(session, on_behalf(principal, "suspension"), at, why, bound)
     carry.all(sub, "suspended", "suspended", "suspended", numbering.MIN_QUARANTINE_DAYS)
@@ -326,13 +342,7 @@ def resume_locked(
     """:func:`resume_subscription` on a subscription this transaction has locked (and what
     it binds, read with ``bound`` for a file of them)."""
     why = _check_reason(reason)
-    SUBSCRIPTION.check(sub.status, "active", principal.role)
-    if _is_customer(principal) and not customer_may_resume(sub):
-        cause = SUSPENDED_BY_TEXT.get(sub.suspended_by or "", SUSPENDED_BY_TEXT["operator"])
-        raise PermissionDenied(
-            f"subscription {sub.id} was suspended {cause} ({sub.status_reason})",
-            field="subscription_id",
-        )
+    check_move(principal, sub, "active", why)
     before = binding_view(sub)
     carry = _Carry(session, on_behalf(principal, "resumption"), at, why, bound)
     carry.all(sub, "active", "active", "active", numbering.MIN_QUARANTINE_DAYS)
