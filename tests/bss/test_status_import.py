@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from satiot.api.deps import scope_session
+from satiot.bss import status_import
 from satiot.bss.models import Subscription
 from satiot.bss.status_import import (
     MAX_ROWS,
@@ -204,3 +205,17 @@ def test_a_part_refused_after_the_check_keeps_the_parts_before_it(ctx, world):
     statuses = _statuses(ctx, subs)
     assert statuses[:4] == [("suspended", "suspended")] * 4
     assert statuses[4][0] == "terminated"
+
+
+def test_a_first_part_refused_after_the_check_is_a_file_refused_with_nothing_changed(
+    ctx, world, monkeypatch
+):
+    s = shop(ctx, world)
+    subs = [activate_one(s, terminal()) for _ in range(3)]
+    with ctx.db.write() as session:  # ended after the (here: skipped) check
+        terminate_subscription(session, world.system, subs[0].id, "ended", ctx.clock.now())
+    monkeypatch.setattr(status_import, "check_lines", lambda *args: None)
+    with pytest.raises(StatusImportRejected) as err:
+        _parts(ctx, s, _file(*(f"{x.dev_eui},suspend,winter" for x in subs)))
+    assert "nothing was changed" in err.value.detail
+    assert _statuses(ctx, subs[1:]) == [("active", "active")] * 2

@@ -264,6 +264,8 @@ def apply_in_parts(
             with write() as session:
                 now = apply_lines(session, principal, lines, at=at)
         except StatusImportRejected as exc:
+            if start == 0:
+                raise  # nothing was changed: the file is refused as a whole
             first = exc.rows[0]
             raise StatusFileInterrupted(
                 f"line {first.line}: {first.reason} (changed since the file was checked); "
