@@ -5,7 +5,7 @@ Placing an order checks every item first (:mod:`satiot.bss.order_items` on their
 item fails, :class:`~satiot.bss.order_items.OrderRejected` lists each failure and nothing is
 stored: a rejected order leaves no row behind. An accepted order is stored ``acknowledged``
 (``pending`` when it asks to start later) with one row per item, and is then fulfilled item by
-item (:mod:`satiot.bss.order_fulfilment`), each item in its own transaction.
+item (:mod:`satiot.bss.order_fulfilment`), each item in a savepoint of its own.
 
 An ``add`` item may carry a device's ABP session keys (for a device not yet in the network
 inventory). Between placing and fulfilment they are kept sealed under the key-encryption key,

@@ -78,7 +78,7 @@ ORDER = Lifecycle(
 )
 
 #: States of one order item (TMF622 productOrderItem states, the ones an item here takes):
-#: each item is fulfilled in its own transaction, so it is either done or failed, never half.
+#: each item is fulfilled in a savepoint of its own, so it is either done or failed, never half.
 ORDER_ITEM = Lifecycle(
     name="product-order-item",
     states=("acknowledged", "completed", "failed", "cancelled"),
