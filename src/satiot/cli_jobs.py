@@ -37,7 +37,7 @@ def jobs_list(
     """List jobs, newest first: what each does, its state, progress and outcome."""
     from sqlalchemy import select
 
-    import satiot.bss.billing_jobs  # noqa: F401 - the month-end kinds, to describe them
+    import satiot.bss.job_kinds  # noqa: F401 - the business's kinds, to describe them
     from satiot.cli import _database
     from satiot.core import jobs
     from satiot.core.models import Job
@@ -75,7 +75,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id")]) -> No
     """One job in full: parameters, state, progress, outcome and times."""
     import json
 
-    import satiot.bss.billing_jobs  # noqa: F401 - the month-end kinds, to describe them
+    import satiot.bss.job_kinds  # noqa: F401 - the business's kinds, to describe them
     from satiot.cli import _database
     from satiot.core import jobs
     from satiot.core.models import Job
@@ -110,7 +110,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id")]) -> No
 def jobs_run() -> None:
     """Run every queued job now, in the foreground, as the people who asked for them; one line
     per job with how it ended. Exits 1 if any failed."""
-    import satiot.bss.billing_jobs  # noqa: F401 - registers the month-end kinds
+    import satiot.bss.job_kinds  # noqa: F401 - registers the business's kinds
     from satiot.cli import _check_database
     from satiot.core import jobs
     from satiot.core.models import Job

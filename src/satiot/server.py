@@ -87,11 +87,11 @@ def network_services(
 def business_services(*, twin: bool = False) -> list[BackgroundService]:
     """The BSS's periodic work for ``satiot up``: quota suspensions lifted when their month is
     over, due orders fulfilled, stale handles sent to the identification node
-    (:mod:`satiot.bss.housekeeping`), and the job runner that does the month-end work people
-    queue (:mod:`satiot.bss.billing_jobs`). Rating runs as an event consumer. With the live
-    ``twin``, also ``twin-demo-business``: the twin's demo tenant onboarded as a customer and
-    its terminals activated (:mod:`satiot.bss.demo_business`)."""
-    import satiot.bss.billing_jobs  # noqa: F401 - registers the month-end job kinds
+    (:mod:`satiot.bss.housekeeping`), and the job runner that does the work people queue (month
+    end, long suspend/resume files: :mod:`satiot.bss.job_kinds`). Rating runs as an event
+    consumer. With the live ``twin``, also ``twin-demo-business``: the twin's demo tenant
+    onboarded as a customer and its terminals activated (:mod:`satiot.bss.demo_business`)."""
+    import satiot.bss.job_kinds  # noqa: F401 - registers the business's job kinds
     from satiot.bss.demo_business import demo_business_service
     from satiot.bss.housekeeping import housekeeping_service
     from satiot.core.jobs import job_runner

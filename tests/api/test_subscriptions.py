@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 
+from satiot.bss import status_import
+from satiot.core import jobs
 from satiot.core.auth.roles import Role
 from satiot.oss.models import IotNumber
-from tests.api.conftest import assert_problem
+from tests.api.conftest import assert_problem, unchanged
 from tests.api.test_orders import add_item
 from tests.bss.order_world import shop, terminal
 
@@ -162,3 +166,51 @@ def test_devices_suspend_and_resume_from_a_file_all_or_none(client, ctx, world):
     reader = world.headers(world.user(s.tenant, Role.CUSTOMER_USER))
     r = client.post(f"{API}/status-csv", headers=reader, files={"file": ("s.csv", good)})
     assert_problem(r, 403, "forbidden")
+
+
+def test_a_long_file_is_checked_then_applied_as_a_job_the_customer_follows(
+    client, ctx, world, monkeypatch
+):
+    monkeypatch.setattr(status_import, "MAX_ROWS", 2)  # "long": more than two lines
+    s = shop(ctx, world)
+    headers = {**world.headers(s.admin), "Content-Type": "text/csv"}
+    subs = _subscribed(client, world, s, 3)
+    winter = "device,action,reason\n" + "".join(f"{x['devEui']},suspend,winter\n" for x in subs)
+    bad = winter + "0011223344556677,suspend,winter\n"
+    with unchanged(ctx):  # a bad line anywhere: refused in the answer, nothing queued
+        problem = assert_problem(
+            client.post(f"{API}/status-csv", headers=headers, content=bad), 422,
+            "status-import-rejected",
+        )  # fmt: skip
+    assert [e["line"] for e in problem["errors"]] == [5]
+
+    r = client.post(f"{API}/status-csv", headers=headers, content=winter)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/api/v1/jobs/{job['id']}"
+    assert (job["kind"], job["state"]) == ("subscription-status-file", "queued")
+    assert job["description"] == "Suspend/resume 3 devices from a file"
+    with unchanged(ctx):  # one file of a customer at a time
+        busy = assert_problem(
+            client.post(f"{API}/status-csv", headers=headers, content=winter), 409
+        )
+    assert f"job {job['id']}" in busy["detail"]
+    assert {x["status"] for x in client.get(API, headers=headers).json()["items"]} == {"active"}
+
+    assert jobs.run_pending(ctx.db, ctx.clock, ctx.settings) == [uuid.UUID(job["id"])]
+    done = client.get(f"/api/v1/jobs/{job['id']}", headers=headers).json()
+    assert (done["state"], done["done"], done["total"]) == ("succeeded", 3, 3)
+    assert done["result"] == {"lines": 3, "suspended": 3, "resumed": 0, "already": 0}
+    assert done["outcome"] == "3 suspended, 0 resumed, 0 already so"
+    assert {x["status"] for x in client.get(API, headers=headers).json()["items"]} == {"suspended"}
+
+    # a short file goes the same way when asked to (and a replay answers the same 202)
+    spring = "device,action,reason\n" + f"{subs[0]['devEui']},resume,spring\n"
+    asked = {**headers, "Prefer": "respond-async", "Idempotency-Key": "spring-2027"}
+    r = client.post(f"{API}/status-csv", headers=asked, content=spring)
+    assert r.status_code == 202 and r.headers["preference-applied"] == "respond-async"
+    replay = client.post(f"{API}/status-csv", headers=asked, content=spring)
+    assert replay.status_code == 202 and replay.json()["id"] == r.json()["id"]
+    assert replay.headers["location"] == r.headers["location"]
+    other = world.headers(shop(ctx, world).admin)  # another customer sees no such job
+    assert_problem(client.get(r.headers["location"], headers=other), 404)

@@ -103,3 +103,38 @@ def test_the_identification_node_hears_of_each_change_made_in_the_console(
         r = _upload(client, csrf, f"device,action,reason\n{two.dev_eui},suspend,winter\n".encode())
         assert r.status_code == 303
         assert status(two.handle) == "suspended"
+
+
+def test_a_long_file_is_queued_and_the_page_follows_its_job(
+    client: TestClient, ctx: AppContext, world: World, monkeypatch
+):
+    from satiot.bss import status_import
+    from satiot.core import jobs
+    from satiot.web.views import status_import as view
+
+    monkeypatch.setattr(view, "MAX_ROWS", 2)  # "long": more than two lines
+    monkeypatch.setattr(status_import, "MAX_ROWS", 2)
+    s = shop(ctx, world)
+    subs = [activate_one(s, terminal()) for _ in range(3)]
+    csrf = signed_in(client, s.admin.username)
+    winter = "device,action,reason\n" + "".join(f"{x.dev_eui},suspend,winter\n" for x in subs)
+    r = _upload(client, csrf, winter.encode())
+    assert r.status_code == 303 and r.headers["location"] == "/subscriptions/status-import"
+    page = client.get("/subscriptions/status-import").text
+    assert "File checked: 3 lines queued, applied 2 at a time" in page
+    assert '<meta http-equiv="refresh" content="3">' in page  # while the job waits
+    row = re.search(r'<tr class="job-row".*?</tr>', page, re.S)
+    assert row is not None and "Suspend/resume 3 devices from a file" in row[0]
+    assert "badge-queued" in row[0]
+    assert _statuses(ctx) == ["active"] * 3
+
+    jobs.run_pending(ctx.db, ctx.clock, ctx.settings)
+    page = client.get("/subscriptions/status-import").text
+    assert 'http-equiv="refresh"' not in page
+    row = re.search(r'<tr class="job-row".*?</tr>', page, re.S)
+    assert row is not None and "badge-succeeded" in row[0]
+    assert "3 suspended, 0 resumed, 0 already so" in row[0] and "3 / 3" in row[0]
+    assert _statuses(ctx) == ["suspended"] * 3
+    other = shop(ctx, world)  # another customer's page does not show it
+    signed_in(client, other.admin.username)
+    assert 'class="job-row"' not in client.get("/subscriptions/status-import").text

@@ -16,14 +16,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import select
 
 from satiot.api.common import CursorParam, Input, LimitParam, Output, Page, page_response
 from satiot.api.deps import Call, requires
-from satiot.api.jobs import ACCEPTED, accepted, wants_job
+from satiot.api.jobs import ACCEPTED, PreferHeader, accepted, wants_job
 from satiot.bss import bill_release, bill_run_chunks, billing, billing_jobs
 from satiot.bss.models import BillRun
 from satiot.bss.periods import PERIOD_PATTERN
@@ -89,15 +89,6 @@ def list_runs(
         page = paginate(session, stmt, BillRun.id, cursor=cursor, limit=limit, descending=True)
         states = bill_release.states_of(session, [run.id for run in page.items])
         return page_response(request, response, page, lambda run: _out(run, states[run.id]))
-
-
-PreferHeader = Annotated[
-    str | None,
-    Header(
-        description="respond-async: queue the work as a job and answer 202 at once "
-        "(GET /api/v1/jobs/{id} follows it) instead of answering when it is done"
-    ),
-]
 
 
 @router.post(

@@ -138,17 +138,23 @@ def create_idempotently(
     body: BaseModel,
     create: Callable[[Session], BaseModel],
     *,
-    status_code: int = 201,
+    status_code: int | Callable[[], int] = 201,
     redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> JSONResponse:
     """Run ``create`` once per (caller, Idempotency-Key); replay its stored answer afterwards.
 
-    ``redact`` removes secrets from what is stored, so a replay never reveals them again.
+    ``status_code`` may be asked once ``create`` has run (an upload answered 200 when applied,
+    202 when queued). ``redact`` removes secrets from what is stored, so a replay never
+    reveals them again.
     """
+
+    def status() -> int:
+        return status_code() if callable(status_code) else status_code
+
     if key is None:
         with call.write() as session:
             out = create(session)
-            return JSONResponse(jsonable_encoder(out), status_code=status_code)
+            return JSONResponse(jsonable_encoder(out), status_code=status())
     idempotency.check_key(key)
     who = call.principal.identity
     fp = idempotency.fingerprint(request.method, request.url.path, body.model_dump_json())
@@ -174,12 +180,12 @@ def create_idempotently(
                     method=request.method,
                     path=request.url.path,
                     request_hash=fp,
-                    status_code=status_code,
+                    status_code=status(),
                     body=json.dumps(kept),
                     now=now,
                     ttl=timedelta(seconds=call.ctx.settings.idempotency_ttl_s),
                 )
-                return JSONResponse(content, status_code=status_code)
+                return JSONResponse(content, status_code=status())
         except IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.
             if attempt:

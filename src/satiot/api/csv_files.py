@@ -118,9 +118,12 @@ async def import_file(
     encoding: str | None,
     key: str | None,
     load: Callable[[Session, bytes, str], BaseModel],
+    *,
+    status_code: int | Callable[[], int] = 200,
 ) -> JSONResponse:
     """Read an uploaded file whole and run ``load(session, data, codec)`` once per
-    Idempotency-Key in a write transaction (200; a replay answers the first time's answer)."""
+    Idempotency-Key in a write transaction (``status_code``, 200 by default, or asked once
+    ``load`` has run; a replay answers the first time's answer)."""
     chunks, codec = await read_csv(request, encoding)
     data = b"".join(chunks)
     fingerprint = Upload(sha256=hashlib.sha256(data).hexdigest(), encoding=codec)
@@ -131,7 +134,7 @@ async def import_file(
         key,
         fingerprint,
         lambda session: load(session, data, codec),
-        status_code=200,
+        status_code=status_code,
     )
 
 

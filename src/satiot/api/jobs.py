@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import select
@@ -69,6 +69,15 @@ def job_out(job: Job) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        description="respond-async: queue the work as a job and answer 202 at once "
+        "(GET /api/v1/jobs/{id} follows it) instead of answering when it is done"
+    ),
+]
 
 
 def wants_job(prefer: str | None) -> bool:

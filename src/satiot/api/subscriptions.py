@@ -13,10 +13,11 @@ none (:mod:`satiot.bss.status_import`): any bad line refuses the whole file, 422
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -40,7 +41,8 @@ from satiot.api.csv_files import (
     streamed_download,
 )
 from satiot.api.deps import Call, requires
-from satiot.bss import status_import, subscription_export, subscriptions
+from satiot.api.jobs import RESPOND_ASYNC, JobOut, PreferHeader, job_out, wants_job
+from satiot.bss import status_import, status_jobs, subscription_export, subscriptions
 from satiot.bss.activation import register_pending_handles
 from satiot.bss.models import Subscription
 from satiot.core.pagination import paginate
@@ -228,12 +230,22 @@ def get_status_csv_template(call: Writer) -> Response:
     return file_response(status_import.template(), status_import.TEMPLATE_NAME)
 
 
+#: The 202 answer of a long file (or one sent with ``Prefer: respond-async``).
+STATUS_FILE_QUEUED: Final[dict[int | str, dict[str, Any]]] = {
+    202: {
+        "model": JobOut,
+        "description": f"More than {status_import.MAX_ROWS:,} lines, or Prefer: respond-async: "
+        "checked whole, then queued as a job (at Location) that applies it in parts",
+    }
+}
+
+
 @router.post(
     "/status-csv",
     response_model=StatusImportOut,
     summary="Suspend and resume devices from a CSV file, all or none (multipart 'file', or a "
-    "text/csv body)",
-    responses=CSV_415,
+    "text/csv body); a long file as a job",
+    responses={**CSV_415, **STATUS_FILE_QUEUED},
     openapi_extra=CSV_BODY,
 )
 async def post_status_csv(
@@ -241,20 +253,37 @@ async def post_status_csv(
     request: Request,
     encoding: EncodingParam = None,
     idempotency_key: IdempotencyKey = None,
+    prefer: PreferHeader = None,
 ) -> JSONResponse:
     """Columns ``device`` (DevEUI, IMEI, IoT number or subscription id), ``action``
     (``suspend`` or ``resume``) and ``reason``. Each device moves as ``POST
     /subscriptions/{id}/suspend`` or ``/resume`` moves it, all in one transaction; a device
-    already as its line asks counts as ``already``."""
+    already as its line asks counts as ``already``. A file of more than 5,000 lines (up to
+    100,000), or any file sent with ``Prefer: respond-async``, is checked whole in the request
+    (a bad line refuses it with nothing changed) and answered 202 with a job that applies it
+    5,000 lines to a transaction (:mod:`satiot.bss.status_jobs`)."""
     changed: list[uuid.UUID] = []
+    queued: list[bool] = []
 
-    def load(session: Session, data: bytes, codec: str) -> StatusImportOut:
-        lines = status_import.read_lines(data, encoding=codec)
+    def load(session: Session, data: bytes, codec: str) -> StatusImportOut | JobOut:
+        lines = status_import.read_lines(
+            data, encoding=codec, max_rows=status_import.MAX_ROWS_IN_PARTS
+        )
+        if wants_job(prefer) or len(lines.lines) > status_import.MAX_ROWS:
+            queued.append(True)
+            return job_out(status_jobs.queue_file(session, call.principal, lines, at=call.now()))
         done = status_import.apply_lines(session, call.principal, lines, at=call.now())
         changed.extend(done.subscription_ids)
         return StatusImportOut(suspended=done.suspended, resumed=done.resumed, already=done.already)
 
-    response = await import_file(call, request, encoding, idempotency_key, load)
+    response = await import_file(
+        call, request, encoding, idempotency_key, load, status_code=lambda: 202 if queued else 200
+    )
+    if response.status_code == 202:  # fresh or replayed: the job is where its id says
+        job_id = json.loads(bytes(response.body))["id"]
+        response.headers["Location"] = f"/api/v1/jobs/{job_id}"
+        if wants_job(prefer):
+            response.headers["Preference-Applied"] = RESPOND_ASYNC
     if changed:
         response.background = push_handles_in_background(call.ctx, call.now())
     return response

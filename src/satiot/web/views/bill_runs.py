@@ -36,12 +36,11 @@ from satiot.core.pagination import paginate
 from satiot.web.flash import Flash, set_flash
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleForbidden, ConsoleSession, Posted, SignedIn
+from satiot.web.views.job_rows import followed
 
 router = APIRouter()
 PATH = "/bill-runs"
 PAGE = 50
-#: Seconds between the page's reloads while a month-end job waits or runs.
-RELOAD_S = 3
 
 
 def last_finished_period(signed_in: ConsoleSession) -> str:
@@ -69,7 +68,7 @@ def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = No
             found = paginate(session, stmt, BillRun.id, cursor=None, limit=PAGE, descending=True)
             flash = Flash("error", exc.detail)
         states = bill_release.states_of(session, [run.id for run in found.items])
-        month_end = jobs.recent(session, billing_jobs.KINDS)
+        month_end = followed(session, billing_jobs.KINDS)
         pending = jobs.active(session, billing_jobs.KINDS)
     return page(
         request,
@@ -86,27 +85,11 @@ def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = No
             "suggested": last_finished_period(signed_in),
             "cny": format_cny,
             "next_url": f"{PATH}?after={found.next_cursor}" if found.next_cursor else None,
-            "jobs": [_job_row(job) for job in month_end],
             "releasing": {job.params.get("bill_run_id") for job in pending},
-            "reload_s": RELOAD_S if pending else None,
+            **month_end,
         },
         flash=flash,
     )
-
-
-def _job_row(job: Job) -> dict[str, object]:
-    """A month-end job as the page shows it: what, how far, and how it ended."""
-    return {
-        "id": job.id,
-        "what": jobs.describe(job),
-        "state": job.state,
-        "done": job.done,
-        "total": job.total,
-        "outcome": jobs.outcome(job),
-        "asked_by": job.asked_by,
-        "created_at": job.created_at,
-        "finished_at": job.finished_at,
-    }
 
 
 def _queued(signed_in: ConsoleSession, queue: Callable[[Session], Job]) -> Response:

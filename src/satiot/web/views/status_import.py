@@ -3,7 +3,9 @@
 Reached from the Subscriptions page by those who may suspend. A refused file comes back on the
 page with every bad line's line, column and reason, nothing changed, as ``POST
 /api/v1/subscriptions/status-csv`` answers; an accepted one leads back to the Subscriptions
-page with what was done. The form is sent once (``form_key``): a second click changes nothing.
+page with what was done. A file longer than one transaction should apply is checked whole,
+then queued as a job (:mod:`satiot.bss.status_jobs`) that this page follows. The form is sent
+once (``form_key``): a second click changes nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from starlette.responses import Response
 
 from satiot.api.csv_files import file_response
 from satiot.api.subscriptions import push_handles_in_background
+from satiot.bss import status_jobs
 from satiot.bss.status_import import (
     COLUMNS,
     MAX_ROWS,
+    MAX_ROWS_IN_PARTS,
     TEMPLATE_NAME,
     ParsedLines,
     StatusImportRejected,
@@ -26,12 +30,14 @@ from satiot.bss.status_import import (
     read_lines,
     template,
 )
+from satiot.bss.status_jobs import queue_file
 from satiot.web.flash import Flash
 from satiot.web.once import FormKey, Sent
 from satiot.web.rendering import page
 from satiot.web.session import ConsoleSession, Posted, SignedIn
 from satiot.web.uploads import apply_upload
 from satiot.web.views.figures import counted
+from satiot.web.views.job_rows import followed
 
 router = APIRouter()
 PATH = "/subscriptions/status-import"
@@ -45,11 +51,15 @@ def _page(
     flash: Flash | None = None,
     status_code: int = 200,
 ) -> Response:
+    with signed_in.call.read() as session:
+        long_files = followed(session, status_jobs.KINDS)
     context = {
         "title": "Suspend or resume from a file",
         "columns": COLUMNS,
         "max_rows": MAX_ROWS,
+        "max_rows_in_parts": MAX_ROWS_IN_PARTS,
         "rejected": rejected,
+        **long_files,
     }
     return page(
         request, signed_in, "status_import.html", context, flash=flash, status_code=status_code
@@ -79,6 +89,13 @@ def import_file(
     signed_in.require_any("subscriptions:write")
 
     def work(session: Session, lines: ParsedLines) -> Sent:
+        if len(lines.lines) > MAX_ROWS:
+            queue_file(session, signed_in.principal, lines, at=signed_in.now())
+            return Sent(
+                PATH,
+                f"File checked: {counted(len(lines.lines), 'line')} queued, applied "
+                f"{MAX_ROWS:,} at a time; this page follows the job below.",
+            )
         done = apply_lines(session, signed_in.principal, lines, at=signed_in.now())
         told = f"{counted(done.suspended, 'device')} suspended, {done.resumed:,} resumed"
         if done.already:
@@ -91,7 +108,7 @@ def import_file(
         file,
         form_key,
         rejected=StatusImportRejected,
-        read=lambda data: read_lines(data, encoding=encoding),
+        read=lambda data: read_lines(data, encoding=encoding, max_rows=MAX_ROWS_IN_PARTS),
         work=work,
         form_page=lambda **shown: _page(request, signed_in, **shown),
     )
