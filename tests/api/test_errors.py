@@ -420,3 +420,23 @@ def test_the_openapi_document_declares_the_errors_the_api_returns(client):
     assert "application/problem+json" in token_400
     name = spec["components"]["schemas"]["DevicePatch"]["properties"]["name"]
     assert name.get("type") == "string" and "anyOf" not in name  # a null is refused
+
+
+def test_an_uploaded_file_is_held_to_the_upload_limit_not_the_body_limit(
+    client, ctx, admin, settings, monkeypatch
+):
+    # A 10,000-row order or a long suspend/resume file is larger than any JSON request.
+    line = "0011223344556677,suspend,winter\n"
+    rows = ("device,action,reason\n" + line * (settings.max_body_bytes // len(line) + 1)).encode()
+    assert settings.max_body_bytes < len(rows) < settings.max_upload_bytes
+    csv = admin | {"Content-Type": "text/csv"}
+    with unchanged(ctx):  # read and refused line by line (an unknown device), not for its size
+        r = client.post("/api/v1/subscriptions/status-csv", content=rows, headers=csv)
+        assert_problem(r, 422, "status-import-rejected")
+        as_json = client.post("/api/v1/tenants", content=rows, headers=admin | JSON)
+        problem = assert_problem(as_json, 413, "payload-too-large")
+        assert problem["max_bytes"] == settings.max_body_bytes
+    monkeypatch.setattr(ctx.settings, "max_upload_bytes", len(rows) - 1)
+    with unchanged(ctx):
+        r = client.post("/api/v1/subscriptions/status-csv", content=rows, headers=csv)
+        assert assert_problem(r, 413, "payload-too-large")["max_bytes"] == len(rows) - 1

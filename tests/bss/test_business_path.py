@@ -183,7 +183,6 @@ def test_onboard_order_activate_fly_rate_and_bill_a_month(ctx, world, tmp_path):
     # The customer's administrator orders the twin's 1,000 terminals by CSV through the API;
     # the order is fulfilled (activated) right after the answer. The same upload again with
     # the same Idempotency-Key creates nothing new.
-    ctx.settings.max_body_bytes = 1024 * 1024
     with ctx.db.read() as s:
         tenant_id = s.get(Customer, customer_id).tenant_id
     admin = world.headers(world.user(tenant_id, Role.CUSTOMER_ADMIN))

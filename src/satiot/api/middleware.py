@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Final
 
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
@@ -20,10 +20,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from satiot.api.deps import get_ctx
 from satiot.api.problems import MEDIA_TYPE
 
+#: Bodies that carry an uploaded file: held to ``max_upload_bytes`` instead.
+UPLOADS: Final = (b"text/csv", b"multipart/form-data")
+
 
 class BodySizeLimit:
     """Refuse bodies over the context's ``max_body_bytes`` with 413, whether declared up front
-    or streamed."""
+    or streamed; an uploaded file (:data:`UPLOADS`) may be as large as ``max_upload_bytes``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,8 +35,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = get_ctx(Request(scope)).settings.max_body_bytes
-        declared = dict(scope.get("headers", [])).get(b"content-length")
+        settings = get_ctx(Request(scope)).settings
+        headers = dict(scope.get("headers", []))
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        max_bytes = settings.max_upload_bytes if media in UPLOADS else settings.max_body_bytes
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await self._reject(send, scope, max_bytes)
             return

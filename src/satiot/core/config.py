@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, description="Largest request body the API accepts (413 above)."
     )
+    max_upload_bytes: int = Field(
+        default=16 * 1_048_576,
+        description="Largest uploaded file (a text/csv or multipart/form-data body) the API "
+        "and the console accept (413 above): a 10,000-row order or a 100,000-line "
+        "suspend/resume file is larger than other requests need to be.",
+    )
     access_token_ttl_s: int = Field(
         default=3600, description="Lifetime of bearer tokens from /api/v1/auth/token."
     )
