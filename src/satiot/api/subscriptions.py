@@ -8,7 +8,9 @@ audited; who may make which move is the subscription lifecycle's table.
 
 ``POST /subscriptions/status-csv`` suspends and resumes many devices from one CSV file, all or
 none (:mod:`satiot.bss.status_import`): any bad line refuses the whole file, 422
-``status-import-rejected`` with ``errors`` naming each ``{line, column, reason}``.
+``status-import-rejected`` with ``errors`` naming each ``{line, column, reason}``. A long file
+is checked the same way, then answered 202 with a job that applies it in parts
+(:mod:`satiot.bss.status_jobs`).
 """
 
 from __future__ import annotations
