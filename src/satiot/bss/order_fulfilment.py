@@ -139,12 +139,18 @@ def _apply(
     ).id
 
 
+#: Why an item failed when the fault was not its own refusal (both are logged).
+_DB_REFUSED: Final = "the database refused the change (logged for the operator)"
+_INTERNAL: Final = "internal error (logged for the operator)"
+
+
 def _fulfil_batch(
     db: Database, item_ids: list[uuid.UUID], *, clock: Clock, config: ActivationConfig
-) -> bool:
+) -> str | None:
     """Do the items (of one order) in one transaction, each in a SAVEPOINT: an item refused is
-    rolled back alone and marked failed with its reason. Whether the transaction committed
-    (False: nothing of it was kept, and the caller does the items one at a time)."""
+    rolled back alone and marked failed with its reason. None once the transaction committed;
+    else why it did not (nothing of it was kept: the caller does the items one at a time, and
+    marks one that fails so alone with that reason)."""
     for attempt in range(_RETRIES):
         try:
             with db.write() as session:
@@ -155,26 +161,26 @@ def _fulfil_batch(
                     .with_for_update()
                 ).all()
                 if not items:
-                    return True
+                    return None
                 order = session.get(ProductOrder, items[0].order_id)
                 assert order is not None
                 if order.state != "inProgress":
-                    return True
+                    return None
                 scope_session(session, order.tenant_id)
                 principal = fulfilment_principal(order)
                 for item in items:
                     if item.state == "acknowledged":
                         _in_savepoint(session, principal, order, item, clock=clock, config=config)
-            return True
+            return None
         except DBAPIError as exc:
             if attempt < _RETRIES - 1 and _transient(exc):
                 time.sleep(0.05 * 2**attempt)
                 continue
-            log.warning("order items %s…: batch failed (%s); one at a time", item_ids[0], exc)
-            return False
+            log.exception("order items from %s failed on the database", item_ids[0])
+            return _DB_REFUSED
         except Exception:
-            log.exception("order items %s…: batch failed; one at a time", item_ids[0])
-            return False
+            log.exception("order items from %s failed", item_ids[0])
+            return _INTERNAL
     raise AssertionError("unreachable")
 
 
@@ -207,7 +213,7 @@ def _in_savepoint(
         if _transient(exc):
             raise
         log.exception("order item %s failed on the database", item.id)
-        failure = ("", "the database refused the change (logged for the operator)")
+        failure = ("", _DB_REFUSED)
     _failed(item, *failure, at)
 
 
@@ -216,47 +222,6 @@ def _failed(item: ProductOrderItem, field: str, reason: str, at: datetime) -> No
     item.state, item.done_at = "failed", at
     item.error_field, item.error = field or None, reason
     drop_session(item)
-
-
-def _fulfil_item(
-    db: Database, item_id: uuid.UUID, *, clock: Clock, config: ActivationConfig
-) -> tuple[str, str] | None:
-    """Do one item in one transaction; None when done (or already done), else the failed
-    field and reason (nothing of the item's work was kept)."""
-    for attempt in range(_RETRIES):
-        try:
-            with db.write() as session:
-                item = session.scalar(
-                    select(ProductOrderItem).where(ProductOrderItem.id == item_id).with_for_update()
-                )
-                assert item is not None
-                order = session.get(ProductOrder, item.order_id)
-                assert order is not None
-                if item.state != "acknowledged" or order.state != "inProgress":
-                    return None
-                scope_session(session, order.tenant_id)
-                at = clock.now()
-                principal = fulfilment_principal(order)
-                item.subscription_id = _apply(session, principal, order, item, at=at, config=config)
-                ORDER_ITEM.check(item.state, "completed")
-                item.state, item.done_at = "completed", at
-                drop_session(item)
-                return None
-        except DomainError as exc:
-            field = str(exc.extensions.get("field") or "")
-            return _FIELDS.get(field, field), exc.detail
-        except IntegrityError:
-            return "dev_eui", "an identity of this item is already bound elsewhere"
-        except DBAPIError as exc:
-            if attempt < _RETRIES - 1 and _transient(exc):
-                time.sleep(0.05 * 2**attempt)
-                continue
-            log.exception("order item %s failed on the database", item_id)
-            return "", "the database refused the change (logged for the operator)"
-        except Exception:
-            log.exception("order item %s failed", item_id)
-            return "", "internal error (logged for the operator)"
-    raise AssertionError("unreachable")
 
 
 def _mark_failed(db: Database, item_id: uuid.UUID, field: str, reason: str, at: datetime) -> None:
@@ -360,11 +325,11 @@ def fulfil_order(
         )
     for start in range(0, len(item_ids), BATCH):
         batch = item_ids[start : start + BATCH]
-        if not _fulfil_batch(db, batch, clock=clock, config=config):
+        if _fulfil_batch(db, batch, clock=clock, config=config) is not None:
             for item_id in batch:  # one item at a time, each in its own transaction
-                failure = _fulfil_item(db, item_id, clock=clock, config=config)
-                if failure is not None:
-                    _mark_failed(db, item_id, *failure, clock.now())
+                why = _fulfil_batch(db, [item_id], clock=clock, config=config)
+                if why is not None:
+                    _mark_failed(db, item_id, "", why, clock.now())
         if progress is not None:
             progress(start + len(batch), len(item_ids))
     return _finish(db, order_id, clock.now())
