@@ -68,8 +68,7 @@ def bill_runs_page(request: Request, signed_in: SignedIn, after: str | None = No
             found = paginate(session, stmt, BillRun.id, cursor=None, limit=PAGE, descending=True)
             flash = Flash("error", exc.detail)
         states = bill_release.states_of(session, [run.id for run in found.items])
-        month_end = followed(session, billing_jobs.KINDS)
-        pending = jobs.active(session, billing_jobs.KINDS)
+        month_end, pending = followed(session, billing_jobs.KINDS)
     return page(
         request,
         signed_in,

@@ -29,11 +29,12 @@ def job_row(job: Job) -> dict[str, object]:
     }
 
 
-def followed(session: Session, kinds: tuple[str, ...]) -> dict[str, object]:
+def followed(session: Session, kinds: tuple[str, ...]) -> tuple[dict[str, object], list[Job]]:
     """A page's context for its jobs of ``kinds`` (those the session sees): the latest as
-    rows, and how often to reload while one waits or runs."""
+    rows, and how often to reload while one waits or runs; and those waiting or running."""
     pending = jobs.active(session, kinds)
-    return {
+    context: dict[str, object] = {
         "jobs": [job_row(job) for job in jobs.recent(session, kinds)],
         "reload_s": RELOAD_S if pending else None,
     }
+    return context, pending

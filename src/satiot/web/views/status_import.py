@@ -52,7 +52,7 @@ def _page(
     status_code: int = 200,
 ) -> Response:
     with signed_in.call.read() as session:
-        long_files = followed(session, status_jobs.KINDS)
+        long_files, _ = followed(session, status_jobs.KINDS)
     context = {
         "title": "Suspend or resume from a file",
         "columns": COLUMNS,
