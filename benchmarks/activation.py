@@ -73,9 +73,9 @@ class Figures:
             self.count + other.count, self.wall_s + other.wall_s, self.cpu_s + other.cpu_s
         )
 
-    def line(self, label: str) -> str:
+    def line(self, label: str, unit: str = "terminals") -> str:
         return (
-            f"{label:<34}{self.count / self.wall_s:10,.0f} terminals/s"
+            f"{label:<34}{self.count / self.wall_s:10,.0f} {unit}/s"
             f"   per CPU-s:{self.count / self.cpu_s:10,.0f}"
         )
 

@@ -58,10 +58,6 @@ def _timed(count: int, work: Callable[[], object]) -> Figures:
     return Figures(count, time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def _line(label: str, f: Figures) -> str:
-    return f"{label:<34}{f.count / f.wall_s:10,.0f} lines/s   per CPU-s:{f.count / f.cpu_s:10,.0f}"
-
-
 def setup(db: Database, url: str, n: int) -> tuple[uuid.UUID, list[str]]:
     """The customer's tenant and the DevEUIs of its ``n`` active devices."""
     with tempfile.TemporaryDirectory() as tmp:  # the embedded default's key, for this run
@@ -136,8 +132,8 @@ def bench(url: str, n: int, anchor_n: int) -> None:
         by_file += figures
         if moved != len(rest):
             raise SystemExit(f"error: the file moved {moved:,} of {len(rest):,} devices")
-    print(_line("file, one transaction", by_file))
-    print(_line("anchor: a transaction a line", one_by_one))
+    print(by_file.line("file, one transaction", "lines"))
+    print(one_by_one.line("anchor: a transaction a line", "lines"))
     wall = (by_file.count / by_file.wall_s) / (one_by_one.count / one_by_one.wall_s)
     cpu = (by_file.count / by_file.cpu_s) / (one_by_one.count / one_by_one.cpu_s)
     print(f"{'ratio file/anchor':<26}{wall:.1f}× wall, {cpu:.1f}× per CPU-s")

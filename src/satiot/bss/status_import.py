@@ -107,6 +107,15 @@ class StatusResult:
     already: int  # devices already in the state their line asks for
     subscription_ids: list[uuid.UUID]  # those changed now (their handles changed too)
 
+    def __add__(self, other: StatusResult) -> StatusResult:
+        """Two parts of one file, together."""
+        return StatusResult(
+            self.suspended + other.suspended,
+            self.resumed + other.resumed,
+            self.already + other.already,
+            self.subscription_ids + other.subscription_ids,
+        )
+
 
 def template() -> bytes:
     """An empty file to fill in (see :func:`~satiot.core.csv_text.header_only`)."""
@@ -273,12 +282,7 @@ def apply_in_parts(
                 "not: send the same file again to apply the rest",
                 errors=[e.as_dict() for e in exc.rows],
             ) from None
-        done = StatusResult(
-            done.suspended + now.suspended,
-            done.resumed + now.resumed,
-            done.already + now.already,
-            done.subscription_ids + now.subscription_ids,
-        )
+        done += now
         if progress is not None:
             progress(start + len(lines.lines), total)
     return done
